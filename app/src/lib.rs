@@ -1,0 +1,68 @@
+//! Lifeline's user interface: the HTML shell, the routes, the pages and the server functions
+//! behind them.
+//!
+//! This crate builds twice: with `ssr` into the server (rendering pages and running server
+//! functions), and with `hydrate` into the wasm bundle that makes those pages interactive.
+
+pub mod api;
+pub mod error;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{A, Route, Router, Routes},
+};
+
+use crate::pages::{HomePage, NotFound};
+
+/// The HTML document every page is rendered into on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: site chrome around the routed pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="lifeline" href="/pkg/lifeline.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Lifeline".to_owned() } else { format!("{page} · Lifeline") }
+        } />
+        <Router>
+            <header class="site-header no-print">
+                <A href="/" attr:class="brand">
+                    "Lifeline"
+                </A>
+            </header>
+            <main class="site-main">
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </main>
+            <footer class="site-footer no-print">
+                "Lifeline — backup verification codes for your organization's multi-factor authentication"
+            </footer>
+        </Router>
+    }
+}

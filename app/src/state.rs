@@ -1,0 +1,29 @@
+//! What the server hands every page render and server function.
+
+use axum::extract::FromRef;
+use domain::db::DatabaseConnection;
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// The router's state, provided as context to server functions by `leptos_axum`.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: DatabaseConnection,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The state inside a server function; an internal error if the server forgot to provide it.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        AppError::Internal
+            .logged("server function", &"AppState missing from context")
+            .with_status()
+    })
+}

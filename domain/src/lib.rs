@@ -1,0 +1,11 @@
+//! Lifeline's business rules, kept free of HTTP and UI types so that the compiler holds the
+//! line: `app` calls into this crate under its `ssr` feature, `server` calls it directly, and
+//! the wasm `frontend` never sees it.
+//!
+//! Functions here take a database connection (or transaction), the actor, the input and the
+//! current time, and return typed results; they know nothing of axum or Leptos.
+
+pub mod db;
+
+#[cfg(feature = "testing")]
+pub mod testing;

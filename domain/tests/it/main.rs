@@ -1,0 +1,4 @@
+//! The domain crate's integration tests: business rules on real databases after migrations
+//! (SQLite always, PostgreSQL when `LIFELINE_TEST_POSTGRES_URL` is set).
+
+mod storage;

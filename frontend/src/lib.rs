@@ -1,0 +1,8 @@
+//! The wasm entry point: attaches the client-side app to the server-rendered page.
+
+/// Called by the script that cargo-leptos generates once the wasm module has loaded.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

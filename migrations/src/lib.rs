@@ -1,0 +1,18 @@
+//! Lifeline's database schema, one SeaORM migration per change, each with a working `down`.
+//!
+//! The same migrations run on SQLite (the embedded default) and on PostgreSQL. The server
+//! applies pending migrations at start-up.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_organization;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_organization::Migration)]
+    }
+}

@@ -1,0 +1,183 @@
+//! Configuration from environment variables, checked once at start-up so that a bad value
+//! stops the server with a message naming the variable, never a panic.
+
+use std::net::SocketAddr;
+
+use domain::db::Backend;
+use tracing_subscriber::EnvFilter;
+
+/// Where the data lives when `DATABASE_URL` is not set: an SQLite file, created on first run.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/lifeline.db";
+/// Where the server listens when `LIFELINE_LISTEN_ADDR` is not set.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
+/// What is logged when `LIFELINE_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// The server's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://…` (default) or `postgres://…`.
+    pub database_url: String,
+    /// The engine `database_url` names.
+    pub backend: Backend,
+    /// `LIFELINE_LISTEN_ADDR`: the socket address to listen on; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// `LIFELINE_LOG`: a tracing filter such as `info` or `lifeline=debug,tower_http=debug`.
+    pub log_filter: String,
+    /// `LIFELINE_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `LIFELINE_SECURE_COOKIES`: mark cookies `Secure` (set it when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A variable whose value cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the configuration through `lookup` (the process environment in production, a
+    /// table in tests). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let read = |variable: &str| lookup(variable).filter(|value| !value.trim().is_empty());
+
+        let database_url = read("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let backend = Backend::from_url(&database_url).map_err(|e| ConfigError {
+            variable: "DATABASE_URL",
+            problem: e.to_string(),
+        })?;
+
+        let listen_addr = read("LIFELINE_LISTEN_ADDR")
+            .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into())
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError {
+                variable: "LIFELINE_LISTEN_ADDR",
+                problem: "is not a socket address such as 127.0.0.1:3000 or [::]:8080".into(),
+            })?;
+
+        let log_filter = read("LIFELINE_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
+        EnvFilter::try_new(&log_filter).map_err(|e| ConfigError {
+            variable: "LIFELINE_LOG",
+            problem: format!("is not a valid log filter ({e}); try `info` or `lifeline=debug`"),
+        })?;
+
+        let log_format = match read("LIFELINE_LOG_FORMAT").as_deref().map(str::trim) {
+            None => LogFormat::Text,
+            Some(value) if value.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(value) if value.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "LIFELINE_LOG_FORMAT",
+                    problem: "must be `text` or `json`".into(),
+                });
+            }
+        };
+
+        let secure_cookies = match read("LIFELINE_SECURE_COOKIES") {
+            None => false,
+            Some(value) => parse_flag(&value).ok_or_else(|| ConfigError {
+                variable: "LIFELINE_SECURE_COOKIES",
+                problem: "must be `true` or `false`".into(),
+            })?,
+        };
+
+        Ok(Self {
+            database_url,
+            backend,
+            listen_addr,
+            log_filter,
+            log_format,
+            secure_cookies,
+        })
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|variable| std::env::var(variable).ok())
+    }
+}
+
+fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|variable| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == variable)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.backend, Backend::Sqlite);
+        assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(!config.secure_cookies);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+            ("LIFELINE_LISTEN_ADDR", "[::1]:8080"),
+            ("LIFELINE_LOG", "lifeline=debug,tower_http=debug"),
+            ("LIFELINE_LOG_FORMAT", "JSON"),
+            ("LIFELINE_SECURE_COOKIES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.backend, Backend::Postgres);
+        assert_eq!(config.listen_addr, "[::1]:8080".parse().unwrap());
+        assert_eq!(config.log_filter, "lifeline=debug,tower_http=debug");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.secure_cookies);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let config = config(&[("DATABASE_URL", "  "), ("LIFELINE_LOG_FORMAT", "")]).unwrap();
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (variable, value) in [
+            ("DATABASE_URL", "mysql://root@localhost/lifeline"),
+            ("DATABASE_URL", "lifeline.db"),
+            ("LIFELINE_LISTEN_ADDR", "localhost"),
+            ("LIFELINE_LISTEN_ADDR", "127.0.0.1:99999"),
+            ("LIFELINE_LOG", "lifeline=loud"),
+            ("LIFELINE_LOG_FORMAT", "xml"),
+            ("LIFELINE_SECURE_COOKIES", "maybe"),
+        ] {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(variable), "{error}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The server crate's integration tests: the real `lifeline` binary, started as a process on
+//! a free port against a fresh database (SQLite always, PostgreSQL when
+//! `LIFELINE_TEST_POSTGRES_URL` is set), spoken to over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+mod lifecycle;
+mod pages;
