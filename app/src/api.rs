@@ -17,11 +17,13 @@ pub struct SystemStatus {
 #[server(endpoint = "check_status")]
 pub async fn check_status() -> Result<SystemStatus, AppError> {
     let state = crate::state::app_state()?;
-    let status = domain::db::schema_status(&state.db).await.map_err(|cause| {
-        AppError::Unavailable
-            .logged("status check: database did not answer", &cause)
-            .with_status()
-    })?;
+    let status = domain::db::schema_status(&state.db)
+        .await
+        .map_err(|cause| {
+            AppError::Unavailable
+                .logged("status check: database did not answer", &cause)
+                .with_status()
+        })?;
     Ok(SystemStatus {
         schema_current: status.is_current(),
     })

@@ -28,6 +28,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -43,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    mark_hydrated();
 
     view! {
         <Stylesheet id="lifeline" href="/pkg/lifeline.css" />
@@ -65,4 +67,15 @@ pub fn App() -> impl IntoView {
             </footer>
         </Router>
     }
+}
+
+/// Marks `<body data-hydrated>` once the wasm app has taken over the server-rendered page,
+/// so that browser tests (and curious people) can tell a hydrated page from a static one.
+fn mark_hydrated() {
+    // Effects run only in the browser, after hydration.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
 }

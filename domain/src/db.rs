@@ -160,11 +160,12 @@ fn create_sqlite_folder(url: &str) -> Result<(), ConnectError> {
         return Ok(());
     }
     match Path::new(path).parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => std::fs::create_dir_all(folder)
-            .map_err(|source| ConnectError::CreateFolder {
+        Some(folder) if !folder.as_os_str().is_empty() => {
+            std::fs::create_dir_all(folder).map_err(|source| ConnectError::CreateFolder {
                 path: folder.display().to_string(),
                 source,
-            }),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -181,7 +182,10 @@ mod tests {
             ("sqlite::memory:", Backend::Sqlite),
             ("sqlite:///var/lib/lifeline/db.sqlite", Backend::Sqlite),
             ("postgres://postgres@127.0.0.1:5432/test", Backend::Postgres),
-            ("postgresql://u:p@db/lifeline?sslmode=require", Backend::Postgres),
+            (
+                "postgresql://u:p@db/lifeline?sslmode=require",
+                Backend::Postgres,
+            ),
             ("  SQLITE://x.db  ", Backend::Sqlite),
         ] {
             assert_eq!(Backend::from_url(url), Ok(backend), "{url}");

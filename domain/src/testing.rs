@@ -30,7 +30,10 @@ pub struct TestDatabase {
 enum Cleanup {
     /// The temporary folder holding the SQLite file; removed with it.
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -59,7 +62,9 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
         let _ = admin.close().await;
         let url = with_database_name(admin_url, &name);
-        let db = db::connect(&url).await.expect("connect to the new test database");
+        let db = db::connect(&url)
+            .await
+            .expect("connect to the new test database");
         Self {
             backend: Backend::Postgres,
             url,
@@ -73,7 +78,9 @@ impl TestDatabase {
 
     /// Applies every migration, as the server does at start-up.
     pub async fn migrated(self) -> Self {
-        db::migrate(&self.db).await.expect("migrate the test database");
+        db::migrate(&self.db)
+            .await
+            .expect("migrate the test database");
         self
     }
 
@@ -154,7 +161,9 @@ fn unique_database_name() -> String {
 
 /// `postgres://u@h:5432/test?x=y` with the database `name` in place of `test`.
 fn with_database_name(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
     let server = match base[authority_start..].find('/') {
         Some(slash) => &base[..authority_start + slash],
@@ -180,6 +189,9 @@ mod tests {
             with_database_name("postgres://u:p@h/db?sslmode=disable", "t2"),
             "postgres://u:p@h/t2?sslmode=disable"
         );
-        assert_eq!(with_database_name("postgres://h:5432", "t3"), "postgres://h:5432/t3");
+        assert_eq!(
+            with_database_name("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
     }
 }

@@ -29,7 +29,9 @@ pub enum ServeError {
 /// Opens the database, migrates it and serves until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let db = domain::db::connect(&config.database_url).await?;
-    domain::db::migrate(&db).await.map_err(ServeError::Migrate)?;
+    domain::db::migrate(&db)
+        .await
+        .map_err(ServeError::Migrate)?;
 
     let leptos_options = get_configuration(None)
         .map_err(|e| ServeError::Site(e.to_string()))?
@@ -85,7 +87,10 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     match domain::db::schema_status(&state.db).await {
         Ok(status) if status.is_current() => (StatusCode::OK, "ready"),
-        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "database migrations pending"),
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database migrations pending",
+        ),
         Err(error) => {
             tracing::warn!(%error, "readiness check: database did not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")

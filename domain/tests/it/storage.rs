@@ -29,7 +29,12 @@ async fn migrating_twice_changes_nothing() {
     for test_db in migrated_databases().await {
         db::migrate(&test_db.db).await.unwrap();
         let status = db::schema_status(&test_db.db).await.unwrap();
-        assert_eq!(status.applied, Migrator::migrations().len(), "{:?}", test_db.backend);
+        assert_eq!(
+            status.applied,
+            Migrator::migrations().len(),
+            "{:?}",
+            test_db.backend
+        );
         assert_eq!(status.pending, 0);
     }
 }
@@ -69,7 +74,11 @@ async fn the_organization_slug_is_unique() {
                       VALUES ('Acme', 'acme', CURRENT_TIMESTAMP)";
         test_db.execute(insert).await;
         let second = test_db.db.execute_unprepared(insert).await;
-        assert!(second.is_err(), "duplicate slug accepted on {:?}", test_db.backend);
+        assert!(
+            second.is_err(),
+            "duplicate slug accepted on {:?}",
+            test_db.backend
+        );
     }
 }
 
@@ -87,7 +96,9 @@ async fn sqlite_creates_the_missing_folder_and_file() {
 
 #[tokio::test]
 async fn connect_refuses_an_unsupported_url_before_trying() {
-    let error = db::connect("mysql://root@localhost/lifeline").await.unwrap_err();
+    let error = db::connect("mysql://root@localhost/lifeline")
+        .await
+        .unwrap_err();
     assert!(matches!(
         error,
         ConnectError::Url(DatabaseUrlError::UnsupportedScheme(ref scheme)) if scheme == "mysql"
@@ -97,7 +108,9 @@ async fn connect_refuses_an_unsupported_url_before_trying() {
 #[tokio::test]
 async fn connect_reports_an_unreachable_postgres_server() {
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    let error = db::connect("postgres://nobody@127.0.0.1:1/none").await.unwrap_err();
+    let error = db::connect("postgres://nobody@127.0.0.1:1/none")
+        .await
+        .unwrap_err();
     assert!(matches!(error, ConnectError::Connect(_)), "{error}");
 }
 

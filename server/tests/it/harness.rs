@@ -103,7 +103,11 @@ impl Server {
     /// Sends SIGTERM and waits for the process to exit, returning whether it exited cleanly.
     pub async fn terminate(mut self) -> (bool, Vec<String>) {
         let pid = self.child.id().expect("server still running").to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
         assert!(status.success());
         let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
@@ -128,7 +132,9 @@ async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
 /// The URL in the server's "listening on http://…" log line, if this is that line.
 fn listening_url(line: &str) -> Option<String> {
     let start = line.find("listening on http://")? + "listening on ".len();
-    let url = line[start..].split(|c: char| c.is_whitespace() || c == '"').next()?;
+    let url = line[start..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()?;
     Some(url.to_owned())
 }
 

@@ -1,0 +1,54 @@
+# Lifeline's two commands for a newcomer:
+#   make run    install what is missing, build, and serve on http://127.0.0.1:3000 (SQLite)
+#   make test   install what is missing, then every check CI runs
+# Both are idempotent and quick when everything is already installed and built.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# The server-side crates, built with the `ssr` feature of `app`.
+SSR_CRATES := -p server -p domain -p migrations -p app --features app/ssr
+# The browser side, built for wasm with the `hydrate` feature of `app`.
+WASM_CRATES := -p frontend -p app --target wasm32-unknown-unknown
+
+.PHONY: run test tools test-tools fmt-check clippy unit build e2e release
+
+run: tools
+	cargo leptos serve
+
+test: test-tools fmt-check clippy unit build e2e
+	@scripts/test-summary.sh
+
+tools:
+	@scripts/ensure-tools.sh
+
+test-tools:
+	@scripts/ensure-tools.sh --test
+
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --all-targets $(SSR_CRATES) -- -D warnings
+	cargo clippy --all-targets $(WASM_CRATES) -- -D warnings
+
+# Unit and integration tests on SQLite, and on PostgreSQL too when
+# LIFELINE_TEST_POSTGRES_URL names a server (each test creates and drops its own database).
+unit:
+	@mkdir -p target/test-logs
+	cargo test $(SSR_CRATES) 2>&1 | tee target/test-logs/unit.log
+
+# The server binary and the hydrated site (wasm, JS, CSS) the browser tests run against.
+build:
+	cargo leptos build
+
+e2e:
+	@mkdir -p target/test-logs
+	cd end2end && npx playwright test 2>&1 | tee ../target/test-logs/e2e.log
+
+# An optimised build: target/release/lifeline and target/site. cargo-leptos finds wasm-opt on
+# PATH instead of downloading it.
+release:
+	@scripts/ensure-tools.sh --release
+	PATH="$(CURDIR)/target/tools/node_modules/.bin:$$PATH" cargo leptos build --release

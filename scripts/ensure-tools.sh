@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Lifeline needs, and only what is missing.
+# Idempotent: on a machine that has everything it checks versions and returns in a second.
+#
+#   scripts/ensure-tools.sh          the build tools (wasm target, cargo-leptos, wasm-bindgen)
+#   scripts/ensure-tools.sh --test   the same, plus Chromium and the end-to-end test packages
+#   scripts/ensure-tools.sh --release  the same, plus wasm-opt for optimised wasm (npm binaryen)
+#
+# Everything comes from the package registries (crates.io, npm, Debian): nothing here
+# downloads a prebuilt binary from anywhere else, which cargo-leptos would otherwise try.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+CARGO_LEPTOS_VERSION=0.3.7   # 0.3.8+ needs a newer rustc than 1.95 to install
+BINARYEN_VERSION=132
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+say() { printf '\033[1mensure-tools:\033[0m %s\n' "$*"; }
+fail() { printf 'ensure-tools: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again."
+[ -n "$WASM_BINDGEN_VERSION" ] || fail "cannot read the wasm-bindgen version from Cargo.lock"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 15 minutes on 2 cores, once)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (must match Cargo.lock)"
+  # Not --locked: the registry copy of its lock file lacks one dependency.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ "${1:-}" = "--release" ]; then
+  # npm's binaryen, not Debian's: Debian's wasm-opt 108 emits wasm that fails to hydrate
+  # ("WebAssembly.Table.set(): Argument 1 is invalid for table").
+  if [ "$(target/tools/node_modules/.bin/wasm-opt --version 2>/dev/null | awk '{print $3}')" != "$BINARYEN_VERSION" ]; then
+    command -v npm >/dev/null || fail "release builds need npm for wasm-opt: run 'sudo apt-get install nodejs npm'"
+    say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION) into target/tools"
+    npm install --prefix target/tools --no-audit --no-fund --no-save "binaryen@$BINARYEN_VERSION"
+  fi
+  exit 0
+fi
+
+[ "${1:-}" = "--test" ] || exit 0
+
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    fail "the browser tests need Chromium at /usr/bin/chromium: run 'sudo apt-get install chromium'"
+  fi
+fi
+
+command -v npm >/dev/null || fail "the browser tests need Node.js 20+ and npm: run 'sudo apt-get install nodejs npm'"
+if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+  say "installing the end-to-end test packages (npm ci)"
+  # Playwright drives Debian's Chromium; it must not try to download a browser of its own.
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
