@@ -5,7 +5,12 @@
 //! Functions here take a database connection (or transaction), the actor, the input and the
 //! current time, and return typed results; they know nothing of axum or Leptos.
 
+pub mod accounts;
 pub mod db;
+mod entity;
+pub mod hashing;
+pub mod mfa;
+pub mod secrets;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_organization;
+mod m20261127_000002_create_user_account;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -13,6 +14,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_organization::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_organization::Migration),
+            Box::new(m20261127_000002_create_user_account::Migration),
+        ]
     }
 }

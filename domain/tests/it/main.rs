@@ -1,4 +1,7 @@
 //! The domain crate's integration tests: business rules on real databases after migrations
 //! (SQLite always, PostgreSQL when `LIFELINE_TEST_POSTGRES_URL` is set).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
+mod mfa;
 mod storage;

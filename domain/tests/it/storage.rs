@@ -50,7 +50,7 @@ async fn every_migration_goes_down_and_up_again() {
             assert_eq!(status.applied, remaining, "{:?}", test_db.backend);
         }
         // With everything rolled back, the application's tables are gone.
-        for table in ["organization"] {
+        for table in ["organization", "user_account"] {
             let exists = test_db
                 .db
                 .query_one(sea_orm::Statement::from_string(

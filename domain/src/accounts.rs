@@ -1,0 +1,479 @@
+//! Organizations and their members: creating them, listing and removing members, and
+//! checking a password at sign-in.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    entity::{organization, user_account},
+    hashing::{HashError, PasswordHasher},
+    secrets::Password,
+};
+
+/// Passwords shorter than this are refused (NIST SP 800-63B asks for at least 8).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longer passwords are refused: nobody types more, and hashing megabytes is a denial of service.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+const MAX_EMAIL_CHARS: usize = 254;
+const MAX_ORG_NAME_CHARS: usize = 100;
+const MAX_SLUG_CHARS: usize = 64;
+
+/// A problem with one input field, in words fit to show next to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    /// The form field the message belongs to (`email`, `password`, `name`, `code`, …).
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an account operation did not happen. Nothing was written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("There is no organization “{0}”.")]
+    UnknownOrganization(String),
+    #[error("That member does not exist.")]
+    UnknownMember,
+    #[error("You are not allowed to do that.")]
+    NotAllowed,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// An email address as Lifeline stores it: trimmed and lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses what a person typed; refuses anything that is not a plausible address.
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        let invalid = |message: &str| FieldError::new("email", message);
+        let email = input.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(invalid("Enter your email address."));
+        }
+        if email.chars().count() > MAX_EMAIL_CHARS {
+            return Err(invalid("That email address is too long."));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(invalid("Enter an email address like name@example.com."));
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+        let plausible = !local.is_empty()
+            && local.len() <= 64
+            && local.chars().all(allowed)
+            && !domain.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !plausible {
+            return Err(invalid("Enter an email address like name@example.com."));
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a member may do in their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Signs in and manages their own MFA and backup codes.
+    Member,
+    /// Also manages members and the organization's policy.
+    Admin,
+    /// The first admin; also manages admins.
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "member" => Ok(Self::Member),
+            "admin" => Ok(Self::Admin),
+            "owner" => Ok(Self::Owner),
+            _ => Err(FieldError::new("role", "Choose member, admin or owner.")),
+        }
+    }
+
+    /// Whether this role may add or remove someone with role `other`.
+    pub fn can_manage(self, other: Role) -> bool {
+        match self {
+            Self::Owner => true,
+            Self::Admin => other == Self::Member,
+            Self::Member => false,
+        }
+    }
+}
+
+/// Checks a new password against the length rules.
+pub fn check_new_password(password: &Password) -> Result<(), FieldError> {
+    let chars = password.expose().chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(FieldError::new(
+            "password",
+            format!("Use at least {MIN_PASSWORD_CHARS} characters."),
+        ));
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(FieldError::new(
+            "password",
+            format!("Use at most {MAX_PASSWORD_CHARS} characters."),
+        ));
+    }
+    Ok(())
+}
+
+/// An organization as the rest of the product sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: i32,
+    pub name: String,
+    pub slug: String,
+}
+
+impl From<organization::Model> for Organization {
+    fn from(row: organization::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            slug: row.slug,
+        }
+    }
+}
+
+/// A member as the rest of the product sees them: no password hash, no TOTP secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: i32,
+    pub org_id: i32,
+    pub email: String,
+    pub role: Role,
+    pub mfa_enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<user_account::Model> for Member {
+    type Error = DbErr;
+
+    fn try_from(row: user_account::Model) -> Result<Self, DbErr> {
+        let role = Role::parse(&row.role)
+            .map_err(|_| DbErr::Type(format!("unknown role {:?} on user {}", row.role, row.id)))?;
+        Ok(Self {
+            id: row.id,
+            org_id: row.org_id,
+            email: row.email,
+            role,
+            mfa_enabled: row.totp_enabled_at.is_some(),
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Turns an organization's name into its slug: `Acme Corp.` → `acme-corp`.
+pub fn slug_from_name(name: &str) -> Result<String, FieldError> {
+    let mut slug = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug
+        .trim_end_matches('-')
+        .chars()
+        .take(MAX_SLUG_CHARS)
+        .collect();
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() {
+        return Err(FieldError::new(
+            "name",
+            "Use a name with at least one letter or digit.",
+        ));
+    }
+    Ok(slug)
+}
+
+fn check_org_name(name: &str) -> Result<String, FieldError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "Enter the organization's name."));
+    }
+    if name.chars().count() > MAX_ORG_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("Use at most {MAX_ORG_NAME_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "The name has invisible control characters.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn email_taken(error: DbErr) -> AccountError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(detail)) if detail.contains("email") => {
+            FieldError::new(
+                "email",
+                "An account with this email address already exists.",
+            )
+            .into()
+        }
+        Some(SqlErr::UniqueConstraintViolation(detail)) if detail.contains("slug") => {
+            FieldError::new("name", "An organization with this name already exists.").into()
+        }
+        _ => AccountError::Database(error),
+    }
+}
+
+/// Creates an organization and its owner in one transaction.
+pub async fn create_organization(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    name: &str,
+    owner_email: &str,
+    password: &Password,
+    now: DateTime<Utc>,
+) -> Result<(Organization, Member), AccountError> {
+    let name = check_org_name(name)?;
+    let slug = slug_from_name(&name)?;
+    let email = Email::parse(owner_email)?;
+    check_new_password(password)?;
+    let password_hash = hasher.hash(password).await?;
+
+    let txn = db.begin().await?;
+    let org = organization::ActiveModel {
+        name: Set(name),
+        slug: Set(slug),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(email_taken)?;
+    let owner = insert_member(&txn, org.id, &email, password_hash, Role::Owner, now).await?;
+    txn.commit().await?;
+    Ok((org.into(), owner))
+}
+
+/// A member to add, as typed by an admin or on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMember<'a> {
+    pub email: &'a str,
+    pub password: &'a Password,
+    pub role: Role,
+}
+
+/// Adds a member to an organization. `actor` is the admin doing it, or `None` for the
+/// command line run by the operator.
+pub async fn create_member(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    actor: Option<&Member>,
+    org_id: i32,
+    new: NewMember<'_>,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let NewMember {
+        email,
+        password,
+        role,
+    } = new;
+    if let Some(actor) = actor
+        && (actor.org_id != org_id || !actor.role.can_manage(role))
+    {
+        return Err(AccountError::NotAllowed);
+    }
+    let email = Email::parse(email)?;
+    check_new_password(password)?;
+    if organization::Entity::find_by_id(org_id)
+        .one(db)
+        .await?
+        .is_none()
+    {
+        return Err(AccountError::UnknownOrganization(org_id.to_string()));
+    }
+    let password_hash = hasher.hash(password).await?;
+    insert_member(db, org_id, &email, password_hash, role, now).await
+}
+
+async fn insert_member(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    email: &Email,
+    password_hash: String,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let row = user_account::ActiveModel {
+        org_id: Set(org_id),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(password_hash),
+        role: Set(role.as_str().to_owned()),
+        totp_secret: Set(None),
+        totp_enabled_at: Set(None),
+        totp_last_step: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(email_taken)?;
+    Ok(Member::try_from(row)?)
+}
+
+/// The organization with this slug (as typed on the command line).
+pub async fn organization_by_slug(
+    db: &DatabaseConnection,
+    slug: &str,
+) -> Result<Organization, AccountError> {
+    let slug = slug.trim().to_lowercase();
+    organization::Entity::find()
+        .filter(organization::Column::Slug.eq(slug.as_str()))
+        .one(db)
+        .await?
+        .map(Organization::from)
+        .ok_or(AccountError::UnknownOrganization(slug))
+}
+
+/// The organization with this id.
+pub async fn organization(db: &DatabaseConnection, id: i32) -> Result<Organization, AccountError> {
+    organization::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Organization::from)
+        .ok_or(AccountError::UnknownOrganization(id.to_string()))
+}
+
+/// How many organizations exist (zero on a fresh installation).
+pub async fn organization_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    organization::Entity::find().count(db).await
+}
+
+/// The member with this id, if they still exist.
+pub async fn member(db: &DatabaseConnection, id: i32) -> Result<Option<Member>, DbErr> {
+    user_account::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Member::try_from)
+        .transpose()
+}
+
+/// Every member of an organization, oldest first.
+pub async fn list_members(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Member>, DbErr> {
+    user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .order_by_asc(user_account::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Member::try_from)
+        .collect()
+}
+
+/// Removes a member; admins remove members, owners remove anyone but themselves.
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    actor: &Member,
+    member_id: i32,
+) -> Result<Member, AccountError> {
+    let target = member(db, member_id)
+        .await?
+        .filter(|target| target.org_id == actor.org_id)
+        .ok_or(AccountError::UnknownMember)?;
+    if target.id == actor.id || !actor.role.can_manage(target.role) {
+        return Err(AccountError::NotAllowed);
+    }
+    user_account::Entity::delete_by_id(target.id)
+        .exec(db)
+        .await?;
+    Ok(target)
+}
+
+/// The account for an email address as typed at sign-in, if there is one.
+pub async fn account_by_email(
+    db: &DatabaseConnection,
+    email: &Email,
+) -> Result<Option<Member>, DbErr> {
+    user_account::Entity::find()
+        .filter(user_account::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+        .map(Member::try_from)
+        .transpose()
+}
+
+/// Checks an email and password at sign-in. Unknown email and wrong password give the same
+/// answer (`None`) in the same time: both cost one argon2 verification.
+pub async fn verify_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    email: &Email,
+    password: &Password,
+) -> Result<Option<Member>, DbErr> {
+    let row = user_account::Entity::find()
+        .filter(user_account::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?;
+    let stored = row.as_ref().map(|row| row.password_hash.as_str());
+    if hasher.verify(password, stored).await {
+        row.map(Member::try_from).transpose()
+    } else {
+        Ok(None)
+    }
+}
+
+/// Checks the password of a signed-in member (before disabling MFA, for example).
+pub async fn confirm_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    member_id: i32,
+    password: &Password,
+) -> Result<bool, DbErr> {
+    let row = user_account::Entity::find_by_id(member_id).one(db).await?;
+    Ok(hasher
+        .verify(password, row.as_ref().map(|row| row.password_hash.as_str()))
+        .await)
+}

@@ -1,0 +1,248 @@
+//! TOTP enrolment, verification and replay protection, on every backend.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::{
+    accounts::{self, Member},
+    hashing::PasswordHasher,
+    mfa::{self, MfaError},
+    secrets::{Password, SecretKey},
+    testing::{TestDatabase, migrated_databases},
+};
+use sea_orm::ConnectionTrait;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+async fn owner(test_db: &TestDatabase, hasher: &PasswordHasher) -> Member {
+    accounts::create_organization(
+        &test_db.db,
+        hasher,
+        "Acme",
+        "owner@acme.test",
+        &Password::new("correct horse battery"),
+        t0(),
+    )
+    .await
+    .unwrap()
+    .1
+}
+
+#[tokio::test]
+async fn enrolment_is_confirmed_with_a_current_code_and_the_secret_is_stored_sealed() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let owner = owner(&test_db, &hasher).await;
+        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
+        assert!(
+            enrolment
+                .otpauth_url
+                .starts_with("otpauth://totp/Lifeline:owner%40acme.test?")
+        );
+        assert!(!format!("{enrolment:?}").contains(&enrolment.setup_key));
+
+        // Not in force until confirmed.
+        assert!(
+            !accounts::member(db, owner.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mfa_enabled
+        );
+        let wrong = mfa::confirm_enrolment(db, &key, owner.id, "000000", t0()).await;
+        let right_code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+        if right_code != "000000" {
+            assert!(matches!(wrong, Err(MfaError::WrongCode)));
+        }
+        mfa::confirm_enrolment(db, &key, owner.id, &right_code, t0())
+            .await
+            .unwrap();
+        assert!(
+            accounts::member(db, owner.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mfa_enabled
+        );
+
+        // The database holds no readable secret.
+        let row = db
+            .query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT totp_secret FROM user_account WHERE id = {}",
+                    owner.id
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let stored: Vec<u8> = row.try_get("", "totp_secret").unwrap();
+        let readable = String::from_utf8_lossy(&stored);
+        assert!(
+            !readable.contains(&enrolment.setup_key),
+            "{:?}",
+            test_db.backend
+        );
+
+        // A second enrolment is refused while MFA is on.
+        assert!(matches!(
+            mfa::begin_enrolment(db, &key, owner.id).await,
+            Err(MfaError::AlreadyEnabled)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn codes_are_accepted_one_step_either_side_and_never_twice() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let owner = owner(&test_db, &hasher).await;
+        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
+        let code = |at| mfa::code_at(&enrolment.setup_key, at).unwrap();
+        mfa::confirm_enrolment(db, &key, owner.id, &code(t0()), t0())
+            .await
+            .unwrap();
+
+        // The confirming code cannot sign in again within its window.
+        let replay = mfa::verify_code(db, &key, owner.id, &code(t0()), t0()).await;
+        assert!(
+            matches!(replay, Err(MfaError::WrongCode)),
+            "{:?}",
+            test_db.backend
+        );
+
+        // One step later, the previous-step tolerance accepts a code typed just after it rolled.
+        let later = t0() + Duration::seconds(60);
+        mfa::verify_code(
+            db,
+            &key,
+            owner.id,
+            &code(later - Duration::seconds(30)),
+            later,
+        )
+        .await
+        .unwrap();
+        // ...but the same code again is a replay.
+        assert!(matches!(
+            mfa::verify_code(
+                db,
+                &key,
+                owner.id,
+                &code(later - Duration::seconds(30)),
+                later
+            )
+            .await,
+            Err(MfaError::WrongCode)
+        ));
+        // The next step's code (a clock slightly ahead) is accepted once.
+        mfa::verify_code(
+            db,
+            &key,
+            owner.id,
+            &code(later + Duration::seconds(30)),
+            later,
+        )
+        .await
+        .unwrap();
+        // Two steps away is too far.
+        let much_later = later + Duration::seconds(300);
+        assert!(matches!(
+            mfa::verify_code(
+                db,
+                &key,
+                owner.id,
+                &code(much_later - Duration::seconds(90)),
+                much_later
+            )
+            .await,
+            Err(MfaError::WrongCode)
+        ));
+        // Letters never reach the comparison.
+        assert!(matches!(
+            mfa::verify_code(db, &key, owner.id, "12a456", much_later).await,
+            Err(MfaError::Invalid(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_code_let_exactly_one_through() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let owner = owner(&test_db, &hasher).await;
+        let enrolment = mfa::begin_enrolment(&test_db.db, &key, owner.id)
+            .await
+            .unwrap();
+        let first = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+        mfa::confirm_enrolment(&test_db.db, &key, owner.id, &first, t0())
+            .await
+            .unwrap();
+
+        let later = t0() + Duration::seconds(120);
+        let code = mfa::code_at(&enrolment.setup_key, later).unwrap();
+        let attempts = (0..10).map(|_| {
+            let (db, key, code) = (test_db.db.clone(), key.clone(), code.clone());
+            tokio::spawn(async move { mfa::verify_code(&db, &key, owner.id, &code, later).await })
+        });
+        let mut successes = 0;
+        for attempt in attempts {
+            if attempt.await.unwrap().is_ok() {
+                successes += 1;
+            }
+        }
+        assert_eq!(successes, 1, "{:?}", test_db.backend);
+    }
+}
+
+#[tokio::test]
+async fn disabling_requires_the_password_and_clears_the_secret() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let owner = owner(&test_db, &hasher).await;
+        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
+        let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+        mfa::confirm_enrolment(db, &key, owner.id, &code, t0())
+            .await
+            .unwrap();
+
+        assert!(matches!(
+            mfa::disable(db, &hasher, owner.id, &Password::new("not my password")).await,
+            Err(MfaError::WrongPassword)
+        ));
+        assert!(
+            accounts::member(db, owner.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mfa_enabled
+        );
+
+        mfa::disable(
+            db,
+            &hasher,
+            owner.id,
+            &Password::new("correct horse battery"),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !accounts::member(db, owner.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mfa_enabled
+        );
+        assert!(matches!(
+            mfa::verify_code(db, &key, owner.id, &code, t0()).await,
+            Err(MfaError::NotEnabled)
+        ));
+    }
+}
