@@ -12,6 +12,18 @@ use serde::{Deserialize, Serialize};
 /// What went wrong, in words fit to show a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
+    /// One input field is not acceptable; the message belongs next to that field.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// Email and password do not match an account (the same for an unknown email).
+    #[error("Incorrect email address or password.")]
+    SignInFailed,
+    /// The request needs a signed-in member, or a sign-in step that has not been done.
+    #[error("Please sign in to continue.")]
+    SignInRequired,
+    /// The member may not do this; the message says why in the product's words.
+    #[error("{0}")]
+    Refused(String),
     /// The request itself was malformed (missing or mistyped arguments).
     #[error("The request could not be understood. Please reload the page and try again.")]
     BadRequest,
@@ -27,9 +39,28 @@ impl AppError {
     /// The HTTP status the response carries.
     pub fn status_code(&self) -> u16 {
         match self {
+            Self::Invalid { .. } => 422,
+            Self::SignInFailed | Self::SignInRequired => 401,
+            Self::Refused(_) => 403,
             Self::BadRequest => 400,
             Self::Unavailable => 503,
             Self::Internal => 500,
+        }
+    }
+
+    /// The message for one form field, when the error is about that field.
+    pub fn for_field(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Invalid { field, message } if field == name => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The message for the form as a whole: every error that is not about one field.
+    pub fn for_form(&self) -> Option<String> {
+        match self {
+            Self::Invalid { .. } => None,
+            other => Some(other.to_string()),
         }
     }
 
@@ -41,9 +72,21 @@ impl AppError {
     }
 
     /// Sets this error's status on the HTTP response being built, and returns it.
+    ///
+    /// A plain form post (no JavaScript) is answered with a redirect back to the form, which
+    /// shows the error; its status must stay the redirect's, so it is left alone then.
     #[cfg(feature = "ssr")]
     pub fn with_status(self) -> Self {
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+        use leptos::prelude::use_context;
+        let plain_form_post = use_context::<http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+        });
+        if !plain_form_post
+            && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
             && let Ok(status) = http::StatusCode::from_u16(self.status_code())
         {
             response.set_status(status);
@@ -68,6 +111,65 @@ impl FromServerFnError for AppError {
             | ServerFnErrorErr::ServerError(_)
             | ServerFnErrorErr::MiddlewareError(_)
             | ServerFnErrorErr::Serialization(_) => Self::Internal,
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod from_domain {
+    //! How each domain error reaches the browser: input problems and refusals keep their
+    //! words; storage and crypto failures are logged here and become a generic message.
+    use domain::{accounts::AccountError, db::DbErr, mfa::MfaError};
+
+    use super::AppError;
+
+    impl From<domain::accounts::FieldError> for AppError {
+        fn from(error: domain::accounts::FieldError) -> Self {
+            Self::Invalid {
+                field: error.field,
+                message: error.message,
+            }
+        }
+    }
+
+    impl From<DbErr> for AppError {
+        fn from(error: DbErr) -> Self {
+            Self::Internal.logged("database", &error)
+        }
+    }
+
+    impl From<AccountError> for AppError {
+        fn from(error: AccountError) -> Self {
+            match error {
+                AccountError::Invalid(field) => field.into(),
+                AccountError::UnknownOrganization(_)
+                | AccountError::UnknownMember
+                | AccountError::NotAllowed => Self::Refused(error.to_string()),
+                AccountError::Hash(cause) => Self::Internal.logged("password hashing", &cause),
+                AccountError::Database(cause) => cause.into(),
+            }
+        }
+    }
+
+    impl From<MfaError> for AppError {
+        fn from(error: MfaError) -> Self {
+            match error {
+                MfaError::Invalid(field) => field.into(),
+                MfaError::WrongCode => Self::Invalid {
+                    field: "code".into(),
+                    message: error.to_string(),
+                },
+                MfaError::WrongPassword => Self::Invalid {
+                    field: "password".into(),
+                    message: error.to_string(),
+                },
+                MfaError::AlreadyEnabled
+                | MfaError::NotEnrolling
+                | MfaError::NotEnabled
+                | MfaError::UnknownAccount => Self::Refused(error.to_string()),
+                MfaError::Secret(_) => Self::Internal.logged("TOTP secret", &error),
+                MfaError::Database(cause) => cause.into(),
+            }
         }
     }
 }

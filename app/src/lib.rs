@@ -5,7 +5,10 @@
 //! functions), and with `hydrate` into the wasm bundle that makes those pages interactive.
 
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod auth;
 pub mod error;
+mod forms;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
@@ -13,11 +16,15 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    SsrMode, StaticSegment,
     components::{A, Route, Router, Routes},
+    path,
 };
 
-use crate::pages::{HomePage, NotFound};
+use crate::pages::{
+    AccountPage, HomePage, MembersPage, MfaSetupPage, NotFound, SignInEmail, SignInHelp,
+    SignInPassword, SignInVerify,
+};
 
 /// The HTML document every page is rendered into on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -56,10 +63,22 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">
                     "Lifeline"
                 </A>
+                <nav>
+                    <A href="/account">"Account"</A>
+                </nav>
             </header>
             <main class="site-main">
+                // Async: pages are sent whole, with their data, so that they work without
+                // JavaScript too (streamed fragments need a script to fall into place).
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in") view=SignInEmail ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer no-print">

@@ -1,7 +1,7 @@
 //! What the server hands every page render and server function.
 
 use axum::extract::FromRef;
-use domain::db::DatabaseConnection;
+use domain::{db::DatabaseConnection, hashing::PasswordHasher, secrets::SecretKey};
 use leptos::prelude::*;
 
 use crate::error::AppError;
@@ -11,6 +11,8 @@ use crate::error::AppError;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: DatabaseConnection,
+    pub hasher: PasswordHasher,
+    pub secret_key: SecretKey,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -44,6 +44,15 @@ impl Backend {
         }
     }
 
+    /// The engine behind an open connection.
+    pub fn of(db: &DatabaseConnection) -> Self {
+        match sea_orm::ConnectionTrait::get_database_backend(db) {
+            sea_orm::DatabaseBackend::Postgres => Self::Postgres,
+            // `connect` refuses every other engine, so anything else is SQLite.
+            _ => Self::Sqlite,
+        }
+    }
+
     /// The engine's name as people write it.
     pub fn name(self) -> &'static str {
         match self {

@@ -117,6 +117,30 @@ pub async fn begin_enrolment(
     })
 }
 
+/// The enrolment in progress, started if there is none: a page reload shows the same key
+/// again until it is confirmed.
+pub async fn current_enrolment(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member_id: i32,
+) -> Result<TotpEnrolment, MfaError> {
+    let row = account(db, member_id).await?;
+    if row.totp_enabled_at.is_some() {
+        return Err(MfaError::AlreadyEnabled);
+    }
+    let Some(sealed) = row.totp_secret.as_deref() else {
+        return begin_enrolment(db, key, member_id).await;
+    };
+    let secret = key
+        .open(sealed, &context(member_id))
+        .map_err(|e| MfaError::Secret(e.to_string()))?;
+    let totp = totp(&secret, &row.email)?;
+    Ok(TotpEnrolment {
+        setup_key: totp.get_secret_base32(),
+        otpauth_url: totp.get_url(),
+    })
+}
+
 /// Confirms enrolment with a current code; from then on sign-in asks for a code.
 pub async fn confirm_enrolment(
     db: &DatabaseConnection,

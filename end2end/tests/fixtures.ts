@@ -15,3 +15,41 @@ export { expect };
 export async function hydrated(page: import('@playwright/test').Page): Promise<void> {
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', '');
 }
+
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { binary } from '../global-setup';
+
+/** Runs the `lifeline` command line against the test server's database, password on stdin. */
+export function lifelineCli(args: string[], password: string): string {
+  const run = spawnSync(binary, args, {
+    input: `${password}\n`,
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: process.env.LIFELINE_E2E_DATABASE_URL ?? '',
+    },
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) {
+    throw new Error(`lifeline ${args.join(' ')} failed (${run.status}): ${run.stderr}`);
+  }
+  return run.stdout;
+}
+
+/** The RFC 6238 code (SHA-1, 6 digits, 30 s) an authenticator app shows for `setupKey`. */
+export function totpCode(setupKey: string, unixSeconds: number = Date.now() / 1000): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const char of setupKey.replace(/[\s=]/g, '').toUpperCase()) {
+    const value = alphabet.indexOf(char);
+    if (value < 0) throw new Error(`not base32: ${char}`);
+    bits += value.toString(2).padStart(5, '0');
+  }
+  const secret = Buffer.from(bits.match(/.{8}/g)!.map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac('sha1', secret).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const number = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return number.toString().padStart(6, '0');
+}

@@ -1,15 +1,17 @@
 //! Configuration from environment variables, checked once at start-up so that a bad value
 //! stops the server with a message naming the variable, never a panic.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
-use domain::db::Backend;
+use domain::{db::Backend, secrets::SecretKey};
 use tracing_subscriber::EnvFilter;
 
 /// Where the data lives when `DATABASE_URL` is not set: an SQLite file, created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/lifeline.db";
 /// Where the server listens when `LIFELINE_LISTEN_ADDR` is not set.
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
+/// Where the server keeps its secret key when `LIFELINE_SECRET_KEY` is not set.
+pub const DEFAULT_SECRET_KEY_FILE: &str = "data/secret.key";
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -28,7 +30,30 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `LIFELINE_SECURE_COOKIES`: mark cookies `Secure` (set it when served over HTTPS).
     pub secure_cookies: bool,
+    /// `LIFELINE_SECRET_KEY` or `LIFELINE_SECRET_KEY_FILE`: the key that seals stored secrets.
+    pub secret_key: SecretKeySource,
 }
+
+/// Where the key that seals stored secrets comes from.
+#[derive(Debug, Clone)]
+pub enum SecretKeySource {
+    /// Given in `LIFELINE_SECRET_KEY` (what several instances sharing a database need).
+    Inline(SecretKey),
+    /// Read from this file, which is created with a new random key when missing.
+    File(PathBuf),
+}
+
+impl PartialEq for SecretKeySource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Inline(a), Self::Inline(b)) => a.to_hex() == b.to_hex(),
+            (Self::File(a), Self::File(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SecretKeySource {}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +117,20 @@ impl Config {
             })?,
         };
 
+        let secret_key = match read("LIFELINE_SECRET_KEY") {
+            Some(hex) => {
+                SecretKeySource::Inline(SecretKey::from_hex(&hex).map_err(|e| ConfigError {
+                    variable: "LIFELINE_SECRET_KEY",
+                    problem: e.to_string(),
+                })?)
+            }
+            None => SecretKeySource::File(
+                read("LIFELINE_SECRET_KEY_FILE")
+                    .unwrap_or_else(|| DEFAULT_SECRET_KEY_FILE.into())
+                    .into(),
+            ),
+        };
+
         Ok(Self {
             database_url,
             backend,
@@ -99,6 +138,7 @@ impl Config {
             log_filter,
             log_format,
             secure_cookies,
+            secret_key,
         })
     }
 
@@ -138,6 +178,10 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(!config.secure_cookies);
+        assert_eq!(
+            config.secret_key,
+            SecretKeySource::File(DEFAULT_SECRET_KEY_FILE.into())
+        );
     }
 
     #[test]
@@ -148,6 +192,7 @@ mod tests {
             ("LIFELINE_LOG", "lifeline=debug,tower_http=debug"),
             ("LIFELINE_LOG_FORMAT", "JSON"),
             ("LIFELINE_SECURE_COOKIES", "true"),
+            ("LIFELINE_SECRET_KEY", &"ab".repeat(32)),
         ])
         .unwrap();
         assert_eq!(config.backend, Backend::Postgres);
@@ -155,6 +200,10 @@ mod tests {
         assert_eq!(config.log_filter, "lifeline=debug,tower_http=debug");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(config.secure_cookies);
+        assert_eq!(
+            config.secret_key,
+            SecretKeySource::Inline(SecretKey::from_hex(&"ab".repeat(32)).unwrap())
+        );
     }
 
     #[test]
@@ -174,6 +223,7 @@ mod tests {
             ("LIFELINE_LOG", "lifeline=loud"),
             ("LIFELINE_LOG_FORMAT", "xml"),
             ("LIFELINE_SECURE_COOKIES", "maybe"),
+            ("LIFELINE_SECRET_KEY", "too short"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

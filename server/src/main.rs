@@ -4,7 +4,10 @@
 //! environment, opens the database, applies pending migrations and serves until SIGTERM or
 //! Ctrl-C, finishing the requests in flight.
 
+mod cli;
 mod config;
+mod keys;
+mod sessions;
 mod web;
 
 use std::{io::IsTerminal, process::ExitCode};
@@ -32,6 +35,27 @@ struct Cli {
 enum Command {
     /// Run the web server (what `lifeline` does with no sub-command).
     Serve,
+    /// Create an organization and its owner; the owner's password is read from stdin.
+    CreateOrg {
+        /// The organization's name, e.g. "Acme"; its slug (`--org acme`) is derived from it.
+        #[arg(long)]
+        name: String,
+        /// The owner's email address.
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// Add a member to an organization; the password is read from stdin.
+    CreateUser {
+        /// The organization's slug, as `create-org` printed it.
+        #[arg(long)]
+        org: String,
+        /// The member's email address.
+        #[arg(long)]
+        email: String,
+        /// member, admin or owner.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
 }
 
 #[tokio::main]
@@ -41,10 +65,20 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    init_logging(&config);
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The command-line tools speak for themselves; their logs only show trouble unless
+    // LIFELINE_LOG asks for more.
+    let quiet = !matches!(command, Command::Serve) && std::env::var_os("LIFELINE_LOG").is_none();
+    init_logging(&config, quiet);
 
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => web::serve(config).await,
+    let outcome = match command {
+        Command::Serve => web::serve(config).await.map_err(|e| e.to_string()),
+        Command::CreateOrg { name, admin_email } => {
+            cli::create_org(&config, &name, &admin_email).await
+        }
+        Command::CreateUser { org, email, role } => {
+            cli::create_user(&config, &org, &email, &role).await
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,10 +92,11 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config, quiet: bool) {
+    let wanted = if quiet { "warn" } else { &config.log_filter };
     // The filter was validated in `Config`; falling back keeps start-up panic-free anyway.
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .unwrap_or_else(|_| EnvFilter::new(config::DEFAULT_LOG_FILTER));
+    let filter =
+        EnvFilter::try_new(wanted).unwrap_or_else(|_| EnvFilter::new(config::DEFAULT_LOG_FILTER));
     let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());

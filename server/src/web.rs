@@ -2,11 +2,21 @@
 
 use app::{App, shell, state::AppState};
 use axum::{Router, extract::State, http::StatusCode, routing::get};
+use domain::hashing::PasswordHasher;
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::trace::TraceLayer;
+use tower_sessions::{
+    Expiry, SessionManagerLayer,
+    cookie::{SameSite, time::Duration as CookieDuration},
+};
 
-use crate::config::Config;
+use crate::{config::Config, sessions::DatabaseSessionStore};
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "lifeline_session";
+/// A session ends after this long without a request.
+const SESSION_IDLE_LIMIT: CookieDuration = CookieDuration::hours(8);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +27,8 @@ pub enum ServeError {
     Migrate(#[source] domain::db::DbErr),
     #[error("site configuration (LEPTOS_* variables): {0}")]
     Site(String),
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -33,14 +45,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Migrate)?;
 
+    let secret_key = crate::keys::load(&config.secret_key).map_err(ServeError::Setup)?;
+    let hasher =
+        PasswordHasher::for_this_machine().map_err(|e| ServeError::Setup(e.to_string()))?;
+    let sessions = DatabaseSessionStore::new(&db)
+        .await
+        .map_err(ServeError::Setup)?;
+    sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
+
     let leptos_options = get_configuration(None)
         .map_err(|e| ServeError::Site(e.to_string()))?
         .leptos_options;
     let state = AppState {
         leptos_options,
         db: db.clone(),
+        hasher,
+        secret_key,
     };
 
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| ServeError::Listen {
@@ -54,8 +77,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "listening on http://{local_addr}"
     );
 
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+    if domain::accounts::organization_count(&db)
+        .await
+        .map_err(ServeError::Migrate)?
+        == 0
+    {
+        tracing::warn!(
+            "no organization yet; create one with: lifeline create-org --name \"Acme\" \
+             --admin-email owner@acme.test (it asks for the owner's password)"
+        );
+    }
+
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE_LIMIT));
+
+    axum::serve(listener, router(state).layer(session_layer))
+        .with_graceful_shutdown(shutdown)
         .await?;
 
     tracing::info!("shutting down: requests finished, closing the database");
@@ -98,27 +139,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT), starting a graceful shutdown.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// A future that resolves on SIGTERM or Ctrl-C (SIGINT), starting a graceful shutdown.
+///
+/// The handlers are installed when this is called, not when the future is first polled, so
+/// a signal that arrives the moment the server says it is listening is not lost.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
+            _ = interrupt.recv() => tracing::info!("received Ctrl-C"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received Ctrl-C"),
-        () = terminate => tracing::info!("received SIGTERM"),
-    }
+    })
 }

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{CheckStatus, SystemStatus};
+use crate::api::status::{CheckStatus, SystemStatus};
 
 /// The landing page.
 #[component]

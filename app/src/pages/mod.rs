@@ -1,7 +1,13 @@
 //! The routed pages.
 
+mod account;
 mod home;
+mod members;
 mod not_found;
+mod sign_in;
 
+pub use account::{AccountPage, MfaSetupPage};
 pub use home::HomePage;
+pub use members::MembersPage;
 pub use not_found::NotFound;
+pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};

@@ -3,6 +3,7 @@
 //! `LIFELINE_TEST_POSTGRES_URL` is set), spoken to over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod harness;
 mod lifecycle;
 mod pages;

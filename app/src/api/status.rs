@@ -1,5 +1,4 @@
-//! Server functions: thin edges that resolve the caller, make one domain call and map its
-//! error. Their bodies run only on the server; the browser gets a typed stub.
+//! The public status check.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,125 @@
+//! The signed-in member's own account: who they are, and their authenticator (TOTP).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// The signed-in member, as the account panel shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub email: String,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    pub organization: String,
+    pub mfa_enabled: bool,
+    /// Owners and admins manage the organization's members.
+    pub manages_members: bool,
+}
+
+/// What the set-up page shows while an authenticator is being added: the QR code and the
+/// same key as text. Never sent once MFA is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSetup {
+    /// The key grouped in fours for typing into an authenticator app.
+    pub setup_key: String,
+    /// An SVG image of the QR code that encodes the `otpauth://` URL.
+    pub qr_svg: String,
+}
+
+/// The signed-in member, or `None` when nobody is signed in.
+#[server(endpoint = "account")]
+pub async fn current_account() -> Result<Option<Account>, AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let Some(member) = crate::auth::current_member(&state, &session).await? else {
+            return Ok(None);
+        };
+        let organization = domain::accounts::organization(&state.db, member.org_id).await?;
+        Ok(Some(Account {
+            email: member.email,
+            role: member.role.as_str().to_owned(),
+            organization: organization.name,
+            mfa_enabled: member.mfa_enabled,
+            manages_members: member.role != domain::accounts::Role::Member,
+        }))
+    })
+    .await
+}
+
+/// The authenticator being set up (started on first call), for the set-up page.
+#[server(endpoint = "account/mfa/setup")]
+pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let member = crate::auth::require_member(&state, &session).await?;
+        let enrolment =
+            domain::mfa::current_enrolment(&state.db, &state.secret_key, member.id).await?;
+        let qr_svg = qrcode::QrCode::new(enrolment.otpauth_url.as_bytes())
+            .map_err(|cause| AppError::Internal.logged("QR code", &cause))?
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .build();
+        Ok(TotpSetup {
+            setup_key: group_in_fours(&enrolment.setup_key),
+            qr_svg,
+        })
+    })
+    .await
+}
+
+/// Switches MFA on once the member proves the authenticator works with a current code.
+#[server(endpoint = "account/mfa/confirm")]
+pub async fn confirm_totp(code: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let member = crate::auth::require_member(&state, &session).await?;
+        domain::mfa::confirm_enrolment(
+            &state.db,
+            &state.secret_key,
+            member.id,
+            &code,
+            chrono::Utc::now(),
+        )
+        .await?;
+        tracing::info!(member = member.id, "multi-factor authentication turned on");
+        leptos_axum::redirect("/account");
+        Ok(())
+    })
+    .await
+}
+
+/// Switches MFA off after the member types their password again.
+#[server(endpoint = "account/mfa/disable")]
+pub async fn disable_totp(password: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let member = crate::auth::require_member(&state, &session).await?;
+        if password.is_empty() {
+            return Err(AppError::Invalid {
+                field: "password".into(),
+                message: "Enter your password to turn multi-factor authentication off.".into(),
+            });
+        }
+        let password = domain::secrets::Password::new(password);
+        domain::mfa::disable(&state.db, &state.hasher, member.id, &password).await?;
+        tracing::info!(member = member.id, "multi-factor authentication turned off");
+        leptos_axum::redirect("/account");
+        Ok(())
+    })
+    .await
+}
+
+/// `JBSWY3DPEHPK3PXP…` → `JBSW Y3DP EHPK 3PXP …`: easier to read and type.
+#[cfg(feature = "ssr")]
+fn group_in_fours(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,17 @@
+//! Server functions: thin edges that resolve the caller, make one domain call and map its
+//! error. Their bodies run only on the server; the browser gets a typed stub that posts.
+//!
+//! Each has a fixed endpoint under `/api/` so that forms post to stable addresses.
+
+pub mod account;
+pub mod members;
+pub mod sign_in;
+pub mod status;
+
+/// Runs a server function's body and puts the error's status on the response.
+#[cfg(feature = "ssr")]
+pub(crate) async fn respond<T>(
+    body: impl Future<Output = Result<T, crate::error::AppError>>,
+) -> Result<T, crate::error::AppError> {
+    body.await.map_err(crate::error::AppError::with_status)
+}

@@ -1,0 +1,142 @@
+//! The sign-in steps: email, password, and the authenticator code when MFA is on.
+//!
+//! Each step is a server function that a plain form can post to; it answers with a redirect
+//! to the next step, which the hydrated app follows without a reload.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// Where the member is in signing in, for the step pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInProgress {
+    /// The email typed at the first step.
+    pub email: Option<String>,
+    /// The password was right and an authenticator code is owed.
+    pub awaiting_code: bool,
+}
+
+/// Step 1: remember the email (without saying whether an account has it).
+#[server(endpoint = "sign_in/email")]
+pub async fn submit_email(email: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let email = domain::accounts::Email::parse(&email)?;
+        let session = crate::auth::session().await?;
+        crate::auth::remember_email(&session, email.as_str()).await?;
+        leptos_axum::redirect("/sign-in/password");
+        Ok(())
+    })
+    .await
+}
+
+/// Step 2: check the password; sign in, or ask for the authenticator code.
+#[server(endpoint = "sign_in/password")]
+pub async fn submit_password(password: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let Some(email) = crate::auth::remembered_email(&session).await? else {
+            return Err(AppError::SignInRequired);
+        };
+        if password.is_empty() {
+            return Err(AppError::Invalid {
+                field: "password".into(),
+                message: "Enter your password.".into(),
+            });
+        }
+        let email = domain::accounts::Email::parse(&email)?;
+        let password = domain::secrets::Password::new(password);
+        let member = domain::accounts::verify_password(&state.db, &state.hasher, &email, &password)
+            .await?
+            .ok_or(AppError::SignInFailed)?;
+        if member.mfa_enabled {
+            crate::auth::await_second_factor(&session, &member).await?;
+            leptos_axum::redirect("/sign-in/verify");
+        } else {
+            crate::auth::complete_sign_in(&session, &member).await?;
+            tracing::info!(member = member.id, "signed in with a password");
+            leptos_axum::redirect("/account");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Step 3: check the authenticator code and sign in.
+#[server(endpoint = "sign_in/code")]
+pub async fn submit_code(code: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let pending = crate::auth::pending_second_factor(&session)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        domain::mfa::verify_code(
+            &state.db,
+            &state.secret_key,
+            pending.member_id,
+            &code,
+            chrono::Utc::now(),
+        )
+        .await?;
+        let member = domain::accounts::member(&state.db, pending.member_id)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        crate::auth::complete_sign_in(&session, &member).await?;
+        tracing::info!(member = member.id, "signed in with a password and TOTP");
+        leptos_axum::redirect("/account");
+        Ok(())
+    })
+    .await
+}
+
+/// Where the member is in signing in.
+#[server(endpoint = "sign_in/progress")]
+pub async fn get_sign_in_progress() -> Result<SignInProgress, AppError> {
+    crate::api::respond(async {
+        let session = crate::auth::session().await?;
+        Ok(SignInProgress {
+            email: crate::auth::remembered_email(&session).await?,
+            awaiting_code: crate::auth::pending_second_factor(&session)
+                .await?
+                .is_some(),
+        })
+    })
+    .await
+}
+
+/// Who to contact when the authenticator is lost: the organization's owners and admins.
+/// Only told to someone who has just proved the account's password.
+#[server(endpoint = "sign_in/help")]
+pub async fn sign_in_help() -> Result<Vec<String>, AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let pending = crate::auth::pending_second_factor(&session)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        let member = domain::accounts::member(&state.db, pending.member_id)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        Ok(domain::accounts::list_members(&state.db, member.org_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.role != domain::accounts::Role::Member)
+            .map(|m| m.email)
+            .collect())
+    })
+    .await
+}
+
+/// Signs out everywhere this session was: the session is deleted on the server.
+#[server(endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    crate::api::respond(async {
+        let session = crate::auth::session().await?;
+        crate::auth::sign_out(&session).await?;
+        leptos_axum::redirect("/");
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,118 @@
+//! Who is asking: the session, the signed-in member, and the steps of signing in.
+//!
+//! Server-only. Sessions live in the application database (see `server::sessions`); the
+//! browser holds only the session cookie.
+
+use chrono::Utc;
+use domain::accounts::{self, Member};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::{error::AppError, state::AppState};
+
+/// The signed-in member's id.
+const MEMBER: &str = "member_id";
+/// When the member last proved who they are (Unix seconds), for recent-authentication checks.
+const AUTHENTICATED_AT: &str = "authenticated_at";
+/// The email typed at the first sign-in step.
+const SIGN_IN_EMAIL: &str = "sign_in.email";
+/// A member who passed the password step and still owes a second factor.
+const SIGN_IN_PENDING: &str = "sign_in.pending";
+
+/// How long the second-factor step stays open after the password step.
+const PENDING_LIMIT_SECONDS: i64 = 10 * 60;
+
+/// A password checked, a second factor still to come.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub member_id: i32,
+    pub since: i64,
+}
+
+/// The request's session.
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|cause| AppError::Internal.logged("session layer missing", &cause))
+}
+
+fn storage(cause: tower_sessions::session::Error) -> AppError {
+    AppError::Internal.logged("session store", &cause)
+}
+
+/// The signed-in member, if any. A member removed since signing in is signed out.
+pub async fn current_member(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Member>, AppError> {
+    let Some(id) = session.get::<i32>(MEMBER).await.map_err(storage)? else {
+        return Ok(None);
+    };
+    match accounts::member(&state.db, id).await? {
+        Some(member) => Ok(Some(member)),
+        None => {
+            session.flush().await.map_err(storage)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The signed-in member, or [`AppError::SignInRequired`].
+pub async fn require_member(state: &AppState, session: &Session) -> Result<Member, AppError> {
+    current_member(state, session)
+        .await?
+        .ok_or(AppError::SignInRequired)
+}
+
+/// Remembers the email typed at the first step.
+pub async fn remember_email(session: &Session, email: &str) -> Result<(), AppError> {
+    session
+        .remove_value(SIGN_IN_PENDING)
+        .await
+        .map_err(storage)?;
+    session.insert(SIGN_IN_EMAIL, email).await.map_err(storage)
+}
+
+/// The email typed at the first step, if the member got that far.
+pub async fn remembered_email(session: &Session) -> Result<Option<String>, AppError> {
+    session.get(SIGN_IN_EMAIL).await.map_err(storage)
+}
+
+/// Records that the password was right and a second factor is owed.
+pub async fn await_second_factor(session: &Session, member: &Member) -> Result<(), AppError> {
+    let pending = PendingSignIn {
+        member_id: member.id,
+        since: Utc::now().timestamp(),
+    };
+    session
+        .insert(SIGN_IN_PENDING, pending)
+        .await
+        .map_err(storage)
+}
+
+/// The member owing a second factor, if the password step was passed recently enough.
+pub async fn pending_second_factor(session: &Session) -> Result<Option<PendingSignIn>, AppError> {
+    let pending: Option<PendingSignIn> = session.get(SIGN_IN_PENDING).await.map_err(storage)?;
+    Ok(pending.filter(|p| Utc::now().timestamp() - p.since <= PENDING_LIMIT_SECONDS))
+}
+
+/// Signs `member` in: a new session id (so a session fixed before sign-in is worthless),
+/// the sign-in steps forgotten, the member and the time remembered.
+pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(storage)?;
+    session.remove_value(SIGN_IN_EMAIL).await.map_err(storage)?;
+    session
+        .remove_value(SIGN_IN_PENDING)
+        .await
+        .map_err(storage)?;
+    session.insert(MEMBER, member.id).await.map_err(storage)?;
+    session
+        .insert(AUTHENTICATED_AT, Utc::now().timestamp())
+        .await
+        .map_err(storage)
+}
+
+/// Signs out: the session is deleted from the store and its cookie cleared.
+pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(storage)
+}

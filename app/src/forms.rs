@@ -1,0 +1,61 @@
+//! Showing a form's errors next to the fields they are about, the same way whether the
+//! form was posted by the hydrated app or as a plain HTML form (then the error comes back
+//! in the URL, and the server-side action reads it from there).
+
+use leptos::{prelude::*, server_fn::ServerFn};
+
+use crate::error::AppError;
+
+/// The last error of `action`, if its last run failed.
+pub fn last_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
+where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+{
+    Signal::derive(move || {
+        action.value().with(|value| {
+            value
+                .as_ref()
+                .and_then(|result| result.as_ref().err().cloned())
+        })
+    })
+}
+
+/// The message under one field, when the last error was about it.
+#[component]
+pub fn FieldMessage(
+    /// The last error of the form's action.
+    error: Signal<Option<AppError>>,
+    /// The field's name, as the server function's argument is called.
+    field: &'static str,
+) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .and_then(|error| error.for_field(field))
+            .map(|message| {
+                view! {
+                    <p class="field-error" id=format!("{field}-error") role="alert">
+                        {message}
+                    </p>
+                }
+            })
+    }
+}
+
+/// The message at the top of a form, for errors that are not about one field.
+#[component]
+pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
+    move || {
+        error
+            .get()
+            .and_then(|error| error.for_form())
+            .map(|message| {
+                view! {
+                    <p class="form-error" role="alert">
+                        {message}
+                    </p>
+                }
+            })
+    }
+}

@@ -1,0 +1,162 @@
+//! The account panel: who is signed in, "Multi-factor Authentication", and signing out.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use crate::{
+    api::{
+        account::{Account, ConfirmTotp, DisableTotp, current_account, get_totp_setup},
+        sign_in::SignOut,
+    },
+    forms::{FieldMessage, FormMessage, last_error},
+};
+
+/// `/account`.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let account = Resource::new(|| (), |()| current_account());
+    view! {
+        <Title text="Account" />
+        <Suspense>
+            {move || {
+                account
+                    .get()
+                    .map(|account| match account {
+                        Ok(Some(account)) => view! { <AccountPanel account /> }.into_any(),
+                        _ => view! { <Redirect path="/sign-in" /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AccountPanel(account: Account) -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    view! {
+        <section class="panel">
+            <h1>"Account"</h1>
+            <dl class="facts">
+                <dt>"Email address"</dt>
+                <dd class="account-email">{account.email.clone()}</dd>
+                <dt>"Organization"</dt>
+                <dd>{account.organization.clone()}</dd>
+                <dt>"Role"</dt>
+                <dd>{account.role.clone()}</dd>
+            </dl>
+            {account
+                .manages_members
+                .then(|| view! { <p><a href="/admin/members">"Manage members"</a></p> })}
+            <ActionForm action=sign_out>
+                <button type="submit">"Sign out"</button>
+            </ActionForm>
+        </section>
+        <MfaSection enabled=account.mfa_enabled />
+    }
+}
+
+#[component]
+fn MfaSection(enabled: bool) -> impl IntoView {
+    let disable = ServerAction::<DisableTotp>::new();
+    let error = last_error(disable);
+    view! {
+        <section class="panel" id="mfa">
+            <h2>"Multi-factor Authentication"</h2>
+            {if enabled {
+                view! {
+                    <p class="status ok">"On: signing in asks for a code from your authenticator app."</p>
+                    <details>
+                        <summary>"Turn off multi-factor authentication"</summary>
+                        <ActionForm action=disable>
+                            <FormMessage error />
+                            <label for="disable-password">"Password"</label>
+                            <input
+                                id="disable-password"
+                                name="password"
+                                type="password"
+                                autocomplete="current-password"
+                                maxlength="256"
+                                required
+                            />
+                            <FieldMessage error field="password" />
+                            <button type="submit">"Turn off"</button>
+                        </ActionForm>
+                    </details>
+                }
+                    .into_any()
+            } else {
+                view! {
+                    <p class="status warn">
+                        "Off: anyone with your password can sign in as you."
+                    </p>
+                    <a class="button primary" href="/account/mfa/setup">
+                        "Set up"
+                    </a>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+/// `/account/mfa/setup`: scan or type the key, then confirm with a code.
+#[component]
+pub fn MfaSetupPage() -> impl IntoView {
+    let setup = Resource::new(|| (), |()| get_totp_setup());
+    let confirm = ServerAction::<ConfirmTotp>::new();
+    let error = last_error(confirm);
+    view! {
+        <Title text="Set up multi-factor authentication" />
+        <section class="panel">
+            <h1>"Set up multi-factor authentication"</h1>
+            <Suspense>
+                {move || {
+                    setup
+                        .get()
+                        .map(|setup| match setup {
+                            Err(_) => view! { <Redirect path="/account" /> }.into_any(),
+                            Ok(setup) => {
+                                view! {
+                                    <ol class="steps">
+                                        <li>
+                                            "Scan this QR code with your authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …)."
+                                        </li>
+                                        <li>
+                                            "Can't scan it? Type this setup key instead: "
+                                            <code class="setup-key">{setup.setup_key}</code>
+                                        </li>
+                                        <li>"Enter the 6-digit code the app shows."</li>
+                                    </ol>
+                                    <div
+                                        class="qr"
+                                        role="img"
+                                        aria-label="QR code for your authenticator app"
+                                        inner_html=setup.qr_svg
+                                    ></div>
+                                    <ActionForm action=confirm>
+                                        <FormMessage error />
+                                        <label for="code">"Verification code"</label>
+                                        <input
+                                            id="code"
+                                            name="code"
+                                            type="text"
+                                            inputmode="numeric"
+                                            autocomplete="one-time-code"
+                                            maxlength="16"
+                                            required
+                                        />
+                                        <FieldMessage error field="code" />
+                                        <button type="submit" class="primary">
+                                            "Turn on"
+                                        </button>
+                                    </ActionForm>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}

@@ -1,0 +1,117 @@
+//! Command-line tools for the operator: bootstrap an organization and add members.
+//!
+//! Passwords are read from standard input (prompted without echo on a terminal), never
+//! from the command line, where other users could see them in the process list.
+
+use std::io::{BufRead, IsTerminal};
+
+use domain::{
+    accounts::{self, AccountError, NewMember, Role},
+    db,
+    hashing::PasswordHasher,
+    secrets::Password,
+};
+
+use crate::config::Config;
+
+/// `lifeline create-org`: a new organization and its owner.
+pub async fn create_org(config: &Config, name: &str, admin_email: &str) -> Result<(), String> {
+    let db = open(config).await?;
+    let password = read_password(admin_email)?;
+    let hasher = hasher()?;
+    let (org, owner) = accounts::create_organization(
+        &db,
+        &hasher,
+        name,
+        admin_email,
+        &password,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(explain)?;
+    println!(
+        "Created organization “{}” (--org {}) with owner {}.",
+        org.name, org.slug, owner.email
+    );
+    Ok(())
+}
+
+/// `lifeline create-user`: a member of an existing organization.
+pub async fn create_user(
+    config: &Config,
+    org: &str,
+    email: &str,
+    role: &str,
+) -> Result<(), String> {
+    let role = Role::parse(role).map_err(|e| format!("--role: {e}"))?;
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let password = read_password(email)?;
+    let hasher = hasher()?;
+    let new = NewMember {
+        email,
+        password: &password,
+        role,
+    };
+    let member = accounts::create_member(&db, &hasher, None, org.id, new, chrono::Utc::now())
+        .await
+        .map_err(explain)?;
+    println!(
+        "Created {} {} in “{}”.",
+        member.role.as_str(),
+        member.email,
+        org.name
+    );
+    Ok(())
+}
+
+async fn open(config: &Config) -> Result<db::DatabaseConnection, String> {
+    let connection = db::connect(&config.database_url)
+        .await
+        .map_err(|e| format!("DATABASE_URL {e}"))?;
+    db::migrate(&connection)
+        .await
+        .map_err(|e| format!("cannot apply database migrations: {e}"))?;
+    Ok(connection)
+}
+
+fn hasher() -> Result<PasswordHasher, String> {
+    PasswordHasher::new(1).map_err(|e| e.to_string())
+}
+
+/// One line saying what was wrong, naming the field for input errors.
+fn explain(error: AccountError) -> String {
+    match error {
+        AccountError::Invalid(field) => format!("{}: {}", field.field, field.message),
+        other => other.to_string(),
+    }
+}
+
+/// The password for `account`: prompted twice without echo on a terminal, otherwise the
+/// first line of standard input.
+fn read_password(account: &str) -> Result<Password, String> {
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {account}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let again = rpassword::prompt_password("Repeat the password: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("password: the two entries differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err("password: none given on standard input".into());
+    }
+    Ok(Password::new(password))
+}

@@ -1,0 +1,422 @@
+//! Bootstrapping accounts on the command line, and sessions over HTTP, through the real binary.
+
+use std::process::Stdio;
+
+use domain::testing::{TestDatabase, fresh_databases};
+use reqwest::{Client, StatusCode, header};
+use tokio::io::AsyncWriteExt;
+
+use crate::harness::{Server, lifeline};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `lifeline ARGS` with `stdin` on standard input; returns (success, stdout, stderr).
+async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = lifeline(workdir.path())
+        .env("DATABASE_URL", database_url)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn create_org(database_url: &str, name: &str, email: &str) {
+    let (ok, _, stderr) = cli(
+        database_url,
+        &["create-org", "--name", name, "--admin-email", email],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+}
+
+#[tokio::test]
+async fn create_org_and_create_user_read_the_password_from_stdin() {
+    for database in fresh_databases().await {
+        let (ok, stdout, stderr) = cli(
+            &database.url,
+            &[
+                "create-org",
+                "--name",
+                "Acme",
+                "--admin-email",
+                "Owner@Acme.test",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .await;
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            stdout.trim(),
+            "Created organization “Acme” (--org acme) with owner owner@acme.test."
+        );
+        assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+
+        let (ok, stdout, stderr) = cli(
+            &database.url,
+            &[
+                "create-user",
+                "--org",
+                "acme",
+                "--email",
+                "m@acme.test",
+                "--role",
+                "member",
+            ],
+            &format!("{PASSWORD}\r\n"),
+        )
+        .await;
+        assert!(ok, "{stderr}");
+        assert_eq!(stdout.trim(), "Created member m@acme.test in “Acme”.");
+
+        let members = domain::accounts::list_members(&database.db, 1)
+            .await
+            .unwrap();
+        assert_eq!(members.len(), 2, "{:?}", database.backend);
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_refuses_bad_input_in_one_line_and_writes_nothing() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let long = "x".repeat(10 * 1024);
+    for (args, stdin, expected) in [
+        (
+            vec![
+                "create-org",
+                "--name",
+                "Other",
+                "--admin-email",
+                "owner@acme.test",
+            ],
+            PASSWORD,
+            "email: An account with this email address already exists.",
+        ),
+        (
+            vec![
+                "create-org",
+                "--name",
+                "Acme",
+                "--admin-email",
+                "new@acme.test",
+            ],
+            PASSWORD,
+            "name: An organization with this name already exists.",
+        ),
+        (
+            vec![
+                "create-org",
+                "--name",
+                "Other",
+                "--admin-email",
+                "not-an-email",
+            ],
+            PASSWORD,
+            "email: Enter an email address like name@example.com.",
+        ),
+        (
+            vec![
+                "create-org",
+                "--name",
+                "Other",
+                "--admin-email",
+                "o@other.test",
+            ],
+            "",
+            "password: none given on standard input",
+        ),
+        (
+            vec![
+                "create-org",
+                "--name",
+                "Other",
+                "--admin-email",
+                "o@other.test",
+            ],
+            "short",
+            "password: Use at least 10 characters.",
+        ),
+        (
+            vec![
+                "create-org",
+                "--name",
+                &long,
+                "--admin-email",
+                "o@other.test",
+            ],
+            PASSWORD,
+            "name: Use at most 100 characters.",
+        ),
+        (
+            vec!["create-user", "--org", "nope", "--email", "m@acme.test"],
+            PASSWORD,
+            "There is no organization “nope”.",
+        ),
+        (
+            vec![
+                "create-user",
+                "--org",
+                "acme",
+                "--email",
+                "m@acme.test",
+                "--role",
+                "king",
+            ],
+            PASSWORD,
+            "--role: Choose member, admin or owner.",
+        ),
+    ] {
+        let (ok, _, stderr) = cli(&database.url, &args, &format!("{stdin}\n")).await;
+        assert!(!ok, "{args:?} was accepted");
+        assert_eq!(
+            stderr.trim_end(),
+            format!("lifeline: {expected}"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        domain::accounts::organization_count(&database.db)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        domain::accounts::list_members(&database.db, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// The value of the session cookie a response sets, and the whole header.
+fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("lifeline_session="))
+        .map(|value| {
+            let id = value["lifeline_session=".len()..]
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (id, value.to_owned())
+        })
+}
+
+async fn post(
+    client: &Client,
+    server: &Server,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client
+        .post(server.url(path))
+        .header(header::ACCEPT, "application/json")
+        .form(form);
+    if let Some(id) = cookie {
+        request = request.header(header::COOKIE, format!("lifeline_session={id}"));
+    }
+    request.send().await.unwrap()
+}
+
+async fn signed_in_email(client: &Client, server: &Server, cookie: &str) -> Option<String> {
+    let response = post(client, server, "/api/account", Some(cookie), &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let account: serde_json::Value = response.json().await.unwrap();
+    account
+        .get("email")
+        .and_then(|e| e.as_str())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn signing_in_rotates_the_session_and_signing_out_deletes_it_on_the_server() {
+    for database in fresh_databases().await {
+        create_org(&database.url, "Acme", "owner@acme.test").await;
+        let server = Server::start(&database.url).await;
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+
+        let step1 = post(
+            &client,
+            &server,
+            "/api/sign_in/email",
+            None,
+            &[("email", "owner@acme.test")],
+        )
+        .await;
+        assert!(
+            step1.status().is_success() || step1.status().is_redirection(),
+            "{}",
+            step1.status()
+        );
+        let (before, flags) =
+            session_cookie(&step1).expect("a session cookie after the first step");
+        assert!(flags.contains("HttpOnly"), "{flags}");
+        assert!(flags.contains("SameSite=Lax"), "{flags}");
+        assert!(!flags.contains("Secure"), "{flags}");
+
+        let wrong = post(
+            &client,
+            &server,
+            "/api/sign_in/password",
+            Some(&before),
+            &[("password", "wrong password")],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+        let step2 = post(
+            &client,
+            &server,
+            "/api/sign_in/password",
+            Some(&before),
+            &[("password", PASSWORD)],
+        )
+        .await;
+        assert!(
+            step2.status().is_success() || step2.status().is_redirection(),
+            "{}",
+            step2.status()
+        );
+        let (after, _) = session_cookie(&step2).expect("a new session id at sign-in");
+        assert_ne!(before, after, "the session id must change at sign-in");
+
+        assert_eq!(
+            signed_in_email(&client, &server, &after).await.as_deref(),
+            Some("owner@acme.test")
+        );
+        assert_eq!(
+            signed_in_email(&client, &server, &before).await,
+            None,
+            "the old id is dead"
+        );
+
+        let out = post(&client, &server, "/api/sign_out", Some(&after), &[]).await;
+        assert!(out.status().is_success() || out.status().is_redirection());
+        assert_eq!(
+            signed_in_email(&client, &server, &after).await,
+            None,
+            "{:?}",
+            database.backend
+        );
+        let (sessions,): (i64,) = {
+            use sea_orm::{ConnectionTrait, Statement};
+            let row = database
+                .db
+                .query_one(Statement::from_string(
+                    database.db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM session",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            (row.try_get("", "n").unwrap(),)
+        };
+        assert_eq!(sessions, 0, "sign-out leaves no session in the store");
+    }
+}
+
+#[tokio::test]
+async fn the_secure_cookie_flag_is_set_by_configuration() {
+    let database = TestDatabase::sqlite().await;
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SECURE_COOKIES", "true"),
+    ])
+    .await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", "a@acme.test")],
+    )
+    .await;
+    let (_, flags) = session_cookie(&response).unwrap();
+    assert!(flags.contains("Secure"), "{flags}");
+}
+
+#[tokio::test]
+async fn members_cannot_open_the_members_list_or_remove_anyone() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let (ok, _, stderr) = cli(
+        &database.url,
+        &["create-user", "--org", "acme", "--email", "m@acme.test"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let server = Server::start(&database.url).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let step1 = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", "m@acme.test")],
+    )
+    .await;
+    let (id, _) = session_cookie(&step1).unwrap();
+    let step2 = post(
+        &client,
+        &server,
+        "/api/sign_in/password",
+        Some(&id),
+        &[("password", PASSWORD)],
+    )
+    .await;
+    let (id, _) = session_cookie(&step2).unwrap();
+
+    let list = post(&client, &server, "/api/members", Some(&id), &[]).await;
+    assert_eq!(list.status(), StatusCode::FORBIDDEN);
+    let remove = post(
+        &client,
+        &server,
+        "/api/members/remove",
+        Some(&id),
+        &[("member_id", "1")],
+    )
+    .await;
+    assert_eq!(remove.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        domain::accounts::list_members(&database.db, 1)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Without a session, nothing at all.
+    let anonymous = post(&client, &server, "/api/members", None, &[]).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
