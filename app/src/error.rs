@@ -99,19 +99,34 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        match value {
-            ServerFnErrorErr::Args(_)
-            | ServerFnErrorErr::MissingArg(_)
-            | ServerFnErrorErr::Deserialization(_)
-            | ServerFnErrorErr::UnsupportedRequestMethod(_) => Self::BadRequest,
-            // Reaching the server at all failed (offline, timed out): on the client this is
-            // the honest reading; on the server these variants do not arise from requests.
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => Self::Unavailable,
-            ServerFnErrorErr::Registration(_)
-            | ServerFnErrorErr::ServerError(_)
-            | ServerFnErrorErr::MiddlewareError(_)
-            | ServerFnErrorErr::Serialization(_) => Self::Internal,
+        // On the server this runs inside the request (arguments that did not decode), so the
+        // response can carry the right status instead of the framework's default 500.
+        #[cfg(feature = "ssr")]
+        {
+            framework_error(value).with_status()
         }
+        #[cfg(not(feature = "ssr"))]
+        {
+            framework_error(value)
+        }
+    }
+}
+
+/// What a failure inside the server-function machinery means for the person.
+fn framework_error(value: ServerFnErrorErr) -> AppError {
+    use AppError as E;
+    match value {
+        ServerFnErrorErr::Args(_)
+        | ServerFnErrorErr::MissingArg(_)
+        | ServerFnErrorErr::Deserialization(_)
+        | ServerFnErrorErr::UnsupportedRequestMethod(_) => E::BadRequest,
+        // Reaching the server at all failed (offline, timed out): on the client this is
+        // the honest reading; on the server these variants do not arise from requests.
+        ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => E::Unavailable,
+        ServerFnErrorErr::Registration(_)
+        | ServerFnErrorErr::ServerError(_)
+        | ServerFnErrorErr::MiddlewareError(_)
+        | ServerFnErrorErr::Serialization(_) => E::Internal,
     }
 }
 

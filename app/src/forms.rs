@@ -59,3 +59,26 @@ pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
             })
     }
 }
+
+/// The "Verification code" field: six digits from an authenticator app.
+#[component]
+pub fn CodeInput(
+    /// The last error of the form's action.
+    error: Signal<Option<AppError>>,
+    #[prop(optional)] autofocus: bool,
+) -> impl IntoView {
+    view! {
+        <label for="code">"Verification code"</label>
+        <input
+            id="code"
+            name="code"
+            type="text"
+            inputmode="numeric"
+            autocomplete="one-time-code"
+            maxlength="16"
+            required
+            autofocus=autofocus
+        />
+        <FieldMessage error field="code" />
+    }
+}

@@ -93,7 +93,7 @@ pub async fn begin_enrolment(
         return Err(MfaError::AlreadyEnabled);
     }
     let secret: [u8; SECRET_BYTES] = rand::random();
-    let totp = totp(&secret, &row.email)?;
+    let enrolment = enrolment(&secret, &row.email)?;
     let sealed = key
         .seal(&secret, &context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
@@ -111,10 +111,7 @@ pub async fn begin_enrolment(
     if updated.rows_affected != 1 {
         return Err(MfaError::AlreadyEnabled);
     }
-    Ok(TotpEnrolment {
-        setup_key: totp.get_secret_base32(),
-        otpauth_url: totp.get_url(),
-    })
+    Ok(enrolment)
 }
 
 /// The enrolment in progress, started if there is none: a page reload shows the same key
@@ -134,11 +131,7 @@ pub async fn current_enrolment(
     let secret = key
         .open(sealed, &context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
-    let totp = totp(&secret, &row.email)?;
-    Ok(TotpEnrolment {
-        setup_key: totp.get_secret_base32(),
-        otpauth_url: totp.get_url(),
-    })
+    enrolment(&secret, &row.email)
 }
 
 /// Confirms enrolment with a current code; from then on sign-in asks for a code.
@@ -281,6 +274,15 @@ fn totp(secret: &[u8], account_name: &str) -> Result<TOTP, MfaError> {
         account_name.to_owned(),
     )
     .map_err(|e| MfaError::Secret(e.to_string()))
+}
+
+/// What an authenticator app needs to know of `secret` for the account `email`.
+fn enrolment(secret: &[u8], email: &str) -> Result<TotpEnrolment, MfaError> {
+    let totp = totp(secret, email)?;
+    Ok(TotpEnrolment {
+        setup_key: totp.get_secret_base32(),
+        otpauth_url: totp.get_url(),
+    })
 }
 
 /// The time step (previous, current or next) whose code equals `code`, compared in constant

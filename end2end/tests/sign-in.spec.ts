@@ -6,9 +6,23 @@ import { test, expect, hydrated, lifelineCli, totpCode } from './fixtures';
 
 const password = 'correct horse battery staple';
 
+type Marked = { stayedOnPage?: boolean };
+
+/** With JavaScript, marks the window: the mark survives client-side navigation only. */
+async function markWindow(page: Page) {
+  await page.evaluate(() => ((window as unknown as Marked).stayedOnPage = true));
+}
+
+async function stayedOnPage(page: Page): Promise<boolean> {
+  return (await page.evaluate(() => (window as unknown as Marked).stayedOnPage)) === true;
+}
+
 async function signInWithPassword(page: Page, email: string, javascript: boolean) {
   await page.goto('/sign-in');
-  if (javascript) await hydrated(page);
+  if (javascript) {
+    await hydrated(page);
+    await markWindow(page);
+  }
   await page.getByLabel('Email address').fill(email);
   await page.getByRole('button', { name: 'NEXT' }).click();
   await expect(page).toHaveURL(/\/sign-in\/password$/);
@@ -53,6 +67,8 @@ async function signInWithTotp(page: Page, email: string, setupKey: string, javas
   await page.getByRole('button', { name: 'VERIFY' }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.locator('.account-email')).toHaveText(email);
+  // Hydrated, the whole sign-in ran without a page load; without JavaScript, every step was one.
+  expect(await stayedOnPage(page)).toBe(javascript);
 }
 
 for (const javascript of [true, false]) {

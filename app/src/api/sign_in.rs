@@ -45,6 +45,10 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
                 message: "Enter your password.".into(),
             });
         }
+        // No account has a longer password; refusing it spares an argon2 run on megabytes.
+        if password.chars().count() > domain::accounts::MAX_PASSWORD_CHARS {
+            return Err(AppError::SignInFailed);
+        }
         let email = domain::accounts::Email::parse(&email)?;
         let password = domain::secrets::Password::new(password);
         let member = domain::accounts::verify_password(&state.db, &state.hasher, &email, &password)

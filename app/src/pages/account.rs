@@ -9,7 +9,7 @@ use crate::{
         account::{Account, ConfirmTotp, DisableTotp, current_account, get_totp_setup},
         sign_in::SignOut,
     },
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{CodeInput, FieldMessage, FormMessage, last_error},
 };
 
 /// `/account`.
@@ -136,17 +136,7 @@ pub fn MfaSetupPage() -> impl IntoView {
                                     ></div>
                                     <ActionForm action=confirm>
                                         <FormMessage error />
-                                        <label for="code">"Verification code"</label>
-                                        <input
-                                            id="code"
-                                            name="code"
-                                            type="text"
-                                            inputmode="numeric"
-                                            autocomplete="one-time-code"
-                                            maxlength="16"
-                                            required
-                                        />
-                                        <FieldMessage error field="code" />
+                                        <CodeInput error />
                                         <button type="submit" class="primary">
                                             "Turn on"
                                         </button>

@@ -7,7 +7,7 @@ use leptos_router::components::Redirect;
 
 use crate::{
     api::sign_in::{SubmitCode, SubmitEmail, SubmitPassword, get_sign_in_progress, sign_in_help},
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{CodeInput, FieldMessage, FormMessage, last_error},
 };
 
 /// Step 1: the email address.
@@ -110,18 +110,7 @@ pub fn SignInVerify() -> impl IntoView {
                                 <p>"Enter the 6-digit code from your authenticator app."</p>
                                 <ActionForm action=submit>
                                     <FormMessage error />
-                                    <label for="code">"Verification code"</label>
-                                    <input
-                                        id="code"
-                                        name="code"
-                                        type="text"
-                                        inputmode="numeric"
-                                        autocomplete="one-time-code"
-                                        maxlength="16"
-                                        required
-                                        autofocus
-                                    />
-                                    <FieldMessage error field="code" />
+                                    <CodeInput error autofocus=true />
                                     <button type="submit" class="primary">
                                         "VERIFY"
                                     </button>

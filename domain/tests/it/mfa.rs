@@ -87,7 +87,11 @@ async fn enrolment_is_confirmed_with_a_current_code_and_the_secret_is_stored_sea
             test_db.backend
         );
 
-        // A second enrolment is refused while MFA is on.
+        // Once MFA is on, the key is never shown again, and no new enrolment starts.
+        assert!(matches!(
+            mfa::current_enrolment(db, &key, owner.id).await,
+            Err(MfaError::AlreadyEnabled)
+        ));
         assert!(matches!(
             mfa::begin_enrolment(db, &key, owner.id).await,
             Err(MfaError::AlreadyEnabled)

@@ -237,6 +237,35 @@ async fn post(
     request.send().await.unwrap()
 }
 
+/// Signs in with email and password over HTTP; returns the signed-in session id.
+async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
+    let step1 = post(
+        client,
+        server,
+        "/api/sign_in/email",
+        None,
+        &[("email", email)],
+    )
+    .await;
+    let (id, _) = session_cookie(&step1).expect("a session after the first step");
+    let step2 = post(
+        client,
+        server,
+        "/api/sign_in/password",
+        Some(&id),
+        &[("password", PASSWORD)],
+    )
+    .await;
+    assert!(
+        step2.status().is_success() || step2.status().is_redirection(),
+        "{}",
+        step2.status()
+    );
+    session_cookie(&step2)
+        .expect("a new session id at sign-in")
+        .0
+}
+
 async fn signed_in_email(client: &Client, server: &Server, cookie: &str) -> Option<String> {
     let response = post(client, server, "/api/account", Some(cookie), &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -378,24 +407,7 @@ async fn members_cannot_open_the_members_list_or_remove_anyone() {
         .build()
         .unwrap();
 
-    let step1 = post(
-        &client,
-        &server,
-        "/api/sign_in/email",
-        None,
-        &[("email", "m@acme.test")],
-    )
-    .await;
-    let (id, _) = session_cookie(&step1).unwrap();
-    let step2 = post(
-        &client,
-        &server,
-        "/api/sign_in/password",
-        Some(&id),
-        &[("password", PASSWORD)],
-    )
-    .await;
-    let (id, _) = session_cookie(&step2).unwrap();
+    let id = sign_in(&client, &server, "m@acme.test").await;
 
     let list = post(&client, &server, "/api/members", Some(&id), &[]).await;
     assert_eq!(list.status(), StatusCode::FORBIDDEN);
@@ -419,4 +431,162 @@ async fn members_cannot_open_the_members_list_or_remove_anyone() {
     // Without a session, nothing at all.
     let anonymous = post(&client, &server, "/api/members", None, &[]).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_input_to_every_sign_in_and_account_endpoint_gets_a_clear_4xx_and_writes_nothing() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let server = Server::start(&database.url).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // A signed-in owner, for the account and members endpoints.
+    let owner = sign_in(&client, &server, "owner@acme.test").await;
+
+    let ten_kb = "x".repeat(10 * 1024);
+    // (endpoint, form fields, expected status, the field the message belongs to)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "/api/sign_in/email",
+            vec![("email", "")],
+            422,
+            Some("email"),
+        ),
+        (
+            "/api/sign_in/email",
+            vec![("email", "not-an-email")],
+            422,
+            Some("email"),
+        ),
+        (
+            "/api/sign_in/email",
+            vec![("email", &ten_kb)],
+            422,
+            Some("email"),
+        ),
+        (
+            "/api/sign_in/email",
+            vec![("email", "<script>@x.test")],
+            422,
+            Some("email"),
+        ),
+        ("/api/sign_in/email", vec![], 400, None),
+        ("/api/sign_in/password", vec![("password", "x")], 401, None),
+        ("/api/sign_in/code", vec![("code", "12a456")], 401, None),
+        (
+            "/api/account/mfa/confirm",
+            vec![("code", "12a456")],
+            422,
+            Some("code"),
+        ),
+        (
+            "/api/account/mfa/confirm",
+            vec![("code", "")],
+            422,
+            Some("code"),
+        ),
+        (
+            "/api/account/mfa/confirm",
+            vec![("code", &ten_kb)],
+            422,
+            Some("code"),
+        ),
+        (
+            "/api/account/mfa/confirm",
+            vec![("code", "١٢٣٤٥٦")],
+            422,
+            Some("code"),
+        ),
+        (
+            "/api/account/mfa/disable",
+            vec![("password", "")],
+            422,
+            Some("password"),
+        ),
+        (
+            "/api/members/add",
+            vec![("email", ""), ("password", PASSWORD), ("role", "member")],
+            422,
+            Some("email"),
+        ),
+        (
+            "/api/members/add",
+            vec![
+                ("email", &ten_kb),
+                ("password", PASSWORD),
+                ("role", "member"),
+            ],
+            422,
+            Some("email"),
+        ),
+        (
+            "/api/members/add",
+            vec![
+                ("email", "n@acme.test"),
+                ("password", ""),
+                ("role", "member"),
+            ],
+            422,
+            Some("password"),
+        ),
+        (
+            "/api/members/add",
+            vec![
+                ("email", "n@acme.test"),
+                ("password", &ten_kb),
+                ("role", "member"),
+            ],
+            422,
+            Some("password"),
+        ),
+        (
+            "/api/members/add",
+            vec![
+                ("email", "n@acme.test"),
+                ("password", PASSWORD),
+                ("role", "emperor"),
+            ],
+            422,
+            Some("role"),
+        ),
+        (
+            "/api/members/add",
+            vec![("email", "n@acme.test")],
+            400,
+            None,
+        ),
+        ("/api/members/remove", vec![("member_id", "abc")], 400, None),
+        ("/api/members/remove", vec![("member_id", "-1")], 403, None),
+        (
+            "/api/members/remove",
+            vec![("member_id", "99999999999999999999")],
+            400,
+            None,
+        ),
+    ];
+    for (path, form, status, field) in cases {
+        let response = post(&client, &server, path, Some(&owner), &form).await;
+        assert_eq!(response.status().as_u16(), status, "{path} {form:?}");
+        let body = response.text().await.unwrap();
+        if let Some(field) = field {
+            let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["Invalid"]["field"], field, "{path}: {body}");
+            assert!(!error["Invalid"]["message"].as_str().unwrap().is_empty());
+        }
+        assert!(
+            !body.contains("panicked") && !body.to_lowercase().contains("sql"),
+            "{body}"
+        );
+    }
+    // Nothing was written: still one member, MFA still off.
+    let members = domain::accounts::list_members(&database.db, 1)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 1);
+    assert!(!members[0].mfa_enabled);
+    assert!(!server.log().iter().any(|line| line.contains("panicked")));
 }
