@@ -161,6 +161,7 @@ mod from_domain {
                 | AccountError::UnknownMember
                 | AccountError::NotAllowed => Self::Refused(error.to_string()),
                 AccountError::Hash(cause) => Self::Internal.logged("password hashing", &cause),
+                AccountError::Policy(cause) => Self::Internal.logged("authorization", &cause),
                 AccountError::Database(cause) => cause.into(),
             }
         }

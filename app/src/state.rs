@@ -1,7 +1,7 @@
 //! What the server hands every page render and server function.
 
 use axum::extract::FromRef;
-use domain::{db::DatabaseConnection, hashing::PasswordHasher, secrets::SecretKey};
+use domain::{authz::Authz, db::DatabaseConnection, hashing::PasswordHasher, secrets::SecretKey};
 use leptos::prelude::*;
 
 use crate::error::AppError;
@@ -13,6 +13,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub hasher: PasswordHasher,
     pub secret_key: SecretKey,
+    /// The one place permission decisions are made.
+    pub authz: Authz,
 }
 
 impl FromRef<AppState> for LeptosOptions {

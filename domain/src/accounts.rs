@@ -9,6 +9,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    authz::{Action, Authz, AuthzError, PolicyError},
     entity::{organization, user_account},
     hashing::{HashError, PasswordHasher},
     secrets::Password,
@@ -52,9 +53,20 @@ pub enum AccountError {
     #[error("You are not allowed to do that.")]
     NotAllowed,
     #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
     Database(#[from] DbErr),
+}
+
+impl From<AuthzError> for AccountError {
+    fn from(error: AuthzError) -> Self {
+        match error {
+            AuthzError::Denied(_) => Self::NotAllowed,
+            AuthzError::Policy(cause) => Self::Policy(cause),
+        }
+    }
 }
 
 /// An email address as Lifeline stores it: trimmed and lower-cased.
@@ -130,15 +142,6 @@ impl Role {
             "admin" => Ok(Self::Admin),
             "owner" => Ok(Self::Owner),
             _ => Err(FieldError::new("role", "Choose member, admin or owner.")),
-        }
-    }
-
-    /// Whether this role may add or remove someone with role `other`.
-    pub fn can_manage(self, other: Role) -> bool {
-        match self {
-            Self::Owner => true,
-            Self::Admin => other == Self::Member,
-            Self::Member => false,
         }
     }
 }
@@ -306,12 +309,12 @@ pub struct NewMember<'a> {
     pub role: Role,
 }
 
-/// Adds a member to an organization. `actor` is the admin doing it, or `None` for the
-/// command line run by the operator.
+/// Adds a member to an organization. `by` is the admin doing it with the gate that must let
+/// them through, or `None` for the command line run by the operator of the installation.
 pub async fn create_member(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
-    actor: Option<&Member>,
+    by: Option<(&Authz, &Member)>,
     org_id: i32,
     new: NewMember<'_>,
     now: DateTime<Utc>,
@@ -321,10 +324,10 @@ pub async fn create_member(
         password,
         role,
     } = new;
-    if let Some(actor) = actor
-        && (actor.org_id != org_id || !actor.role.can_manage(role))
-    {
-        return Err(AccountError::NotAllowed);
+    if let Some((authz, actor)) = by {
+        authz
+            .require(actor, org_id, Action::AddAccount(role))
+            .await?;
     }
     let email = Email::parse(email)?;
     check_new_password(password)?;
@@ -413,19 +416,52 @@ pub async fn list_members(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Me
         .collect()
 }
 
-/// Removes a member; admins remove members, owners remove anyone but themselves.
+/// One row of the members list: a member, and whether the viewer may remove them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberListing {
+    pub member: Member,
+    pub removable: bool,
+}
+
+/// The members of the viewer's organization, if the gate lets the viewer see them.
+pub async fn members_seen_by(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+) -> Result<Vec<MemberListing>, AccountError> {
+    authz
+        .require(viewer, viewer.org_id, Action::ListMembers)
+        .await?;
+    let mut listings = Vec::new();
+    for member in list_members(db, viewer.org_id).await? {
+        let removable = member.id != viewer.id
+            && authz
+                .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
+                .await?;
+        listings.push(MemberListing { member, removable });
+    }
+    Ok(listings)
+}
+
+/// Removes a member, if the gate lets `actor` remove an account of that role. Nobody
+/// removes themselves: an organization must not lose its last owner by a slip.
 pub async fn remove_member(
     db: &DatabaseConnection,
+    authz: &Authz,
     actor: &Member,
     member_id: i32,
 ) -> Result<Member, AccountError> {
+    // Another organization's member reads as no member at all: ids do not leak across.
     let target = member(db, member_id)
         .await?
         .filter(|target| target.org_id == actor.org_id)
         .ok_or(AccountError::UnknownMember)?;
-    if target.id == actor.id || !actor.role.can_manage(target.role) {
+    if target.id == actor.id {
         return Err(AccountError::NotAllowed);
     }
+    authz
+        .require(actor, target.org_id, Action::RemoveAccount(target.role))
+        .await?;
     user_account::Entity::delete_by_id(target.id)
         .exec(db)
         .await?;

@@ -6,6 +6,7 @@
 //! current time, and return typed results; they know nothing of axum or Leptos.
 
 pub mod accounts;
+pub mod authz;
 pub mod db;
 mod entity;
 pub mod hashing;

@@ -55,6 +55,7 @@ pub async fn create_user(
         password: &password,
         role,
     };
+    // The operator of the installation acts without an account: no gate to pass.
     let member = accounts::create_member(&db, &hasher, None, org.id, new, chrono::Utc::now())
         .await
         .map_err(explain)?;

@@ -52,6 +52,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
+    let authz = domain::authz::Authz::baseline()
+        .await
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
 
     let leptos_options = get_configuration(None)
         .map_err(|e| ServeError::Site(e.to_string()))?
@@ -61,6 +64,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         db: db.clone(),
         hasher,
         secret_key,
+        authz,
     };
 
     let shutdown = shutdown_signal()?;
@@ -82,8 +86,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Migrate)?
         == 0
     {
+        let program = std::env::args().next().unwrap_or_else(|| "lifeline".into());
         tracing::warn!(
-            "no organization yet; create one with: lifeline create-org --name \"Acme\" \
+            "no organization yet; create one with: {program} create-org --name \"Acme\" \
              --admin-email owner@acme.test (it asks for the owner's password)"
         );
     }

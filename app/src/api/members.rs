@@ -23,22 +23,19 @@ pub async fn list_members() -> Result<Vec<MemberRow>, AppError> {
         let state = crate::state::app_state()?;
         let session = crate::auth::session().await?;
         let viewer = crate::auth::require_member(&state, &session).await?;
-        if viewer.role == domain::accounts::Role::Member {
-            return Err(AppError::Refused(
-                "Only owners and admins manage members.".into(),
-            ));
-        }
-        Ok(domain::accounts::list_members(&state.db, viewer.org_id)
-            .await?
-            .into_iter()
-            .map(|member| MemberRow {
-                removable: member.id != viewer.id && viewer.role.can_manage(member.role),
-                id: member.id,
-                email: member.email,
-                role: member.role.as_str().to_owned(),
-                mfa_enabled: member.mfa_enabled,
-            })
-            .collect())
+        Ok(
+            domain::accounts::members_seen_by(&state.db, &state.authz, &viewer)
+                .await?
+                .into_iter()
+                .map(|listing| MemberRow {
+                    removable: listing.removable,
+                    id: listing.member.id,
+                    email: listing.member.email,
+                    role: listing.member.role.as_str().to_owned(),
+                    mfa_enabled: listing.member.mfa_enabled,
+                })
+                .collect(),
+        )
     })
     .await
 }
@@ -60,7 +57,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
         let member = domain::accounts::create_member(
             &state.db,
             &state.hasher,
-            Some(&viewer),
+            Some((&state.authz, &viewer)),
             viewer.org_id,
             new,
             chrono::Utc::now(),
@@ -79,7 +76,8 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
         let state = crate::state::app_state()?;
         let session = crate::auth::session().await?;
         let viewer = crate::auth::require_member(&state, &session).await?;
-        let removed = domain::accounts::remove_member(&state.db, &viewer, member_id).await?;
+        let removed =
+            domain::accounts::remove_member(&state.db, &state.authz, &viewer, member_id).await?;
         tracing::info!(actor = viewer.id, member = removed.id, "member removed");
         Ok(())
     })

@@ -3,6 +3,7 @@
 use chrono::{TimeZone, Utc};
 use domain::{
     accounts::{self, AccountError, Email, NewMember, Role},
+    authz::Authz,
     hashing::PasswordHasher,
     secrets::Password,
     testing::migrated_databases,
@@ -180,6 +181,7 @@ async fn bad_input_is_refused_with_a_field_message_and_nothing_is_written() {
 #[tokio::test]
 async fn only_owners_manage_admins_and_nobody_removes_themselves() {
     let hasher = PasswordHasher::new(2).unwrap();
+    let authz = Authz::baseline().await.unwrap();
     for test_db in migrated_databases().await {
         let db = &test_db.db;
         let (org, owner) = accounts::create_organization(
@@ -195,7 +197,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let admin = accounts::create_member(
             db,
             &hasher,
-            Some(&owner),
+            Some((&authz, &owner)),
             org.id,
             NewMember {
                 email: "admin@acme.test",
@@ -209,7 +211,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let member = accounts::create_member(
             db,
             &hasher,
-            Some(&admin),
+            Some((&authz, &admin)),
             org.id,
             NewMember {
                 email: "m@acme.test",
@@ -223,7 +225,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let refused = accounts::create_member(
             db,
             &hasher,
-            Some(&admin),
+            Some((&authz, &admin)),
             org.id,
             NewMember {
                 email: "a2@acme.test",
@@ -235,15 +237,15 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         assert!(matches!(
-            accounts::remove_member(db, &admin, owner.id).await,
+            accounts::remove_member(db, &authz, &admin, owner.id).await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
-            accounts::remove_member(db, &owner, owner.id).await,
+            accounts::remove_member(db, &authz, &owner, owner.id).await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
-            accounts::remove_member(db, &member, admin.id).await,
+            accounts::remove_member(db, &authz, &member, admin.id).await,
             Err(AccountError::NotAllowed)
         ));
 
@@ -253,14 +255,14 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
                 .await
                 .unwrap();
         assert!(matches!(
-            accounts::remove_member(db, &other_owner, member.id).await,
+            accounts::remove_member(db, &authz, &other_owner, member.id).await,
             Err(AccountError::UnknownMember)
         ));
         assert!(matches!(
             accounts::create_member(
                 db,
                 &hasher,
-                Some(&other_owner),
+                Some((&authz, &other_owner)),
                 org.id,
                 NewMember {
                     email: "x@acme.test",
@@ -274,7 +276,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         ));
         assert_ne!(other_org.id, org.id);
 
-        accounts::remove_member(db, &admin, member.id)
+        accounts::remove_member(db, &authz, &admin, member.id)
             .await
             .unwrap();
         let left: Vec<_> = accounts::list_members(db, org.id)
