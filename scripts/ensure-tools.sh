@@ -23,6 +23,26 @@ command -v cargo >/dev/null || fail "cargo is missing: install Rust with rustup 
 [ -n "$WASM_BINDGEN_VERSION" ] || fail "cannot read the wasm-bindgen version from Cargo.lock"
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# Rust links with the system C compiler, and SQLite and ring build C code.
+if ! command -v cc >/dev/null || ! command -v c++ >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing a C toolchain (build-essential) for linking and the C parts of SQLite and ring"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config >/dev/null
+  else
+    fail "a C compiler is missing: run 'sudo apt-get install build-essential pkg-config'"
+  fi
+fi
+
+if command -v rustup >/dev/null; then
+  for component in clippy rustfmt; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      say "adding the $component component"
+      rustup component add "$component"
+    fi
+  done
+fi
+
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown

@@ -21,12 +21,19 @@ const SIGN_IN_PENDING: &str = "sign_in.pending";
 
 /// How long the second-factor step stays open after the password step.
 const PENDING_LIMIT_SECONDS: i64 = 10 * 60;
+/// Wrong codes allowed per password step; then the password must be typed again, so each
+/// batch of guesses costs an argon2 verification. (Per-account lockout across sessions is
+/// the hardening issue's.)
+pub const CODE_ATTEMPTS_PER_PASSWORD: u8 = 5;
 
 /// A password checked, a second factor still to come.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct PendingSignIn {
     pub member_id: i32,
     pub since: i64,
+    /// Wrong codes so far.
+    #[serde(default)]
+    pub failures: u8,
 }
 
 /// The request's session.
@@ -64,6 +71,25 @@ pub async fn require_member(state: &AppState, session: &Session) -> Result<Membe
         .ok_or(AppError::SignInRequired)
 }
 
+/// A request from a signed-in member: what a server function for members starts from.
+pub struct SignedIn {
+    pub state: AppState,
+    pub session: Session,
+    pub member: Member,
+}
+
+/// The state, the session and the signed-in member, or [`AppError::SignInRequired`].
+pub async fn signed_in() -> Result<SignedIn, AppError> {
+    let state = crate::state::app_state()?;
+    let session = session().await?;
+    let member = require_member(&state, &session).await?;
+    Ok(SignedIn {
+        state,
+        session,
+        member,
+    })
+}
+
 /// Remembers the email typed at the first step.
 pub async fn remember_email(session: &Session, email: &str) -> Result<(), AppError> {
     session
@@ -78,16 +104,41 @@ pub async fn remembered_email(session: &Session) -> Result<Option<String>, AppEr
     session.get(SIGN_IN_EMAIL).await.map_err(storage)
 }
 
-/// Records that the password was right and a second factor is owed.
+/// Records that the password was right and a second factor is owed. The session id
+/// changes here already, so an id planted before the password step is useless for the code
+/// step.
 pub async fn await_second_factor(session: &Session, member: &Member) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(storage)?;
     let pending = PendingSignIn {
         member_id: member.id,
         since: Utc::now().timestamp(),
+        failures: 0,
     };
     session
         .insert(SIGN_IN_PENDING, pending)
         .await
         .map_err(storage)
+}
+
+/// Counts a wrong code; after [`CODE_ATTEMPTS_PER_PASSWORD`] the pending sign-in is dropped.
+/// Returns whether the member may still try.
+pub async fn count_wrong_code(
+    session: &Session,
+    mut pending: PendingSignIn,
+) -> Result<bool, AppError> {
+    pending.failures = pending.failures.saturating_add(1);
+    if pending.failures >= CODE_ATTEMPTS_PER_PASSWORD {
+        session
+            .remove_value(SIGN_IN_PENDING)
+            .await
+            .map_err(storage)?;
+        return Ok(false);
+    }
+    session
+        .insert(SIGN_IN_PENDING, pending)
+        .await
+        .map_err(storage)?;
+    Ok(true)
 }
 
 /// The member owing a second factor, if the password step was passed recently enough.

@@ -468,19 +468,6 @@ pub async fn remove_member(
     Ok(target)
 }
 
-/// The account for an email address as typed at sign-in, if there is one.
-pub async fn account_by_email(
-    db: &DatabaseConnection,
-    email: &Email,
-) -> Result<Option<Member>, DbErr> {
-    user_account::Entity::find()
-        .filter(user_account::Column::Email.eq(email.as_str()))
-        .one(db)
-        .await?
-        .map(Member::try_from)
-        .transpose()
-}
-
 /// Checks an email and password at sign-in. Unknown email and wrong password give the same
 /// answer (`None`) in the same time: both cost one argon2 verification.
 pub async fn verify_password(

@@ -2,8 +2,9 @@
 //! confirmed by a first code, verification with ±1 time-step tolerance and no replay, and
 //! disabling with the password.
 //!
-//! The TOTP secret is stored sealed with the server's [`SecretKey`], bound to its account,
-//! and leaves the server only once: in the response that starts enrolment.
+//! The TOTP secret is stored sealed with the server's [`SecretKey`], bound to its account.
+//! It leaves the server only while enrolment is pending (the set-up page, so that a reload
+//! shows the same key); once MFA is on, it is never sent anywhere again.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
@@ -26,7 +27,27 @@ const SECRET_BYTES: usize = 20;
 /// The issuer shown in authenticator apps.
 const ISSUER: &str = "Lifeline";
 
-/// What enrolment shows once: the key to type or scan. Its `Debug` hides the key.
+/// Whether `key` opens the TOTP secrets already stored (true when there are none): the
+/// server checks this at start-up, so that a lost or wrong key stops it with a clear message
+/// instead of locking every MFA user out.
+pub async fn key_opens_stored_secrets(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+) -> Result<bool, DbErr> {
+    let sample = user_account::Entity::find()
+        .filter(user_account::Column::TotpSecret.is_not_null())
+        .one(db)
+        .await?;
+    Ok(match sample {
+        Some(row) => row
+            .totp_secret
+            .as_deref()
+            .is_some_and(|sealed| key.open(sealed, &context(row.id)).is_ok()),
+        None => true,
+    })
+}
+
+/// What enrolment shows: the key to type or scan. Its `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TotpEnrolment {
     /// The secret in base32, as authenticator apps take it when typed.
@@ -88,6 +109,24 @@ pub async fn begin_enrolment(
     key: &SecretKey,
     member_id: i32,
 ) -> Result<TotpEnrolment, MfaError> {
+    start_enrolment(db, key, member_id, Replace::Any).await
+}
+
+/// Whether a new pending secret may replace one already pending.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Any,
+    /// Only when none is pending: two set-up pages opened at once must not each store a
+    /// secret and leave one of them showing a key that can never be confirmed.
+    OnlyEmpty,
+}
+
+async fn start_enrolment(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member_id: i32,
+    replace: Replace,
+) -> Result<TotpEnrolment, MfaError> {
     let row = account(db, member_id).await?;
     if row.totp_enabled_at.is_some() {
         return Err(MfaError::AlreadyEnabled);
@@ -98,20 +137,25 @@ pub async fn begin_enrolment(
         .seal(&secret, &context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     // Only an account without MFA in force takes a new pending secret.
-    let updated = user_account::Entity::update_many()
+    let mut update = user_account::Entity::update_many()
         .col_expr(user_account::Column::TotpSecret, Expr::value(sealed))
         .col_expr(
             user_account::Column::TotpLastStep,
             Expr::value(Option::<i64>::None),
         )
         .filter(user_account::Column::Id.eq(member_id))
-        .filter(user_account::Column::TotpEnabledAt.is_null())
-        .exec(db)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(MfaError::AlreadyEnabled);
+        .filter(user_account::Column::TotpEnabledAt.is_null());
+    if replace == Replace::OnlyEmpty {
+        update = update.filter(user_account::Column::TotpSecret.is_null());
     }
-    Ok(enrolment)
+    if update.exec(db).await?.rows_affected == 1 {
+        return Ok(enrolment);
+    }
+    match replace {
+        Replace::Any => Err(MfaError::AlreadyEnabled),
+        // Another request started one a moment ago: show that one.
+        Replace::OnlyEmpty => Box::pin(current_enrolment(db, key, member_id)).await,
+    }
 }
 
 /// The enrolment in progress, started if there is none: a page reload shows the same key
@@ -126,7 +170,7 @@ pub async fn current_enrolment(
         return Err(MfaError::AlreadyEnabled);
     }
     let Some(sealed) = row.totp_secret.as_deref() else {
-        return begin_enrolment(db, key, member_id).await;
+        return start_enrolment(db, key, member_id, Replace::OnlyEmpty).await;
     };
     let secret = key
         .open(sealed, &context(member_id))

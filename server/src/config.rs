@@ -43,6 +43,16 @@ pub enum SecretKeySource {
     File(PathBuf),
 }
 
+impl SecretKeySource {
+    /// The variable that chose this key, for messages about it.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            Self::Inline(_) => "LIFELINE_SECRET_KEY",
+            Self::File(_) => "LIFELINE_SECRET_KEY_FILE",
+        }
+    }
+}
+
 impl PartialEq for SecretKeySource {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {

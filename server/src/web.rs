@@ -5,7 +5,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use domain::hashing::PasswordHasher;
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tower_http::trace::TraceLayer;
+use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
 use tower_sessions::{
     Expiry, SessionManagerLayer,
     cookie::{SameSite, time::Duration as CookieDuration},
@@ -13,6 +13,9 @@ use tower_sessions::{
 
 use crate::{config::Config, sessions::DatabaseSessionStore};
 
+/// The largest request body accepted; larger ones get 413 before anything reads them.
+/// Server functions buffer their bodies whole, so without this any POST could fill memory.
+const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "lifeline_session";
 /// A session ends after this long without a request.
@@ -46,6 +49,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Migrate)?;
 
     let secret_key = crate::keys::load(&config.secret_key).map_err(ServeError::Setup)?;
+    // A lost or different key would lock every MFA user out with errors at sign-in: refuse
+    // to start instead, and say which key is wanted.
+    if !domain::mfa::key_opens_stored_secrets(&db, &secret_key)
+        .await
+        .map_err(ServeError::Migrate)?
+    {
+        return Err(ServeError::Setup(format!(
+            "{}: this key does not open the TOTP secrets stored in the database; \
+             start with the key this database was used with",
+            config.secret_key.variable()
+        )));
+    }
+    if config.backend == domain::db::Backend::Postgres
+        && matches!(config.secret_key, crate::config::SecretKeySource::File(_))
+    {
+        tracing::warn!(
+            "LIFELINE_SECRET_KEY is not set: every instance sharing this PostgreSQL database \
+             needs the same key, so set it rather than rely on a key file per machine"
+        );
+    }
     let hasher =
         PasswordHasher::for_this_machine().map_err(|e| ServeError::Setup(e.to_string()))?;
     let sessions = DatabaseSessionStore::new(&db)
@@ -120,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

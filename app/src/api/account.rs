@@ -52,11 +52,16 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
 #[server(endpoint = "account/mfa/setup")]
 pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let member = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let enrolment =
             domain::mfa::current_enrolment(&state.db, &state.secret_key, member.id).await?;
+        // The key is a secret: no cache, shared or private, may keep this response.
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.insert_header(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+        }
         let qr_svg = qrcode::QrCode::new(enrolment.otpauth_url.as_bytes())
             .map_err(|cause| AppError::Internal.logged("QR code", &cause))?
             .render::<qrcode::render::svg::Color<'_>>()
@@ -74,9 +79,7 @@ pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
 #[server(endpoint = "account/mfa/confirm")]
 pub async fn confirm_totp(code: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let member = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         domain::mfa::confirm_enrolment(
             &state.db,
             &state.secret_key,
@@ -96,9 +99,7 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
 #[server(endpoint = "account/mfa/disable")]
 pub async fn disable_totp(password: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let member = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         if password.is_empty() {
             return Err(AppError::Invalid {
                 field: "password".into(),

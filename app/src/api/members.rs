@@ -20,9 +20,11 @@ pub struct MemberRow {
 #[server(endpoint = "members")]
 pub async fn list_members() -> Result<Vec<MemberRow>, AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let viewer = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in().await?;
         Ok(
             domain::accounts::members_seen_by(&state.db, &state.authz, &viewer)
                 .await?
@@ -44,9 +46,11 @@ pub async fn list_members() -> Result<Vec<MemberRow>, AppError> {
 #[server(endpoint = "members/add")]
 pub async fn add_member(email: String, password: String, role: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let viewer = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in().await?;
         let role = domain::accounts::Role::parse(&role)?;
         let password = domain::secrets::Password::new(password);
         let new = domain::accounts::NewMember {
@@ -73,9 +77,11 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
 #[server(endpoint = "members/remove")]
 pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let viewer = crate::auth::require_member(&state, &session).await?;
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in().await?;
         let removed =
             domain::accounts::remove_member(&state.db, &state.authz, &viewer, member_id).await?;
         tracing::info!(actor = viewer.id, member = removed.id, "member removed");

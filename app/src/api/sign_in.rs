@@ -76,14 +76,27 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
         let pending = crate::auth::pending_second_factor(&session)
             .await?
             .ok_or(AppError::SignInRequired)?;
-        domain::mfa::verify_code(
+        let verified = domain::mfa::verify_code(
             &state.db,
             &state.secret_key,
             pending.member_id,
             &code,
             chrono::Utc::now(),
         )
-        .await?;
+        .await;
+        if let Err(error) = verified {
+            let error = AppError::from(error);
+            // A wrong code (not a malformed one) uses up one of the attempts.
+            if error.for_field("code").is_some()
+                && domain::mfa::parse_code(&code).is_ok()
+                && !crate::auth::count_wrong_code(&session, pending).await?
+            {
+                return Err(AppError::Refused(
+                    "Too many wrong codes. Sign in again with your password.".into(),
+                ));
+            }
+            return Err(error);
+        }
         let member = domain::accounts::member(&state.db, pending.member_id)
             .await?
             .ok_or(AppError::SignInRequired)?;

@@ -250,3 +250,26 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
         ));
     }
 }
+
+#[tokio::test]
+async fn only_the_right_key_opens_the_stored_secrets() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        // Nothing stored yet: any key will do.
+        assert!(
+            mfa::key_opens_stored_secrets(db, &SecretKey::generate())
+                .await
+                .unwrap()
+        );
+        let owner = owner(&test_db, &hasher).await;
+        mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
+        assert!(mfa::key_opens_stored_secrets(db, &key).await.unwrap());
+        assert!(
+            !mfa::key_opens_stored_secrets(db, &SecretKey::generate())
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -590,3 +590,141 @@ async fn bad_input_to_every_sign_in_and_account_endpoint_gets_a_clear_4xx_and_wr
     assert!(!members[0].mfa_enabled);
     assert!(!server.log().iter().any(|line| line.contains("panicked")));
 }
+
+#[tokio::test]
+async fn five_wrong_codes_send_the_member_back_to_the_password() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let key = domain::secrets::SecretKey::generate();
+    let enrolment = domain::mfa::begin_enrolment(&database.db, &key, 1)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let first = domain::mfa::code_at(&enrolment.setup_key, now).unwrap();
+    domain::mfa::confirm_enrolment(&database.db, &key, 1, &first, now)
+        .await
+        .unwrap();
+
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SECRET_KEY", &key.to_hex()),
+    ])
+    .await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let step1 = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", "owner@acme.test")],
+    )
+    .await;
+    let (id, _) = session_cookie(&step1).unwrap();
+    let step2 = post(
+        &client,
+        &server,
+        "/api/sign_in/password",
+        Some(&id),
+        &[("password", PASSWORD)],
+    )
+    .await;
+    let (pending, _) = session_cookie(&step2).expect("the session id changes at the password step");
+    assert_ne!(pending, id);
+
+    let next =
+        domain::mfa::code_at(&enrolment.setup_key, now + chrono::Duration::seconds(30)).unwrap();
+    let wrong = if next == "000000" { "111111" } else { "000000" };
+    for attempt in 1..=5 {
+        let response = post(
+            &client,
+            &server,
+            "/api/sign_in/code",
+            Some(&pending),
+            &[("code", wrong)],
+        )
+        .await;
+        let expected = if attempt < 5 { 422 } else { 403 };
+        assert_eq!(response.status().as_u16(), expected, "attempt {attempt}");
+    }
+    // Even the right code is too late now: the password comes first again.
+    let right = post(
+        &client,
+        &server,
+        "/api/sign_in/code",
+        Some(&pending),
+        &[("code", &next)],
+    )
+    .await;
+    assert_eq!(right.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(signed_in_email(&client, &server, &pending).await, None);
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_with_a_key_that_does_not_open_stored_secrets() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let key = domain::secrets::SecretKey::generate();
+    domain::mfa::begin_enrolment(&database.db, &key, 1)
+        .await
+        .unwrap();
+
+    let other = domain::secrets::SecretKey::generate().to_hex();
+    let (ok, stderr) = crate::harness::run_to_exit(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SECRET_KEY", &other),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr
+            .starts_with("lifeline: LIFELINE_SECRET_KEY: this key does not open the TOTP secrets"),
+        "{stderr}"
+    );
+    // A missing key file would be a new key: refused the same way.
+    let (ok, stderr) = crate::harness::run_to_exit(&[("DATABASE_URL", &database.url)]).await;
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("lifeline: LIFELINE_SECRET_KEY_FILE: this key does not open"),
+        "{stderr}"
+    );
+
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SECRET_KEY", &key.to_hex()),
+    ])
+    .await;
+    assert_eq!(
+        reqwest::get(server.url("/readyz")).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_over_64_kib_are_refused_with_413() {
+    let database = TestDatabase::sqlite().await;
+    let server = Server::start(&database.url).await;
+    let client = Client::new();
+    let huge = "x".repeat(65 * 1024);
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", &huge)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let fits = "x".repeat(60 * 1024);
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", &fits)],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 422);
+}
