@@ -28,6 +28,23 @@ async fn owner(test_db: &TestDatabase, hasher: &PasswordHasher) -> Member {
     .1
 }
 
+/// The owner of a new organization with MFA turned on at `t0()`, and their setup key.
+async fn owner_with_mfa(
+    test_db: &TestDatabase,
+    hasher: &PasswordHasher,
+    key: &SecretKey,
+) -> (Member, String) {
+    let owner = owner(test_db, hasher).await;
+    let enrolment = mfa::begin_enrolment(&test_db.db, key, owner.id)
+        .await
+        .unwrap();
+    let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+    mfa::confirm_enrolment(&test_db.db, key, owner.id, &code, t0())
+        .await
+        .unwrap();
+    (owner, enrolment.setup_key)
+}
+
 #[tokio::test]
 async fn enrolment_is_confirmed_with_a_current_code_and_the_secret_is_stored_sealed() {
     let hasher = PasswordHasher::new(2).unwrap();
@@ -105,12 +122,8 @@ async fn codes_are_accepted_one_step_either_side_and_never_twice() {
     let key = SecretKey::generate();
     for test_db in migrated_databases().await {
         let db = &test_db.db;
-        let owner = owner(&test_db, &hasher).await;
-        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
-        let code = |at| mfa::code_at(&enrolment.setup_key, at).unwrap();
-        mfa::confirm_enrolment(db, &key, owner.id, &code(t0()), t0())
-            .await
-            .unwrap();
+        let (owner, setup_key) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let code = |at| mfa::code_at(&setup_key, at).unwrap();
 
         // The confirming code cannot sign in again within its window.
         let replay = mfa::verify_code(db, &key, owner.id, &code(t0()), t0()).await;
@@ -179,17 +192,10 @@ async fn concurrent_uses_of_one_code_let_exactly_one_through() {
     let hasher = PasswordHasher::new(2).unwrap();
     let key = SecretKey::generate();
     for test_db in migrated_databases().await {
-        let owner = owner(&test_db, &hasher).await;
-        let enrolment = mfa::begin_enrolment(&test_db.db, &key, owner.id)
-            .await
-            .unwrap();
-        let first = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-        mfa::confirm_enrolment(&test_db.db, &key, owner.id, &first, t0())
-            .await
-            .unwrap();
+        let (owner, setup_key) = owner_with_mfa(&test_db, &hasher, &key).await;
 
         let later = t0() + Duration::seconds(120);
-        let code = mfa::code_at(&enrolment.setup_key, later).unwrap();
+        let code = mfa::code_at(&setup_key, later).unwrap();
         let attempts = (0..10).map(|_| {
             let (db, key, code) = (test_db.db.clone(), key.clone(), code.clone());
             tokio::spawn(async move { mfa::verify_code(&db, &key, owner.id, &code, later).await })
@@ -210,12 +216,8 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
     let key = SecretKey::generate();
     for test_db in migrated_databases().await {
         let db = &test_db.db;
-        let owner = owner(&test_db, &hasher).await;
-        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
-        let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-        mfa::confirm_enrolment(db, &key, owner.id, &code, t0())
-            .await
-            .unwrap();
+        let (owner, setup_key) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let code = mfa::code_at(&setup_key, t0()).unwrap();
 
         assert!(matches!(
             mfa::disable(db, &hasher, owner.id, &Password::new("not my password")).await,
