@@ -416,6 +416,19 @@ pub async fn list_members(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Me
         .collect()
 }
 
+/// The email addresses of an organization's owners and admins: who a member asks for help.
+pub async fn admin_contacts(db: &DatabaseConnection, org_id: i32) -> Result<Vec<String>, DbErr> {
+    Ok(user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
+        .order_by_asc(user_account::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.email)
+        .collect())
+}
+
 /// One row of the members list: a member, and whether the viewer may remove them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberListing {

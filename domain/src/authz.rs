@@ -26,6 +26,12 @@ pub enum Action {
     AddAccount(Role),
     /// Remove an account that has this role.
     RemoveAccount(Role),
+    /// Generate (or regenerate) one's own backup verification codes.
+    GenerateBackupCodes,
+    /// Sign in with one of one's own backup verification codes.
+    RedeemBackupCode,
+    /// See how many of one's own backup verification codes remain.
+    ViewBackupCodes,
 }
 
 impl Action {
@@ -35,6 +41,9 @@ impl Action {
             Self::ListMembers => ("members".to_owned(), "list"),
             Self::AddAccount(role) => (format!("account:{}", role.as_str()), "add"),
             Self::RemoveAccount(role) => (format!("account:{}", role.as_str()), "remove"),
+            Self::GenerateBackupCodes => ("backup_codes".to_owned(), "generate"),
+            Self::RedeemBackupCode => ("backup_codes".to_owned(), "redeem"),
+            Self::ViewBackupCodes => ("backup_codes".to_owned(), "status"),
         }
     }
 }
@@ -58,10 +67,16 @@ pub struct Authz {
 impl Authz {
     /// The gate with the committed model and baseline policy.
     pub async fn baseline() -> Result<Self, PolicyError> {
+        Self::with_policy(BASELINE_POLICY).await
+    }
+
+    /// The gate with the committed model and the policy `csv` in place of the baseline
+    /// (tests use it to check that a refusal is obeyed everywhere).
+    pub async fn with_policy(csv: &str) -> Result<Self, PolicyError> {
         let model = DefaultModel::from_str(MODEL)
             .await
             .map_err(|e| PolicyError(e.to_string()))?;
-        let enforcer = Enforcer::new(model, StringAdapter::new(BASELINE_POLICY))
+        let enforcer = Enforcer::new(model, StringAdapter::new(csv.to_owned()))
             .await
             .map_err(|e| PolicyError(e.to_string()))?;
         Ok(Self {
@@ -146,15 +161,26 @@ mod tests {
             RemoveAccount(Member),
             RemoveAccount(Admin),
             RemoveAccount(Owner),
+            GenerateBackupCodes,
+            RedeemBackupCode,
+            ViewBackupCodes,
         ];
+        let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
         let table: [(Role, &[Action]); 3] = [
             (Owner, &actions),
             (
                 Admin,
-                &[ListMembers, AddAccount(Member), RemoveAccount(Member)],
+                &[
+                    ListMembers,
+                    AddAccount(Member),
+                    RemoveAccount(Member),
+                    GenerateBackupCodes,
+                    RedeemBackupCode,
+                    ViewBackupCodes,
+                ],
             ),
-            (Member, &[]),
+            (Member, &own_codes),
         ];
         for (role, allowed) in table {
             for action in actions {

@@ -1,5 +1,6 @@
 //! Password hashing with argon2id at OWASP's parameters, run off the async runtime and
-//! behind a bound on how many run at once (each takes 19 MiB and most of a core).
+//! behind a bound on how many run at once (each takes 19 MiB and most of a core). Backup
+//! codes are digested with the same function and parameters, behind the same bound.
 
 use std::sync::Arc;
 
@@ -17,6 +18,46 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
 
+/// The argon2id parameters of a digest, stored next to it so that digests made with other
+/// settings still verify after the defaults change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestParams {
+    pub memory_kib: u32,
+    pub passes: u32,
+    pub lanes: u32,
+}
+
+impl DigestParams {
+    /// The parameters new digests are made with (the same as for passwords).
+    pub const CURRENT: Self = Self {
+        memory_kib: MEMORY_KIB,
+        passes: PASSES,
+        lanes: LANES,
+    };
+
+    /// Reads `argon2id,v=19,m=19456,t=2,p=1`, as [`fmt::Display`](std::fmt::Display) writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix("argon2id,v=19,m=")?;
+        let (memory, rest) = rest.split_once(",t=")?;
+        let (passes, lanes) = rest.split_once(",p=")?;
+        Some(Self {
+            memory_kib: memory.parse().ok()?,
+            passes: passes.parse().ok()?,
+            lanes: lanes.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for DigestParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "argon2id,v=19,m={},t={},p={}",
+            self.memory_kib, self.passes, self.lanes
+        )
+    }
+}
+
 /// Hashes and verifies passwords; cheap to clone, shared by the whole server.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -30,6 +71,12 @@ pub struct PasswordHasher {
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
+
+impl HashError {
+    pub(crate) fn from_message(message: String) -> Self {
+        Self(message)
+    }
+}
 
 impl PasswordHasher {
     /// A hasher that runs at most `concurrency` argon2 evaluations at once.
@@ -67,6 +114,30 @@ impl PasswordHasher {
             .await
             .unwrap_or(false);
         matched && real
+    }
+
+    /// The 32-byte argon2id digest of `secret` with `salt`, keyed with `pepper` (argon2's
+    /// secret input), at `params`.
+    pub async fn digest(
+        &self,
+        secret: Vec<u8>,
+        salt: Vec<u8>,
+        pepper: Arc<[u8; 32]>,
+        params: DigestParams,
+    ) -> Result<[u8; 32], HashError> {
+        self.run(move || {
+            let params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
+                .map_err(|e| HashError(e.to_string()))?;
+            let argon2 =
+                Argon2::new_with_secret(&pepper[..], Algorithm::Argon2id, Version::V0x13, params)
+                    .map_err(|e| HashError(e.to_string()))?;
+            let mut out = [0u8; 32];
+            argon2
+                .hash_password_into(&secret, &salt, &mut out)
+                .map_err(|e| HashError(e.to_string()))?;
+            Ok(out)
+        })
+        .await?
     }
 
     async fn run<T: Send + 'static>(
@@ -137,6 +208,56 @@ mod tests {
             !hasher
                 .verify(&Password::new("correct horse"), Some("garbage"))
                 .await
+        );
+    }
+
+    #[test]
+    fn digest_params_round_trip_through_text() {
+        let text = DigestParams::CURRENT.to_string();
+        assert_eq!(text, "argon2id,v=19,m=19456,t=2,p=1");
+        assert_eq!(DigestParams::parse(&text), Some(DigestParams::CURRENT));
+        for bad in ["", "argon2i,v=19,m=1,t=1,p=1", "argon2id,v=19,m=x,t=2,p=1"] {
+            assert_eq!(DigestParams::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn digests_depend_on_secret_salt_and_pepper() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let digest = |secret: &[u8], salt: &[u8], pepper: u8| {
+            hasher.digest(
+                secret.to_vec(),
+                salt.to_vec(),
+                Arc::new([pepper; 32]),
+                DigestParams::CURRENT,
+            )
+        };
+        let base = digest(b"482109375516", b"0123456789abcdef", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            base,
+            digest(b"482109375516", b"0123456789abcdef", 1)
+                .await
+                .unwrap()
+        );
+        assert_ne!(
+            base,
+            digest(b"482109375517", b"0123456789abcdef", 1)
+                .await
+                .unwrap()
+        );
+        assert_ne!(
+            base,
+            digest(b"482109375516", b"0123456789abcdeF", 1)
+                .await
+                .unwrap()
+        );
+        assert_ne!(
+            base,
+            digest(b"482109375516", b"0123456789abcdef", 2)
+                .await
+                .unwrap()
         );
     }
 

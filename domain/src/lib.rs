@@ -6,7 +6,9 @@
 //! current time, and return typed results; they know nothing of axum or Leptos.
 
 pub mod accounts;
+pub mod audit;
 pub mod authz;
+pub mod backup_codes;
 pub mod db;
 mod entity;
 pub mod hashing;

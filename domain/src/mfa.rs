@@ -7,12 +7,16 @@
 //! shows the same key); once MFA is on, it is never sent anywhere again.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
+};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
 use crate::{
     accounts::{self, FieldError},
+    backup_codes,
     entity::user_account,
     hashing::PasswordHasher,
     secrets::{Password, SecretKey},
@@ -244,12 +248,15 @@ pub async fn verify_code(
     Ok(())
 }
 
-/// Turns MFA off after checking the member's password again.
+/// Turns MFA off after checking the member's password again. The member's backup codes end
+/// with it, in the same transaction: codes for a factor that is off must not come back to
+/// life when it is turned on again.
 pub async fn disable(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
     member_id: i32,
     password: &Password,
+    now: DateTime<Utc>,
 ) -> Result<(), MfaError> {
     let row = account(db, member_id).await?;
     if row.totp_enabled_at.is_none() {
@@ -258,6 +265,7 @@ pub async fn disable(
     if !accounts::confirm_password(db, hasher, member_id, password).await? {
         return Err(MfaError::WrongPassword);
     }
+    let txn = db.begin().await?;
     user_account::Entity::update_many()
         .col_expr(
             user_account::Column::TotpSecret,
@@ -272,8 +280,10 @@ pub async fn disable(
             Expr::value(Option::<i64>::None),
         )
         .filter(user_account::Column::Id.eq(member_id))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    backup_codes::end_set_in_force(&txn, member_id, backup_codes::ENDED_MFA_OFF, now).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -7,6 +7,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_organization;
 mod m20261127_000002_create_user_account;
+mod m20261128_000003_create_backup_codes;
+mod m20261128_000004_create_audit_event;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_organization::Migration),
             Box::new(m20261127_000002_create_user_account::Migration),
+            Box::new(m20261128_000003_create_backup_codes::Migration),
+            Box::new(m20261128_000004_create_audit_event::Migration),
         ]
     }
 }

@@ -1,4 +1,7 @@
 //! SeaORM entities: the rows as the database holds them. Only this crate touches them.
 
+pub mod audit_event;
+pub mod backup_code;
+pub mod backup_code_set;
 pub mod organization;
 pub mod user_account;

@@ -10,7 +10,7 @@ use domain::{
 };
 use sea_orm::ConnectionTrait;
 
-fn t0() -> DateTime<Utc> {
+pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
 
@@ -29,7 +29,7 @@ async fn owner(test_db: &TestDatabase, hasher: &PasswordHasher) -> Member {
 }
 
 /// The owner of a new organization with MFA turned on at `t0()`, and their setup key.
-async fn owner_with_mfa(
+pub async fn owner_with_mfa(
     test_db: &TestDatabase,
     hasher: &PasswordHasher,
     key: &SecretKey,
@@ -220,7 +220,14 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
         let code = mfa::code_at(&setup_key, t0()).unwrap();
 
         assert!(matches!(
-            mfa::disable(db, &hasher, owner.id, &Password::new("not my password")).await,
+            mfa::disable(
+                db,
+                &hasher,
+                owner.id,
+                &Password::new("not my password"),
+                t0()
+            )
+            .await,
             Err(MfaError::WrongPassword)
         ));
         assert!(
@@ -236,6 +243,7 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
             &hasher,
             owner.id,
             &Password::new("correct horse battery"),
+            t0(),
         )
         .await
         .unwrap();

@@ -1,0 +1,31 @@
+//! A member's set of backup verification codes; at most one per member is in force.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "backup_code_set")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub user_id: i32,
+    pub generated_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
+    pub end_reason: Option<String>,
+    pub salt: Vec<u8>,
+    pub params: String,
+    pub code_count: i32,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::backup_code::Entity")]
+    BackupCode,
+}
+
+impl Related<super::backup_code::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BackupCode.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}
