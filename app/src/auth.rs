@@ -19,6 +19,10 @@ const SIGN_IN_EMAIL: &str = "sign_in.email";
 /// A member who passed the password step and still owes a second factor.
 const SIGN_IN_PENDING: &str = "sign_in.pending";
 
+/// Generating backup codes (and other sensitive changes) needs a password typed within this
+/// long; after it, the password is asked for again.
+pub const RECENT_AUTHENTICATION_SECONDS: i64 = 10 * 60;
+
 /// How long the second-factor step stays open after the password step.
 const PENDING_LIMIT_SECONDS: i64 = 10 * 60;
 /// Wrong codes allowed per password step; then the password must be typed again, so each
@@ -161,6 +165,62 @@ pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), 
         .insert(AUTHENTICATED_AT, Utc::now().timestamp())
         .await
         .map_err(storage)
+}
+
+/// Whether the member proved who they are within [`RECENT_AUTHENTICATION_SECONDS`].
+pub async fn recently_authenticated(session: &Session) -> Result<bool, AppError> {
+    let at: Option<i64> = session.get(AUTHENTICATED_AT).await.map_err(storage)?;
+    Ok(at.is_some_and(|at| Utc::now().timestamp() - at <= RECENT_AUTHENTICATION_SECONDS))
+}
+
+/// `Ok` if the member authenticated recently, or proves it now with `password`, which then
+/// starts a new recent-authentication window. Otherwise a message for the password field.
+pub async fn confirm_recent_authentication(
+    state: &AppState,
+    session: &Session,
+    member: &Member,
+    password: Option<&str>,
+) -> Result<(), AppError> {
+    if recently_authenticated(session).await? {
+        return Ok(());
+    }
+    let invalid = |message: &str| AppError::Invalid {
+        field: "password".into(),
+        message: message.into(),
+    };
+    let password = password.filter(|p| !p.is_empty()).ok_or_else(|| {
+        invalid("Enter your password again: you last signed in more than 10 minutes ago.")
+    })?;
+    // No account has a longer password; refusing it spares an argon2 run on megabytes.
+    if password.chars().count() > accounts::MAX_PASSWORD_CHARS {
+        return Err(invalid("That password is not correct."));
+    }
+    let password = domain::secrets::Password::new(password);
+    if !accounts::confirm_password(&state.db, &state.hasher, member.id, &password).await? {
+        return Err(invalid("That password is not correct."));
+    }
+    session
+        .insert(AUTHENTICATED_AT, Utc::now().timestamp())
+        .await
+        .map_err(storage)
+}
+
+/// Where the current request came from, for the audit log: the peer's address and the
+/// browser's user agent.
+pub fn request_source() -> domain::audit::Source {
+    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
+        return domain::audit::Source::default();
+    };
+    let ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok())
+        .map(str::to_owned);
+    domain::audit::Source { ip, user_agent }
 }
 
 /// Signs out: the session is deleted from the store and its cookie cleared.

@@ -190,6 +190,26 @@ mod from_domain {
     }
 }
 
+#[cfg(feature = "ssr")]
+impl From<domain::backup_codes::BackupCodeError> for AppError {
+    fn from(error: domain::backup_codes::BackupCodeError) -> Self {
+        use domain::backup_codes::BackupCodeError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::Rejected => Self::Invalid {
+                field: "code".into(),
+                message: error.to_string(),
+            },
+            E::NotAllowed | E::MfaOff | E::Conflict | E::UnknownAccount => {
+                Self::Refused(error.to_string())
+            }
+            E::Hash(cause) => Self::Internal.logged("backup code hashing", &cause),
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,8 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    AccountPage, HomePage, MembersPage, MfaSetupPage, NotFound, SignInEmail, SignInHelp,
-    SignInPassword, SignInVerify,
+    AccountPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound, RecoveredPage,
+    SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -76,8 +76,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
                     <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
                     <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                 </Routes>
             </main>

@@ -1,7 +1,10 @@
 //! What the server hands every page render and server function.
 
 use axum::extract::FromRef;
-use domain::{authz::Authz, db::DatabaseConnection, hashing::PasswordHasher, secrets::SecretKey};
+use domain::{
+    authz::Authz, backup_codes::BackupCodeHasher, db::DatabaseConnection, hashing::PasswordHasher,
+    secrets::SecretKey,
+};
 use leptos::prelude::*;
 
 use crate::error::AppError;
@@ -13,6 +16,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub hasher: PasswordHasher,
     pub secret_key: SecretKey,
+    /// Digests backup codes (argon2id with the pepper derived from `secret_key`).
+    pub codes: BackupCodeHasher,
     /// The one place permission decisions are made.
     pub authz: Authz,
 }

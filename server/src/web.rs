@@ -1,7 +1,14 @@
 //! The HTTP server: routes, layers, health checks and graceful shutdown.
 
 use app::{App, shell, state::AppState};
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Form, Router,
+    body::Body,
+    extract::{Request, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
 use domain::hashing::PasswordHasher;
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -85,6 +92,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = AppState {
         leptos_options,
         db: db.clone(),
+        codes: domain::backup_codes::BackupCodeHasher::new(hasher.clone(), &secret_key),
         hasher,
         secret_key,
         authz,
@@ -123,7 +131,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .with_secure(config.secure_cookies)
         .with_expiry(Expiry::OnInactivity(SESSION_IDLE_LIMIT));
 
-    axum::serve(listener, router(state).layer(session_layer))
+    // The peer address reaches handlers (for the audit log) through ConnectInfo.
+    let app = router(state)
+        .layer(session_layer)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
 
@@ -141,11 +153,38 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // The plain form that generates backup codes posts to the page itself, so that the
+        // codes arrive in the answer to that post, the one time they are sent.
+        .route("/account/backup-codes", post(post_backup_codes))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `POST /account/backup-codes`: the backup-codes page, rendered with the outcome of the
+/// generation the form asked for (the new codes, or why not).
+async fn post_backup_codes(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    form: Result<
+        Form<app::api::backup_codes::GenerateForm>,
+        axum::extract::rejection::FormRejection,
+    >,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "The form could not be read.").into_response();
+    };
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_async_with_context(
+        move || {
+            leptos::prelude::provide_context(state.clone());
+            leptos::prelude::provide_context(form.clone());
+        },
+        move || shell(options.clone()),
+    );
+    render(Request::from_parts(parts, Body::empty())).await
 }
 
 /// Liveness: the process is up and serving HTTP.

@@ -56,12 +56,7 @@ pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
         let enrolment =
             domain::mfa::current_enrolment(&state.db, &state.secret_key, member.id).await?;
         // The key is a secret: no cache, shared or private, may keep this response.
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.insert_header(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-store"),
-            );
-        }
+        crate::api::no_store();
         let qr_svg = qrcode::QrCode::new(enrolment.otpauth_url.as_bytes())
             .map_err(|cause| AppError::Internal.logged("QR code", &cause))?
             .render::<qrcode::render::svg::Color<'_>>()
@@ -107,7 +102,14 @@ pub async fn disable_totp(password: String) -> Result<(), AppError> {
             });
         }
         let password = domain::secrets::Password::new(password);
-        domain::mfa::disable(&state.db, &state.hasher, member.id, &password).await?;
+        domain::mfa::disable(
+            &state.db,
+            &state.hasher,
+            member.id,
+            &password,
+            chrono::Utc::now(),
+        )
+        .await?;
         tracing::info!(member = member.id, "multi-factor authentication turned off");
         leptos_axum::redirect("/account");
         Ok(())

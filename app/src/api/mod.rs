@@ -4,6 +4,7 @@
 //! Each has a fixed endpoint under `/api/` so that forms post to stable addresses.
 
 pub mod account;
+pub mod backup_codes;
 pub mod members;
 pub mod sign_in;
 pub mod status;
@@ -14,4 +15,15 @@ pub(crate) async fn respond<T>(
     body: impl Future<Output = Result<T, crate::error::AppError>>,
 ) -> Result<T, crate::error::AppError> {
     body.await.map_err(crate::error::AppError::with_status)
+}
+
+/// Marks the response as not to be kept by any cache: it carries a secret shown once.
+#[cfg(feature = "ssr")]
+pub(crate) fn no_store() {
+    if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        response.insert_header(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+    }
 }

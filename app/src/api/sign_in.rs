@@ -87,13 +87,8 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
         if let Err(error) = verified {
             let error = AppError::from(error);
             // A wrong code (not a malformed one) uses up one of the attempts.
-            if error.for_field("code").is_some()
-                && domain::mfa::parse_code(&code).is_ok()
-                && !crate::auth::count_wrong_code(&session, pending).await?
-            {
-                return Err(AppError::Refused(
-                    "Too many wrong codes. Sign in again with your password.".into(),
-                ));
+            if error.for_field("code").is_some() && domain::mfa::parse_code(&code).is_ok() {
+                spend_attempt(&session, pending).await?;
             }
             return Err(error);
         }
@@ -106,6 +101,69 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
         Ok(())
     })
     .await
+}
+
+/// Step 3, instead of the authenticator: one of the member's backup verification codes,
+/// which is spent. Then a page says how many codes remain.
+#[server(endpoint = "sign_in/backup_code")]
+pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let state = crate::state::app_state()?;
+        let session = crate::auth::session().await?;
+        let pending = crate::auth::pending_second_factor(&session)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        let member = domain::accounts::member(&state.db, pending.member_id)
+            .await?
+            .ok_or(AppError::SignInRequired)?;
+        let redeemed = domain::backup_codes::redeem(
+            &state.db,
+            &state.authz,
+            &state.codes,
+            &member,
+            &code,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await;
+        let redeemed = match redeemed {
+            Ok(redeemed) => redeemed,
+            Err(error) => {
+                use domain::backup_codes::BackupCodeError as E;
+                // Anything typed is an attempt, malformed or not; a blank field is not.
+                if matches!(error, E::Rejected | E::Invalid(_)) && !code.trim().is_empty() {
+                    spend_attempt(&session, pending).await?;
+                }
+                return Err(error.into());
+            }
+        };
+        crate::auth::complete_sign_in(&session, &member).await?;
+        tracing::info!(
+            member = member.id,
+            slot = redeemed.slot,
+            remaining = redeemed.remaining,
+            "signed in with a password and a backup verification code"
+        );
+        leptos_axum::redirect("/account/recovered");
+        Ok(())
+    })
+    .await
+}
+
+/// Counts a wrong second factor against this password step; when the attempts are used up,
+/// the member must start again with the password.
+#[cfg(feature = "ssr")]
+async fn spend_attempt(
+    session: &tower_sessions::Session,
+    pending: crate::auth::PendingSignIn,
+) -> Result<(), AppError> {
+    if crate::auth::count_wrong_code(session, pending).await? {
+        Ok(())
+    } else {
+        Err(AppError::Refused(
+            "Too many wrong codes. Sign in again with your password.".into(),
+        ))
+    }
 }
 
 /// Where the member is in signing in.
@@ -136,12 +194,7 @@ pub async fn sign_in_help() -> Result<Vec<String>, AppError> {
         let member = domain::accounts::member(&state.db, pending.member_id)
             .await?
             .ok_or(AppError::SignInRequired)?;
-        Ok(domain::accounts::list_members(&state.db, member.org_id)
-            .await?
-            .into_iter()
-            .filter(|m| m.role != domain::accounts::Role::Member)
-            .map(|m| m.email)
-            .collect())
+        Ok(domain::accounts::admin_contacts(&state.db, member.org_id).await?)
     })
     .await
 }

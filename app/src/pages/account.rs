@@ -10,6 +10,7 @@ use crate::{
         sign_in::SignOut,
     },
     forms::{CodeInput, FieldMessage, FormMessage, last_error},
+    pages::backup_codes::RecoveryModes,
 };
 
 /// `/account`.
@@ -83,6 +84,7 @@ fn MfaSection(enabled: bool) -> impl IntoView {
                             <button type="submit">"Turn off"</button>
                         </ActionForm>
                     </details>
+                    <RecoveryModes />
                 }
                     .into_any()
             } else {

@@ -1,12 +1,14 @@
 //! The routed pages.
 
 mod account;
+mod backup_codes;
 mod home;
 mod members;
 mod not_found;
 mod sign_in;
 
 pub use account::{AccountPage, MfaSetupPage};
+pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use home::HomePage;
 pub use members::MembersPage;
 pub use not_found::NotFound;

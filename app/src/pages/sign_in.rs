@@ -8,6 +8,7 @@ use leptos_router::components::Redirect;
 use crate::{
     api::sign_in::{SubmitCode, SubmitEmail, SubmitPassword, get_sign_in_progress, sign_in_help},
     forms::{CodeInput, FieldMessage, FormMessage, last_error},
+    pages::backup_codes::AdminContacts,
 };
 
 /// Step 1: the email address.
@@ -144,21 +145,15 @@ pub fn SignInHelp() -> impl IntoView {
                             Ok(contacts) => {
                                 view! {
                                     <p>
-                                        "If you no longer have your authenticator app, contact your organization's administrator:"
+                                        "Lost your authenticator app, or it shows no code? Sign in with one of the backup verification codes you saved."
                                     </p>
-                                    <ul class="contacts">
-                                        {contacts
-                                            .into_iter()
-                                            .map(|email| {
-                                                let href = format!("mailto:{email}");
-                                                view! {
-                                                    <li>
-                                                        <a href=href>{email}</a>
-                                                    </li>
-                                                }
-                                            })
-                                            .collect_view()}
-                                    </ul>
+                                    <p>
+                                        <a class="button primary" href="/sign-in/backup-code">
+                                            "Use Backup Verification code"
+                                        </a>
+                                    </p>
+                                    <p class="muted">"No backup codes?"</p>
+                                    <AdminContacts contacts />
                                     <p>
                                         <a href="/sign-in/verify">"Back to the verification code"</a>
                                     </p>

@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::harness::{Server, lifeline};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `lifeline ARGS` with `stdin` on standard input; returns (success, stdout, stderr).
 async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
@@ -32,7 +32,7 @@ async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, S
     )
 }
 
-async fn create_org(database_url: &str, name: &str, email: &str) {
+pub async fn create_org(database_url: &str, name: &str, email: &str) {
     let (ok, _, stderr) = cli(
         database_url,
         &["create-org", "--name", name, "--admin-email", email],
@@ -203,7 +203,7 @@ async fn the_command_line_refuses_bad_input_in_one_line_and_writes_nothing() {
 }
 
 /// The value of the session cookie a response sets, and the whole header.
-fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+pub fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
     response
         .headers()
         .get_all(header::SET_COOKIE)
@@ -220,7 +220,7 @@ fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
         })
 }
 
-async fn post(
+pub async fn post(
     client: &Client,
     server: &Server,
     path: &str,
@@ -266,7 +266,7 @@ async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
         .0
 }
 
-async fn signed_in_email(client: &Client, server: &Server, cookie: &str) -> Option<String> {
+pub async fn signed_in_email(client: &Client, server: &Server, cookie: &str) -> Option<String> {
     let response = post(client, server, "/api/account", Some(cookie), &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let account: serde_json::Value = response.json().await.unwrap();

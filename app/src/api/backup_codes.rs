@@ -1,0 +1,133 @@
+//! The signed-in member's backup verification codes: their status, and generating a new set.
+//!
+//! Signing in with a code is a sign-in step (`api::sign_in::submit_backup_code`).
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// The backup-code part of "MFA Recovery Modes", as the account panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryStatus {
+    pub mfa_enabled: bool,
+    /// The organization's policy lets this member use backup codes.
+    pub allowed: bool,
+    /// The set in force, if any.
+    pub codes: Option<CodeSetStatus>,
+    /// Generating will ask for the password again (the last sign-in was too long ago).
+    pub needs_password: bool,
+    /// Who to ask for help: the organization's owners and admins.
+    pub admin_contacts: Vec<String>,
+}
+
+/// How the member's set in force stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeSetStatus {
+    pub total: u32,
+    pub remaining: u32,
+    /// When the set was generated, for reading (`28 Nov 2026, 09:15 UTC`).
+    pub generated_at: String,
+    pub last_used_at: Option<String>,
+    /// At or below the organization's low-codes threshold.
+    pub low: bool,
+}
+
+/// A set just generated: the only time its codes are sent anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreshBackupCodes {
+    pub email: String,
+    pub generated_at: String,
+    /// `2026-11-28`, for the download's file name.
+    pub generated_on: String,
+    /// Slot 1 first, grouped for reading: `4821 0937 5516`.
+    pub codes: Vec<String>,
+}
+
+/// What the plain "Generate New Codes" form posts to `/account/backup-codes`; the server
+/// renders that page with it in context, and the page generates from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateForm {
+    /// Typed when the last sign-in was more than ten minutes ago.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The signed-in member's backup codes: how many remain, whether they may have any, and
+/// whether generating will ask for the password.
+#[server(endpoint = "account/backup-codes")]
+pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+        } = crate::auth::signed_in().await?;
+        let policy = domain::backup_codes::CodePolicy::default();
+        let (allowed, codes) =
+            match domain::backup_codes::status(&state.db, &state.authz, &member, &policy).await {
+                Ok(status) => (true, status),
+                Err(domain::backup_codes::BackupCodeError::NotAllowed) => (false, None),
+                Err(other) => return Err(other.into()),
+            };
+        Ok(RecoveryStatus {
+            mfa_enabled: member.mfa_enabled,
+            allowed,
+            codes: codes.map(|status| CodeSetStatus {
+                total: status.total,
+                remaining: status.remaining,
+                generated_at: readable_time(status.generated_at),
+                last_used_at: status.last_used_at.map(readable_time),
+                low: status.low,
+            }),
+            needs_password: !crate::auth::recently_authenticated(&session).await?,
+            admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
+        })
+    })
+    .await
+}
+
+/// Generates a new set of backup codes for the signed-in member, replacing the old set.
+/// Asks for the password again when the last sign-in was more than ten minutes ago.
+#[server(endpoint = "account/backup-codes/generate")]
+pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBackupCodes, AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+        } = crate::auth::signed_in().await?;
+        crate::auth::confirm_recent_authentication(&state, &session, &member, password.as_deref())
+            .await?;
+        let fresh = domain::backup_codes::generate(
+            &state.db,
+            &state.authz,
+            &state.codes,
+            &member,
+            &domain::backup_codes::CodePolicy::default(),
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await?;
+        // The codes are in this answer: no cache, shared or private, may keep it.
+        crate::api::no_store();
+        tracing::info!(
+            member = member.id,
+            codes = fresh.codes.len(),
+            "generated backup verification codes"
+        );
+        Ok(FreshBackupCodes {
+            email: member.email,
+            generated_at: readable_time(fresh.generated_at),
+            generated_on: fresh.generated_at.format("%Y-%m-%d").to_string(),
+            codes: fresh.codes.iter().map(|code| code.grouped()).collect(),
+        })
+    })
+    .await
+}
+
+/// `28 Nov 2026, 09:15 UTC`.
+#[cfg(feature = "ssr")]
+fn readable_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %b %Y, %H:%M UTC").to_string()
+}

@@ -1,0 +1,309 @@
+//! Backup verification codes over HTTP, against the real binary: the page that answers the
+//! generate form with the codes, and signing in with a code, including bad input.
+
+use domain::{
+    accounts,
+    audit::{self, Source},
+    authz::Authz,
+    backup_codes::{self, BackupCodeHasher, CodePolicy},
+    hashing::PasswordHasher,
+    mfa,
+    secrets::SecretKey,
+    testing::TestDatabase,
+};
+use reqwest::{Client, StatusCode, header};
+
+use crate::{
+    accounts::{PASSWORD, create_org, post, session_cookie, signed_in_email},
+    harness::Server,
+};
+
+/// The owner of "Acme" (member 1) with MFA on and a set of codes made with `key`, as the
+/// server started with that key makes them; returns the codes, slot 1 first.
+async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<String> {
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let now = chrono::Utc::now();
+    let enrolment = mfa::begin_enrolment(&database.db, key, 1).await.unwrap();
+    let code = mfa::code_at(&enrolment.setup_key, now).unwrap();
+    mfa::confirm_enrolment(&database.db, key, 1, &code, now)
+        .await
+        .unwrap();
+    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
+    backup_codes::generate(
+        &database.db,
+        &Authz::baseline().await.unwrap(),
+        &BackupCodeHasher::new(PasswordHasher::new(2).unwrap(), key),
+        &owner,
+        &CodePolicy::default(),
+        &Source::default(),
+        now,
+    )
+    .await
+    .unwrap()
+    .codes
+    .iter()
+    .map(|code| code.grouped())
+    .collect()
+}
+
+async fn start(database: &TestDatabase, key: &SecretKey) -> (Server, Client) {
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SECRET_KEY", &key.to_hex()),
+    ])
+    .await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+/// Email and password done: the session id that now owes a second factor.
+async fn password_step(client: &Client, server: &Server) -> String {
+    let step1 = post(
+        client,
+        server,
+        "/api/sign_in/email",
+        None,
+        &[("email", "owner@acme.test")],
+    )
+    .await;
+    let (id, _) = session_cookie(&step1).unwrap();
+    let step2 = post(
+        client,
+        server,
+        "/api/sign_in/password",
+        Some(&id),
+        &[("password", PASSWORD)],
+    )
+    .await;
+    session_cookie(&step2).unwrap().0
+}
+
+async fn remaining(database: &TestDatabase) -> u32 {
+    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
+    backup_codes::status(
+        &database.db,
+        &Authz::baseline().await.unwrap(),
+        &owner,
+        &CodePolicy::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .remaining
+}
+
+#[tokio::test]
+async fn bad_backup_codes_get_a_clear_422_count_as_attempts_and_spend_nothing() {
+    let database = TestDatabase::sqlite().await;
+    let key = SecretKey::generate();
+    let codes = owner_with_codes(&database, &key).await;
+    let (server, client) = start(&database, &key).await;
+
+    let pending = password_step(&client, &server).await;
+    let ten_kb = "4".repeat(10 * 1024);
+    // (input, the message's beginning); all but the blank one are attempts.
+    let cases = [
+        ("", "Enter one of your backup verification codes."),
+        ("4821 0937 551a", "A backup verification code is 12 digits"),
+        ("48210937551", "A backup verification code is 12 digits"),
+        ("4821093755161", "A backup verification code is 12 digits"),
+        ("٤٨٢١٠٩٣٧٥٥١٦", "A backup verification code is 12 digits"),
+    ];
+    for (input, message) in cases {
+        let response = post(
+            &client,
+            &server,
+            "/api/sign_in/backup_code",
+            Some(&pending),
+            &[("code", input)],
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{input:?}"
+        );
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["Invalid"]["field"], "code", "{input:?}");
+        assert!(
+            error["Invalid"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(message),
+            "{input:?}: {error}"
+        );
+    }
+    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
+    let events = audit::latest(&database.db, owner.org_id, 100)
+        .await
+        .unwrap();
+    let malformed: Vec<_> = events
+        .iter()
+        .filter(|e| e.details["reason"] == "malformed")
+        .collect();
+    assert_eq!(malformed.len(), 4);
+    // Each names where it came from.
+    assert!(
+        malformed
+            .iter()
+            .all(|e| e.source.ip.as_deref() == Some("127.0.0.1") && e.source.user_agent.is_none())
+    );
+    assert_eq!(remaining(&database).await, 10);
+
+    // The fifth attempt, with a right code, still signs in; the code is spent.
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", &codes[2])],
+    )
+    .await;
+    assert!(
+        response.status().is_success() || response.status().is_redirection(),
+        "{}",
+        response.status()
+    );
+    let signed_in = session_cookie(&response).unwrap().0;
+    assert_eq!(
+        signed_in_email(&client, &server, &signed_in)
+            .await
+            .as_deref(),
+        Some("owner@acme.test")
+    );
+    assert_eq!(remaining(&database).await, 9);
+
+    // A new password step: a 10 KB code is refused like any malformed one, and five
+    // attempts in all send the member back to the password.
+    let pending = password_step(&client, &server).await;
+    for (attempt, input) in [ten_kb.as_str(), "1111 2222 3333", "x", "0", &codes[2]]
+        .into_iter()
+        .enumerate()
+    {
+        let response = post(
+            &client,
+            &server,
+            "/api/sign_in/backup_code",
+            Some(&pending),
+            &[("code", input)],
+        )
+        .await;
+        let expected = if attempt < 4 { 422 } else { 403 };
+        assert_eq!(response.status().as_u16(), expected, "attempt {attempt}");
+    }
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", &codes[3])],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(remaining(&database).await, 9);
+    assert!(!server.log().iter().any(|line| line.contains("panicked")));
+    // No code reaches the log.
+    for code in &codes {
+        let digits = code.replace(' ', "");
+        assert!(
+            !server
+                .log()
+                .iter()
+                .any(|line| line.contains(code.as_str()) || line.contains(&digits))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
+    let database = TestDatabase::sqlite().await;
+    let key = SecretKey::generate();
+    let old = owner_with_codes(&database, &key).await;
+    let (server, client) = start(&database, &key).await;
+    let pending = password_step(&client, &server).await;
+    let response = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", &old[0])],
+    )
+    .await;
+    let session = session_cookie(&response).unwrap().0;
+    let cookie = format!("lifeline_session={session}");
+
+    // The plain form's post: the page itself, with ten new codes in it.
+    let page = client
+        .post(server.url("/account/backup-codes"))
+        .header(header::COOKIE, &cookie)
+        .header(header::ACCEPT, "text/html")
+        .form(&[("password", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        page.headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let html = page.text().await.unwrap();
+    let fresh: Vec<String> = html
+        .split("<code class=\"backup-code\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(fresh.len(), 10, "{html}");
+    assert!(fresh.iter().all(|code| !old.contains(code)));
+    assert_eq!(remaining(&database).await, 10);
+
+    // Fetched again, the page has no codes; the old set is dead and the new one works.
+    let again = client
+        .get(server.url("/account/backup-codes"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("Generate New Codes"), "{again}");
+    assert!(fresh.iter().all(|code| !again.contains(code.as_str())));
+    let pending = password_step(&client, &server).await;
+    let refused = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", &old[1])],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let accepted = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", &fresh[0])],
+    )
+    .await;
+    assert!(accepted.status().is_success() || accepted.status().is_redirection());
+
+    // Without a session, the form's post shows no codes and generates nothing.
+    let anonymous = client
+        .post(server.url("/account/backup-codes"))
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!anonymous.contains("backup-code\">"));
+    assert_eq!(remaining(&database).await, 9);
+}
