@@ -1,5 +1,5 @@
 // The `test` every journey imports: Playwright's, pointed at the server global-setup started.
-import { test as base, expect } from '@playwright/test';
+import { test as base, expect, type Page } from '@playwright/test';
 
 export const test = base.extend({
   baseURL: async ({}, use) => {
@@ -53,3 +53,53 @@ export function totpCode(setupKey: string, unixSeconds: number = Date.now() / 10
   const number = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
   return number.toString().padStart(6, '0');
 }
+
+// The steps every journey shares: signing in with a password, and turning on TOTP.
+
+export const password = 'correct horse battery staple';
+
+export type Marked = { stayedOnPage?: boolean };
+
+/** With JavaScript, marks the window: the mark survives client-side navigation only. */
+export async function markWindow(page: Page) {
+  await page.evaluate(() => ((window as unknown as Marked).stayedOnPage = true));
+}
+
+export async function stayedOnPage(page: Page): Promise<boolean> {
+  return (await page.evaluate(() => (window as unknown as Marked).stayedOnPage)) === true;
+}
+
+export async function signInWithPassword(page: Page, email: string, javascript: boolean) {
+  await page.goto('/sign-in');
+  if (javascript) {
+    await hydrated(page);
+    await markWindow(page);
+  }
+  await page.getByLabel('Email address').fill(email);
+  await page.getByRole('button', { name: 'NEXT' }).click();
+  await expect(page).toHaveURL(/\/sign-in\/password$/);
+  await expect(page.getByText(email)).toBeVisible();
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'SIGN IN' }).click();
+}
+
+export async function turnOnMfa(page: Page): Promise<string> {
+  await page.getByRole('link', { name: 'Set up' }).click();
+  await expect(page).toHaveURL(/\/account\/mfa\/setup$/);
+  await expect(page.getByRole('img', { name: 'QR code for your authenticator app' }).locator('svg')).toBeVisible();
+  const setupKey = (await page.locator('.setup-key').innerText()).trim();
+  expect(setupKey).toMatch(/^[A-Z2-7]{4}( [A-Z2-7]{1,4})+$/);
+
+  // A wrong code is refused next to the field, and MFA stays off.
+  const wrong = totpCode(setupKey) === '000000' ? '111111' : '000000';
+  await page.getByLabel('Verification code').fill(wrong);
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await expect(page.getByRole('alert')).toContainText('That code is not valid');
+
+  await page.getByLabel('Verification code').fill(totpCode(setupKey));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByText('On: signing in asks for a code')).toBeVisible();
+  return setupKey;
+}
+

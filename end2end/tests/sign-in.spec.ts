@@ -2,54 +2,17 @@
 // organization on the command line, the owner signs in, turns on MFA with the setup key,
 // signs out, and signs in again with a code from the authenticator.
 import type { Page } from '@playwright/test';
-import { test, expect, hydrated, lifelineCli, totpCode } from './fixtures';
-
-const password = 'correct horse battery staple';
-
-type Marked = { stayedOnPage?: boolean };
-
-/** With JavaScript, marks the window: the mark survives client-side navigation only. */
-async function markWindow(page: Page) {
-  await page.evaluate(() => ((window as unknown as Marked).stayedOnPage = true));
-}
-
-async function stayedOnPage(page: Page): Promise<boolean> {
-  return (await page.evaluate(() => (window as unknown as Marked).stayedOnPage)) === true;
-}
-
-async function signInWithPassword(page: Page, email: string, javascript: boolean) {
-  await page.goto('/sign-in');
-  if (javascript) {
-    await hydrated(page);
-    await markWindow(page);
-  }
-  await page.getByLabel('Email address').fill(email);
-  await page.getByRole('button', { name: 'NEXT' }).click();
-  await expect(page).toHaveURL(/\/sign-in\/password$/);
-  await expect(page.getByText(email)).toBeVisible();
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'SIGN IN' }).click();
-}
-
-async function turnOnMfa(page: Page): Promise<string> {
-  await page.getByRole('link', { name: 'Set up' }).click();
-  await expect(page).toHaveURL(/\/account\/mfa\/setup$/);
-  await expect(page.getByRole('img', { name: 'QR code for your authenticator app' }).locator('svg')).toBeVisible();
-  const setupKey = (await page.locator('.setup-key').innerText()).trim();
-  expect(setupKey).toMatch(/^[A-Z2-7]{4}( [A-Z2-7]{1,4})+$/);
-
-  // A wrong code is refused next to the field, and MFA stays off.
-  const wrong = totpCode(setupKey) === '000000' ? '111111' : '000000';
-  await page.getByLabel('Verification code').fill(wrong);
-  await page.getByRole('button', { name: 'Turn on' }).click();
-  await expect(page.getByRole('alert')).toContainText('That code is not valid');
-
-  await page.getByLabel('Verification code').fill(totpCode(setupKey));
-  await page.getByRole('button', { name: 'Turn on' }).click();
-  await expect(page).toHaveURL(/\/account$/);
-  await expect(page.getByText('On: signing in asks for a code')).toBeVisible();
-  return setupKey;
-}
+import {
+  test,
+  expect,
+  hydrated,
+  lifelineCli,
+  totpCode,
+  password,
+  signInWithPassword,
+  stayedOnPage,
+  turnOnMfa,
+} from './fixtures';
 
 async function signInWithTotp(page: Page, email: string, setupKey: string, javascript: boolean) {
   await signInWithPassword(page, email, javascript);
