@@ -19,10 +19,6 @@ const SIGN_IN_EMAIL: &str = "sign_in.email";
 /// A member who passed the password step and still owes a second factor.
 const SIGN_IN_PENDING: &str = "sign_in.pending";
 
-/// Generating backup codes (and other sensitive changes) needs a password typed within this
-/// long; after it, the password is asked for again.
-pub const RECENT_AUTHENTICATION_SECONDS: i64 = 10 * 60;
-
 /// How long the second-factor step stays open after the password step.
 const PENDING_LIMIT_SECONDS: i64 = 10 * 60;
 /// Wrong codes allowed per password step; then the password must be typed again, so each
@@ -167,10 +163,11 @@ pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), 
         .map_err(storage)
 }
 
-/// Whether the member proved who they are within [`RECENT_AUTHENTICATION_SECONDS`].
-pub async fn recently_authenticated(session: &Session) -> Result<bool, AppError> {
+/// Whether the member proved who they are within the server's re-authentication window
+/// (`AppState::reauthenticate_after`, ten minutes unless configured).
+pub async fn recently_authenticated(state: &AppState, session: &Session) -> Result<bool, AppError> {
     let at: Option<i64> = session.get(AUTHENTICATED_AT).await.map_err(storage)?;
-    Ok(at.is_some_and(|at| Utc::now().timestamp() - at <= RECENT_AUTHENTICATION_SECONDS))
+    Ok(at.is_some_and(|at| Utc::now().timestamp() - at < state.reauthenticate_after.num_seconds()))
 }
 
 /// `Ok` if the member authenticated recently, or proves it now with `password`, which then
@@ -181,16 +178,16 @@ pub async fn confirm_recent_authentication(
     member: &Member,
     password: Option<&str>,
 ) -> Result<(), AppError> {
-    if recently_authenticated(session).await? {
+    if recently_authenticated(state, session).await? {
         return Ok(());
     }
     let invalid = |message: &str| AppError::Invalid {
         field: "password".into(),
         message: message.into(),
     };
-    let password = password.filter(|p| !p.is_empty()).ok_or_else(|| {
-        invalid("Enter your password again: you last signed in more than 10 minutes ago.")
-    })?;
+    let password = password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| invalid("Enter your password again to confirm it is you."))?;
     // No account has a longer password; refusing it spares an argon2 run on megabytes.
     if password.chars().count() > accounts::MAX_PASSWORD_CHARS {
         return Err(invalid("That password is not correct."));

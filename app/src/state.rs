@@ -20,6 +20,9 @@ pub struct AppState {
     pub codes: BackupCodeHasher,
     /// The one place permission decisions are made.
     pub authz: Authz,
+    /// How long after the last password sensitive changes (generating backup codes) go
+    /// through without asking for it again.
+    pub reauthenticate_after: chrono::Duration,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -12,6 +12,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/lifeline.db";
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 /// Where the server keeps its secret key when `LIFELINE_SECRET_KEY` is not set.
 pub const DEFAULT_SECRET_KEY_FILE: &str = "data/secret.key";
+/// How long after a sign-in sensitive changes go through without the password again, when
+/// `LIFELINE_REAUTHENTICATE_AFTER_SECONDS` is not set (ten minutes).
+pub const DEFAULT_REAUTHENTICATE_AFTER_SECONDS: u32 = 600;
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -32,6 +35,9 @@ pub struct Config {
     pub secure_cookies: bool,
     /// `LIFELINE_SECRET_KEY` or `LIFELINE_SECRET_KEY_FILE`: the key that seals stored secrets.
     pub secret_key: SecretKeySource,
+    /// `LIFELINE_REAUTHENTICATE_AFTER_SECONDS`: after this long since the last password,
+    /// generating backup codes asks for it again.
+    pub reauthenticate_after_seconds: u32,
 }
 
 /// Where the key that seals stored secrets comes from.
@@ -141,6 +147,19 @@ impl Config {
             ),
         };
 
+        let reauthenticate_after_seconds = match read("LIFELINE_REAUTHENTICATE_AFTER_SECONDS") {
+            None => DEFAULT_REAUTHENTICATE_AFTER_SECONDS,
+            Some(value) => value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|seconds| *seconds <= 24 * 60 * 60)
+                .ok_or_else(|| ConfigError {
+                    variable: "LIFELINE_REAUTHENTICATE_AFTER_SECONDS",
+                    problem: "must be a number of seconds from 0 to 86400".into(),
+                })?,
+        };
+
         Ok(Self {
             database_url,
             backend,
@@ -149,6 +168,7 @@ impl Config {
             log_format,
             secure_cookies,
             secret_key,
+            reauthenticate_after_seconds,
         })
     }
 
@@ -192,6 +212,7 @@ mod tests {
             config.secret_key,
             SecretKeySource::File(DEFAULT_SECRET_KEY_FILE.into())
         );
+        assert_eq!(config.reauthenticate_after_seconds, 600);
     }
 
     #[test]
@@ -203,8 +224,10 @@ mod tests {
             ("LIFELINE_LOG_FORMAT", "JSON"),
             ("LIFELINE_SECURE_COOKIES", "true"),
             ("LIFELINE_SECRET_KEY", &"ab".repeat(32)),
+            ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "300"),
         ])
         .unwrap();
+        assert_eq!(config.reauthenticate_after_seconds, 300);
         assert_eq!(config.backend, Backend::Postgres);
         assert_eq!(config.listen_addr, "[::1]:8080".parse().unwrap());
         assert_eq!(config.log_filter, "lifeline=debug,tower_http=debug");
@@ -234,6 +257,9 @@ mod tests {
             ("LIFELINE_LOG_FORMAT", "xml"),
             ("LIFELINE_SECURE_COOKIES", "maybe"),
             ("LIFELINE_SECRET_KEY", "too short"),
+            ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "-1"),
+            ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "ten"),
+            ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "86401"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

@@ -96,6 +96,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hasher,
         secret_key,
         authz,
+        reauthenticate_after: chrono::Duration::seconds(i64::from(
+            config.reauthenticate_after_seconds,
+        )),
     };
 
     let shutdown = shutdown_signal()?;

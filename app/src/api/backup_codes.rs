@@ -80,7 +80,7 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
                 last_used_at: status.last_used_at.map(readable_time),
                 low: status.low,
             }),
-            needs_password: !crate::auth::recently_authenticated(&session).await?,
+            needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
         })
     })
@@ -88,7 +88,8 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
 }
 
 /// Generates a new set of backup codes for the signed-in member, replacing the old set.
-/// Asks for the password again when the last sign-in was more than ten minutes ago.
+/// Asks for the password again when the last sign-in is older than the re-authentication
+/// window (ten minutes unless configured).
 #[server(endpoint = "account/backup-codes/generate")]
 pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBackupCodes, AppError> {
     crate::api::respond(async {

@@ -47,11 +47,21 @@ async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<Strin
 }
 
 async fn start(database: &TestDatabase, key: &SecretKey) -> (Server, Client) {
-    let server = Server::start_with(&[
-        ("DATABASE_URL", &database.url),
-        ("LIFELINE_SECRET_KEY", &key.to_hex()),
-    ])
-    .await;
+    start_with(database, key, &[]).await
+}
+
+async fn start_with(
+    database: &TestDatabase,
+    key: &SecretKey,
+    vars: &[(&str, &str)],
+) -> (Server, Client) {
+    let hex = key.to_hex();
+    let mut all = vec![
+        ("DATABASE_URL", database.url.as_str()),
+        ("LIFELINE_SECRET_KEY", &hex),
+    ];
+    all.extend_from_slice(vars);
+    let server = Server::start_with(&all).await;
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -306,4 +316,93 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
         .unwrap();
     assert!(!anonymous.contains("backup-code\">"));
     assert_eq!(remaining(&database).await, 9);
+}
+
+/// Signs in with a backup code, returning the signed-in session's cookie.
+async fn sign_in_with_code(client: &Client, server: &Server, code: &str) -> String {
+    let pending = password_step(client, server).await;
+    let response = post(
+        client,
+        server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", code)],
+    )
+    .await;
+    assert!(response.status().is_success() || response.status().is_redirection());
+    format!("lifeline_session={}", session_cookie(&response).unwrap().0)
+}
+
+async fn post_generate_form(
+    client: &Client,
+    server: &Server,
+    cookie: &str,
+    password: &str,
+) -> String {
+    client
+        .post(server.url("/account/backup-codes"))
+        .header(header::COOKIE, cookie)
+        .header(header::ACCEPT, "text/html")
+        .form(&[("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
+    let database = TestDatabase::sqlite().await;
+    let key = SecretKey::generate();
+    let codes = owner_with_codes(&database, &key).await;
+    // Every sign-in is "old" at once: the window is zero seconds.
+    let (server, client) = start_with(
+        &database,
+        &key,
+        &[("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "0")],
+    )
+    .await;
+    let cookie = sign_in_with_code(&client, &server, &codes[0]).await;
+
+    // The page and the account panel ask for the password up front.
+    let page = client
+        .get(server.url("/account/backup-codes"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"password\""), "{page}");
+
+    // Without it, or with a wrong one, nothing is generated.
+    for (password, message) in [
+        ("", "Enter your password again to confirm it is you."),
+        ("not my password", "That password is not correct."),
+    ] {
+        let html = post_generate_form(&client, &server, &cookie, password).await;
+        assert!(html.contains(message), "{html}");
+        assert!(!html.contains("class=\"backup-code\""));
+        assert_eq!(remaining(&database).await, 9);
+    }
+    let json = post(
+        &client,
+        &server,
+        "/api/account/backup-codes/generate",
+        Some(cookie.trim_start_matches("lifeline_session=")),
+        &[],
+    )
+    .await;
+    assert_eq!(json.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(error["Invalid"]["field"], "password");
+
+    // With it, the new set.
+    let html = post_generate_form(&client, &server, &cookie, PASSWORD).await;
+    assert_eq!(html.matches("class=\"backup-code\"").count(), 10, "{html}");
+    assert_eq!(remaining(&database).await, 10);
+    assert!(!server.log().iter().any(|line| line.contains(PASSWORD)));
 }
