@@ -90,6 +90,33 @@ pub async fn signed_in() -> Result<SignedIn, AppError> {
     })
 }
 
+/// A request from a member who passed the password step and owes a second factor.
+pub struct PendingMember {
+    pub state: AppState,
+    pub session: Session,
+    pub pending: PendingSignIn,
+    pub member: Member,
+}
+
+/// The state, the session and the member owing a second factor, or
+/// [`AppError::SignInRequired`] when the password step is not (or no longer) passed.
+pub async fn pending_member() -> Result<PendingMember, AppError> {
+    let state = crate::state::app_state()?;
+    let session = session().await?;
+    let pending = pending_second_factor(&session)
+        .await?
+        .ok_or(AppError::SignInRequired)?;
+    let member = accounts::member(&state.db, pending.member_id)
+        .await?
+        .ok_or(AppError::SignInRequired)?;
+    Ok(PendingMember {
+        state,
+        session,
+        pending,
+        member,
+    })
+}
+
 /// Remembers the email typed at the first step.
 pub async fn remember_email(session: &Session, email: &str) -> Result<(), AppError> {
     session

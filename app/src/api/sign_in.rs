@@ -71,11 +71,12 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
 #[server(endpoint = "sign_in/code")]
 pub async fn submit_code(code: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let pending = crate::auth::pending_second_factor(&session)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
+        let crate::auth::PendingMember {
+            state,
+            session,
+            pending,
+            member,
+        } = crate::auth::pending_member().await?;
         let verified = domain::mfa::verify_code(
             &state.db,
             &state.secret_key,
@@ -92,9 +93,6 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             }
             return Err(error);
         }
-        let member = domain::accounts::member(&state.db, pending.member_id)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
         crate::auth::complete_sign_in(&session, &member).await?;
         tracing::info!(member = member.id, "signed in with a password and TOTP");
         leptos_axum::redirect("/account");
@@ -108,14 +106,12 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
 #[server(endpoint = "sign_in/backup_code")]
 pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let pending = crate::auth::pending_second_factor(&session)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
-        let member = domain::accounts::member(&state.db, pending.member_id)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
+        let crate::auth::PendingMember {
+            state,
+            session,
+            pending,
+            member,
+        } = crate::auth::pending_member().await?;
         let redeemed = domain::backup_codes::redeem(
             &state.db,
             &state.authz,
@@ -186,14 +182,8 @@ pub async fn get_sign_in_progress() -> Result<SignInProgress, AppError> {
 #[server(endpoint = "sign_in/help")]
 pub async fn sign_in_help() -> Result<Vec<String>, AppError> {
     crate::api::respond(async {
-        let state = crate::state::app_state()?;
-        let session = crate::auth::session().await?;
-        let pending = crate::auth::pending_second_factor(&session)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
-        let member = domain::accounts::member(&state.db, pending.member_id)
-            .await?
-            .ok_or(AppError::SignInRequired)?;
+        let crate::auth::PendingMember { state, member, .. } =
+            crate::auth::pending_member().await?;
         Ok(domain::accounts::admin_contacts(&state.db, member.org_id).await?)
     })
     .await

@@ -273,15 +273,7 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
     assert_eq!(remaining(&database).await, 10);
 
     // Fetched again, the page has no codes; the old set is dead and the new one works.
-    let again = client
-        .get(server.url("/account/backup-codes"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = get_page(&client, &server, &cookie, "/account/backup-codes").await;
     assert!(again.contains("Generate New Codes"), "{again}");
     assert!(fresh.iter().all(|code| !again.contains(code.as_str())));
     let pending = password_step(&client, &server).await;
@@ -316,6 +308,18 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
         .unwrap();
     assert!(!anonymous.contains("backup-code\">"));
     assert_eq!(remaining(&database).await, 9);
+}
+
+async fn get_page(client: &Client, server: &Server, cookie: &str, path: &str) -> String {
+    client
+        .get(server.url(path))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Signs in with a backup code, returning the signed-in session's cookie.
@@ -367,15 +371,7 @@ async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
     let cookie = sign_in_with_code(&client, &server, &codes[0]).await;
 
     // The page and the account panel ask for the password up front.
-    let page = client
-        .get(server.url("/account/backup-codes"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_page(&client, &server, &cookie, "/account/backup-codes").await;
     assert!(page.contains("name=\"password\""), "{page}");
 
     // Without it, or with a wrong one, nothing is generated.
