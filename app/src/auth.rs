@@ -21,10 +21,6 @@ const SIGN_IN_PENDING: &str = "sign_in.pending";
 
 /// How long the second-factor step stays open after the password step.
 const PENDING_LIMIT_SECONDS: i64 = 10 * 60;
-/// Wrong codes allowed per password step; then the password must be typed again, so each
-/// batch of guesses costs an argon2 verification. (Per-account lockout across sessions is
-/// the hardening issue's.)
-pub const CODE_ATTEMPTS_PER_PASSWORD: u8 = 5;
 
 /// A password checked, a second factor still to come.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -147,14 +143,17 @@ pub async fn await_second_factor(session: &Session, member: &Member) -> Result<(
         .map_err(storage)
 }
 
-/// Counts a wrong code; after [`CODE_ATTEMPTS_PER_PASSWORD`] the pending sign-in is dropped.
-/// Returns whether the member may still try.
+/// Counts a wrong code; after `allowed_attempts` (the organization's lockout setting) the
+/// pending sign-in is dropped and the password must be typed again, so each batch of
+/// guesses costs an argon2 verification. Returns whether the member may still try.
+/// (Per-account lockout across sessions is the hardening issue's.)
 pub async fn count_wrong_code(
     session: &Session,
     mut pending: PendingSignIn,
+    allowed_attempts: u8,
 ) -> Result<bool, AppError> {
     pending.failures = pending.failures.saturating_add(1);
-    if pending.failures >= CODE_ATTEMPTS_PER_PASSWORD {
+    if pending.failures >= allowed_attempts {
         session
             .remove_value(SIGN_IN_PENDING)
             .await

@@ -210,6 +210,21 @@ impl From<domain::backup_codes::BackupCodeError> for AppError {
     }
 }
 
+#[cfg(feature = "ssr")]
+impl From<domain::org_policy::PolicyChangeError> for AppError {
+    fn from(error: domain::org_policy::PolicyChangeError) -> Self {
+        use domain::org_policy::PolicyChangeError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::NotAllowed | E::Conflict | E::UnknownMember | E::UnknownException => {
+                Self::Refused(error.to_string())
+            }
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,7 @@ async fn main() {
         let policy = CodePolicy {
             codes_per_set: size,
             low_codes_threshold: 3,
+            max_set_age_days: 0,
         };
         let generate = || async {
             backup_codes::generate(db, &authz, &codes, &owner, &policy, &source, Utc::now())
@@ -105,6 +106,7 @@ async fn main() {
                 &authz,
                 &codes,
                 &owner,
+                &policy,
                 "0000 0000 0000",
                 &source,
                 Utc::now(),
@@ -123,6 +125,7 @@ async fn main() {
                 &authz,
                 &codes,
                 &owner,
+                &policy,
                 &code.grouped(),
                 &source,
                 Utc::now(),

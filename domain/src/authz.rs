@@ -1,16 +1,33 @@
 //! The authorization gate: every permission decision is made here, by Casbin, against the
 //! model and baseline policy in `policies/` (compiled into the binary, so a deployment cannot
-//! drift from the tested files). Nothing else calls Casbin, and nothing else decides.
+//! drift from the tested files) and each organization's own rules, which live in the
+//! database (`casbin_rule`, loaded through casbin's SeaORM adapter). Nothing else calls
+//! Casbin, and nothing else decides.
 //!
-//! The subject is the actor's role in the organization the request is about, read from the
-//! member's account: who holds which role has one source of truth, the accounts table.
+//! Two subjects are asked about, in this order:
+//! 1. the member themself (`member:<id>`): an exception an admin made for them in their
+//!    organization decides, when there is one;
+//! 2. otherwise their role in the organization the request is about, read from the account
+//!    (one source of truth, the accounts table); anyone from another organization is an
+//!    `outsider` there.
+//!
+//! Every instance sharing a database sees a change on its next decision: changes raise a
+//! revision counter in the same transaction, and the gate reloads its rules when the counter
+//! differs from the one it loaded.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
 
-use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
+use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
+use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::RwLock;
 
-use crate::accounts::{Member, Role};
+use crate::{
+    accounts::{Member, Role},
+    entity::policy_revision,
+};
 
 /// The Casbin model, as committed in `policies/model.conf`.
 pub const MODEL: &str = include_str!("../../policies/model.conf");
@@ -32,20 +49,39 @@ pub enum Action {
     RedeemBackupCode,
     /// See how many of one's own backup verification codes remain.
     ViewBackupCodes,
+    /// See the organization's policy, its exceptions and why a decision was made.
+    ViewPolicy,
+    /// Change the organization's policy and its exceptions.
+    ManagePolicy,
 }
 
 impl Action {
     /// The Casbin object and action this maps to.
-    fn object_and_act(self) -> (String, &'static str) {
+    pub fn object_and_act(self) -> (String, &'static str) {
         match self {
             Self::ListMembers => ("members".to_owned(), "list"),
             Self::AddAccount(role) => (format!("account:{}", role.as_str()), "add"),
             Self::RemoveAccount(role) => (format!("account:{}", role.as_str()), "remove"),
-            Self::GenerateBackupCodes => ("backup_codes".to_owned(), "generate"),
-            Self::RedeemBackupCode => ("backup_codes".to_owned(), "redeem"),
-            Self::ViewBackupCodes => ("backup_codes".to_owned(), "status"),
+            Self::GenerateBackupCodes => (BACKUP_CODES.to_owned(), "generate"),
+            Self::RedeemBackupCode => (BACKUP_CODES.to_owned(), "redeem"),
+            Self::ViewBackupCodes => (BACKUP_CODES.to_owned(), "status"),
+            Self::ViewPolicy => ("policy".to_owned(), "view"),
+            Self::ManagePolicy => ("policy".to_owned(), "manage"),
         }
     }
+}
+
+/// The Casbin object of backup codes, as organization rules name it.
+pub const BACKUP_CODES: &str = "backup_codes";
+
+/// The Casbin domain of an organization.
+pub fn org_domain(org_id: i32) -> String {
+    format!("org:{org_id}")
+}
+
+/// The Casbin subject of one member, for exceptions made for them.
+pub fn member_subject(member_id: i32) -> String {
+    format!("member:{member_id}")
 }
 
 /// A refusal from the gate.
@@ -58,14 +94,44 @@ pub struct Denied;
 #[error("authorization policy: {0}")]
 pub struct PolicyError(String);
 
+impl PolicyError {
+    fn from(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// A decision and the rules that made it, for "why was this allowed or denied?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The subject the deciding rules were about: `member:<id>` for an exception, or a role.
+    pub subject: String,
+    /// The matching rules, each as `p, sub, dom, obj, act, eft`; empty when no rule matched
+    /// (then the answer is no).
+    pub rules: Vec<String>,
+}
+
 /// The enforcer, shared by the whole server behind a lock.
 #[derive(Clone)]
 pub struct Authz {
     enforcer: Arc<RwLock<Enforcer>>,
+    rules: RuleSource,
+}
+
+#[derive(Clone)]
+enum RuleSource {
+    /// A fixed policy (tests, and tools that need no organization rules).
+    Fixed,
+    /// The baseline plus the organizations' rules in this database.
+    Database {
+        db: DatabaseConnection,
+        /// The revision the loaded rules are from.
+        loaded: Arc<AtomicI64>,
+    },
 }
 
 impl Authz {
-    /// The gate with the committed model and baseline policy.
+    /// The gate with the committed model and baseline policy, and no organization rules.
     pub async fn baseline() -> Result<Self, PolicyError> {
         Self::with_policy(BASELINE_POLICY).await
     }
@@ -75,12 +141,86 @@ impl Authz {
     pub async fn with_policy(csv: &str) -> Result<Self, PolicyError> {
         let model = DefaultModel::from_str(MODEL)
             .await
-            .map_err(|e| PolicyError(e.to_string()))?;
+            .map_err(PolicyError::from)?;
         let enforcer = Enforcer::new(model, StringAdapter::new(csv.to_owned()))
             .await
-            .map_err(|e| PolicyError(e.to_string()))?;
+            .map_err(PolicyError::from)?;
         Ok(Self {
             enforcer: Arc::new(RwLock::new(enforcer)),
+            rules: RuleSource::Fixed,
+        })
+    }
+
+    /// The gate the server runs: the baseline, and every organization's rules in `db`,
+    /// reloaded whenever another request (on any instance) changed them.
+    pub async fn load(db: &DatabaseConnection) -> Result<Self, PolicyError> {
+        let revision = revision(db).await?;
+        let enforcer = database_enforcer(db).await?;
+        Ok(Self {
+            enforcer: Arc::new(RwLock::new(enforcer)),
+            rules: RuleSource::Database {
+                db: db.clone(),
+                loaded: Arc::new(AtomicI64::new(revision)),
+            },
+        })
+    }
+
+    /// Reloads the rules if the database's revision moved since they were loaded.
+    async fn refresh(&self) -> Result<(), PolicyError> {
+        let RuleSource::Database { db, loaded } = &self.rules else {
+            return Ok(());
+        };
+        let current = revision(db).await?;
+        if current == loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Rules are read after the revision: a change landing in between is either in them
+        // or raises the revision again, so the next decision reloads. Never older rules.
+        let fresh = database_enforcer(db).await?;
+        *self.enforcer.write().await = fresh;
+        loaded.store(current, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether `actor` may do `action` in the organization `org_id`, and which rules said so.
+    pub async fn decide(
+        &self,
+        actor: &Member,
+        org_id: i32,
+        action: Action,
+    ) -> Result<Decision, PolicyError> {
+        self.refresh().await?;
+        let (object, act) = action.object_and_act();
+        let domain = org_domain(org_id);
+        let enforcer = self.enforcer.read().await;
+        let ask = |subject: &str| {
+            enforcer
+                .enforce_ex((subject, domain.as_str(), object.as_str(), act))
+                .map_err(PolicyError::from)
+        };
+        // An exception made for this member in this organization decides first.
+        if actor.org_id == org_id {
+            let subject = member_subject(actor.id);
+            let (allowed, rules) = ask(&subject)?;
+            if !rules.is_empty() {
+                return Ok(Decision {
+                    allowed,
+                    subject,
+                    rules: rules.iter().map(|rule| format_rule(rule)).collect(),
+                });
+            }
+        }
+        // An actor from another organization holds no role there.
+        let subject = if actor.org_id == org_id {
+            actor.role.as_str()
+        } else {
+            "outsider"
+        };
+        let (allowed, rules) = ask(subject)?;
+        Ok(Decision {
+            allowed,
+            subject: subject.to_owned(),
+            rules: rules.iter().map(|rule| format_rule(rule)).collect(),
         })
     }
 
@@ -91,19 +231,7 @@ impl Authz {
         org_id: i32,
         action: Action,
     ) -> Result<bool, PolicyError> {
-        // An actor from another organization holds no role there.
-        let subject = if actor.org_id == org_id {
-            actor.role.as_str()
-        } else {
-            "outsider"
-        };
-        let (object, act) = action.object_and_act();
-        let domain = format!("org:{org_id}");
-        self.enforcer
-            .read()
-            .await
-            .enforce((subject, domain.as_str(), object.as_str(), act))
-            .map_err(|e| PolicyError(e.to_string()))
+        Ok(self.decide(actor, org_id, action).await?.allowed)
     }
 
     /// `Ok` if `actor` may do `action` in `org_id`, [`AuthzError::Denied`] if not.
@@ -119,6 +247,57 @@ impl Authz {
             Err(AuthzError::Denied(Denied))
         }
     }
+}
+
+/// The revision of the organizations' rules in `db`.
+async fn revision(db: &DatabaseConnection) -> Result<i64, PolicyError> {
+    Ok(policy_revision::Entity::find()
+        .one(db)
+        .await
+        .map_err(PolicyError::from)?
+        .map_or(0, |row| row.revision))
+}
+
+/// An enforcer with the organizations' rules from `db` (through casbin's SeaORM adapter)
+/// and the committed baseline added in memory.
+async fn database_enforcer(db: &DatabaseConnection) -> Result<Enforcer, PolicyError> {
+    let model = DefaultModel::from_str(MODEL)
+        .await
+        .map_err(PolicyError::from)?;
+    let adapter = sea_orm_adapter::SeaOrmAdapter::new(db.clone())
+        .await
+        .map_err(PolicyError::from)?;
+    let mut enforcer = Enforcer::new(model, adapter)
+        .await
+        .map_err(PolicyError::from)?;
+    // The baseline is the committed file's, never a copy in the database: added to the
+    // enforcer only, not saved through the adapter.
+    enforcer.enable_auto_save(false);
+    let baseline = baseline_rules();
+    if !baseline.is_empty() {
+        enforcer
+            .add_policies(baseline)
+            .await
+            .map_err(PolicyError::from)?;
+    }
+    Ok(enforcer)
+}
+
+/// The `p` rules of the committed baseline, each as its fields after `p`.
+fn baseline_rules() -> Vec<Vec<String>> {
+    BASELINE_POLICY
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split(',').map(|field| field.trim().to_owned());
+            (fields.next().as_deref() == Some("p")).then(|| fields.collect())
+        })
+        .collect()
+}
+
+fn format_rule(rule: &[String]) -> String {
+    format!("p, {}", rule.join(", "))
 }
 
 /// Why [`Authz::require`] did not let a request through.
@@ -164,6 +343,8 @@ mod tests {
             GenerateBackupCodes,
             RedeemBackupCode,
             ViewBackupCodes,
+            ViewPolicy,
+            ManagePolicy,
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
@@ -178,6 +359,8 @@ mod tests {
                     GenerateBackupCodes,
                     RedeemBackupCode,
                     ViewBackupCodes,
+                    ViewPolicy,
+                    ManagePolicy,
                 ],
             ),
             (Member, &own_codes),

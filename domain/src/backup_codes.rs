@@ -53,6 +53,8 @@ pub struct CodePolicy {
     pub codes_per_set: u8,
     /// At or below this many unused codes the member is warned.
     pub low_codes_threshold: u8,
+    /// A set this many days old stops working; 0: sets never expire.
+    pub max_set_age_days: u16,
 }
 
 impl Default for CodePolicy {
@@ -60,7 +62,20 @@ impl Default for CodePolicy {
         Self {
             codes_per_set: 10,
             low_codes_threshold: 3,
+            max_set_age_days: 0,
         }
+    }
+}
+
+impl CodePolicy {
+    /// When a set generated at `generated_at` stops working, if it ever does.
+    pub fn expires_at(&self, generated_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.max_set_age_days > 0)
+            .then(|| generated_at + chrono::Duration::days(self.max_set_age_days.into()))
+    }
+
+    fn expired(&self, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        self.expires_at(generated_at).is_some_and(|at| at <= now)
     }
 }
 
@@ -172,6 +187,10 @@ pub struct CodeStatus {
     pub last_used_at: Option<DateTime<Utc>>,
     /// At or below the organization's low-codes threshold.
     pub low: bool,
+    /// When the set stops working under the organization's maximum set age.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Past its maximum age: no code of it works any more.
+    pub expired: bool,
 }
 
 /// A successful sign-in with a code.
@@ -320,6 +339,7 @@ pub async fn status(
     authz: &Authz,
     member: &Member,
     policy: &CodePolicy,
+    now: DateTime<Utc>,
 ) -> Result<Option<CodeStatus>, BackupCodeError> {
     authz
         .require(member, member.org_id, Action::ViewBackupCodes)
@@ -335,7 +355,17 @@ pub async fn status(
         remaining,
         last_used_at: codes.iter().filter_map(|c| c.used_at).max(),
         low: remaining <= u32::from(policy.low_codes_threshold),
+        expires_at: policy.expires_at(set.generated_at),
+        expired: policy.expired(set.generated_at, now),
     }))
+}
+
+/// Whether `member` may use backup codes at all under the organization's rules (generate,
+/// and so redeem): what their account page says and offers.
+pub async fn usable(authz: &Authz, member: &Member) -> Result<bool, BackupCodeError> {
+    Ok(authz
+        .allows(member, member.org_id, Action::GenerateBackupCodes)
+        .await?)
 }
 
 /// Signs `member` in with one of their codes, as typed (`input`), spending it.
@@ -343,11 +373,13 @@ pub async fn status(
 /// A wrong code, a used code and an account without codes get the same answer
 /// ([`BackupCodeError::Rejected`]) after the same work: one argon2 evaluation and one audit
 /// event. Malformed input is refused without an argon2 evaluation (the format is no secret).
+#[allow(clippy::too_many_arguments)]
 pub async fn redeem(
     db: &DatabaseConnection,
     authz: &Authz,
     hasher: &BackupCodeHasher,
     member: &Member,
+    policy: &CodePolicy,
     input: &str,
     source: &Source,
     now: DateTime<Utc>,
@@ -390,9 +422,13 @@ pub async fn redeem(
         .as_ref()
         .map_or(&[][..], |(_, codes)| codes.as_slice());
     let matched = find_in_constant_time(codes, &digest);
-    let Some(matched) = matched.filter(|code| code.used_at.is_none()) else {
+    let expired = in_force
+        .as_ref()
+        .is_some_and(|(set, _)| policy.expired(set.generated_at, now));
+    let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired) else {
         let reason = match (&in_force, matched) {
             (None, _) => "no_codes",
+            (Some(_), Some(_)) if expired => "expired",
             (Some(_), Some(_)) => "used",
             (Some(_), None) => "wrong",
         };

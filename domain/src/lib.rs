@@ -13,6 +13,7 @@ pub mod db;
 mod entity;
 pub mod hashing;
 pub mod mfa;
+pub mod org_policy;
 pub mod secrets;
 
 #[cfg(feature = "testing")]

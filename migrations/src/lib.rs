@@ -9,6 +9,7 @@ mod m20261127_000001_create_organization;
 mod m20261127_000002_create_user_account;
 mod m20261128_000003_create_backup_codes;
 mod m20261128_000004_create_audit_event;
+mod m20261128_000005_create_org_policy;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_user_account::Migration),
             Box::new(m20261128_000003_create_backup_codes::Migration),
             Box::new(m20261128_000004_create_audit_event::Migration),
+            Box::new(m20261128_000005_create_org_policy::Migration),
         ]
     }
 }

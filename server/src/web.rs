@@ -82,7 +82,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
-    let authz = domain::authz::Authz::baseline()
+    // The baseline from policies/ plus every organization's rules in the database.
+    let authz = domain::authz::Authz::load(&db)
         .await
         .map_err(|e| ServeError::Setup(e.to_string()))?;
 

@@ -13,6 +13,8 @@ pub struct RecoveryStatus {
     pub mfa_enabled: bool,
     /// The organization's policy lets this member use backup codes.
     pub allowed: bool,
+    /// The organization requires a valid set and this member has none: show the banner.
+    pub missing_required_codes: bool,
     /// The set in force, if any.
     pub codes: Option<CodeSetStatus>,
     /// Generating will ask for the password again (the last sign-in was too long ago).
@@ -31,6 +33,10 @@ pub struct CodeSetStatus {
     pub last_used_at: Option<String>,
     /// At or below the organization's low-codes threshold.
     pub low: bool,
+    /// When the set stops working under the organization's maximum set age.
+    pub expires_at: Option<String>,
+    /// Past its maximum age: none of its codes work any more.
+    pub expired: bool,
 }
 
 /// A set just generated: the only time its codes are sent anywhere.
@@ -63,22 +69,21 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             session,
             member,
         } = crate::auth::signed_in().await?;
-        let policy = domain::backup_codes::CodePolicy::default();
-        let (allowed, codes) =
-            match domain::backup_codes::status(&state.db, &state.authz, &member, &policy).await {
-                Ok(status) => (true, status),
-                Err(domain::backup_codes::BackupCodeError::NotAllowed) => (false, None),
-                Err(other) => return Err(other.into()),
-            };
+        let codes =
+            domain::org_policy::member_codes(&state.db, &state.authz, &member, chrono::Utc::now())
+                .await?;
         Ok(RecoveryStatus {
             mfa_enabled: member.mfa_enabled,
-            allowed,
-            codes: codes.map(|status| CodeSetStatus {
+            allowed: codes.usable,
+            missing_required_codes: !codes.compliant(member.mfa_enabled),
+            codes: codes.set.map(|status| CodeSetStatus {
                 total: status.total,
                 remaining: status.remaining,
                 generated_at: readable_time(status.generated_at),
                 last_used_at: status.last_used_at.map(readable_time),
                 low: status.low,
+                expires_at: status.expires_at.map(readable_time),
+                expired: status.expired,
             }),
             needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
@@ -100,12 +105,13 @@ pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBack
         } = crate::auth::signed_in().await?;
         crate::auth::confirm_recent_authentication(&state, &session, &member, password.as_deref())
             .await?;
+        let policy = domain::org_policy::current(&state.db, member.org_id).await?;
         let fresh = domain::backup_codes::generate(
             &state.db,
             &state.authz,
             &state.codes,
             &member,
-            &domain::backup_codes::CodePolicy::default(),
+            &policy.policy.code_policy(),
             &crate::auth::request_source(),
             chrono::Utc::now(),
         )

@@ -89,7 +89,8 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             let error = AppError::from(error);
             // A wrong code (not a malformed one) uses up one of the attempts.
             if error.for_field("code").is_some() && domain::mfa::parse_code(&code).is_ok() {
-                spend_attempt(&session, pending).await?;
+                let policy = domain::org_policy::current(&state.db, member.org_id).await?;
+                spend_attempt(&session, pending, policy.policy.lockout_attempts).await?;
             }
             return Err(error);
         }
@@ -112,11 +113,15 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             pending,
             member,
         } = crate::auth::pending_member().await?;
+        let policy = domain::org_policy::current(&state.db, member.org_id)
+            .await?
+            .policy;
         let redeemed = domain::backup_codes::redeem(
             &state.db,
             &state.authz,
             &state.codes,
             &member,
+            &policy.code_policy(),
             &code,
             &crate::auth::request_source(),
             chrono::Utc::now(),
@@ -128,7 +133,7 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
                 use domain::backup_codes::BackupCodeError as E;
                 // Anything typed is an attempt, malformed or not; a blank field is not.
                 if matches!(error, E::Rejected | E::Invalid(_)) && !code.trim().is_empty() {
-                    spend_attempt(&session, pending).await?;
+                    spend_attempt(&session, pending, policy.lockout_attempts).await?;
                 }
                 return Err(error.into());
             }
@@ -146,14 +151,15 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
     .await
 }
 
-/// Counts a wrong second factor against this password step; when the attempts are used up,
-/// the member must start again with the password.
+/// Counts a wrong second factor against this password step; when the organization's
+/// allowed attempts are used up, the member must start again with the password.
 #[cfg(feature = "ssr")]
 async fn spend_attempt(
     session: &tower_sessions::Session,
     pending: crate::auth::PendingSignIn,
+    allowed_attempts: u8,
 ) -> Result<(), AppError> {
-    if crate::auth::count_wrong_code(session, pending).await? {
+    if crate::auth::count_wrong_code(session, pending, allowed_attempts).await? {
         Ok(())
     } else {
         Err(AppError::Refused(
@@ -177,14 +183,26 @@ pub async fn get_sign_in_progress() -> Result<SignInProgress, AppError> {
     .await
 }
 
-/// Who to contact when the authenticator is lost: the organization's owners and admins.
+/// What "Problem signing in?" offers a member who has just proved the account's password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpOptions {
+    /// Who to contact: the organization's owners and admins.
+    pub contacts: Vec<String>,
+    /// The organization's policy lets this member sign in with a backup code.
+    pub backup_codes: bool,
+}
+
+/// Who to contact when the authenticator is lost, and whether backup codes are an option.
 /// Only told to someone who has just proved the account's password.
 #[server(endpoint = "sign_in/help")]
-pub async fn sign_in_help() -> Result<Vec<String>, AppError> {
+pub async fn sign_in_help() -> Result<HelpOptions, AppError> {
     crate::api::respond(async {
         let crate::auth::PendingMember { state, member, .. } =
             crate::auth::pending_member().await?;
-        Ok(domain::accounts::admin_contacts(&state.db, member.org_id).await?)
+        Ok(HelpOptions {
+            contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
+            backup_codes: domain::backup_codes::usable(&state.authz, &member).await?,
+        })
     })
     .await
 }

@@ -23,6 +23,10 @@ use crate::{
     forms::{FieldMessage, FormMessage, last_error},
 };
 
+/// What a member whose organization does not let them use backup codes reads.
+pub const CODES_NOT_AVAILABLE: &str =
+    "Backup verification codes are not available for your account, per your organization's policy.";
+
 /// Where the "Generate New Codes" form posts.
 const GENERATE_URL: &str = "/account/backup-codes";
 
@@ -48,6 +52,15 @@ pub fn RecoveryModes() -> impl IntoView {
                             }
                             Ok(status) => {
                                 view! {
+                                    {status
+                                        .missing_required_codes
+                                        .then(|| {
+                                            view! {
+                                                <p class="banner" role="alert">
+                                                    "Your organization requires backup verification codes. Generate a set and keep it safe."
+                                                </p>
+                                            }
+                                        })}
                                     <CodeSetSummary codes=status.codes />
                                     <GenerateButton needs_password=status.needs_password error=None />
                                 }
@@ -146,7 +159,12 @@ fn CodeSetSummary(codes: Option<CodeSetStatus>) -> impl IntoView {
         return view! { <p class="status warn codes-status">"You have no backup verification codes yet."</p> }
             .into_any();
     };
-    let warning = if codes.remaining == 0 {
+    let warning = if codes.expired {
+        Some(format!(
+            "Your backup verification codes expired on {}: none of them works any more. Generate a new set.",
+            codes.expires_at.clone().unwrap_or_default()
+        ))
+    } else if codes.remaining == 0 {
         Some(
             "You have used all your backup verification codes. Generate a new set: without one, losing your authenticator locks you out."
                 .to_owned(),
@@ -180,6 +198,14 @@ fn CodeSetSummary(codes: Option<CodeSetStatus>) -> impl IntoView {
             <dd>{codes.generated_at}</dd>
             <dt>"Last used"</dt>
             <dd class="codes-last-used">{codes.last_used_at.unwrap_or_else(|| "Never".to_owned())}</dd>
+            {codes
+                .expires_at
+                .map(|at| {
+                    view! {
+                        <dt>{if codes.expired { "Expired" } else { "Expires" }}</dt>
+                        <dd class="codes-expiry">{at}</dd>
+                    }
+                })}
         </dl>
     }
         .into_any()
@@ -317,9 +343,7 @@ fn CodesSheet(codes: FreshBackupCodes) -> impl IntoView {
 #[component]
 fn NotAllowed(contacts: Vec<String>) -> impl IntoView {
     view! {
-        <p class="status warn">
-            "Backup verification codes are not available for your account under your organization's policy."
-        </p>
+        <p class="status warn codes-not-available">{CODES_NOT_AVAILABLE}</p>
         <AdminContacts contacts />
     }
 }
@@ -352,16 +376,29 @@ pub fn SignInBackupCode() -> impl IntoView {
     let submit = ServerAction::<SubmitBackupCode>::new();
     let error = last_error(submit);
     let progress = Resource::new(|| (), |()| get_sign_in_progress());
-    let contacts = Resource::new(|| (), |()| sign_in_help());
+    let help = Resource::new(|| (), |()| sign_in_help());
     view! {
         <Title text="Backup verification code" />
         <section class="panel narrow">
             <h1>"Backup verification code"</h1>
             <Suspense>
                 {move || {
-                    let (progress, contacts) = (progress.get()?, contacts.get()?);
+                    let (progress, help) = (progress.get()?, help.get()?);
                     if !progress.is_ok_and(|p| p.awaiting_code) {
                         return Some(view! { <Redirect path="/sign-in" /> }.into_any());
+                    }
+                    let help = help.ok()?;
+                    if !help.backup_codes {
+                        return Some(
+                            view! {
+                                <p class="status warn codes-not-available">{CODES_NOT_AVAILABLE}</p>
+                                <AdminContacts contacts=help.contacts />
+                                <p>
+                                    <a href="/sign-in/verify">"Back to the verification code"</a>
+                                </p>
+                            }
+                                .into_any(),
+                        );
                     }
                     Some(
                         view! {
@@ -389,7 +426,7 @@ pub fn SignInBackupCode() -> impl IntoView {
                                 </button>
                             </ActionForm>
                             <p class="muted">"No codes left, or lost them?"</p>
-                            <AdminContacts contacts=contacts.unwrap_or_default() />
+                            <AdminContacts contacts=help.contacts />
                             <p>
                                 <a href="/sign-in/verify">"Use your authenticator app instead"</a>
                             </p>

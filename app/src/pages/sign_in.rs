@@ -8,7 +8,7 @@ use leptos_router::components::Redirect;
 use crate::{
     api::sign_in::{SubmitCode, SubmitEmail, SubmitPassword, get_sign_in_progress, sign_in_help},
     forms::{CodeInput, FieldMessage, FormMessage, last_error},
-    pages::backup_codes::AdminContacts,
+    pages::backup_codes::{AdminContacts, CODES_NOT_AVAILABLE},
 };
 
 /// Step 1: the email address.
@@ -142,18 +142,25 @@ pub fn SignInHelp() -> impl IntoView {
                         .get()
                         .map(|contacts| match contacts {
                             Err(_) => view! { <Redirect path="/sign-in" /> }.into_any(),
-                            Ok(contacts) => {
+                            Ok(help) => {
                                 view! {
-                                    <p>
-                                        "Lost your authenticator app, or it shows no code? Sign in with one of the backup verification codes you saved."
-                                    </p>
-                                    <p>
-                                        <a class="button primary" href="/sign-in/backup-code">
-                                            "Use Backup Verification code"
-                                        </a>
-                                    </p>
-                                    <p class="muted">"No backup codes?"</p>
-                                    <AdminContacts contacts />
+                                    {if help.backup_codes {
+                                        view! {
+                                            <p>
+                                                "Lost your authenticator app, or it shows no code? Sign in with one of the backup verification codes you saved."
+                                            </p>
+                                            <p>
+                                                <a class="button primary" href="/sign-in/backup-code">
+                                                    "Use Backup Verification code"
+                                                </a>
+                                            </p>
+                                            <p class="muted">"No backup codes?"</p>
+                                        }
+                                            .into_any()
+                                    } else {
+                                        view! { <p class="status warn">{CODES_NOT_AVAILABLE}</p> }.into_any()
+                                    }}
+                                    <AdminContacts contacts=help.contacts />
                                     <p>
                                         <a href="/sign-in/verify">"Back to the verification code"</a>
                                     </p>

@@ -20,6 +20,19 @@ pub struct Model {
 pub enum Relation {
     #[sea_orm(has_many = "super::backup_code::Entity")]
     BackupCode,
+    #[sea_orm(
+        belongs_to = "super::user_account::Entity",
+        from = "Column::UserId",
+        to = "super::user_account::Column::Id",
+        on_delete = "Cascade"
+    )]
+    UserAccount,
+}
+
+impl Related<super::user_account::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::UserAccount.def()
+    }
 }
 
 impl Related<super::backup_code::Entity> for Entity {

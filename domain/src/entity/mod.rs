@@ -3,5 +3,9 @@
 pub mod audit_event;
 pub mod backup_code;
 pub mod backup_code_set;
+pub mod casbin_rule;
+pub mod org_policy;
 pub mod organization;
+pub mod policy_exception;
+pub mod policy_revision;
 pub mod user_account;

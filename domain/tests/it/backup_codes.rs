@@ -72,6 +72,7 @@ impl Fixture {
             &self.authz,
             &self.codes,
             member,
+            &CodePolicy::default(),
             input,
             &self.source,
             t0() + Duration::minutes(5),
@@ -80,10 +81,16 @@ impl Fixture {
     }
 
     async fn status(&self, test_db: &TestDatabase, member: &Member) -> backup_codes::CodeStatus {
-        backup_codes::status(&test_db.db, &self.authz, member, &CodePolicy::default())
-            .await
-            .unwrap()
-            .expect("a set in force")
+        backup_codes::status(
+            &test_db.db,
+            &self.authz,
+            member,
+            &CodePolicy::default(),
+            t0(),
+        )
+        .await
+        .unwrap()
+        .expect("a set in force")
     }
 }
 
@@ -333,11 +340,12 @@ async fn the_status_warns_at_the_low_codes_threshold() {
     let policy = CodePolicy {
         codes_per_set: 5,
         low_codes_threshold: 3,
+        max_set_age_days: 0,
     };
     for test_db in migrated_databases().await {
         let member = f.member(&test_db).await;
         assert_eq!(
-            backup_codes::status(&test_db.db, &f.authz, &member, &policy)
+            backup_codes::status(&test_db.db, &f.authz, &member, &policy, t0())
                 .await
                 .unwrap(),
             None
@@ -355,7 +363,7 @@ async fn the_status_warns_at_the_low_codes_threshold() {
         .unwrap();
         assert_eq!(fresh.codes.len(), 5);
         for (used, code) in fresh.codes.iter().enumerate() {
-            let status = backup_codes::status(&test_db.db, &f.authz, &member, &policy)
+            let status = backup_codes::status(&test_db.db, &f.authz, &member, &policy, t0())
                 .await
                 .unwrap()
                 .unwrap();
@@ -363,7 +371,7 @@ async fn the_status_warns_at_the_low_codes_threshold() {
             assert_eq!(status.low, 5 - used <= 3, "{used} used");
             f.redeem(&test_db, &member, &code.grouped()).await.unwrap();
         }
-        let status = backup_codes::status(&test_db.db, &f.authz, &member, &policy)
+        let status = backup_codes::status(&test_db.db, &f.authz, &member, &policy, t0())
             .await
             .unwrap()
             .unwrap();
@@ -411,7 +419,7 @@ async fn codes_need_mfa_and_end_when_mfa_is_turned_off() {
         .await
         .unwrap();
         assert_eq!(
-            backup_codes::status(&test_db.db, &f.authz, &owner, &CodePolicy::default())
+            backup_codes::status(&test_db.db, &f.authz, &owner, &CodePolicy::default(), t0())
                 .await
                 .unwrap(),
             None
@@ -464,6 +472,7 @@ async fn the_gate_refuses_generate_redeem_and_status_when_the_policy_says_no() {
                 &closed,
                 &f.codes,
                 &member,
+                &policy,
                 &code,
                 &f.source,
                 t0()
@@ -473,7 +482,7 @@ async fn the_gate_refuses_generate_redeem_and_status_when_the_policy_says_no() {
         ));
         assert_eq!(last_event(&test_db, &member).await.outcome, "denied");
         assert!(matches!(
-            backup_codes::status(&test_db.db, &closed, &member, &policy).await,
+            backup_codes::status(&test_db.db, &closed, &member, &policy, t0()).await,
             Err(BackupCodeError::NotAllowed)
         ));
         // Nothing was spent or replaced.

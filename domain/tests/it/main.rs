@@ -5,4 +5,5 @@
 mod accounts;
 mod backup_codes;
 mod mfa;
+mod org_policy;
 mod storage;

@@ -98,6 +98,7 @@ async fn remaining(database: &TestDatabase) -> u32 {
         &Authz::baseline().await.unwrap(),
         &owner,
         &CodePolicy::default(),
+        chrono::Utc::now(),
     )
     .await
     .unwrap()

@@ -1,0 +1,29 @@
+//! One saved version of an organization's backup-code policy.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "org_policy")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub org_id: i32,
+    pub version: i32,
+    pub backup_codes: String,
+    pub codes_per_set: i32,
+    pub max_set_age_days: i32,
+    pub low_codes_threshold: i32,
+    pub lockout_attempts: i32,
+    pub lockout_minutes: i32,
+    pub code_entry: String,
+    pub restrict_after_backup_sign_in: bool,
+    pub saved_by_id: Option<i32>,
+    pub saved_by: Option<String>,
+    pub saved_at: DateTimeUtc,
+    pub changes: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,603 @@
+//! The organization's backup-code policy on every backend: versions and conflicts, the rules
+//! it compiles to, exceptions, explain, impact preview, and every instance seeing a change.
+
+use chrono::Duration;
+use domain::{
+    accounts::{self, Member, NewMember, Role},
+    audit::{self, Source},
+    authz::{Action, Authz},
+    backup_codes::{self, BackupCodeError, BackupCodeHasher},
+    hashing::PasswordHasher,
+    org_policy::{self, CodesMode, OrgPolicy, PolicyChangeError},
+    secrets::{Password, SecretKey},
+    testing::{TestDatabase, migrated_databases},
+};
+
+use crate::mfa::{owner_with_mfa, t0};
+
+struct Org {
+    owner: Member,
+    admin: Member,
+    member: Member,
+    /// The owner of another organization.
+    stranger: Member,
+}
+
+async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -> Org {
+    let (owner, _) = owner_with_mfa(test_db, hasher, key).await;
+    let password = Password::new("correct horse battery");
+    let add = |email: &'static str, role: Role| {
+        let password = password.clone();
+        async move {
+            accounts::create_member(
+                &test_db.db,
+                hasher,
+                None,
+                owner.org_id,
+                NewMember {
+                    email,
+                    password: &password,
+                    role,
+                },
+                t0(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let admin = add("admin@acme.test", Role::Admin).await;
+    let member = add("member@acme.test", Role::Member).await;
+    let (_, stranger) = accounts::create_organization(
+        &test_db.db,
+        hasher,
+        "Globex",
+        "owner@globex.test",
+        &password,
+        t0(),
+    )
+    .await
+    .unwrap();
+    Org {
+        owner,
+        admin,
+        member,
+        stranger,
+    }
+}
+
+async fn save(
+    test_db: &TestDatabase,
+    authz: &Authz,
+    actor: &Member,
+    policy: OrgPolicy,
+) -> Result<org_policy::PolicyVersion, PolicyChangeError> {
+    let expected = org_policy::current(&test_db.db, actor.org_id)
+        .await
+        .unwrap()
+        .version;
+    org_policy::save(
+        &test_db.db,
+        authz,
+        actor,
+        expected,
+        &policy,
+        &Source::default(),
+        t0(),
+    )
+    .await
+}
+
+fn with_mode(codes: CodesMode) -> OrgPolicy {
+    OrgPolicy {
+        codes,
+        ..OrgPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn disallowing_codes_refuses_generate_and_redeem_and_allowing_restores_them() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let policy = org_policy::current(db, org.owner.org_id).await.unwrap();
+        assert_eq!(policy.version, 0);
+        let (rules, source) = (policy.policy.code_policy(), Source::default());
+        let generate =
+            || backup_codes::generate(db, &authz, &codes, &org.owner, &rules, &source, t0());
+        let fresh = generate().await.unwrap();
+
+        let saved = save(
+            &test_db,
+            &authz,
+            &org.admin,
+            with_mode(CodesMode::NotAllowed),
+        )
+        .await
+        .unwrap();
+        assert_eq!(saved.version, 1);
+        assert_eq!(saved.changes[0].after, "Not allowed");
+        let event = audit::latest(db, org.owner.org_id, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(event.action, "policy.saved");
+        assert_eq!(event.details["changes"][0]["before"], "Allowed");
+
+        assert!(matches!(generate().await, Err(BackupCodeError::NotAllowed)));
+        let redeem = |code: String| {
+            let (authz, codes, owner) = (&authz, &codes, &org.owner);
+            async move {
+                backup_codes::redeem(
+                    db,
+                    authz,
+                    codes,
+                    owner,
+                    &OrgPolicy::default().code_policy(),
+                    &code,
+                    &Source::default(),
+                    t0(),
+                )
+                .await
+            }
+        };
+        // An unused code of a set generated before cannot be redeemed either.
+        assert!(matches!(
+            redeem(fresh.codes[0].grouped()).await,
+            Err(BackupCodeError::NotAllowed)
+        ));
+        assert!(!backup_codes::usable(&authz, &org.owner).await.unwrap());
+
+        save(&test_db, &authz, &org.owner, with_mode(CodesMode::Allowed))
+            .await
+            .unwrap();
+        assert!(backup_codes::usable(&authz, &org.owner).await.unwrap());
+        redeem(fresh.codes[0].grouped()).await.unwrap();
+        generate().await.unwrap();
+        // Another organization was never affected.
+        assert!(backup_codes::usable(&authz, &org.stranger).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_second_instance_sees_a_change_on_its_next_decision() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let instance_a = Authz::load(&test_db.db).await.unwrap();
+        let instance_b = Authz::load(&test_db.db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        assert!(
+            instance_b
+                .allows(&org.member, org.member.org_id, Action::RedeemBackupCode)
+                .await
+                .unwrap()
+        );
+        save(
+            &test_db,
+            &instance_a,
+            &org.owner,
+            with_mode(CodesMode::NotAllowed),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !instance_b
+                .allows(&org.member, org.member.org_id, Action::RedeemBackupCode)
+                .await
+                .unwrap(),
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_admins_saving_from_one_version_get_a_conflict_not_a_lost_update() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let authz = Authz::load(&test_db.db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let first = OrgPolicy {
+            codes_per_set: 12,
+            ..OrgPolicy::default()
+        };
+        let second = OrgPolicy {
+            low_codes_threshold: 2,
+            ..OrgPolicy::default()
+        };
+        let save_from = |actor: &Member, policy: OrgPolicy| {
+            let authz = &authz;
+            let db = &test_db.db;
+            let actor = actor.clone();
+            async move {
+                org_policy::save(db, authz, &actor, 0, &policy, &Source::default(), t0()).await
+            }
+        };
+        save_from(&org.owner, first).await.unwrap();
+        assert!(matches!(
+            save_from(&org.admin, second).await,
+            Err(PolicyChangeError::Conflict)
+        ));
+        let current = org_policy::current(&test_db.db, org.owner.org_id)
+            .await
+            .unwrap();
+        assert_eq!((current.version, current.policy), (1, first));
+        // Members, and anyone from another organization, cannot save at all.
+        assert!(matches!(
+            save(&test_db, &authz, &org.member, second).await,
+            Err(PolicyChangeError::NotAllowed)
+        ));
+        assert_eq!(
+            org_policy::current(&test_db.db, org.stranger.org_id)
+                .await
+                .unwrap()
+                .version,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_set_stops_working_and_says_so() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let policy = OrgPolicy {
+            max_set_age_days: 30,
+            ..OrgPolicy::default()
+        };
+        save(&test_db, &authz, &org.owner, policy).await.unwrap();
+        let code_policy = policy.code_policy();
+        let fresh = backup_codes::generate(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &code_policy,
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        let later = t0() + Duration::days(31);
+        let status = backup_codes::status(db, &authz, &org.owner, &code_policy, later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.expired);
+        assert_eq!(status.expires_at, Some(t0() + Duration::days(30)));
+        let refused = backup_codes::redeem(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &code_policy,
+            &fresh.codes[0].grouped(),
+            &Source::default(),
+            later,
+        )
+        .await;
+        assert!(matches!(refused, Err(BackupCodeError::Rejected)));
+        let event = audit::latest(db, org.owner.org_id, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(event.details["reason"], "expired");
+        // Within its age it works.
+        backup_codes::redeem(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &code_policy,
+            &fresh.codes[0].grouped(),
+            &Source::default(),
+            t0() + Duration::days(29),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// What the gate must answer, written out from the product's rules rather than from the
+/// code: roles × actions × the org's setting × an exception × own or other organization.
+fn expected(
+    role: Role,
+    action: Action,
+    mode: CodesMode,
+    exception: Option<bool>,
+    own_org: bool,
+) -> bool {
+    if !own_org {
+        return false;
+    }
+    let manages = role != Role::Member;
+    match action {
+        Action::GenerateBackupCodes | Action::RedeemBackupCode => {
+            exception.unwrap_or(mode != CodesMode::NotAllowed)
+        }
+        Action::ViewBackupCodes => true,
+        Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers => manages,
+        Action::AddAccount(target) | Action::RemoveAccount(target) => {
+            role == Role::Owner || (role == Role::Admin && target == Role::Member)
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let actions = [
+        Action::GenerateBackupCodes,
+        Action::RedeemBackupCode,
+        Action::ViewBackupCodes,
+        Action::ViewPolicy,
+        Action::ManagePolicy,
+        Action::ListMembers,
+        Action::AddAccount(Role::Member),
+        Action::RemoveAccount(Role::Admin),
+    ];
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let mut cells = 0;
+        for mode in [
+            CodesMode::Allowed,
+            CodesMode::NotAllowed,
+            CodesMode::Required,
+        ] {
+            save(&test_db, &authz, &org.owner, with_mode(mode))
+                .await
+                .unwrap();
+            for exception in [None, Some(true), Some(false)] {
+                for existing in org_policy::exceptions(db, &authz, &org.owner)
+                    .await
+                    .unwrap()
+                {
+                    org_policy::remove_exception(
+                        db,
+                        &authz,
+                        &org.owner,
+                        existing.id,
+                        &Source::default(),
+                        t0(),
+                    )
+                    .await
+                    .unwrap();
+                }
+                if let Some(allowed) = exception {
+                    for actor in [&org.owner, &org.admin, &org.member] {
+                        org_policy::add_exception(
+                            db,
+                            &authz,
+                            &org.owner,
+                            &actor.email,
+                            allowed,
+                            "break-glass account",
+                            &Source::default(),
+                            t0(),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                }
+                for actor in [&org.owner, &org.admin, &org.member] {
+                    for action in actions {
+                        for (org_id, own) in
+                            [(org.owner.org_id, true), (org.stranger.org_id, false)]
+                        {
+                            let allowed = authz.allows(actor, org_id, action).await.unwrap();
+                            assert_eq!(
+                                allowed,
+                                expected(actor.role, action, mode, exception, own),
+                                "{:?} {:?} {mode:?} exception {exception:?} own org {own} ({:?})",
+                                actor.role,
+                                action,
+                                test_db.backend
+                            );
+                            cells += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cells, 3 * 3 * 3 * actions.len() * 2);
+    }
+}
+
+#[tokio::test]
+async fn exceptions_need_a_member_of_this_org_and_a_reason_and_explain_names_the_rule() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let add = |email: &str, reason: &str| {
+            let (authz, owner) = (&authz, &org.owner);
+            let (email, reason) = (email.to_owned(), reason.to_owned());
+            async move {
+                org_policy::add_exception(
+                    db,
+                    authz,
+                    owner,
+                    &email,
+                    true,
+                    &reason,
+                    &Source::default(),
+                    t0(),
+                )
+                .await
+            }
+        };
+        assert!(matches!(
+            add("owner@globex.test", "x").await,
+            Err(PolicyChangeError::UnknownMember)
+        ));
+        assert!(matches!(
+            add("member@acme.test", "  ").await,
+            Err(PolicyChangeError::Invalid(e)) if e.field == "reason"
+        ));
+        assert!(matches!(
+            add("not an email", "x").await,
+            Err(PolicyChangeError::Invalid(e)) if e.field == "email"
+        ));
+        assert!(
+            org_policy::exceptions(db, &authz, &org.owner)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        save(
+            &test_db,
+            &authz,
+            &org.owner,
+            with_mode(CodesMode::NotAllowed),
+        )
+        .await
+        .unwrap();
+        let (_, denied) = org_policy::explain(db, &authz, &org.admin, "member@acme.test", "redeem")
+            .await
+            .unwrap();
+        assert!(!denied.allowed);
+        assert_eq!(denied.subject, "member");
+        assert!(
+            denied.rules.contains(&format!(
+                "p, member, org:{}, backup_codes, redeem, deny",
+                org.owner.org_id
+            )),
+            "{denied:?}"
+        );
+
+        let exception = add("member@acme.test", "break-glass account")
+            .await
+            .unwrap();
+        assert!(matches!(
+            add("member@acme.test", "again").await,
+            Err(PolicyChangeError::Invalid(e)) if e.field == "email"
+        ));
+        let (member, allowed) =
+            org_policy::explain(db, &authz, &org.admin, "member@acme.test", "redeem")
+                .await
+                .unwrap();
+        assert!(allowed.allowed);
+        assert_eq!(
+            allowed.rules,
+            vec![format!(
+                "p, member:{}, org:{}, backup_codes, redeem, allow",
+                member.id, member.org_id
+            )]
+        );
+        // Members cannot ask, nor can another organization's owner.
+        assert!(matches!(
+            org_policy::explain(db, &authz, &org.member, "member@acme.test", "redeem").await,
+            Err(PolicyChangeError::NotAllowed)
+        ));
+        assert!(matches!(
+            org_policy::remove_exception(
+                db,
+                &authz,
+                &org.stranger,
+                exception.id,
+                &Source::default(),
+                t0()
+            )
+            .await,
+            Err(PolicyChangeError::NotAllowed | PolicyChangeError::UnknownException)
+        ));
+        assert_eq!(
+            org_policy::exceptions(db, &authz, &org.owner)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_impact_preview_counts_and_lists_who_is_affected() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let fresh = backup_codes::generate(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &OrgPolicy::default().code_policy(),
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        backup_codes::redeem(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &OrgPolicy::default().code_policy(),
+            &fresh.codes[0].grouped(),
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        let preview = |policy: OrgPolicy, now| {
+            let (authz, admin) = (&authz, &org.admin);
+            async move {
+                org_policy::impact(db, authz, admin, &policy, now)
+                    .await
+                    .unwrap()
+            }
+        };
+        let off = preview(with_mode(CodesMode::NotAllowed), t0()).await;
+        assert_eq!(
+            off.effects,
+            vec!["1 member holds 9 unused codes that will stop working."]
+        );
+        assert_eq!(off.members, vec![vec!["owner@acme.test".to_owned()]]);
+
+        let aged = preview(
+            OrgPolicy {
+                max_set_age_days: 7,
+                ..OrgPolicy::default()
+            },
+            t0() + Duration::days(8),
+        )
+        .await;
+        assert_eq!(aged.effects, vec!["1 set expires at once."]);
+
+        let required = preview(with_mode(CodesMode::Required), t0()).await;
+        // Only the owner has MFA, and holds codes: nobody becomes non-compliant.
+        assert_eq!(required.effects, vec!["0 members become non-compliant."]);
+        assert_eq!(
+            preview(OrgPolicy::default(), t0()).await.effects,
+            vec!["No member's codes are affected."]
+        );
+        // Previewing writes nothing.
+        assert_eq!(
+            org_policy::current(db, org.owner.org_id)
+                .await
+                .unwrap()
+                .version,
+            0
+        );
+    }
+}
