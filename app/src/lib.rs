@@ -22,8 +22,8 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    AccountPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound, RecoveredPage,
-    SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
+    AccountPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound, PolicyPage,
+    RecoveredPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -82,6 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
                     <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer no-print">

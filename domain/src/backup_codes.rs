@@ -211,7 +211,7 @@ pub enum BackupCodeError {
     #[error("That backup verification code is not valid, or it has been used already.")]
     Rejected,
     #[error(
-        "Backup verification codes are not available for your account under your organization's policy."
+        "Backup verification codes are not available for your account, per your organization's policy."
     )]
     NotAllowed,
     #[error("Turn on multi-factor authentication before generating backup verification codes.")]

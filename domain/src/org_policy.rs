@@ -1009,7 +1009,9 @@ mod tests {
 
     #[test]
     fn every_setting_out_of_range_or_not_a_number_is_refused_next_to_its_field() {
-        let cases: [(fn(&mut PolicyForm, &str), &str, &[&str]); 7] = [
+        /// Sets one field of the form.
+        type Setter = fn(&mut PolicyForm, &str);
+        let cases: [(Setter, &str, &[&str]); 7] = [
             (
                 |f, v| f.backup_codes = v.into(),
                 "backup_codes",

@@ -79,10 +79,10 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             codes: codes.set.map(|status| CodeSetStatus {
                 total: status.total,
                 remaining: status.remaining,
-                generated_at: readable_time(status.generated_at),
-                last_used_at: status.last_used_at.map(readable_time),
+                generated_at: crate::api::readable_time(status.generated_at),
+                last_used_at: status.last_used_at.map(crate::api::readable_time),
                 low: status.low,
-                expires_at: status.expires_at.map(readable_time),
+                expires_at: status.expires_at.map(crate::api::readable_time),
                 expired: status.expired,
             }),
             needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
@@ -125,16 +125,10 @@ pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBack
         );
         Ok(FreshBackupCodes {
             email: member.email,
-            generated_at: readable_time(fresh.generated_at),
+            generated_at: crate::api::readable_time(fresh.generated_at),
             generated_on: fresh.generated_at.format("%Y-%m-%d").to_string(),
             codes: fresh.codes.iter().map(|code| code.grouped()).collect(),
         })
     })
     .await
-}
-
-/// `28 Nov 2026, 09:15 UTC`.
-#[cfg(feature = "ssr")]
-fn readable_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%-d %b %Y, %H:%M UTC").to_string()
 }

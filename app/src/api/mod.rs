@@ -6,6 +6,7 @@
 pub mod account;
 pub mod backup_codes;
 pub mod members;
+pub mod policy;
 pub mod sign_in;
 pub mod status;
 
@@ -26,4 +27,10 @@ pub(crate) fn no_store() {
             http::HeaderValue::from_static("no-store"),
         );
     }
+}
+
+/// `28 Nov 2026, 09:15 UTC`: how times read on every page.
+#[cfg(feature = "ssr")]
+pub(crate) fn readable_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %b %Y, %H:%M UTC").to_string()
 }

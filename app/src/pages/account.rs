@@ -48,7 +48,15 @@ fn AccountPanel(account: Account) -> impl IntoView {
             </dl>
             {account
                 .manages_members
-                .then(|| view! { <p><a href="/admin/members">"Manage members"</a></p> })}
+                .then(|| {
+                    view! {
+                        <p>
+                            <a href="/admin/members">"Manage members"</a>
+                            " · "
+                            <a href="/admin/policy">"Backup-code policy"</a>
+                        </p>
+                    }
+                })}
             <ActionForm action=sign_out>
                 <button type="submit">"Sign out"</button>
             </ActionForm>

@@ -5,6 +5,7 @@ mod backup_codes;
 mod home;
 mod members;
 mod not_found;
+mod policy;
 mod sign_in;
 
 pub use account::{AccountPage, MfaSetupPage};
@@ -12,4 +13,5 @@ pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use home::HomePage;
 pub use members::MembersPage;
 pub use not_found::NotFound;
+pub use policy::PolicyPage;
 pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};

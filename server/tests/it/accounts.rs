@@ -238,7 +238,7 @@ pub async fn post(
 }
 
 /// Signs in with email and password over HTTP; returns the signed-in session id.
-async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
+pub async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
     let step1 = post(
         client,
         server,

@@ -8,3 +8,4 @@ mod backup_codes;
 mod harness;
 mod lifecycle;
 mod pages;
+mod policy;

@@ -1,0 +1,448 @@
+//! `/admin/policy`: the organization's backup-code policy, for owners and admins.
+//!
+//! Changing it takes two steps: "Preview changes" (a plain GET form, so the preview is a page
+//! of its own, with or without JavaScript) states what the change will do, counted and
+//! listed; "Save policy" there saves exactly what was previewed, as a new version. Below:
+//! exceptions for named members, "Explain a decision", and the versions so far.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::Redirect, hooks::use_query_map, params::ParamsMap};
+
+use crate::{
+    api::policy::{
+        AddPolicyException, Explanation, PolicyFields, PolicyOverview, PolicyPreview,
+        RemovePolicyException, SavePolicy, explain_decision, get_policy_overview, preview_policy,
+    },
+    error::AppError,
+    forms::{FieldMessage, FormMessage, last_error},
+};
+
+/// The policy form's fields, as the preview's query string carries them.
+fn fields_from_query(query: &ParamsMap) -> PolicyFields {
+    let get = |name: &str| query.get(name).unwrap_or_default();
+    PolicyFields {
+        backup_codes: get("backup_codes"),
+        codes_per_set: get("codes_per_set"),
+        max_set_age_days: get("max_set_age_days"),
+        low_codes_threshold: get("low_codes_threshold"),
+        lockout_attempts: get("lockout_attempts"),
+        lockout_minutes: get("lockout_minutes"),
+        code_entry: get("code_entry"),
+        restrict_after_backup_sign_in: query.get("restrict_after_backup_sign_in"),
+    }
+}
+
+/// `/admin/policy`.
+#[component]
+pub fn PolicyPage() -> impl IntoView {
+    let query = use_query_map();
+    let add = ServerAction::<AddPolicyException>::new();
+    let remove = ServerAction::<RemovePolicyException>::new();
+    let save = ServerAction::<SavePolicy>::new();
+    let overview = Resource::new(
+        move || {
+            (
+                query.with(|q| q.get("saved")),
+                add.version().get(),
+                remove.version().get(),
+                save.version().get(),
+            )
+        },
+        |_| get_policy_overview(),
+    );
+    let previewed =
+        move || query.with(|q| q.get("preview").is_some().then(|| fields_from_query(q)));
+    let preview = Resource::new(previewed, |fields| async move {
+        match fields {
+            Some(fields) => Some(preview_policy(fields).await),
+            None => None,
+        }
+    });
+    let asked = move || {
+        query.with(|q| {
+            q.get("explain_email")
+                .map(|email| (email, q.get("explain_act").unwrap_or_default()))
+        })
+    };
+    let explanation = Resource::new(asked, |asked| async move {
+        match asked {
+            Some((email, act)) => Some(explain_decision(email, act).await),
+            None => None,
+        }
+    });
+
+    view! {
+        <Title text="Backup-code policy" />
+        <Suspense>
+            {move || {
+                let overview = overview.get()?;
+                let preview = preview.get()?;
+                let explanation = explanation.get()?;
+                let saved = query.with(|q| q.get("saved"));
+                Some(match overview {
+                    Err(AppError::SignInRequired) => view! { <Redirect path="/sign-in" /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <section class="panel">
+                                <h1>"Backup-code policy"</h1>
+                                <p class="form-error">{error.to_string()}</p>
+                            </section>
+                        }
+                            .into_any()
+                    }
+                    Ok(overview) => {
+                        let fields = previewed().unwrap_or_else(|| overview.fields.clone());
+                        view! {
+                            <PolicySection overview=overview.clone() fields preview saved save />
+                            <ExceptionsSection overview=overview.clone() add remove />
+                            <ExplainSection explanation />
+                            <HistorySection overview />
+                        }
+                            .into_any()
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn PolicySection(
+    overview: PolicyOverview,
+    /// What the form shows: the settings in force, or those being previewed.
+    fields: PolicyFields,
+    preview: Option<Result<PolicyPreview, AppError>>,
+    saved: Option<String>,
+    save: ServerAction<SavePolicy>,
+) -> impl IntoView {
+    let preview_error = Signal::stored(preview.as_ref().and_then(|p| p.as_ref().err().cloned()));
+    let save_error = last_error(save);
+    let radio = |name: &'static str, value: &'static str, label: &'static str, current: &str| {
+        let id = format!("{name}-{value}");
+        let label_for = id.clone();
+        let checked = current == value;
+        view! {
+            <label class="check" for=label_for>
+                <input type="radio" id=id name=name value=value checked=checked />
+                {label}
+            </label>
+        }
+    };
+    let number = |name: &'static str, label: &'static str, value: String, min: u32, max: u32| {
+        view! {
+            <label for=name>{label}</label>
+            <input
+                type="number"
+                id=name
+                name=name
+                value=value
+                min=min.to_string()
+                max=max.to_string()
+                required
+            />
+            <FieldMessage error=preview_error field=name />
+        }
+    };
+    view! {
+        <section class="panel" id="policy">
+            <h1>"Backup-code policy"</h1>
+            <p class="muted">
+                {overview.organization.clone()} " · "
+                {if overview.version == 0 {
+                    "the defaults: nobody has saved a policy yet".to_owned()
+                } else {
+                    format!("version {} in force", overview.version)
+                }}
+            </p>
+            {saved
+                .map(|version| {
+                    view! { <p class="status ok" role="status">{format!("Saved as version {version}.")}</p> }
+                })}
+            <dl class="facts policy-in-force">
+                {overview
+                    .settings
+                    .iter()
+                    .map(|(name, value)| view! { <dt>{name.clone()}</dt><dd>{value.clone()}</dd> })
+                    .collect_view()}
+            </dl>
+            <h2>"Change the policy"</h2>
+            <form method="get" action="/admin/policy" class="policy-form">
+                <input type="hidden" name="preview" value="1" />
+                <FormMessage error=preview_error />
+                <fieldset>
+                    <legend>"Backup verification codes"</legend>
+                    {radio("backup_codes", "not_allowed", "Not allowed", &fields.backup_codes)}
+                    {radio("backup_codes", "allowed", "Allowed", &fields.backup_codes)}
+                    {radio("backup_codes", "required", "Required: every member with MFA must hold a valid set", &fields.backup_codes)}
+                    <FieldMessage error=preview_error field="backup_codes" />
+                </fieldset>
+                {number("codes_per_set", "Codes per set (5–20)", fields.codes_per_set.clone(), 5, 20)}
+                {number("max_set_age_days", "Maximum set age in days (0: no limit)", fields.max_set_age_days.clone(), 0, 3650)}
+                {number("low_codes_threshold", "Warn members at this many codes left", fields.low_codes_threshold.clone(), 0, 19)}
+                {number("lockout_attempts", "Wrong codes before a sign-in attempt is locked", fields.lockout_attempts.clone(), 1, 20)}
+                {number("lockout_minutes", "Lockout duration in minutes", fields.lockout_minutes.clone(), 1, 1440)}
+                <fieldset>
+                    <legend>"Code entry at sign-in"</legend>
+                    {radio("code_entry", "any", "Any unused code", &fields.code_entry)}
+                    {radio("code_entry", "numbered", "A specific numbered code the sign-in page asks for", &fields.code_entry)}
+                    <FieldMessage error=preview_error field="code_entry" />
+                </fieldset>
+                <label class="check" for="restrict_after_backup_sign_in">
+                    <input
+                        type="checkbox"
+                        id="restrict_after_backup_sign_in"
+                        name="restrict_after_backup_sign_in"
+                        value="on"
+                        checked=fields.restrict_after_backup_sign_in.is_some()
+                    />
+                    "After a sign-in with a backup code, allow only MFA settings until the authenticator is set up again or new codes are generated"
+                </label>
+                <button type="submit">"Preview changes"</button>
+            </form>
+            {match preview {
+                Some(Ok(preview)) => {
+                    view! { <PreviewPanel preview fields version=overview.version save save_error /> }.into_any()
+                }
+                _ => ().into_any(),
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn PreviewPanel(
+    preview: PolicyPreview,
+    fields: PolicyFields,
+    version: i32,
+    save: ServerAction<SavePolicy>,
+    save_error: Signal<Option<AppError>>,
+) -> impl IntoView {
+    let nothing_changes = preview.changes.is_empty();
+    let hidden = |name: &'static str, value: String| {
+        view! { <input type="hidden" name=format!("fields[{name}]") value=value /> }
+    };
+    view! {
+        <section class="preview" id="preview">
+            <h3>"What this change does"</h3>
+            {if nothing_changes {
+                view! { <p>"Nothing changes: these are the settings in force."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="changes">
+                        {preview
+                            .changes
+                            .iter()
+                            .map(|c| view! { <li>{format!("{}: {} → {}", c.field, c.before, c.after)}</li> })
+                            .collect_view()}
+                    </ul>
+                    <ul class="effects">
+                        {preview
+                            .effects
+                            .into_iter()
+                            .map(|(effect, members)| {
+                                view! {
+                                    <li>
+                                        <strong>{effect}</strong>
+                                        {(!members.is_empty())
+                                            .then(|| view! { <span class="muted">{format!(" {}", members.join(", "))}</span> })}
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                    <ActionForm action=save>
+                        <FormMessage error=save_error />
+                        <input type="hidden" name="expected_version" value=version.to_string() />
+                        {hidden("backup_codes", fields.backup_codes)}
+                        {hidden("codes_per_set", fields.codes_per_set)}
+                        {hidden("max_set_age_days", fields.max_set_age_days)}
+                        {hidden("low_codes_threshold", fields.low_codes_threshold)}
+                        {hidden("lockout_attempts", fields.lockout_attempts)}
+                        {hidden("lockout_minutes", fields.lockout_minutes)}
+                        {hidden("code_entry", fields.code_entry)}
+                        {fields
+                            .restrict_after_backup_sign_in
+                            .map(|value| hidden("restrict_after_backup_sign_in", value))}
+                        <button type="submit" class="primary">
+                            "Save policy"
+                        </button>
+                    </ActionForm>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn ExceptionsSection(
+    overview: PolicyOverview,
+    add: ServerAction<AddPolicyException>,
+    remove: ServerAction<RemovePolicyException>,
+) -> impl IntoView {
+    let add_error = last_error(add);
+    let remove_error = last_error(remove);
+    view! {
+        <section class="panel" id="exceptions">
+            <h2>"Exceptions"</h2>
+            <p class="muted">
+                "A member named here keeps (or loses) backup codes whatever the setting above says, e.g. a break-glass account."
+            </p>
+            <FormMessage error=remove_error />
+            {if overview.exceptions.is_empty() {
+                view! { <p>"No exceptions."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="members exceptions">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Member"</th>
+                                <th scope="col">"Backup codes"</th>
+                                <th scope="col">"Reason"</th>
+                                <th scope="col">"Added"</th>
+                                <th scope="col"></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {overview
+                                .exceptions
+                                .into_iter()
+                                .map(|e| {
+                                    view! {
+                                        <tr>
+                                            <td>{e.email.clone()}</td>
+                                            <td>{if e.allowed { "Allowed" } else { "Not allowed" }}</td>
+                                            <td>{e.reason}</td>
+                                            <td>{format!("{} by {}", e.created_at, e.created_by)}</td>
+                                            <td>
+                                                <ActionForm action=remove>
+                                                    <input type="hidden" name="exception_id" value=e.id.to_string() />
+                                                    <button type="submit" aria-label=format!("Remove the exception for {}", e.email)>
+                                                        "Remove"
+                                                    </button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }}
+            <h3>"Add an exception"</h3>
+            <ActionForm action=add>
+                <FormMessage error=add_error />
+                <label for="exception-email">"Member's email address"</label>
+                <input id="exception-email" name="email" type="email" maxlength="254" required />
+                <FieldMessage error=add_error field="email" />
+                <label for="exception-codes">"Backup codes for this member"</label>
+                <select id="exception-codes" name="backup_codes">
+                    <option value="allow">"Allowed, whatever the setting"</option>
+                    <option value="deny">"Not allowed, whatever the setting"</option>
+                </select>
+                <FieldMessage error=add_error field="backup_codes" />
+                <label for="exception-reason">"Reason"</label>
+                <input id="exception-reason" name="reason" type="text" maxlength="500" required />
+                <FieldMessage error=add_error field="reason" />
+                <button type="submit">"Add exception"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl IntoView {
+    let error = Signal::stored(explanation.as_ref().and_then(|e| e.as_ref().err().cloned()));
+    view! {
+        <section class="panel" id="explain">
+            <h2>"Explain a decision"</h2>
+            <form method="get" action="/admin/policy">
+                <FormMessage error />
+                <label for="explain-email">"Member's email address"</label>
+                <input id="explain-email" name="explain_email" type="email" maxlength="254" required />
+                <FieldMessage error field="email" />
+                <label for="explain-act">"Action"</label>
+                <select id="explain-act" name="explain_act">
+                    <option value="redeem">"Sign in with a backup code"</option>
+                    <option value="generate">"Generate backup codes"</option>
+                </select>
+                <button type="submit">"Explain"</button>
+            </form>
+            {explanation
+                .and_then(Result::ok)
+                .map(|e| {
+                    let verb = if e.act == "generate" { "generate backup codes" } else { "sign in with a backup code" };
+                    view! {
+                        <div class="explanation" role="status">
+                            <p class=if e.allowed { "status ok" } else { "status warn" }>
+                                {format!(
+                                    "{}: {} may {}{}.",
+                                    if e.allowed { "Allowed" } else { "Denied" },
+                                    e.email,
+                                    if e.allowed { "" } else { "not " },
+                                    verb,
+                                )}
+                            </p>
+                            <p>
+                                {if e.subject.starts_with("member:") {
+                                    "Decided by an exception for this member:".to_owned()
+                                } else {
+                                    format!("Decided by the rules for the role “{}”:", e.subject)
+                                }}
+                            </p>
+                            {if e.rules.is_empty() {
+                                view! { <p>"No rule allows it, so it is denied."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <ul class="rules">
+                                        {e.rules.into_iter().map(|rule| view! { <li><code>{rule}</code></li> }).collect_view()}
+                                    </ul>
+                                }
+                                    .into_any()
+                            }}
+                        </div>
+                    }
+                })}
+        </section>
+    }
+}
+
+#[component]
+fn HistorySection(overview: PolicyOverview) -> impl IntoView {
+    view! {
+        <section class="panel" id="history">
+            <h2>"Versions"</h2>
+            {if overview.history.is_empty() {
+                view! { <p>"No version saved yet: the defaults are in force."</p> }.into_any()
+            } else {
+                view! {
+                    <ol class="history" reversed>
+                        {overview
+                            .history
+                            .into_iter()
+                            .map(|v| {
+                                view! {
+                                    <li>
+                                        <strong>{format!("Version {}", v.version)}</strong>
+                                        {format!(" · {} · {}", v.saved_at, v.saved_by)}
+                                        <ul>
+                                            {v
+                                                .changes
+                                                .into_iter()
+                                                .map(|c| view! { <li>{format!("{}: {} → {}", c.field, c.before, c.after)}</li> })
+                                                .collect_view()}
+                                        </ul>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ol>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,113 @@
+// The organization's backup-code policy, as an owner and a member meet it: the owner
+// previews and saves "Not allowed"; the member's codes stop working at sign-in and their
+// account page says why; a direct call is refused too; the owner allows codes again and
+// the member signs in with one.
+import type { Page } from '@playwright/test';
+import {
+  test,
+  expect,
+  hydrated,
+  lifelineCli,
+  password,
+  signInWithPassword,
+  totpCode,
+  turnOnMfa,
+} from './fixtures';
+
+const notAvailable = "Backup verification codes are not available for your account, per your organization's policy.";
+
+async function signOut(page: Page) {
+  await page.goto('/account');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/$/);
+}
+
+/** As the owner: preview `mode` on the policy page, check the preview, save it. */
+async function setCodes(page: Page, label: string, expectedEffect: RegExp) {
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel(label, { exact: true }).check();
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await expect(page).toHaveURL(/\/admin\/policy\?preview=1/);
+  await expect(page.locator('#preview .effects')).toContainText(expectedEffect);
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+}
+
+test('an owner disallows backup codes, the member is refused, then allowed again', async ({ page }) => {
+  const owner = 'owner@policy.test';
+  const member = 'member@policy.test';
+  lifelineCli(['create-org', '--name', 'Policy Org', '--admin-email', owner], password);
+  lifelineCli(['create-user', '--org', 'policy-org', '--email', member, '--role', 'member'], password);
+
+  // The member turns on MFA and generates codes.
+  await signInWithPassword(page, member, true);
+  await expect(page).toHaveURL(/\/account$/);
+  const setupKey = await turnOnMfa(page);
+  await page.locator('#recovery').getByRole('button', { name: 'Generate New Codes' }).click();
+  const codes = (await page.locator('.codes-sheet .backup-code').allInnerTexts()).map((c) => c.trim());
+  expect(codes).toHaveLength(10);
+  await page.getByLabel('I have saved these codes').check();
+  await page.getByRole('button', { name: 'Done' }).click();
+  await signOut(page);
+
+  // The owner previews "Not allowed": it names the member and the codes that stop working.
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.getByRole('link', { name: 'Backup-code policy' }).click();
+  await expect(page).toHaveURL(/\/admin\/policy$/);
+  await expect(page.getByText('the defaults: nobody has saved a policy yet')).toBeVisible();
+  await setCodes(page, 'Not allowed', /1 member holds 10 unused codes that will stop working\./);
+  await expect(page.locator('.policy-in-force')).toContainText('Not allowed');
+  await expect(page.locator('#history')).toContainText('Backup verification codes: Allowed → Not allowed');
+
+  // Why is the member refused? The rule that decides, from Casbin.
+  await page.getByLabel("Member's email address").last().fill(member);
+  await page.getByLabel('Action').selectOption('redeem');
+  await page.getByRole('button', { name: 'Explain' }).click();
+  await expect(page.locator('.explanation')).toContainText(`Denied: ${member} may not sign in with a backup code.`);
+  await expect(page.locator('.explanation .rules')).toContainText(/p, member, org:\d+, backup_codes, redeem, deny/);
+  await signOut(page);
+
+  // The member: no backup-code option at sign-in, and a direct call is refused as well.
+  await signInWithPassword(page, member, true);
+  await expect(page).toHaveURL(/\/sign-in\/verify$/);
+  await page.getByRole('link', { name: 'Problem signing in?' }).click();
+  await expect(page.getByText(notAvailable)).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Use Backup Verification code' })).toHaveCount(0);
+  await expect(page.getByRole('link', { name: owner })).toBeVisible();
+  await page.goto('/sign-in/backup-code');
+  await expect(page.getByText(notAvailable)).toBeVisible();
+  await expect(page.getByLabel('Backup verification code')).toHaveCount(0);
+  const direct = await page.request.post('/api/sign_in/backup_code', {
+    form: { code: codes[0] },
+    headers: { Accept: 'application/json' },
+  });
+  expect(direct.status()).toBe(403);
+  expect(await direct.text()).toContain('not available for your account');
+
+  // Signed in with the authenticator, the account page says the same and offers nothing.
+  await page.goto('/sign-in/verify');
+  await page.getByLabel('Verification code').fill(totpCode(setupKey, Date.now() / 1000 + 30));
+  await page.getByRole('button', { name: 'VERIFY' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.locator('#recovery')).toContainText(notAvailable);
+  await expect(page.locator('#recovery').getByRole('button', { name: 'Generate New Codes' })).toHaveCount(0);
+  // Posting the generate form anyway is refused by the server.
+  const forced = await page.request.post('/account/backup-codes', { form: { password: '' } });
+  expect(await forced.text()).not.toContain('class="backup-code"');
+  await signOut(page);
+
+  // The owner allows codes again; the member signs in with one.
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await setCodes(page, 'Allowed', /No member's codes are affected\./);
+  await signOut(page);
+  await signInWithPassword(page, member, true);
+  await page.getByRole('link', { name: 'Problem signing in?' }).click();
+  await page.getByRole('link', { name: 'Use Backup Verification code' }).click();
+  await page.getByLabel('Backup verification code').fill(codes[0]);
+  await page.getByRole('button', { name: 'VERIFY' }).click();
+  await expect(page).toHaveURL(/\/account\/recovered$/);
+  await expect(page.locator('.codes-left')).toHaveText('You have 9 backup verification codes left.');
+});

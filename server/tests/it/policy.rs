@@ -1,0 +1,186 @@
+//! The policy endpoints through the real binary: bad settings, stale versions, members and
+//! other organizations are refused with a clear answer, and nothing is written.
+
+use domain::{org_policy, testing::TestDatabase};
+use reqwest::Client;
+
+use crate::{
+    accounts::{PASSWORD, create_org, post, sign_in},
+    harness::{Server, lifeline},
+};
+
+/// The policy form's fields, each as `fields[name]`, with one replaced.
+fn fields(replace: (&str, &str)) -> Vec<(String, String)> {
+    [
+        ("backup_codes", "not_allowed"),
+        ("codes_per_set", "10"),
+        ("max_set_age_days", "0"),
+        ("low_codes_threshold", "3"),
+        ("lockout_attempts", "5"),
+        ("lockout_minutes", "15"),
+        ("code_entry", "any"),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        let value = if name == replace.0 { replace.1 } else { value };
+        (format!("fields[{name}]"), value.to_owned())
+    })
+    .collect()
+}
+
+async fn create_member(database_url: &str, email: &str) {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = lifeline(workdir.path())
+        .env("DATABASE_URL", database_url)
+        .args([
+            "create-user",
+            "--org",
+            "acme",
+            "--email",
+            email,
+            "--role",
+            "member",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
+}
+
+async fn save_policy(
+    client: &Client,
+    server: &Server,
+    session: String,
+    form: Vec<(String, String)>,
+) -> reqwest::Response {
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    post(
+        client,
+        server,
+        "/api/admin/policy/save",
+        Some(&session),
+        &form,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn bad_settings_stale_versions_and_outsiders_are_refused_and_nothing_is_written() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    create_org(&database.url, "Globex", "owner@globex.test").await;
+    create_member(&database.url, "member@acme.test").await;
+    let server = Server::start(&database.url).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let owner = sign_in(&client, &server, "owner@acme.test").await;
+    let member = sign_in(&client, &server, "member@acme.test").await;
+    let stranger = sign_in(&client, &server, "owner@globex.test").await;
+
+    let save = |session: &str, version: &str, replace: (&str, &str)| {
+        let mut form = fields(replace);
+        form.push(("expected_version".into(), version.into()));
+        save_policy(&client, &server, session.to_owned(), form)
+    };
+    let too_long = "9".repeat(10 * 1024);
+    let bad: [(&str, &str); 9] = [
+        ("codes_per_set", "4"),
+        ("codes_per_set", "21"),
+        ("codes_per_set", "ten"),
+        ("codes_per_set", &too_long),
+        ("max_set_age_days", "-1"),
+        ("low_codes_threshold", "10"),
+        ("lockout_attempts", "0"),
+        ("backup_codes", "<script>alert(1)</script>"),
+        ("code_entry", "' OR 1=1 --"),
+    ];
+    for (field, value) in bad {
+        let response = save(&owner, "0", (field, value)).await;
+        assert_eq!(response.status().as_u16(), 422, "{field} = {value:.20}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["Invalid"]["field"], field, "{error}");
+        assert!(!error.to_string().contains("<script>"));
+    }
+    // A wrong-typed version is a bad request, not a server error.
+    let response = save(&owner, "abc", ("backup_codes", "allowed")).await;
+    assert_eq!(response.status().as_u16(), 400);
+
+    // Members are refused; another organization's owner can only change their own.
+    let response = save(&member, "0", ("backup_codes", "not_allowed")).await;
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(
+        org_policy::current(&database.db, 1).await.unwrap().version,
+        0
+    );
+    let response = save(&stranger, "0", ("backup_codes", "not_allowed")).await;
+    assert!(response.status().is_redirection() || response.status().is_success());
+    assert_eq!(
+        org_policy::current(&database.db, 1).await.unwrap().version,
+        0
+    );
+    assert_eq!(
+        org_policy::current(&database.db, 2).await.unwrap().version,
+        1
+    );
+
+    // The owner saves version 1; a save still based on version 0 is a conflict.
+    let response = save(&owner, "0", ("backup_codes", "not_allowed")).await;
+    assert!(response.status().is_redirection() || response.status().is_success());
+    let stale = save(&owner, "0", ("codes_per_set", "12")).await;
+    assert_eq!(stale.status().as_u16(), 403);
+    assert!(
+        stale
+            .text()
+            .await
+            .unwrap()
+            .contains("Another administrator changed the policy")
+    );
+    let current = org_policy::current(&database.db, 1).await.unwrap();
+    assert_eq!((current.version, current.policy.codes_per_set), (1, 10));
+
+    // Exceptions: unknown and other organizations' members read the same; a reason is needed.
+    for (email, reason, status, field) in [
+        ("nobody@acme.test", "x", 403, None),
+        ("owner@globex.test", "x", 403, None),
+        ("member@acme.test", "", 422, Some("reason")),
+        ("not-an-email", "x", 422, Some("email")),
+    ] {
+        let response = post(
+            &client,
+            &server,
+            "/api/admin/policy/exceptions/add",
+            Some(&owner),
+            &[
+                ("email", email),
+                ("backup_codes", "allow"),
+                ("reason", reason),
+            ],
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), status, "{email}");
+        if let Some(field) = field {
+            let error: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(error["Invalid"]["field"], field);
+        }
+    }
+    let response = post(
+        &client,
+        &server,
+        "/api/admin/policy/exceptions/remove",
+        Some(&owner),
+        &[("exception_id", "-5")],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(!server.log().iter().any(|line| line.contains("panicked")));
+}
