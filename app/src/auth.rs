@@ -16,6 +16,9 @@ const MEMBER: &str = "member_id";
 const AUTHENTICATED_AT: &str = "authenticated_at";
 /// The email typed at the first sign-in step.
 const SIGN_IN_EMAIL: &str = "sign_in.email";
+/// Set after a sign-in with a backup code when the organization allows only MFA settings
+/// until the authenticator is set up again or new codes are generated.
+const ONLY_MFA_SETTINGS: &str = "only_mfa_settings";
 /// A member who passed the password step and still owes a second factor.
 const SIGN_IN_PENDING: &str = "sign_in.pending";
 
@@ -30,6 +33,10 @@ pub struct PendingSignIn {
     /// Wrong codes so far.
     #[serde(default)]
     pub failures: u8,
+    /// The numbered backup code the sign-in page asks for, when the organization wants "a
+    /// specific numbered code"; kept until this sign-in ends, so a reload asks for the same.
+    #[serde(default)]
+    pub asked_slot: Option<u32>,
 }
 
 /// The request's session.
@@ -113,6 +120,46 @@ pub async fn pending_member() -> Result<PendingMember, AppError> {
     })
 }
 
+/// Like [`signed_in`], for everything beyond the member's own MFA settings: refused while a
+/// sign-in with a backup code still has to be followed by new codes or a new authenticator
+/// (when the organization's policy says so).
+pub async fn signed_in_beyond_mfa_settings() -> Result<SignedIn, AppError> {
+    let signed_in = signed_in().await?;
+    if only_mfa_settings(&signed_in.session).await? {
+        return Err(AppError::Refused(
+            "You signed in with a backup code. Generate new codes or set up your authenticator again first: until then only your MFA settings are available."
+                .into(),
+        ));
+    }
+    Ok(signed_in)
+}
+
+/// Whether this session may only change MFA settings for now.
+pub async fn only_mfa_settings(session: &Session) -> Result<bool, AppError> {
+    Ok(session
+        .get::<bool>(ONLY_MFA_SETTINGS)
+        .await
+        .map_err(storage)?
+        .unwrap_or(false))
+}
+
+/// Limits this session to MFA settings (after a sign-in with a backup code), or lifts the
+/// limit (new codes generated, or a new authenticator set up).
+pub async fn set_only_mfa_settings(session: &Session, only: bool) -> Result<(), AppError> {
+    if only {
+        session
+            .insert(ONLY_MFA_SETTINGS, true)
+            .await
+            .map_err(storage)
+    } else {
+        session
+            .remove_value(ONLY_MFA_SETTINGS)
+            .await
+            .map(|_| ())
+            .map_err(storage)
+    }
+}
+
 /// Remembers the email typed at the first step.
 pub async fn remember_email(session: &Session, email: &str) -> Result<(), AppError> {
     session
@@ -136,6 +183,7 @@ pub async fn await_second_factor(session: &Session, member: &Member) -> Result<(
         member_id: member.id,
         since: Utc::now().timestamp(),
         failures: 0,
+        asked_slot: None,
     };
     session
         .insert(SIGN_IN_PENDING, pending)
@@ -167,6 +215,19 @@ pub async fn count_wrong_code(
     Ok(true)
 }
 
+/// Remembers which numbered backup code this sign-in asks for.
+pub async fn remember_asked_slot(
+    session: &Session,
+    mut pending: PendingSignIn,
+    slot: u32,
+) -> Result<(), AppError> {
+    pending.asked_slot = Some(slot);
+    session
+        .insert(SIGN_IN_PENDING, pending)
+        .await
+        .map_err(storage)
+}
+
 /// The member owing a second factor, if the password step was passed recently enough.
 pub async fn pending_second_factor(session: &Session) -> Result<Option<PendingSignIn>, AppError> {
     let pending: Option<PendingSignIn> = session.get(SIGN_IN_PENDING).await.map_err(storage)?;
@@ -182,6 +243,7 @@ pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), 
         .remove_value(SIGN_IN_PENDING)
         .await
         .map_err(storage)?;
+    set_only_mfa_settings(session, false).await?;
     session.insert(MEMBER, member.id).await.map_err(storage)?;
     session
         .insert(AUTHENTICATED_AT, Utc::now().timestamp())

@@ -107,7 +107,7 @@ async fn main() {
                 &codes,
                 &owner,
                 &policy,
-                "0000 0000 0000",
+                &backup_codes::CodeEntry::any("0000 0000 0000"),
                 &source,
                 Utc::now(),
             )
@@ -126,7 +126,7 @@ async fn main() {
                 &codes,
                 &owner,
                 &policy,
-                &code.grouped(),
+                &backup_codes::CodeEntry::any(&code.grouped()),
                 &source,
                 Utc::now(),
             )

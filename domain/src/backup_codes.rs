@@ -360,6 +360,46 @@ pub async fn status(
     }))
 }
 
+/// A code as typed at sign-in, and the numbered slot the page asked for when the
+/// organization wants "a specific numbered code" (`None`: any unused code).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeEntry<'a> {
+    pub typed: &'a str,
+    pub slot: Option<u32>,
+}
+
+impl<'a> CodeEntry<'a> {
+    /// Any unused code of the set.
+    pub fn any(typed: &'a str) -> Self {
+        Self { typed, slot: None }
+    }
+}
+
+/// A random unused slot of `member`'s set in force, for the sign-in page to ask for
+/// (NIST SP 800-63B's look-up secrets); `None` when they hold no usable code.
+pub async fn slot_to_ask(
+    db: &DatabaseConnection,
+    member: &Member,
+    policy: &CodePolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<u32>, BackupCodeError> {
+    let Some((set, codes)) = set_in_force(db, member.id).await? else {
+        return Ok(None);
+    };
+    if policy.expired(set.generated_at, now) {
+        return Ok(None);
+    }
+    let unused: Vec<u32> = codes
+        .iter()
+        .filter(|code| code.used_at.is_none())
+        .filter_map(|code| u32::try_from(code.slot).ok())
+        .collect();
+    if unused.is_empty() {
+        return Ok(None);
+    }
+    Ok(unused.get(OsRng.gen_range(0..unused.len())).copied())
+}
+
 /// Whether `member` may use backup codes at all under the organization's rules (generate,
 /// and so redeem): what their account page says and offers.
 pub async fn usable(authz: &Authz, member: &Member) -> Result<bool, BackupCodeError> {
@@ -380,10 +420,11 @@ pub async fn redeem(
     hasher: &BackupCodeHasher,
     member: &Member,
     policy: &CodePolicy,
-    input: &str,
+    entry: &CodeEntry<'_>,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Redeemed, BackupCodeError> {
+    let input = entry.typed;
     gate(db, authz, member, Action::RedeemBackupCode, source, now).await?;
     let refuse = |reason: &'static str| Event {
         action: "backup_code.refused",
@@ -425,10 +466,18 @@ pub async fn redeem(
     let expired = in_force
         .as_ref()
         .is_some_and(|(set, _)| policy.expired(set.generated_at, now));
-    let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired) else {
+    // Under "a specific numbered code", only the slot the sign-in page asked for counts.
+    let wrong_slot = matched.is_some_and(|code| {
+        entry
+            .slot
+            .is_some_and(|slot| u32::try_from(code.slot).ok() != Some(slot))
+    });
+    let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot)
+    else {
         let reason = match (&in_force, matched) {
             (None, _) => "no_codes",
             (Some(_), Some(_)) if expired => "expired",
+            (Some(_), Some(_)) if wrong_slot => "wrong_slot",
             (Some(_), Some(_)) => "used",
             (Some(_), None) => "wrong",
         };

@@ -74,7 +74,11 @@ pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
 #[server(endpoint = "account/mfa/confirm")]
 pub async fn confirm_totp(code: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+        } = crate::auth::signed_in().await?;
         domain::mfa::confirm_enrolment(
             &state.db,
             &state.secret_key,
@@ -83,6 +87,8 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
             chrono::Utc::now(),
         )
         .await?;
+        // A new authenticator secures the account again after a sign-in with a backup code.
+        crate::auth::set_only_mfa_settings(&session, false).await?;
         tracing::info!(member = member.id, "multi-factor authentication turned on");
         leptos_axum::redirect("/account");
         Ok(())

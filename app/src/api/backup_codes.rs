@@ -21,6 +21,9 @@ pub struct RecoveryStatus {
     pub needs_password: bool,
     /// Who to ask for help: the organization's owners and admins.
     pub admin_contacts: Vec<String>,
+    /// After a sign-in with a backup code, only MFA settings are open until new codes are
+    /// generated or the authenticator is set up again.
+    pub only_mfa_settings: bool,
 }
 
 /// How the member's set in force stands.
@@ -87,6 +90,7 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             }),
             needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
+            only_mfa_settings: crate::auth::only_mfa_settings(&session).await?,
         })
     })
     .await
@@ -116,6 +120,8 @@ pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBack
             chrono::Utc::now(),
         )
         .await?;
+        // New codes secure the account again after a sign-in with a backup code.
+        crate::auth::set_only_mfa_settings(&session, false).await?;
         // The codes are in this answer: no cache, shared or private, may keep it.
         crate::api::no_store();
         tracing::info!(

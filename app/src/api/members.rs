@@ -24,7 +24,7 @@ pub async fn list_members() -> Result<Vec<MemberRow>, AppError> {
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in().await?;
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
         Ok(
             domain::accounts::members_seen_by(&state.db, &state.authz, &viewer)
                 .await?
@@ -50,7 +50,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in().await?;
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
         let role = domain::accounts::Role::parse(&role)?;
         let password = domain::secrets::Password::new(password);
         let new = domain::accounts::NewMember {
@@ -81,7 +81,7 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in().await?;
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
         let removed =
             domain::accounts::remove_member(&state.db, &state.authz, &viewer, member_id).await?;
         tracing::info!(actor = viewer.id, member = removed.id, "member removed");

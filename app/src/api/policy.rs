@@ -92,7 +92,8 @@ pub struct Explanation {
 #[server(endpoint = "admin/policy")]
 pub async fn get_policy_overview() -> Result<PolicyOverview, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         use domain::org_policy as policy;
         let history = policy::history(&state.db, &state.authz, &member).await?;
         let exceptions = policy::exceptions(&state.db, &state.authz, &member).await?;
@@ -140,7 +141,8 @@ pub async fn get_policy_overview() -> Result<PolicyOverview, AppError> {
 #[server(endpoint = "admin/policy/preview")]
 pub async fn preview_policy(fields: PolicyFields) -> Result<PolicyPreview, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         use domain::org_policy as policy;
         let proposed = form_of(fields).parse()?;
         let current = policy::current(&state.db, member.org_id).await?;
@@ -164,7 +166,8 @@ pub async fn preview_policy(fields: PolicyFields) -> Result<PolicyPreview, AppEr
 #[server(endpoint = "admin/policy/save")]
 pub async fn save_policy(expected_version: i32, fields: PolicyFields) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         let proposed = form_of(fields).parse()?;
         let saved = domain::org_policy::save(
             &state.db,
@@ -197,7 +200,8 @@ pub async fn add_policy_exception(
     reason: String,
 ) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         let allowed = match backup_codes.as_str() {
             "allow" => true,
             "deny" => false,
@@ -229,7 +233,8 @@ pub async fn add_policy_exception(
 #[server(endpoint = "admin/policy/exceptions/remove")]
 pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         domain::org_policy::remove_exception(
             &state.db,
             &state.authz,
@@ -250,7 +255,8 @@ pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> 
 #[server(endpoint = "admin/policy/explain")]
 pub async fn explain_decision(email: String, act: String) -> Result<Explanation, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let crate::auth::SignedIn { state, member, .. } =
+            crate::auth::signed_in_beyond_mfa_settings().await?;
         let (subject_member, decision) =
             domain::org_policy::explain(&state.db, &state.authz, &member, &email, &act).await?;
         Ok(Explanation {

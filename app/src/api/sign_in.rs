@@ -116,13 +116,20 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
         let policy = domain::org_policy::current(&state.db, member.org_id)
             .await?
             .policy;
+        // Under "a specific numbered code", only the slot the page asked for counts; when
+        // none was asked (slot 0, which no set has), no code does.
+        let asked_slot = (policy.code_entry == domain::org_policy::CodeEntry::NumberedCode)
+            .then(|| pending.asked_slot.unwrap_or(0));
         let redeemed = domain::backup_codes::redeem(
             &state.db,
             &state.authz,
             &state.codes,
             &member,
             &policy.code_policy(),
-            &code,
+            &domain::backup_codes::CodeEntry {
+                typed: &code,
+                slot: asked_slot,
+            },
             &crate::auth::request_source(),
             chrono::Utc::now(),
         )
@@ -139,6 +146,9 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             }
         };
         crate::auth::complete_sign_in(&session, &member).await?;
+        if policy.restrict_after_backup_sign_in {
+            crate::auth::set_only_mfa_settings(&session, true).await?;
+        }
         tracing::info!(
             member = member.id,
             slot = redeemed.slot,
@@ -147,6 +157,41 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
         );
         leptos_axum::redirect("/account/recovered");
         Ok(())
+    })
+    .await
+}
+
+/// Which numbered backup code the sign-in page asks for, when the organization wants "a
+/// specific numbered code" (`None`: any unused code will do). Chosen once per sign-in.
+#[server(endpoint = "sign_in/backup_code/slot")]
+pub async fn backup_code_slot() -> Result<Option<u32>, AppError> {
+    crate::api::respond(async {
+        let crate::auth::PendingMember {
+            state,
+            session,
+            pending,
+            member,
+        } = crate::auth::pending_member().await?;
+        let policy = domain::org_policy::current(&state.db, member.org_id)
+            .await?
+            .policy;
+        if policy.code_entry != domain::org_policy::CodeEntry::NumberedCode {
+            return Ok(None);
+        }
+        if let Some(slot) = pending.asked_slot {
+            return Ok(Some(slot));
+        }
+        let slot = domain::backup_codes::slot_to_ask(
+            &state.db,
+            &member,
+            &policy.code_policy(),
+            chrono::Utc::now(),
+        )
+        .await?;
+        if let Some(slot) = slot {
+            crate::auth::remember_asked_slot(&session, pending, slot).await?;
+        }
+        Ok(slot)
     })
     .await
 }

@@ -17,7 +17,7 @@ use crate::{
             CodeSetStatus, FreshBackupCodes, GenerateForm, RecoveryStatus, generate_backup_codes,
             get_recovery_status,
         },
-        sign_in::{SubmitBackupCode, get_sign_in_progress, sign_in_help},
+        sign_in::{SubmitBackupCode, backup_code_slot, get_sign_in_progress, sign_in_help},
     },
     error::AppError,
     forms::{FieldMessage, FormMessage, last_error},
@@ -52,6 +52,15 @@ pub fn RecoveryModes() -> impl IntoView {
                             }
                             Ok(status) => {
                                 view! {
+                                    {status
+                                        .only_mfa_settings
+                                        .then(|| {
+                                            view! {
+                                                <p class="banner" role="alert">
+                                                    "You signed in with a backup code. Generate new codes or set up your authenticator again: until then only your MFA settings are available."
+                                                </p>
+                                            }
+                                        })}
                                     {status
                                         .missing_required_codes
                                         .then(|| {
@@ -377,13 +386,16 @@ pub fn SignInBackupCode() -> impl IntoView {
     let error = last_error(submit);
     let progress = Resource::new(|| (), |()| get_sign_in_progress());
     let help = Resource::new(|| (), |()| sign_in_help());
+    let slot = Resource::new(|| (), |()| backup_code_slot());
     view! {
         <Title text="Backup verification code" />
         <section class="panel narrow">
             <h1>"Backup verification code"</h1>
             <Suspense>
                 {move || {
-                    let (progress, help) = (progress.get()?, help.get()?);
+                    let (progress, help, slot) = (progress.get()?, help.get()?, slot.get()?);
+                    // Under "a specific numbered code", the number of the code to enter.
+                    let slot = slot.ok().flatten();
                     if !progress.is_ok_and(|p| p.awaiting_code) {
                         return Some(view! { <Redirect path="/sign-in" /> }.into_any());
                     }
@@ -403,11 +415,19 @@ pub fn SignInBackupCode() -> impl IntoView {
                     Some(
                         view! {
                             <p>
-                                "Enter one of the 12-digit backup verification codes you saved when you set up multi-factor authentication."
+                                {match slot {
+                                    Some(n) => format!("Enter code number {n} from the list of 12-digit backup verification codes you saved."),
+                                    None => "Enter one of the 12-digit backup verification codes you saved when you set up multi-factor authentication.".to_owned(),
+                                }}
                             </p>
                             <ActionForm action=submit>
                                 <FormMessage error />
-                                <label for="code">"Backup verification code"</label>
+                                <label for="code">
+                                    {match slot {
+                                        Some(n) => format!("Backup verification code #{n}"),
+                                        None => "Backup verification code".to_owned(),
+                                    }}
+                                </label>
                                 <input
                                     id="code"
                                     name="code"

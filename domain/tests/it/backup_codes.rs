@@ -73,7 +73,7 @@ impl Fixture {
             &self.codes,
             member,
             &CodePolicy::default(),
-            input,
+            &backup_codes::CodeEntry::any(input),
             &self.source,
             t0() + Duration::minutes(5),
         )
@@ -473,7 +473,7 @@ async fn the_gate_refuses_generate_redeem_and_status_when_the_policy_says_no() {
                 &f.codes,
                 &member,
                 &policy,
-                &code,
+                &backup_codes::CodeEntry::any(&code),
                 &f.source,
                 t0()
             )
@@ -547,5 +547,76 @@ async fn the_database_holds_digests_and_never_a_plaintext_code() {
         for code in &codes {
             assert!(!dump.contains(code.as_str()), "{:?}", test_db.backend);
         }
+    }
+}
+
+#[tokio::test]
+async fn under_numbered_entry_only_the_slot_asked_for_counts() {
+    let f = fixture().await;
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let member = f.member(&test_db).await;
+        let policy = CodePolicy::default();
+        assert_eq!(
+            backup_codes::slot_to_ask(db, &member, &policy, t0())
+                .await
+                .unwrap(),
+            None
+        );
+        let fresh = f.generate(&test_db, &member).await;
+        let slot = backup_codes::slot_to_ask(db, &member, &policy, t0())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!((1..=10).contains(&slot));
+        let index = |slot: u32| usize::try_from(slot - 1).unwrap();
+        let other = if slot == 1 { 2 } else { 1 };
+        let redeem = |typed: String| {
+            let (f, member) = (&f, &member);
+            async move {
+                backup_codes::redeem(
+                    db,
+                    &f.authz,
+                    &f.codes,
+                    member,
+                    &CodePolicy::default(),
+                    &backup_codes::CodeEntry {
+                        typed: &typed,
+                        slot: Some(slot),
+                    },
+                    &f.source,
+                    t0(),
+                )
+                .await
+            }
+        };
+        // Another slot's code, unused as it is, is refused and stays unused.
+        assert!(matches!(
+            redeem(fresh.codes[index(other)].grouped()).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        assert_eq!(
+            last_event(&test_db, &member).await.details["reason"],
+            "wrong_slot"
+        );
+        assert_eq!(
+            redeem(fresh.codes[index(slot)].grouped())
+                .await
+                .unwrap()
+                .slot,
+            slot
+        );
+        // A spent slot is never asked for again.
+        for _ in 0..30 {
+            assert_ne!(
+                backup_codes::slot_to_ask(db, &member, &policy, t0())
+                    .await
+                    .unwrap(),
+                Some(slot)
+            );
+        }
+        f.redeem(&test_db, &member, &fresh.codes[index(other)].grouped())
+            .await
+            .unwrap();
     }
 }

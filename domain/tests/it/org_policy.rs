@@ -137,7 +137,7 @@ async fn disallowing_codes_refuses_generate_and_redeem_and_allowing_restores_the
                     codes,
                     owner,
                     &OrgPolicy::default().code_policy(),
-                    &code,
+                    &backup_codes::CodeEntry::any(&code),
                     &Source::default(),
                     t0(),
                 )
@@ -281,7 +281,7 @@ async fn an_expired_set_stops_working_and_says_so() {
             &codes,
             &org.owner,
             &code_policy,
-            &fresh.codes[0].grouped(),
+            &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
             &Source::default(),
             later,
         )
@@ -299,7 +299,7 @@ async fn an_expired_set_stops_working_and_says_so() {
             &codes,
             &org.owner,
             &code_policy,
-            &fresh.codes[0].grouped(),
+            &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
             &Source::default(),
             t0() + Duration::days(29),
         )
@@ -553,7 +553,7 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
             &codes,
             &org.owner,
             &OrgPolicy::default().code_policy(),
-            &fresh.codes[0].grouped(),
+            &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
             &Source::default(),
             t0(),
         )

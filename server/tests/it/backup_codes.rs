@@ -403,3 +403,87 @@ async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
     assert_eq!(remaining(&database).await, 10);
     assert!(!server.log().iter().any(|line| line.contains(PASSWORD)));
 }
+
+#[tokio::test]
+async fn the_policy_can_ask_for_one_numbered_code_and_then_allow_only_mfa_settings() {
+    let database = TestDatabase::sqlite().await;
+    let key = SecretKey::generate();
+    let codes = owner_with_codes(&database, &key).await;
+    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
+    let policy = domain::org_policy::OrgPolicy {
+        code_entry: domain::org_policy::CodeEntry::NumberedCode,
+        restrict_after_backup_sign_in: true,
+        ..Default::default()
+    };
+    domain::org_policy::save(
+        &database.db,
+        &Authz::load(&database.db).await.unwrap(),
+        &owner,
+        0,
+        &policy,
+        &Source::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let (server, client) = start(&database, &key).await;
+    let pending = password_step(&client, &server).await;
+
+    // The page asks for one numbered code, the same one on every reload.
+    let ask = || {
+        post(
+            &client,
+            &server,
+            "/api/sign_in/backup_code/slot",
+            Some(&pending),
+            &[],
+        )
+    };
+    let slot: u32 = ask().await.json().await.unwrap();
+    assert!((1..=10).contains(&slot));
+    assert_eq!(ask().await.json::<u32>().await.unwrap(), slot);
+    let code = |slot: u32| codes[usize::try_from(slot - 1).unwrap()].as_str();
+    let other = if slot == 1 { 2 } else { 1 };
+    let refused = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", code(other))],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let accepted = post(
+        &client,
+        &server,
+        "/api/sign_in/backup_code",
+        Some(&pending),
+        &[("code", code(slot))],
+    )
+    .await;
+    assert!(accepted.status().is_success() || accepted.status().is_redirection());
+    let session = session_cookie(&accepted).unwrap().0;
+    assert_eq!(remaining(&database).await, 9);
+
+    // Only MFA settings now: the members list is closed until new codes are generated.
+    let members = post(&client, &server, "/api/members", Some(&session), &[]).await;
+    assert_eq!(members.status(), StatusCode::FORBIDDEN);
+    assert!(
+        members
+            .text()
+            .await
+            .unwrap()
+            .contains("You signed in with a backup code")
+    );
+    let fresh = post(
+        &client,
+        &server,
+        "/api/account/backup-codes/generate",
+        Some(&session),
+        &[],
+    )
+    .await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let members = post(&client, &server, "/api/members", Some(&session), &[]).await;
+    assert_eq!(members.status(), StatusCode::OK);
+}
