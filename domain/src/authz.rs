@@ -53,6 +53,8 @@ pub enum Action {
     ViewPolicy,
     /// Change the organization's policy and its exceptions.
     ManagePolicy,
+    /// Issue (request, approve, reveal) a recovery code for a member with this role.
+    IssueRecoveryCode(Role),
 }
 
 impl Action {
@@ -67,6 +69,7 @@ impl Action {
             Self::ViewBackupCodes => (BACKUP_CODES.to_owned(), "status"),
             Self::ViewPolicy => ("policy".to_owned(), "view"),
             Self::ManagePolicy => ("policy".to_owned(), "manage"),
+            Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
         }
     }
 }
@@ -345,6 +348,9 @@ mod tests {
             ViewBackupCodes,
             ViewPolicy,
             ManagePolicy,
+            IssueRecoveryCode(Member),
+            IssueRecoveryCode(Admin),
+            IssueRecoveryCode(Owner),
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
@@ -361,6 +367,7 @@ mod tests {
                     ViewBackupCodes,
                     ViewPolicy,
                     ManagePolicy,
+                    IssueRecoveryCode(Member),
                 ],
             ),
             (Member, &own_codes),

@@ -85,7 +85,7 @@ impl CodePolicy {
 pub struct PlainCode(String);
 
 impl PlainCode {
-    fn random() -> Self {
+    pub(crate) fn random() -> Self {
         // gen_range samples uniformly (rejection sampling), so every code is equally likely.
         let number = OsRng.gen_range(0..10u64.pow(CODE_DIGITS as u32));
         Self(format!("{number:0width$}", width = CODE_DIGITS))
@@ -153,7 +153,7 @@ impl BackupCodeHasher {
         }
     }
 
-    async fn digest(
+    pub(crate) async fn digest(
         &self,
         code: &PlainCode,
         salt: &[u8],
@@ -196,7 +196,8 @@ pub struct CodeStatus {
 /// A successful sign-in with a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redeemed {
-    /// The number printed next to the code that was spent.
+    /// The number printed next to the code that was spent; 0 for a recovery code an admin
+    /// issued.
     pub slot: u32,
     /// Unused codes left in the set.
     pub remaining: u32,
@@ -474,6 +475,27 @@ pub async fn redeem(
     });
     let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot)
     else {
+        // Not a code of the set: it may be the recovery code an admin issued (that costs a
+        // second argon2 evaluation, only while such a code is waiting to be used).
+        if matched.is_none()
+            && crate::recovery_codes::spend(db, hasher, member, &code, source, now)
+                .await
+                .map_err(|error| match error {
+                    crate::recovery_codes::RecoveryError::Hash(cause) => {
+                        BackupCodeError::Hash(cause)
+                    }
+                    crate::recovery_codes::RecoveryError::Policy(cause) => {
+                        BackupCodeError::Policy(cause)
+                    }
+                    other => BackupCodeError::Database(DbErr::Custom(other.to_string())),
+                })?
+        {
+            let remaining = codes.iter().filter(|c| c.used_at.is_none()).count();
+            return Ok(Redeemed {
+                slot: 0,
+                remaining: if expired { 0 } else { count_u32(remaining) },
+            });
+        }
         let reason = match (&in_force, matched) {
             (None, _) => "no_codes",
             (Some(_), Some(_)) if expired => "expired",

@@ -14,6 +14,7 @@ mod entity;
 pub mod hashing;
 pub mod mfa;
 pub mod org_policy;
+pub mod recovery_codes;
 pub mod secrets;
 
 #[cfg(feature = "testing")]

@@ -112,6 +112,8 @@ pub struct OrgPolicy {
     /// After a sign-in with a backup code, only MFA settings until the authenticator is set
     /// up again or new codes are generated.
     pub restrict_after_backup_sign_in: bool,
+    /// An admin-issued recovery code is revealed only after a second admin approved it.
+    pub recovery_code_approval: bool,
 }
 
 impl Default for OrgPolicy {
@@ -126,6 +128,7 @@ impl Default for OrgPolicy {
             lockout_minutes: 15,
             code_entry: CodeEntry::AnyCode,
             restrict_after_backup_sign_in: false,
+            recovery_code_approval: false,
         }
     }
 }
@@ -177,6 +180,15 @@ impl OrgPolicy {
                 }
                 .to_owned(),
             ),
+            (
+                "Two-admin approval for recovery codes",
+                if self.recovery_code_approval {
+                    "On"
+                } else {
+                    "Off"
+                }
+                .to_owned(),
+            ),
         ]
     }
 
@@ -209,6 +221,9 @@ pub struct PolicyForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     pub restrict_after_backup_sign_in: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub recovery_code_approval: Option<String>,
 }
 
 impl PolicyForm {
@@ -225,6 +240,7 @@ impl PolicyForm {
             restrict_after_backup_sign_in: policy
                 .restrict_after_backup_sign_in
                 .then(|| "on".to_owned()),
+            recovery_code_approval: policy.recovery_code_approval.then(|| "on".to_owned()),
         }
     }
 
@@ -278,6 +294,7 @@ impl PolicyForm {
             lockout_minutes,
             code_entry,
             restrict_after_backup_sign_in: self.restrict_after_backup_sign_in.is_some(),
+            recovery_code_approval: self.recovery_code_approval.is_some(),
         })
     }
 }
@@ -327,6 +344,7 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
                 .map_err(|_| bad("lockout_minutes"))?,
             code_entry: CodeEntry::parse(&row.code_entry).ok_or_else(|| bad("code_entry"))?,
             restrict_after_backup_sign_in: row.restrict_after_backup_sign_in,
+            recovery_code_approval: row.recovery_code_approval,
         };
         Ok(Self {
             version: row.version,
@@ -446,6 +464,7 @@ pub async fn save(
         lockout_minutes: Set(policy.lockout_minutes.into()),
         code_entry: Set(policy.code_entry.as_str().to_owned()),
         restrict_after_backup_sign_in: Set(policy.restrict_after_backup_sign_in),
+        recovery_code_approval: Set(policy.recovery_code_approval),
         saved_by_id: Set(Some(actor.id)),
         saved_by: Set(Some(actor.email.clone())),
         saved_at: Set(now),

@@ -22,6 +22,9 @@ pub struct PolicyFields {
     /// A checkbox: `Some` when ticked.
     #[serde(default)]
     pub restrict_after_backup_sign_in: Option<String>,
+    /// A checkbox: `Some` when ticked.
+    #[serde(default)]
+    pub recovery_code_approval: Option<String>,
 }
 
 /// One setting a version changed.
@@ -281,6 +284,7 @@ fn form_of(fields: PolicyFields) -> domain::org_policy::PolicyForm {
         lockout_minutes: fields.lockout_minutes,
         code_entry: fields.code_entry,
         restrict_after_backup_sign_in: fields.restrict_after_backup_sign_in,
+        recovery_code_approval: fields.recovery_code_approval,
     }
 }
 
@@ -295,6 +299,7 @@ fn fields_of(form: &domain::org_policy::PolicyForm) -> PolicyFields {
         lockout_minutes: form.lockout_minutes.clone(),
         code_entry: form.code_entry.clone(),
         restrict_after_backup_sign_in: form.restrict_after_backup_sign_in.clone(),
+        recovery_code_approval: form.recovery_code_approval.clone(),
     }
 }
 

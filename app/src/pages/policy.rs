@@ -30,6 +30,7 @@ fn fields_from_query(query: &ParamsMap) -> PolicyFields {
         lockout_minutes: get("lockout_minutes"),
         code_entry: get("code_entry"),
         restrict_after_backup_sign_in: query.get("restrict_after_backup_sign_in"),
+        recovery_code_approval: query.get("recovery_code_approval"),
     }
 }
 
@@ -198,6 +199,16 @@ fn PolicySection(
                     />
                     "After a sign-in with a backup code, allow only MFA settings until the authenticator is set up again or new codes are generated"
                 </label>
+                <label class="check" for="recovery_code_approval">
+                    <input
+                        type="checkbox"
+                        id="recovery_code_approval"
+                        name="recovery_code_approval"
+                        value="on"
+                        checked=fields.recovery_code_approval.is_some()
+                    />
+                    "Two-admin approval: a recovery code an admin issues is revealed only after a second admin approves it"
+                </label>
                 <button type="submit">"Preview changes"</button>
             </form>
             {match preview {
@@ -264,6 +275,9 @@ fn PreviewPanel(
                         {fields
                             .restrict_after_backup_sign_in
                             .map(|value| hidden("restrict_after_backup_sign_in", value))}
+                        {fields
+                            .recovery_code_approval
+                            .map(|value| hidden("recovery_code_approval", value))}
                         <button type="submit" class="primary">
                             "Save policy"
                         </button>

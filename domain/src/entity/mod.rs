@@ -8,4 +8,5 @@ pub mod org_policy;
 pub mod organization;
 pub mod policy_exception;
 pub mod policy_revision;
+pub mod recovery_code;
 pub mod user_account;

@@ -21,6 +21,7 @@ pub struct Model {
     pub saved_by: Option<String>,
     pub saved_at: DateTimeUtc,
     pub changes: String,
+    pub recovery_code_approval: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,4 +6,5 @@ mod accounts;
 mod backup_codes;
 mod mfa;
 mod org_policy;
+mod recovery_codes;
 mod storage;

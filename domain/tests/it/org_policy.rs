@@ -327,7 +327,9 @@ fn expected(
         }
         Action::ViewBackupCodes => true,
         Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers => manages,
-        Action::AddAccount(target) | Action::RemoveAccount(target) => {
+        Action::AddAccount(target)
+        | Action::RemoveAccount(target)
+        | Action::IssueRecoveryCode(target) => {
             role == Role::Owner || (role == Role::Admin && target == Role::Member)
         }
     }
@@ -346,6 +348,8 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ListMembers,
         Action::AddAccount(Role::Member),
         Action::RemoveAccount(Role::Admin),
+        Action::IssueRecoveryCode(Role::Member),
+        Action::IssueRecoveryCode(Role::Owner),
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;

@@ -1,0 +1,475 @@
+//! Admin-issued recovery codes (Zoho's and Google's "generate a backup code for a user"):
+//! for a member who lost both their authenticator and their backup codes, an owner or admin
+//! issues one single-use 12-digit code, valid for 24 hours, which the member enters through
+//! "Use Backup Verification code".
+//!
+//! 1. An admin requests a code for the member. Under the policy's two-admin approval, a
+//!    second admin (not the requester) approves it; otherwise the request is approved as it
+//!    is made.
+//! 2. The requester reveals it: only then is the code made, shown once, and stored as an
+//!    argon2id digest (own salt, the server's pepper). Nobody sees it twice.
+//! 3. The member signs in with it once, within 24 hours of the request.
+//!
+//! A newer request for the same member ends the older one. Every step is audited.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::{RngCore, rngs::OsRng};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    accounts::{Email, FieldError, Member},
+    audit::{self, Event, Outcome, Source},
+    authz::{Action, Authz, AuthzError, PolicyError},
+    backup_codes::{BackupCodeHasher, PlainCode},
+    entity::{recovery_code, user_account},
+    hashing::{DigestParams, HashError},
+    org_policy,
+};
+
+/// How long a requested code stays usable.
+pub const VALID_HOURS: i64 = 24;
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryState {
+    /// Waiting for a second admin.
+    AwaitingApproval,
+    /// Approved; the requester can reveal the code.
+    ReadyToReveal,
+    /// Shown to the requester; the member can use it.
+    Revealed,
+    /// The member signed in with it.
+    Used,
+    /// Past its 24 hours, or replaced by a newer request.
+    Ended,
+}
+
+/// A request, as the recovery page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryRequest {
+    pub id: i32,
+    pub member_id: i32,
+    pub member_email: String,
+    pub requested_by_id: Option<i32>,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub approved_by: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub state: RecoveryState,
+}
+
+/// Why a recovery-code step did not happen. Nothing was written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("You are not allowed to do that.")]
+    NotAllowed,
+    #[error("There is no member with that email address in your organization.")]
+    UnknownMember,
+    #[error("That recovery code request no longer exists.")]
+    UnknownRequest,
+    #[error("You cannot issue a recovery code for yourself: ask another admin.")]
+    ForYourself,
+    #[error(
+        "This member cannot sign in with a code under your organization's policy. Add an exception for them first."
+    )]
+    CodesNotAllowed,
+    #[error("A second admin must approve this request: you made it.")]
+    OwnRequest,
+    #[error("This request is not approved yet.")]
+    NotApproved,
+    #[error("Only the admin who requested this code can reveal it.")]
+    NotRequester,
+    #[error("This code was revealed already, or its request has ended. Request a new one.")]
+    Closed,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+impl From<AuthzError> for RecoveryError {
+    fn from(error: AuthzError) -> Self {
+        match error {
+            AuthzError::Denied(_) => Self::NotAllowed,
+            AuthzError::Policy(cause) => Self::Policy(cause),
+        }
+    }
+}
+
+fn state_of(row: &recovery_code::Model, now: DateTime<Utc>) -> RecoveryState {
+    if row.used_at.is_some() {
+        RecoveryState::Used
+    } else if row.ended_at.is_some() || row.expires_at <= now {
+        RecoveryState::Ended
+    } else if row.revealed_at.is_some() {
+        RecoveryState::Revealed
+    } else if row.approved_at.is_some() {
+        RecoveryState::ReadyToReveal
+    } else {
+        RecoveryState::AwaitingApproval
+    }
+}
+
+async fn listing(
+    db: &impl ConnectionTrait,
+    row: recovery_code::Model,
+    now: DateTime<Utc>,
+) -> Result<RecoveryRequest, DbErr> {
+    let member_email = user_account::Entity::find_by_id(row.user_id)
+        .one(db)
+        .await?
+        .map(|member| member.email)
+        .unwrap_or_default();
+    Ok(RecoveryRequest {
+        id: row.id,
+        member_id: row.user_id,
+        member_email,
+        state: state_of(&row, now),
+        requested_by_id: row.requested_by_id,
+        requested_by: row.requested_by,
+        requested_at: row.requested_at,
+        approved_by: row.approved_by,
+        expires_at: row.expires_at,
+    })
+}
+
+/// The member of `actor`'s organization with `email`, and the gate's word on issuing them a
+/// code.
+async fn target(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+) -> Result<Member, RecoveryError> {
+    // Another organization's member reads as no member at all.
+    let member = user_account::Entity::find_by_id(member_id)
+        .filter(user_account::Column::OrgId.eq(actor.org_id))
+        .one(db)
+        .await?
+        .map(Member::try_from)
+        .transpose()?
+        .ok_or(RecoveryError::UnknownMember)?;
+    authz
+        .require(actor, member.org_id, Action::IssueRecoveryCode(member.role))
+        .await?;
+    Ok(member)
+}
+
+fn event<'a>(
+    action: &'static str,
+    actor: &'a Member,
+    target: &'a Member,
+    request_id: i32,
+) -> Event<'a> {
+    Event {
+        action,
+        actor: Some(actor),
+        target: Some(target),
+        outcome: Outcome::Success,
+        details: serde_json::json!({ "request": request_id }),
+    }
+}
+
+/// Requests a recovery code for the member with `email`. Approved at once unless the
+/// organization wants two admins.
+pub async fn request(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    email: &str,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<RecoveryRequest, RecoveryError> {
+    let email = Email::parse(email)?;
+    let member_id = user_account::Entity::find()
+        .filter(user_account::Column::Email.eq(email.as_str()))
+        .filter(user_account::Column::OrgId.eq(actor.org_id))
+        .one(db)
+        .await?
+        .ok_or(RecoveryError::UnknownMember)?
+        .id;
+    let member = target(db, authz, actor, member_id).await?;
+    if member.id == actor.id {
+        return Err(RecoveryError::ForYourself);
+    }
+    // The code is entered where backup codes are; the gate must let the member redeem.
+    if !authz
+        .allows(&member, member.org_id, Action::RedeemBackupCode)
+        .await?
+    {
+        return Err(RecoveryError::CodesNotAllowed);
+    }
+    let needs_approval = org_policy::current(db, actor.org_id)
+        .await?
+        .policy
+        .recovery_code_approval;
+    let txn = db.begin().await?;
+    // A newer request replaces any open one for the same member.
+    recovery_code::Entity::update_many()
+        .col_expr(recovery_code::Column::EndedAt, Expr::value(now))
+        .filter(recovery_code::Column::UserId.eq(member.id))
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?;
+    let row = recovery_code::ActiveModel {
+        org_id: Set(actor.org_id),
+        user_id: Set(member.id),
+        requested_by_id: Set(Some(actor.id)),
+        requested_by: Set(actor.email.clone()),
+        requested_at: Set(now),
+        approved_by_id: Set((!needs_approval).then_some(actor.id)),
+        approved_by: Set((!needs_approval).then(|| actor.email.clone())),
+        approved_at: Set((!needs_approval).then_some(now)),
+        salt: Set(None),
+        digest: Set(None),
+        params: Set(None),
+        revealed_at: Set(None),
+        used_at: Set(None),
+        ended_at: Set(None),
+        expires_at: Set(now + Duration::hours(VALID_HOURS)),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        event("recovery_code.requested", actor, &member, row.id),
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(listing(db, row, now).await?)
+}
+
+/// Approves another admin's request (two-admin approval).
+pub async fn approve(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    request_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<RecoveryRequest, RecoveryError> {
+    let row = open_request(db, actor, request_id, now).await?;
+    let member = target(db, authz, actor, row.user_id).await?;
+    if row.requested_by_id == Some(actor.id) {
+        return Err(RecoveryError::OwnRequest);
+    }
+    if row.approved_at.is_some() {
+        return Err(RecoveryError::Closed);
+    }
+    let txn = db.begin().await?;
+    let approved = recovery_code::Entity::update_many()
+        .col_expr(recovery_code::Column::ApprovedById, Expr::value(actor.id))
+        .col_expr(
+            recovery_code::Column::ApprovedBy,
+            Expr::value(actor.email.clone()),
+        )
+        .col_expr(recovery_code::Column::ApprovedAt, Expr::value(now))
+        .filter(recovery_code::Column::Id.eq(row.id))
+        .filter(recovery_code::Column::ApprovedAt.is_null())
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if approved.rows_affected != 1 {
+        return Err(RecoveryError::Closed);
+    }
+    audit::record(
+        &txn,
+        actor.org_id,
+        event("recovery_code.approved", actor, &member, row.id),
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    let row = open_request(db, actor, request_id, now).await?;
+    Ok(listing(db, row, now).await?)
+}
+
+/// Reveals the code of an approved request to the admin who requested it: the code is made
+/// now and shown this once.
+pub async fn reveal(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    hasher: &BackupCodeHasher,
+    actor: &Member,
+    request_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(RecoveryRequest, PlainCode), RecoveryError> {
+    let row = open_request(db, actor, request_id, now).await?;
+    let member = target(db, authz, actor, row.user_id).await?;
+    if row.requested_by_id != Some(actor.id) {
+        return Err(RecoveryError::NotRequester);
+    }
+    if row.approved_at.is_none() {
+        return Err(RecoveryError::NotApproved);
+    }
+    if row.revealed_at.is_some() {
+        return Err(RecoveryError::Closed);
+    }
+    let code = PlainCode::random();
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    let params = DigestParams::CURRENT;
+    let digest = hasher.digest(&code, &salt, params).await?;
+    let txn = db.begin().await?;
+    let revealed = recovery_code::Entity::update_many()
+        .col_expr(recovery_code::Column::Salt, Expr::value(salt.to_vec()))
+        .col_expr(recovery_code::Column::Digest, Expr::value(digest.to_vec()))
+        .col_expr(
+            recovery_code::Column::Params,
+            Expr::value(params.to_string()),
+        )
+        .col_expr(recovery_code::Column::RevealedAt, Expr::value(now))
+        .filter(recovery_code::Column::Id.eq(row.id))
+        .filter(recovery_code::Column::RevealedAt.is_null())
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .exec(&txn)
+        .await?;
+    // Revealed by a concurrent request a moment ago: that one showed the code.
+    if revealed.rows_affected != 1 {
+        return Err(RecoveryError::Closed);
+    }
+    audit::record(
+        &txn,
+        actor.org_id,
+        event("recovery_code.revealed", actor, &member, row.id),
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    let row = open_request(db, actor, request_id, now).await?;
+    Ok((listing(db, row, now).await?, code))
+}
+
+/// The organization's requests that are not over yet, newest first.
+pub async fn open_requests(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    now: DateTime<Utc>,
+) -> Result<Vec<RecoveryRequest>, RecoveryError> {
+    authz
+        .require(
+            actor,
+            actor.org_id,
+            Action::IssueRecoveryCode(crate::accounts::Role::Member),
+        )
+        .await?;
+    let rows = recovery_code::Entity::find()
+        .filter(recovery_code::Column::OrgId.eq(actor.org_id))
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .filter(recovery_code::Column::ExpiresAt.gt(now))
+        .order_by_desc(recovery_code::Column::Id)
+        .all(db)
+        .await?;
+    let mut requests = Vec::with_capacity(rows.len());
+    for row in rows {
+        requests.push(listing(db, row, now).await?);
+    }
+    Ok(requests)
+}
+
+/// A request of `actor`'s organization.
+async fn open_request(
+    db: &DatabaseConnection,
+    actor: &Member,
+    request_id: i32,
+    now: DateTime<Utc>,
+) -> Result<recovery_code::Model, RecoveryError> {
+    let row = recovery_code::Entity::find_by_id(request_id)
+        .filter(recovery_code::Column::OrgId.eq(actor.org_id))
+        .one(db)
+        .await?
+        .ok_or(RecoveryError::UnknownRequest)?;
+    if matches!(
+        state_of(&row, now),
+        RecoveryState::Used | RecoveryState::Ended
+    ) {
+        return Err(RecoveryError::Closed);
+    }
+    Ok(row)
+}
+
+/// The member's revealed, unused and unexpired recovery code, if any.
+pub(crate) async fn usable_code(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    now: DateTime<Utc>,
+) -> Result<Option<recovery_code::Model>, DbErr> {
+    recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(member_id))
+        .filter(recovery_code::Column::RevealedAt.is_not_null())
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .filter(recovery_code::Column::ExpiresAt.gt(now))
+        .one(db)
+        .await
+}
+
+/// Whether `code` is the member's usable recovery code; if so it is spent, once, with its
+/// audit event, in one transaction.
+pub(crate) async fn spend(
+    db: &DatabaseConnection,
+    hasher: &BackupCodeHasher,
+    member: &Member,
+    code: &PlainCode,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<bool, RecoveryError> {
+    let Some(row) = usable_code(db, member.id, now).await? else {
+        return Ok(false);
+    };
+    let (Some(salt), Some(stored), Some(params)) = (&row.salt, &row.digest, &row.params) else {
+        return Ok(false);
+    };
+    let params = DigestParams::parse(params)
+        .ok_or_else(|| DbErr::Type(format!("recovery_code {}: bad params", row.id)))?;
+    let digest = hasher.digest(code, salt, params).await?;
+    if !bool::from(stored.as_slice().ct_eq(digest.as_slice())) {
+        return Ok(false);
+    }
+    let txn = db.begin().await?;
+    let claimed = recovery_code::Entity::update_many()
+        .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
+        .filter(recovery_code::Column::Id.eq(row.id))
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        return Ok(false);
+    }
+    audit::record(
+        &txn,
+        member.org_id,
+        Event {
+            action: "recovery_code.used",
+            actor: Some(member),
+            target: Some(member),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "request": row.id }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
