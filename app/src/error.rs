@@ -225,6 +225,28 @@ impl From<domain::org_policy::PolicyChangeError> for AppError {
     }
 }
 
+#[cfg(feature = "ssr")]
+impl From<domain::recovery_codes::RecoveryError> for AppError {
+    fn from(error: domain::recovery_codes::RecoveryError) -> Self {
+        use domain::recovery_codes::RecoveryError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::NotAllowed
+            | E::UnknownMember
+            | E::UnknownRequest
+            | E::ForYourself
+            | E::CodesNotAllowed
+            | E::OwnRequest
+            | E::NotApproved
+            | E::NotRequester
+            | E::Closed => Self::Refused(error.to_string()),
+            E::Hash(cause) => Self::Internal.logged("recovery code hashing", &cause),
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

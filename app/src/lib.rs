@@ -23,7 +23,8 @@ use leptos_router::{
 
 use crate::pages::{
     AccountPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound, PolicyPage,
-    RecoveredPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
+    RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword,
+    SignInVerify,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -83,6 +84,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer no-print">

@@ -111,3 +111,65 @@ test('an owner disallows backup codes, the member is refused, then allowed again
   await expect(page).toHaveURL(/\/account\/recovered$/);
   await expect(page.locator('.codes-left')).toHaveText('You have 9 backup verification codes left.');
 });
+
+for (const javascript of [true, false]) {
+  const label = javascript ? 'with JavaScript' : 'without JavaScript';
+
+  test.describe(label, () => {
+    test.use({ javaScriptEnabled: javascript });
+
+    test(`an owner issues a recovery code and the member signs in with it once (${label})`, async ({ page }) => {
+      const tag = javascript ? 'js' : 'html';
+      const owner = `owner-${tag}@recovery.test`;
+      const member = `member-${tag}@recovery.test`;
+      lifelineCli(['create-org', '--name', `Recovery ${tag}`, '--admin-email', owner], password);
+      lifelineCli(['create-user', '--org', `recovery-${tag}`, '--email', member, '--role', 'member'], password);
+
+      // The member turns on MFA, then loses the phone, with no backup codes saved.
+      await signInWithPassword(page, member, javascript);
+      await expect(page).toHaveURL(/\/account$/);
+      await turnOnMfa(page);
+      await signOut(page);
+
+      await signInWithPassword(page, owner, javascript);
+      await expect(page).toHaveURL(/\/account$/);
+      await page.getByRole('link', { name: 'Recovery codes' }).click();
+      await expect(page).toHaveURL(/\/admin\/recovery$/);
+      await page.getByLabel("Member's email address").fill(member);
+      await page.getByRole('button', { name: 'Request recovery code' }).click();
+      const row = page.locator('#requests tr', { hasText: member });
+      await expect(row.locator('.request-state')).toContainText('Approved: ready to reveal');
+      const [answer] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/admin/recovery') && r.request().method() === 'POST'),
+        row.getByRole('button', { name: 'Reveal' }).click(),
+      ]);
+      expect(answer.headers()['cache-control']).toBe('no-store');
+      await expect(page.getByRole('heading', { name: 'Recovery code' })).toBeVisible();
+      const code = (await page.locator('.recovery-code .backup-code').innerText()).trim();
+      expect(code).toMatch(/^\d{4} \d{4} \d{4}$/);
+      await page.getByRole('link', { name: 'Done' }).click();
+      await expect(page.locator('#requests .request-state')).toContainText('Revealed');
+      await expect(page.locator('body')).not.toContainText(code);
+      await signOut(page);
+
+      // The member signs in with it through "Use Backup Verification code".
+      await signInWithPassword(page, member, javascript);
+      await page.getByRole('link', { name: 'Problem signing in?' }).click();
+      await page.getByRole('link', { name: 'Use Backup Verification code' }).click();
+      await page.getByLabel('Backup verification code').fill(code.replace(/ /g, '-'));
+      await page.getByRole('button', { name: 'VERIFY' }).click();
+      await expect(page).toHaveURL(/\/account\/recovered$/);
+      await expect(page.locator('.codes-left')).toHaveText('You have no backup verification codes left.');
+      await expect(page.getByRole('button', { name: 'Generate New Codes' })).toBeVisible();
+      await signOut(page);
+
+      // Once.
+      await signInWithPassword(page, member, javascript);
+      await expect(page).toHaveURL(/\/sign-in\/verify$/);
+      await page.goto('/sign-in/backup-code');
+      await page.getByLabel('Backup verification code').fill(code);
+      await page.getByRole('button', { name: 'VERIFY' }).click();
+      await expect(page.locator('#code-error')).toContainText('not valid, or it has been used already');
+    });
+  });
+}

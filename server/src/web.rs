@@ -157,9 +157,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        // The plain form that generates backup codes posts to the page itself, so that the
-        // codes arrive in the answer to that post, the one time they are sent.
-        .route("/account/backup-codes", post(post_backup_codes))
+        // Plain forms that make a secret post to their page itself, so that the secret
+        // arrives in the answer to that post, the one time it is sent.
+        .route(
+            "/account/backup-codes",
+            post(post_to_page::<app::api::backup_codes::GenerateForm>),
+        )
+        .route(
+            "/admin/recovery",
+            post(post_to_page::<app::api::recovery::RevealForm>),
+        )
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
@@ -167,16 +174,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `POST /account/backup-codes`: the backup-codes page, rendered with the outcome of the
-/// generation the form asked for (the new codes, or why not).
-async fn post_backup_codes(
+/// A page that answers a plain form's post itself (the backup-codes page, the recovery-code
+/// page): the page is rendered with the posted form in context, and acts on it through its
+/// server function, so a secret made by the post (new codes, a revealed recovery code) is
+/// sent once, in this answer, with or without JavaScript.
+async fn post_to_page<F>(
     State(state): State<AppState>,
     parts: axum::http::request::Parts,
-    form: Result<
-        Form<app::api::backup_codes::GenerateForm>,
-        axum::extract::rejection::FormRejection,
-    >,
-) -> Response {
+    form: Result<Form<F>, axum::extract::rejection::FormRejection>,
+) -> Response
+where
+    F: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
     let Ok(Form(form)) = form else {
         return (StatusCode::BAD_REQUEST, "The form could not be read.").into_response();
     };

@@ -7,6 +7,7 @@ pub mod account;
 pub mod backup_codes;
 pub mod members;
 pub mod policy;
+pub mod recovery;
 pub mod sign_in;
 pub mod status;
 

@@ -54,6 +54,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/members">"Manage members"</a>
                             " · "
                             <a href="/admin/policy">"Backup-code policy"</a>
+                            " · "
+                            <a href="/admin/recovery">"Recovery codes"</a>
                         </p>
                     }
                 })}

@@ -6,6 +6,7 @@ mod home;
 mod members;
 mod not_found;
 mod policy;
+mod recovery;
 mod sign_in;
 
 pub use account::{AccountPage, MfaSetupPage};
@@ -14,4 +15,5 @@ pub use home::HomePage;
 pub use members::MembersPage;
 pub use not_found::NotFound;
 pub use policy::PolicyPage;
+pub use recovery::RecoveryPage;
 pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};

@@ -1,0 +1,191 @@
+//! `/admin/recovery`: recovery codes for members who lost both their authenticator and
+//! their backup codes. Requesting and approving are forms like any other; revealing is a
+//! plain form posted to this page, which the server answers with the code, this once.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use crate::{
+    api::recovery::{
+        ApproveRecoveryCode, RecoveryOverview, RequestRecoveryCode, RevealForm, RevealedCode,
+        get_recovery_overview, reveal_recovery_code,
+    },
+    error::AppError,
+    forms::{FieldMessage, FormMessage, last_error},
+};
+
+/// `/admin/recovery`.
+#[component]
+pub fn RecoveryPage() -> impl IntoView {
+    let request = ServerAction::<RequestRecoveryCode>::new();
+    let approve = ServerAction::<ApproveRecoveryCode>::new();
+    // Present only while the server renders its answer to the "Reveal" form.
+    let posted = use_context::<RevealForm>();
+    let revealed = Resource::new(
+        || (),
+        move |()| {
+            let posted = posted.clone();
+            async move {
+                match posted {
+                    Some(form) => Some(reveal_recovery_code(form.request_id).await),
+                    None => None,
+                }
+            }
+        },
+    );
+    let overview = Resource::new(
+        move || (request.version().get(), approve.version().get()),
+        |_| get_recovery_overview(),
+    );
+    view! {
+        <Title text="Recovery codes" />
+        <Suspense>
+            {move || {
+                let (revealed, overview) = (revealed.get()?, overview.get()?);
+                Some(match (revealed, overview) {
+                    (Some(Ok(code)), _) => view! { <RevealedPanel code /> }.into_any(),
+                    (_, Err(AppError::SignInRequired)) => view! { <Redirect path="/sign-in" /> }.into_any(),
+                    (_, Err(error)) => {
+                        view! {
+                            <section class="panel">
+                                <h1>"Recovery codes"</h1>
+                                <p class="form-error">{error.to_string()}</p>
+                            </section>
+                        }
+                            .into_any()
+                    }
+                    (revealed, Ok(overview)) => {
+                        let reveal_error = revealed.and_then(Result::err);
+                        view! { <RequestsPanel overview request approve reveal_error /> }.into_any()
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn RevealedPanel(code: RevealedCode) -> impl IntoView {
+    view! {
+        <section class="panel codes-sheet">
+            <h1>"Recovery code"</h1>
+            <p class="lead">
+                "For " <strong>{code.member_email.clone()}</strong>
+                ". Give it to them in person or over a channel you trust: it is shown this once."
+            </p>
+            <p class="recovery-code">
+                <code class="backup-code">{code.code}</code>
+            </p>
+            <p>
+                {format!(
+                    "It works once, until {}, at \u{201c}Problem signing in?\u{201d} \u{2192} \u{201c}Use Backup Verification code\u{201d}.",
+                    code.expires_at
+                )}
+            </p>
+            <p class="no-print">
+                // A full page load: the code must not stay in the hydrated page's memory.
+                <a href="/admin/recovery" rel="external">
+                    "Done"
+                </a>
+            </p>
+        </section>
+    }
+}
+
+#[component]
+fn RequestsPanel(
+    overview: RecoveryOverview,
+    request: ServerAction<RequestRecoveryCode>,
+    approve: ServerAction<ApproveRecoveryCode>,
+    reveal_error: Option<AppError>,
+) -> impl IntoView {
+    let request_error = last_error(request);
+    let approve_error = last_error(approve);
+    let reveal_error = Signal::stored(reveal_error);
+    view! {
+        <section class="panel">
+            <h1>"Recovery codes"</h1>
+            <p>
+                "For a member who lost both their authenticator and their backup codes: one code that works once, for 24 hours."
+                {overview
+                    .approval_required
+                    .then_some(" Your organization's policy asks a second admin to approve each code before it is revealed.")}
+            </p>
+            <FormMessage error=reveal_error />
+            <FormMessage error=approve_error />
+            <h2>"Issue a recovery code"</h2>
+            <ActionForm action=request>
+                <FormMessage error=request_error />
+                <label for="recovery-email">"Member's email address"</label>
+                <input id="recovery-email" name="email" type="email" maxlength="254" required />
+                <FieldMessage error=request_error field="email" />
+                <button type="submit" class="primary">
+                    "Request recovery code"
+                </button>
+            </ActionForm>
+        </section>
+        <section class="panel" id="requests">
+            <h2>"Open requests"</h2>
+            {if overview.requests.is_empty() {
+                view! { <p>"No open requests."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="members requests">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Member"</th>
+                                <th scope="col">"Requested"</th>
+                                <th scope="col">"State"</th>
+                                <th scope="col">"Expires"</th>
+                                <th scope="col"></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {overview
+                                .requests
+                                .into_iter()
+                                .map(|r| {
+                                    view! {
+                                        <tr>
+                                            <td>{r.member_email.clone()}</td>
+                                            <td>{format!("{} by {}", r.requested_at, r.requested_by)}</td>
+                                            <td class="request-state">
+                                                {r.state.clone()}
+                                                {r.approved_by.clone().map(|by| format!(" (approved by {by})"))}
+                                            </td>
+                                            <td>{r.expires_at.clone()}</td>
+                                            <td>
+                                                {r
+                                                    .can_approve
+                                                    .then(|| {
+                                                        view! {
+                                                            <ActionForm action=approve>
+                                                                <input type="hidden" name="request_id" value=r.id.to_string() />
+                                                                <button type="submit">"Approve"</button>
+                                                            </ActionForm>
+                                                        }
+                                                    })}
+                                                {r
+                                                    .can_reveal
+                                                    .then(|| {
+                                                        view! {
+                                                            <form method="post" action="/admin/recovery">
+                                                                <input type="hidden" name="request_id" value=r.id.to_string() />
+                                                                <button type="submit" class="primary">"Reveal"</button>
+                                                            </form>
+                                                        }
+                                                    })}
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }}
+        </section>
+    }
+}
