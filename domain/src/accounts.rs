@@ -191,6 +191,9 @@ pub struct Member {
     pub role: Role,
     pub mfa_enabled: bool,
     pub created_at: DateTime<Utc>,
+    /// An admin reset this member's MFA: they must set it up again at their next sign-in.
+    #[serde(default)]
+    pub mfa_setup_required: bool,
 }
 
 impl TryFrom<user_account::Model> for Member {
@@ -206,6 +209,7 @@ impl TryFrom<user_account::Model> for Member {
             role,
             mfa_enabled: row.totp_enabled_at.is_some(),
             created_at: row.created_at,
+            mfa_setup_required: row.mfa_setup_required,
         })
     }
 }
@@ -359,6 +363,7 @@ async fn insert_member(
         totp_enabled_at: Set(None),
         totp_last_step: Set(None),
         created_at: Set(now),
+        mfa_setup_required: Set(false),
         ..Default::default()
     }
     .insert(db)

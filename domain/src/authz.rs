@@ -55,6 +55,8 @@ pub enum Action {
     ManagePolicy,
     /// Issue (request, approve, reveal) a recovery code for a member with this role.
     IssueRecoveryCode(Role),
+    /// Revoke the codes of, reset the MFA of, or change the role of a member with this role.
+    ManageMember(Role),
 }
 
 impl Action {
@@ -70,6 +72,7 @@ impl Action {
             Self::ViewPolicy => ("policy".to_owned(), "view"),
             Self::ManagePolicy => ("policy".to_owned(), "manage"),
             Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
+            Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
         }
     }
 }
@@ -326,6 +329,7 @@ mod tests {
             role,
             mfa_enabled: false,
             created_at: Utc::now(),
+            mfa_setup_required: false,
         }
     }
 
@@ -351,6 +355,9 @@ mod tests {
             IssueRecoveryCode(Member),
             IssueRecoveryCode(Admin),
             IssueRecoveryCode(Owner),
+            ManageMember(Member),
+            ManageMember(Admin),
+            ManageMember(Owner),
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
@@ -368,6 +375,7 @@ mod tests {
                     ViewPolicy,
                     ManagePolicy,
                     IssueRecoveryCode(Member),
+                    ManageMember(Member),
                 ],
             ),
             (Member, &own_codes),

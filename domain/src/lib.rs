@@ -12,6 +12,7 @@ pub mod backup_codes;
 pub mod db;
 mod entity;
 pub mod hashing;
+pub mod members;
 pub mod mfa;
 pub mod org_policy;
 pub mod recovery_codes;

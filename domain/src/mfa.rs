@@ -202,6 +202,7 @@ pub async fn confirm_enrolment(
     let updated = user_account::Entity::update_many()
         .col_expr(user_account::Column::TotpEnabledAt, Expr::value(now))
         .col_expr(user_account::Column::TotpLastStep, Expr::value(step))
+        .col_expr(user_account::Column::MfaSetupRequired, Expr::value(false))
         .filter(user_account::Column::Id.eq(member_id))
         .filter(user_account::Column::TotpEnabledAt.is_null())
         .filter(user_account::Column::TotpSecret.eq(sealed.to_vec()))

@@ -16,6 +16,8 @@ pub struct Model {
     pub totp_enabled_at: Option<DateTimeUtc>,
     pub totp_last_step: Option<i64>,
     pub created_at: DateTimeUtc,
+    /// An admin reset this member's MFA: they must set it up again at their next sign-in.
+    pub mfa_setup_required: bool,
 }
 
 impl std::fmt::Debug for Model {

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod backup_codes;
+mod members;
 mod mfa;
 mod org_policy;
 mod recovery_codes;

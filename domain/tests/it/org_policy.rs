@@ -329,7 +329,8 @@ fn expected(
         Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers => manages,
         Action::AddAccount(target)
         | Action::RemoveAccount(target)
-        | Action::IssueRecoveryCode(target) => {
+        | Action::IssueRecoveryCode(target)
+        | Action::ManageMember(target) => {
             role == Role::Owner || (role == Role::Admin && target == Role::Member)
         }
     }

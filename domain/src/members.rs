@@ -1,0 +1,321 @@
+//! The members console for owners and admins: each member's MFA and backup codes at a
+//! glance, found by search and paged by key (so an organization of 100,000 stays fast), and
+//! what an admin does about one: revoke their codes, reset their MFA, change their role.
+//!
+//! Only owners act on admins and owners; nobody acts on another organization's members (they
+//! read as no member at all) or on themselves here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    accounts::{AccountError, FieldError, Member, Role},
+    audit::{self, Event, Outcome, Source},
+    authz::{Action, Authz},
+    backup_codes::{self, CodePolicy},
+    entity::{backup_code, backup_code_set, policy_exception, user_account},
+    org_policy::{self, CodesMode},
+};
+
+/// Members per page.
+pub const PAGE_SIZE: u64 = 50;
+/// Longest search accepted.
+const MAX_SEARCH_CHARS: usize = 254;
+
+/// One member as the console shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub member: Member,
+    /// Unused codes of their set in force, if they hold one.
+    pub codes_remaining: Option<u32>,
+    pub set_generated_at: Option<DateTime<Utc>>,
+    pub last_code_used_at: Option<DateTime<Utc>>,
+    pub set_expired: bool,
+    /// Meets the organization's policy (always, unless codes are "Required").
+    pub compliant: bool,
+    /// An exception for this member: codes allowed (true) or not (false).
+    pub exception: Option<bool>,
+    /// The viewer may revoke their codes, reset their MFA and change their role.
+    pub manageable: bool,
+    /// The viewer may remove them.
+    pub removable: bool,
+}
+
+/// One page of members, and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersPage {
+    pub rows: Vec<MemberStatus>,
+    /// The id after which the next page starts, if there is one.
+    pub next_after: Option<i32>,
+}
+
+/// Members of `viewer`'s organization whose email contains `search`, ordered by id, after
+/// the member `after` (keyset pagination: each page is an index range scan, however deep).
+pub async fn page(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    search: &str,
+    after: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<MembersPage, AccountError> {
+    authz
+        .require(viewer, viewer.org_id, Action::ListMembers)
+        .await?;
+    let search = search.trim().to_lowercase();
+    if search.chars().count() > MAX_SEARCH_CHARS {
+        return Err(FieldError::new("q", "Search for at most 254 characters.").into());
+    }
+    let mut query = user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(viewer.org_id))
+        .order_by_asc(user_account::Column::Id)
+        .limit(PAGE_SIZE + 1);
+    if let Some(after) = after {
+        query = query.filter(user_account::Column::Id.gt(after));
+    }
+    if !search.is_empty() {
+        query = query.filter(user_account::Column::Email.contains(&search));
+    }
+    let mut rows = query.all(db).await?;
+    let next_after = (rows.len() as u64 > PAGE_SIZE).then(|| {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|row| row.id)
+    });
+    let ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
+
+    // The page's sets in force, their unused codes and last use: three queries a page.
+    let sets: Vec<(i32, i32, DateTime<Utc>)> = backup_code_set::Entity::find()
+        .select_only()
+        .column(backup_code_set::Column::Id)
+        .column(backup_code_set::Column::UserId)
+        .column(backup_code_set::Column::GeneratedAt)
+        .filter(backup_code_set::Column::UserId.is_in(ids.clone()))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let set_ids: Vec<i32> = sets.iter().map(|(id, _, _)| *id).collect();
+    let unused: HashMap<i32, i64> = backup_code::Entity::find()
+        .select_only()
+        .column(backup_code::Column::SetId)
+        .column_as(backup_code::Column::Id.count(), "unused")
+        .filter(backup_code::Column::SetId.is_in(set_ids.clone()))
+        .filter(backup_code::Column::UsedAt.is_null())
+        .group_by(backup_code::Column::SetId)
+        .into_tuple::<(i32, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let last_used: HashMap<i32, Option<DateTime<Utc>>> = backup_code::Entity::find()
+        .select_only()
+        .column(backup_code::Column::SetId)
+        .column_as(backup_code::Column::UsedAt.max(), "last_used")
+        .filter(backup_code::Column::SetId.is_in(set_ids))
+        .group_by(backup_code::Column::SetId)
+        .into_tuple::<(i32, Option<DateTime<Utc>>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let exceptions: HashMap<i32, bool> = policy_exception::Entity::find()
+        .filter(policy_exception::Column::UserId.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.user_id, row.effect == "allow"))
+        .collect();
+    let policy = org_policy::current(db, viewer.org_id).await?.policy;
+    let rules = policy.code_policy();
+
+    let mut statuses = Vec::with_capacity(rows.len());
+    for row in rows {
+        let member = Member::try_from(row)?;
+        let set = sets.iter().find(|(_, user, _)| *user == member.id);
+        let set_generated_at = set.map(|(_, _, at)| *at);
+        let codes_remaining =
+            set.map(|(id, _, _)| u32::try_from(unused.get(id).copied().unwrap_or(0)).unwrap_or(0));
+        let set_expired = set_generated_at.is_some_and(|at| expired(&rules, at, now));
+        let usable = authz
+            .allows(&member, member.org_id, Action::GenerateBackupCodes)
+            .await?;
+        let compliant = policy.codes != CodesMode::Required
+            || !usable
+            || !member.mfa_enabled
+            || (codes_remaining.unwrap_or(0) > 0 && !set_expired);
+        let manageable = member.id != viewer.id
+            && authz
+                .allows(viewer, member.org_id, Action::ManageMember(member.role))
+                .await?;
+        let removable = member.id != viewer.id
+            && authz
+                .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
+                .await?;
+        statuses.push(MemberStatus {
+            codes_remaining,
+            set_generated_at,
+            last_code_used_at: set.and_then(|(id, _, _)| last_used.get(id).copied().flatten()),
+            set_expired,
+            compliant,
+            exception: exceptions.get(&member.id).copied(),
+            manageable,
+            removable,
+            member,
+        });
+    }
+    Ok(MembersPage {
+        rows: statuses,
+        next_after: next_after.flatten(),
+    })
+}
+
+fn expired(rules: &CodePolicy, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    rules.expires_at(generated_at).is_some_and(|at| at <= now)
+}
+
+/// The member `member_id` of `actor`'s organization, if the gate lets `actor` manage them.
+async fn managed(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+) -> Result<Member, AccountError> {
+    // Another organization's member reads as no member at all: ids do not leak across.
+    let target = crate::accounts::member(db, member_id)
+        .await?
+        .filter(|target| target.org_id == actor.org_id)
+        .ok_or(AccountError::UnknownMember)?;
+    if target.id == actor.id {
+        return Err(AccountError::NotAllowed);
+    }
+    authz
+        .require(actor, target.org_id, Action::ManageMember(target.role))
+        .await?;
+    Ok(target)
+}
+
+/// Revokes a member's backup codes: their set in force stops working at once.
+pub async fn revoke_codes(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let target = managed(db, authz, actor, member_id).await?;
+    let txn = db.begin().await?;
+    let ended = backup_codes::end_set_in_force(&txn, target.id, "revoked", now).await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        Event {
+            action: "backup_codes.revoked",
+            actor: Some(actor),
+            target: Some(&target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "had_codes": ended }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(target)
+}
+
+/// Resets a member's MFA: their authenticator and backup codes stop working, and they must
+/// set MFA up again at their next sign-in.
+pub async fn reset_mfa(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let target = managed(db, authz, actor, member_id).await?;
+    let txn = db.begin().await?;
+    user_account::Entity::update_many()
+        .col_expr(
+            user_account::Column::TotpSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpEnabledAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpLastStep,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(user_account::Column::MfaSetupRequired, Expr::value(true))
+        .filter(user_account::Column::Id.eq(target.id))
+        .exec(&txn)
+        .await?;
+    backup_codes::end_set_in_force(&txn, target.id, "mfa_reset", now).await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        Event {
+            action: "mfa.reset",
+            actor: Some(actor),
+            target: Some(&target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({}),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(target)
+}
+
+/// Changes a member's role. The gate must let `actor` manage both the old role and the new
+/// one, so only owners make or unmake admins and owners.
+pub async fn change_role(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+    role: Role,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let target = managed(db, authz, actor, member_id).await?;
+    authz
+        .require(actor, actor.org_id, Action::ManageMember(role))
+        .await?;
+    if target.role == role {
+        return Ok(target);
+    }
+    let txn = db.begin().await?;
+    user_account::Entity::update_many()
+        .col_expr(user_account::Column::Role, Expr::value(role.as_str()))
+        .filter(user_account::Column::Id.eq(target.id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        Event {
+            action: "member.role_changed",
+            actor: Some(actor),
+            target: Some(&target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Member { role, ..target })
+}

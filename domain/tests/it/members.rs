@@ -1,0 +1,274 @@
+//! The members console on every backend: keyset pages and search, codes and compliance at a
+//! glance, and revoking codes, resetting MFA and changing roles under the gate.
+
+use domain::{
+    accounts::{self, AccountError, Member, NewMember, Role},
+    audit::{self, Source},
+    authz::Authz,
+    backup_codes::{self, BackupCodeHasher},
+    hashing::PasswordHasher,
+    members::{self, PAGE_SIZE},
+    mfa,
+    org_policy::{self, CodesMode, OrgPolicy},
+    secrets::{Password, SecretKey},
+    testing::{TestDatabase, migrated_databases},
+};
+
+use crate::mfa::{owner_with_mfa, t0};
+
+async fn add(
+    test_db: &TestDatabase,
+    hasher: &PasswordHasher,
+    org_id: i32,
+    email: &str,
+    role: Role,
+) -> Member {
+    accounts::create_member(
+        &test_db.db,
+        hasher,
+        None,
+        org_id,
+        NewMember {
+            email,
+            password: &Password::new("correct horse battery"),
+            role,
+        },
+        t0(),
+    )
+    .await
+    .unwrap()
+}
+
+/// `count` members of `org_id` written straight into the table (hashing a password for
+/// each would only slow the test down).
+async fn bulk_members(test_db: &TestDatabase, org_id: i32, count: usize) {
+    let values: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                "({org_id}, 'user-{i:03}@acme.test', 'x', 'member', '2026-11-27T12:00:00+00:00', false)"
+            )
+        })
+        .collect();
+    test_db
+        .execute(&format!(
+            "INSERT INTO user_account (org_id, email, password_hash, role, created_at, mfa_setup_required) VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn pages_follow_the_key_and_search_finds_by_email_within_the_organization() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        bulk_members(&test_db, owner.org_id, 120).await;
+        let (_, stranger) = accounts::create_organization(
+            db,
+            &hasher,
+            "Globex",
+            "user-001@globex.test",
+            &Password::new("correct horse battery"),
+            t0(),
+        )
+        .await
+        .unwrap();
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = members::page(db, &authz, &owner, "", after, t0())
+                .await
+                .unwrap();
+            assert!(page.rows.len() as u64 <= PAGE_SIZE);
+            seen.extend(page.rows.iter().map(|r| r.member.id));
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 121, "{:?}", test_db.backend);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+
+        let found = members::page(db, &authz, &owner, " USER-07", None, t0())
+            .await
+            .unwrap();
+        let emails: Vec<&str> = found.rows.iter().map(|r| r.member.email.as_str()).collect();
+        assert_eq!(emails.len(), 10, "{emails:?}");
+        assert!(
+            emails
+                .iter()
+                .all(|e| e.starts_with("user-07") && e.ends_with("@acme.test"))
+        );
+        assert_eq!(found.next_after, None);
+
+        // Another organization sees only its own.
+        let theirs = members::page(db, &authz, &stranger, "user-", None, t0())
+            .await
+            .unwrap();
+        assert_eq!(theirs.rows.len(), 1);
+        assert!(matches!(
+            members::page(db, &authz, &owner, &"x".repeat(300), None, t0()).await,
+            Err(AccountError::Invalid(e)) if e.field == "q"
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_change_roles() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let admin = add(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "admin@acme.test",
+            Role::Admin,
+        )
+        .await;
+        let member = add(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "member@acme.test",
+            Role::Member,
+        )
+        .await;
+        backup_codes::generate(
+            db,
+            &authz,
+            &codes,
+            &owner,
+            &OrgPolicy::default().code_policy(),
+            &source,
+            t0(),
+        )
+        .await
+        .unwrap();
+        // Under "Required": the owner (MFA and codes) complies; nobody else has MFA.
+        org_policy::save(
+            db,
+            &authz,
+            &owner,
+            0,
+            &OrgPolicy {
+                codes: CodesMode::Required,
+                ..OrgPolicy::default()
+            },
+            &source,
+            t0(),
+        )
+        .await
+        .unwrap();
+        let page = members::page(db, &authz, &admin, "", None, t0())
+            .await
+            .unwrap();
+        let row = |email: &str| {
+            page.rows
+                .iter()
+                .find(|r| r.member.email == email)
+                .unwrap()
+                .clone()
+        };
+        let owner_row = row("owner@acme.test");
+        assert_eq!(owner_row.codes_remaining, Some(10));
+        assert_eq!(owner_row.set_generated_at, Some(t0()));
+        assert!(owner_row.compliant);
+        // An admin manages members, not owners, and not themselves.
+        assert!(!owner_row.manageable && !owner_row.removable);
+        assert!(row("member@acme.test").manageable);
+        assert!(!row("admin@acme.test").manageable);
+
+        // Only owners act on owners; the owner's codes stay.
+        assert!(matches!(
+            members::revoke_codes(db, &authz, &admin, owner.id, &source, t0()).await,
+            Err(AccountError::NotAllowed)
+        ));
+        let second_admin = add(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "admin2@acme.test",
+            Role::Admin,
+        )
+        .await;
+        members::revoke_codes(db, &authz, &owner, owner.id, &source, t0())
+            .await
+            .expect_err("nobody acts on themselves here");
+        members::revoke_codes(db, &authz, &second_admin, member.id, &source, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            audit::latest(db, owner.org_id, 1).await.unwrap()[0].action,
+            "backup_codes.revoked"
+        );
+
+        // Resetting the owner's MFA (by another owner) ends their codes and asks for set-up.
+        let co_owner = add(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "owner2@acme.test",
+            Role::Owner,
+        )
+        .await;
+        members::reset_mfa(db, &authz, &co_owner, owner.id, &source, t0())
+            .await
+            .unwrap();
+        let reset = accounts::member(db, owner.id).await.unwrap().unwrap();
+        assert!(!reset.mfa_enabled && reset.mfa_setup_required);
+        let page = members::page(db, &authz, &co_owner, "owner@", None, t0())
+            .await
+            .unwrap();
+        assert_eq!(page.rows[0].codes_remaining, None);
+        let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
+        let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+        mfa::confirm_enrolment(db, &key, owner.id, &code, t0())
+            .await
+            .unwrap();
+        assert!(
+            !accounts::member(db, owner.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .mfa_setup_required
+        );
+
+        // Roles: admins cannot make admins; owners can; another org's member is no member.
+        assert!(matches!(
+            members::change_role(db, &authz, &admin, member.id, Role::Admin, &source, t0()).await,
+            Err(AccountError::NotAllowed)
+        ));
+        let promoted =
+            members::change_role(db, &authz, &owner, member.id, Role::Admin, &source, t0())
+                .await
+                .unwrap();
+        assert_eq!(promoted.role, Role::Admin);
+        let event = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
+        assert_eq!(event.details["before"], "member");
+        assert_eq!(event.details["after"], "admin");
+        let (_, stranger) = accounts::create_organization(
+            db,
+            &hasher,
+            "Globex",
+            "owner@globex.test",
+            &Password::new("correct horse battery"),
+            t0(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            members::reset_mfa(db, &authz, &stranger, member.id, &source, t0()).await,
+            Err(AccountError::UnknownMember)
+        ));
+    }
+}
