@@ -82,3 +82,17 @@ pub fn CodeInput(
         <FieldMessage error field="code" />
     }
 }
+
+/// `text` percent-encoded, leaving only unreserved characters as they are (for `data:` URLs
+/// and query strings built on the page).
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}

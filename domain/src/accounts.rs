@@ -434,33 +434,6 @@ pub async fn admin_contacts(db: &DatabaseConnection, org_id: i32) -> Result<Vec<
         .collect())
 }
 
-/// One row of the members list: a member, and whether the viewer may remove them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberListing {
-    pub member: Member,
-    pub removable: bool,
-}
-
-/// The members of the viewer's organization, if the gate lets the viewer see them.
-pub async fn members_seen_by(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    viewer: &Member,
-) -> Result<Vec<MemberListing>, AccountError> {
-    authz
-        .require(viewer, viewer.org_id, Action::ListMembers)
-        .await?;
-    let mut listings = Vec::new();
-    for member in list_members(db, viewer.org_id).await? {
-        let removable = member.id != viewer.id
-            && authz
-                .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
-                .await?;
-        listings.push(MemberListing { member, removable });
-    }
-    Ok(listings)
-}
-
 /// Removes a member, if the gate lets `actor` remove an account of that role. Nobody
 /// removes themselves: an organization must not lose its last owner by a slip.
 pub async fn remove_member(

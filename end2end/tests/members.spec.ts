@@ -1,5 +1,5 @@
 // An owner manages the organization's members from the dashboard.
-import { test, expect, hydrated, lifelineCli } from './fixtures';
+import { test, expect, hydrated, lifelineCli, signInWithPassword, turnOnMfa } from './fixtures';
 
 const password = 'correct horse battery staple';
 
@@ -43,4 +43,48 @@ test('an owner adds a member, who signs in, and then removes them', async ({ pag
   await member.goto(member.url());
   await expect(member).toHaveURL(/\/sign-in$/);
   await member.close();
+});
+
+test('an owner sees a member’s codes, revokes them, resets their MFA and makes them an admin', async ({ page, browser, baseURL }) => {
+  const owner = 'owner@console.test';
+  const member = 'member@console.test';
+  lifelineCli(['create-org', '--name', 'Console Org', '--admin-email', owner], password);
+  lifelineCli(['create-user', '--org', 'console-org', '--email', member, '--role', 'member'], password);
+
+  // The member turns on MFA and generates codes.
+  const memberPage = await browser.newPage({ baseURL });
+  await signInWithPassword(memberPage, member, true);
+  await expect(memberPage).toHaveURL(/\/account$/);
+  await turnOnMfa(memberPage);
+  await memberPage.locator('#recovery').getByRole('button', { name: 'Generate New Codes' }).click();
+  await expect(memberPage.locator('.codes-sheet .backup-code')).toHaveCount(10);
+  await memberPage.close();
+
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.goto('/admin/members');
+  await hydrated(page);
+  const row = page.locator('tr', { hasText: member });
+  await expect(row.locator('td').nth(2)).toHaveText('On');
+  await expect(row.locator('.codes-left')).toHaveText('10');
+
+  // Search narrows the list to matching emails.
+  await page.getByLabel('Search by email').fill('member@');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await expect(page).toHaveURL(/\/admin\/members\?q=member%40$/);
+  await expect(page.locator('tbody tr')).toHaveCount(1);
+
+  await page.getByRole('button', { name: `Revoke codes of ${member}` }).click();
+  await expect(row.locator('.codes-left')).toHaveText('None');
+  await page.getByRole('button', { name: `Reset MFA of ${member}` }).click();
+  await expect(row.locator('td').nth(2)).toHaveText('Off');
+  await page.getByLabel(`Role of ${member}`, { exact: true }).selectOption('admin');
+  await page.getByRole('button', { name: `Change role of ${member}` }).click();
+  await expect(row.locator('td').nth(1)).toHaveText('admin');
+
+  // The member must set MFA up again at their next sign-in.
+  const again = await browser.newPage({ baseURL });
+  await signInWithPassword(again, member, true);
+  await expect(again).toHaveURL(/\/account\/mfa\/setup$/);
+  await again.close();
 });

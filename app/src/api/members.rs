@@ -12,32 +12,140 @@ pub struct MemberRow {
     pub email: String,
     pub role: String,
     pub mfa_enabled: bool,
+    /// Unused backup codes of the set in force, if any.
+    pub codes_remaining: Option<u32>,
+    pub set_generated_at: Option<String>,
+    pub last_code_used_at: Option<String>,
+    pub set_expired: bool,
+    /// Meets the organization's policy.
+    pub compliant: bool,
+    /// An exception: codes allowed (`Some(true)`) or not (`Some(false)`) for this member.
+    pub exception: Option<bool>,
+    /// Whether the viewer may revoke codes, reset MFA and change the role.
+    pub manageable: bool,
     /// Whether the viewer may remove this member.
     pub removable: bool,
 }
 
-/// The members of the viewer's organization.
+/// One page of the members list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersView {
+    pub rows: Vec<MemberRow>,
+    /// Where the next page starts, if there is one.
+    pub next_after: Option<i32>,
+}
+
+/// A page of the viewer's organization's members whose email contains `q`, after the
+/// member `after`.
 #[server(endpoint = "members")]
-pub async fn list_members() -> Result<Vec<MemberRow>, AppError> {
+pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<MembersView, AppError> {
     crate::api::respond(async {
         let crate::auth::SignedIn {
             state,
             member: viewer,
             ..
         } = crate::auth::signed_in_beyond_mfa_settings().await?;
-        Ok(
-            domain::accounts::members_seen_by(&state.db, &state.authz, &viewer)
-                .await?
+        let page = domain::members::page(
+            &state.db,
+            &state.authz,
+            &viewer,
+            q.as_deref().unwrap_or_default(),
+            after,
+            chrono::Utc::now(),
+        )
+        .await?;
+        Ok(MembersView {
+            rows: page
+                .rows
                 .into_iter()
-                .map(|listing| MemberRow {
-                    removable: listing.removable,
-                    id: listing.member.id,
-                    email: listing.member.email,
-                    role: listing.member.role.as_str().to_owned(),
-                    mfa_enabled: listing.member.mfa_enabled,
+                .map(|row| MemberRow {
+                    id: row.member.id,
+                    email: row.member.email,
+                    role: row.member.role.as_str().to_owned(),
+                    mfa_enabled: row.member.mfa_enabled,
+                    codes_remaining: row.codes_remaining,
+                    set_generated_at: row.set_generated_at.map(crate::api::readable_time),
+                    last_code_used_at: row.last_code_used_at.map(crate::api::readable_time),
+                    set_expired: row.set_expired,
+                    compliant: row.compliant,
+                    exception: row.exception,
+                    manageable: row.manageable,
+                    removable: row.removable,
                 })
                 .collect(),
+            next_after: page.next_after,
+        })
+    })
+    .await
+}
+
+/// Revokes a member's backup codes.
+#[server(endpoint = "members/revoke_codes")]
+pub async fn revoke_member_codes(member_id: i32) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        domain::members::revoke_codes(
+            &state.db,
+            &state.authz,
+            &viewer,
+            member_id,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
         )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Resets a member's MFA: they set it up again at their next sign-in.
+#[server(endpoint = "members/reset_mfa")]
+pub async fn reset_member_mfa(member_id: i32) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        domain::members::reset_mfa(
+            &state.db,
+            &state.authz,
+            &viewer,
+            member_id,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Changes a member's role.
+#[server(endpoint = "members/change_role")]
+pub async fn change_member_role(member_id: i32, role: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            member: viewer,
+            ..
+        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        let role = domain::accounts::Role::parse(&role)?;
+        domain::members::change_role(
+            &state.db,
+            &state.authz,
+            &viewer,
+            member_id,
+            role,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await?;
+        Ok(())
     })
     .await
 }

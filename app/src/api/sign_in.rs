@@ -60,7 +60,12 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
         } else {
             crate::auth::complete_sign_in(&session, &member).await?;
             tracing::info!(member = member.id, "signed in with a password");
-            leptos_axum::redirect("/account");
+            // An admin reset this member's MFA: setting it up again comes first.
+            leptos_axum::redirect(if member.mfa_setup_required {
+                "/account/mfa/setup"
+            } else {
+                "/account"
+            });
         }
         Ok(())
     })

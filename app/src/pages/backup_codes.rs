@@ -20,7 +20,7 @@ use crate::{
         sign_in::{SubmitBackupCode, backup_code_slot, get_sign_in_progress, sign_in_help},
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, last_error, percent_encode},
 };
 
 /// What a member whose organization does not let them use backup codes reads.
@@ -540,15 +540,7 @@ fn download_name(codes: &FreshBackupCodes) -> String {
 /// A `data:` URL holding `text`, so that Download works without JavaScript and without a
 /// second request to the server (which no longer knows the codes).
 fn data_url(text: &str) -> String {
-    let mut url = String::from("data:text/plain;charset=utf-8,");
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            url.push(char::from(byte));
-        } else {
-            url.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    url
+    format!("data:text/plain;charset=utf-8,{}", percent_encode(text))
 }
 
 #[cfg(feature = "hydrate")]

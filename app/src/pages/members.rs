@@ -1,38 +1,88 @@
-//! `/admin/members`: the organization's members, adding and removing them.
+//! `/admin/members`: the organization's members with their MFA and backup codes at a
+//! glance, found by search and paged by key; revoking codes, resetting MFA, changing roles,
+//! adding and removing members.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::members::{AddMember, RemoveMember, list_members},
-    forms::{FieldMessage, FormMessage, last_error},
+    api::members::{
+        AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa, RevokeMemberCodes,
+        list_members,
+    },
+    forms::{FieldMessage, FormMessage, last_error, percent_encode},
 };
 
 /// The members page for owners and admins.
 #[component]
 pub fn MembersPage() -> impl IntoView {
+    let query = use_query_map();
     let add = ServerAction::<AddMember>::new();
     let remove = ServerAction::<RemoveMember>::new();
+    let revoke = ServerAction::<RevokeMemberCodes>::new();
+    let reset = ServerAction::<ResetMemberMfa>::new();
+    let role = ServerAction::<ChangeMemberRole>::new();
     let add_error = last_error(add);
-    let remove_error = last_error(remove);
-    // Reloaded after every add or remove.
+    // The last failed row action, whichever it was.
+    let action_error = Signal::derive(move || {
+        [
+            last_error(remove).get(),
+            last_error(revoke).get(),
+            last_error(reset).get(),
+            last_error(role).get(),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    });
+    let search = move || query.with(|q| q.get("q").unwrap_or_default());
+    let after = move || query.with(|q| q.get("after").and_then(|a| a.parse::<i32>().ok()));
+    // Reloaded after every change, and for every search or page.
     let members = Resource::new(
-        move || (add.version().get(), remove.version().get()),
-        |_| list_members(),
+        move || {
+            (
+                search(),
+                after(),
+                add.version().get(),
+                remove.version().get(),
+                revoke.version().get(),
+                reset.version().get(),
+                role.version().get(),
+            )
+        },
+        |(q, after, ..)| list_members(Some(q), after),
     );
+    let actions = RowActions {
+        remove,
+        revoke,
+        reset,
+        role,
+    };
 
     view! {
         <Title text="Members" />
-        <section class="panel">
+        <section class="panel wide">
             <h1>"Members"</h1>
-            <FormMessage error=remove_error />
+            <form method="get" action="/admin/members" class="search" role="search">
+                <label for="member-search">"Search by email"</label>
+                <input id="member-search" name="q" type="search" maxlength="254" value=search />
+                <button type="submit">"Search"</button>
+            </form>
+            <FormMessage error=action_error />
             <Transition>
                 {move || {
                     members
                         .get()
                         .map(|members| match members {
                             Err(error) => view! { <p class="form-error">{error.to_string()}</p> }.into_any(),
-                            Ok(members) => {
+                            Ok(page) => {
+                                let next = page
+                                    .next_after
+                                    .map(|next| {
+                                        let q = search();
+                                        format!("/admin/members?q={}&after={next}", percent_encode(&q))
+                                    });
                                 view! {
                                     <table class="members">
                                         <thead>
@@ -40,41 +90,31 @@ pub fn MembersPage() -> impl IntoView {
                                                 <th scope="col">"Email address"</th>
                                                 <th scope="col">"Role"</th>
                                                 <th scope="col">"MFA"</th>
-                                                <th scope="col"></th>
+                                                <th scope="col">"Codes left"</th>
+                                                <th scope="col">"Set generated"</th>
+                                                <th scope="col">"Last code used"</th>
+                                                <th scope="col">"Compliance"</th>
+                                                <th scope="col">"Actions"</th>
                                             </tr>
                                         </thead>
                                         <tbody>
-                                            {members
+                                            {page
+                                                .rows
                                                 .into_iter()
-                                                .map(|member| {
-                                                    view! {
-                                                        <tr>
-                                                            <td>{member.email.clone()}</td>
-                                                            <td>{member.role.clone()}</td>
-                                                            <td>{if member.mfa_enabled { "On" } else { "Off" }}</td>
-                                                            <td>
-                                                                {member
-                                                                    .removable
-                                                                    .then(|| {
-                                                                        view! {
-                                                                            <ActionForm action=remove>
-                                                                                <input type="hidden" name="member_id" value=member.id />
-                                                                                <button
-                                                                                    type="submit"
-                                                                                    aria-label=format!("Remove {}", member.email)
-                                                                                >
-                                                                                    "Remove"
-                                                                                </button>
-                                                                            </ActionForm>
-                                                                        }
-                                                                    })}
-                                                            </td>
-                                                        </tr>
-                                                    }
-                                                })
+                                                .map(|member| view! { <MemberLine member actions /> })
                                                 .collect_view()}
                                         </tbody>
                                     </table>
+                                    {next
+                                        .map(|href| {
+                                            view! {
+                                                <p>
+                                                    <a href=href rel="next">
+                                                        "Next page"
+                                                    </a>
+                                                </p>
+                                            }
+                                        })}
                                 }
                                     .into_any()
                             }
@@ -111,4 +151,107 @@ pub fn MembersPage() -> impl IntoView {
             </ActionForm>
         </section>
     }
+}
+
+/// The row actions' server actions, shared by every row.
+#[derive(Clone, Copy)]
+struct RowActions {
+    remove: ServerAction<RemoveMember>,
+    revoke: ServerAction<RevokeMemberCodes>,
+    reset: ServerAction<ResetMemberMfa>,
+    role: ServerAction<ChangeMemberRole>,
+}
+
+#[component]
+fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
+    let member_id = member.id;
+    let revoke_label = format!("Revoke codes of {}", member.email);
+    let reset_label = format!("Reset MFA of {}", member.email);
+    let role_label = format!("Role of {}", member.email);
+    let change_label = format!("Change role of {}", member.email);
+    let remove_label = format!("Remove {}", member.email);
+    let current_role = member.role.clone();
+    let codes = match (member.codes_remaining, member.set_expired) {
+        (None, _) => "None".to_owned(),
+        (Some(_), true) => "Expired".to_owned(),
+        (Some(n), false) => n.to_string(),
+    };
+    let compliance = match (member.compliant, member.exception) {
+        (_, Some(true)) => "Exception: codes allowed",
+        (_, Some(false)) => "Exception: no codes",
+        (true, None) => "Compliant",
+        (false, None) => "Non-compliant",
+    };
+    view! {
+        <tr>
+            <td>{member.email.clone()}</td>
+            <td>{member.role.clone()}</td>
+            <td>{if member.mfa_enabled { "On" } else { "Off" }}</td>
+            <td class="codes-left">{codes}</td>
+            <td>{member.set_generated_at.unwrap_or_default()}</td>
+            <td>{member.last_code_used_at.unwrap_or_default()}</td>
+            <td class=if member.compliant { "" } else { "warn" }>{compliance}</td>
+            <td class="row-actions">
+                {member
+                    .manageable
+                    .then(|| {
+                        let role_id = format!("role-{member_id}");
+                        let role_for = role_id.clone();
+                        let options = ["member", "admin", "owner"]
+                            .into_iter()
+                            .map(|role| {
+                                view! {
+                                    <option value=role selected=role == current_role>
+                                        {role}
+                                    </option>
+                                }
+                            })
+                            .collect_view();
+                        view! {
+                            <ActionForm action=actions.revoke>
+                                {hidden_id(member_id)}
+                                <button type="submit" aria-label=revoke_label>
+                                    "Revoke codes"
+                                </button>
+                            </ActionForm>
+                            <ActionForm action=actions.reset>
+                                {hidden_id(member_id)}
+                                <button type="submit" aria-label=reset_label>
+                                    "Reset MFA"
+                                </button>
+                            </ActionForm>
+                            <ActionForm action=actions.role>
+                                {hidden_id(member_id)}
+                                <label for=role_for class="visually-hidden">
+                                    {role_label}
+                                </label>
+                                <select id=role_id name="role">
+                                    {options}
+                                </select>
+                                <button type="submit" aria-label=change_label>
+                                    "Change role"
+                                </button>
+                            </ActionForm>
+                        }
+                    })}
+                {member
+                    .removable
+                    .then(|| {
+                        view! {
+                            <ActionForm action=actions.remove>
+                                {hidden_id(member_id)}
+                                <button type="submit" aria-label=remove_label>
+                                    "Remove"
+                                </button>
+                            </ActionForm>
+                        }
+                    })}
+            </td>
+        </tr>
+    }
+}
+
+/// The hidden field that names the member a row's form acts on.
+fn hidden_id(member_id: i32) -> impl IntoView {
+    view! { <input type="hidden" name="member_id" value=member_id.to_string() /> }
 }
