@@ -80,6 +80,7 @@ async fn main() {
             codes_per_set: size,
             low_codes_threshold: 3,
             max_set_age_days: 0,
+            ..CodePolicy::default()
         };
         let generate = || async {
             backup_codes::generate(db, &authz, &codes, &owner, &policy, &source, Utc::now())

@@ -364,6 +364,8 @@ async fn insert_member(
         totp_last_step: Set(None),
         created_at: Set(now),
         mfa_setup_required: Set(false),
+        code_failures: Set(0),
+        codes_locked_until: Set(None),
         ..Default::default()
     }
     .insert(db)

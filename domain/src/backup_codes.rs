@@ -55,6 +55,10 @@ pub struct CodePolicy {
     pub low_codes_threshold: u8,
     /// A set this many days old stops working; 0: sets never expire.
     pub max_set_age_days: u16,
+    /// Wrong codes (counted on the account) that lock backup-code sign-in.
+    pub lockout_attempts: u8,
+    /// How long that lock lasts.
+    pub lockout_minutes: u16,
 }
 
 impl Default for CodePolicy {
@@ -63,6 +67,8 @@ impl Default for CodePolicy {
             codes_per_set: 10,
             low_codes_threshold: 3,
             max_set_age_days: 0,
+            lockout_attempts: 5,
+            lockout_minutes: 15,
         }
     }
 }
@@ -427,19 +433,23 @@ pub async fn redeem(
 ) -> Result<Redeemed, BackupCodeError> {
     let input = entry.typed;
     gate(db, authz, member, Action::RedeemBackupCode, source, now).await?;
-    let refuse = |reason: &'static str| Event {
-        action: "backup_code.refused",
-        actor: Some(member),
-        target: Some(member),
-        outcome: Outcome::Failure,
-        details: serde_json::json!({ "reason": reason }),
+    let locked = user_account::Entity::find_by_id(member.id)
+        .one(db)
+        .await?
+        .and_then(|account| account.codes_locked_until)
+        .is_some_and(|until| until > now);
+    let failed = Failure {
+        member,
+        policy,
+        source,
+        now,
     };
     let code = match parse_code(input) {
         Ok(code) => code,
         Err(error) => {
             // Blank input is no attempt; anything else typed is one, and is recorded.
             if !input.trim().is_empty() {
-                audit::record(db, member.org_id, refuse("malformed"), source, now).await?;
+                failed.record(db, "malformed").await?;
             }
             return Err(error.into());
         }
@@ -473,6 +483,11 @@ pub async fn redeem(
             .slot
             .is_some_and(|slot| u32::try_from(code.slot).ok() != Some(slot))
     });
+    // Locked: the same answer, after the same work, whether or not the code was right.
+    if locked {
+        failed.record(db, "locked").await?;
+        return Err(BackupCodeError::Rejected);
+    }
     let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot)
     else {
         // Not a code of the set: it may be the recovery code an admin issued (that costs a
@@ -490,6 +505,7 @@ pub async fn redeem(
                     other => BackupCodeError::Database(DbErr::Custom(other.to_string())),
                 })?
         {
+            clear_failures(db, member.id).await?;
             let remaining = codes.iter().filter(|c| c.used_at.is_none()).count();
             return Ok(Redeemed {
                 slot: 0,
@@ -503,7 +519,7 @@ pub async fn redeem(
             (Some(_), Some(_)) => "used",
             (Some(_), None) => "wrong",
         };
-        audit::record(db, member.org_id, refuse(reason), source, now).await?;
+        failed.record(db, reason).await?;
         return Err(BackupCodeError::Rejected);
     };
 
@@ -528,10 +544,11 @@ pub async fn redeem(
         .rows_affected
         == 1;
     if !claimed {
-        audit::record(&txn, member.org_id, refuse("used"), source, now).await?;
+        failed.record(&txn, "used").await?;
         txn.commit().await?;
         return Err(BackupCodeError::Rejected);
     }
+    clear_failures(&txn, member.id).await?;
     audit::record(
         &txn,
         member.org_id,
@@ -557,6 +574,85 @@ pub async fn redeem(
         slot: u32::try_from(matched.slot).unwrap_or(0),
         remaining: count_u32(remaining),
     })
+}
+
+/// A refused redemption: recorded in the audit log, and counted on the account, which it
+/// locks once the organization's number of wrong codes is reached.
+struct Failure<'a> {
+    member: &'a Member,
+    policy: &'a CodePolicy,
+    source: &'a Source,
+    now: DateTime<Utc>,
+}
+
+impl Failure<'_> {
+    async fn record(&self, db: &impl ConnectionTrait, reason: &'static str) -> Result<(), DbErr> {
+        let (member, now) = (self.member, self.now);
+        audit::record(
+            db,
+            member.org_id,
+            Event {
+                action: "backup_code.refused",
+                actor: Some(member),
+                target: Some(member),
+                outcome: Outcome::Failure,
+                details: serde_json::json!({ "reason": reason }),
+            },
+            self.source,
+            now,
+        )
+        .await?;
+        if reason == "locked" {
+            return Ok(());
+        }
+        // Counted on the account, so every instance and every session sees the same count.
+        user_account::Entity::update_many()
+            .col_expr(
+                user_account::Column::CodeFailures,
+                Expr::col(user_account::Column::CodeFailures).add(1),
+            )
+            .filter(user_account::Column::Id.eq(member.id))
+            .exec(db)
+            .await?;
+        let until = now + chrono::Duration::minutes(self.policy.lockout_minutes.into());
+        let locked = user_account::Entity::update_many()
+            .col_expr(user_account::Column::CodeFailures, Expr::value(0))
+            .col_expr(user_account::Column::CodesLockedUntil, Expr::value(until))
+            .filter(user_account::Column::Id.eq(member.id))
+            .filter(user_account::Column::CodeFailures.gte(i32::from(self.policy.lockout_attempts)))
+            .exec(db)
+            .await?;
+        if locked.rows_affected == 1 {
+            audit::record(
+                db,
+                member.org_id,
+                Event {
+                    action: "backup_code.locked",
+                    actor: Some(member),
+                    target: Some(member),
+                    outcome: Outcome::Failure,
+                    details: serde_json::json!({
+                        "attempts": self.policy.lockout_attempts,
+                        "until": until,
+                    }),
+                },
+                self.source,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A successful sign-in with a code starts the count of wrong ones again.
+async fn clear_failures(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
+    user_account::Entity::update_many()
+        .col_expr(user_account::Column::CodeFailures, Expr::value(0))
+        .filter(user_account::Column::Id.eq(member_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Ends `member_id`'s set in force, if any, for `reason`; returns whether there was one.

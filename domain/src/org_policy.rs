@@ -124,8 +124,8 @@ impl Default for OrgPolicy {
             codes_per_set: codes.codes_per_set,
             max_set_age_days: codes.max_set_age_days,
             low_codes_threshold: codes.low_codes_threshold,
-            lockout_attempts: 5,
-            lockout_minutes: 15,
+            lockout_attempts: codes.lockout_attempts,
+            lockout_minutes: codes.lockout_minutes,
             code_entry: CodeEntry::AnyCode,
             restrict_after_backup_sign_in: false,
             recovery_code_approval: false,
@@ -140,6 +140,8 @@ impl OrgPolicy {
             codes_per_set: self.codes_per_set,
             low_codes_threshold: self.low_codes_threshold,
             max_set_age_days: self.max_set_age_days,
+            lockout_attempts: self.lockout_attempts,
+            lockout_minutes: self.lockout_minutes,
         }
     }
 
@@ -156,10 +158,7 @@ impl OrgPolicy {
                 },
             ),
             ("Low-codes warning at", self.low_codes_threshold.to_string()),
-            (
-                "Lockout after wrong codes",
-                self.lockout_attempts.to_string(),
-            ),
+            ("Lock after wrong codes", self.lockout_attempts.to_string()),
             (
                 "Lockout duration",
                 format!("{} minutes", self.lockout_minutes),

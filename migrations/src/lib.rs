@@ -12,6 +12,7 @@ mod m20261128_000004_create_audit_event;
 mod m20261128_000005_create_org_policy;
 mod m20261128_000006_create_recovery_code;
 mod m20261128_000007_add_mfa_setup_required;
+mod m20261128_000008_add_code_lockout;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_org_policy::Migration),
             Box::new(m20261128_000006_create_recovery_code::Migration),
             Box::new(m20261128_000007_add_mfa_setup_required::Migration),
+            Box::new(m20261128_000008_add_code_lockout::Migration),
         ]
     }
 }

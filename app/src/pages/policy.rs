@@ -181,7 +181,7 @@ fn PolicySection(
                 {number("codes_per_set", "Codes per set (5–20)", fields.codes_per_set.clone(), 5, 20)}
                 {number("max_set_age_days", "Maximum set age in days (0: no limit)", fields.max_set_age_days.clone(), 0, 3650)}
                 {number("low_codes_threshold", "Warn members at this many codes left", fields.low_codes_threshold.clone(), 0, 19)}
-                {number("lockout_attempts", "Wrong codes before a sign-in attempt is locked", fields.lockout_attempts.clone(), 1, 20)}
+                {number("lockout_attempts", "Lock backup-code sign-in after this many wrong codes", fields.lockout_attempts.clone(), 1, 20)}
                 {number("lockout_minutes", "Lockout duration in minutes", fields.lockout_minutes.clone(), 1, 1440)}
                 <fieldset>
                     <legend>"Code entry at sign-in"</legend>

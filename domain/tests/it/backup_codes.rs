@@ -72,7 +72,11 @@ impl Fixture {
             &self.authz,
             &self.codes,
             member,
-            &CodePolicy::default(),
+            // These tests fail on purpose many times over; the lockout has a test of its own.
+            &CodePolicy {
+                lockout_attempts: u8::MAX,
+                ..CodePolicy::default()
+            },
             &backup_codes::CodeEntry::any(input),
             &self.source,
             t0() + Duration::minutes(5),
@@ -341,6 +345,7 @@ async fn the_status_warns_at_the_low_codes_threshold() {
         codes_per_set: 5,
         low_codes_threshold: 3,
         max_set_age_days: 0,
+        ..CodePolicy::default()
     };
     for test_db in migrated_databases().await {
         let member = f.member(&test_db).await;
@@ -616,6 +621,62 @@ async fn under_numbered_entry_only_the_slot_asked_for_counts() {
             );
         }
         f.redeem(&test_db, &member, &fresh.codes[index(other)].grouped())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn wrong_codes_counted_on_the_account_lock_backup_code_sign_in_for_a_while() {
+    let f = fixture().await;
+    let policy = CodePolicy {
+        lockout_attempts: 3,
+        lockout_minutes: 15,
+        ..CodePolicy::default()
+    };
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let member = f.member(&test_db).await;
+        let fresh = f.generate(&test_db, &member).await;
+        let redeem = |typed: String, at| {
+            let (f, member) = (&f, &member);
+            async move {
+                backup_codes::redeem(
+                    db,
+                    &f.authz,
+                    &f.codes,
+                    member,
+                    &policy,
+                    &backup_codes::CodeEntry::any(&typed),
+                    &f.source,
+                    at,
+                )
+                .await
+            }
+        };
+        let wrong = "0000 0000 0000".to_owned();
+        // Two wrong, then a right one: the count starts again.
+        for _ in 0..2 {
+            assert!(redeem(wrong.clone(), t0()).await.is_err());
+        }
+        redeem(fresh.codes[0].grouped(), t0()).await.unwrap();
+        for _ in 0..3 {
+            assert!(redeem(wrong.clone(), t0()).await.is_err());
+        }
+        let event = last_event(&test_db, &member).await;
+        assert_eq!(event.action, "backup_code.locked");
+        // Locked: even the right code gets the one answer, and is not spent.
+        assert!(matches!(
+            redeem(fresh.codes[1].grouped(), t0() + Duration::minutes(14)).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        assert_eq!(
+            last_event(&test_db, &member).await.details["reason"],
+            "locked"
+        );
+        assert_eq!(f.status(&test_db, &member).await.remaining, 9);
+        // After the lockout, it works.
+        redeem(fresh.codes[1].grouped(), t0() + Duration::minutes(16))
             .await
             .unwrap();
     }
