@@ -2,7 +2,7 @@
 //! glance, and revoking codes, resetting MFA and changing roles under the gate.
 
 use domain::{
-    accounts::{self, AccountError, Member, NewMember, Role},
+    accounts::{self, AccountError, Role},
     audit::{self, Source},
     authz::Authz,
     backup_codes::{self, BackupCodeHasher},
@@ -14,30 +14,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{owner_with_mfa, t0};
-
-async fn add(
-    test_db: &TestDatabase,
-    hasher: &PasswordHasher,
-    org_id: i32,
-    email: &str,
-    role: Role,
-) -> Member {
-    accounts::create_member(
-        &test_db.db,
-        hasher,
-        None,
-        org_id,
-        NewMember {
-            email,
-            password: &Password::new("correct horse battery"),
-            role,
-        },
-        t0(),
-    )
-    .await
-    .unwrap()
-}
+use crate::mfa::{add_member, owner_with_mfa, t0};
 
 /// `count` members of `org_id` written straight into the table (hashing a password for
 /// each would only slow the test down).
@@ -127,7 +104,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         let db = &test_db.db;
         let authz = Authz::load(db).await.unwrap();
         let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
-        let admin = add(
+        let admin = add_member(
             &test_db,
             &hasher,
             owner.org_id,
@@ -135,7 +112,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
             Role::Admin,
         )
         .await;
-        let member = add(
+        let member = add_member(
             &test_db,
             &hasher,
             owner.org_id,
@@ -193,7 +170,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
             members::revoke_codes(db, &authz, &admin, owner.id, &source, t0()).await,
             Err(AccountError::NotAllowed)
         ));
-        let second_admin = add(
+        let second_admin = add_member(
             &test_db,
             &hasher,
             owner.org_id,
@@ -213,7 +190,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         );
 
         // Resetting the owner's MFA (by another owner) ends their codes and asks for set-up.
-        let co_owner = add(
+        let co_owner = add_member(
             &test_db,
             &hasher,
             owner.org_id,

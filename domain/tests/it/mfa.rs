@@ -28,6 +28,30 @@ async fn owner(test_db: &TestDatabase, hasher: &PasswordHasher) -> Member {
     .1
 }
 
+/// A new account in `org_id` with the test password, as an admin would add it.
+pub async fn add_member(
+    test_db: &TestDatabase,
+    hasher: &PasswordHasher,
+    org_id: i32,
+    email: &str,
+    role: accounts::Role,
+) -> Member {
+    accounts::create_member(
+        &test_db.db,
+        hasher,
+        None,
+        org_id,
+        accounts::NewMember {
+            email,
+            password: &Password::new("correct horse battery"),
+            role,
+        },
+        t0(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The owner of a new organization with MFA turned on at `t0()`, and their setup key.
 pub async fn owner_with_mfa(
     test_db: &TestDatabase,

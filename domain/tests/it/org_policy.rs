@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use domain::{
-    accounts::{self, Member, NewMember, Role},
+    accounts::{self, Member, Role},
     audit::{self, Source},
     authz::{Action, Authz},
     backup_codes::{self, BackupCodeError, BackupCodeHasher},
@@ -13,7 +13,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{owner_with_mfa, t0};
+use crate::mfa::{add_member, owner_with_mfa, t0};
 
 struct Org {
     owner: Member,
@@ -25,34 +25,28 @@ struct Org {
 
 async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -> Org {
     let (owner, _) = owner_with_mfa(test_db, hasher, key).await;
-    let password = Password::new("correct horse battery");
-    let add = |email: &'static str, role: Role| {
-        let password = password.clone();
-        async move {
-            accounts::create_member(
-                &test_db.db,
-                hasher,
-                None,
-                owner.org_id,
-                NewMember {
-                    email,
-                    password: &password,
-                    role,
-                },
-                t0(),
-            )
-            .await
-            .unwrap()
-        }
-    };
-    let admin = add("admin@acme.test", Role::Admin).await;
-    let member = add("member@acme.test", Role::Member).await;
+    let admin = add_member(
+        test_db,
+        hasher,
+        owner.org_id,
+        "admin@acme.test",
+        Role::Admin,
+    )
+    .await;
+    let member = add_member(
+        test_db,
+        hasher,
+        owner.org_id,
+        "member@acme.test",
+        Role::Member,
+    )
+    .await;
     let (_, stranger) = accounts::create_organization(
         &test_db.db,
         hasher,
         "Globex",
         "owner@globex.test",
-        &password,
+        &Password::new("correct horse battery"),
         t0(),
     )
     .await

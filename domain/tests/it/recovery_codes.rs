@@ -3,18 +3,18 @@
 
 use chrono::Duration;
 use domain::{
-    accounts::{self, Member, NewMember, Role},
+    accounts::{Member, Role},
     audit::{self, Source},
     authz::Authz,
     backup_codes::{self, BackupCodeError, BackupCodeHasher, CodeEntry},
     hashing::PasswordHasher,
     org_policy::{self, CodesMode, OrgPolicy},
     recovery_codes::{self, RecoveryError, RecoveryState},
-    secrets::{Password, SecretKey},
+    secrets::SecretKey,
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{owner_with_mfa, t0};
+use crate::mfa::{add_member, owner_with_mfa, t0};
 
 struct Org {
     owner: Member,
@@ -25,33 +25,10 @@ struct Org {
 
 async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -> Org {
     let (owner, _) = owner_with_mfa(test_db, hasher, key).await;
-    let password = Password::new("correct horse battery");
-    let mut added = Vec::new();
-    for (email, role) in [
-        ("admin@acme.test", Role::Admin),
-        ("admin2@acme.test", Role::Admin),
-        ("member@acme.test", Role::Member),
-    ] {
-        added.push(
-            accounts::create_member(
-                &test_db.db,
-                hasher,
-                None,
-                owner.org_id,
-                NewMember {
-                    email,
-                    password: &password,
-                    role,
-                },
-                t0(),
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    let member = added.pop().unwrap();
-    let other_admin = added.pop().unwrap();
-    let admin = added.pop().unwrap();
+    let add = |email, role| add_member(test_db, hasher, owner.org_id, email, role);
+    let admin = add("admin@acme.test", Role::Admin).await;
+    let other_admin = add("admin2@acme.test", Role::Admin).await;
+    let member = add("member@acme.test", Role::Member).await;
     Org {
         owner,
         admin,
