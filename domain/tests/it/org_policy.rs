@@ -345,6 +345,8 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::RemoveAccount(Role::Admin),
         Action::IssueRecoveryCode(Role::Member),
         Action::IssueRecoveryCode(Role::Owner),
+        Action::ManageMember(Role::Member),
+        Action::ManageMember(Role::Admin),
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;
