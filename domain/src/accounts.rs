@@ -300,6 +300,7 @@ pub async fn create_organization(
     .insert(&txn)
     .await
     .map_err(email_taken)?;
+    crate::audit::start_chain(&txn, org.id).await?;
     let owner = insert_member(&txn, org.id, &email, password_hash, Role::Owner, now).await?;
     txn.commit().await?;
     Ok((org.into(), owner))

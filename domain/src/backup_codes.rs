@@ -586,7 +586,11 @@ struct Failure<'a> {
 }
 
 impl Failure<'_> {
-    async fn record(&self, db: &impl ConnectionTrait, reason: &'static str) -> Result<(), DbErr> {
+    async fn record(
+        &self,
+        db: &(impl ConnectionTrait + TransactionTrait),
+        reason: &'static str,
+    ) -> Result<(), DbErr> {
         let (member, now) = (self.member, self.now);
         audit::record(
             db,

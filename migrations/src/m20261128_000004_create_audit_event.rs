@@ -1,6 +1,11 @@
 //! The audit log: one row per security event, written in the same transaction as the change
 //! it records. Rows name their actor and target by id and by email at the time, so that they
 //! still read correctly after a member is removed.
+//!
+//! Each organization's events form a hash chain: event `seq` carries the SHA-256 of its own
+//! content and of the event before it, so altering, deleting or reordering any row shows.
+//! `audit_chain_head` holds each chain's last link; appending takes its row lock, so appends
+//! to one organization's chain happen one at a time.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -29,22 +34,42 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(AuditEvent::UserAgent, 256))
                     // A JSON object; never a secret.
                     .col(text(AuditEvent::Details))
+                    // 1, 2, 3, … per organization: the event's place in its chain.
+                    .col(big_integer(AuditEvent::Seq))
+                    // Hex SHA-256 of the previous event (64 zeros for the first).
+                    .col(string_len(AuditEvent::PrevHash, 64))
+                    // Hex SHA-256 of this event's content and `prev_hash`.
+                    .col(string_len(AuditEvent::Hash, 64))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
                 Index::create()
-                    .name("ix_audit_event_org")
+                    .name("ux_audit_event_org_seq")
                     .table(AuditEvent::Table)
                     .col(AuditEvent::OrgId)
-                    .col(AuditEvent::Id)
+                    .col(AuditEvent::Seq)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditChainHead::Table)
+                    .col(integer(AuditChainHead::OrgId).primary_key())
+                    .col(big_integer(AuditChainHead::Seq))
+                    .col(string_len(AuditChainHead::Hash, 64))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuditChainHead::Table).to_owned())
+            .await?;
         manager
             .drop_table(Table::drop().table(AuditEvent::Table).to_owned())
             .await
@@ -66,4 +91,15 @@ pub enum AuditEvent {
     SourceIp,
     UserAgent,
     Details,
+    Seq,
+    PrevHash,
+    Hash,
+}
+
+#[derive(DeriveIden)]
+pub enum AuditChainHead {
+    Table,
+    OrgId,
+    Seq,
+    Hash,
 }

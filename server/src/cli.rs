@@ -1,4 +1,5 @@
-//! Command-line tools for the operator: bootstrap an organization and add members.
+//! Command-line tools for the operator: bootstrap an organization, add members, and check or
+//! export an organization's audit log.
 //!
 //! Passwords are read from standard input (prompted without echo on a terminal), never
 //! from the command line, where other users could see them in the process list.
@@ -66,6 +67,75 @@ pub async fn create_user(
         org.name
     );
     Ok(())
+}
+
+/// `lifeline audit verify`: walks the organization's chain; an error when it is broken.
+pub async fn audit_verify(config: &Config, org: &str) -> Result<(), String> {
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let state = domain::audit::verify(&db, org.id)
+        .await
+        .map_err(|e| format!("reading the audit log: {e}"))?;
+    match state.broken {
+        None => {
+            println!(
+                "The audit log of “{}” is intact: {} events, each linked to the one before.",
+                org.name, state.events
+            );
+            Ok(())
+        }
+        Some(broken) => Err(format!(
+            "the audit log of “{}” is broken: {broken} ({} events verify before it)",
+            org.name, state.events
+        )),
+    }
+}
+
+/// `lifeline audit export`: the organization's events on standard output, streamed.
+pub async fn audit_export(
+    config: &Config,
+    org: &str,
+    format: &str,
+    since: Option<&str>,
+) -> Result<(), String> {
+    use std::io::Write;
+
+    let csv = match format.trim() {
+        "jsonl" => false,
+        "csv" => true,
+        _ => return Err("--format: use jsonl or csv".into()),
+    };
+    let since = since
+        .map(|day| {
+            chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d")
+                .ok()
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|start| start.and_utc())
+                .ok_or_else(|| format!("--since: {day:?} is not a day like 2026-01-01"))
+        })
+        .transpose()?;
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if csv {
+        writeln!(out, "{}", domain::audit::CSV_HEADER).map_err(|e| e.to_string())?;
+    }
+    domain::audit::for_each_event(&db, org.id, since, |event| {
+        let line = if csv {
+            domain::audit::csv_line(&event)
+        } else {
+            serde_json::to_string(&event).map_err(std::io::Error::other)?
+        };
+        writeln!(out, "{line}")
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
 }
 
 async fn open(config: &Config) -> Result<db::DatabaseConnection, String> {

@@ -56,6 +56,34 @@ enum Command {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Check or export an organization's tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first altered, deleted or reordered event; exits
+    /// non-zero when the chain is broken.
+    Verify {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+    },
+    /// Write the events to standard output, oldest first, streamed in constant memory.
+    Export {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// `jsonl` (one JSON object per line) or `csv`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only events on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -79,6 +107,12 @@ async fn main() -> ExitCode {
         Command::CreateUser { org, email, role } => {
             cli::create_user(&config, &org, &email, &role).await
         }
+        Command::Audit {
+            command: AuditCommand::Verify { org },
+        } => cli::audit_verify(&config, &org).await,
+        Command::Audit {
+            command: AuditCommand::Export { org, format, since },
+        } => cli::audit_export(&config, &org, &format, since.as_deref()).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

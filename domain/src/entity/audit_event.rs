@@ -18,6 +18,9 @@ pub struct Model {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub details: String,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

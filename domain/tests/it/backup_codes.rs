@@ -252,6 +252,9 @@ async fn fifty_concurrent_redemptions_of_one_code_succeed_exactly_once() {
                 .count(),
             1
         );
+        // Fifty appends at once left one unbroken chain.
+        let chain = audit::verify(&test_db.db, member.org_id).await.unwrap();
+        assert_eq!(chain.broken, None, "{:?}", test_db.backend);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::harness::{Server, lifeline};
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `lifeline ARGS` with `stdin` on standard input; returns (success, stdout, stderr).
-async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+pub async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
     let workdir = tempfile::tempdir().unwrap();
     let mut child = lifeline(workdir.path())
         .env("DATABASE_URL", database_url)

@@ -1,0 +1,205 @@
+//! The audit chain on every backend: an untouched chain verifies; altering, deleting,
+//! swapping or cutting off any event is named; exports read back as they were written.
+
+use domain::{
+    accounts::Member,
+    audit::{self, ChainBreak, Event, Outcome, Source},
+    hashing::PasswordHasher,
+    secrets::SecretKey,
+    testing::{TestDatabase, migrated_databases},
+};
+
+use crate::mfa::{owner_with_mfa, t0};
+
+/// An owner and `count` events in their organization's chain (plus those set-up wrote).
+async fn chain(test_db: &TestDatabase, count: usize) -> Member {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let (owner, _) = owner_with_mfa(test_db, &hasher, &SecretKey::generate()).await;
+    for i in 0..count {
+        audit::record(
+            &test_db.db,
+            owner.org_id,
+            Event {
+                action: "test.event",
+                actor: Some(&owner),
+                target: None,
+                outcome: Outcome::Success,
+                details: serde_json::json!({ "n": i, "note": "a, \"quoted\"\nline" }),
+            },
+            &Source {
+                ip: Some("192.0.2.1".into()),
+                user_agent: Some("agent, with \"quotes\"".into()),
+            },
+            t0() + chrono::Duration::microseconds(i as i64 * 1_234_567),
+        )
+        .await
+        .unwrap();
+    }
+    owner
+}
+
+async fn events(test_db: &TestDatabase, owner: &Member) -> Vec<audit::Recorded> {
+    let mut all = audit::latest(&test_db.db, owner.org_id, 10_000)
+        .await
+        .unwrap();
+    all.reverse();
+    all
+}
+
+#[tokio::test]
+async fn an_untouched_chain_verifies_and_links_each_event_to_the_one_before() {
+    for test_db in migrated_databases().await {
+        let owner = chain(&test_db, 5).await;
+        let all = events(&test_db, &owner).await;
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[0].prev_hash, audit::GENESIS);
+        for pair in all.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].hash);
+            assert_eq!(pair[1].seq, pair[0].seq + 1);
+        }
+        let state = audit::verify(&test_db.db, owner.org_id).await.unwrap();
+        assert_eq!(
+            (state.events, state.broken),
+            (5, None),
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn altering_deleting_swapping_or_cutting_off_any_event_is_named() {
+    for test_db in migrated_databases().await {
+        let owner = chain(&test_db, 6).await;
+        let all = events(&test_db, &owner).await;
+        let org = owner.org_id;
+        let ids: Vec<i32> = all.iter().map(|e| e.id).collect();
+        let check = |expected: ChainBreak| {
+            let db = &test_db.db;
+            async move {
+                let state = audit::verify(db, org).await.unwrap();
+                assert_eq!(state.broken, Some(expected), "{:?}", test_db.backend);
+            }
+        };
+
+        // Altered: one field of event #3.
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET outcome = 'failure' WHERE id = {}",
+                ids[2]
+            ))
+            .await;
+        check(ChainBreak::Altered { seq: 3, id: ids[2] }).await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET outcome = 'success' WHERE id = {}",
+                ids[2]
+            ))
+            .await;
+        assert_eq!(audit::verify(&test_db.db, org).await.unwrap().broken, None);
+
+        // Swapped: events #2 and #4 trade places.
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = -1 WHERE id = {}",
+                ids[1]
+            ))
+            .await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = 2 WHERE id = {}",
+                ids[3]
+            ))
+            .await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = 4 WHERE id = {}",
+                ids[1]
+            ))
+            .await;
+        check(ChainBreak::Altered { seq: 2, id: ids[3] }).await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = -1 WHERE id = {}",
+                ids[1]
+            ))
+            .await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = 4 WHERE id = {}",
+                ids[3]
+            ))
+            .await;
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET seq = 2 WHERE id = {}",
+                ids[1]
+            ))
+            .await;
+        assert_eq!(audit::verify(&test_db.db, org).await.unwrap().broken, None);
+
+        // Deleted: event #5.
+        test_db
+            .execute(&format!("DELETE FROM audit_event WHERE id = {}", ids[4]))
+            .await;
+        check(ChainBreak::Missing { seq: 5 }).await;
+
+        // Cut off: the last two events.
+        test_db
+            .execute(&format!(
+                "DELETE FROM audit_event WHERE id IN ({}, {})",
+                ids[4], ids[5]
+            ))
+            .await;
+        check(ChainBreak::Truncated {
+            last_seq: 4,
+            head_seq: 6,
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn exports_read_back_as_written_and_csv_escapes_what_it_must() {
+    for test_db in migrated_databases().await {
+        let owner = chain(&test_db, 3).await;
+        let all = events(&test_db, &owner).await;
+
+        let mut lines = Vec::new();
+        audit::for_each_event(&test_db.db, owner.org_id, None, |event| {
+            lines.push(serde_json::to_string(&event).unwrap());
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .unwrap();
+        let parsed: Vec<audit::Recorded> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(parsed, all, "{:?}", test_db.backend);
+
+        // From a date on: the later events only.
+        let mut later = 0;
+        audit::for_each_event(
+            &test_db.db,
+            owner.org_id,
+            Some(t0() + chrono::Duration::seconds(1)),
+            |_| {
+                later += 1;
+                Ok::<_, std::convert::Infallible>(())
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(later, 2);
+
+        let line = audit::csv_line(&all[0]);
+        assert!(line.contains(",\"agent, with \"\"quotes\"\"\","), "{line}");
+        assert!(line.contains("\\n"), "details stay one JSON text: {line}");
+        assert_eq!(
+            audit::CSV_HEADER.split(',').count(),
+            11,
+            "one column per field"
+        );
+    }
+}
