@@ -56,9 +56,16 @@ async fn main() {
     let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
     let now = Utc::now();
     let first = mfa::code_at(&enrolment.setup_key, now).unwrap();
-    mfa::confirm_enrolment(db, &key, owner.id, &first, now)
-        .await
-        .unwrap();
+    mfa::confirm_enrolment(
+        db,
+        &key,
+        owner.id,
+        &first,
+        &domain::audit::Source::default(),
+        now,
+    )
+    .await
+    .unwrap();
     let owner = accounts::member(db, owner.id).await.unwrap().unwrap();
     let phc = hasher.hash(&password).await.unwrap();
 

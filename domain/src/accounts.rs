@@ -9,6 +9,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    audit::{self, Event, Outcome, Source},
     authz::{Action, Authz, AuthzError, PolicyError},
     entity::{organization, user_account},
     hashing::{HashError, PasswordHasher},
@@ -300,8 +301,22 @@ pub async fn create_organization(
     .insert(&txn)
     .await
     .map_err(email_taken)?;
-    crate::audit::start_chain(&txn, org.id).await?;
+    audit::start_chain(&txn, org.id).await?;
     let owner = insert_member(&txn, org.id, &email, password_hash, Role::Owner, now).await?;
+    audit::record(
+        &txn,
+        org.id,
+        Event {
+            action: "organization.created",
+            actor: None,
+            target: Some(&owner),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "name": org.name, "slug": org.slug }),
+        },
+        &Source::default(),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok((org.into(), owner))
 }
@@ -314,12 +329,13 @@ pub struct NewMember<'a> {
     pub role: Role,
 }
 
-/// Adds a member to an organization. `by` is the admin doing it with the gate that must let
-/// them through, or `None` for the command line run by the operator of the installation.
+/// Adds a member to an organization. `by` is the admin doing it (with the gate that must let
+/// them through and where the request came from), or `None` for the command line run by the
+/// operator of the installation.
 pub async fn create_member(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
-    by: Option<(&Authz, &Member)>,
+    by: Option<(&Authz, &Member, &Source)>,
     org_id: i32,
     new: NewMember<'_>,
     now: DateTime<Utc>,
@@ -329,7 +345,7 @@ pub async fn create_member(
         password,
         role,
     } = new;
-    if let Some((authz, actor)) = by {
+    if let Some((authz, actor, _)) = by {
         authz
             .require(actor, org_id, Action::AddAccount(role))
             .await?;
@@ -344,7 +360,31 @@ pub async fn create_member(
         return Err(AccountError::UnknownOrganization(org_id.to_string()));
     }
     let password_hash = hasher.hash(password).await?;
-    insert_member(db, org_id, &email, password_hash, role, now).await
+    let txn = db.begin().await?;
+    let member = insert_member(&txn, org_id, &email, password_hash, role, now).await?;
+    let (actor, source) = match by {
+        Some((_, actor, source)) => (Some(actor), source.clone()),
+        None => (None, Source::default()),
+    };
+    audit::record(
+        &txn,
+        org_id,
+        Event {
+            action: "member.added",
+            actor,
+            target: Some(&member),
+            outcome: Outcome::Success,
+            details: serde_json::json!({
+                "role": role.as_str(),
+                "by": if actor.is_some() { "admin" } else { "command line" },
+            }),
+        },
+        &source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(member)
 }
 
 async fn insert_member(
@@ -444,6 +484,8 @@ pub async fn remove_member(
     authz: &Authz,
     actor: &Member,
     member_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
     // Another organization's member reads as no member at all: ids do not leak across.
     let target = member(db, member_id)
@@ -456,19 +498,39 @@ pub async fn remove_member(
     authz
         .require(actor, target.org_id, Action::RemoveAccount(target.role))
         .await?;
+    let txn = db.begin().await?;
     user_account::Entity::delete_by_id(target.id)
-        .exec(db)
+        .exec(&txn)
         .await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        Event {
+            action: "member.removed",
+            actor: Some(actor),
+            target: Some(&target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "role": target.role.as_str() }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
     Ok(target)
 }
 
 /// Checks an email and password at sign-in. Unknown email and wrong password give the same
-/// answer (`None`) in the same time: both cost one argon2 verification.
+/// answer (`None`) in the same time: both cost one argon2 verification. A wrong password for
+/// an existing account is recorded in its organization's audit log after the answer, so
+/// that the write does not make known emails slower to refuse.
 pub async fn verify_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
     email: &Email,
     password: &Password,
+    source: &Source,
+    now: DateTime<Utc>,
 ) -> Result<Option<Member>, DbErr> {
     let row = user_account::Entity::find()
         .filter(user_account::Column::Email.eq(email.as_str()))
@@ -476,10 +538,50 @@ pub async fn verify_password(
         .await?;
     let stored = row.as_ref().map(|row| row.password_hash.as_str());
     if hasher.verify(password, stored).await {
-        row.map(Member::try_from).transpose()
-    } else {
-        Ok(None)
+        return row.map(Member::try_from).transpose();
     }
+    if let Some(member) = row.map(Member::try_from).transpose()? {
+        let (db, source) = (db.clone(), source.clone());
+        tokio::spawn(async move {
+            if let Err(error) =
+                record_sign_in(&db, &member, "password", Outcome::Failure, &source, now).await
+            {
+                tracing::warn!(%error, member = member.id, "recording a failed sign-in");
+            }
+        });
+    }
+    Ok(None)
+}
+
+/// Records a sign-in (`Outcome::Success`) or a failed second factor (`Outcome::Failure`),
+/// with the method: `password`, `password+totp`, `password+backup_code`,
+/// `password+recovery_code`, or the factor that failed.
+pub async fn record_sign_in(
+    db: &DatabaseConnection,
+    member: &Member,
+    method: &str,
+    outcome: Outcome,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    audit::record(
+        db,
+        member.org_id,
+        Event {
+            action: if outcome == Outcome::Success {
+                "sign_in.succeeded"
+            } else {
+                "sign_in.failed"
+            },
+            actor: Some(member),
+            target: Some(member),
+            outcome,
+            details: serde_json::json!({ "method": method }),
+        },
+        source,
+        now,
+    )
+    .await
 }
 
 /// Checks the password of a signed-in member (before disabling MFA, for example).

@@ -15,7 +15,8 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
 use crate::{
-    accounts::{self, FieldError},
+    accounts::{self, FieldError, Member},
+    audit::{self, Event, Outcome, Source},
     backup_codes,
     entity::user_account,
     hashing::PasswordHasher,
@@ -188,6 +189,7 @@ pub async fn confirm_enrolment(
     key: &SecretKey,
     member_id: i32,
     code: &str,
+    source: &Source,
     now: DateTime<Utc>,
 ) -> Result<(), MfaError> {
     let code = parse_code(code)?;
@@ -199,6 +201,7 @@ pub async fn confirm_enrolment(
         return Err(MfaError::NotEnrolling);
     };
     let step = matching_step(key, &row, sealed, &code, now)?.ok_or(MfaError::WrongCode)?;
+    let txn = db.begin().await?;
     let updated = user_account::Entity::update_many()
         .col_expr(user_account::Column::TotpEnabledAt, Expr::value(now))
         .col_expr(user_account::Column::TotpLastStep, Expr::value(step))
@@ -206,11 +209,27 @@ pub async fn confirm_enrolment(
         .filter(user_account::Column::Id.eq(member_id))
         .filter(user_account::Column::TotpEnabledAt.is_null())
         .filter(user_account::Column::TotpSecret.eq(sealed.to_vec()))
-        .exec(db)
+        .exec(&txn)
         .await?;
     if updated.rows_affected != 1 {
         return Err(MfaError::NotEnrolling);
     }
+    let member = Member::try_from(row)?;
+    audit::record(
+        &txn,
+        member.org_id,
+        Event {
+            action: "mfa.enabled",
+            actor: Some(&member),
+            target: Some(&member),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "method": "totp" }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -257,6 +276,7 @@ pub async fn disable(
     hasher: &PasswordHasher,
     member_id: i32,
     password: &Password,
+    source: &Source,
     now: DateTime<Utc>,
 ) -> Result<(), MfaError> {
     let row = account(db, member_id).await?;
@@ -283,7 +303,23 @@ pub async fn disable(
         .filter(user_account::Column::Id.eq(member_id))
         .exec(&txn)
         .await?;
-    backup_codes::end_set_in_force(&txn, member_id, backup_codes::ENDED_MFA_OFF, now).await?;
+    let codes_ended =
+        backup_codes::end_set_in_force(&txn, member_id, backup_codes::ENDED_MFA_OFF, now).await?;
+    let member = Member::try_from(row)?;
+    audit::record(
+        &txn,
+        member.org_id,
+        Event {
+            action: "mfa.disabled",
+            actor: Some(&member),
+            target: Some(&member),
+            outcome: Outcome::Success,
+            details: serde_json::json!({ "backup_codes_ended": codes_ended }),
+        },
+        source,
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -84,6 +84,7 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
             &state.secret_key,
             member.id,
             &code,
+            &crate::auth::request_source(),
             chrono::Utc::now(),
         )
         .await?;
@@ -113,6 +114,7 @@ pub async fn disable_totp(password: String) -> Result<(), AppError> {
             &state.hasher,
             member.id,
             &password,
+            &crate::auth::request_source(),
             chrono::Utc::now(),
         )
         .await?;

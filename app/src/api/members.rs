@@ -169,7 +169,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
         let member = domain::accounts::create_member(
             &state.db,
             &state.hasher,
-            Some((&state.authz, &viewer)),
+            Some((&state.authz, &viewer, &crate::auth::request_source())),
             viewer.org_id,
             new,
             chrono::Utc::now(),
@@ -190,8 +190,15 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
             member: viewer,
             ..
         } = crate::auth::signed_in_beyond_mfa_settings().await?;
-        let removed =
-            domain::accounts::remove_member(&state.db, &state.authz, &viewer, member_id).await?;
+        let removed = domain::accounts::remove_member(
+            &state.db,
+            &state.authz,
+            &viewer,
+            member_id,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await?;
         tracing::info!(actor = viewer.id, member = removed.id, "member removed");
         Ok(())
     })

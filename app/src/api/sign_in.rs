@@ -51,14 +51,32 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
         }
         let email = domain::accounts::Email::parse(&email)?;
         let password = domain::secrets::Password::new(password);
-        let member = domain::accounts::verify_password(&state.db, &state.hasher, &email, &password)
-            .await?
-            .ok_or(AppError::SignInFailed)?;
+        let source = crate::auth::request_source();
+        let now = chrono::Utc::now();
+        let member = domain::accounts::verify_password(
+            &state.db,
+            &state.hasher,
+            &email,
+            &password,
+            &source,
+            now,
+        )
+        .await?
+        .ok_or(AppError::SignInFailed)?;
         if member.mfa_enabled {
             crate::auth::await_second_factor(&session, &member).await?;
             leptos_axum::redirect("/sign-in/verify");
         } else {
             crate::auth::complete_sign_in(&session, &member).await?;
+            domain::accounts::record_sign_in(
+                &state.db,
+                &member,
+                "password",
+                domain::audit::Outcome::Success,
+                &source,
+                now,
+            )
+            .await?;
             tracing::info!(member = member.id, "signed in with a password");
             // An admin reset this member's MFA: setting it up again comes first.
             leptos_axum::redirect(if member.mfa_setup_required {
@@ -90,7 +108,19 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             chrono::Utc::now(),
         )
         .await;
+        let source = crate::auth::request_source();
         if let Err(error) = verified {
+            if matches!(error, domain::mfa::MfaError::WrongCode) {
+                domain::accounts::record_sign_in(
+                    &state.db,
+                    &member,
+                    "totp",
+                    domain::audit::Outcome::Failure,
+                    &source,
+                    chrono::Utc::now(),
+                )
+                .await?;
+            }
             let error = AppError::from(error);
             // A wrong code (not a malformed one) uses up one of the attempts.
             if error.for_field("code").is_some() && domain::mfa::parse_code(&code).is_ok() {
@@ -100,6 +130,15 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             return Err(error);
         }
         crate::auth::complete_sign_in(&session, &member).await?;
+        domain::accounts::record_sign_in(
+            &state.db,
+            &member,
+            "password+totp",
+            domain::audit::Outcome::Success,
+            &source,
+            chrono::Utc::now(),
+        )
+        .await?;
         tracing::info!(member = member.id, "signed in with a password and TOTP");
         leptos_axum::redirect("/account");
         Ok(())
@@ -151,6 +190,20 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             }
         };
         crate::auth::complete_sign_in(&session, &member).await?;
+        domain::accounts::record_sign_in(
+            &state.db,
+            &member,
+            // Slot 0: the recovery code an admin issued.
+            if redeemed.slot == 0 {
+                "password+recovery_code"
+            } else {
+                "password+backup_code"
+            },
+            domain::audit::Outcome::Success,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
+        )
+        .await?;
         if policy.restrict_after_backup_sign_in {
             crate::auth::set_only_mfa_settings(&session, true).await?;
         }

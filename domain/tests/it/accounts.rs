@@ -40,9 +40,16 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
         assert!(!owner.mfa_enabled);
 
         let email = Email::parse("OWNER@acme.test").unwrap();
-        let signed_in = accounts::verify_password(db, &hasher, &email, &password())
-            .await
-            .unwrap();
+        let signed_in = accounts::verify_password(
+            db,
+            &hasher,
+            &email,
+            &password(),
+            &domain::audit::Source::default(),
+            now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             signed_in.map(|m| m.id),
             Some(owner.id),
@@ -50,17 +57,30 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
             test_db.backend
         );
 
-        let wrong =
-            accounts::verify_password(db, &hasher, &email, &Password::new("wrong password"))
-                .await
-                .unwrap();
+        let wrong = accounts::verify_password(
+            db,
+            &hasher,
+            &email,
+            &Password::new("wrong password"),
+            &domain::audit::Source::default(),
+            now(),
+        )
+        .await
+        .unwrap();
         assert!(wrong.is_none());
         let unknown = Email::parse("nobody@acme.test").unwrap();
         assert!(
-            accounts::verify_password(db, &hasher, &unknown, &password())
-                .await
-                .unwrap()
-                .is_none()
+            accounts::verify_password(
+                db,
+                &hasher,
+                &unknown,
+                &password(),
+                &domain::audit::Source::default(),
+                now()
+            )
+            .await
+            .unwrap()
+            .is_none()
         );
         assert_eq!(
             accounts::organization_by_slug(db, "ACME-corp")
@@ -197,7 +217,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let admin = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &owner)),
+            Some((&authz, &owner, &domain::audit::Source::default())),
             org.id,
             NewMember {
                 email: "admin@acme.test",
@@ -211,7 +231,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let member = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &admin)),
+            Some((&authz, &admin, &domain::audit::Source::default())),
             org.id,
             NewMember {
                 email: "m@acme.test",
@@ -225,7 +245,7 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let refused = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &admin)),
+            Some((&authz, &admin, &domain::audit::Source::default())),
             org.id,
             NewMember {
                 email: "a2@acme.test",
@@ -237,15 +257,39 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         assert!(matches!(
-            accounts::remove_member(db, &authz, &admin, owner.id).await,
+            accounts::remove_member(
+                db,
+                &authz,
+                &admin,
+                owner.id,
+                &domain::audit::Source::default(),
+                now()
+            )
+            .await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
-            accounts::remove_member(db, &authz, &owner, owner.id).await,
+            accounts::remove_member(
+                db,
+                &authz,
+                &owner,
+                owner.id,
+                &domain::audit::Source::default(),
+                now()
+            )
+            .await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
-            accounts::remove_member(db, &authz, &member, admin.id).await,
+            accounts::remove_member(
+                db,
+                &authz,
+                &member,
+                admin.id,
+                &domain::audit::Source::default(),
+                now()
+            )
+            .await,
             Err(AccountError::NotAllowed)
         ));
 
@@ -255,14 +299,22 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
                 .await
                 .unwrap();
         assert!(matches!(
-            accounts::remove_member(db, &authz, &other_owner, member.id).await,
+            accounts::remove_member(
+                db,
+                &authz,
+                &other_owner,
+                member.id,
+                &domain::audit::Source::default(),
+                now()
+            )
+            .await,
             Err(AccountError::UnknownMember)
         ));
         assert!(matches!(
             accounts::create_member(
                 db,
                 &hasher,
-                Some((&authz, &other_owner)),
+                Some((&authz, &other_owner, &domain::audit::Source::default())),
                 org.id,
                 NewMember {
                     email: "x@acme.test",
@@ -276,9 +328,16 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         ));
         assert_ne!(other_org.id, org.id);
 
-        accounts::remove_member(db, &authz, &admin, member.id)
-            .await
-            .unwrap();
+        accounts::remove_member(
+            db,
+            &authz,
+            &admin,
+            member.id,
+            &domain::audit::Source::default(),
+            now(),
+        )
+        .await
+        .unwrap();
         let left: Vec<_> = accounts::list_members(db, org.id)
             .await
             .unwrap()

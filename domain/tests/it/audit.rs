@@ -51,7 +51,9 @@ async fn an_untouched_chain_verifies_and_links_each_event_to_the_one_before() {
     for test_db in migrated_databases().await {
         let owner = chain(&test_db, 5).await;
         let all = events(&test_db, &owner).await;
-        assert_eq!(all.len(), 5);
+        // The organization's creation and the owner turning MFA on come first.
+        assert_eq!(all.len(), 7);
+        assert_eq!(all[0].action, "organization.created");
         assert_eq!(all[0].prev_hash, audit::GENESIS);
         for pair in all.windows(2) {
             assert_eq!(pair[1].prev_hash, pair[0].hash);
@@ -60,7 +62,7 @@ async fn an_untouched_chain_verifies_and_links_each_event_to_the_one_before() {
         let state = audit::verify(&test_db.db, owner.org_id).await.unwrap();
         assert_eq!(
             (state.events, state.broken),
-            (5, None),
+            (7, None),
             "{:?}",
             test_db.backend
         );
@@ -138,24 +140,24 @@ async fn altering_deleting_swapping_or_cutting_off_any_event_is_named() {
             .await;
         assert_eq!(audit::verify(&test_db.db, org).await.unwrap().broken, None);
 
+        // Cut off: the last two events.
+        test_db
+            .execute(&format!(
+                "DELETE FROM audit_event WHERE id IN ({}, {})",
+                ids[6], ids[7]
+            ))
+            .await;
+        check(ChainBreak::Truncated {
+            last_seq: 6,
+            head_seq: 8,
+        })
+        .await;
+
         // Deleted: event #5.
         test_db
             .execute(&format!("DELETE FROM audit_event WHERE id = {}", ids[4]))
             .await;
         check(ChainBreak::Missing { seq: 5 }).await;
-
-        // Cut off: the last two events.
-        test_db
-            .execute(&format!(
-                "DELETE FROM audit_event WHERE id IN ({}, {})",
-                ids[4], ids[5]
-            ))
-            .await;
-        check(ChainBreak::Truncated {
-            last_seq: 4,
-            head_seq: 6,
-        })
-        .await;
     }
 }
 
@@ -193,7 +195,7 @@ async fn exports_read_back_as_written_and_csv_escapes_what_it_must() {
         .unwrap();
         assert_eq!(later, 2);
 
-        let line = audit::csv_line(&all[0]);
+        let line = audit::csv_line(&all[all.len() - 1]);
         assert!(line.contains(",\"agent, with \"\"quotes\"\"\","), "{line}");
         assert!(line.contains("\\n"), "details stay one JSON text: {line}");
         assert_eq!(
@@ -201,5 +203,99 @@ async fn exports_read_back_as_written_and_csv_escapes_what_it_must() {
             11,
             "one column per field"
         );
+    }
+}
+
+#[tokio::test]
+async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
+    use domain::{
+        accounts::{self, Email, Role},
+        mfa,
+        secrets::Password,
+    };
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let actions = || async {
+            events(&test_db, &owner)
+                .await
+                .into_iter()
+                .map(|e| (e.action, e.target))
+                .collect::<Vec<_>>()
+        };
+        let owner_email = Some("owner@acme.test".to_owned());
+        assert_eq!(
+            actions().await,
+            [
+                ("organization.created".to_owned(), owner_email.clone()),
+                ("mfa.enabled".to_owned(), owner_email.clone()),
+            ]
+        );
+
+        let member =
+            crate::mfa::add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member)
+                .await;
+        accounts::remove_member(
+            db,
+            &domain::authz::Authz::baseline().await.unwrap(),
+            &owner,
+            member.id,
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        // A wrong password for a known account is recorded (after the answer); an unknown
+        // email has no organization to record it in.
+        let email = Email::parse("owner@acme.test").unwrap();
+        assert!(
+            accounts::verify_password(
+                db,
+                &hasher,
+                &email,
+                &Password::new("wrong one"),
+                &Source::default(),
+                t0()
+            )
+            .await
+            .unwrap()
+            .is_none()
+        );
+        mfa::disable(
+            db,
+            &hasher,
+            owner.id,
+            &Password::new("correct horse battery"),
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        let mut recorded = actions().await;
+        for _ in 0..50 {
+            if recorded.iter().any(|(a, _)| a == "sign_in.failed") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            recorded = actions().await;
+        }
+        let names: Vec<&str> = recorded.iter().map(|(a, _)| a.as_str()).collect();
+        for expected in [
+            "member.added",
+            "member.removed",
+            "mfa.disabled",
+            "sign_in.failed",
+        ] {
+            assert_eq!(
+                names.iter().filter(|n| **n == expected).count(),
+                1,
+                "{expected} in {names:?}"
+            );
+        }
+        let state = audit::verify(db, owner.org_id).await.unwrap();
+        assert_eq!(state.broken, None);
+        assert_eq!(state.events, 6);
     }
 }

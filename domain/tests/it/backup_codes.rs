@@ -422,6 +422,7 @@ async fn codes_need_mfa_and_end_when_mfa_is_turned_off() {
             &f.hasher,
             owner.id,
             &Password::new("correct horse battery"),
+            &domain::audit::Source::default(),
             t0(),
         )
         .await

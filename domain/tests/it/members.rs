@@ -209,9 +209,16 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         assert_eq!(page.rows[0].codes_remaining, None);
         let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
         let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-        mfa::confirm_enrolment(db, &key, owner.id, &code, t0())
-            .await
-            .unwrap();
+        mfa::confirm_enrolment(
+            db,
+            &key,
+            owner.id,
+            &code,
+            &domain::audit::Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
         assert!(
             !accounts::member(db, owner.id)
                 .await

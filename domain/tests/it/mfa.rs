@@ -63,9 +63,16 @@ pub async fn owner_with_mfa(
         .await
         .unwrap();
     let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-    mfa::confirm_enrolment(&test_db.db, key, owner.id, &code, t0())
-        .await
-        .unwrap();
+    mfa::confirm_enrolment(
+        &test_db.db,
+        key,
+        owner.id,
+        &code,
+        &domain::audit::Source::default(),
+        t0(),
+    )
+    .await
+    .unwrap();
     (owner, enrolment.setup_key)
 }
 
@@ -92,14 +99,29 @@ async fn enrolment_is_confirmed_with_a_current_code_and_the_secret_is_stored_sea
                 .unwrap()
                 .mfa_enabled
         );
-        let wrong = mfa::confirm_enrolment(db, &key, owner.id, "000000", t0()).await;
+        let wrong = mfa::confirm_enrolment(
+            db,
+            &key,
+            owner.id,
+            "000000",
+            &domain::audit::Source::default(),
+            t0(),
+        )
+        .await;
         let right_code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
         if right_code != "000000" {
             assert!(matches!(wrong, Err(MfaError::WrongCode)));
         }
-        mfa::confirm_enrolment(db, &key, owner.id, &right_code, t0())
-            .await
-            .unwrap();
+        mfa::confirm_enrolment(
+            db,
+            &key,
+            owner.id,
+            &right_code,
+            &domain::audit::Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
         assert!(
             accounts::member(db, owner.id)
                 .await
@@ -249,6 +271,7 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
                 &hasher,
                 owner.id,
                 &Password::new("not my password"),
+                &domain::audit::Source::default(),
                 t0()
             )
             .await,
@@ -267,6 +290,7 @@ async fn disabling_requires_the_password_and_clears_the_secret() {
             &hasher,
             owner.id,
             &Password::new("correct horse battery"),
+            &domain::audit::Source::default(),
             t0(),
         )
         .await

@@ -601,9 +601,16 @@ async fn five_wrong_codes_send_the_member_back_to_the_password() {
         .unwrap();
     let now = chrono::Utc::now();
     let first = domain::mfa::code_at(&enrolment.setup_key, now).unwrap();
-    domain::mfa::confirm_enrolment(&database.db, &key, 1, &first, now)
-        .await
-        .unwrap();
+    domain::mfa::confirm_enrolment(
+        &database.db,
+        &key,
+        1,
+        &first,
+        &domain::audit::Source::default(),
+        now,
+    )
+    .await
+    .unwrap();
 
     let server = Server::start_with(&[
         ("DATABASE_URL", &database.url),

@@ -35,7 +35,8 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
         let (ok, stdout, stderr) =
             cli(&database.url, &["audit", "verify", "--org", "acme"], "").await;
         assert!(ok, "{stderr}");
-        assert!(stdout.contains("is intact: 3 events"), "{stdout}");
+        // Creating the organization was the first event.
+        assert!(stdout.contains("is intact: 4 events"), "{stdout}");
 
         let (ok, jsonl, stderr) = cli(
             &database.url,
@@ -57,8 +58,9 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        assert_eq!(events.len(), 3);
-        assert_eq!(events[2]["seq"], 3);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0]["action"], "organization.created");
+        assert_eq!(events[3]["seq"], 4);
         let (ok, csv, _) = cli(
             &database.url,
             &["audit", "export", "--org", "acme", "--format", "csv"],
@@ -67,7 +69,7 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
         .await;
         assert!(ok);
         assert!(csv.starts_with(domain::audit::CSV_HEADER));
-        assert_eq!(csv.lines().count(), 4);
+        assert_eq!(csv.lines().count(), 5);
 
         // Bad arguments: one line, non-zero.
         for args in [

@@ -25,9 +25,16 @@ async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<Strin
     let now = chrono::Utc::now();
     let enrolment = mfa::begin_enrolment(&database.db, key, 1).await.unwrap();
     let code = mfa::code_at(&enrolment.setup_key, now).unwrap();
-    mfa::confirm_enrolment(&database.db, key, 1, &code, now)
-        .await
-        .unwrap();
+    mfa::confirm_enrolment(
+        &database.db,
+        key,
+        1,
+        &code,
+        &domain::audit::Source::default(),
+        now,
+    )
+    .await
+    .unwrap();
     let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
     backup_codes::generate(
         &database.db,
