@@ -22,9 +22,9 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    AccountPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound, PolicyPage,
-    RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword,
-    SignInVerify,
+    AccountPage, AuditPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound,
+    PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp,
+    SignInPassword, SignInVerify,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -85,6 +85,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer no-print">

@@ -292,6 +292,192 @@ pub async fn verify(db: &impl ConnectionTrait, org_id: i32) -> Result<ChainState
     })
 }
 
+/// Which events an auditor is looking at. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    /// On or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+    /// Part of the actor's email address.
+    pub actor: Option<String>,
+    /// An action, or the start of one (`backup_code.` matches every backup-code event).
+    pub action: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub outcome: Option<String>,
+}
+
+impl Filter {
+    /// Reads a filter as typed in the audit page's form: days as `YYYY-MM-DD` (UTC, "to"
+    /// inclusive), the rest as text. Blank fields match everything.
+    pub fn from_form(
+        from: Option<&str>,
+        to: Option<&str>,
+        actor: Option<&str>,
+        action: Option<&str>,
+        outcome: Option<&str>,
+    ) -> Result<Self, crate::accounts::FieldError> {
+        let text = |value: Option<&str>, field: &str| {
+            let value = value.map(str::trim).filter(|v| !v.is_empty());
+            match value {
+                Some(v) if v.chars().count() > 254 => Err(crate::accounts::FieldError::new(
+                    field,
+                    "Use at most 254 characters.",
+                )),
+                other => Ok(other.map(str::to_owned)),
+            }
+        };
+        let day = |value: Option<&str>, field: &str, next: bool| {
+            let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .and_then(|date| if next { date.succ_opt() } else { Some(date) })
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|start| Some(start.and_utc()))
+                .ok_or_else(|| {
+                    crate::accounts::FieldError::new(field, "Enter a day like 2026-01-31.")
+                })
+        };
+        let outcome = text(outcome, "outcome")?;
+        if outcome
+            .as_deref()
+            .is_some_and(|o| !["success", "failure", "denied"].contains(&o))
+        {
+            return Err(crate::accounts::FieldError::new(
+                "outcome",
+                "Choose success, failure or denied.",
+            ));
+        }
+        Ok(Self {
+            from: day(from, "from", false)?,
+            to: day(to, "to", true)?,
+            actor: text(actor, "actor")?,
+            action: text(action, "action")?,
+            outcome,
+        })
+    }
+
+    fn apply(
+        &self,
+        query: sea_orm::Select<audit_event::Entity>,
+    ) -> sea_orm::Select<audit_event::Entity> {
+        let mut query = query;
+        if let Some(from) = self.from {
+            query = query.filter(audit_event::Column::At.gte(from));
+        }
+        if let Some(to) = self.to {
+            query = query.filter(audit_event::Column::At.lt(to));
+        }
+        if let Some(actor) = self.actor.as_deref().filter(|a| !a.is_empty()) {
+            query = query.filter(audit_event::Column::Actor.contains(actor.to_lowercase()));
+        }
+        if let Some(action) = self.action.as_deref().filter(|a| !a.is_empty()) {
+            query = query.filter(audit_event::Column::Action.starts_with(action));
+        }
+        if let Some(outcome) = self.outcome.as_deref().filter(|o| !o.is_empty()) {
+            query = query.filter(audit_event::Column::Outcome.eq(outcome));
+        }
+        query
+    }
+}
+
+/// One page of the organization's events matching `filter`, newest first, before the event
+/// `before_seq` (keyset pagination on the chain's own index); and where the next page starts.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    filter: &Filter,
+    before_seq: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<Recorded>, Option<i64>), DbErr> {
+    let mut query = filter
+        .apply(audit_event::Entity::find())
+        .filter(audit_event::Column::OrgId.eq(org_id))
+        .order_by_desc(audit_event::Column::Seq)
+        .limit(limit + 1);
+    if let Some(before) = before_seq {
+        query = query.filter(audit_event::Column::Seq.lt(before));
+    }
+    let mut rows = query.all(db).await?;
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        rows.last().map(|row| row.seq)
+    } else {
+        None
+    };
+    Ok((
+        rows.into_iter().map(recorded).collect::<Result<_, _>>()?,
+        next,
+    ))
+}
+
+/// The organization's events matching `filter` after the event `after_seq`, oldest first,
+/// at most `limit` of them: one chunk of an export.
+pub async fn export_chunk(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    filter: &Filter,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<Recorded>, DbErr> {
+    filter
+        .apply(audit_event::Entity::find())
+        .filter(audit_event::Column::OrgId.eq(org_id))
+        .filter(audit_event::Column::Seq.gt(after_seq))
+        .order_by_asc(audit_event::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(recorded)
+        .collect()
+}
+
+/// What an owner or admin reads of their organization's log: one [`page`] of it, after
+/// the gate's word.
+pub async fn page_seen_by(
+    db: &impl ConnectionTrait,
+    authz: &crate::authz::Authz,
+    viewer: &Member,
+    filter: &Filter,
+    before_seq: Option<i64>,
+    limit: u64,
+) -> Result<(Vec<Recorded>, Option<i64>), crate::accounts::AccountError> {
+    authz
+        .require(viewer, viewer.org_id, crate::authz::Action::ViewAudit)
+        .await?;
+    Ok(page(db, viewer.org_id, filter, before_seq, limit).await?)
+}
+
+/// One chunk of an owner's or admin's export of their organization's log, after the gate's
+/// word (asked for every chunk, so a long download stops when the right is withdrawn).
+pub async fn export_chunk_seen_by(
+    db: &impl ConnectionTrait,
+    authz: &crate::authz::Authz,
+    viewer: &Member,
+    filter: &Filter,
+    after_seq: i64,
+) -> Result<Vec<Recorded>, crate::accounts::AccountError> {
+    authz
+        .require(viewer, viewer.org_id, crate::authz::Action::ViewAudit)
+        .await?;
+    Ok(export_chunk(db, viewer.org_id, filter, after_seq, PAGE).await?)
+}
+
+/// The state of the viewer's organization's chain, for the audit page.
+pub async fn chain_seen_by(
+    db: &impl ConnectionTrait,
+    authz: &crate::authz::Authz,
+    viewer: &Member,
+) -> Result<ChainState, crate::accounts::AccountError> {
+    authz
+        .require(viewer, viewer.org_id, crate::authz::Action::ViewAudit)
+        .await?;
+    Ok(verify(db, viewer.org_id).await?)
+}
+
 /// The organization's events from `since` on, oldest first, handed to `sink` a page at a
 /// time (constant memory, for exports of any size).
 pub async fn for_each_event<E>(
@@ -300,21 +486,19 @@ pub async fn for_each_event<E>(
     since: Option<DateTime<Utc>>,
     mut sink: impl FnMut(Recorded) -> Result<(), E>,
 ) -> Result<(), ExportError<E>> {
+    let filter = Filter {
+        from: since,
+        ..Filter::default()
+    };
     let mut after_seq = 0;
     loop {
-        let mut query = audit_event::Entity::find()
-            .filter(audit_event::Column::OrgId.eq(org_id))
-            .filter(audit_event::Column::Seq.gt(after_seq))
-            .order_by_asc(audit_event::Column::Seq)
-            .limit(PAGE);
-        if let Some(since) = since {
-            query = query.filter(audit_event::Column::At.gte(since));
-        }
-        let rows = query.all(db).await.map_err(ExportError::Database)?;
-        let last_page = (rows.len() as u64) < PAGE;
-        for row in rows {
-            after_seq = row.seq;
-            sink(recorded(row).map_err(ExportError::Database)?).map_err(ExportError::Sink)?;
+        let events = export_chunk(db, org_id, &filter, after_seq, PAGE)
+            .await
+            .map_err(ExportError::Database)?;
+        let last_page = (events.len() as u64) < PAGE;
+        for event in events {
+            after_seq = event.seq;
+            sink(event).map_err(ExportError::Sink)?;
         }
         if last_page {
             return Ok(());

@@ -57,6 +57,8 @@ pub enum Action {
     IssueRecoveryCode(Role),
     /// Revoke the codes of, reset the MFA of, or change the role of a member with this role.
     ManageMember(Role),
+    /// Read and export the organization's audit log.
+    ViewAudit,
 }
 
 impl Action {
@@ -73,6 +75,7 @@ impl Action {
             Self::ManagePolicy => ("policy".to_owned(), "manage"),
             Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
             Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
+            Self::ViewAudit => ("audit".to_owned(), "view"),
         }
     }
 }
@@ -358,6 +361,7 @@ mod tests {
             ManageMember(Member),
             ManageMember(Admin),
             ManageMember(Owner),
+            ViewAudit,
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
@@ -376,6 +380,7 @@ mod tests {
                     ManagePolicy,
                     IssueRecoveryCode(Member),
                     ManageMember(Member),
+                    ViewAudit,
                 ],
             ),
             (Member, &own_codes),

@@ -4,6 +4,7 @@
 //! Each has a fixed endpoint under `/api/` so that forms post to stable addresses.
 
 pub mod account;
+pub mod audit;
 pub mod backup_codes;
 pub mod members;
 pub mod policy;

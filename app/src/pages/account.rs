@@ -56,6 +56,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/policy">"Backup-code policy"</a>
                             " · "
                             <a href="/admin/recovery">"Recovery codes"</a>
+                            " · "
+                            <a href="/admin/audit">"Audit log"</a>
                         </p>
                     }
                 })}

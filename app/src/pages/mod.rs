@@ -1,6 +1,7 @@
 //! The routed pages.
 
 mod account;
+mod audit;
 mod backup_codes;
 mod home;
 mod members;
@@ -10,6 +11,7 @@ mod recovery;
 mod sign_in;
 
 pub use account::{AccountPage, MfaSetupPage};
+pub use audit::AuditPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use home::HomePage;
 pub use members::MembersPage;

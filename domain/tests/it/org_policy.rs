@@ -320,7 +320,9 @@ fn expected(
             exception.unwrap_or(mode != CodesMode::NotAllowed)
         }
         Action::ViewBackupCodes => true,
-        Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers => manages,
+        Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers | Action::ViewAudit => {
+            manages
+        }
         Action::AddAccount(target)
         | Action::RemoveAccount(target)
         | Action::IssueRecoveryCode(target)
@@ -347,6 +349,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::IssueRecoveryCode(Role::Owner),
         Action::ManageMember(Role::Member),
         Action::ManageMember(Role::Admin),
+        Action::ViewAudit,
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;

@@ -92,3 +92,82 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
         assert!(stderr.contains("was altered"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn the_export_download_is_for_owners_and_admins_and_refuses_bad_filters() {
+    use reqwest::{Client, StatusCode, header};
+
+    use crate::{accounts::sign_in, harness::Server};
+
+    let database = domain::testing::TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let (ok, _, stderr) = cli(
+        &database.url,
+        &[
+            "create-user",
+            "--org",
+            "acme",
+            "--email",
+            "m@acme.test",
+            "--role",
+            "member",
+        ],
+        &format!("{}\n", crate::accounts::PASSWORD),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let server = Server::start(&database.url).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let owner = sign_in(&client, &server, "owner@acme.test").await;
+    let member = sign_in(&client, &server, "m@acme.test").await;
+    let get = |session: Option<String>, query: &'static str| {
+        let mut request = client.get(server.url(&format!("/admin/audit/export?{query}")));
+        if let Some(id) = session {
+            request = request.header(header::COOKIE, format!("lifeline_session={id}"));
+        }
+        request.send()
+    };
+
+    let csv = get(Some(owner.clone()), "format=csv&action=member.")
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(
+        csv.headers().get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], domain::audit::CSV_HEADER);
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].contains(",member.added,m@acme.test,"), "{text}");
+
+    let jsonl = get(Some(owner.clone()), "format=jsonl").await.unwrap();
+    assert_eq!(jsonl.status(), StatusCode::OK);
+    let count = jsonl.text().await.unwrap().lines().count();
+    assert!(count >= 2, "every event so far: {count}");
+
+    for (session, query, status) in [
+        (None, "format=csv", StatusCode::UNAUTHORIZED),
+        (Some(member.clone()), "format=csv", StatusCode::FORBIDDEN),
+        (Some(owner.clone()), "format=xml", StatusCode::BAD_REQUEST),
+        (
+            Some(owner.clone()),
+            "from=yesterday",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Some(owner.clone()),
+            "outcome=maybe",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let response = get(session, query).await.unwrap();
+        assert_eq!(response.status(), status, "{query}");
+        let body = response.text().await.unwrap();
+        assert!(!body.to_lowercase().contains("sql"), "{body}");
+    }
+}
