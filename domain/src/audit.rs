@@ -435,6 +435,51 @@ pub async fn export_chunk(
         .collect()
 }
 
+/// The latest security events about `member` (as actor or as target), newest first: what
+/// they see of their own history.
+pub async fn own_history(
+    db: &impl ConnectionTrait,
+    member: &Member,
+    limit: u64,
+) -> Result<Vec<Recorded>, DbErr> {
+    audit_event::Entity::find()
+        .filter(audit_event::Column::OrgId.eq(member.org_id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(audit_event::Column::ActorId.eq(member.id))
+                .add(audit_event::Column::TargetId.eq(member.id)),
+        )
+        .order_by_desc(audit_event::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(recorded)
+        .collect()
+}
+
+/// An action in words, for people reading their history.
+pub fn describe(action: &str, outcome: &str) -> String {
+    let words = match action {
+        "backup_codes.generated" => "Backup codes generated",
+        "backup_codes.replaced" => "New backup codes generated (the old ones stopped working)",
+        "backup_codes.revoked" => "Backup codes revoked by an administrator",
+        "backup_code.redeemed" => "Signed in with a backup code",
+        "backup_code.refused" => "A backup code was refused",
+        "backup_code.locked" => "Backup-code sign-in locked after wrong codes",
+        "recovery_code.used" => "Signed in with a recovery code from an administrator",
+        "mfa.enabled" => "Multi-factor authentication turned on",
+        "mfa.disabled" => "Multi-factor authentication turned off",
+        "mfa.reset" => "Multi-factor authentication reset by an administrator",
+        "sign_in.succeeded" => "Signed in",
+        "sign_in.failed" => "A sign-in failed",
+        "member.added" => "Account created",
+        "member.role_changed" => "Role changed",
+        other => return format!("{other} ({outcome})"),
+    };
+    words.to_owned()
+}
+
 /// What an owner or admin reads of their organization's log: one [`page`] of it, after
 /// the gate's word.
 pub async fn page_seen_by(

@@ -780,6 +780,105 @@ pub async fn explain(
     Ok((member, decision))
 }
 
+/// The policy in force with everything that decides with it, as a document an auditor can
+/// keep and compare between two dates: the settings, the exceptions, and the Casbin rules
+/// the gate applies in this organization (the baseline's and the organization's own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyExport {
+    pub organization: String,
+    pub slug: String,
+    pub exported_at: DateTime<Utc>,
+    pub version: i32,
+    pub saved_by: Option<String>,
+    pub saved_at: Option<DateTime<Utc>>,
+    pub settings: OrgPolicy,
+    pub exceptions: Vec<Exception>,
+    /// Each as `p, subject, domain, object, action, effect`, baseline first, then sorted.
+    pub rules: Vec<String>,
+}
+
+/// [`PolicyExport`] of the organization `org_id`, for the operator's command line.
+pub async fn export(
+    db: &DatabaseConnection,
+    org_id: i32,
+    now: DateTime<Utc>,
+) -> Result<PolicyExport, PolicyChangeError> {
+    let organization =
+        crate::accounts::organization(db, org_id)
+            .await
+            .map_err(|error| match error {
+                crate::accounts::AccountError::Database(cause) => {
+                    PolicyChangeError::Database(cause)
+                }
+                other => PolicyChangeError::Database(DbErr::Custom(other.to_string())),
+            })?;
+    let current = current(db, org_id).await?;
+    let mut exceptions = Vec::new();
+    for row in policy_exception::Entity::find()
+        .filter(policy_exception::Column::OrgId.eq(org_id))
+        .order_by_asc(policy_exception::Column::Id)
+        .all(db)
+        .await?
+    {
+        let email = user_account::Entity::find_by_id(row.user_id)
+            .one(db)
+            .await?
+            .map(|m| m.email)
+            .unwrap_or_default();
+        exceptions.push(Exception {
+            id: row.id,
+            member_id: row.user_id,
+            email,
+            allowed: row.effect == "allow",
+            reason: row.reason,
+            created_by: row.created_by,
+            created_at: row.created_at,
+        });
+    }
+    let baseline = crate::authz::BASELINE_POLICY
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("p,"))
+        .map(str::to_owned);
+    let mut own: Vec<String> = casbin_rule::Entity::find()
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}, {}, {}, {}, {}, {}",
+                r.ptype, r.v0, r.v1, r.v2, r.v3, r.v4
+            )
+        })
+        .collect();
+    own.sort();
+    Ok(PolicyExport {
+        organization: organization.name,
+        slug: organization.slug,
+        exported_at: now,
+        version: current.version,
+        saved_by: current.saved_by,
+        saved_at: current.saved_at,
+        settings: current.policy,
+        exceptions,
+        rules: baseline.chain(own).collect(),
+    })
+}
+
+/// [`export`] for an owner or admin of the organization.
+pub async fn export_seen_by(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    now: DateTime<Utc>,
+) -> Result<PolicyExport, PolicyChangeError> {
+    authz
+        .require(viewer, viewer.org_id, Action::ViewPolicy)
+        .await?;
+    export(db, viewer.org_id, now).await
+}
+
 /// A member's backup codes under their organization's policy, as their account page shows
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

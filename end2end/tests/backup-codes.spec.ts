@@ -165,6 +165,10 @@ for (const javascript of [true, false]) {
       await page.goto('/account');
       await expect(page.locator('#recovery .codes-status')).toHaveText('9 of 10 codes left.');
       await expect(page.locator('#recovery .codes-last-used')).toHaveText(/UTC$/);
+      // The member's own history says when a code was used, and from where.
+      await expect(page.locator('#recovery .own-history li').first()).toContainText('Signed in');
+      await expect(page.locator('#recovery .own-history')).toContainText('Signed in with a backup code');
+      await expect(page.locator('#recovery .own-history')).toContainText('from 127.0.0.1');
 
       // The same code again: refused, with the one answer for wrong and used codes.
       await signOut(page);

@@ -138,6 +138,20 @@ pub async fn audit_export(
     out.flush().map_err(|e| e.to_string())
 }
 
+/// `lifeline policy export`: the policy in force, its exceptions and rules, as JSON.
+pub async fn policy_export(config: &Config, org: &str) -> Result<(), String> {
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let export = domain::org_policy::export(&db, org.id, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&export).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(())
+}
+
 async fn open(config: &Config) -> Result<db::DatabaseConnection, String> {
     let connection = db::connect(&config.database_url)
         .await

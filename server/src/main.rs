@@ -61,6 +61,21 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Export an organization's backup-code policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Write the policy in force, its exceptions and the Casbin rules it produces, as JSON.
+    Export {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +128,9 @@ async fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Export { org, format, since },
         } => cli::audit_export(&config, &org, &format, since.as_deref()).await,
+        Command::Policy {
+            command: PolicyCommand::Export { org },
+        } => cli::policy_export(&config, &org).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
             post(post_to_page::<app::api::recovery::RevealForm>),
         )
         .route("/admin/audit/export", get(export_audit))
+        .route("/admin/policy/export", get(export_policy))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
@@ -339,6 +340,60 @@ async fn export_audit(
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "export"))
+}
+
+/// `GET /admin/policy/export`: the policy in force with its exceptions and Casbin rules, as a
+/// JSON download, for owners and admins.
+async fn export_policy(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+) -> Response {
+    use axum::http::header;
+
+    let member = match app::auth::current_member(&state, &session).await {
+        Ok(Some(member)) => member,
+        Ok(None) => {
+            return (StatusCode::UNAUTHORIZED, "Please sign in to continue.").into_response();
+        }
+        Err(error) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+        }
+    };
+    let now = chrono::Utc::now();
+    match domain::org_policy::export_seen_by(&state.db, &state.authz, &member, now).await {
+        Ok(export) => {
+            let name = format!(
+                "lifeline-policy-{}-v{}-{}.json",
+                export.slug,
+                export.version,
+                now.format("%Y-%m-%d")
+            );
+            let body = serde_json::to_string_pretty(&export).unwrap_or_default();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                    (header::CACHE_CONTROL, "no-store".to_owned()),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(domain::org_policy::PolicyChangeError::NotAllowed) => {
+            (StatusCode::FORBIDDEN, "You are not allowed to do that.").into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "policy export");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Liveness: the process is up and serving HTTP.

@@ -24,6 +24,17 @@ pub struct RecoveryStatus {
     /// After a sign-in with a backup code, only MFA settings are open until new codes are
     /// generated or the authenticator is set up again.
     pub only_mfa_settings: bool,
+    /// The member's latest security events, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One of the member's own security events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub what: String,
+    /// Where the request came from, when known.
+    pub from: Option<String>,
 }
 
 /// How the member's set in force stands.
@@ -91,6 +102,15 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
             only_mfa_settings: crate::auth::only_mfa_settings(&session).await?,
+            history: domain::audit::own_history(&state.db, &member, 10)
+                .await?
+                .into_iter()
+                .map(|event| HistoryEntry {
+                    at: crate::api::readable_time(event.at),
+                    what: domain::audit::describe(&event.action, &event.outcome),
+                    from: event.source.ip,
+                })
+                .collect(),
         })
     })
     .await

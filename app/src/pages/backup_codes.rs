@@ -72,6 +72,7 @@ pub fn RecoveryModes() -> impl IntoView {
                                         })}
                                     <CodeSetSummary codes=status.codes />
                                     <GenerateButton needs_password=status.needs_password error=None />
+                                    <OwnHistory history=status.history />
                                 }
                                     .into_any()
                             }
@@ -218,6 +219,31 @@ fn CodeSetSummary(codes: Option<CodeSetStatus>) -> impl IntoView {
         </dl>
     }
         .into_any()
+}
+
+/// The member's recent security events: codes generated, a code used and when, from where.
+#[component]
+fn OwnHistory(history: Vec<crate::api::backup_codes::HistoryEntry>) -> impl IntoView {
+    (!history.is_empty()).then(|| {
+        view! {
+            <h4>"Recent security events"</h4>
+            <ul class="history own-history">
+                {history
+                    .into_iter()
+                    .map(|entry| {
+                        view! {
+                            <li>
+                                <span class="muted">{entry.at}</span>
+                                " · "
+                                {entry.what}
+                                {entry.from.map(|ip| format!(" · from {ip}"))}
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+    })
 }
 
 /// The "Generate New Codes" button: a plain form posting to the codes page, with the

@@ -429,6 +429,11 @@ fn HistorySection(overview: PolicyOverview) -> impl IntoView {
     view! {
         <section class="panel" id="history">
             <h2>"Versions"</h2>
+            <p>
+                <a href="/admin/policy/export" rel="external" download>
+                    "Download the policy in force with its rules (JSON)"
+                </a>
+            </p>
             {if overview.history.is_empty() {
                 view! { <p>"No version saved yet: the defaults are in force."</p> }.into_any()
             } else {

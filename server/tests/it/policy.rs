@@ -184,3 +184,66 @@ async fn bad_settings_stale_versions_and_outsiders_are_refused_and_nothing_is_wr
     assert_eq!(response.status().as_u16(), 403);
     assert!(!server.log().iter().any(|line| line.contains("panicked")));
 }
+
+#[tokio::test]
+async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() {
+    let database = TestDatabase::sqlite().await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    create_member(&database.url, "member@acme.test").await;
+    let owner_member = domain::accounts::member(&database.db, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let authz = domain::authz::Authz::load(&database.db).await.unwrap();
+    org_policy::save(
+        &database.db,
+        &authz,
+        &owner_member,
+        0,
+        &org_policy::OrgPolicy {
+            codes: org_policy::CodesMode::NotAllowed,
+            ..Default::default()
+        },
+        &domain::audit::Source::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+
+    let (ok, stdout, stderr) =
+        crate::accounts::cli(&database.url, &["policy", "export", "--org", "acme"], "").await;
+    assert!(ok, "{stderr}");
+    let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(export["version"], 1);
+    assert_eq!(export["settings"]["codes"], "NotAllowed");
+    let rules: Vec<&str> = export["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"p, member, *, backup_codes, redeem, allow"));
+    assert!(rules.contains(&"p, member, org:1, backup_codes, redeem, deny"));
+
+    let server = Server::start(&database.url).await;
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let owner = sign_in(&client, &server, "owner@acme.test").await;
+    let member = sign_in(&client, &server, "member@acme.test").await;
+    let get = |session: &str| {
+        client
+            .get(server.url("/admin/policy/export"))
+            .header(
+                reqwest::header::COOKIE,
+                format!("lifeline_session={session}"),
+            )
+            .send()
+    };
+    let download = get(&owner).await.unwrap();
+    assert_eq!(download.status().as_u16(), 200);
+    let from_page: serde_json::Value = download.json().await.unwrap();
+    assert_eq!(from_page["rules"], export["rules"]);
+    assert_eq!(get(&member).await.unwrap().status().as_u16(), 403);
+}
