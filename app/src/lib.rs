@@ -22,8 +22,8 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    AccountPage, AuditPage, BackupCodesPage, HomePage, MembersPage, MfaSetupPage, NotFound,
-    PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp,
+    AccountPage, AuditPage, BackupCodesPage, CompliancePage, HomePage, MembersPage, MfaSetupPage,
+    NotFound, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp,
     SignInPassword, SignInVerify,
 };
 
@@ -86,6 +86,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer no-print">

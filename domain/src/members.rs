@@ -37,6 +37,8 @@ pub struct MemberStatus {
     pub set_generated_at: Option<DateTime<Utc>>,
     pub last_code_used_at: Option<DateTime<Utc>>,
     pub set_expired: bool,
+    /// At or below the organization's low-codes threshold.
+    pub codes_low: bool,
     /// Meets the organization's policy (always, unless codes are "Required").
     pub compliant: bool,
     /// An exception for this member: codes allowed (true) or not (false).
@@ -158,6 +160,7 @@ pub async fn page(
                 .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
                 .await?;
         statuses.push(MemberStatus {
+            codes_low: codes_remaining.is_some_and(|n| n <= u32::from(rules.low_codes_threshold)),
             codes_remaining,
             set_generated_at,
             last_code_used_at: set.and_then(|(id, _, _)| last_used.get(id).copied().flatten()),
@@ -318,4 +321,89 @@ pub async fn change_role(
     .await?;
     txn.commit().await?;
     Ok(Member { role, ..target })
+}
+
+/// Where an organization stands against its backup-code policy, for a compliance report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceReport {
+    pub policy: CodesMode,
+    /// Every member, with their standing (the report's numbers count these).
+    pub members: Vec<MemberStatus>,
+    /// Redemptions and refused codes per day, oldest first, over the last 30 days.
+    pub days: Vec<DailyCodes>,
+}
+
+/// One day of backup-code use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCodes {
+    pub day: chrono::NaiveDate,
+    pub redeemed: u32,
+    pub refused: u32,
+}
+
+/// Days the report's chart covers.
+pub const REPORT_DAYS: i64 = 30;
+
+/// The organization's compliance report, for owners and admins.
+pub async fn compliance(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    now: DateTime<Utc>,
+) -> Result<ComplianceReport, AccountError> {
+    authz
+        .require(viewer, viewer.org_id, Action::ViewAudit)
+        .await?;
+    let mut members = Vec::new();
+    let mut after = None;
+    loop {
+        let page = page(db, authz, viewer, "", after, now).await?;
+        members.extend(page.rows);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let start = (now - chrono::Duration::days(REPORT_DAYS - 1)).date_naive();
+    let since = start
+        .and_hms_opt(0, 0, 0)
+        .map(|midnight| midnight.and_utc())
+        .unwrap_or(now);
+    let events: Vec<(DateTime<Utc>, String)> = crate::entity::audit_event::Entity::find()
+        .select_only()
+        .column(crate::entity::audit_event::Column::At)
+        .column(crate::entity::audit_event::Column::Action)
+        .filter(crate::entity::audit_event::Column::OrgId.eq(viewer.org_id))
+        .filter(crate::entity::audit_event::Column::At.gte(since))
+        .filter(
+            crate::entity::audit_event::Column::Action
+                .is_in(["backup_code.redeemed", "backup_code.refused"]),
+        )
+        .into_tuple()
+        .all(db)
+        .await?;
+    let days = (0..REPORT_DAYS)
+        .filter_map(|offset| start.checked_add_days(chrono::Days::new(offset as u64)))
+        .map(|day| {
+            let on_day = |action: &str| {
+                u32::try_from(
+                    events
+                        .iter()
+                        .filter(|(at, a)| at.date_naive() == day && a == action)
+                        .count(),
+                )
+                .unwrap_or(u32::MAX)
+            };
+            DailyCodes {
+                day,
+                redeemed: on_day("backup_code.redeemed"),
+                refused: on_day("backup_code.refused"),
+            }
+        })
+        .collect();
+    Ok(ComplianceReport {
+        policy: org_policy::current(db, viewer.org_id).await?.policy.codes,
+        members,
+        days,
+    })
 }

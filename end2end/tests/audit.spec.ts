@@ -52,4 +52,14 @@ test('an owner filters the log to one member’s redemptions and downloads the C
   // The slot, never the code.
   expect(lines[1]).not.toContain(code.replace(/ /g, ''));
   expect(lines[1]).not.toContain(code);
+
+  // The compliance report counts who stands where, links each number to its members, and
+  // charts the redemption.
+  await page.goto('/admin/compliance');
+  await expect(page.locator('.count-total')).toHaveText('2');
+  await expect(page.locator('.count-with-mfa')).toHaveText('1');
+  await expect(page.locator('.count-holding-codes')).toHaveText('1');
+  await page.locator('.count-holding-codes').click();
+  await expect(page.locator('#holding-codes')).toContainText(member);
+  await expect(page.getByRole('img', { name: 'Backup codes in the last 30 days: 1 used, 0 refused' })).toBeVisible();
 });

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod audit;
 pub mod backup_codes;
+pub mod compliance;
 pub mod members;
 pub mod policy;
 pub mod recovery;

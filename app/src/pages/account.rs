@@ -58,6 +58,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/recovery">"Recovery codes"</a>
                             " · "
                             <a href="/admin/audit">"Audit log"</a>
+                            " · "
+                            <a href="/admin/compliance">"Compliance report"</a>
                         </p>
                     }
                 })}

@@ -3,6 +3,7 @@
 mod account;
 mod audit;
 mod backup_codes;
+mod compliance;
 mod home;
 mod members;
 mod not_found;
@@ -13,6 +14,7 @@ mod sign_in;
 pub use account::{AccountPage, MfaSetupPage};
 pub use audit::AuditPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
+pub use compliance::CompliancePage;
 pub use home::HomePage;
 pub use members::MembersPage;
 pub use not_found::NotFound;

@@ -1,0 +1,139 @@
+//! `/admin/compliance`: the compliance report. Each number links to the members behind it;
+//! a chart shows code redemptions and refused codes per day over the last 30 days.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use crate::{
+    api::compliance::{ComplianceView, Day, get_compliance_report},
+    error::AppError,
+    forms::percent_encode,
+};
+
+/// `/admin/compliance`.
+#[component]
+pub fn CompliancePage() -> impl IntoView {
+    let report = Resource::new(|| (), |()| get_compliance_report());
+    view! {
+        <Title text="Compliance report" />
+        <section class="panel wide">
+            <h1>"Compliance report"</h1>
+            <Suspense>
+                {move || {
+                    report
+                        .get()
+                        .map(|report| match report {
+                            Err(AppError::SignInRequired) => view! { <Redirect path="/sign-in" /> }.into_any(),
+                            Err(error) => view! { <p class="form-error">{error.to_string()}</p> }.into_any(),
+                            Ok(report) => view! { <Report report /> }.into_any(),
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn Report(report: ComplianceView) -> impl IntoView {
+    let csv = format!(
+        "data:text/csv;charset=utf-8,{}",
+        percent_encode(&report.csv)
+    );
+    view! {
+        <p class="muted">{format!("Backup codes: {}", report.policy)}</p>
+        <dl class="facts report-numbers">
+            <dt>"Members"</dt>
+            <dd class="count-total">{report.total}</dd>
+            {report
+                .categories
+                .iter()
+                .map(|c| {
+                    let href = format!("#{}", c.id);
+                    view! {
+                        <dt>{c.label.clone()}</dt>
+                        <dd>
+                            <a href=href class=format!("count-{}", c.id)>{c.members.len()}</a>
+                        </dd>
+                    }
+                })
+                .collect_view()}
+        </dl>
+        <p>
+            <a href=csv download="lifeline-compliance.csv">"Download as CSV"</a>
+        </p>
+        <h2>"Backup codes used and refused, last 30 days"</h2>
+        <Chart days=report.days />
+        {report
+            .categories
+            .into_iter()
+            .map(|c| {
+                view! {
+                    <section class="category" id=c.id>
+                        <h3>{format!("{} ({})", c.label, c.members.len())}</h3>
+                        {if c.members.is_empty() {
+                            view! { <p class="muted">"Nobody."</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul>{c.members.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+                            }
+                                .into_any()
+                        }}
+                    </section>
+                }
+            })
+            .collect_view()}
+    }
+}
+
+/// Two bars a day: redemptions (blue) and refused codes (orange), scaled to the busiest day.
+#[component]
+fn Chart(days: Vec<Day>) -> impl IntoView {
+    const WIDTH: usize = 600;
+    const HEIGHT: usize = 160;
+    let most = days
+        .iter()
+        .map(|d| d.redeemed.max(d.refused))
+        .max()
+        .unwrap_or(0)
+        .max(1) as usize;
+    let slot = WIDTH / days.len().max(1);
+    let bar = |value: u32| (value as usize * (HEIGHT - 20)) / most;
+    let summary = format!(
+        "Backup codes in the last {} days: {} used, {} refused",
+        days.len(),
+        days.iter().map(|d| d.redeemed).sum::<u32>(),
+        days.iter().map(|d| d.refused).sum::<u32>(),
+    );
+    let label = summary.clone();
+    view! {
+        <svg class="chart" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=label>
+            <title>{summary}</title>
+            {days
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let x = i * slot;
+                    let used = bar(d.redeemed);
+                    let refused = bar(d.refused);
+                    view! {
+                        <g>
+                            <title>{format!("{}: {} used, {} refused", d.day, d.redeemed, d.refused)}</title>
+                            <rect x=x.to_string() y=(HEIGHT - 20 - used).to_string() width=(slot / 2).to_string() height=used.to_string() class="bar-used" />
+                            <rect x=(x + slot / 2).to_string() y=(HEIGHT - 20 - refused).to_string() width=(slot / 2).to_string() height=refused.to_string() class="bar-refused" />
+                        </g>
+                    }
+                })
+                .collect_view()}
+            <line x1="0" y1=(HEIGHT - 20).to_string() x2=WIDTH.to_string() y2=(HEIGHT - 20).to_string() class="axis" />
+            <text x="0" y=(HEIGHT - 4).to_string() class="label">{days.first().map(|d| d.day.clone()).unwrap_or_default()}</text>
+            <text x=WIDTH.to_string() y=(HEIGHT - 4).to_string() class="label" text-anchor="end">{days.last().map(|d| d.day.clone()).unwrap_or_default()}</text>
+        </svg>
+        <p class="legend">
+            <span class="key used"></span>
+            " used "
+            <span class="key refused"></span>
+            " refused"
+        </p>
+    }
+}
