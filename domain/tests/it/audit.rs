@@ -299,3 +299,84 @@ async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
         assert_eq!(state.events, 6);
     }
 }
+
+#[tokio::test]
+async fn a_failed_transaction_leaves_neither_change_nor_event() {
+    use domain::accounts::{self, NewMember, Role};
+    use sea_orm::TransactionTrait;
+
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let owner = chain(&test_db, 2).await;
+        let before = events(&test_db, &owner).await;
+
+        // An event written in a transaction that is then abandoned is gone with it, and the
+        // chain's head did not move.
+        let txn = db.begin().await.unwrap();
+        audit::record(
+            &txn,
+            owner.org_id,
+            Event {
+                action: "test.rolled_back",
+                actor: Some(&owner),
+                target: None,
+                outcome: Outcome::Success,
+                details: serde_json::json!({}),
+            },
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        txn.rollback().await.unwrap();
+
+        // A change that fails (the email is taken) writes no event either.
+        let hasher = PasswordHasher::new(1).unwrap();
+        let taken = accounts::create_member(
+            db,
+            &hasher,
+            None,
+            owner.org_id,
+            NewMember {
+                email: "owner@acme.test",
+                password: &domain::secrets::Password::new("correct horse battery"),
+                role: Role::Member,
+            },
+            t0(),
+        )
+        .await;
+        assert!(taken.is_err());
+
+        assert_eq!(
+            events(&test_db, &owner).await,
+            before,
+            "{:?}",
+            test_db.backend
+        );
+        let state = audit::verify(db, owner.org_id).await.unwrap();
+        assert_eq!((state.events, state.broken), (before.len() as i64, None));
+        // The next event takes the next number.
+        chain_one_more(&test_db, &owner).await;
+        let after = events(&test_db, &owner).await;
+        assert_eq!(after.last().unwrap().seq, before.last().unwrap().seq + 1);
+        assert_eq!(audit::verify(db, owner.org_id).await.unwrap().broken, None);
+    }
+}
+
+async fn chain_one_more(test_db: &TestDatabase, owner: &Member) {
+    audit::record(
+        &test_db.db,
+        owner.org_id,
+        Event {
+            action: "test.event",
+            actor: Some(owner),
+            target: None,
+            outcome: Outcome::Success,
+            details: serde_json::json!({}),
+        },
+        &Source::default(),
+        t0(),
+    )
+    .await
+    .unwrap();
+}
