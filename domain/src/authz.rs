@@ -174,6 +174,17 @@ impl Authz {
         })
     }
 
+    /// This gate with its rules brought up to date once, for an operation that asks many
+    /// questions (a page of members): its decisions share one set of rules and read the
+    /// database no more.
+    pub async fn refreshed(&self) -> Result<Self, PolicyError> {
+        self.refresh().await?;
+        Ok(Self {
+            enforcer: Arc::clone(&self.enforcer),
+            rules: RuleSource::Fixed,
+        })
+    }
+
     /// Reloads the rules if the database's revision moved since they were loaded.
     async fn refresh(&self) -> Result<(), PolicyError> {
         let RuleSource::Database { db, loaded } = &self.rules else {
