@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -441,6 +441,17 @@ pub async fn organization(db: &DatabaseConnection, id: i32) -> Result<Organizati
 /// How many organizations exist (zero on a fresh installation).
 pub async fn organization_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
     organization::Entity::find().count(db).await
+}
+
+/// Every organization's id, oldest first (for work done across all of them).
+pub async fn organization_ids(db: &DatabaseConnection) -> Result<Vec<i32>, DbErr> {
+    organization::Entity::find()
+        .select_only()
+        .column(organization::Column::Id)
+        .order_by_asc(organization::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// The member with this id, if they still exist.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, RngCore, rngs::OsRng};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
     sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
@@ -285,6 +285,8 @@ pub async fn generate(
         by_slot[index] = digest?;
     }
 
+    // An expired set being replaced goes on the record as expired first.
+    record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
     let txn = db.begin().await?;
     let replaced = end_set_in_force(&txn, member.id, ENDED_REPLACED, now).await?;
     let set = backup_code_set::ActiveModel {
@@ -512,6 +514,9 @@ pub async fn redeem(
                 remaining: if expired { 0 } else { count_u32(remaining) },
             });
         }
+        if expired {
+            record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
+        }
         let reason = match (&in_force, matched) {
             (None, _) => "no_codes",
             (Some(_), Some(_)) if expired => "expired",
@@ -647,6 +652,80 @@ impl Failure<'_> {
         }
         Ok(())
     }
+}
+
+/// Records in the audit log, once per set, that sets in force in organization `org_id` have
+/// passed the organization's maximum set age (`backup_codes.expired`, by the system); only
+/// `member_id`'s set when given. Returns how many it recorded.
+///
+/// Whether a set works is decided from its age at each use; this only puts the moment it
+/// stopped working on the record. The conditional update on `expired_at` makes each expiry
+/// appear once however many instances notice it at the same moment.
+pub async fn record_expiries(
+    db: &DatabaseConnection,
+    org_id: i32,
+    member_id: Option<i32>,
+    policy: &CodePolicy,
+    now: DateTime<Utc>,
+) -> Result<u32, DbErr> {
+    if policy.max_set_age_days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now - chrono::Duration::days(policy.max_set_age_days.into());
+    let mut due = backup_code_set::Entity::find()
+        .find_also_related(user_account::Entity)
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .filter(backup_code_set::Column::ExpiredAt.is_null())
+        .filter(backup_code_set::Column::GeneratedAt.lte(cutoff));
+    if let Some(member_id) = member_id {
+        due = due.filter(backup_code_set::Column::UserId.eq(member_id));
+    }
+    let mut recorded = 0;
+    for (set, account) in due.all(db).await? {
+        let Some(account) = account else {
+            continue;
+        };
+        let member = Member::try_from(account)?;
+        let txn = db.begin().await?;
+        let noted = backup_code_set::Entity::update_many()
+            .col_expr(backup_code_set::Column::ExpiredAt, Expr::value(now))
+            .filter(backup_code_set::Column::Id.eq(set.id))
+            .filter(backup_code_set::Column::ExpiredAt.is_null())
+            .filter(backup_code_set::Column::EndedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if noted.rows_affected == 1 {
+            let unused = backup_code::Entity::find()
+                .filter(backup_code::Column::SetId.eq(set.id))
+                .filter(backup_code::Column::UsedAt.is_null())
+                .count(&txn)
+                .await?;
+            audit::record(
+                &txn,
+                org_id,
+                Event {
+                    action: "backup_codes.expired",
+                    actor: None,
+                    target: Some(&member),
+                    outcome: Outcome::Success,
+                    details: serde_json::json!({
+                        "set": set.id,
+                        "generated_at": set.generated_at,
+                        "expires_at": policy.expires_at(set.generated_at),
+                        "max_set_age_days": policy.max_set_age_days,
+                        "unused": unused,
+                    }),
+                },
+                &Source::default(),
+                now,
+            )
+            .await?;
+            recorded += 1;
+        }
+        txn.commit().await?;
+    }
+    Ok(recorded)
 }
 
 /// A successful sign-in with a code starts the count of wrong ones again.

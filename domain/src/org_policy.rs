@@ -385,6 +385,21 @@ impl From<AuthzError> for PolicyChangeError {
     }
 }
 
+/// Records every expiry of a code set that has passed its organization's maximum set age
+/// and is not on the record yet ([`crate::backup_codes::record_expiries`]), across all
+/// organizations; the server runs this periodically. Returns how many it recorded.
+pub async fn record_all_expiries(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<u32, DbErr> {
+    let mut recorded = 0;
+    for org_id in crate::accounts::organization_ids(db).await? {
+        let policy = current(db, org_id).await?.policy.code_policy();
+        recorded += crate::backup_codes::record_expiries(db, org_id, None, &policy, now).await?;
+    }
+    Ok(recorded)
+}
+
 /// The organization's policy in force (the default, version 0, until someone saves one).
 pub async fn current(db: &impl ConnectionTrait, org_id: i32) -> Result<PolicyVersion, DbErr> {
     match org_policy::Entity::find()

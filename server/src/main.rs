@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod expiry;
 mod keys;
 mod sessions;
 mod web;

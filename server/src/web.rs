@@ -82,6 +82,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
+    crate::expiry::spawn(db.clone());
     // The baseline from policies/ plus every organization's rules in the database.
     let authz = domain::authz::Authz::load(&db)
         .await

@@ -14,6 +14,8 @@ pub struct Model {
     pub salt: Vec<u8>,
     pub params: String,
     pub code_count: i32,
+    /// When the set's expiry was recorded in the audit log (`backup_codes.expired`).
+    pub expired_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

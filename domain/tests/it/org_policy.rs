@@ -281,11 +281,21 @@ async fn an_expired_set_stops_working_and_says_so() {
         )
         .await;
         assert!(matches!(refused, Err(BackupCodeError::Rejected)));
-        let event = audit::latest(db, org.owner.org_id, 1)
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(event.details["reason"], "expired");
+        // The expiry goes on the record once, by the system, before the refusal.
+        let events = audit::latest(db, org.owner.org_id, 2).await.unwrap();
+        assert_eq!(events[0].action, "backup_code.refused");
+        assert_eq!(events[0].details["reason"], "expired");
+        let expiry = &events[1];
+        assert_eq!(expiry.action, "backup_codes.expired");
+        assert_eq!(expiry.actor_id, None);
+        assert_eq!(expiry.target_id, Some(org.owner.id));
+        assert_eq!(expiry.details["unused"], 10);
+        assert_eq!(expiry.details["max_set_age_days"], 30);
+        assert_eq!(
+            org_policy::record_all_expiries(db, later).await.unwrap(),
+            0,
+            "an expiry on the record is not recorded again"
+        );
         // Within its age it works.
         backup_codes::redeem(
             db,
@@ -299,6 +309,62 @@ async fn an_expired_set_stops_working_and_says_so() {
         )
         .await
         .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_periodic_sweep_records_each_expiry_once_in_its_own_organization() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let policy = OrgPolicy {
+            max_set_age_days: 7,
+            ..OrgPolicy::default()
+        };
+        save(&test_db, &authz, &org.owner, policy).await.unwrap();
+        backup_codes::generate(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &policy.code_policy(),
+            &Source::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        let stranger_events = audit::latest(db, org.stranger.org_id, 100).await.unwrap();
+
+        // Not yet due.
+        let sweep = |at| org_policy::record_all_expiries(db, at);
+        assert_eq!(sweep(t0() + Duration::days(6)).await.unwrap(), 0);
+        assert_eq!(sweep(t0() + Duration::days(8)).await.unwrap(), 1);
+        assert_eq!(sweep(t0() + Duration::days(9)).await.unwrap(), 0);
+
+        let expiry = audit::latest(db, org.owner.org_id, 1)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(expiry.action, "backup_codes.expired");
+        assert_eq!(expiry.target_id, Some(org.owner.id));
+        assert_eq!(expiry.at, t0() + Duration::days(8));
+        assert_eq!(
+            expiry.details["expires_at"],
+            serde_json::json!(t0() + Duration::days(7))
+        );
+        assert_eq!(
+            audit::verify(db, org.owner.org_id).await.unwrap().broken,
+            None
+        );
+        assert_eq!(
+            audit::latest(db, org.stranger.org_id, 100).await.unwrap(),
+            stranger_events,
+            "nothing is written to another organization's log"
+        );
     }
 }
 

@@ -1,0 +1,27 @@
+//! Puts the expiry of code sets on the audit record soon after it happens, rather than only
+//! when their owner next tries a code: an auditor reading the log sees when each set stopped
+//! working under the organization's maximum set age.
+
+use std::time::Duration;
+
+use domain::db::DatabaseConnection;
+
+/// How often the sets of every organization are looked at.
+const EVERY: Duration = Duration::from_secs(300);
+
+/// Runs [`domain::org_policy::record_all_expiries`] now and then every [`EVERY`], for the
+/// life of the process. Every instance may run it: each expiry is recorded once.
+pub fn spawn(db: DatabaseConnection) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match domain::org_policy::record_all_expiries(&db, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(recorded) => tracing::info!(recorded, "code set expiries recorded"),
+                Err(error) => tracing::warn!(%error, "recording code set expiries"),
+            }
+        }
+    });
+}
