@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     audit::{self, Event, Outcome, Source},
-    authz::{Action, Authz, AuthzError, PolicyError},
+    authz::{Action, Attempt, Authz, AuthzError, PolicyError},
     entity::{organization, user_account},
     hashing::{HashError, PasswordHasher},
     secrets::Password,
@@ -66,6 +66,7 @@ impl From<AuthzError> for AccountError {
         match error {
             AuthzError::Denied(_) => Self::NotAllowed,
             AuthzError::Policy(cause) => Self::Policy(cause),
+            AuthzError::Database(cause) => Self::Database(cause),
         }
     }
 }
@@ -345,9 +346,23 @@ pub async fn create_member(
         password,
         role,
     } = new;
-    if let Some((authz, actor, _)) = by {
+    if let Some((authz, actor, source)) = by {
+        if actor.org_id != org_id {
+            return Err(AccountError::NotAllowed);
+        }
+        let attempt = Attempt {
+            action: "member.added",
+            actor,
+            target: None,
+            details: serde_json::json!({
+                "email": Email::parse(email).ok().map(|email| email.0),
+                "role": role.as_str(),
+            }),
+            source,
+            now,
+        };
         authz
-            .require(actor, org_id, Action::AddAccount(role))
+            .require_recorded(db, Action::AddAccount(role), attempt)
             .await?;
     }
     let email = Email::parse(email)?;
@@ -506,10 +521,22 @@ pub async fn remove_member(
     if target.id == actor.id {
         return Err(AccountError::NotAllowed);
     }
+    let attempt = Attempt {
+        action: "member.removed",
+        actor,
+        target: Some(&target),
+        details: serde_json::json!({ "role": target.role.as_str() }),
+        source,
+        now,
+    };
     authz
-        .require(actor, target.org_id, Action::RemoveAccount(target.role))
+        .require_recorded(db, Action::RemoveAccount(target.role), attempt)
         .await?;
     let txn = db.begin().await?;
+    // Their exception goes with them (a cascade), and so must the rules it compiled to;
+    // first, so that the revision row is locked before the account row, as policy changes
+    // lock them.
+    crate::org_policy::forget_member_rules(&txn, target.org_id, target.id).await?;
     user_account::Entity::delete_by_id(target.id)
         .exec(&txn)
         .await?;

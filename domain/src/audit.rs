@@ -464,9 +464,14 @@ pub fn describe(action: &str, outcome: &str) -> String {
         "backup_codes.generated" => "Backup codes generated",
         "backup_codes.replaced" => "New backup codes generated (the old ones stopped working)",
         "backup_codes.revoked" => "Backup codes revoked by an administrator",
+        "backup_codes.expired" => "Backup codes expired (past the maximum set age)",
+        "backup_codes.generate_refused" => "Generating backup codes was refused",
         "backup_code.redeemed" => "Signed in with a backup code",
         "backup_code.refused" => "A backup code was refused",
         "backup_code.locked" => "Backup-code sign-in locked after wrong codes",
+        "recovery_code.requested" => "Recovery code requested",
+        "recovery_code.approved" => "Recovery code approved",
+        "recovery_code.revealed" => "Recovery code revealed to the requesting administrator",
         "recovery_code.used" => "Signed in with a recovery code from an administrator",
         "mfa.enabled" => "Multi-factor authentication turned on",
         "mfa.disabled" => "Multi-factor authentication turned off",
@@ -474,10 +479,19 @@ pub fn describe(action: &str, outcome: &str) -> String {
         "sign_in.succeeded" => "Signed in",
         "sign_in.failed" => "A sign-in failed",
         "member.added" => "Account created",
+        "member.removed" => "Account removed",
         "member.role_changed" => "Role changed",
+        "policy.saved" => "Backup-code policy saved",
+        "policy.exception_added" => "Policy exception added",
+        "policy.exception_removed" => "Policy exception removed",
+        "organization.created" => "Organization created",
         other => return format!("{other} ({outcome})"),
     };
-    words.to_owned()
+    if outcome == Outcome::Denied.as_str() && !action.ends_with("refused") {
+        format!("Refused: {words}")
+    } else {
+        words.to_owned()
+    }
 }
 
 /// What an owner or admin reads of their organization's log: one [`page`] of it, after

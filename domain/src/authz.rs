@@ -267,6 +267,50 @@ impl Authz {
             Err(AuthzError::Denied(Denied))
         }
     }
+
+    /// [`Authz::require`] for an attempt to change something in the actor's organization: a
+    /// refusal goes on the audit record (the attempt's action, outcome `denied`) before it is
+    /// returned, so an auditor sees who tried what they may not do.
+    pub async fn require_recorded(
+        &self,
+        db: &DatabaseConnection,
+        action: Action,
+        attempt: Attempt<'_>,
+    ) -> Result<(), AuthzError> {
+        let actor = attempt.actor;
+        if self.allows(actor, actor.org_id, action).await? {
+            return Ok(());
+        }
+        crate::audit::record(
+            db,
+            actor.org_id,
+            crate::audit::Event {
+                action: attempt.action,
+                actor: Some(actor),
+                target: attempt.target,
+                outcome: crate::audit::Outcome::Denied,
+                details: attempt.details,
+            },
+            attempt.source,
+            attempt.now,
+        )
+        .await?;
+        Err(AuthzError::Denied(Denied))
+    }
+}
+
+/// A change `actor` attempts in their organization, as the audit log records it if the gate
+/// refuses it.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    /// The event the change would have recorded, e.g. `member.removed`.
+    pub action: &'static str,
+    pub actor: &'a Member,
+    pub target: Option<&'a Member>,
+    /// What was asked for (a role, an email); never a secret.
+    pub details: serde_json::Value,
+    pub source: &'a crate::audit::Source,
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The revision of the organizations' rules in `db`.
@@ -327,6 +371,9 @@ pub enum AuthzError {
     Denied(#[from] Denied),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Recording a refusal failed.
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
 }
 
 #[cfg(test)]

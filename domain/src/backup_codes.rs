@@ -793,6 +793,7 @@ fn refusal(error: AuthzError) -> BackupCodeError {
     match error {
         AuthzError::Denied(_) => BackupCodeError::NotAllowed,
         AuthzError::Policy(cause) => BackupCodeError::Policy(cause),
+        AuthzError::Database(cause) => BackupCodeError::Database(cause),
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     accounts::{AccountError, FieldError, Member, Role},
     audit::{self, Event, Outcome, Source},
-    authz::{Action, Authz},
+    authz::{Action, Attempt, Authz},
     backup_codes::{self, CodePolicy},
     entity::{backup_code, backup_code_set, policy_exception, user_account},
     org_policy::{self, CodesMode},
@@ -184,12 +184,19 @@ fn expired(rules: &CodePolicy, generated_at: DateTime<Utc>, now: DateTime<Utc>) 
     rules.expires_at(generated_at).is_some_and(|at| at <= now)
 }
 
-/// The member `member_id` of `actor`'s organization, if the gate lets `actor` manage them.
+/// The audit action of a role change, done or refused.
+const ROLE_CHANGED: &str = "member.role_changed";
+
+/// The member `member_id` of `actor`'s organization, if the gate lets `actor` manage them;
+/// a refusal is recorded as `action`, denied.
 async fn managed(
     db: &DatabaseConnection,
     authz: &Authz,
     actor: &Member,
     member_id: i32,
+    action: &'static str,
+    source: &Source,
+    now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
     // Another organization's member reads as no member at all: ids do not leak across.
     let target = crate::accounts::member(db, member_id)
@@ -199,8 +206,16 @@ async fn managed(
     if target.id == actor.id {
         return Err(AccountError::NotAllowed);
     }
+    let attempt = Attempt {
+        action,
+        actor,
+        target: Some(&target),
+        details: serde_json::json!({ "role": target.role.as_str() }),
+        source,
+        now,
+    };
     authz
-        .require(actor, target.org_id, Action::ManageMember(target.role))
+        .require_recorded(db, Action::ManageMember(target.role), attempt)
         .await?;
     Ok(target)
 }
@@ -214,7 +229,16 @@ pub async fn revoke_codes(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id).await?;
+    let target = managed(
+        db,
+        authz,
+        actor,
+        member_id,
+        "backup_codes.revoked",
+        source,
+        now,
+    )
+    .await?;
     let txn = db.begin().await?;
     let ended = backup_codes::end_set_in_force(&txn, target.id, "revoked", now).await?;
     audit::record(
@@ -245,7 +269,7 @@ pub async fn reset_mfa(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id).await?;
+    let target = managed(db, authz, actor, member_id, "mfa.reset", source, now).await?;
     let txn = db.begin().await?;
     user_account::Entity::update_many()
         .col_expr(
@@ -294,9 +318,17 @@ pub async fn change_role(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id).await?;
+    let target = managed(db, authz, actor, member_id, ROLE_CHANGED, source, now).await?;
+    let attempt = Attempt {
+        action: ROLE_CHANGED,
+        actor,
+        target: Some(&target),
+        details: serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() }),
+        source,
+        now,
+    };
     authz
-        .require(actor, actor.org_id, Action::ManageMember(role))
+        .require_recorded(db, Action::ManageMember(role), attempt)
         .await?;
     if target.role == role {
         return Ok(target);
@@ -311,7 +343,7 @@ pub async fn change_role(
         &txn,
         actor.org_id,
         Event {
-            action: "member.role_changed",
+            action: ROLE_CHANGED,
             actor: Some(actor),
             target: Some(&target),
             outcome: Outcome::Success,

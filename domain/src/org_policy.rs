@@ -19,12 +19,13 @@ use crate::{
     accounts::{Email, FieldError, Member, Role},
     audit::{self, Event, Outcome, Source},
     authz::{
-        Action, Authz, AuthzError, BACKUP_CODES, Decision, PolicyError, member_subject, org_domain,
+        Action, Attempt, Authz, AuthzError, BACKUP_CODES, Decision, PolicyError, member_subject,
+        org_domain,
     },
     backup_codes::CodePolicy,
     entity::{
-        backup_code, backup_code_set, casbin_rule, org_policy, policy_exception, policy_revision,
-        user_account,
+        audit_event, backup_code, backup_code_set, casbin_rule, org_policy, policy_exception,
+        policy_revision, user_account,
     },
 };
 
@@ -381,6 +382,7 @@ impl From<AuthzError> for PolicyChangeError {
         match error {
             AuthzError::Denied(_) => Self::NotAllowed,
             AuthzError::Policy(cause) => Self::Policy(cause),
+            AuthzError::Database(cause) => Self::Database(cause),
         }
     }
 }
@@ -402,8 +404,20 @@ pub async fn record_all_expiries(
 
 /// The organization's policy in force (the default, version 0, until someone saves one).
 pub async fn current(db: &impl ConnectionTrait, org_id: i32) -> Result<PolicyVersion, DbErr> {
-    match org_policy::Entity::find()
-        .filter(org_policy::Column::OrgId.eq(org_id))
+    version_at(db, org_id, None).await
+}
+
+/// The organization's policy in force at `at` (now when `None`).
+async fn version_at(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    at: Option<DateTime<Utc>>,
+) -> Result<PolicyVersion, DbErr> {
+    let mut versions = org_policy::Entity::find().filter(org_policy::Column::OrgId.eq(org_id));
+    if let Some(at) = at {
+        versions = versions.filter(org_policy::Column::SavedAt.lte(at));
+    }
+    match versions
         .order_by_desc(org_policy::Column::Version)
         .one(db)
         .await?
@@ -438,6 +452,23 @@ pub async fn history(
         .collect()
 }
 
+/// A policy change `actor` attempts, for the record if the gate refuses it.
+fn attempt<'a>(
+    action: &'static str,
+    actor: &'a Member,
+    source: &'a Source,
+    now: DateTime<Utc>,
+) -> Attempt<'a> {
+    Attempt {
+        action,
+        actor,
+        target: None,
+        details: serde_json::json!({}),
+        source,
+        now,
+    }
+}
+
 /// Saves `policy` as the next version of `actor`'s organization, if the policy in force is
 /// still `expected_version` (the one the admin's form was filled from). Saving what is in
 /// force already changes nothing and makes no version.
@@ -451,7 +482,11 @@ pub async fn save(
     now: DateTime<Utc>,
 ) -> Result<PolicyVersion, PolicyChangeError> {
     authz
-        .require(actor, actor.org_id, Action::ManagePolicy)
+        .require_recorded(
+            db,
+            Action::ManagePolicy,
+            attempt("policy.saved", actor, source, now),
+        )
         .await?;
     let org_id = actor.org_id;
     let txn = db.begin().await?;
@@ -560,6 +595,23 @@ fn rule(subject: &str, domain: &str, act: &str, effect: &str) -> casbin_rule::Ac
     }
 }
 
+/// Deletes the rules naming a member who is leaving the organization, for every instance.
+pub(crate) async fn forget_member_rules(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    member_id: i32,
+) -> Result<(), DbErr> {
+    let forgotten = casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::V0.eq(member_subject(member_id)))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .exec(db)
+        .await?;
+    if forgotten.rows_affected > 0 {
+        bump_revision(db).await?;
+    }
+    Ok(())
+}
+
 /// Raises the rules' revision, so that every instance reloads before its next decision.
 async fn bump_revision(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     policy_revision::Entity::update_many()
@@ -633,8 +685,15 @@ pub async fn add_exception(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Exception, PolicyChangeError> {
+    let tried = Attempt {
+        details: serde_json::json!({
+            "email": Email::parse(email).ok().map(|email| email.as_str().to_owned()),
+            "allowed": allowed,
+        }),
+        ..attempt("policy.exception_added", actor, source, now)
+    };
     authz
-        .require(actor, actor.org_id, Action::ManagePolicy)
+        .require_recorded(db, Action::ManagePolicy, tried)
         .await?;
     let email = Email::parse(email)?;
     let reason = reason.trim();
@@ -695,7 +754,11 @@ pub async fn add_exception(
             actor: Some(actor),
             target: Some(&target),
             outcome: Outcome::Success,
-            details: serde_json::json!({ "backup_codes": effect, "reason": reason }),
+            details: serde_json::json!({
+                "exception": row.id,
+                "backup_codes": effect,
+                "reason": reason,
+            }),
         },
         source,
         now,
@@ -722,8 +785,12 @@ pub async fn remove_exception(
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<(), PolicyChangeError> {
+    let tried = Attempt {
+        details: serde_json::json!({ "exception": exception_id }),
+        ..attempt("policy.exception_removed", actor, source, now)
+    };
     authz
-        .require(actor, actor.org_id, Action::ManagePolicy)
+        .require_recorded(db, Action::ManagePolicy, tried)
         .await?;
     let txn = db.begin().await?;
     bump_revision(&txn).await?;
@@ -755,7 +822,11 @@ pub async fn remove_exception(
             actor: Some(actor),
             target: target.as_ref(),
             outcome: Outcome::Success,
-            details: serde_json::json!({ "backup_codes": row.effect, "reason": row.reason }),
+            details: serde_json::json!({
+                "exception": row.id,
+                "backup_codes": row.effect,
+                "reason": row.reason,
+            }),
         },
         source,
         now,
@@ -812,21 +883,14 @@ pub struct PolicyExport {
     pub rules: Vec<String>,
 }
 
-/// [`PolicyExport`] of the organization `org_id`, for the operator's command line.
+/// [`PolicyExport`] of the organization `org_id`, for the operator's command line: the
+/// policy in force and the rules the gate loads for it, read from where the gate reads them.
 pub async fn export(
     db: &DatabaseConnection,
     org_id: i32,
     now: DateTime<Utc>,
 ) -> Result<PolicyExport, PolicyChangeError> {
-    let organization =
-        crate::accounts::organization(db, org_id)
-            .await
-            .map_err(|error| match error {
-                crate::accounts::AccountError::Database(cause) => {
-                    PolicyChangeError::Database(cause)
-                }
-                other => PolicyChangeError::Database(DbErr::Custom(other.to_string())),
-            })?;
+    let organization = organization_of(db, org_id).await?;
     let current = current(db, org_id).await?;
     let mut exceptions = Vec::new();
     for row in policy_exception::Entity::find()
@@ -850,24 +914,13 @@ pub async fn export(
             created_at: row.created_at,
         });
     }
-    let baseline = crate::authz::BASELINE_POLICY
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("p,"))
-        .map(str::to_owned);
-    let mut own: Vec<String> = casbin_rule::Entity::find()
+    let own = casbin_rule::Entity::find()
         .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
         .all(db)
         .await?
         .into_iter()
-        .map(|r| {
-            format!(
-                "{}, {}, {}, {}, {}, {}",
-                r.ptype, r.v0, r.v1, r.v2, r.v3, r.v4
-            )
-        })
+        .map(|r| rule_line(&r.ptype, &r.v0, &r.v1, &r.v2, &r.v3, &r.v4))
         .collect();
-    own.sort();
     Ok(PolicyExport {
         organization: organization.name,
         slug: organization.slug,
@@ -877,21 +930,175 @@ pub async fn export(
         saved_at: current.saved_at,
         settings: current.policy,
         exceptions,
-        rules: baseline.chain(own).collect(),
+        rules: with_baseline(own),
     })
 }
 
-/// [`export`] for an owner or admin of the organization.
+/// A moment to export the policy as of, as typed: a day (`2026-01-01`, meaning the end of
+/// that day, UTC) or an RFC 3339 time (`2026-01-01T09:30:00Z`).
+pub fn parse_as_of(input: &str) -> Result<DateTime<Utc>, FieldError> {
+    let input = input.trim();
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d") {
+        if let Some(end) = day.succ_opt().and_then(|next| next.and_hms_opt(0, 0, 0)) {
+            return Ok(end.and_utc() - Duration::microseconds(1));
+        }
+    }
+    DateTime::parse_from_rfc3339(input)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            FieldError::new(
+                "at",
+                "Give a day like 2026-01-01 or a time like 2026-01-01T09:30:00Z.",
+            )
+        })
+}
+
+/// [`PolicyExport`] of the policy as it stood at `at`, for an auditor comparing two dates:
+/// the version in force then, the exceptions in force then (replayed from the audit log,
+/// whose chain vouches for them), and the rules those compile to, as [`export`] would have
+/// given them at that moment.
+pub async fn export_at(
+    db: &DatabaseConnection,
+    org_id: i32,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<PolicyExport, PolicyChangeError> {
+    let organization = organization_of(db, org_id).await?;
+    let version = version_at(db, org_id, Some(at)).await?;
+    let exceptions = exceptions_at(db, org_id, at).await?;
+    let domain = org_domain(org_id);
+    let mut own = Vec::new();
+    if version.policy.codes == CodesMode::NotAllowed {
+        for role in [Role::Owner, Role::Admin, Role::Member] {
+            for act in GOVERNED_ACTS {
+                own.push(rule_line(
+                    "p",
+                    role.as_str(),
+                    &domain,
+                    BACKUP_CODES,
+                    act,
+                    "deny",
+                ));
+            }
+        }
+    }
+    for exception in &exceptions {
+        let subject = member_subject(exception.member_id);
+        let effect = if exception.allowed { "allow" } else { "deny" };
+        for act in GOVERNED_ACTS {
+            own.push(rule_line("p", &subject, &domain, BACKUP_CODES, act, effect));
+        }
+    }
+    Ok(PolicyExport {
+        organization: organization.name,
+        slug: organization.slug,
+        exported_at: now,
+        version: version.version,
+        saved_by: version.saved_by,
+        saved_at: version.saved_at,
+        settings: version.policy,
+        exceptions,
+        rules: with_baseline(own),
+    })
+}
+
+/// The exceptions in force at `at`, replayed from the organization's audit log: added,
+/// removed, or gone with their member. Oldest first, as [`export`] lists them.
+async fn exceptions_at(
+    db: &DatabaseConnection,
+    org_id: i32,
+    at: DateTime<Utc>,
+) -> Result<Vec<Exception>, DbErr> {
+    let mut in_force: Vec<Exception> = Vec::new();
+    let events = audit_event::Entity::find()
+        .filter(audit_event::Column::OrgId.eq(org_id))
+        .filter(audit_event::Column::At.lte(at))
+        .filter(audit_event::Column::Outcome.eq(Outcome::Success.as_str()))
+        .filter(audit_event::Column::Action.is_in([
+            "policy.exception_added",
+            "policy.exception_removed",
+            "member.removed",
+        ]))
+        .order_by_asc(audit_event::Column::Seq)
+        .all(db)
+        .await?;
+    for event in events {
+        let Some(member_id) = event.target_id else {
+            continue;
+        };
+        in_force.retain(|exception| exception.member_id != member_id);
+        if event.action == "policy.exception_added" {
+            let details: serde_json::Value =
+                serde_json::from_str(&event.details).unwrap_or_default();
+            in_force.push(Exception {
+                id: details["exception"]
+                    .as_i64()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .unwrap_or(0),
+                member_id,
+                email: event.target.unwrap_or_default(),
+                allowed: details["backup_codes"] == "allow",
+                reason: details["reason"].as_str().unwrap_or_default().to_owned(),
+                created_by: event.actor,
+                created_at: event.at,
+            });
+        }
+    }
+    in_force.sort_by_key(|exception| exception.id);
+    Ok(in_force)
+}
+
+async fn organization_of(
+    db: &DatabaseConnection,
+    org_id: i32,
+) -> Result<crate::accounts::Organization, PolicyChangeError> {
+    crate::accounts::organization(db, org_id)
+        .await
+        .map_err(|error| match error {
+            crate::accounts::AccountError::Database(cause) => PolicyChangeError::Database(cause),
+            other => PolicyChangeError::Database(DbErr::Custom(other.to_string())),
+        })
+}
+
+/// A Casbin rule as exports show it: `p, subject, domain, object, action, effect`.
+fn rule_line(
+    ptype: &str,
+    subject: &str,
+    domain: &str,
+    object: &str,
+    act: &str,
+    eft: &str,
+) -> String {
+    format!("{ptype}, {subject}, {domain}, {object}, {act}, {eft}")
+}
+
+/// The baseline's rules, then the organization's `own`, sorted.
+fn with_baseline(mut own: Vec<String>) -> Vec<String> {
+    own.sort();
+    crate::authz::BASELINE_POLICY
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("p,"))
+        .map(str::to_owned)
+        .chain(own)
+        .collect()
+}
+
+/// [`export`], or [`export_at`] a past moment, for an owner or admin of the organization.
 pub async fn export_seen_by(
     db: &DatabaseConnection,
     authz: &Authz,
     viewer: &Member,
+    at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<PolicyExport, PolicyChangeError> {
     authz
         .require(viewer, viewer.org_id, Action::ViewPolicy)
         .await?;
-    export(db, viewer.org_id, now).await
+    match at {
+        Some(at) => export_at(db, viewer.org_id, at, now).await,
+        None => export(db, viewer.org_id, now).await,
+    }
 }
 
 /// A member's backup codes under their organization's policy, as their account page shows

@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     accounts::{Email, FieldError, Member},
     audit::{self, Event, Outcome, Source},
-    authz::{Action, Authz, AuthzError, PolicyError},
+    authz::{Action, Attempt, Authz, AuthzError, PolicyError},
     backup_codes::{BackupCodeHasher, PlainCode},
     entity::{recovery_code, user_account},
     hashing::{DigestParams, HashError},
@@ -101,6 +101,7 @@ impl From<AuthzError> for RecoveryError {
         match error {
             AuthzError::Denied(_) => Self::NotAllowed,
             AuthzError::Policy(cause) => Self::Policy(cause),
+            AuthzError::Database(cause) => Self::Database(cause),
         }
     }
 }
@@ -142,13 +143,21 @@ async fn listing(
     })
 }
 
-/// The member of `actor`'s organization with `email`, and the gate's word on issuing them a
-/// code.
+/// The audit actions of a recovery code's life, done or refused.
+const REQUESTED: &str = "recovery_code.requested";
+const APPROVED: &str = "recovery_code.approved";
+const REVEALED: &str = "recovery_code.revealed";
+
+/// The member `member_id` of `actor`'s organization, and the gate's word on issuing them a
+/// code; a refusal is recorded as `action`, denied.
 async fn target(
     db: &DatabaseConnection,
     authz: &Authz,
     actor: &Member,
     member_id: i32,
+    action: &'static str,
+    source: &Source,
+    now: DateTime<Utc>,
 ) -> Result<Member, RecoveryError> {
     // Another organization's member reads as no member at all.
     let member = user_account::Entity::find_by_id(member_id)
@@ -158,8 +167,16 @@ async fn target(
         .map(Member::try_from)
         .transpose()?
         .ok_or(RecoveryError::UnknownMember)?;
+    let attempt = Attempt {
+        action,
+        actor,
+        target: Some(&member),
+        details: serde_json::json!({ "role": member.role.as_str() }),
+        source,
+        now,
+    };
     authz
-        .require(actor, member.org_id, Action::IssueRecoveryCode(member.role))
+        .require_recorded(db, Action::IssueRecoveryCode(member.role), attempt)
         .await?;
     Ok(member)
 }
@@ -197,7 +214,7 @@ pub async fn request(
         .await?
         .ok_or(RecoveryError::UnknownMember)?
         .id;
-    let member = target(db, authz, actor, member_id).await?;
+    let member = target(db, authz, actor, member_id, REQUESTED, source, now).await?;
     if member.id == actor.id {
         return Err(RecoveryError::ForYourself);
     }
@@ -244,7 +261,7 @@ pub async fn request(
     audit::record(
         &txn,
         actor.org_id,
-        event("recovery_code.requested", actor, &member, row.id),
+        event(REQUESTED, actor, &member, row.id),
         source,
         now,
     )
@@ -263,7 +280,7 @@ pub async fn approve(
     now: DateTime<Utc>,
 ) -> Result<RecoveryRequest, RecoveryError> {
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(db, authz, actor, row.user_id).await?;
+    let member = target(db, authz, actor, row.user_id, APPROVED, source, now).await?;
     if row.requested_by_id == Some(actor.id) {
         return Err(RecoveryError::OwnRequest);
     }
@@ -289,7 +306,7 @@ pub async fn approve(
     audit::record(
         &txn,
         actor.org_id,
-        event("recovery_code.approved", actor, &member, row.id),
+        event(APPROVED, actor, &member, row.id),
         source,
         now,
     )
@@ -311,7 +328,7 @@ pub async fn reveal(
     now: DateTime<Utc>,
 ) -> Result<(RecoveryRequest, PlainCode), RecoveryError> {
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(db, authz, actor, row.user_id).await?;
+    let member = target(db, authz, actor, row.user_id, REVEALED, source, now).await?;
     if row.requested_by_id != Some(actor.id) {
         return Err(RecoveryError::NotRequester);
     }
@@ -347,7 +364,7 @@ pub async fn reveal(
     audit::record(
         &txn,
         actor.org_id,
-        event("recovery_code.revealed", actor, &member, row.id),
+        event(REVEALED, actor, &member, row.id),
         source,
         now,
     )

@@ -138,15 +138,23 @@ pub async fn audit_export(
     out.flush().map_err(|e| e.to_string())
 }
 
-/// `lifeline policy export`: the policy in force, its exceptions and rules, as JSON.
-pub async fn policy_export(config: &Config, org: &str) -> Result<(), String> {
+/// `lifeline policy export`: the policy in force (or as it stood `at` a past moment), its
+/// exceptions and rules, as JSON.
+pub async fn policy_export(config: &Config, org: &str, at: Option<&str>) -> Result<(), String> {
+    let at = at
+        .map(domain::org_policy::parse_as_of)
+        .transpose()
+        .map_err(|error| format!("--at: {}", error.message))?;
     let db = open(config).await?;
     let org = accounts::organization_by_slug(&db, org)
         .await
         .map_err(explain)?;
-    let export = domain::org_policy::export(&db, org.id, chrono::Utc::now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now();
+    let export = match at {
+        Some(at) => domain::org_policy::export_at(&db, org.id, at, now).await,
+        None => domain::org_policy::export(&db, org.id, now).await,
+    }
+    .map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&export).map_err(|e| e.to_string())?;
     println!("{json}");
     Ok(())

@@ -76,6 +76,10 @@ enum PolicyCommand {
         /// The organization's slug.
         #[arg(long)]
         org: String,
+        /// The policy as it stood at this moment instead: a day (YYYY-MM-DD, UTC, as at the
+        /// end of that day) or an RFC 3339 time.
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -130,8 +134,8 @@ async fn main() -> ExitCode {
             command: AuditCommand::Export { org, format, since },
         } => cli::audit_export(&config, &org, &format, since.as_deref()).await,
         Command::Policy {
-            command: PolicyCommand::Export { org },
-        } => cli::policy_export(&config, &org).await,
+            command: PolicyCommand::Export { org, at },
+        } => cli::policy_export(&config, &org, at.as_deref()).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -343,13 +343,29 @@ async fn export_audit(
         .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "export"))
 }
 
-/// `GET /admin/policy/export`: the policy in force with its exceptions and Casbin rules, as a
-/// JSON download, for owners and admins.
+/// Which policy `GET /admin/policy/export` gives: the one in force, or the one in force `at`
+/// a past moment (a day or an RFC 3339 time).
+#[derive(Debug, serde::Deserialize)]
+struct PolicyExportQuery {
+    at: Option<String>,
+}
+
+/// `GET /admin/policy/export[?at=…]`: the policy in force (or as it stood at a past moment)
+/// with its exceptions and Casbin rules, as a JSON download, for owners and admins.
 async fn export_policy(
     State(state): State<AppState>,
     session: tower_sessions::Session,
+    axum::extract::Query(query): axum::extract::Query<PolicyExportQuery>,
 ) -> Response {
     use axum::http::header;
+
+    let at = match query.at.as_deref().filter(|at| !at.trim().is_empty()) {
+        None => None,
+        Some(at) => match domain::org_policy::parse_as_of(at) {
+            Ok(at) => Some(at),
+            Err(error) => return (StatusCode::BAD_REQUEST, error.message).into_response(),
+        },
+    };
 
     let member = match app::auth::current_member(&state, &session).await {
         Ok(Some(member)) => member,
@@ -361,13 +377,13 @@ async fn export_policy(
         }
     };
     let now = chrono::Utc::now();
-    match domain::org_policy::export_seen_by(&state.db, &state.authz, &member, now).await {
+    match domain::org_policy::export_seen_by(&state.db, &state.authz, &member, at, now).await {
         Ok(export) => {
             let name = format!(
                 "lifeline-policy-{}-v{}-{}.json",
                 export.slug,
                 export.version,
-                now.format("%Y-%m-%d")
+                at.unwrap_or(now).format("%Y-%m-%d")
             );
             let body = serde_json::to_string_pretty(&export).unwrap_or_default();
             (

@@ -41,6 +41,8 @@ pub struct VersionSummary {
     pub version: i32,
     pub saved_by: String,
     pub saved_at: String,
+    /// `saved_at` in RFC 3339, for asking for the policy as it stood then.
+    pub saved_at_rfc3339: String,
     pub changes: Vec<SettingChange>,
 }
 
@@ -131,6 +133,10 @@ pub async fn get_policy_overview() -> Result<PolicyOverview, AppError> {
                     saved_at: v
                         .saved_at
                         .map(crate::api::readable_time)
+                        .unwrap_or_default(),
+                    saved_at_rfc3339: v
+                        .saved_at
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
                         .unwrap_or_default(),
                     changes: changes_of(v.changes),
                 })

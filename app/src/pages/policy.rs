@@ -434,6 +434,11 @@ fn HistorySection(overview: PolicyOverview) -> impl IntoView {
                     "Download the policy in force with its rules (JSON)"
                 </a>
             </p>
+            <form method="get" action="/admin/policy/export">
+                <label for="policy-at">"The policy as it stood at the end of"</label>
+                <input id="policy-at" name="at" type="date" required />
+                <button type="submit">"Download (JSON)"</button>
+            </form>
             {if overview.history.is_empty() {
                 view! { <p>"No version saved yet: the defaults are in force."</p> }.into_any()
             } else {
@@ -446,7 +451,14 @@ fn HistorySection(overview: PolicyOverview) -> impl IntoView {
                                 view! {
                                     <li>
                                         <strong>{format!("Version {}", v.version)}</strong>
-                                        {format!(" · {} · {}", v.saved_at, v.saved_by)}
+                                        {format!(" · {} · {} · ", v.saved_at, v.saved_by)}
+                                        <a
+                                            href=format!("/admin/policy/export?at={}", v.saved_at_rfc3339)
+                                            rel="external"
+                                            download
+                                        >
+                                            "Download as saved (JSON)"
+                                        </a>
                                         <ul>
                                             {v
                                                 .changes

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod backup_codes;
+mod events;
 mod members;
 mod mfa;
 mod org_policy;

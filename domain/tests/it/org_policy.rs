@@ -368,6 +368,115 @@ async fn the_periodic_sweep_records_each_expiry_once_in_its_own_organization() {
     }
 }
 
+#[tokio::test]
+async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let org_id = org.owner.org_id;
+        let source = Source::default();
+        let at = |minutes| t0() + Duration::minutes(minutes);
+        let save_at = |version, policy: OrgPolicy, when| {
+            let authz = authz.clone();
+            let owner = org.owner.clone();
+            async move {
+                org_policy::save(
+                    db,
+                    &authz,
+                    &owner,
+                    version,
+                    &policy,
+                    &Source::default(),
+                    when,
+                )
+                .await
+                .unwrap()
+            }
+        };
+
+        let before_any = org_policy::export(db, org_id, at(1)).await.unwrap();
+        save_at(
+            0,
+            OrgPolicy {
+                codes: CodesMode::NotAllowed,
+                ..OrgPolicy::default()
+            },
+            at(10),
+        )
+        .await;
+        let allowed = org_policy::add_exception(
+            db,
+            &authz,
+            &org.admin,
+            "member@acme.test",
+            true,
+            "field engineer",
+            &source,
+            at(11),
+        )
+        .await
+        .unwrap();
+        org_policy::add_exception(
+            db,
+            &authz,
+            &org.owner,
+            "admin@acme.test",
+            true,
+            "on call",
+            &source,
+            at(12),
+        )
+        .await
+        .unwrap();
+        let then = org_policy::export(db, org_id, at(20)).await.unwrap();
+        assert_eq!(then.exceptions.len(), 2);
+        assert!(then.rules.iter().any(|r| r.ends_with("redeem, deny")));
+
+        // Later: the exception goes, the setting changes, another exception comes and goes
+        // with its member.
+        org_policy::remove_exception(db, &authz, &org.owner, allowed.id, &source, at(30))
+            .await
+            .unwrap();
+        save_at(
+            1,
+            OrgPolicy {
+                codes_per_set: 12,
+                ..OrgPolicy::default()
+            },
+            at(31),
+        )
+        .await;
+        accounts::remove_member(db, &authz, &org.owner, org.admin.id, &source, at(32))
+            .await
+            .unwrap();
+
+        let past = org_policy::export_at(db, org_id, at(20), at(20))
+            .await
+            .unwrap();
+        assert_eq!(
+            past, then,
+            "the past export is what an export said at the time"
+        );
+        let start = org_policy::export_at(db, org_id, at(1), at(1))
+            .await
+            .unwrap();
+        assert_eq!(start, before_any);
+        let now = org_policy::export(db, org_id, at(40)).await.unwrap();
+        assert_eq!(now.version, 2);
+        assert!(now.exceptions.is_empty());
+        assert_eq!(
+            org_policy::export_at(db, org_id, at(40), at(40))
+                .await
+                .unwrap(),
+            now,
+            "replayed from the log, the rules are the ones the gate loads"
+        );
+    }
+}
+
 /// What the gate must answer, written out from the product's rules rather than from the
 /// code: roles × actions × the org's setting × an exception × own or other organization.
 fn expected(

@@ -232,18 +232,63 @@ async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() 
         .unwrap();
     let owner = sign_in(&client, &server, "owner@acme.test").await;
     let member = sign_in(&client, &server, "member@acme.test").await;
-    let get = |session: &str| {
+    let get_at = |session: &str, query: &str| {
         client
-            .get(server.url("/admin/policy/export"))
+            .get(server.url(&format!("/admin/policy/export{query}")))
             .header(
                 reqwest::header::COOKIE,
                 format!("lifeline_session={session}"),
             )
             .send()
     };
+    let get = |session: &str| get_at(session, "");
     let download = get(&owner).await.unwrap();
     assert_eq!(download.status().as_u16(), 200);
     let from_page: serde_json::Value = download.json().await.unwrap();
     assert_eq!(from_page["rules"], export["rules"]);
     assert_eq!(get(&member).await.unwrap().status().as_u16(), 403);
+
+    // As it stood on a past day: before the first save, the defaults and the baseline only.
+    let past = get_at(&owner, "?at=2020-01-01").await.unwrap();
+    assert_eq!(past.status().as_u16(), 200);
+    let past: serde_json::Value = past.json().await.unwrap();
+    assert_eq!(past["version"], 0);
+    assert_eq!(past["settings"]["codes"], "Allowed");
+    assert!(
+        !past["rules"].to_string().contains("org:1"),
+        "no rule of the organization's own yet: {}",
+        past["rules"]
+    );
+    let (ok, stdout, stderr) = crate::accounts::cli(
+        &database.url,
+        &["policy", "export", "--org", "acme", "--at", "2020-01-01"],
+        "",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let from_cli: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(from_cli["rules"], past["rules"]);
+    // A moment that is not one gets a clear message, from the page and the command line.
+    let bad = get_at(&owner, "?at=yesterday").await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.unwrap().contains("2026-01-01"));
+    assert_eq!(
+        get_at(&member, "?at=2020-01-01")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    let (ok, _, stderr) = crate::accounts::cli(
+        &database.url,
+        &["policy", "export", "--org", "acme", "--at", "yesterday"],
+        "",
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("--at: Give a day like 2026-01-01"),
+        "{stderr}"
+    );
 }
