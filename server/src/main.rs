@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod expiry;
 mod keys;
+mod security;
 mod sessions;
 mod web;
 
@@ -25,7 +26,7 @@ use crate::config::{Config, LogFormat};
     about = "Lifeline: organization policy and admin console for MFA backup verification codes",
     after_help = "Configuration comes from environment variables: DATABASE_URL, \
                   LIFELINE_LISTEN_ADDR, LIFELINE_LOG, LIFELINE_LOG_FORMAT, \
-                  LIFELINE_SECURE_COOKIES. See the README."
+                  LIFELINE_SECURE_COOKIES, LIFELINE_PUBLIC_ORIGIN. See the README."
 )]
 struct Cli {
     #[command(subcommand)]

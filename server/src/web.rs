@@ -1,11 +1,14 @@
 //! The HTTP server: routes, layers, health checks and graceful shutdown.
 
+use std::sync::Arc;
+
 use app::{App, shell, state::AppState};
 use axum::{
     Form, Router,
     body::Body,
     extract::{Request, State},
     http::StatusCode,
+    middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -18,7 +21,7 @@ use tower_sessions::{
     cookie::{SameSite, time::Duration as CookieDuration},
 };
 
-use crate::{config::Config, sessions::DatabaseSessionStore};
+use crate::{config::Config, security::BrowserSecurity, sessions::DatabaseSessionStore};
 
 /// The largest request body accepted; larger ones get 413 before anything reads them.
 /// Server functions buffer their bodies whole, so without this any POST could fill memory.
@@ -50,6 +53,8 @@ pub enum ServeError {
 
 /// Opens the database, migrates it and serves until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let security =
+        BrowserSecurity::from_env(&config).map_err(|e| ServeError::Setup(e.to_string()))?;
     let db = domain::db::connect(&config.database_url).await?;
     domain::db::migrate(&db)
         .await
@@ -91,6 +96,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let leptos_options = get_configuration(None)
         .map_err(|e| ServeError::Site(e.to_string()))?
         .leptos_options;
+    // `cargo leptos watch` injects a live-reload script that needs its websocket.
+    let security = security.with_live_reload(std::env::var_os("LEPTOS_WATCH").map(|_| {
+        leptos_options
+            .reload_external_port
+            .unwrap_or(leptos_options.reload_port)
+    }));
     let state = AppState {
         leptos_options,
         db: db.clone(),
@@ -98,6 +109,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hasher,
         secret_key,
         authz,
+        chain: domain::audit::ChainMonitor::default(),
         reauthenticate_after: chrono::Duration::seconds(i64::from(
             config.reauthenticate_after_seconds,
         )),
@@ -137,7 +149,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .with_expiry(Expiry::OnInactivity(SESSION_IDLE_LIMIT));
 
     // The peer address reaches handlers (for the audit log) through ConnectInfo.
-    let app = router(state)
+    let app = router(state, security)
         .layer(session_layer)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
@@ -152,9 +164,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 }
 
 /// Every route the server answers, with its layers.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, security: BrowserSecurity) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
+    let security = Arc::new(security);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -170,10 +183,28 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/audit/export", get(export_audit))
         .route("/admin/policy/export", get(export_policy))
-        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            crate::security::provide_response_nonce,
+            move || shell(leptos_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(crate::security::provide_response_nonce, shell))
+        // Layers run from the last one in: headers, trace, the origin check, then the body
+        // limit, so a refused request still gets the headers, and is refused unread.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(from_fn_with_state(
+            Arc::clone(&security),
+            crate::security::refuse_cross_origin_writes,
+        ))
         .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(
+            security,
+            crate::security::add_security_headers,
+        ))
         .with_state(state)
 }
 
@@ -195,6 +226,7 @@ where
     let options = state.leptos_options.clone();
     let render = leptos_axum::render_app_async_with_context(
         move || {
+            crate::security::provide_response_nonce();
             leptos::prelude::provide_context(state.clone());
             leptos::prelude::provide_context(form.clone());
         },
