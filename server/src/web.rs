@@ -5,10 +5,10 @@ use std::sync::Arc;
 use app::{App, shell, state::AppState};
 use axum::{
     Form, Router,
-    body::Body,
+    body::{Body, HttpBody},
     extract::{Request, State},
-    http::StatusCode,
-    middleware::from_fn_with_state,
+    http::{StatusCode, header},
+    middleware::{Next, from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -109,7 +109,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hasher,
         secret_key,
         authz,
-        chain: domain::audit::ChainMonitor::default(),
         reauthenticate_after: chrono::Duration::seconds(i64::from(
             config.reauthenticate_after_seconds,
         )),
@@ -194,8 +193,9 @@ pub fn router(state: AppState, security: BrowserSecurity) -> Router {
             _,
         >(crate::security::provide_response_nonce, shell))
         // Layers run from the last one in: headers, trace, the origin check, then the body
-        // limit, so a refused request still gets the headers, and is refused unread.
+        // limits, so a refused request still gets the headers, and is refused unread.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(from_fn(limit_bodies_of_unknown_length))
         .layer(from_fn_with_state(
             Arc::clone(&security),
             crate::security::refuse_cross_origin_writes,
@@ -206,6 +206,33 @@ pub fn router(state: AppState, security: BrowserSecurity) -> Router {
             crate::security::add_security_headers,
         ))
         .with_state(state)
+}
+
+/// Reads a body sent without a Content-Length (chunked) into memory, up to the limit, and
+/// answers 413 beyond it. `RequestBodyLimitLayer` refuses an announced length before reading
+/// anything, but an unannounced body it can only cut off mid-read, which server functions
+/// report as a malformed request instead of 413. They buffer the whole body anyway, so
+/// buffering it here first costs no more memory.
+async fn limit_bodies_of_unknown_length(request: Request, next: Next) -> Response {
+    use futures::StreamExt;
+
+    if request.headers().contains_key(header::CONTENT_LENGTH) || request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut buffered = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            return (StatusCode::BAD_REQUEST, "The request could not be read.").into_response();
+        };
+        if buffered.len() + chunk.len() > BODY_LIMIT_BYTES {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.").into_response();
+        }
+        buffered.extend_from_slice(&chunk);
+    }
+    next.run(Request::from_parts(parts, Body::from(buffered)))
+        .await
 }
 
 /// A page that answers a plain form's post itself (the backup-codes page, the recovery-code
