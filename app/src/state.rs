@@ -20,6 +20,9 @@ pub struct AppState {
     pub codes: BackupCodeHasher,
     /// The one place permission decisions are made.
     pub authz: Authz,
+    /// What the audit page says of each organization's hash chain, kept up to date
+    /// incrementally.
+    pub chain: domain::audit::ChainMonitor,
     /// How long after the last password sensitive changes (generating backup codes) go
     /// through without asking for it again.
     pub reauthenticate_after: chrono::Duration,

@@ -109,6 +109,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         hasher,
         secret_key,
         authz,
+        chain: domain::audit::ChainMonitor::default(),
         reauthenticate_after: chrono::Duration::seconds(i64::from(
             config.reauthenticate_after_seconds,
         )),

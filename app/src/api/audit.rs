@@ -63,7 +63,14 @@ pub async fn get_audit_log(
             PAGE_SIZE,
         )
         .await?;
-        let chain = domain::audit::chain_seen_by(&state.db, &state.authz, &member).await?;
+        let chain = domain::audit::chain_seen_by(
+            &state.db,
+            &state.authz,
+            &state.chain,
+            &member,
+            chrono::Utc::now(),
+        )
+        .await?;
         Ok(AuditView {
             rows: events
                 .into_iter()
@@ -79,13 +86,26 @@ pub async fn get_audit_log(
                 })
                 .collect(),
             next_before,
-            chain_intact: chain.broken.is_none(),
-            chain: match chain.broken {
-                None => format!(
-                    "Intact: {} events, each linked to the one before.",
-                    chain.events
-                ),
-                Some(broken) => format!("Broken: {broken}."),
+            chain_intact: !matches!(
+                &chain,
+                domain::audit::ChainReport::Checked { state, .. } if state.broken.is_some()
+            ),
+            chain: match chain {
+                domain::audit::ChainReport::Verifying => {
+                    "Being verified from its first event; reload in a moment.".to_owned()
+                }
+                domain::audit::ChainReport::Checked {
+                    state,
+                    full_check_at,
+                } => match state.broken {
+                    None => format!(
+                        "Intact: {} events, each linked to the one before (verified whole {}, \
+                         and every event since).",
+                        state.events,
+                        crate::api::readable_time(full_check_at)
+                    ),
+                    Some(broken) => format!("Broken: {broken}."),
+                },
             },
         })
     })

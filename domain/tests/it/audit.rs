@@ -3,7 +3,7 @@
 
 use domain::{
     accounts::Member,
-    audit::{self, ChainBreak, Event, Outcome, Source},
+    audit::{self, ChainBreak, ChainReport, Event, Outcome, Source},
     hashing::PasswordHasher,
     secrets::SecretKey,
     testing::{TestDatabase, migrated_databases},
@@ -364,6 +364,99 @@ async fn a_failed_transaction_leaves_neither_change_nor_event() {
 }
 
 async fn chain_one_more(test_db: &TestDatabase, owner: &Member) {
+    audit::record(
+        &test_db.db,
+        owner.org_id,
+        Event {
+            action: "test.event",
+            actor: Some(owner),
+            target: None,
+            outcome: Outcome::Success,
+            details: serde_json::json!({}),
+        },
+        &Source::default(),
+        t0(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_page_monitor_verifies_new_events_at_each_look_and_the_whole_chain_every_ten_minutes() {
+    for test_db in migrated_databases().await {
+        let owner = chain(&test_db, 4).await;
+        let db = &test_db.db;
+        let org = owner.org_id;
+        let all = events(&test_db, &owner).await;
+        let monitor = audit::ChainMonitor::default();
+        let look = |at| monitor.report(db, org, at);
+        let state_of = |report: ChainReport| match report {
+            ChainReport::Checked { state, .. } => state,
+            ChainReport::Verifying => panic!("a short chain is verified before the page shows"),
+        };
+        assert_eq!(state_of(look(t0()).await.unwrap()).events, 6);
+
+        // New events are verified at the next look.
+        chain_event(&test_db, &owner).await;
+        assert_eq!(state_of(look(t0()).await.unwrap()).events, 7);
+
+        // An edit to the last verified event is seen at the next look.
+        let tip = audit::latest(db, org, 1).await.unwrap().remove(0);
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET outcome = 'failure' WHERE id = {}",
+                tip.id
+            ))
+            .await;
+        assert_eq!(
+            state_of(look(t0()).await.unwrap()).broken,
+            Some(ChainBreak::Altered {
+                seq: tip.seq,
+                id: tip.id
+            })
+        );
+
+        // An edit deep in the chain is found by the whole check, within ten minutes.
+        let monitor = audit::ChainMonitor::default();
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET outcome = 'success' WHERE id = {}",
+                tip.id
+            ))
+            .await;
+        assert_eq!(
+            state_of(monitor.report(db, org, t0()).await.unwrap()).broken,
+            None
+        );
+        test_db
+            .execute(&format!(
+                "UPDATE audit_event SET outcome = 'failure' WHERE id = {}",
+                all[2].id
+            ))
+            .await;
+        let later = t0() + chrono::Duration::minutes(11);
+        let mut found = None;
+        for _ in 0..100 {
+            let state = state_of(monitor.report(db, org, later).await.unwrap());
+            if state.broken.is_some() {
+                found = state.broken;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            found,
+            Some(ChainBreak::Altered {
+                seq: 3,
+                id: all[2].id
+            }),
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
+
+async fn chain_event(test_db: &TestDatabase, owner: &Member) {
     audit::record(
         &test_db.db,
         owner.org_id,
