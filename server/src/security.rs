@@ -75,8 +75,14 @@ impl BrowserSecurity {
     }
 
     /// Whether a request may go on to its handler: `Err` with the reason (for the log) when it
-    /// is a state-changing request that a browser sent from another origin.
-    fn check_origin(&self, method: &Method, headers: &HeaderMap) -> Result<(), &'static str> {
+    /// is a state-changing request that a browser sent from another origin. `authority` is the
+    /// request target's, which names the host in HTTP/2 requests instead of a Host header.
+    fn check_origin(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<(), &'static str> {
         // Reads only: nothing here changes state on GET, so a link from elsewhere is fine.
         if matches!(
             *method,
@@ -95,7 +101,8 @@ impl BrowserSecurity {
             Some("same-site" | "cross-site") => return Err("Sec-Fetch-Site says another site"),
             _ => {}
         }
-        let allowed = |origin: &str| self.is_own_origin(origin, headers);
+        let host = text("host").or(authority);
+        let allowed = |origin: &str| self.is_own_origin(origin, host);
         if let Some(origin) = text("origin") {
             // `null` is an opaque origin (a sandboxed frame, a data: page, a redirect from
             // elsewhere): nothing that could be our own page.
@@ -123,17 +130,14 @@ impl BrowserSecurity {
         Ok(())
     }
 
-    /// Whether `origin` (normalized) is this server's: the one the request's Host names with
-    /// our scheme, or the configured public origin.
-    fn is_own_origin(&self, origin: &str, headers: &HeaderMap) -> bool {
+    /// Whether `origin` (normalized) is this server's: the one the request's `host` names
+    /// with our scheme, or the configured public origin.
+    fn is_own_origin(&self, origin: &str, host: Option<&str>) -> bool {
         if self.public_origin.as_deref() == Some(origin) {
             return true;
         }
         let scheme = if self.https { "https" } else { "http" };
-        headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .and_then(|host| parse_origin(&format!("{scheme}://{host}")))
+        host.and_then(|host| parse_origin(&format!("{scheme}://{host}")))
             .is_some_and(|own| own == origin)
     }
 
@@ -199,7 +203,11 @@ pub async fn refuse_cross_origin_writes(
     request: Request,
     next: Next,
 ) -> Response {
-    match security.check_origin(request.method(), request.headers()) {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str());
+    match security.check_origin(request.method(), request.headers(), authority) {
         Ok(()) => next.run(request).await,
         Err(reason) => {
             let header_text = |name| {
@@ -391,15 +399,22 @@ mod tests {
         for (pairs, allowed) in cases {
             let headers = headers(pairs);
             assert_eq!(
-                http.check_origin(&post, &headers).is_ok(),
+                http.check_origin(&post, &headers, None).is_ok(),
                 *allowed,
                 "{pairs:?}"
             );
             for method in [Method::PUT, Method::PATCH, Method::DELETE] {
-                assert_eq!(http.check_origin(&method, &headers).is_ok(), *allowed);
+                assert_eq!(http.check_origin(&method, &headers, None).is_ok(), *allowed);
             }
-            assert!(http.check_origin(&Method::GET, &headers).is_ok());
+            assert!(http.check_origin(&Method::GET, &headers, None).is_ok());
         }
+        // HTTP/2 names the host in the request target, not in a Host header.
+        let no_host = headers(&[("origin", "http://127.0.0.1:3000")]);
+        assert!(
+            http.check_origin(&post, &no_host, Some("127.0.0.1:3000"))
+                .is_ok()
+        );
+        assert!(http.check_origin(&post, &no_host, None).is_err());
     }
 
     #[test]
@@ -409,19 +424,19 @@ mod tests {
         let from = |origin| headers(&[("host", "lifeline.example"), ("origin", origin)]);
         assert!(
             https
-                .check_origin(&post, &from("https://lifeline.example"))
+                .check_origin(&post, &from("https://lifeline.example"), None)
                 .is_ok()
         );
         assert!(
             https
-                .check_origin(&post, &from("http://lifeline.example"))
+                .check_origin(&post, &from("http://lifeline.example"), None)
                 .is_err()
         );
         let proxied = headers(&[
             ("host", "127.0.0.1:3000"),
             ("origin", "https://lifeline.example"),
         ]);
-        assert!(https.check_origin(&post, &proxied).is_ok());
+        assert!(https.check_origin(&post, &proxied, None).is_ok());
     }
 
     #[test]
