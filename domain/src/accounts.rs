@@ -13,6 +13,7 @@ use crate::{
     authz::{Action, Attempt, Authz, AuthzError, PolicyError},
     entity::{organization, user_account},
     hashing::{HashError, PasswordHasher},
+    lockout::{self, Factor},
     secrets::Password,
 };
 
@@ -420,8 +421,6 @@ async fn insert_member(
         totp_last_step: Set(None),
         created_at: Set(now),
         mfa_setup_required: Set(false),
-        code_failures: Set(0),
-        codes_locked_until: Set(None),
         ..Default::default()
     }
     .insert(db)
@@ -558,10 +557,11 @@ pub async fn remove_member(
     Ok(target)
 }
 
-/// Checks an email and password at sign-in. Unknown email and wrong password give the same
-/// answer (`None`) in the same time: both cost one argon2 verification. A wrong password for
-/// an existing account is recorded in its organization's audit log after the answer, so
-/// that the write does not make known emails slower to refuse.
+/// Checks an email and password at sign-in. Unknown email, wrong password and a locked
+/// password give the same answer (`None`) in the same time: each costs one argon2
+/// verification. A refusal for an existing account is recorded in its organization's audit
+/// log and counted towards the lockout ([`crate::lockout`]) after the answer, so that the
+/// writes do not make known emails slower to refuse.
 pub async fn verify_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
@@ -574,16 +574,40 @@ pub async fn verify_password(
         .filter(user_account::Column::Email.eq(email.as_str()))
         .one(db)
         .await?;
+    // Asked for unknown emails too (id 0 has no row), so that known ones take no longer.
+    let member_id = row.as_ref().map_or(0, |row| row.id);
+    let locked = lockout::locked_until(db, member_id, Factor::Password, now)
+        .await?
+        .is_some();
     let stored = row.as_ref().map(|row| row.password_hash.as_str());
-    if hasher.verify(password, stored).await {
-        return row.map(Member::try_from).transpose();
+    // Locked: the same answer, after the same work, whether or not the password was right.
+    let right = hasher.verify(password, stored).await;
+    let member = row.map(Member::try_from).transpose()?;
+    if right && !locked {
+        lockout::clear(db, member_id, Factor::Password).await?;
+        return Ok(member);
     }
-    if let Some(member) = row.map(Member::try_from).transpose()? {
+    if let Some(member) = member {
         let (db, source) = (db.clone(), source.clone());
         tokio::spawn(async move {
-            if let Err(error) =
-                record_sign_in(&db, &member, "password", Outcome::Failure, &source, now).await
-            {
+            let refused = async {
+                let limits = crate::org_policy::current(&db, member.org_id)
+                    .await?
+                    .policy
+                    .code_policy()
+                    .limits();
+                lockout::record_refusal(
+                    &db,
+                    &member,
+                    Factor::Password,
+                    locked,
+                    limits,
+                    &source,
+                    now,
+                )
+                .await
+            };
+            if let Err(error) = refused.await {
                 tracing::warn!(%error, member = member.id, "recording a failed sign-in");
             }
         });

@@ -31,6 +31,7 @@ use crate::{
     authz::{Action, Authz, AuthzError, PolicyError},
     entity::{backup_code, backup_code_set, user_account},
     hashing::{DigestParams, HashError, PasswordHasher},
+    lockout::{self, Factor, Limits},
     secrets::SecretKey,
 };
 
@@ -78,6 +79,14 @@ impl CodePolicy {
     pub fn expires_at(&self, generated_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         (self.max_set_age_days > 0)
             .then(|| generated_at + chrono::Duration::days(self.max_set_age_days.into()))
+    }
+
+    /// The numbers that lock sign-in factors.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            attempts: self.lockout_attempts,
+            minutes: self.lockout_minutes,
+        }
     }
 
     fn expired(&self, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -435,11 +444,9 @@ pub async fn redeem(
 ) -> Result<Redeemed, BackupCodeError> {
     let input = entry.typed;
     gate(db, authz, member, Action::RedeemBackupCode, source, now).await?;
-    let locked = user_account::Entity::find_by_id(member.id)
-        .one(db)
+    let locked = lockout::locked_until(db, member.id, Factor::BackupCode, now)
         .await?
-        .and_then(|account| account.codes_locked_until)
-        .is_some_and(|until| until > now);
+        .is_some();
     let failed = Failure {
         member,
         policy,
@@ -615,41 +622,15 @@ impl Failure<'_> {
             return Ok(());
         }
         // Counted on the account, so every instance and every session sees the same count.
-        user_account::Entity::update_many()
-            .col_expr(
-                user_account::Column::CodeFailures,
-                Expr::col(user_account::Column::CodeFailures).add(1),
-            )
-            .filter(user_account::Column::Id.eq(member.id))
-            .exec(db)
-            .await?;
-        let until = now + chrono::Duration::minutes(self.policy.lockout_minutes.into());
-        let locked = user_account::Entity::update_many()
-            .col_expr(user_account::Column::CodeFailures, Expr::value(0))
-            .col_expr(user_account::Column::CodesLockedUntil, Expr::value(until))
-            .filter(user_account::Column::Id.eq(member.id))
-            .filter(user_account::Column::CodeFailures.gte(i32::from(self.policy.lockout_attempts)))
-            .exec(db)
-            .await?;
-        if locked.rows_affected == 1 {
-            audit::record(
-                db,
-                member.org_id,
-                Event {
-                    action: "backup_code.locked",
-                    actor: Some(member),
-                    target: Some(member),
-                    outcome: Outcome::Failure,
-                    details: serde_json::json!({
-                        "attempts": self.policy.lockout_attempts,
-                        "until": until,
-                    }),
-                },
-                self.source,
-                now,
-            )
-            .await?;
-        }
+        lockout::record_failure(
+            db,
+            member,
+            Factor::BackupCode,
+            self.policy.limits(),
+            self.source,
+            now,
+        )
+        .await?;
         Ok(())
     }
 }
@@ -730,12 +711,7 @@ pub async fn record_expiries(
 
 /// A successful sign-in with a code starts the count of wrong ones again.
 async fn clear_failures(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
-    user_account::Entity::update_many()
-        .col_expr(user_account::Column::CodeFailures, Expr::value(0))
-        .filter(user_account::Column::Id.eq(member_id))
-        .exec(db)
-        .await?;
-    Ok(())
+    lockout::clear(db, member_id, Factor::BackupCode).await
 }
 
 /// Ends `member_id`'s set in force, if any, for `reason`; returns whether there was one.

@@ -12,6 +12,7 @@ pub mod backup_codes;
 pub mod db;
 mod entity;
 pub mod hashing;
+pub mod lockout;
 pub mod members;
 pub mod mfa;
 pub mod org_policy;

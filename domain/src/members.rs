@@ -1,6 +1,7 @@
 //! The members console for owners and admins: each member's MFA and backup codes at a
 //! glance, found by search and paged by key (so an organization of 100,000 stays fast), and
-//! what an admin does about one: revoke their codes, reset their MFA, change their role.
+//! what an admin does about one: revoke their codes, reset their MFA, unlock their sign-in,
+//! change their role.
 //!
 //! Only owners act on admins and owners; nobody acts on another organization's members (they
 //! read as no member at all) or on themselves here.
@@ -19,7 +20,8 @@ use crate::{
     audit::{self, Event, Outcome, Source},
     authz::{Action, Attempt, Authz},
     backup_codes::{self, CodePolicy},
-    entity::{backup_code, backup_code_set, policy_exception, user_account},
+    entity::{backup_code, backup_code_set, factor_lockout, policy_exception, user_account},
+    lockout::{self, Factor},
     org_policy::{self, CodesMode},
 };
 
@@ -43,6 +45,9 @@ pub struct MemberStatus {
     pub compliant: bool,
     /// An exception for this member: codes allowed (true) or not (false).
     pub exception: Option<bool>,
+    /// Sign-in factors locked after wrong attempts, and until when.
+    #[serde(default)]
+    pub locked: Vec<(Factor, DateTime<Utc>)>,
     /// The viewer may revoke their codes, reset their MFA and change their role.
     pub manageable: bool,
     /// The viewer may remove them.
@@ -128,6 +133,17 @@ pub async fn page(
         .await?
         .into_iter()
         .collect();
+    let mut locked: HashMap<i32, Vec<(Factor, DateTime<Utc>)>> = HashMap::new();
+    for row in factor_lockout::Entity::find()
+        .filter(factor_lockout::Column::UserId.is_in(ids.clone()))
+        .filter(factor_lockout::Column::LockedUntil.gt(now))
+        .all(db)
+        .await?
+    {
+        if let (Some(factor), Some(until)) = (Factor::parse(&row.factor), row.locked_until) {
+            locked.entry(row.user_id).or_default().push((factor, until));
+        }
+    }
     let exceptions: HashMap<i32, bool> = policy_exception::Entity::find()
         .filter(policy_exception::Column::UserId.is_in(ids))
         .all(db)
@@ -169,6 +185,7 @@ pub async fn page(
             set_expired,
             compliant,
             exception: exceptions.get(&member.id).copied(),
+            locked: locked.remove(&member.id).unwrap_or_default(),
             manageable,
             removable,
             member,
@@ -298,6 +315,40 @@ pub async fn reset_mfa(
             target: Some(&target),
             outcome: Outcome::Success,
             details: serde_json::json!({}),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(target)
+}
+
+/// Ends every lock on a member's sign-in factors (password, authenticator code, backup
+/// codes) and forgets their wrong attempts, for a member who proved who they are to an
+/// administrator.
+pub async fn unlock(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    member_id: i32,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let target = managed(db, authz, actor, member_id, "member.unlocked", source, now).await?;
+    let txn = db.begin().await?;
+    let unlocked = lockout::unlock_all(&txn, target.id, now).await?;
+    audit::record(
+        &txn,
+        actor.org_id,
+        Event {
+            action: "member.unlocked",
+            actor: Some(actor),
+            target: Some(&target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({
+                "factors": unlocked.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            }),
         },
         source,
         now,

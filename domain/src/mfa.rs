@@ -20,6 +20,7 @@ use crate::{
     backup_codes,
     entity::user_account,
     hashing::PasswordHasher,
+    lockout::{self, Factor, Limits},
     secrets::{Password, SecretKey},
 };
 
@@ -231,6 +232,39 @@ pub async fn confirm_enrolment(
     .await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// The authenticator step of `member`'s sign-in, under their account's lockout: a wrong
+/// code is recorded and counted ([`crate::lockout`]); while the factor is locked, every
+/// code gets the wrong-code answer, right or not. A malformed code is no attempt.
+pub async fn sign_in_with_code(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member: &Member,
+    code: &str,
+    limits: Limits,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), MfaError> {
+    parse_code(code)?;
+    if lockout::locked_until(db, member.id, Factor::Totp, now)
+        .await?
+        .is_some()
+    {
+        lockout::record_refusal(db, member, Factor::Totp, true, limits, source, now).await?;
+        return Err(MfaError::WrongCode);
+    }
+    match verify_code(db, key, member.id, code, now).await {
+        Ok(()) => {
+            lockout::clear(db, member.id, Factor::Totp).await?;
+            Ok(())
+        }
+        Err(MfaError::WrongCode) => {
+            lockout::record_refusal(db, member, Factor::Totp, false, limits, source, now).await?;
+            Err(MfaError::WrongCode)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Checks a code at sign-in. A code is accepted once: its time step must be later than

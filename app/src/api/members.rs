@@ -21,7 +21,10 @@ pub struct MemberRow {
     pub compliant: bool,
     /// An exception: codes allowed (`Some(true)`) or not (`Some(false)`) for this member.
     pub exception: Option<bool>,
-    /// Whether the viewer may revoke codes, reset MFA and change the role.
+    /// Sign-in factors locked after wrong attempts, in words with the lock's end
+    /// ("password until 28 Nov 2026 14:05 UTC").
+    pub locked: Vec<String>,
+    /// Whether the viewer may revoke codes, reset MFA, unlock and change the role.
     pub manageable: bool,
     /// Whether the viewer may remove this member.
     pub removable: bool,
@@ -69,6 +72,13 @@ pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<Membe
                     set_expired: row.set_expired,
                     compliant: row.compliant,
                     exception: row.exception,
+                    locked: row
+                        .locked
+                        .into_iter()
+                        .map(|(factor, until)| {
+                            format!("{} until {}", factor.label(), crate::api::readable_time(until))
+                        })
+                        .collect(),
                     manageable: row.manageable,
                     removable: row.removable,
                 })
@@ -82,44 +92,51 @@ pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<Membe
 /// Revokes a member's backup codes.
 #[server(endpoint = "members/revoke_codes")]
 pub async fn revoke_member_codes(member_id: i32) -> Result<(), AppError> {
-    crate::api::respond(async {
-        let crate::auth::SignedIn {
-            state,
-            member: viewer,
-            ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
-        domain::members::revoke_codes(
-            &state.db,
-            &state.authz,
-            &viewer,
-            member_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
-        )
-        .await?;
-        Ok(())
-    })
-    .await
+    act_on_member(member_id, MemberAction::RevokeCodes).await
 }
 
 /// Resets a member's MFA: they set it up again at their next sign-in.
 #[server(endpoint = "members/reset_mfa")]
 pub async fn reset_member_mfa(member_id: i32) -> Result<(), AppError> {
+    act_on_member(member_id, MemberAction::ResetMfa).await
+}
+
+/// Ends the locks on a member's sign-in after wrong attempts.
+#[server(endpoint = "members/unlock")]
+pub async fn unlock_member(member_id: i32) -> Result<(), AppError> {
+    act_on_member(member_id, MemberAction::Unlock).await
+}
+
+/// What an owner or admin does to one member from the console.
+#[cfg(feature = "ssr")]
+#[derive(Debug, Clone, Copy)]
+enum MemberAction {
+    RevokeCodes,
+    ResetMfa,
+    Unlock,
+}
+
+#[cfg(feature = "ssr")]
+async fn act_on_member(member_id: i32, action: MemberAction) -> Result<(), AppError> {
     crate::api::respond(async {
         let crate::auth::SignedIn {
             state,
             member: viewer,
             ..
         } = crate::auth::signed_in_beyond_mfa_settings().await?;
-        domain::members::reset_mfa(
-            &state.db,
-            &state.authz,
-            &viewer,
-            member_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
-        )
-        .await?;
+        let (db, authz) = (&state.db, &state.authz);
+        let (source, now) = (crate::auth::request_source(), chrono::Utc::now());
+        match action {
+            MemberAction::RevokeCodes => {
+                domain::members::revoke_codes(db, authz, &viewer, member_id, &source, now).await
+            }
+            MemberAction::ResetMfa => {
+                domain::members::reset_mfa(db, authz, &viewer, member_id, &source, now).await
+            }
+            MemberAction::Unlock => {
+                domain::members::unlock(db, authz, &viewer, member_id, &source, now).await
+            }
+        }?;
         Ok(())
     })
     .await

@@ -100,32 +100,27 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             pending,
             member,
         } = crate::auth::pending_member().await?;
-        let verified = domain::mfa::verify_code(
+        let policy = domain::org_policy::current(&state.db, member.org_id)
+            .await?
+            .policy;
+        let source = crate::auth::request_source();
+        // Wrong codes are recorded and counted on the account (locking the factor on every
+        // instance); while it is locked, every code gets the wrong-code answer.
+        let verified = domain::mfa::sign_in_with_code(
             &state.db,
             &state.secret_key,
-            pending.member_id,
+            &member,
             &code,
+            policy.code_policy().limits(),
+            &source,
             chrono::Utc::now(),
         )
         .await;
-        let source = crate::auth::request_source();
         if let Err(error) = verified {
-            if matches!(error, domain::mfa::MfaError::WrongCode) {
-                domain::accounts::record_sign_in(
-                    &state.db,
-                    &member,
-                    "totp",
-                    domain::audit::Outcome::Failure,
-                    &source,
-                    chrono::Utc::now(),
-                )
-                .await?;
-            }
             let error = AppError::from(error);
-            // A wrong code (not a malformed one) uses up one of the attempts.
+            // A wrong code (not a malformed one) also uses up one of this step's attempts.
             if error.for_field("code").is_some() && domain::mfa::parse_code(&code).is_ok() {
-                let policy = domain::org_policy::current(&state.db, member.org_id).await?;
-                spend_attempt(&session, pending, policy.policy.lockout_attempts).await?;
+                spend_attempt(&session, pending, policy.lockout_attempts).await?;
             }
             return Err(error);
         }

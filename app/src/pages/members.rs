@@ -1,6 +1,6 @@
 //! `/admin/members`: the organization's members with their MFA and backup codes at a
-//! glance, found by search and paged by key; revoking codes, resetting MFA, changing roles,
-//! adding and removing members.
+//! glance, found by search and paged by key; revoking codes, resetting MFA, unlocking
+//! sign-in after wrong attempts, changing roles, adding and removing members.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::members::{
         AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa, RevokeMemberCodes,
-        list_members,
+        UnlockMember, list_members,
     },
     forms::{FieldMessage, FormMessage, last_error, percent_encode},
 };
@@ -22,6 +22,7 @@ pub fn MembersPage() -> impl IntoView {
     let remove = ServerAction::<RemoveMember>::new();
     let revoke = ServerAction::<RevokeMemberCodes>::new();
     let reset = ServerAction::<ResetMemberMfa>::new();
+    let unlock = ServerAction::<UnlockMember>::new();
     let role = ServerAction::<ChangeMemberRole>::new();
     let add_error = last_error(add);
     // The last failed row action, whichever it was.
@@ -30,6 +31,7 @@ pub fn MembersPage() -> impl IntoView {
             last_error(remove).get(),
             last_error(revoke).get(),
             last_error(reset).get(),
+            last_error(unlock).get(),
             last_error(role).get(),
         ]
         .into_iter()
@@ -48,6 +50,7 @@ pub fn MembersPage() -> impl IntoView {
                 remove.version().get(),
                 revoke.version().get(),
                 reset.version().get(),
+                unlock.version().get(),
                 role.version().get(),
             )
         },
@@ -57,6 +60,7 @@ pub fn MembersPage() -> impl IntoView {
         remove,
         revoke,
         reset,
+        unlock,
         role,
     };
 
@@ -94,6 +98,7 @@ pub fn MembersPage() -> impl IntoView {
                                                 <th scope="col">"Set generated"</th>
                                                 <th scope="col">"Last code used"</th>
                                                 <th scope="col">"Compliance"</th>
+                                                <th scope="col">"Sign-in"</th>
                                                 <th scope="col">"Actions"</th>
                                             </tr>
                                         </thead>
@@ -159,6 +164,7 @@ struct RowActions {
     remove: ServerAction<RemoveMember>,
     revoke: ServerAction<RevokeMemberCodes>,
     reset: ServerAction<ResetMemberMfa>,
+    unlock: ServerAction<UnlockMember>,
     role: ServerAction<ChangeMemberRole>,
 }
 
@@ -167,6 +173,13 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
     let member_id = member.id;
     let revoke_label = format!("Revoke codes of {}", member.email);
     let reset_label = format!("Reset MFA of {}", member.email);
+    let unlock_label = format!("Unlock sign-in of {}", member.email);
+    let locked = !member.locked.is_empty();
+    let sign_in = if locked {
+        format!("Locked: {}", member.locked.join("; "))
+    } else {
+        "OK".to_owned()
+    };
     let role_label = format!("Role of {}", member.email);
     let change_label = format!("Change role of {}", member.email);
     let remove_label = format!("Remove {}", member.email);
@@ -191,6 +204,7 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
             <td>{member.set_generated_at.unwrap_or_default()}</td>
             <td>{member.last_code_used_at.unwrap_or_default()}</td>
             <td class=if member.compliant { "" } else { "warn" }>{compliance}</td>
+            <td class=if locked { "sign-in-state warn" } else { "sign-in-state" }>{sign_in}</td>
             <td class="row-actions">
                 {member
                     .manageable
@@ -220,6 +234,17 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
                                     "Reset MFA"
                                 </button>
                             </ActionForm>
+                            {locked
+                                .then(|| {
+                                    view! {
+                                        <ActionForm action=actions.unlock>
+                                            {hidden_id(member_id)}
+                                            <button type="submit" aria-label=unlock_label>
+                                                "Unlock"
+                                            </button>
+                                        </ActionForm>
+                                    }
+                                })}
                             <ActionForm action=actions.role>
                                 {hidden_id(member_id)}
                                 <label for=role_for class="visually-hidden">

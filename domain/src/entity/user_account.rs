@@ -18,10 +18,6 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// An admin reset this member's MFA: they must set it up again at their next sign-in.
     pub mfa_setup_required: bool,
-    /// Wrong backup codes since the last success or lockout.
-    pub code_failures: i32,
-    /// Backup-code sign-in is locked until then.
-    pub codes_locked_until: Option<DateTimeUtc>,
 }
 
 impl std::fmt::Debug for Model {

@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod backup_codes;
 mod events;
+mod lockout;
 mod members;
 mod mfa;
 mod org_policy;

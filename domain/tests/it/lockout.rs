@@ -1,0 +1,236 @@
+//! Per-account lockout of passwords, authenticator codes and backup codes on every backend:
+//! counted in the database, the same answer while locked, locks that double when they
+//! repeat, audited, and ended by an administrator.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    accounts::{self, AccountError, Email, Member, Role},
+    audit::{self, Source},
+    authz::Authz,
+    db::DatabaseConnection,
+    hashing::PasswordHasher,
+    lockout::{self, Factor},
+    members,
+    mfa::{self, MfaError},
+    org_policy::OrgPolicy,
+    secrets::{Password, SecretKey},
+    testing::migrated_databases,
+};
+
+use crate::mfa::{add_member, owner_with_mfa, t0};
+
+const RIGHT: &str = "correct horse battery";
+
+/// Signs in with a password and waits until a refusal, if any, is on the record (it is
+/// written after the answer).
+async fn password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    member: &Member,
+    typed: &str,
+    at: DateTime<Utc>,
+) -> bool {
+    let before = audit::latest(db, member.org_id, 1).await.unwrap()[0].seq;
+    let signed_in = accounts::verify_password(
+        db,
+        hasher,
+        &Email::parse(&member.email).unwrap(),
+        &Password::new(typed),
+        &Source::default(),
+        at,
+    )
+    .await
+    .unwrap()
+    .is_some();
+    if !signed_in {
+        for _ in 0..200 {
+            let events = audit::latest(db, member.org_id, 3).await.unwrap();
+            // The refusal, and the lock it may cause, are written in one transaction.
+            if events
+                .iter()
+                .any(|e| e.seq > before && e.action == "sign_in.failed")
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    signed_in
+}
+
+async fn latest_actions(db: &DatabaseConnection, org_id: i32, n: u64) -> Vec<String> {
+    let mut events = audit::latest(db, org_id, n).await.unwrap();
+    events.reverse();
+    events.into_iter().map(|e| e.action).collect()
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_account_with_the_same_answer_and_repeat_locks_double() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+
+        for _ in 0..4 {
+            assert!(!password(db, &hasher, &member, "wrong", t0()).await);
+        }
+        assert_eq!(
+            lockout::locked_until(db, member.id, Factor::Password, t0())
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(!password(db, &hasher, &member, "wrong", t0()).await);
+        let until = t0() + Duration::minutes(15);
+        assert_eq!(
+            lockout::locked_until(db, member.id, Factor::Password, t0())
+                .await
+                .unwrap(),
+            Some(until)
+        );
+        let lock = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
+        assert_eq!(lock.action, "password.locked");
+        assert_eq!(lock.details["lockouts_in_a_row"], 1);
+
+        // Locked: the right password gets the wrong-password answer, on the record.
+        assert!(!password(db, &hasher, &member, RIGHT, t0() + Duration::minutes(14)).await);
+        let refusal = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
+        assert_eq!(refusal.action, "sign_in.failed");
+        assert_eq!(refusal.details["reason"], "locked");
+
+        // The lock ends; five more wrong ones lock it again, for twice as long.
+        let later = t0() + Duration::minutes(16);
+        for _ in 0..5 {
+            assert!(!password(db, &hasher, &member, "wrong", later).await);
+        }
+        assert_eq!(
+            lockout::locked_until(db, member.id, Factor::Password, later)
+                .await
+                .unwrap(),
+            Some(later + Duration::minutes(30))
+        );
+        // After it, a success starts the doubling over.
+        let after = later + Duration::minutes(31);
+        assert!(password(db, &hasher, &member, RIGHT, after).await);
+        for _ in 0..5 {
+            assert!(!password(db, &hasher, &member, "wrong", after).await);
+        }
+        assert_eq!(
+            lockout::locked_until(db, member.id, Factor::Password, after)
+                .await
+                .unwrap(),
+            Some(after + Duration::minutes(15))
+        );
+        // Another member of the organization is not touched.
+        assert!(password(db, &hasher, &owner, RIGHT, after).await);
+    }
+}
+
+#[tokio::test]
+async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everything() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, setup_key) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let admin = add_member(&test_db, &hasher, owner.org_id, "a@acme.test", Role::Admin).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        let limits = OrgPolicy::default().code_policy().limits();
+        let source = Source::default();
+        let at = t0() + Duration::minutes(5);
+        let code_now = mfa::code_at(&setup_key, at).unwrap();
+        let wrong = if code_now == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let try_code = |code: &str| {
+            let (key, owner, code) = (key.clone(), owner.clone(), code.to_owned());
+            async move {
+                mfa::sign_in_with_code(db, &key, &owner, &code, limits, &Source::default(), at)
+                    .await
+            }
+        };
+
+        // A malformed code is no attempt.
+        assert!(matches!(try_code("12ab").await, Err(MfaError::Invalid(_))));
+        for _ in 0..5 {
+            assert!(matches!(try_code(wrong).await, Err(MfaError::WrongCode)));
+        }
+        assert_eq!(
+            latest_actions(db, owner.org_id, 2).await,
+            ["sign_in.failed", "totp.locked"]
+        );
+        // Locked: the right code gets the wrong-code answer, and is not spent.
+        assert!(matches!(
+            try_code(&code_now).await,
+            Err(MfaError::WrongCode)
+        ));
+        assert_eq!(
+            audit::latest(db, owner.org_id, 1).await.unwrap()[0].details["reason"],
+            "locked"
+        );
+        // The password is a factor of its own: not locked.
+        assert_eq!(
+            lockout::locked_until(db, owner.id, Factor::Password, at)
+                .await
+                .unwrap(),
+            None
+        );
+
+        // A member may not unlock anyone; that is on the record too.
+        let refused = members::unlock(db, &authz, &member, owner.id, &source, at).await;
+        assert!(matches!(refused, Err(AccountError::NotAllowed)));
+        assert_eq!(
+            latest_actions(db, owner.org_id, 1).await,
+            ["member.unlocked"]
+        );
+        assert_eq!(
+            audit::latest(db, owner.org_id, 1).await.unwrap()[0].outcome,
+            "denied"
+        );
+        // Nor may an admin unlock an owner; the owner's locks stay.
+        assert!(
+            members::unlock(db, &authz, &admin, owner.id, &source, at)
+                .await
+                .is_err()
+        );
+        assert!(
+            lockout::locked_until(db, owner.id, Factor::Totp, at)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The member is locked out of passwords too; an owner unlocks the lot.
+        for _ in 0..5 {
+            assert!(!password(db, &hasher, &admin, "wrong", at).await);
+        }
+        let page = members::page(db, &authz, &owner, "a@acme.test", None, at)
+            .await
+            .unwrap();
+        assert_eq!(page.rows[0].locked.len(), 1, "the console shows the lock");
+        members::unlock(db, &authz, &owner, admin.id, &source, at)
+            .await
+            .unwrap();
+        let event = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
+        assert_eq!(event.action, "member.unlocked");
+        assert_eq!(event.target_id, Some(admin.id));
+        assert_eq!(event.details["factors"], serde_json::json!(["password"]));
+        assert!(password(db, &hasher, &admin, RIGHT, at).await);
+        let page = members::page(db, &authz, &owner, "a@acme.test", None, at)
+            .await
+            .unwrap();
+        assert!(page.rows[0].locked.is_empty());
+
+        // Past the lock, the right code works and the count starts over.
+        let later = at + Duration::minutes(16);
+        let code_later = mfa::code_at(&setup_key, later).unwrap();
+        mfa::sign_in_with_code(db, &key, &owner, &code_later, limits, &source, later)
+            .await
+            .unwrap();
+        assert_eq!(audit::verify(db, owner.org_id).await.unwrap().broken, None);
+    }
+}
