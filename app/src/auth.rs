@@ -14,6 +14,11 @@ use crate::{error::AppError, state::AppState};
 const MEMBER: &str = "member_id";
 /// When the member last proved who they are (Unix seconds), for recent-authentication checks.
 const AUTHENTICATED_AT: &str = "authenticated_at";
+/// When the member signed in (Unix seconds): the session ends a fixed time after, however
+/// active ([`AppState::session_lifetime`]).
+const SIGNED_IN_AT: &str = "signed_in_at";
+/// The account's session number at sign-in; raising the account's ends this session.
+const SESSION_EPOCH: &str = "session_epoch";
 /// The email typed at the first sign-in step.
 const SIGN_IN_EMAIL: &str = "sign_in.email";
 /// Set after a sign-in with a backup code when the organization allows only MFA settings
@@ -50,7 +55,9 @@ fn storage(cause: tower_sessions::session::Error) -> AppError {
     AppError::Internal.logged("session store", &cause)
 }
 
-/// The signed-in member, if any. A member removed since signing in is signed out.
+/// The signed-in member, if any. The session is over, and deleted, when the member was
+/// removed since, when all their sessions were ended (sign-out elsewhere, an admin's MFA
+/// reset), or when it is older than the server's session lifetime.
 pub async fn current_member(
     state: &AppState,
     session: &Session,
@@ -58,9 +65,13 @@ pub async fn current_member(
     let Some(id) = session.get::<i32>(MEMBER).await.map_err(storage)? else {
         return Ok(None);
     };
+    let epoch: Option<i32> = session.get(SESSION_EPOCH).await.map_err(storage)?;
+    let signed_in_at: Option<i64> = session.get(SIGNED_IN_AT).await.map_err(storage)?;
+    let within_lifetime = signed_in_at
+        .is_some_and(|at| Utc::now().timestamp() - at < state.session_lifetime.num_seconds());
     match accounts::member(&state.db, id).await? {
-        Some(member) => Ok(Some(member)),
-        None => {
+        Some(member) if within_lifetime && epoch == Some(member.session_epoch) => Ok(Some(member)),
+        _ => {
             session.flush().await.map_err(storage)?;
             Ok(None)
         }
@@ -246,9 +257,12 @@ pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), 
     set_only_mfa_settings(session, false).await?;
     session.insert(MEMBER, member.id).await.map_err(storage)?;
     session
-        .insert(AUTHENTICATED_AT, Utc::now().timestamp())
+        .insert(SESSION_EPOCH, member.session_epoch)
         .await
-        .map_err(storage)
+        .map_err(storage)?;
+    let now = Utc::now().timestamp();
+    session.insert(SIGNED_IN_AT, now).await.map_err(storage)?;
+    session.insert(AUTHENTICATED_AT, now).await.map_err(storage)
 }
 
 /// Whether the member proved who they are within the server's re-authentication window
@@ -281,7 +295,16 @@ pub async fn confirm_recent_authentication(
         return Err(invalid("That password is not correct."));
     }
     let password = domain::secrets::Password::new(password);
-    if !accounts::confirm_password(&state.db, &state.hasher, member.id, &password).await? {
+    if !accounts::confirm_password(
+        &state.db,
+        &state.hasher,
+        member,
+        &password,
+        &request_source(),
+        Utc::now(),
+    )
+    .await?
+    {
         return Err(invalid("That password is not correct."));
     }
     session
@@ -308,7 +331,11 @@ pub fn request_source() -> domain::audit::Source {
     domain::audit::Source { ip, user_agent }
 }
 
-/// Signs out: the session is deleted from the store and its cookie cleared.
-pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+/// Signs out: this session is deleted from the store and its cookie cleared, and the
+/// member's other sessions (other browsers, other devices) end too.
+pub async fn sign_out(state: &AppState, session: &Session) -> Result<(), AppError> {
+    if let Some(id) = session.get::<i32>(MEMBER).await.map_err(storage)? {
+        accounts::end_sessions(&state.db, id).await?;
+    }
     session.flush().await.map_err(storage)
 }

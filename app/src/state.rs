@@ -26,6 +26,9 @@ pub struct AppState {
     /// How long after the last password sensitive changes (generating backup codes) go
     /// through without asking for it again.
     pub reauthenticate_after: chrono::Duration,
+    /// How long a session lasts after sign-in, however active (the idle limit is the
+    /// session layer's).
+    pub session_lifetime: chrono::Duration,
 }
 
 impl FromRef<AppState> for LeptosOptions {

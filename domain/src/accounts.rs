@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +198,9 @@ pub struct Member {
     /// An admin reset this member's MFA: they must set it up again at their next sign-in.
     #[serde(default)]
     pub mfa_setup_required: bool,
+    /// Sessions signed in under another number are over ([`end_sessions`]).
+    #[serde(default)]
+    pub session_epoch: i32,
 }
 
 impl TryFrom<user_account::Model> for Member {
@@ -213,6 +217,7 @@ impl TryFrom<user_account::Model> for Member {
             mfa_enabled: row.totp_enabled_at.is_some(),
             created_at: row.created_at,
             mfa_setup_required: row.mfa_setup_required,
+            session_epoch: row.session_epoch,
         })
     }
 }
@@ -557,6 +562,20 @@ pub async fn remove_member(
     Ok(target)
 }
 
+/// Ends every session of `member_id`, on every instance: sessions remember the number they
+/// were signed in under, and this raises the account's.
+pub async fn end_sessions(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
+    user_account::Entity::update_many()
+        .col_expr(
+            user_account::Column::SessionEpoch,
+            Expr::col(user_account::Column::SessionEpoch).add(1),
+        )
+        .filter(user_account::Column::Id.eq(member_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Checks an email and password at sign-in. Unknown email, wrong password and a locked
 /// password give the same answer (`None`) in the same time: each costs one argon2
 /// verification. A refusal for an existing account is recorded in its organization's audit
@@ -646,15 +665,33 @@ pub async fn record_sign_in(
     .await
 }
 
-/// Checks the password of a signed-in member (before disabling MFA, for example).
+/// Checks the signed-in `member`'s password again (before a sensitive change), under the
+/// same per-account lockout as signing in: a wrong one is recorded and counted, and while
+/// the password is locked the right one is refused too, after the same work.
 pub async fn confirm_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
-    member_id: i32,
+    member: &Member,
     password: &Password,
+    source: &Source,
+    now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let row = user_account::Entity::find_by_id(member_id).one(db).await?;
-    Ok(hasher
+    let row = user_account::Entity::find_by_id(member.id).one(db).await?;
+    let locked = lockout::locked_until(db, member.id, Factor::Password, now)
+        .await?
+        .is_some();
+    let right = hasher
         .verify(password, row.as_ref().map(|row| row.password_hash.as_str()))
-        .await)
+        .await;
+    if right && !locked {
+        lockout::clear(db, member.id, Factor::Password).await?;
+        return Ok(true);
+    }
+    let limits = crate::org_policy::current(db, member.org_id)
+        .await?
+        .policy
+        .code_policy()
+        .limits();
+    lockout::record_refusal(db, member, Factor::Password, locked, limits, source, now).await?;
+    Ok(false)
 }

@@ -391,6 +391,7 @@ mod tests {
             mfa_enabled: false,
             created_at: Utc::now(),
             mfa_setup_required: false,
+            session_epoch: 0,
         }
     }
 

@@ -306,6 +306,8 @@ pub async fn reset_mfa(
         .exec(&txn)
         .await?;
     backup_codes::end_set_in_force(&txn, target.id, "mfa_reset", now).await?;
+    // Whoever holds their sessions may be the one who took the authenticator.
+    crate::accounts::end_sessions(&txn, target.id).await?;
     audit::record(
         &txn,
         actor.org_id,

@@ -317,7 +317,8 @@ pub async fn disable(
     if row.totp_enabled_at.is_none() {
         return Err(MfaError::NotEnabled);
     }
-    if !accounts::confirm_password(db, hasher, member_id, password).await? {
+    let member = Member::try_from(row.clone())?;
+    if !accounts::confirm_password(db, hasher, &member, password, source, now).await? {
         return Err(MfaError::WrongPassword);
     }
     let txn = db.begin().await?;

@@ -1,7 +1,7 @@
 //! Configuration from environment variables, checked once at start-up so that a bad value
 //! stops the server with a message naming the variable, never a panic.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf};
 
 use domain::{db::Backend, secrets::SecretKey};
 use tracing_subscriber::EnvFilter;
@@ -15,6 +15,12 @@ pub const DEFAULT_SECRET_KEY_FILE: &str = "data/secret.key";
 /// How long after a sign-in sensitive changes go through without the password again, when
 /// `LIFELINE_REAUTHENTICATE_AFTER_SECONDS` is not set (ten minutes).
 pub const DEFAULT_REAUTHENTICATE_AFTER_SECONDS: u32 = 600;
+/// `LIFELINE_SESSION_IDLE_SECONDS` when not set: 30 minutes (OWASP ASVS level 2).
+pub const DEFAULT_SESSION_IDLE_SECONDS: u32 = 30 * 60;
+/// `LIFELINE_SESSION_LIFETIME_SECONDS` when not set: 12 hours (OWASP ASVS level 2).
+pub const DEFAULT_SESSION_LIFETIME_SECONDS: u32 = 12 * 60 * 60;
+/// `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE` when not set.
+pub const DEFAULT_SIGN_IN_ATTEMPTS_PER_MINUTE: u32 = 30;
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -38,6 +44,14 @@ pub struct Config {
     /// `LIFELINE_REAUTHENTICATE_AFTER_SECONDS`: after this long since the last password,
     /// generating backup codes asks for it again.
     pub reauthenticate_after_seconds: u32,
+    /// `LIFELINE_SESSION_IDLE_SECONDS`: a session ends after this long without a request.
+    pub session_idle_seconds: u32,
+    /// `LIFELINE_SESSION_LIFETIME_SECONDS`: a session ends this long after sign-in, however
+    /// active.
+    pub session_lifetime_seconds: u32,
+    /// `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE`: attempts at a password or code each network
+    /// address gets per minute (per instance), before `429 Too Many Requests`.
+    pub sign_in_attempts_per_minute: u32,
 }
 
 /// Where the key that seals stored secrets comes from.
@@ -147,18 +161,49 @@ impl Config {
             ),
         };
 
-        let reauthenticate_after_seconds = match read("LIFELINE_REAUTHENTICATE_AFTER_SECONDS") {
-            None => DEFAULT_REAUTHENTICATE_AFTER_SECONDS,
-            Some(value) => value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|seconds| *seconds <= 24 * 60 * 60)
-                .ok_or_else(|| ConfigError {
-                    variable: "LIFELINE_REAUTHENTICATE_AFTER_SECONDS",
-                    problem: "must be a number of seconds from 0 to 86400".into(),
-                })?,
-        };
+        let number =
+            |variable: &'static str, default: u32, range: RangeInclusive<u32>, unit| match read(
+                variable,
+            ) {
+                None => Ok(default),
+                Some(value) => value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| ConfigError {
+                        variable,
+                        problem: format!(
+                            "must be a number of {unit} from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+            };
+        let reauthenticate_after_seconds = number(
+            "LIFELINE_REAUTHENTICATE_AFTER_SECONDS",
+            DEFAULT_REAUTHENTICATE_AFTER_SECONDS,
+            0..=24 * 60 * 60,
+            "seconds",
+        )?;
+        let session_idle_seconds = number(
+            "LIFELINE_SESSION_IDLE_SECONDS",
+            DEFAULT_SESSION_IDLE_SECONDS,
+            1..=24 * 60 * 60,
+            "seconds",
+        )?;
+        let session_lifetime_seconds = number(
+            "LIFELINE_SESSION_LIFETIME_SECONDS",
+            DEFAULT_SESSION_LIFETIME_SECONDS,
+            1..=30 * 24 * 60 * 60,
+            "seconds",
+        )?;
+        let sign_in_attempts_per_minute = number(
+            "LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE",
+            DEFAULT_SIGN_IN_ATTEMPTS_PER_MINUTE,
+            1..=1_000_000,
+            "attempts",
+        )?;
 
         Ok(Self {
             database_url,
@@ -169,6 +214,9 @@ impl Config {
             secure_cookies,
             secret_key,
             reauthenticate_after_seconds,
+            session_idle_seconds,
+            session_lifetime_seconds,
+            sign_in_attempts_per_minute,
         })
     }
 
@@ -213,6 +261,9 @@ mod tests {
             SecretKeySource::File(DEFAULT_SECRET_KEY_FILE.into())
         );
         assert_eq!(config.reauthenticate_after_seconds, 600);
+        assert_eq!(config.session_idle_seconds, 1800);
+        assert_eq!(config.session_lifetime_seconds, 43_200);
+        assert_eq!(config.sign_in_attempts_per_minute, 30);
     }
 
     #[test]
@@ -260,6 +311,9 @@ mod tests {
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "-1"),
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "ten"),
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "86401"),
+            ("LIFELINE_SESSION_IDLE_SECONDS", "0"),
+            ("LIFELINE_SESSION_LIFETIME_SECONDS", "2592001"),
+            ("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "many"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

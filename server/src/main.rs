@@ -10,6 +10,7 @@ mod expiry;
 mod keys;
 mod security;
 mod sessions;
+mod throttle;
 mod web;
 
 use std::{io::IsTerminal, process::ExitCode};

@@ -21,15 +21,15 @@ use tower_sessions::{
     cookie::{SameSite, time::Duration as CookieDuration},
 };
 
-use crate::{config::Config, security::BrowserSecurity, sessions::DatabaseSessionStore};
+use crate::{
+    config::Config, security::BrowserSecurity, sessions::DatabaseSessionStore, throttle::Throttle,
+};
 
 /// The largest request body accepted; larger ones get 413 before anything reads them.
 /// Server functions buffer their bodies whole, so without this any POST could fill memory.
 const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "lifeline_session";
-/// A session ends after this long without a request.
-const SESSION_IDLE_LIMIT: CookieDuration = CookieDuration::hours(8);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         reauthenticate_after: chrono::Duration::seconds(i64::from(
             config.reauthenticate_after_seconds,
         )),
+        session_lifetime: chrono::Duration::seconds(i64::from(config.session_lifetime_seconds)),
     };
+    let throttle = crate::throttle::Throttle::new(
+        std::num::NonZeroU32::new(config.sign_in_attempts_per_minute)
+            .unwrap_or(std::num::NonZeroU32::MIN),
+    );
+    throttle.spawn_cleanup();
 
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
@@ -146,10 +152,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(SESSION_IDLE_LIMIT));
+        .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(i64::from(
+            config.session_idle_seconds,
+        ))))
+        // Saved on every request, so that the idle limit counts from the last request:
+        // without it, an unmodified session would expire that long after its last change.
+        .with_always_save(true);
 
     // The peer address reaches handlers (for the audit log) through ConnectInfo.
-    let app = router(state, security)
+    let app = router(state, security, throttle)
         .layer(session_layer)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
@@ -164,7 +175,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 }
 
 /// Every route the server answers, with its layers.
-pub fn router(state: AppState, security: BrowserSecurity) -> Router {
+pub fn router(state: AppState, security: BrowserSecurity, throttle: Throttle) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     let security = Arc::new(security);
@@ -196,6 +207,10 @@ pub fn router(state: AppState, security: BrowserSecurity) -> Router {
         // Layers run from the last one in: headers, trace, the origin check, then the body
         // limits, so a refused request still gets the headers, and is refused unread.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(from_fn_with_state(
+            throttle,
+            crate::throttle::throttle_secret_checks,
+        ))
         .layer(from_fn(limit_bodies_of_unknown_length))
         .layer(from_fn_with_state(
             Arc::clone(&security),

@@ -76,7 +76,11 @@ pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<Membe
                         .locked
                         .into_iter()
                         .map(|(factor, until)| {
-                            format!("{} until {}", factor.label(), crate::api::readable_time(until))
+                            format!(
+                                "{} until {}",
+                                factor.label(),
+                                crate::api::readable_time(until)
+                            )
                         })
                         .collect(),
                     manageable: row.manageable,

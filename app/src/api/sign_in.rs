@@ -305,12 +305,13 @@ pub async fn sign_in_help() -> Result<HelpOptions, AppError> {
     .await
 }
 
-/// Signs out everywhere this session was: the session is deleted on the server.
+/// Signs out, here and in the member's other sessions: they are ended on the server.
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
     crate::api::respond(async {
+        let state = crate::state::app_state()?;
         let session = crate::auth::session().await?;
-        crate::auth::sign_out(&session).await?;
+        crate::auth::sign_out(&state, &session).await?;
         leptos_axum::redirect("/");
         Ok(())
     })

@@ -18,6 +18,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// An admin reset this member's MFA: they must set it up again at their next sign-in.
     pub mfa_setup_required: bool,
+    /// Sessions signed in under another number are over (see `accounts::end_sessions`).
+    pub session_epoch: i32,
 }
 
 impl std::fmt::Debug for Model {

@@ -98,6 +98,18 @@ async fn wrong_passwords_lock_the_account_with_the_same_answer_and_repeat_locks_
         let refusal = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
         assert_eq!(refusal.action, "sign_in.failed");
         assert_eq!(refusal.details["reason"], "locked");
+        // Confirming the password before a sensitive change is under the same lock.
+        let confirmed = accounts::confirm_password(
+            db,
+            &hasher,
+            &member,
+            &Password::new(RIGHT),
+            &Source::default(),
+            t0() + Duration::minutes(14),
+        )
+        .await
+        .unwrap();
+        assert!(!confirmed);
 
         // The lock ends; five more wrong ones lock it again, for twice as long.
         let later = t0() + Duration::minutes(16);

@@ -31,6 +31,8 @@ pub fn lifeline(workdir: &Path) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("LIFELINE_LISTEN_ADDR", "127.0.0.1:0")
+        // Every test talks from 127.0.0.1; the throttle has a test of its own.
+        .env("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "100000")
         .current_dir(workdir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -116,6 +118,22 @@ impl Server {
         // Give the drain tasks a moment to collect the last lines.
         tokio::time::sleep(Duration::from_millis(100)).await;
         (exit.success(), self.log())
+    }
+}
+
+impl Server {
+    /// Kills the process with SIGKILL, as a crash or the out-of-memory killer would: no
+    /// graceful shutdown, requests in flight cut off. Waits for it to exit; returns its log.
+    pub async fn kill_hard(mut self) -> Vec<String> {
+        // On Unix, tokio's start_kill sends SIGKILL.
+        self.child.start_kill().expect("send SIGKILL to the server");
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("server exits after SIGKILL")
+            .unwrap();
+        // Give the drain tasks a moment to collect the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.log()
     }
 }
 

@@ -11,3 +11,4 @@ mod harness;
 mod lifecycle;
 mod pages;
 mod policy;
+mod sessions;

@@ -1,0 +1,209 @@
+//! Sessions and throttling through the real binary: sign-out and an admin's MFA reset end
+//! the member's other sessions, sessions end when idle and at their absolute lifetime, and
+//! one address gets only so many attempts at a secret per minute.
+
+use domain::testing::fresh_databases;
+use reqwest::{Client, StatusCode, header};
+
+use crate::{
+    accounts::{cli, create_org, post, session_cookie, sign_in, signed_in_email},
+    harness::Server,
+};
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn add_member(database_url: &str, email: &str) {
+    let (ok, _, stderr) = cli(
+        database_url,
+        &[
+            "create-user",
+            "--org",
+            "acme",
+            "--email",
+            email,
+            "--role",
+            "member",
+        ],
+        &format!("{}\n", crate::accounts::PASSWORD),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+}
+
+#[tokio::test]
+async fn signing_out_or_an_mfa_reset_ends_every_other_session_of_the_member() {
+    for database in fresh_databases().await {
+        create_org(&database.url, "Acme", "owner@acme.test").await;
+        add_member(&database.url, "member@acme.test").await;
+        let server = Server::start(&database.url).await;
+        let client = client();
+
+        // The member on two devices; signing out on one ends the other.
+        let laptop = sign_in(&client, &server, "member@acme.test").await;
+        let phone = sign_in(&client, &server, "member@acme.test").await;
+        let email = |cookie: String| {
+            let (client, server) = (&client, &server);
+            async move { signed_in_email(client, server, &cookie).await }
+        };
+        assert_eq!(
+            email(phone.clone()).await.as_deref(),
+            Some("member@acme.test")
+        );
+        let signed_out = post(&client, &server, "/api/sign_out", Some(&laptop), &[]).await;
+        assert!(signed_out.status().is_success() || signed_out.status().is_redirection());
+        assert_eq!(email(laptop).await, None);
+        assert_eq!(
+            email(phone).await,
+            None,
+            "the other device is signed out too"
+        );
+
+        // An owner resets the member's MFA: the member's session ends, the owner's does not.
+        let member = sign_in(&client, &server, "member@acme.test").await;
+        let owner = sign_in(&client, &server, "owner@acme.test").await;
+        let members: serde_json::Value = post(&client, &server, "/api/members", Some(&owner), &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        let member_id = members["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["email"] == "member@acme.test")
+            .unwrap()["id"]
+            .to_string();
+        let reset = post(
+            &client,
+            &server,
+            "/api/members/reset_mfa",
+            Some(&owner),
+            &[("member_id", &member_id)],
+        )
+        .await;
+        assert_eq!(
+            reset.status(),
+            StatusCode::OK,
+            "{}",
+            reset.text().await.unwrap()
+        );
+        assert_eq!(email(member).await, None);
+        assert_eq!(email(owner).await.as_deref(), Some("owner@acme.test"));
+    }
+}
+
+#[tokio::test]
+async fn a_session_ends_when_idle_and_at_its_lifetime_however_active() {
+    let database = fresh_databases().await.remove(0);
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let client = client();
+
+    // Idle: two seconds without a request.
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SESSION_IDLE_SECONDS", "2"),
+    ])
+    .await;
+    let idle = sign_in(&client, &server, "owner@acme.test").await;
+    let active = sign_in(&client, &server, "owner@acme.test").await;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        assert!(signed_in_email(&client, &server, &active).await.is_some());
+    }
+    assert_eq!(signed_in_email(&client, &server, &idle).await, None);
+    drop(server);
+
+    // Lifetime: three seconds after sign-in, even with a request every second.
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SESSION_LIFETIME_SECONDS", "3"),
+    ])
+    .await;
+    let session = sign_in(&client, &server, "owner@acme.test").await;
+    assert!(signed_in_email(&client, &server, &session).await.is_some());
+    let mut ended_after = None;
+    for second in 1..=6 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if signed_in_email(&client, &server, &session).await.is_none() {
+            ended_after = Some(second);
+            break;
+        }
+    }
+    assert!(
+        matches!(ended_after, Some(3..=4)),
+        "ended after {ended_after:?} s"
+    );
+}
+
+#[tokio::test]
+async fn one_address_gets_only_so_many_attempts_at_a_secret_per_minute() {
+    let database = fresh_databases().await.remove(0);
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "3"),
+    ])
+    .await;
+    let client = client();
+    let step1 = post(
+        &client,
+        &server,
+        "/api/sign_in/email",
+        None,
+        &[("email", "owner@acme.test")],
+    )
+    .await;
+    let (session, _) = session_cookie(&step1).unwrap();
+    let attempt = || {
+        post(
+            &client,
+            &server,
+            "/api/sign_in/password",
+            Some(&session),
+            &[("password", "not the password")],
+        )
+    };
+    for _ in 0..3 {
+        let refused = attempt().await;
+        assert!(
+            refused.status().is_client_error() && refused.status() != StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            refused.status()
+        );
+    }
+    let throttled = attempt().await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = throttled.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert!(
+        throttled
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many attempts")
+    );
+    // Pages and other requests are not throttled.
+    assert_eq!(
+        client.get(server.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The throttled attempt never reached the password check: three failures on record.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (ok, events, stderr) = cli(
+        &database.url,
+        &["audit", "export", "--org", "acme", "--format", "jsonl"],
+        "",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(events.matches("\"sign_in.failed\"").count(), 3);
+}
