@@ -3,12 +3,27 @@ import { test, expect, hydrated } from './fixtures';
 
 test('the start page hydrates and checks the system status without reloading', async ({ page }) => {
   const consoleErrors: string[] = [];
+  const policyReports: string[] = [];
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(message.text());
+    if (message.text().includes('Content Security Policy')) policyReports.push(message.text());
   });
   page.on('pageerror', (error) => consoleErrors.push(error.message));
+  // Every Content-Security-Policy violation, as the page itself sees it (an init script is
+  // added by the browser, not by the page, so the policy does not apply to it).
+  await page.addInitScript(() => {
+    const violations: string[] = [];
+    (window as unknown as { cspViolations: string[] }).cspViolations = violations;
+    document.addEventListener('securitypolicyviolation', (event) =>
+      violations.push(`${event.effectiveDirective} blocked ${event.blockedURI}`),
+    );
+  });
 
-  await page.goto('/');
+  const response = await page.goto('/');
+  // The page is served under a nonce-based policy, so hydrating proves the policy admits it.
+  expect(response?.headers()['content-security-policy']).toMatch(
+    /script-src 'self' 'nonce-[\w-]+' 'wasm-unsafe-eval'/,
+  );
   await expect(page).toHaveTitle('Lifeline');
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Lifeline');
   await expect(page.getByRole('link', { name: 'Sign in' })).toHaveAttribute('href', '/sign-in');
@@ -21,6 +36,12 @@ test('the start page hydrates and checks the system status without reloading', a
   await expect(page.getByText('All systems operational')).toBeVisible();
   expect(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
   expect(page.url()).toMatch(/\/$/);
+  // Nothing the page or its hydration does is refused by the policy.
+  expect(policyReports).toEqual([]);
+  const violations = await page.evaluate(
+    () => (window as unknown as { cspViolations: string[] }).cspViolations,
+  );
+  expect(violations).toEqual([]);
   expect(consoleErrors).toEqual([]);
 });
 
