@@ -145,6 +145,32 @@ pub async fn signed_in_beyond_mfa_settings() -> Result<SignedIn, AppError> {
     Ok(signed_in)
 }
 
+/// Like [`signed_in_beyond_mfa_settings`], for an administrator's change (members, policy,
+/// recovery codes): refused with [`AppError::ReauthenticationRequired`] unless the member
+/// proved who they are within the re-authentication window, so that a session left open
+/// is not enough to change who may do what.
+pub async fn admin_change() -> Result<SignedIn, AppError> {
+    let signed_in = signed_in_beyond_mfa_settings().await?;
+    if !recently_authenticated(&signed_in.state, &signed_in.session).await? {
+        return Err(AppError::ReauthenticationRequired);
+    }
+    Ok(signed_in)
+}
+
+/// `next` if it is a path of this site to go back to after a step, else `/account`: never
+/// another site (`//evil.example`, `https://…`), so the parameter cannot send people away.
+pub fn local_path(next: &str) -> String {
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.chars().all(|c| c.is_ascii_graphic());
+    if safe {
+        next.to_owned()
+    } else {
+        "/account".to_owned()
+    }
+}
+
 /// Whether this session may only change MFA settings for now.
 pub async fn only_mfa_settings(session: &Session) -> Result<bool, AppError> {
     Ok(session
@@ -338,4 +364,27 @@ pub async fn sign_out(state: &AppState, session: &Session) -> Result<(), AppErro
         accounts::end_sessions(&state.db, id).await?;
     }
     session.flush().await.map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_a_step() {
+        for kept in ["/admin/members", "/admin/audit?days=7&outcome=denied", "/"] {
+            assert_eq!(local_path(kept), kept);
+        }
+        for sent_home in [
+            "//evil.example/admin",
+            "https://evil.example",
+            "/\\evil.example",
+            "admin/members",
+            "",
+            "/admin members",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(sent_home), "/account", "{sent_home}");
+        }
+    }
 }

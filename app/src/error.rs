@@ -24,6 +24,9 @@ pub enum AppError {
     /// The member may not do this; the message says why in the product's words.
     #[error("{0}")]
     Refused(String),
+    /// A change that needs the password again: the last one was too long ago.
+    #[error("For your security, confirm your password before making changes.")]
+    ReauthenticationRequired,
     /// The request itself was malformed (missing or mistyped arguments).
     #[error("The request could not be understood. Please reload the page and try again.")]
     BadRequest,
@@ -41,7 +44,7 @@ impl AppError {
         match self {
             Self::Invalid { .. } => 422,
             Self::SignInFailed | Self::SignInRequired => 401,
-            Self::Refused(_) => 403,
+            Self::Refused(_) | Self::ReauthenticationRequired => 403,
             Self::BadRequest => 400,
             Self::Unavailable => 503,
             Self::Internal => 500,

@@ -43,20 +43,31 @@ pub fn FieldMessage(
     }
 }
 
-/// The message at the top of a form, for errors that are not about one field.
+/// The message at the top of a form, for errors that are not about one field. When the
+/// change needs the password again, a link to confirm it and come back to this page.
 #[component]
 pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
     move || {
-        error
-            .get()
-            .and_then(|error| error.for_form())
-            .map(|message| {
-                view! {
-                    <p class="form-error" role="alert">
-                        {message}
-                    </p>
-                }
+        error.get().and_then(|error| {
+            let reauthenticate = matches!(error, AppError::ReauthenticationRequired);
+            let message = error.for_form()?;
+            let (path, search) = (location.pathname.get(), location.search.get());
+            let search = search.trim_start_matches('?');
+            let here = if search.is_empty() {
+                path
+            } else {
+                format!("{path}?{search}")
+            };
+            let confirm = format!("/account/confirm?next={}", percent_encode(&here));
+            Some(view! {
+                <p class="form-error" role="alert">
+                    {message}
+                    {reauthenticate
+                        .then(|| view! { " " <a href=confirm rel="external">"Confirm it's you"</a> })}
+                </p>
             })
+        })
     }
 }
 

@@ -22,9 +22,9 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    AccountPage, AuditPage, BackupCodesPage, CompliancePage, HomePage, MembersPage, MfaSetupPage,
-    NotFound, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail, SignInHelp,
-    SignInPassword, SignInVerify,
+    AccountPage, AuditPage, BackupCodesPage, CompliancePage, ConfirmPage, HomePage, MembersPage,
+    MfaSetupPage, NotFound, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail,
+    SignInHelp, SignInPassword, SignInVerify,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
                     <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
                     <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />

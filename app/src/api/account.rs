@@ -125,6 +125,24 @@ pub async fn disable_totp(password: String) -> Result<(), AppError> {
     .await
 }
 
+/// Proves again who the signed-in member is, with their password, before administrator
+/// changes (which ask for it after the re-authentication window); then back to `next`.
+#[server(endpoint = "account/confirm")]
+pub async fn confirm_its_you(password: String, next: String) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+        } = crate::auth::signed_in().await?;
+        crate::auth::confirm_recent_authentication(&state, &session, &member, Some(&password))
+            .await?;
+        leptos_axum::redirect(&crate::auth::local_path(&next));
+        Ok(())
+    })
+    .await
+}
+
 /// `JBSWY3DPEHPK3PXP…` → `JBSW Y3DP EHPK 3PXP …`: easier to read and type.
 #[cfg(feature = "ssr")]
 fn group_in_fours(key: &str) -> String {

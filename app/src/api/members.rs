@@ -127,7 +127,7 @@ async fn act_on_member(member_id: i32, action: MemberAction) -> Result<(), AppEr
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        } = crate::auth::admin_change().await?;
         let (db, authz) = (&state.db, &state.authz);
         let (source, now) = (crate::auth::request_source(), chrono::Utc::now());
         match action {
@@ -154,7 +154,7 @@ pub async fn change_member_role(member_id: i32, role: String) -> Result<(), AppE
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        } = crate::auth::admin_change().await?;
         let role = domain::accounts::Role::parse(&role)?;
         domain::members::change_role(
             &state.db,
@@ -179,7 +179,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        } = crate::auth::admin_change().await?;
         let role = domain::accounts::Role::parse(&role)?;
         let password = domain::secrets::Password::new(password);
         let new = domain::accounts::NewMember {
@@ -210,7 +210,7 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        } = crate::auth::admin_change().await?;
         let removed = domain::accounts::remove_member(
             &state.db,
             &state.authz,

@@ -175,8 +175,7 @@ pub async fn preview_policy(fields: PolicyFields) -> Result<PolicyPreview, AppEr
 #[server(endpoint = "admin/policy/save")]
 pub async fn save_policy(expected_version: i32, fields: PolicyFields) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         let proposed = form_of(fields).parse()?;
         let saved = domain::org_policy::save(
             &state.db,
@@ -209,8 +208,7 @@ pub async fn add_policy_exception(
     reason: String,
 ) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         let allowed = match backup_codes.as_str() {
             "allow" => true,
             "deny" => false,
@@ -242,8 +240,7 @@ pub async fn add_policy_exception(
 #[server(endpoint = "admin/policy/exceptions/remove")]
 pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         domain::org_policy::remove_exception(
             &state.db,
             &state.authz,

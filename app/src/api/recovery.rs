@@ -98,8 +98,7 @@ pub async fn get_recovery_overview() -> Result<RecoveryOverview, AppError> {
 #[server(endpoint = "admin/recovery/request")]
 pub async fn request_recovery_code(email: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         domain::recovery_codes::request(
             &state.db,
             &state.authz,
@@ -119,8 +118,7 @@ pub async fn request_recovery_code(email: String) -> Result<(), AppError> {
 #[server(endpoint = "admin/recovery/approve")]
 pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         domain::recovery_codes::approve(
             &state.db,
             &state.authz,
@@ -140,8 +138,7 @@ pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
 #[server(endpoint = "admin/recovery/reveal")]
 pub async fn reveal_recovery_code(request_id: i32) -> Result<RevealedCode, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
         let (request, code) = domain::recovery_codes::reveal(
             &state.db,
             &state.authz,

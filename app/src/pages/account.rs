@@ -6,12 +6,52 @@ use leptos_router::components::Redirect;
 
 use crate::{
     api::{
-        account::{Account, ConfirmTotp, DisableTotp, current_account, get_totp_setup},
+        account::{
+            Account, ConfirmItsYou, ConfirmTotp, DisableTotp, current_account, get_totp_setup,
+        },
         sign_in::SignOut,
     },
     forms::{CodeInput, FieldMessage, FormMessage, last_error},
     pages::backup_codes::RecoveryModes,
 };
+
+/// `/account/confirm?next=…`: the password again, before administrator changes.
+#[component]
+pub fn ConfirmPage() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let next = move || {
+        query
+            .with(|q| q.get("next"))
+            .unwrap_or_else(|| "/account".to_owned())
+    };
+    let confirm = ServerAction::<ConfirmItsYou>::new();
+    let error = last_error(confirm);
+    view! {
+        <Title text="Confirm it's you" />
+        <section class="panel">
+            <h1>"Confirm it's you"</h1>
+            <p>
+                "Changes to members, the policy and recovery codes need your password when you last gave it more than a few minutes ago."
+            </p>
+            <ActionForm action=confirm>
+                <FormMessage error />
+                <input type="hidden" name="next" value=next />
+                <label for="confirm-password">"Password"</label>
+                <input
+                    id="confirm-password"
+                    name="password"
+                    type="password"
+                    autocomplete="current-password"
+                    maxlength="1024"
+                    required
+                    autofocus
+                />
+                <FieldMessage error field="password" />
+                <button type="submit">"Confirm"</button>
+            </ActionForm>
+        </section>
+    }
+}
 
 /// `/account`.
 #[component]

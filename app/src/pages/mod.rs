@@ -11,7 +11,7 @@ mod policy;
 mod recovery;
 mod sign_in;
 
-pub use account::{AccountPage, MfaSetupPage};
+pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
 pub use audit::AuditPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use compliance::CompliancePage;

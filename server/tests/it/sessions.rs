@@ -207,3 +207,90 @@ async fn one_address_gets_only_so_many_attempts_at_a_secret_per_minute() {
     assert!(ok, "{stderr}");
     assert_eq!(events.matches("\"sign_in.failed\"").count(), 3);
 }
+
+#[tokio::test]
+async fn administrator_changes_ask_for_the_password_again_after_the_window() {
+    let database = fresh_databases().await.remove(0);
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let server = Server::start_with(&[
+        ("DATABASE_URL", &database.url),
+        ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "2"),
+    ])
+    .await;
+    let client = client();
+    let owner = sign_in(&client, &server, "owner@acme.test").await;
+    let add = || {
+        post(
+            &client,
+            &server,
+            "/api/members/add",
+            Some(&owner),
+            &[
+                ("email", "new@acme.test"),
+                ("password", "another long password"),
+                ("role", "member"),
+            ],
+        )
+    };
+    let members = || async {
+        let page: serde_json::Value = post(&client, &server, "/api/members", Some(&owner), &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["rows"].as_array().unwrap().len()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    // Past the window: refused, with a message that says what to do, and nothing added.
+    let refused = add().await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body = refused.text().await.unwrap();
+    // The error the page turns into "confirm your password", with a link to do it.
+    assert!(body.contains("ReauthenticationRequired"), "{body}");
+    assert_eq!(
+        members().await,
+        1,
+        "reading is still allowed; nothing was added"
+    );
+
+    // A wrong password does not open the window; the right one does, then back to `next`.
+    let confirm = |password: &'static str, next: &'static str| {
+        let (client, server, owner) = (&client, &server, &owner);
+        async move {
+            post(
+                client,
+                server,
+                "/api/account/confirm",
+                Some(owner),
+                &[("password", password), ("next", next)],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        confirm("not it", "/admin/members").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(add().await.status(), StatusCode::FORBIDDEN);
+    let confirmed = confirm(crate::accounts::PASSWORD, "//evil.example/").await;
+    assert!(confirmed.status().is_success() || confirmed.status().is_redirection());
+    let location = confirmed
+        .headers()
+        .get(header::LOCATION)
+        .or_else(|| confirmed.headers().get("serverfnredirect"))
+        .map(|value| value.to_str().unwrap().to_owned());
+    assert_eq!(
+        location.as_deref(),
+        Some("/account"),
+        "never to another site"
+    );
+    let added = add().await;
+    assert_eq!(
+        added.status(),
+        StatusCode::OK,
+        "{}",
+        added.text().await.unwrap()
+    );
+    assert_eq!(members().await, 2);
+}
