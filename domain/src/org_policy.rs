@@ -1335,10 +1335,128 @@ async fn exceptions_by_member(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn form() -> PolicyForm {
         PolicyForm::from_policy(&OrgPolicy::default())
+    }
+
+    /// What a person (or an attacker) might type into one field of the form.
+    fn typed() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,24}",
+            "-?[0-9]{1,25}",
+            any::<i64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec![
+                "not_allowed",
+                "allowed",
+                "required",
+                "any_code",
+                "numbered_code",
+                " 10 ",
+                "1e3",
+                "0x10",
+                "<script>",
+                "' OR 1=1 --",
+                "\u{0}",
+                "\u{661}\u{662}",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn any_form() -> impl Strategy<Value = PolicyForm> {
+        (
+            prop::array::uniform7(typed()),
+            prop::option::of(typed()),
+            prop::option::of(typed()),
+        )
+            .prop_map(|(fields, restrict, approval)| {
+                let [codes, per_set, age, low, attempts, minutes, entry] = fields;
+                PolicyForm {
+                    backup_codes: codes,
+                    codes_per_set: per_set,
+                    max_set_age_days: age,
+                    low_codes_threshold: low,
+                    lockout_attempts: attempts,
+                    lockout_minutes: minutes,
+                    code_entry: entry,
+                    restrict_after_backup_sign_in: restrict,
+                    recovery_code_approval: approval,
+                }
+            })
+    }
+
+    fn any_policy() -> impl Strategy<Value = OrgPolicy> {
+        (
+            prop::sample::select(vec![
+                CodesMode::NotAllowed,
+                CodesMode::Allowed,
+                CodesMode::Required,
+            ]),
+            MIN_CODES_PER_SET..=MAX_CODES_PER_SET,
+            0..=MAX_SET_AGE_DAYS,
+            any::<u8>(),
+            1..=MAX_LOCKOUT_ATTEMPTS,
+            1..=MAX_LOCKOUT_MINUTES,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(codes, per_set, age, low, attempts, minutes, numbered, restrict, approval)| {
+                    OrgPolicy {
+                        codes,
+                        codes_per_set: per_set,
+                        max_set_age_days: age,
+                        low_codes_threshold: low % per_set,
+                        lockout_attempts: attempts,
+                        lockout_minutes: minutes,
+                        code_entry: if numbered {
+                            CodeEntry::NumberedCode
+                        } else {
+                            CodeEntry::AnyCode
+                        },
+                        restrict_after_backup_sign_in: restrict,
+                        recovery_code_approval: approval,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever is typed, the form either gives a policy within every bound or names
+        /// the one field that is wrong; it never panics.
+        #[test]
+        fn any_input_gives_a_policy_in_bounds_or_names_its_field(form in any_form()) {
+            const FIELDS: [&str; 7] = [
+                "backup_codes", "codes_per_set", "max_set_age_days", "low_codes_threshold",
+                "lockout_attempts", "lockout_minutes", "code_entry",
+            ];
+            match form.parse() {
+                Ok(policy) => {
+                    prop_assert!((MIN_CODES_PER_SET..=MAX_CODES_PER_SET).contains(&policy.codes_per_set));
+                    prop_assert!(policy.max_set_age_days <= MAX_SET_AGE_DAYS);
+                    prop_assert!(policy.low_codes_threshold < policy.codes_per_set);
+                    prop_assert!((1..=MAX_LOCKOUT_ATTEMPTS).contains(&policy.lockout_attempts));
+                    prop_assert!((1..=MAX_LOCKOUT_MINUTES).contains(&policy.lockout_minutes));
+                }
+                Err(error) => {
+                    prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field);
+                    prop_assert!(!error.message.is_empty());
+                }
+            }
+        }
+
+        /// Every policy in bounds survives the form: filled in, posted, parsed back.
+        #[test]
+        fn every_policy_fills_the_form_and_parses_back(policy in any_policy()) {
+            prop_assert_eq!(PolicyForm::from_policy(&policy).parse().unwrap(), policy);
+        }
     }
 
     #[test]
