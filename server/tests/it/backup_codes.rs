@@ -20,7 +20,7 @@ use crate::{
 
 /// The owner of "Acme" (member 1) with MFA on and a set of codes made with `key`, as the
 /// server started with that key makes them; returns the codes, slot 1 first.
-async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<String> {
+pub async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<String> {
     create_org(&database.url, "Acme", "owner@acme.test").await;
     let now = chrono::Utc::now();
     let enrolment = mfa::begin_enrolment(&database.db, key, 1).await.unwrap();
@@ -57,7 +57,7 @@ async fn start(database: &TestDatabase, key: &SecretKey) -> (Server, Client) {
     start_with(database, key, &[]).await
 }
 
-async fn start_with(
+pub async fn start_with(
     database: &TestDatabase,
     key: &SecretKey,
     vars: &[(&str, &str)],
@@ -77,7 +77,7 @@ async fn start_with(
 }
 
 /// Email and password done: the session id that now owes a second factor.
-async fn password_step(client: &Client, server: &Server) -> String {
+pub async fn password_step(client: &Client, server: &Server) -> String {
     let step1 = post(
         client,
         server,

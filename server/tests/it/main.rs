@@ -11,4 +11,5 @@ mod harness;
 mod lifecycle;
 mod pages;
 mod policy;
+mod scale_out;
 mod sessions;

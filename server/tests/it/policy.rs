@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// The policy form's fields, each as `fields[name]`, with one replaced.
-fn fields(replace: (&str, &str)) -> Vec<(String, String)> {
+pub fn fields(replace: (&str, &str)) -> Vec<(String, String)> {
     [
         ("backup_codes", "not_allowed"),
         ("codes_per_set", "10"),
@@ -55,7 +55,7 @@ async fn create_member(database_url: &str, email: &str) {
     assert!(child.wait().await.unwrap().success());
 }
 
-async fn save_policy(
+pub async fn save_policy(
     client: &Client,
     server: &Server,
     session: String,
