@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod backup_codes;
+mod crash;
 mod hardening;
 mod harness;
 mod lifecycle;
