@@ -938,10 +938,10 @@ pub async fn export(
 /// that day, UTC) or an RFC 3339 time (`2026-01-01T09:30:00Z`).
 pub fn parse_as_of(input: &str) -> Result<DateTime<Utc>, FieldError> {
     let input = input.trim();
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d") {
-        if let Some(end) = day.succ_opt().and_then(|next| next.and_hms_opt(0, 0, 0)) {
-            return Ok(end.and_utc() - Duration::microseconds(1));
-        }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(input, "%Y-%m-%d")
+        && let Some(end) = day.succ_opt().and_then(|next| next.and_hms_opt(0, 0, 0))
+    {
+        return Ok(end.and_utc() - Duration::microseconds(1));
     }
     DateTime::parse_from_rfc3339(input)
         .map(|at| at.with_timezone(&Utc))

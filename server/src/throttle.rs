@@ -82,21 +82,21 @@ pub async fn throttle_secret_checks(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    if let (true, Some(ip)) = (guarded, peer) {
-        if let Err(not_until) = throttle.limiter.check_key(&ip) {
-            let wait = not_until.wait_time_from(throttle.clock.now());
-            let seconds = wait.as_secs().max(1);
-            tracing::warn!(%ip, path = request.uri().path(), "sign-in attempts throttled");
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many attempts from your network. Try again in {seconds} seconds."),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            return response;
-        }
+    if let (true, Some(ip)) = (guarded, peer)
+        && let Err(not_until) = throttle.limiter.check_key(&ip)
+    {
+        let wait = not_until.wait_time_from(throttle.clock.now());
+        let seconds = wait.as_secs().max(1);
+        tracing::warn!(%ip, path = request.uri().path(), "sign-in attempts throttled");
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many attempts from your network. Try again in {seconds} seconds."),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
     }
     next.run(request).await
 }
