@@ -52,3 +52,11 @@ e2e:
 release:
 	@scripts/ensure-tools.sh --release
 	PATH="$(CURDIR)/target/tools/node_modules/.bin:$$PATH" cargo leptos build --release
+
+# Issue 8's figures on this machine (redemption, Casbin at scale, admin pages at 100,000
+# members and 1,000,000 events on SQLite and PostgreSQL, a wrong-password flood, the gzipped
+# browser download), each next to its baseline in the same run; rewrites BENCHMARKS.md.
+# Not part of `test`: it builds in release mode and runs for several minutes.
+.PHONY: bench
+bench: tools
+	@scripts/bench.sh

@@ -4,8 +4,11 @@
 //!
 //! Run with `cargo bench -p domain --bench redemption`. The measurements are interleaved
 //! (one of each per round) so that a noisy, shared machine slows all of them alike, and the
-//! report gives medians and their ratios from this one run.
+//! report gives medians and their ratios from this one run. `make bench` collects the table
+//! (and the verdict against issue 8's target) into BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -23,14 +26,17 @@ use domain::{
 
 const ROUNDS: usize = 15;
 
+/// Issue 8's target: a redemption costs at most this many bare verifications, at any size.
+const RATIO_TARGET: f64 = 1.15;
+/// "Flat": the ratios of the three sizes lie within this much of each other.
+const FLAT_SPREAD: f64 = 0.10;
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use common::ms;
 
 #[tokio::main]
 async fn main() {
@@ -69,18 +75,18 @@ async fn main() {
     let owner = accounts::member(db, owner.id).await.unwrap().unwrap();
     let phc = hasher.hash(&password).await.unwrap();
 
-    println!("# Backup-code redemption vs. one bare argon2id verification");
-    println!();
-    println!(
-        "argon2id m=19456 KiB, t=2, p=1; SQLite; median of {ROUNDS} interleaved rounds; \
-         {} cores.",
+    let mut out = String::new();
+    out.push_str("## 1. Backup-code redemption vs. one bare argon2id verification\n\n");
+    out.push_str(&format!(
+        "`cargo bench -p domain --bench redemption`. argon2id m=19456 KiB, t=2, p=1; SQLite; \
+         median of {ROUNDS} interleaved rounds; {} cores.\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    out.push_str(
+        "| codes per set | bare argon2id verify | redeem, wrong code | ratio | redeem, right code | ratio | naive loop, wrong code | ratio |\n",
     );
-    println!();
-    println!(
-        "| codes per set | bare argon2id verify | redeem, wrong code | ratio | redeem, right code | ratio | naive loop, wrong code | ratio |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let mut ratios = Vec::new();
 
     for size in [5u8, 10, 20] {
         let policy = CodePolicy {
@@ -151,8 +157,10 @@ async fn main() {
         }
         let base = median(bare);
         let (wrong, right, looped) = (median(wrong), median(right), median(looped));
-        println!(
-            "| {size} | {:.1} ms | {:.1} ms | {:.2} | {:.1} ms | {:.2} | {:.1} ms | {:.2} |",
+        ratios.push(ms(wrong) / ms(base));
+        ratios.push(ms(right) / ms(base));
+        out.push_str(&format!(
+            "| {size} | {:.1} ms | {:.1} ms | {:.2} | {:.1} ms | {:.2} | {:.1} ms | {:.2} |\n",
             ms(base),
             ms(wrong),
             ms(wrong) / ms(base),
@@ -160,6 +168,24 @@ async fn main() {
             ms(right) / ms(base),
             ms(looped),
             ms(looped) / ms(base),
-        );
+        ));
     }
+    let worst = ratios.iter().copied().fold(f64::MIN, f64::max);
+    let best = ratios.iter().copied().fold(f64::MAX, f64::min);
+    out.push_str(&format!(
+        "\n- Target redemption ≤ {RATIO_TARGET} × a bare verification (worst of wrong and right \
+         codes, all sizes): {}\n",
+        common::verdict(worst, RATIO_TARGET, "×")
+    ));
+    out.push_str(&format!(
+        "- Target flat (all ratios within {FLAT_SPREAD} of each other): {} (spread {:.2}, \
+         from {best:.2} to {worst:.2})\n",
+        if worst - best <= FLAT_SPREAD {
+            "**met**"
+        } else {
+            "**missed**"
+        },
+        worst - best,
+    ));
+    common::publish("1-redemption", &out);
 }

@@ -1,0 +1,296 @@
+//! The authorization gate at scale: `domain::authz::Authz` loaded with the rules of 10,000
+//! organizations (a third of them "Not allowed", every one with member exceptions), the
+//! cost of one decision (p50/p99 over many), and how long a policy saved through one gate
+//! takes to change the decisions of a second gate on the same database (another server).
+//!
+//! Run with `cargo bench -p domain --bench gate`; `make bench` runs it for BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::{human, percentile, publish, us, verdict};
+use domain::{
+    accounts::{self, Member, Role},
+    audit::Source,
+    authz::{Action, Authz},
+    db,
+    hashing::PasswordHasher,
+    org_policy::{self, CodesMode},
+    secrets::Password,
+    testing::TestDatabase,
+};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+/// Organizations with rules of their own (the real one, 1, included);
+/// `LIFELINE_BENCH_ORGS` changes it.
+fn orgs() -> i32 {
+    std::env::var("LIFELINE_BENCH_ORGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+/// Decisions are sampled until this many, or until [`DECISION_BUDGET`] has passed.
+const DECISIONS: usize = 20_000;
+const DECISION_BUDGET: Duration = Duration::from_secs(20);
+/// Policy changes whose propagation to the second gate is timed.
+const FLIPS: usize = 6;
+/// The targets of issue 8.
+const DECISION_P99_TARGET_US: f64 = 50.0;
+const PROPAGATION_TARGET_MS: f64 = 1000.0;
+
+/// A member of another organization, as the gate sees them (the gate reads no accounts).
+fn actor(id: i32, org_id: i32, role: Role) -> Member {
+    Member {
+        id,
+        org_id,
+        email: format!("m{id}@org{org_id}.test"),
+        role,
+        mfa_enabled: true,
+        created_at: Utc::now(),
+        mfa_setup_required: false,
+        session_epoch: 0,
+    }
+}
+
+/// The synthetic member `k` (0 or 1) of organization `org`, who holds an exception.
+fn excepted_member(org: i32, k: i32) -> i32 {
+    1_000_000 + org * 10 + k
+}
+
+/// `casbin_rule` rows as the policy page writes them: "Not allowed" (deny for every role)
+/// in every third organization, and two exceptions (one allow, one deny) in each.
+async fn seed_rules(db: &sea_orm::DatabaseConnection) -> usize {
+    let mut rows = Vec::new();
+    for org in 1..=orgs() {
+        let domain = format!("org:{org}");
+        for act in ["generate", "redeem"] {
+            // Organization 1 is the real one whose policy the propagation test changes.
+            if org != 1 && org % 3 == 0 {
+                for role in ["owner", "admin", "member"] {
+                    rows.push(format!(
+                        "('p','{role}','{domain}','backup_codes','{act}','deny','')"
+                    ));
+                }
+            }
+            for (k, effect) in [(0, "allow"), (1, "deny")] {
+                rows.push(format!(
+                    "('p','member:{}','{domain}','backup_codes','{act}','{effect}','')",
+                    excepted_member(org, k)
+                ));
+            }
+        }
+    }
+    let txn = db.begin().await.unwrap();
+    for batch in rows.chunks(1000) {
+        txn.execute_unprepared(&format!(
+            "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES {}",
+            batch.join(",")
+        ))
+        .await
+        .unwrap();
+    }
+    txn.commit().await.unwrap();
+    rows.len()
+}
+
+#[tokio::main]
+async fn main() {
+    let test_db = TestDatabase::sqlite().await.migrated().await;
+    let db = &test_db.db;
+    let hasher = PasswordHasher::new(1).unwrap();
+    let (_, owner) = accounts::create_organization(
+        db,
+        &hasher,
+        "Bench",
+        "owner@bench.test",
+        &Password::new("correct horse battery"),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owner.org_id, 1);
+    let rules = seed_rules(db).await;
+
+    let started = Instant::now();
+    let gate = Authz::load(db).await.unwrap();
+    let load_time = started.elapsed();
+    // The second instance: its own connection pool to the same file, as another server.
+    let other_db = db::connect(&test_db.url).await.unwrap();
+    let other = Authz::load(&other_db).await.unwrap();
+
+    // The questions: a member, an excepted member and an admin of organizations spread
+    // over all 10,000, about redeeming and generating codes and listing members.
+    let orgs = orgs();
+    let questions: Vec<(Member, i32, Action)> = (0..997)
+        .map(|i| {
+            let org = 1 + (i * 7919) % orgs;
+            match i % 4 {
+                0 => (
+                    actor(i + 10, org, Role::Member),
+                    org,
+                    Action::RedeemBackupCode,
+                ),
+                1 => (
+                    actor(excepted_member(org, i % 2), org, Role::Member),
+                    org,
+                    Action::GenerateBackupCodes,
+                ),
+                2 => (actor(i + 10, org, Role::Admin), org, Action::ListMembers),
+                _ => (actor(i + 10, org + 1, Role::Owner), org, Action::ViewAudit),
+            }
+        })
+        .collect();
+    // Sanity: the rules decide as seeded.
+    assert!(
+        !gate
+            .allows(&actor(5, 3, Role::Member), 3, Action::RedeemBackupCode)
+            .await
+            .unwrap()
+    );
+    assert!(
+        gate.allows(&actor(5, 4, Role::Member), 4, Action::RedeemBackupCode)
+            .await
+            .unwrap()
+    );
+    assert!(
+        gate.allows(
+            &actor(excepted_member(3, 0), 3, Role::Member),
+            3,
+            Action::RedeemBackupCode
+        )
+        .await
+        .unwrap()
+    );
+
+    // What a request pays: `allows` on the server's gate, which first checks the rules'
+    // revision in the database; and the decision alone, on a `refreshed` gate (what a page
+    // asking many questions pays per question after its one check).
+    let fixed = gate.refreshed().await.unwrap();
+    let (mut full, mut alone) = (Vec::new(), Vec::new());
+    let budget = Instant::now();
+    for (i, (who, org, action)) in questions.iter().cycle().enumerate() {
+        if i >= DECISIONS || (budget.elapsed() > DECISION_BUDGET && i >= 100) {
+            break;
+        }
+        let t = Instant::now();
+        std::hint::black_box(gate.allows(who, *org, *action).await.unwrap());
+        full.push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(fixed.allows(who, *org, *action).await.unwrap());
+        alone.push(t.elapsed());
+    }
+
+    // Propagation: save the policy of organization 1 through `gate`, then ask `other` until
+    // its answer changes. Alternates "Not allowed" and "Allowed".
+    let member = actor(42, 1, Role::Member);
+    let mut flips = Vec::new();
+    for i in 0..FLIPS {
+        let current = org_policy::current(db, 1).await.unwrap();
+        let before = other
+            .allows(&member, 1, Action::RedeemBackupCode)
+            .await
+            .unwrap();
+        let mut policy = current.policy;
+        policy.codes = if before {
+            CodesMode::NotAllowed
+        } else {
+            CodesMode::Allowed
+        };
+        let started = Instant::now();
+        org_policy::save(
+            db,
+            &gate,
+            &owner,
+            current.version,
+            &policy,
+            &Source::default(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let saved = started.elapsed();
+        loop {
+            if other
+                .allows(&member, 1, Action::RedeemBackupCode)
+                .await
+                .unwrap()
+                != before
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "flip {i} never seen"
+            );
+        }
+        flips.push((saved, started.elapsed()));
+    }
+
+    let p99_full = percentile(&full, 99.0);
+    let worst_flip = flips.iter().map(|(_, seen)| *seen).max().unwrap();
+    let median_flip = {
+        let mut seen: Vec<Duration> = flips.iter().map(|(_, s)| *s).collect();
+        seen.sort();
+        seen[seen.len() / 2]
+    };
+    let mut out = String::new();
+    out.push_str(&format!(
+        "## 2. The gate at scale (Casbin, {orgs} organizations)\n\n"
+    ));
+    out.push_str(&format!(
+        "`cargo bench -p domain --bench gate`. SQLite; {rules} organization rules in \
+         `casbin_rule` ({orgs} organizations: every third \"Not allowed\", each with two \
+         member exceptions) plus the committed baseline. `Authz::load` took {}.\n\n",
+        human(load_time)
+    ));
+    out.push_str("| one decision | samples | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n");
+    for (name, samples) in [
+        (
+            "`Authz::allows` (revision check in the database, then Casbin)",
+            &full,
+        ),
+        ("decision alone (`refreshed` gate: Casbin only)", &alone),
+    ] {
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            samples.len(),
+            human(percentile(samples, 50.0)),
+            human(percentile(samples, 99.0)),
+            human(percentile(samples, 100.0)),
+        ));
+    }
+    out.push_str(&format!(
+        "\nThe two kinds of decision were interleaved (one of each per question). \
+         Sampling stops at {DECISIONS} decisions or after {} s.\n\n",
+        DECISION_BUDGET.as_secs()
+    ));
+    out.push_str(&format!(
+        "Policy change through one gate (`org_policy::save`) seen by a second gate on its \
+         own connection pool to the same database, {FLIPS} changes: `save` returned after \
+         {} (median), the second gate's decision flipped after {} (median), {} (worst), \
+         counted from the start of `save`.\n\n",
+        human({
+            let mut s: Vec<Duration> = flips.iter().map(|(s, _)| *s).collect();
+            s.sort();
+            s[s.len() / 2]
+        }),
+        human(median_flip),
+        human(worst_flip),
+    ));
+    out.push_str(&format!(
+        "- Target one decision p99 ≤ 50 µs (`Authz::allows`): {}\n",
+        verdict(us(p99_full), DECISION_P99_TARGET_US, "µs")
+    ));
+    out.push_str(&format!(
+        "- Target one decision p99 ≤ 50 µs (decision alone): {}\n",
+        verdict(us(percentile(&alone, 99.0)), DECISION_P99_TARGET_US, "µs")
+    ));
+    out.push_str(&format!(
+        "- Target change visible to the second gate within 1 s (worst of {FLIPS}): {}\n",
+        verdict(common::ms(worst_flip), PROPAGATION_TARGET_MS, "ms")
+    ));
+    publish("2-gate", &out);
+}
