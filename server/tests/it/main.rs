@@ -9,6 +9,7 @@ mod backup_codes;
 mod crash;
 mod hardening;
 mod harness;
+mod isolation;
 mod lifecycle;
 mod pages;
 mod policy;
