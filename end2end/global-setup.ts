@@ -13,7 +13,11 @@ import { createInterface } from 'node:readline';
 const root = path.resolve(__dirname, '..');
 export const binary = process.env.LIFELINE_BIN ?? path.join(root, 'target/debug/lifeline');
 
-export default async function globalSetup(): Promise<() => Promise<void>> {
+/** A running `lifeline` on a fresh database, and how to stop it. */
+export type Lifeline = { baseUrl: string; databaseUrl: string; stop: () => Promise<void> };
+
+/** Starts `lifeline` on a free port against a fresh SQLite database, with `env` on top. */
+export async function startLifeline(env: Record<string, string> = {}): Promise<Lifeline> {
   if (!existsSync(binary)) {
     throw new Error(`${binary} is missing: run 'cargo leptos build' first (make test does).`);
   }
@@ -29,6 +33,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE: '100000',
       LIFELINE_LOG: process.env.LIFELINE_LOG ?? 'info',
       LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -48,12 +53,20 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     });
   });
 
-  process.env.LIFELINE_BASE_URL = baseUrl;
-  process.env.LIFELINE_E2E_DATABASE_URL = databaseUrl;
-
-  return async () => {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
-    rmSync(workdir, { recursive: true, force: true });
+  return {
+    baseUrl,
+    databaseUrl,
+    stop: async () => {
+      server.kill('SIGTERM');
+      await new Promise((resolve) => server.once('exit', resolve));
+      rmSync(workdir, { recursive: true, force: true });
+    },
   };
+}
+
+export default async function globalSetup(): Promise<() => Promise<void>> {
+  const lifeline = await startLifeline();
+  process.env.LIFELINE_BASE_URL = lifeline.baseUrl;
+  process.env.LIFELINE_E2E_DATABASE_URL = lifeline.databaseUrl;
+  return lifeline.stop;
 }

@@ -20,13 +20,18 @@ import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { binary } from '../global-setup';
 
-/** Runs the `lifeline` command line against the test server's database, password on stdin. */
-export function lifelineCli(args: string[], password: string): string {
+/** Runs the `lifeline` command line against the test server's database (or another one),
+ * password on stdin. */
+export function lifelineCli(
+  args: string[],
+  password: string,
+  databaseUrl: string = process.env.LIFELINE_E2E_DATABASE_URL ?? '',
+): string {
   const run = spawnSync(binary, args, {
     input: `${password}\n`,
     env: {
       PATH: process.env.PATH ?? '',
-      DATABASE_URL: process.env.LIFELINE_E2E_DATABASE_URL ?? '',
+      DATABASE_URL: databaseUrl,
     },
     encoding: 'utf8',
   });
