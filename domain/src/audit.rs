@@ -511,11 +511,15 @@ impl Filter {
     ) -> Result<Self, crate::accounts::FieldError> {
         let text = |value: Option<&str>, field: &str| {
             let value = value.map(str::trim).filter(|v| !v.is_empty());
+            // No actor or action holds a control character, and PostgreSQL refuses a NUL in
+            // text outright.
             match value {
-                Some(v) if v.chars().count() > 254 => Err(crate::accounts::FieldError::new(
-                    field,
-                    "Use at most 254 characters.",
-                )),
+                Some(v) if v.chars().count() > 254 || v.chars().any(char::is_control) => {
+                    Err(crate::accounts::FieldError::new(
+                        field,
+                        "Use at most 254 characters on one line.",
+                    ))
+                }
                 other => Ok(other.map(str::to_owned)),
             }
         };
@@ -845,4 +849,23 @@ pub async fn latest(
         .into_iter()
         .map(recorded)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    #[test]
+    fn filters_refuse_control_characters_and_overlong_text_next_to_their_field() {
+        for (actor, action, field) in [
+            ("a\u{0}b", "", "actor"),
+            ("", "backup_code.\r\nredeemed", "action"),
+            (&*"x".repeat(255), "", "actor"),
+        ] {
+            let error = Filter::from_form(None, None, Some(actor), Some(action), None).unwrap_err();
+            assert_eq!(error.field, field);
+        }
+        let kept = Filter::from_form(None, None, Some(" Owner@Acme.test "), None, None).unwrap();
+        assert_eq!(kept.actor.as_deref(), Some("Owner@Acme.test"));
+    }
 }

@@ -78,8 +78,9 @@ pub async fn page(
         .require(viewer, viewer.org_id, Action::ListMembers)
         .await?;
     let search = search.trim().to_lowercase();
-    if search.chars().count() > MAX_SEARCH_CHARS {
-        return Err(FieldError::new("q", "Search for at most 254 characters.").into());
+    // No email holds a control character, and PostgreSQL refuses a NUL in text outright.
+    if search.chars().count() > MAX_SEARCH_CHARS || search.chars().any(char::is_control) {
+        return Err(FieldError::new("q", "Search for at most 254 characters on one line.").into());
     }
     let mut query = user_account::Entity::find()
         .filter(user_account::Column::OrgId.eq(viewer.org_id))
