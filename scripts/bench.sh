@@ -62,7 +62,9 @@ not_measured() {
 build_ok=1
 if wants 1 || wants 2 || wants 3 || wants 4; then
   say "building the benchmarks and the release lifeline binary (cargo bench --no-run)"
-  cargo bench --no-run -p domain -p server >"$OUT/build.log" 2>&1 || build_ok=0
+  # One package at a time, as the parts run them: features unify per command, and a build
+  # of both at once would be rebuilt by the first part that names one.
+  { cargo bench --no-run -p domain && cargo bench --no-run -p server; } >"$OUT/build.log" 2>&1 || build_ok=0
 fi
 
 wasm_build="none"
@@ -174,6 +176,17 @@ the machine described here. Do not edit by hand: run \`make bench\` again.
   feature (fresh databases), which adds test helpers and changes nothing measured.
 
 EOF
+  # Every verdict (and every part not measured) at a glance, then the parts in full.
+  printf '## Summary\n\n'
+  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle; do
+    part=${f%%-*}
+    if grep -q '^\*\*Not measured:\*\*' "$OUT/$f.md"; then
+      printf -- '- Part %s: %s\n' "$part" "$(grep -m1 '^\*\*Not measured:\*\*' "$OUT/$f.md")"
+    else
+      grep -E '^- .*\*\*(met|missed)\*\*' "$OUT/$f.md" | sed "s/^- /- Part $part: /"
+    fi
+  done
+  printf '\n'
   for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle; do
     cat "$OUT/$f.md"
     printf '\n'

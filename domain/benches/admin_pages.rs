@@ -274,6 +274,9 @@ struct Figures {
     chain_events: i64,
     members_page: Vec<Duration>,
     audit_page: Vec<Duration>,
+    /// One read of an account by primary key through the same pool, timed in every round
+    /// next to the pages: the yardstick of this backend on this machine at that moment.
+    yardstick: Vec<Duration>,
     compliance: Vec<Duration>,
     compliance_members: usize,
     export_time: Duration,
@@ -281,6 +284,8 @@ struct Figures {
     export_bytes: u64,
     export_rss_before_kib: u64,
     export_peak_kib: u64,
+    /// Resident memory every 100,000 events of the export.
+    export_rss_kib: Vec<u64>,
     peak_reset: bool,
 }
 
@@ -354,8 +359,12 @@ async fn measure(
     );
 
     // First pages, interleaved so that a noisy moment slows both alike.
-    let (mut members_page, mut audit_page) = (Vec::new(), Vec::new());
+    let (mut members_page, mut audit_page, mut yardstick) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        let t = Instant::now();
+        std::hint::black_box(accounts::member(db, owner.id).await.unwrap());
+        yardstick.push(t.elapsed());
+
         let t = Instant::now();
         let page = members::page(db, &authz, &owner, "", None, Utc::now())
             .await
@@ -398,11 +407,15 @@ async fn measure(
     let rss_before = status_kib(None, "VmRSS").unwrap_or(0);
     let mut sink = std::io::sink();
     let (mut count, mut bytes) = (0u64, 0u64);
+    let mut rss_samples = Vec::new();
     let t = Instant::now();
     audit::for_each_event(db, 1, None, |event| {
         let line = audit::csv_line(&event);
         count += 1;
         bytes += line.len() as u64 + 1;
+        if count % 100_000 == 0 {
+            rss_samples.push(status_kib(None, "VmRSS").unwrap_or(0));
+        }
         writeln!(sink, "{line}")
     })
     .await
@@ -418,6 +431,7 @@ async fn measure(
         chain_events: state.events,
         members_page,
         audit_page,
+        yardstick,
         compliance,
         compliance_members,
         export_time,
@@ -425,6 +439,7 @@ async fn measure(
         export_bytes: bytes,
         export_rss_before_kib: rss_before,
         export_peak_kib: export_peak,
+        export_rss_kib: rss_samples,
         peak_reset,
     }
 }
@@ -459,25 +474,37 @@ async fn main() {
          valid hash chain, seeded with multi-row INSERTs. Server-side time of the domain call \
          each page makes; pages are the median and worst of {ROUNDS} interleaved rounds, the \
          compliance summary of up to {COMPLIANCE_ROUNDS} (fewer when one takes long; the count is shown). The audit page's time includes the \
-         chain's word (`chain_seen_by`, after the first full verification, timed apart).\n\n"
+         chain's word (`chain_seen_by`, after the first full verification, timed apart). \
+         Each page is also given as a multiple of one primary-key read of an account through \
+         the same pool, timed in the same rounds (the yardstick a noisy machine slows alike).\n\n"
     ));
     out.push_str(
-        "| backend | seed members / events | first page of members | first page of audit log | \
+        "| backend | seed members / events | one primary-key read (yardstick) | first page of members | first page of audit log | \
          compliance summary | full chain verification | export of every event | peak RSS growth during export |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for f in &figures {
         let growth = f.export_peak_kib.saturating_sub(f.export_rss_before_kib);
+        let yard = ms(percentile(&f.yardstick, 50.0));
+        let times = |samples: &[Duration]| ms(percentile(samples, 50.0)) / yard;
+        let (rss_min, rss_max) = (
+            f.export_rss_kib.iter().copied().min().unwrap_or(0),
+            f.export_rss_kib.iter().copied().max().unwrap_or(0),
+        );
         out.push_str(&format!(
-            "| {} | {} / {} | {} (worst {}) | {} (worst {}) | {} (worst {}, {} runs, {} members) | {} ({} events, {:.0} events/s) | {} ({:.0} events/s, {:.0} MiB of CSV) | {:.1} MiB (RSS {:.1} → peak {:.1} MiB{}) |\n",
+            "| {} | {} / {} | {} | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}, {} runs, {} members) | {} ({} events, {:.0} events/s) | {} ({:.0} events/s, {:.0} MiB of CSV) | {:.1} MiB (RSS {:.1} → peak {:.1} MiB{}; RSS every 100,000 events between {:.1} and {:.1} MiB) |\n",
             f.backend,
             human(f.seed_members),
             human(f.seed_events),
+            human(percentile(&f.yardstick, 50.0)),
             human(percentile(&f.members_page, 50.0)),
+            times(&f.members_page),
             human(percentile(&f.members_page, 100.0)),
             human(percentile(&f.audit_page, 50.0)),
+            times(&f.audit_page),
             human(percentile(&f.audit_page, 100.0)),
             human(percentile(&f.compliance, 50.0)),
+            times(&f.compliance),
             human(percentile(&f.compliance, 100.0)),
             f.compliance.len(),
             f.compliance_members,
@@ -491,6 +518,8 @@ async fn main() {
             mib(f.export_rss_before_kib),
             mib(f.export_peak_kib),
             if f.peak_reset { "" } else { "; peak could not be reset, so it may predate the export" },
+            mib(rss_min),
+            mib(rss_max),
         ));
     }
     out.push('\n');

@@ -68,7 +68,7 @@ async fn page_loads(client: &Client, url: &str, until: Instant) -> Vec<Duration>
         );
         response.bytes().await.unwrap();
         samples.push(t.elapsed());
-        // A person's browser, not a second flood: a few loads a second.
+        // A person's browser, not a second flood: loads 50 ms apart.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     samples
@@ -249,7 +249,7 @@ async fn main() {
          `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE=1000000` (the flood comes from loopback). \
          {WORKERS} concurrent attackers for {} s, each repeating the email step and a wrong \
          password on {ACCOUNTS} accounts (one argon2id verification per attempt, also on a \
-         locked account). Page: `GET /sign-in` one at a time (a few a second), {} s idle \
+         locked account). Page: `GET /sign-in` one at a time, 50 ms apart, {} s idle \
          just before the flood, then during it.\n\n",
         FLOOD.as_secs(),
         IDLE.as_secs()

@@ -56,7 +56,7 @@ pub fn verdict(measured: f64, target: f64, unit: &str) -> String {
         format!("**met** ({measured:.2} {unit} ≤ {target} {unit})")
     } else {
         format!(
-            "**missed** by {:.2} {unit} ({:.1}× the target of {target} {unit})",
+            "**missed** by {:.2} {unit} ({:.2}× the target of {target} {unit})",
             measured - target,
             measured / target
         )
