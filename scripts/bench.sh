@@ -17,6 +17,8 @@
 #   LIFELINE_BENCH_MEMBERS, LIFELINE_BENCH_EVENTS   scale of part 3 (default 100000, 1000000)
 #   BENCH_PARTS                  which parts to run, e.g. "1 2" (default "1 2 3 4 5"); the
 #                                report then says the others were not run
+#   LIFELINE_BENCH_SERVER_ENV    extra "NAME=value ..." for the server of part 4, to diagnose
+#                                (the report then says it is not the server as shipped)
 #   BENCH_SKIP_WASM_BUILD=1      measure whatever target/site/pkg holds instead of building the
 #                                release frontend (the report says which build it measured)
 set -uo pipefail

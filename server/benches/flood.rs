@@ -11,6 +11,8 @@
 //! script would.
 //!
 //! Run with `cargo bench -p server --bench flood`; `make bench` runs it for BENCHMARKS.md.
+//! `LIFELINE_BENCH_SERVER_ENV="NAME=value ..."` adds variables to the server's environment
+//! for a diagnosis (e.g. `MALLOC_MMAP_THRESHOLD_=1048576`); the report names them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../domain/benches/common/mod.rs"]
@@ -160,6 +162,12 @@ async fn main() {
         .unwrap();
     }
 
+    let extra_env: Vec<(String, String)> = std::env::var("LIFELINE_BENCH_SERVER_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
     let workdir = tempfile::tempdir().unwrap();
     let key = SecretKey::generate().to_hex();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lifeline"))
@@ -172,6 +180,7 @@ async fn main() {
         // otherwise turn it away before any argon2 runs.
         .env("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "1000000")
         .env("LIFELINE_LOG", "warn")
+        .envs(extra_env.iter().map(|(name, value)| (name, value)))
         .current_dir(workdir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -246,7 +255,8 @@ async fn main() {
     out.push_str("## 4. Flood resilience\n\n");
     out.push_str(&format!(
         "`cargo bench -p server --bench flood`: the release `lifeline` binary on SQLite, \
-         `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE=1000000` (the flood comes from loopback). \
+         `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE=1000000` (the flood comes from loopback), \
+         `LIFELINE_LOG=warn`. \
          {WORKERS} concurrent attackers for {} s, each repeating the email step and a wrong \
          password on {ACCOUNTS} accounts (one argon2id verification per attempt, also on a \
          locked account). Page: `GET /sign-in` one at a time, 50 ms apart, {} s idle \
@@ -254,6 +264,16 @@ async fn main() {
         FLOOD.as_secs(),
         IDLE.as_secs()
     ));
+    if !extra_env.is_empty() {
+        out.push_str(&format!(
+            "**Not the server as shipped:** its environment also had {} (`LIFELINE_BENCH_SERVER_ENV`).\n\n",
+            extra_env
+                .iter()
+                .map(|(name, value)| format!("`{name}={value}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     out.push_str("| `GET /sign-in` | loads | p50 | p99 |\n| --- | --- | --- | --- |\n");
     out.push_str(&format!(
         "| idle | {} | {} | {} |\n",
