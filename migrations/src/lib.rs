@@ -16,6 +16,7 @@ mod m20261128_000008_add_code_lockout;
 mod m20261128_000009_add_set_expired_at;
 mod m20261128_000010_create_factor_lockout;
 mod m20261128_000011_add_session_epoch;
+mod m20261128_000012_index_casbin_rule_domain;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_add_set_expired_at::Migration),
             Box::new(m20261128_000010_create_factor_lockout::Migration),
             Box::new(m20261128_000011_add_session_epoch::Migration),
+            Box::new(m20261128_000012_index_casbin_rule_domain::Migration),
         ]
     }
 }
