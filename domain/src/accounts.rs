@@ -121,7 +121,7 @@ impl std::fmt::Display for Email {
 }
 
 /// What a member may do in their organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// Signs in and manages their own MFA and backup codes.
     Member,

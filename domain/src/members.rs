@@ -72,6 +72,19 @@ pub async fn page(
     after: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<MembersPage, AccountError> {
+    page_of(db, authz, viewer, search, after, PAGE_SIZE, now).await
+}
+
+/// [`page`] with `limit` members a page (the compliance report reads in larger ones).
+async fn page_of(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    search: &str,
+    after: Option<i32>,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<MembersPage, AccountError> {
     // One look at the rules' revision for the whole page, not three per row.
     let authz = &authz.refreshed().await?;
     authz
@@ -85,7 +98,7 @@ pub async fn page(
     let mut query = user_account::Entity::find()
         .filter(user_account::Column::OrgId.eq(viewer.org_id))
         .order_by_asc(user_account::Column::Id)
-        .limit(PAGE_SIZE + 1);
+        .limit(limit + 1);
     if let Some(after) = after {
         query = query.filter(user_account::Column::Id.gt(after));
     }
@@ -93,8 +106,8 @@ pub async fn page(
         query = query.filter(user_account::Column::Email.contains(&search));
     }
     let mut rows = query.all(db).await?;
-    let next_after = (rows.len() as u64 > PAGE_SIZE).then(|| {
-        rows.truncate(PAGE_SIZE as usize);
+    let next_after = (rows.len() as u64 > limit).then(|| {
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         rows.last().map(|row| row.id)
     });
     let ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
@@ -155,29 +168,45 @@ pub async fn page(
     let policy = org_policy::current(db, viewer.org_id).await?.policy;
     let rules = policy.code_policy();
 
-    let mut statuses = Vec::with_capacity(rows.len());
-    for row in rows {
-        let member = Member::try_from(row)?;
-        let set = sets.iter().find(|(_, user, _)| *user == member.id);
+    let members = rows
+        .into_iter()
+        .map(Member::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let usable = authz
+        .allows_each(&members, viewer.org_id, Action::GenerateBackupCodes)
+        .await?;
+    let set_of: HashMap<i32, (i32, i32, DateTime<Utc>)> =
+        sets.iter().map(|set| (set.1, *set)).collect();
+    // What the viewer may do to a member depends on the member's role alone.
+    let mut may_act: HashMap<Role, (bool, bool)> = HashMap::new();
+    let mut statuses = Vec::with_capacity(members.len());
+    for (member, usable) in members.into_iter().zip(usable) {
+        let set = set_of.get(&member.id);
         let set_generated_at = set.map(|(_, _, at)| *at);
         let codes_remaining =
             set.map(|(id, _, _)| u32::try_from(unused.get(id).copied().unwrap_or(0)).unwrap_or(0));
         let set_expired = set_generated_at.is_some_and(|at| expired(&rules, at, now));
-        let usable = authz
-            .allows(&member, member.org_id, Action::GenerateBackupCodes)
-            .await?;
         let compliant = policy.codes != CodesMode::Required
             || !usable
             || !member.mfa_enabled
             || (codes_remaining.unwrap_or(0) > 0 && !set_expired);
-        let manageable = member.id != viewer.id
-            && authz
-                .allows(viewer, member.org_id, Action::ManageMember(member.role))
-                .await?;
-        let removable = member.id != viewer.id
-            && authz
-                .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
-                .await?;
+        let (may_manage, may_remove) = match may_act.get(&member.role) {
+            Some(known) => *known,
+            None => {
+                let known = (
+                    authz
+                        .allows(viewer, member.org_id, Action::ManageMember(member.role))
+                        .await?,
+                    authz
+                        .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
+                        .await?,
+                );
+                may_act.insert(member.role, known);
+                known
+            }
+        };
+        let manageable = member.id != viewer.id && may_manage;
+        let removable = member.id != viewer.id && may_remove;
         statuses.push(MemberStatus {
             codes_low: codes_remaining.is_some_and(|n| n <= u32::from(rules.low_codes_threshold)),
             codes_remaining,
@@ -429,6 +458,9 @@ pub struct DailyCodes {
     pub refused: u32,
 }
 
+/// Members the report reads per query (well under SQLite's 32,766 bound parameters).
+const REPORT_CHUNK: u64 = 1000;
+
 /// Days the report's chart covers.
 pub const REPORT_DAYS: i64 = 30;
 
@@ -445,7 +477,7 @@ pub async fn compliance(
     let mut members = Vec::new();
     let mut after = None;
     loop {
-        let page = page(db, authz, viewer, "", after, now).await?;
+        let page = page_of(db, authz, viewer, "", after, REPORT_CHUNK, now).await?;
         members.extend(page.rows);
         match page.next_after {
             Some(next) => after = Some(next),

@@ -571,6 +571,23 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                         .unwrap();
                     }
                 }
+                // The batch form answers exactly as one question at a time would.
+                let everyone = [
+                    org.owner.clone(),
+                    org.admin.clone(),
+                    org.member.clone(),
+                    org.stranger.clone(),
+                ];
+                for action in actions {
+                    for org_id in [org.owner.org_id, org.stranger.org_id] {
+                        let mut one_by_one = Vec::new();
+                        for actor in &everyone {
+                            one_by_one.push(authz.allows(actor, org_id, action).await.unwrap());
+                        }
+                        let batch = authz.allows_each(&everyone, org_id, action).await.unwrap();
+                        assert_eq!(batch, one_by_one, "{action:?} in org {org_id}");
+                    }
+                }
                 for actor in [&org.owner, &org.admin, &org.member] {
                     for action in actions {
                         for (org_id, own) in
