@@ -593,39 +593,15 @@ pub async fn verify_password(
         .filter(user_account::Column::Email.eq(email.as_str()))
         .one(db)
         .await?;
-    // Asked for unknown emails too (id 0 has no row), so that known ones take no longer.
-    let member_id = row.as_ref().map_or(0, |row| row.id);
-    let locked = lockout::locked_until(db, member_id, Factor::Password, now)
-        .await?
-        .is_some();
-    let stored = row.as_ref().map(|row| row.password_hash.as_str());
-    // Locked: the same answer, after the same work, whether or not the password was right.
-    let right = hasher.verify(password, stored).await;
+    let check = check_password(db, hasher, row.as_ref(), password, now).await?;
     let member = row.map(Member::try_from).transpose()?;
-    if right && !locked {
-        lockout::clear(db, member_id, Factor::Password).await?;
+    if check.passes {
         return Ok(member);
     }
     if let Some(member) = member {
         let (db, source) = (db.clone(), source.clone());
         tokio::spawn(async move {
-            let refused = async {
-                let limits = crate::org_policy::current(&db, member.org_id)
-                    .await?
-                    .policy
-                    .code_policy()
-                    .limits();
-                lockout::record_refusal(
-                    &db,
-                    &member,
-                    Factor::Password,
-                    locked,
-                    limits,
-                    &source,
-                    now,
-                )
-                .await
-            };
+            let refused = record_password_refusal(&db, &member, check.locked, &source, now);
             if let Err(error) = refused.await {
                 tracing::warn!(%error, member = member.id, "recording a failed sign-in");
             }
@@ -634,14 +610,62 @@ pub async fn verify_password(
     Ok(None)
 }
 
-/// Records a sign-in (`Outcome::Success`) or a failed second factor (`Outcome::Failure`),
-/// with the method: `password`, `password+totp`, `password+backup_code`,
-/// `password+recovery_code`, or the factor that failed.
+/// A password checked under the per-account lockout.
+#[derive(Debug, Clone, Copy)]
+struct PasswordCheck {
+    /// Right, and the password factor not locked.
+    passes: bool,
+    locked: bool,
+}
+
+/// Checks `password` against `row`'s hash (a dummy hash when there is no row) under the
+/// password lockout, with the same work whether or not it is right or locked; a pass clears
+/// the account's count of wrong ones.
+async fn check_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    row: Option<&user_account::Model>,
+    password: &Password,
+    now: DateTime<Utc>,
+) -> Result<PasswordCheck, DbErr> {
+    // Asked for unknown emails too (id 0 has no row), so that known ones take no longer.
+    let member_id = row.map_or(0, |row| row.id);
+    let locked = lockout::locked_until(db, member_id, Factor::Password, now)
+        .await?
+        .is_some();
+    let right = hasher
+        .verify(password, row.map(|row| row.password_hash.as_str()))
+        .await;
+    let passes = right && !locked;
+    if passes {
+        lockout::clear(db, member_id, Factor::Password).await?;
+    }
+    Ok(PasswordCheck { passes, locked })
+}
+
+/// Records a refused password for `member` and counts it towards the lockout.
+async fn record_password_refusal(
+    db: &DatabaseConnection,
+    member: &Member,
+    locked: bool,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let limits = crate::org_policy::current(db, member.org_id)
+        .await?
+        .policy
+        .code_policy()
+        .limits();
+    lockout::record_refusal(db, member, Factor::Password, locked, limits, source, now).await
+}
+
+/// Records a sign-in, with its method: `password`, `password+totp`, `password+backup_code`
+/// or `password+recovery_code`. (A refused factor is recorded by [`lockout::record_refusal`],
+/// which also counts it.)
 pub async fn record_sign_in(
     db: &DatabaseConnection,
     member: &Member,
     method: &str,
-    outcome: Outcome,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
@@ -649,14 +673,10 @@ pub async fn record_sign_in(
         db,
         member.org_id,
         Event {
-            action: if outcome == Outcome::Success {
-                "sign_in.succeeded"
-            } else {
-                "sign_in.failed"
-            },
+            action: "sign_in.succeeded",
             actor: Some(member),
             target: Some(member),
-            outcome,
+            outcome: Outcome::Success,
             details: serde_json::json!({ "method": method }),
         },
         source,
@@ -677,21 +697,9 @@ pub async fn confirm_password(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let row = user_account::Entity::find_by_id(member.id).one(db).await?;
-    let locked = lockout::locked_until(db, member.id, Factor::Password, now)
-        .await?
-        .is_some();
-    let right = hasher
-        .verify(password, row.as_ref().map(|row| row.password_hash.as_str()))
-        .await;
-    if right && !locked {
-        lockout::clear(db, member.id, Factor::Password).await?;
-        return Ok(true);
+    let check = check_password(db, hasher, row.as_ref(), password, now).await?;
+    if !check.passes {
+        record_password_refusal(db, member, check.locked, source, now).await?;
     }
-    let limits = crate::org_policy::current(db, member.org_id)
-        .await?
-        .policy
-        .code_policy()
-        .limits();
-    lockout::record_refusal(db, member, Factor::Password, locked, limits, source, now).await?;
-    Ok(false)
+    Ok(check.passes)
 }

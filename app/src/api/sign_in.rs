@@ -68,15 +68,7 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
             leptos_axum::redirect("/sign-in/verify");
         } else {
             crate::auth::complete_sign_in(&session, &member).await?;
-            domain::accounts::record_sign_in(
-                &state.db,
-                &member,
-                "password",
-                domain::audit::Outcome::Success,
-                &source,
-                now,
-            )
-            .await?;
+            domain::accounts::record_sign_in(&state.db, &member, "password", &source, now).await?;
             tracing::info!(member = member.id, "signed in with a password");
             // An admin reset this member's MFA: setting it up again comes first.
             leptos_axum::redirect(if member.mfa_setup_required {
@@ -129,7 +121,6 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             &state.db,
             &member,
             "password+totp",
-            domain::audit::Outcome::Success,
             &source,
             chrono::Utc::now(),
         )
@@ -194,7 +185,6 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             } else {
                 "password+backup_code"
             },
-            domain::audit::Outcome::Success,
             &crate::auth::request_source(),
             chrono::Utc::now(),
         )

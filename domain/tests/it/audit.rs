@@ -16,24 +16,7 @@ async fn chain(test_db: &TestDatabase, count: usize) -> Member {
     let hasher = PasswordHasher::new(2).unwrap();
     let (owner, _) = owner_with_mfa(test_db, &hasher, &SecretKey::generate()).await;
     for i in 0..count {
-        audit::record(
-            &test_db.db,
-            owner.org_id,
-            Event {
-                action: "test.event",
-                actor: Some(&owner),
-                target: None,
-                outcome: Outcome::Success,
-                details: serde_json::json!({ "n": i, "note": "a, \"quoted\"\nline" }),
-            },
-            &Source {
-                ip: Some("192.0.2.1".into()),
-                user_agent: Some("agent, with \"quotes\"".into()),
-            },
-            t0() + chrono::Duration::microseconds(i as i64 * 1_234_567),
-        )
-        .await
-        .unwrap();
+        append(test_db, &owner, i).await;
     }
     owner
 }
@@ -397,7 +380,7 @@ async fn the_page_monitor_verifies_new_events_at_each_look_and_the_whole_chain_e
         assert_eq!(state_of(look(t0()).await.unwrap()).events, 6);
 
         // New events are verified at the next look.
-        chain_event(&test_db, &owner).await;
+        append(&test_db, &owner, 4).await;
         assert_eq!(state_of(look(t0()).await.unwrap()).events, 7);
 
         // An edit to the last verified event is seen at the next look.
@@ -456,7 +439,8 @@ async fn the_page_monitor_verifies_new_events_at_each_look_and_the_whole_chain_e
     }
 }
 
-async fn chain_event(test_db: &TestDatabase, owner: &Member) {
+/// Appends the `n`-th test event to `owner`'s organization's chain.
+async fn append(test_db: &TestDatabase, owner: &Member, n: usize) {
     audit::record(
         &test_db.db,
         owner.org_id,
@@ -465,10 +449,13 @@ async fn chain_event(test_db: &TestDatabase, owner: &Member) {
             actor: Some(owner),
             target: None,
             outcome: Outcome::Success,
-            details: serde_json::json!({}),
+            details: serde_json::json!({ "n": n, "note": "a, \"quoted\"\nline" }),
         },
-        &Source::default(),
-        t0(),
+        &Source {
+            ip: Some("192.0.2.1".into()),
+            user_agent: Some("agent, with \"quotes\"".into()),
+        },
+        t0() + chrono::Duration::microseconds(n as i64 * 1_234_567),
     )
     .await
     .unwrap();

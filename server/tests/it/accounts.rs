@@ -237,8 +237,20 @@ pub async fn post(
     request.send().await.unwrap()
 }
 
-/// Signs in with email and password over HTTP; returns the signed-in session id.
+/// Signs in with email and [`PASSWORD`] over HTTP; returns the signed-in session id (for a
+/// member with MFA on, the session that owes the second factor).
 pub async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
+    password_step(client, server, email, PASSWORD).await
+}
+
+/// The email and password steps over HTTP; returns the session id they leave: signed in,
+/// or owing a second factor when MFA is on.
+pub async fn password_step(
+    client: &Client,
+    server: &Server,
+    email: &str,
+    password: &str,
+) -> String {
     let step1 = post(
         client,
         server,
@@ -253,16 +265,16 @@ pub async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
         server,
         "/api/sign_in/password",
         Some(&id),
-        &[("password", PASSWORD)],
+        &[("password", password)],
     )
     .await;
     assert!(
         step2.status().is_success() || step2.status().is_redirection(),
-        "{}",
+        "{email}: {}",
         step2.status()
     );
     session_cookie(&step2)
-        .expect("a new session id at sign-in")
+        .expect("a new session id after the password")
         .0
 }
 

@@ -76,26 +76,9 @@ pub async fn start_with(
     (server, client)
 }
 
-/// Email and password done: the session id that now owes a second factor.
+/// Email and password done for Acme's owner: the session id that now owes a second factor.
 pub async fn password_step(client: &Client, server: &Server) -> String {
-    let step1 = post(
-        client,
-        server,
-        "/api/sign_in/email",
-        None,
-        &[("email", "owner@acme.test")],
-    )
-    .await;
-    let (id, _) = session_cookie(&step1).unwrap();
-    let step2 = post(
-        client,
-        server,
-        "/api/sign_in/password",
-        Some(&id),
-        &[("password", PASSWORD)],
-    )
-    .await;
-    session_cookie(&step2).unwrap().0
+    crate::accounts::password_step(client, server, "owner@acme.test", PASSWORD).await
 }
 
 async fn remaining(database: &TestDatabase) -> u32 {

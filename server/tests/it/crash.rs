@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement};
 use tokio::task::JoinHandle;
 
 use crate::{
-    accounts::{PASSWORD, cli, create_org, post, session_cookie},
+    accounts::{PASSWORD, cli, create_org, password_step, post, session_cookie},
     harness::Server,
 };
 
@@ -69,32 +69,6 @@ fn client() -> Client {
 
 fn succeeded(status: StatusCode) -> bool {
     status.is_success() || status.is_redirection()
-}
-
-/// Email and password done: the session id that now owes a second factor (or, without MFA,
-/// the signed-in session id).
-async fn password_step(client: &Client, server: &Server, email: &str, password: &str) -> String {
-    let step1 = post(
-        client,
-        server,
-        "/api/sign_in/email",
-        None,
-        &[("email", email)],
-    )
-    .await;
-    let (id, _) = session_cookie(&step1).expect("a session after the email step");
-    let step2 = post(
-        client,
-        server,
-        "/api/sign_in/password",
-        Some(&id),
-        &[("password", password)],
-    )
-    .await;
-    assert!(succeeded(step2.status()), "{email}: {}", step2.status());
-    session_cookie(&step2)
-        .expect("a new session id after the password")
-        .0
 }
 
 /// The codes on a page that answers the "Generate New Codes" form, slot 1 first.
