@@ -4,7 +4,7 @@
 //! browser holds only the session cookie.
 
 use chrono::Utc;
-use domain::accounts::{self, Member};
+use domain::{accounts, audit::Source, command::Command, identity::Member};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -85,11 +85,18 @@ pub async fn require_member(state: &AppState, session: &Session) -> Result<Membe
         .ok_or(AppError::SignInRequired)
 }
 
+/// The domain command of `member` acting through this request, judged at this moment.
+pub fn command<'a>(state: &'a AppState, member: &'a Member, source: &'a Source) -> Command<'a> {
+    Command::new(&state.db, &state.authz, member, source, Utc::now())
+}
+
 /// A request from a signed-in member: what a server function for members starts from.
 pub struct SignedIn {
     pub state: AppState,
     pub session: Session,
     pub member: Member,
+    /// Where the request came from, for the audit log.
+    pub source: Source,
 }
 
 /// The state, the session and the signed-in member, or [`AppError::SignInRequired`].
@@ -101,6 +108,7 @@ pub async fn signed_in() -> Result<SignedIn, AppError> {
         state,
         session,
         member,
+        source: request_source(),
     })
 }
 
@@ -110,6 +118,8 @@ pub struct PendingMember {
     pub session: Session,
     pub pending: PendingSignIn,
     pub member: Member,
+    /// Where the request came from, for the audit log.
+    pub source: Source,
 }
 
 /// The state, the session and the member owing a second factor, or
@@ -128,6 +138,7 @@ pub async fn pending_member() -> Result<PendingMember, AppError> {
         session,
         pending,
         member,
+        source: request_source(),
     })
 }
 

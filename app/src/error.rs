@@ -141,8 +141,8 @@ mod from_domain {
 
     use super::AppError;
 
-    impl From<domain::accounts::FieldError> for AppError {
-        fn from(error: domain::accounts::FieldError) -> Self {
+    impl From<domain::input::FieldError> for AppError {
+        fn from(error: domain::input::FieldError) -> Self {
             Self::Invalid {
                 field: error.field,
                 message: error.message,
@@ -166,6 +166,18 @@ mod from_domain {
                 AccountError::Hash(cause) => Self::Internal.logged("password hashing", &cause),
                 AccountError::Policy(cause) => Self::Internal.logged("authorization", &cause),
                 AccountError::Database(cause) => cause.into(),
+            }
+        }
+    }
+
+    impl From<domain::audit::AuditReadError> for AppError {
+        fn from(error: domain::audit::AuditReadError) -> Self {
+            use domain::audit::AuditReadError as E;
+            match error {
+                E::Invalid(field) => field.into(),
+                E::NotAllowed => Self::Refused(error.to_string()),
+                E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+                E::Database(cause) => cause.into(),
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use axum::extract::FromRef;
 use domain::{
-    authz::Authz, backup_codes::BackupCodeHasher, db::DatabaseConnection, hashing::PasswordHasher,
+    authz::Authz, db::DatabaseConnection, hashing::PasswordHasher, lookup_secret::BackupCodeHasher,
     secrets::SecretKey,
 };
 use leptos::prelude::*;

@@ -22,13 +22,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use common::{human, mib, ms, percentile, publish, reset_peak_rss, status_kib, verdict};
 use domain::{
-    accounts::{self, Member},
+    accounts,
     audit::{self, ChainMonitor, ChainReport, Filter},
     authz::Authz,
     hashing::PasswordHasher,
+    identity::Member,
     members,
     secrets::Password,
     testing::TestDatabase,
@@ -37,7 +38,6 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value,
     sqlx::{Connection, PgConnection},
 };
-use sha2::{Digest, Sha256};
 
 const ROUNDS: usize = 21;
 const COMPLIANCE_ROUNDS: usize = 3;
@@ -86,42 +86,6 @@ async fn insert_rows(
     db.execute(Statement::from_sql_and_values(backend, sql, rows))
         .await
         .unwrap();
-}
-
-/// The hash `domain::audit::record` gives an event: SHA-256 of its canonical content.
-#[allow(clippy::too_many_arguments)]
-fn chained_hash(
-    org_id: i32,
-    seq: i64,
-    at: DateTime<Utc>,
-    actor_id: Option<i32>,
-    actor: Option<&str>,
-    action: &str,
-    target_id: Option<i32>,
-    target: Option<&str>,
-    outcome: &str,
-    source_ip: Option<&str>,
-    user_agent: Option<&str>,
-    details: &str,
-    prev_hash: &str,
-) -> String {
-    let canonical = serde_json::json!([
-        org_id,
-        seq,
-        at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        actor_id,
-        actor,
-        action,
-        target_id,
-        target,
-        outcome,
-        source_ip,
-        user_agent,
-        details,
-        prev_hash,
-    ])
-    .to_string();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 fn member_email(id: i32) -> String {
@@ -203,21 +167,22 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
             let (action, outcome, details) = KINDS[seq as usize % KINDS.len()];
             let ip = format!("10.{}.{}.{}", seq % 7, seq % 251, seq % 13);
             let agent = "Mozilla/5.0 (X11; Linux x86_64) Bench/1.0";
-            let hash = chained_hash(
-                1,
+            let hash = domain::audit::chain::Link {
+                org_id: 1,
                 seq,
                 at,
-                Some(who),
-                Some(&email),
+                actor_id: Some(who),
+                actor: Some(&email),
                 action,
-                Some(who),
-                Some(&email),
+                target_id: Some(who),
+                target: Some(&email),
                 outcome,
-                Some(&ip),
-                Some(agent),
+                source_ip: Some(&ip),
+                user_agent: Some(agent),
                 details,
-                &prev,
-            );
+                prev_hash: &prev,
+            }
+            .hash();
             values.extend([
                 Value::from(1i32),
                 Value::from(at),

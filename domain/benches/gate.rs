@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::{human, percentile, publish, us, verdict};
 use domain::{
-    accounts::{self, Member, Role},
+    accounts,
     audit::Source,
     authz::{Action, Authz},
+    command::Command,
     db,
     hashing::PasswordHasher,
+    identity::{Member, Role},
     org_policy::{self, CodesMode},
     secrets::Password,
     testing::TestDatabase,
@@ -211,13 +213,9 @@ async fn main() {
         };
         let started = Instant::now();
         org_policy::save(
-            db,
-            &gate,
-            &owner,
+            &Command::new(db, &gate, &owner, &Source::default(), Utc::now()),
             current.version,
             &policy,
-            &Source::default(),
-            Utc::now(),
         )
         .await
         .unwrap();

@@ -17,8 +17,10 @@ use domain::{
     accounts,
     audit::Source,
     authz::Authz,
-    backup_codes::{self, BackupCodeHasher, CodePolicy},
+    backup_codes::{self, CodePolicy},
+    command::Command,
     hashing::PasswordHasher,
+    lookup_secret::BackupCodeHasher,
     mfa,
     secrets::{Password, SecretKey},
     testing::TestDatabase,
@@ -96,10 +98,14 @@ async fn main() {
             ..CodePolicy::default()
         };
         let generate = || async {
-            backup_codes::generate(db, &authz, &codes, &owner, &policy, &source, Utc::now())
-                .await
-                .unwrap()
-                .codes
+            backup_codes::generate(
+                &Command::new(db, &authz, &owner, &source, Utc::now()),
+                &codes,
+                &policy,
+            )
+            .await
+            .unwrap()
+            .codes
         };
         let mut unused = generate().await;
         // The naive design: one PHC string (own salt) per code, verified one after another.
@@ -116,14 +122,12 @@ async fn main() {
 
             let started = Instant::now();
             let refused = backup_codes::redeem(
-                db,
-                &authz,
+                &Command::new(db, &authz, &owner, &source, Utc::now()),
                 &codes,
-                &owner,
                 &policy,
                 &backup_codes::CodeEntry::any("0000 0000 0000"),
-                &source,
-                Utc::now(),
+                None,
+                &[],
             )
             .await;
             wrong.push(started.elapsed());
@@ -135,14 +139,12 @@ async fn main() {
             let code = unused.pop().unwrap();
             let started = Instant::now();
             backup_codes::redeem(
-                db,
-                &authz,
+                &Command::new(db, &authz, &owner, &source, Utc::now()),
                 &codes,
-                &owner,
                 &policy,
                 &backup_codes::CodeEntry::any(&code.grouped()),
-                &source,
-                Utc::now(),
+                None,
+                &[],
             )
             .await
             .unwrap();

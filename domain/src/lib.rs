@@ -2,22 +2,45 @@
 //! line: `app` calls into this crate under its `ssr` feature, `server` calls it directly, and
 //! the wasm `frontend` never sees it.
 //!
-//! Functions here take a database connection (or transaction), the actor, the input and the
-//! current time, and return typed results; they know nothing of axum or Leptos.
+//! The modules stand on floors; each imports only from the floors below it (a test in
+//! `tests/it/layers.rs` fails on any import circle):
+//!
+//! 0. Ground: [`input`] (field errors, the single-line rule), [`identity`] (organization,
+//!    member, role, email), the tables, and the infrastructure ([`db`], [`secrets`],
+//!    [`hashing`]).
+//! 1. The gate and the record: [`authz`] (Casbin, and the rules policies compile to) and
+//!    [`audit`] (the hash-chained log; its reading side asks the gate).
+//! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
+//!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests).
+//! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy).
+//! 4. [`org_policy`] (the organization's settings and exceptions, compiled to rules).
+//! 5. [`accounts`] (organizations, members, passwords under the lockout) and
+//!    [`recovery_codes`] (codes administrators issue, under the policy).
+//! 6. [`mfa`] (the authenticator).
+//! 7. What people do across all of them: [`sign_in`] (one path for every factor) and
+//!    [`members`] (the console and the compliance report).
+//!
+//! Functions take a [`command::Command`] (database, gate, actor, source, time) or, for reads,
+//! a connection, the viewer and the time, and return typed results.
 
 pub mod accounts;
 pub mod audit;
 pub mod authz;
 pub mod backup_codes;
+pub mod command;
 pub mod db;
 mod entity;
 pub mod hashing;
+pub mod identity;
+pub mod input;
 pub mod lockout;
+pub mod lookup_secret;
 pub mod members;
 pub mod mfa;
 pub mod org_policy;
 pub mod recovery_codes;
 pub mod secrets;
+pub mod sign_in;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -19,9 +19,9 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::Member,
-    audit::{self, Event, Outcome, Source},
+    audit::{self, AuditAction, Event, Outcome, Source},
     entity::factor_lockout,
+    identity::Member,
 };
 
 /// The longest a lock lasts, however often it repeats.
@@ -60,11 +60,11 @@ impl Factor {
     }
 
     /// The audit action of a lock of this factor.
-    fn locked_action(self) -> &'static str {
+    fn locked_action(self) -> AuditAction {
         match self {
-            Self::Password => "password.locked",
-            Self::Totp => "totp.locked",
-            Self::BackupCode => "backup_code.locked",
+            Self::Password => AuditAction::PasswordLocked,
+            Self::Totp => AuditAction::TotpLocked,
+            Self::BackupCode => AuditAction::BackupCodeLocked,
         }
     }
 }
@@ -225,7 +225,7 @@ where
         &txn,
         member.org_id,
         Event {
-            action: "sign_in.failed",
+            action: AuditAction::SignInFailed,
             actor: Some(member),
             target: Some(member),
             outcome: Outcome::Failure,

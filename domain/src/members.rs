@@ -16,11 +16,14 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    accounts::{AccountError, FieldError, Member, Role},
-    audit::{self, Event, Outcome, Source},
-    authz::{Action, Attempt, Authz},
-    backup_codes::{self, CodePolicy},
-    entity::{backup_code, backup_code_set, factor_lockout, policy_exception, user_account},
+    accounts::AccountError,
+    audit::AuditAction,
+    authz::{Action, Authz},
+    backup_codes::{self, Scope, sets_in_force},
+    command::{Attempt, Command},
+    entity::{factor_lockout, policy_exception, user_account},
+    identity::{Member, Role},
+    input::single_line,
     lockout::{self, Factor},
     org_policy::{self, CodesMode},
 };
@@ -90,11 +93,7 @@ async fn page_of(
     authz
         .require(viewer, viewer.org_id, Action::ListMembers)
         .await?;
-    let search = search.trim().to_lowercase();
-    // No email holds a control character, and PostgreSQL refuses a NUL in text outright.
-    if search.chars().count() > MAX_SEARCH_CHARS || search.chars().any(char::is_control) {
-        return Err(FieldError::new("q", "Search for at most 254 characters on one line.").into());
-    }
+    let search = single_line("q", search, MAX_SEARCH_CHARS)?.to_lowercase();
     let mut query = user_account::Entity::find()
         .filter(user_account::Column::OrgId.eq(viewer.org_id))
         .order_by_asc(user_account::Column::Id)
@@ -112,40 +111,11 @@ async fn page_of(
     });
     let ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
 
-    // The page's sets in force, their unused codes and last use: three queries a page.
-    let sets: Vec<(i32, i32, DateTime<Utc>)> = backup_code_set::Entity::find()
-        .select_only()
-        .column(backup_code_set::Column::Id)
-        .column(backup_code_set::Column::UserId)
-        .column(backup_code_set::Column::GeneratedAt)
-        .filter(backup_code_set::Column::UserId.is_in(ids.clone()))
-        .filter(backup_code_set::Column::EndedAt.is_null())
-        .into_tuple()
-        .all(db)
-        .await?;
-    let set_ids: Vec<i32> = sets.iter().map(|(id, _, _)| *id).collect();
-    let unused: HashMap<i32, i64> = backup_code::Entity::find()
-        .select_only()
-        .column(backup_code::Column::SetId)
-        .column_as(backup_code::Column::Id.count(), "unused")
-        .filter(backup_code::Column::SetId.is_in(set_ids.clone()))
-        .filter(backup_code::Column::UsedAt.is_null())
-        .group_by(backup_code::Column::SetId)
-        .into_tuple::<(i32, i64)>()
-        .all(db)
+    // The page's sets in force, counted: one statement a page.
+    let sets: HashMap<i32, backup_codes::SetInForce> = sets_in_force(db, Scope::Members(&ids))
         .await?
         .into_iter()
-        .collect();
-    let last_used: HashMap<i32, Option<DateTime<Utc>>> = backup_code::Entity::find()
-        .select_only()
-        .column(backup_code::Column::SetId)
-        .column_as(backup_code::Column::UsedAt.max(), "last_used")
-        .filter(backup_code::Column::SetId.is_in(set_ids))
-        .group_by(backup_code::Column::SetId)
-        .into_tuple::<(i32, Option<DateTime<Utc>>)>()
-        .all(db)
-        .await?
-        .into_iter()
+        .map(|set| (set.member_id, set))
         .collect();
     let mut locked: HashMap<i32, Vec<(Factor, DateTime<Utc>)>> = HashMap::new();
     for row in factor_lockout::Entity::find()
@@ -175,21 +145,18 @@ async fn page_of(
     let usable = authz
         .allows_each(&members, viewer.org_id, Action::GenerateBackupCodes)
         .await?;
-    let set_of: HashMap<i32, (i32, i32, DateTime<Utc>)> =
-        sets.iter().map(|set| (set.1, *set)).collect();
     // What the viewer may do to a member depends on the member's role alone.
     let mut may_act: HashMap<Role, (bool, bool)> = HashMap::new();
     let mut statuses = Vec::with_capacity(members.len());
     for (member, usable) in members.into_iter().zip(usable) {
-        let set = set_of.get(&member.id);
-        let set_generated_at = set.map(|(_, _, at)| *at);
-        let codes_remaining =
-            set.map(|(id, _, _)| u32::try_from(unused.get(id).copied().unwrap_or(0)).unwrap_or(0));
-        let set_expired = set_generated_at.is_some_and(|at| expired(&rules, at, now));
-        let compliant = policy.codes != CodesMode::Required
-            || !usable
-            || !member.mfa_enabled
-            || (codes_remaining.unwrap_or(0) > 0 && !set_expired);
+        let set = sets.get(&member.id);
+        let standing = set.map(|set| rules.standing(set, now));
+        let compliant = backup_codes::compliant(
+            policy.codes == CodesMode::Required,
+            usable,
+            member.mfa_enabled,
+            standing.as_ref(),
+        );
         let (may_manage, may_remove) = match may_act.get(&member.role) {
             Some(known) => *known,
             None => {
@@ -208,11 +175,11 @@ async fn page_of(
         let manageable = member.id != viewer.id && may_manage;
         let removable = member.id != viewer.id && may_remove;
         statuses.push(MemberStatus {
-            codes_low: codes_remaining.is_some_and(|n| n <= u32::from(rules.low_codes_threshold)),
-            codes_remaining,
-            set_generated_at,
-            last_code_used_at: set.and_then(|(id, _, _)| last_used.get(id).copied().flatten()),
-            set_expired,
+            codes_low: standing.as_ref().is_some_and(|s| s.low),
+            codes_remaining: standing.as_ref().map(|s| s.remaining),
+            set_generated_at: standing.as_ref().map(|s| s.generated_at),
+            last_code_used_at: standing.as_ref().and_then(|s| s.last_used_at),
+            set_expired: standing.as_ref().is_some_and(|s| s.expired),
             compliant,
             exception: exceptions.get(&member.id).copied(),
             locked: locked.remove(&member.id).unwrap_or_default(),
@@ -227,26 +194,19 @@ async fn page_of(
     })
 }
 
-fn expired(rules: &CodePolicy, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    rules.expires_at(generated_at).is_some_and(|at| at <= now)
-}
-
 /// The audit action of a role change, done or refused.
-const ROLE_CHANGED: &str = "member.role_changed";
+const ROLE_CHANGED: AuditAction = AuditAction::MemberRoleChanged;
 
-/// The member `member_id` of `actor`'s organization, if the gate lets `actor` manage them;
-/// a refusal is recorded as `action`, denied.
+/// The member `member_id` of the actor's organization, if the gate lets the actor manage
+/// them; a refusal is recorded as `action`, denied.
 async fn managed(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
+    cmd: &Command<'_>,
     member_id: i32,
-    action: &'static str,
-    source: &Source,
-    now: DateTime<Utc>,
+    action: AuditAction,
 ) -> Result<Member, AccountError> {
+    let actor = cmd.actor;
     // Another organization's member reads as no member at all: ids do not leak across.
-    let target = crate::accounts::member(db, member_id)
+    let target = crate::identity::member(cmd.db, member_id)
         .await?
         .filter(|target| target.org_id == actor.org_id)
         .ok_or(AccountError::UnknownMember)?;
@@ -255,51 +215,27 @@ async fn managed(
     }
     let attempt = Attempt {
         action,
-        actor,
         target: Some(&target),
         details: serde_json::json!({ "role": target.role.as_str() }),
-        source,
-        now,
     };
-    authz
-        .require_recorded(db, Action::ManageMember(target.role), attempt)
+    cmd.require(Action::ManageMember(target.role), attempt)
         .await?;
     Ok(target)
 }
 
 /// Revokes a member's backup codes: their set in force stops working at once.
-pub async fn revoke_codes(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
-    member_id: i32,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<Member, AccountError> {
-    let target = managed(
-        db,
-        authz,
-        actor,
-        member_id,
-        "backup_codes.revoked",
-        source,
-        now,
-    )
-    .await?;
+pub async fn revoke_codes(cmd: &Command<'_>, member_id: i32) -> Result<Member, AccountError> {
+    let (db, now) = (cmd.db, cmd.now);
+    let target = managed(cmd, member_id, AuditAction::BackupCodesRevoked).await?;
     let txn = db.begin().await?;
     let ended = backup_codes::end_set_in_force(&txn, target.id, "revoked", now).await?;
-    audit::record(
+    cmd.record(
         &txn,
-        actor.org_id,
-        Event {
-            action: "backup_codes.revoked",
-            actor: Some(actor),
-            target: Some(&target),
-            outcome: Outcome::Success,
-            details: serde_json::json!({ "had_codes": ended }),
-        },
-        source,
-        now,
+        cmd.event(
+            AuditAction::BackupCodesRevoked,
+            Some(&target),
+            serde_json::json!({ "had_codes": ended }),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -308,15 +244,9 @@ pub async fn revoke_codes(
 
 /// Resets a member's MFA: their authenticator and backup codes stop working, and they must
 /// set MFA up again at their next sign-in.
-pub async fn reset_mfa(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
-    member_id: i32,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id, "mfa.reset", source, now).await?;
+pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, AccountError> {
+    let (db, now) = (cmd.db, cmd.now);
+    let target = managed(cmd, member_id, AuditAction::MfaReset).await?;
     let txn = db.begin().await?;
     user_account::Entity::update_many()
         .col_expr(
@@ -338,18 +268,9 @@ pub async fn reset_mfa(
     backup_codes::end_set_in_force(&txn, target.id, "mfa_reset", now).await?;
     // Whoever holds their sessions may be the one who took the authenticator.
     crate::accounts::end_sessions(&txn, target.id).await?;
-    audit::record(
+    cmd.record(
         &txn,
-        actor.org_id,
-        Event {
-            action: "mfa.reset",
-            actor: Some(actor),
-            target: Some(&target),
-            outcome: Outcome::Success,
-            details: serde_json::json!({}),
-        },
-        source,
-        now,
+        cmd.event(AuditAction::MfaReset, Some(&target), serde_json::json!({})),
     )
     .await?;
     txn.commit().await?;
@@ -359,31 +280,20 @@ pub async fn reset_mfa(
 /// Ends every lock on a member's sign-in factors (password, authenticator code, backup
 /// codes) and forgets their wrong attempts, for a member who proved who they are to an
 /// administrator.
-pub async fn unlock(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
-    member_id: i32,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id, "member.unlocked", source, now).await?;
+pub async fn unlock(cmd: &Command<'_>, member_id: i32) -> Result<Member, AccountError> {
+    let (db, now) = (cmd.db, cmd.now);
+    let target = managed(cmd, member_id, AuditAction::MemberUnlocked).await?;
     let txn = db.begin().await?;
     let unlocked = lockout::unlock_all(&txn, target.id, now).await?;
-    audit::record(
+    cmd.record(
         &txn,
-        actor.org_id,
-        Event {
-            action: "member.unlocked",
-            actor: Some(actor),
-            target: Some(&target),
-            outcome: Outcome::Success,
-            details: serde_json::json!({
+        cmd.event(
+            AuditAction::MemberUnlocked,
+            Some(&target),
+            serde_json::json!({
                 "factors": unlocked.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
             }),
-        },
-        source,
-        now,
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -393,26 +303,19 @@ pub async fn unlock(
 /// Changes a member's role. The gate must let `actor` manage both the old role and the new
 /// one, so only owners make or unmake admins and owners.
 pub async fn change_role(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
+    cmd: &Command<'_>,
     member_id: i32,
     role: Role,
-    source: &Source,
-    now: DateTime<Utc>,
 ) -> Result<Member, AccountError> {
-    let target = managed(db, authz, actor, member_id, ROLE_CHANGED, source, now).await?;
+    let db = cmd.db;
+    let target = managed(cmd, member_id, ROLE_CHANGED).await?;
+    let details = serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() });
     let attempt = Attempt {
         action: ROLE_CHANGED,
-        actor,
         target: Some(&target),
-        details: serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() }),
-        source,
-        now,
+        details: details.clone(),
     };
-    authz
-        .require_recorded(db, Action::ManageMember(role), attempt)
-        .await?;
+    cmd.require(Action::ManageMember(role), attempt).await?;
     if target.role == role {
         return Ok(target);
     }
@@ -422,18 +325,13 @@ pub async fn change_role(
         .filter(user_account::Column::Id.eq(target.id))
         .exec(&txn)
         .await?;
-    audit::record(
+    cmd.record(
         &txn,
-        actor.org_id,
-        Event {
-            action: ROLE_CHANGED,
-            actor: Some(actor),
-            target: Some(&target),
-            outcome: Outcome::Success,
-            details: serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() }),
-        },
-        source,
-        now,
+        cmd.event(
+            ROLE_CHANGED,
+            Some(&target),
+            serde_json::json!({ "before": target.role.as_str(), "after": role.as_str() }),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -495,10 +393,10 @@ pub async fn compliance(
         .column(crate::entity::audit_event::Column::Action)
         .filter(crate::entity::audit_event::Column::OrgId.eq(viewer.org_id))
         .filter(crate::entity::audit_event::Column::At.gte(since))
-        .filter(
-            crate::entity::audit_event::Column::Action
-                .is_in(["backup_code.redeemed", "backup_code.refused"]),
-        )
+        .filter(crate::entity::audit_event::Column::Action.is_in([
+            AuditAction::BackupCodeRedeemed.as_str(),
+            AuditAction::BackupCodeRefused.as_str(),
+        ]))
         .into_tuple()
         .all(db)
         .await?;
@@ -516,8 +414,8 @@ pub async fn compliance(
             };
             DailyCodes {
                 day,
-                redeemed: on_day("backup_code.redeemed"),
-                refused: on_day("backup_code.refused"),
+                redeemed: on_day(AuditAction::BackupCodeRedeemed.as_str()),
+                refused: on_day(AuditAction::BackupCodeRefused.as_str()),
             }
         })
         .collect();

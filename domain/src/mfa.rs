@@ -15,11 +15,14 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 
 use crate::{
-    accounts::{self, FieldError, Member},
-    audit::{self, Event, Outcome, Source},
+    accounts,
+    audit::{self, AuditAction, Event, Outcome, Source},
     backup_codes,
+    command::Command,
     entity::user_account,
     hashing::PasswordHasher,
+    identity::Member,
+    input::FieldError,
     lockout::{self, Factor, Limits},
     secrets::{Password, SecretKey},
 };
@@ -220,7 +223,7 @@ pub async fn confirm_enrolment(
         &txn,
         member.org_id,
         Event {
-            action: "mfa.enabled",
+            action: AuditAction::MfaEnabled,
             actor: Some(&member),
             target: Some(&member),
             outcome: Outcome::Success,
@@ -234,18 +237,19 @@ pub async fn confirm_enrolment(
     Ok(())
 }
 
-/// The authenticator step of `member`'s sign-in, under their account's lockout: a wrong
-/// code is recorded and counted ([`crate::lockout`]); while the factor is locked, every
-/// code gets the wrong-code answer, right or not. A malformed code is no attempt.
+/// The authenticator step of the command's actor's sign-in, under their account's lockout:
+/// a wrong code is recorded and counted ([`crate::lockout`]); while the factor is locked,
+/// every code gets the wrong-code answer, right or not. A malformed code is no attempt. A
+/// right code is claimed, the factor's count cleared and `also_record` (the sign-in itself)
+/// written in one transaction.
 pub async fn sign_in_with_code(
-    db: &DatabaseConnection,
+    cmd: &Command<'_>,
     key: &SecretKey,
-    member: &Member,
     code: &str,
     limits: Limits,
-    source: &Source,
-    now: DateTime<Utc>,
+    also_record: &[Event<'_>],
 ) -> Result<(), MfaError> {
+    let (db, member, source, now) = (cmd.db, cmd.actor, cmd.source, cmd.now);
     parse_code(code)?;
     if lockout::locked_until(db, member.id, Factor::Totp, now)
         .await?
@@ -254,17 +258,28 @@ pub async fn sign_in_with_code(
         lockout::record_refusal(db, member, Factor::Totp, true, limits, source, now).await?;
         return Err(MfaError::WrongCode);
     }
-    match verify_code(db, key, member.id, code, now).await {
-        Ok(()) => {
-            lockout::clear(db, member.id, Factor::Totp).await?;
-            Ok(())
-        }
+    let step = match step_to_claim(db, key, member.id, code, now).await {
+        Ok(step) => step,
         Err(MfaError::WrongCode) => {
             lockout::record_refusal(db, member, Factor::Totp, false, limits, source, now).await?;
-            Err(MfaError::WrongCode)
+            return Err(MfaError::WrongCode);
         }
-        Err(other) => Err(other),
+        Err(other) => return Err(other),
+    };
+    // The claim is the transaction's first statement, so it takes the write lock before
+    // anything is read in it.
+    let txn = db.begin().await?;
+    if !claim_step(&txn, member.id, step).await? {
+        drop(txn);
+        lockout::record_refusal(db, member, Factor::Totp, false, limits, source, now).await?;
+        return Err(MfaError::WrongCode);
     }
+    lockout::clear(&txn, member.id, Factor::Totp).await?;
+    for event in also_record {
+        cmd.record(&txn, event.clone()).await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Checks a code at sign-in. A code is accepted once: its time step must be later than
@@ -277,6 +292,23 @@ pub async fn verify_code(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<(), MfaError> {
+    let step = step_to_claim(db, key, member_id, code, now).await?;
+    if claim_step(db, member_id, step).await? {
+        Ok(())
+    } else {
+        Err(MfaError::WrongCode)
+    }
+}
+
+/// The time step `code` matches for the member's authenticator, if it is later than the
+/// last one accepted.
+async fn step_to_claim(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member_id: i32,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, MfaError> {
     let code = parse_code(code)?;
     let row = account(db, member_id).await?;
     let (Some(_), Some(sealed)) = (row.totp_enabled_at, row.totp_secret.as_deref()) else {
@@ -286,6 +318,15 @@ pub async fn verify_code(
     if row.totp_last_step.is_some_and(|last| step <= last) {
         return Err(MfaError::WrongCode);
     }
+    Ok(step)
+}
+
+/// Claims `step` as the last accepted one, if no later or equal one was accepted meanwhile.
+async fn claim_step(
+    db: &impl sea_orm::ConnectionTrait,
+    member_id: i32,
+    step: i64,
+) -> Result<bool, DbErr> {
     let claimed = user_account::Entity::update_many()
         .col_expr(user_account::Column::TotpLastStep, Expr::value(step))
         .filter(user_account::Column::Id.eq(member_id))
@@ -296,10 +337,7 @@ pub async fn verify_code(
         )
         .exec(db)
         .await?;
-    if claimed.rows_affected != 1 {
-        return Err(MfaError::WrongCode);
-    }
-    Ok(())
+    Ok(claimed.rows_affected == 1)
 }
 
 /// Turns MFA off after checking the member's password again. The member's backup codes end
@@ -345,7 +383,7 @@ pub async fn disable(
         &txn,
         member.org_id,
         Event {
-            action: "mfa.disabled",
+            action: AuditAction::MfaDisabled,
             actor: Some(&member),
             target: Some(&member),
             outcome: Outcome::Success,

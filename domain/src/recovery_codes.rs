@@ -22,12 +22,15 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::{
-    accounts::{Email, FieldError, Member},
-    audit::{self, Event, Outcome, Source},
-    authz::{Action, Attempt, Authz, AuthzError, PolicyError},
-    backup_codes::{BackupCodeHasher, PlainCode},
+    audit::{AuditAction, Event},
+    authz::{Action, Authz, AuthzError, PolicyError},
+    backup_codes::{BackupCodeError, IssuedCode, SpendFuture},
+    command::{Attempt, Command},
     entity::{recovery_code, user_account},
     hashing::{DigestParams, HashError},
+    identity::{Email, Member, Role},
+    input::FieldError,
+    lookup_secret::{BackupCodeHasher, PlainCode},
     org_policy,
 };
 
@@ -144,68 +147,52 @@ async fn listing(
 }
 
 /// The audit actions of a recovery code's life, done or refused.
-const REQUESTED: &str = "recovery_code.requested";
-const APPROVED: &str = "recovery_code.approved";
-const REVEALED: &str = "recovery_code.revealed";
+const REQUESTED: AuditAction = AuditAction::RecoveryCodeRequested;
+const APPROVED: AuditAction = AuditAction::RecoveryCodeApproved;
+const REVEALED: AuditAction = AuditAction::RecoveryCodeRevealed;
 
-/// The member `member_id` of `actor`'s organization, and the gate's word on issuing them a
-/// code; a refusal is recorded as `action`, denied.
+/// The member `member_id` of the actor's organization, and the gate's word on issuing them
+/// a code; a refusal is recorded as `action`, denied.
 async fn target(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
+    cmd: &Command<'_>,
     member_id: i32,
-    action: &'static str,
-    source: &Source,
-    now: DateTime<Utc>,
+    action: AuditAction,
 ) -> Result<Member, RecoveryError> {
     // Another organization's member reads as no member at all.
     let member = user_account::Entity::find_by_id(member_id)
-        .filter(user_account::Column::OrgId.eq(actor.org_id))
-        .one(db)
+        .filter(user_account::Column::OrgId.eq(cmd.actor.org_id))
+        .one(cmd.db)
         .await?
         .map(Member::try_from)
         .transpose()?
         .ok_or(RecoveryError::UnknownMember)?;
     let attempt = Attempt {
         action,
-        actor,
         target: Some(&member),
         details: serde_json::json!({ "role": member.role.as_str() }),
-        source,
-        now,
     };
-    authz
-        .require_recorded(db, Action::IssueRecoveryCode(member.role), attempt)
+    cmd.require(Action::IssueRecoveryCode(member.role), attempt)
         .await?;
     Ok(member)
 }
 
 fn event<'a>(
-    action: &'static str,
-    actor: &'a Member,
+    cmd: &'a Command<'_>,
+    action: AuditAction,
     target: &'a Member,
     request_id: i32,
 ) -> Event<'a> {
-    Event {
+    cmd.event(
         action,
-        actor: Some(actor),
-        target: Some(target),
-        outcome: Outcome::Success,
-        details: serde_json::json!({ "request": request_id }),
-    }
+        Some(target),
+        serde_json::json!({ "request": request_id }),
+    )
 }
 
 /// Requests a recovery code for the member with `email`. Approved at once unless the
 /// organization wants two admins.
-pub async fn request(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
-    email: &str,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<RecoveryRequest, RecoveryError> {
+pub async fn request(cmd: &Command<'_>, email: &str) -> Result<RecoveryRequest, RecoveryError> {
+    let (db, authz, actor, now) = (cmd.db, cmd.authz, cmd.actor, cmd.now);
     let email = Email::parse(email)?;
     let member_id = user_account::Entity::find()
         .filter(user_account::Column::Email.eq(email.as_str()))
@@ -214,7 +201,7 @@ pub async fn request(
         .await?
         .ok_or(RecoveryError::UnknownMember)?
         .id;
-    let member = target(db, authz, actor, member_id, REQUESTED, source, now).await?;
+    let member = target(cmd, member_id, REQUESTED).await?;
     if member.id == actor.id {
         return Err(RecoveryError::ForYourself);
     }
@@ -258,29 +245,17 @@ pub async fn request(
     }
     .insert(&txn)
     .await?;
-    audit::record(
-        &txn,
-        actor.org_id,
-        event(REQUESTED, actor, &member, row.id),
-        source,
-        now,
-    )
-    .await?;
+    cmd.record(&txn, event(cmd, REQUESTED, &member, row.id))
+        .await?;
     txn.commit().await?;
     Ok(listing(db, row, now).await?)
 }
 
 /// Approves another admin's request (two-admin approval).
-pub async fn approve(
-    db: &DatabaseConnection,
-    authz: &Authz,
-    actor: &Member,
-    request_id: i32,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<RecoveryRequest, RecoveryError> {
+pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryRequest, RecoveryError> {
+    let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(db, authz, actor, row.user_id, APPROVED, source, now).await?;
+    let member = target(cmd, row.user_id, APPROVED).await?;
     if row.requested_by_id == Some(actor.id) {
         return Err(RecoveryError::OwnRequest);
     }
@@ -303,14 +278,8 @@ pub async fn approve(
     if approved.rows_affected != 1 {
         return Err(RecoveryError::Closed);
     }
-    audit::record(
-        &txn,
-        actor.org_id,
-        event(APPROVED, actor, &member, row.id),
-        source,
-        now,
-    )
-    .await?;
+    cmd.record(&txn, event(cmd, APPROVED, &member, row.id))
+        .await?;
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
     Ok(listing(db, row, now).await?)
@@ -319,16 +288,13 @@ pub async fn approve(
 /// Reveals the code of an approved request to the admin who requested it: the code is made
 /// now and shown this once.
 pub async fn reveal(
-    db: &DatabaseConnection,
-    authz: &Authz,
+    cmd: &Command<'_>,
     hasher: &BackupCodeHasher,
-    actor: &Member,
     request_id: i32,
-    source: &Source,
-    now: DateTime<Utc>,
 ) -> Result<(RecoveryRequest, PlainCode), RecoveryError> {
+    let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(db, authz, actor, row.user_id, REVEALED, source, now).await?;
+    let member = target(cmd, row.user_id, REVEALED).await?;
     if row.requested_by_id != Some(actor.id) {
         return Err(RecoveryError::NotRequester);
     }
@@ -361,14 +327,8 @@ pub async fn reveal(
     if revealed.rows_affected != 1 {
         return Err(RecoveryError::Closed);
     }
-    audit::record(
-        &txn,
-        actor.org_id,
-        event(REVEALED, actor, &member, row.id),
-        source,
-        now,
-    )
-    .await?;
+    cmd.record(&txn, event(cmd, REVEALED, &member, row.id))
+        .await?;
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
     Ok((listing(db, row, now).await?, code))
@@ -382,11 +342,7 @@ pub async fn open_requests(
     now: DateTime<Utc>,
 ) -> Result<Vec<RecoveryRequest>, RecoveryError> {
     authz
-        .require(
-            actor,
-            actor.org_id,
-            Action::IssueRecoveryCode(crate::accounts::Role::Member),
-        )
+        .require(actor, actor.org_id, Action::IssueRecoveryCode(Role::Member))
         .await?;
     let rows = recovery_code::Entity::find()
         .filter(recovery_code::Column::OrgId.eq(actor.org_id))
@@ -440,16 +396,15 @@ pub(crate) async fn usable_code(
         .await
 }
 
-/// Whether `code` is the member's usable recovery code; if so it is spent, once, with its
-/// audit event, in one transaction.
-pub(crate) async fn spend(
-    db: &DatabaseConnection,
+/// Whether `code` is the command's actor's usable recovery code; if so it is spent, once,
+/// with its audit event and `also_record` (the sign-in itself), in one transaction.
+pub async fn spend(
+    cmd: &Command<'_>,
     hasher: &BackupCodeHasher,
-    member: &Member,
     code: &PlainCode,
-    source: &Source,
-    now: DateTime<Utc>,
+    also_record: &[Event<'_>],
 ) -> Result<bool, RecoveryError> {
+    let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
     let Some(row) = usable_code(db, member.id, now).await? else {
         return Ok(false);
     };
@@ -473,20 +428,38 @@ pub(crate) async fn spend(
     if claimed.rows_affected != 1 {
         return Ok(false);
     }
-    audit::record(
+    let details = serde_json::json!({ "request": row.id });
+    cmd.record(
         &txn,
-        member.org_id,
-        Event {
-            action: "recovery_code.used",
-            actor: Some(member),
-            target: Some(member),
-            outcome: Outcome::Success,
-            details: serde_json::json!({ "request": row.id }),
-        },
-        source,
-        now,
+        cmd.event(AuditAction::RecoveryCodeUsed, Some(member), details),
     )
     .await?;
+    for event in also_record {
+        cmd.record(&txn, event.clone()).await?;
+    }
     txn.commit().await?;
     Ok(true)
+}
+
+/// The member's issued recovery code as the backup-code step tries it
+/// ([`crate::backup_codes::redeem`]): spent with `also_record` (the sign-in, when signing in).
+pub struct Issued<'a> {
+    pub cmd: &'a Command<'a>,
+    pub hasher: &'a BackupCodeHasher,
+    pub also_record: Vec<Event<'a>>,
+}
+
+impl IssuedCode for Issued<'_> {
+    fn spend<'s>(&'s self, code: &'s PlainCode) -> SpendFuture<'s> {
+        Box::pin(async move {
+            spend(self.cmd, self.hasher, code, &self.also_record)
+                .await
+                .map_err(|error| match error {
+                    RecoveryError::Hash(cause) => BackupCodeError::Hash(cause),
+                    RecoveryError::Policy(cause) => BackupCodeError::Policy(cause),
+                    RecoveryError::Database(cause) => BackupCodeError::Database(cause),
+                    other => BackupCodeError::Database(DbErr::Custom(other.to_string())),
+                })
+        })
+    }
 }

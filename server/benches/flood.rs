@@ -28,8 +28,9 @@ use std::{
 use chrono::Utc;
 use common::{human, mib, ms, percentile, publish, status_kib, verdict};
 use domain::{
-    accounts::{self, NewMember, Role},
+    accounts::{self, NewMember},
     hashing::PasswordHasher,
+    identity::Role,
     secrets::{Password, SecretKey},
     testing::TestDatabase,
 };

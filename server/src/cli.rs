@@ -7,9 +7,10 @@
 use std::io::{BufRead, IsTerminal};
 
 use domain::{
-    accounts::{self, AccountError, NewMember, Role},
+    accounts::{self, AccountError, NewMember},
     db,
     hashing::PasswordHasher,
+    identity::Role,
     secrets::Password,
 };
 

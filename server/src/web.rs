@@ -105,7 +105,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let state = AppState {
         leptos_options,
         db: db.clone(),
-        codes: domain::backup_codes::BackupCodeHasher::new(hasher.clone(), &secret_key),
+        codes: domain::lookup_secret::BackupCodeHasher::new(hasher.clone(), &secret_key),
         hasher,
         secret_key,
         authz,
@@ -336,7 +336,7 @@ async fn export_audit(
             .await
         {
             Ok(chunk) => chunk,
-            Err(domain::accounts::AccountError::NotAllowed) => {
+            Err(domain::audit::AuditReadError::NotAllowed) => {
                 return refuse(StatusCode::FORBIDDEN, "You are not allowed to do that.");
             }
             Err(error) => {

@@ -42,7 +42,7 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: member.role != domain::accounts::Role::Member,
+            manages_members: member.role != domain::identity::Role::Member,
         }))
     })
     .await
@@ -78,6 +78,7 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
             state,
             session,
             member,
+            ..
         } = crate::auth::signed_in().await?;
         domain::mfa::confirm_enrolment(
             &state.db,
@@ -134,6 +135,7 @@ pub async fn confirm_its_you(password: String, next: String) -> Result<(), AppEr
             state,
             session,
             member,
+            ..
         } = crate::auth::signed_in().await?;
         crate::auth::confirm_recent_authentication(&state, &session, &member, Some(&password))
             .await?;

@@ -82,6 +82,7 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             state,
             session,
             member,
+            ..
         } = crate::auth::signed_in().await?;
         let codes =
             domain::org_policy::member_codes(&state.db, &state.authz, &member, chrono::Utc::now())
@@ -126,18 +127,15 @@ pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBack
             state,
             session,
             member,
+            source,
         } = crate::auth::signed_in().await?;
         crate::auth::confirm_recent_authentication(&state, &session, &member, password.as_deref())
             .await?;
         let policy = domain::org_policy::current(&state.db, member.org_id).await?;
         let fresh = domain::backup_codes::generate(
-            &state.db,
-            &state.authz,
+            &crate::auth::command(&state, &member, &source),
             &state.codes,
-            &member,
             &policy.policy.code_policy(),
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         // New codes secure the account again after a sign-in with a backup code.

@@ -126,20 +126,14 @@ async fn act_on_member(member_id: i32, action: MemberAction) -> Result<(), AppEr
         let crate::auth::SignedIn {
             state,
             member: viewer,
+            source,
             ..
         } = crate::auth::admin_change().await?;
-        let (db, authz) = (&state.db, &state.authz);
-        let (source, now) = (crate::auth::request_source(), chrono::Utc::now());
+        let cmd = crate::auth::command(&state, &viewer, &source);
         match action {
-            MemberAction::RevokeCodes => {
-                domain::members::revoke_codes(db, authz, &viewer, member_id, &source, now).await
-            }
-            MemberAction::ResetMfa => {
-                domain::members::reset_mfa(db, authz, &viewer, member_id, &source, now).await
-            }
-            MemberAction::Unlock => {
-                domain::members::unlock(db, authz, &viewer, member_id, &source, now).await
-            }
+            MemberAction::RevokeCodes => domain::members::revoke_codes(&cmd, member_id).await,
+            MemberAction::ResetMfa => domain::members::reset_mfa(&cmd, member_id).await,
+            MemberAction::Unlock => domain::members::unlock(&cmd, member_id).await,
         }?;
         Ok(())
     })
@@ -153,17 +147,14 @@ pub async fn change_member_role(member_id: i32, role: String) -> Result<(), AppE
         let crate::auth::SignedIn {
             state,
             member: viewer,
+            source,
             ..
         } = crate::auth::admin_change().await?;
-        let role = domain::accounts::Role::parse(&role)?;
+        let role = domain::identity::Role::parse(&role)?;
         domain::members::change_role(
-            &state.db,
-            &state.authz,
-            &viewer,
+            &crate::auth::command(&state, &viewer, &source),
             member_id,
             role,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         Ok(())
@@ -178,9 +169,10 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
         let crate::auth::SignedIn {
             state,
             member: viewer,
+            source,
             ..
         } = crate::auth::admin_change().await?;
-        let role = domain::accounts::Role::parse(&role)?;
+        let role = domain::identity::Role::parse(&role)?;
         let password = domain::secrets::Password::new(password);
         let new = domain::accounts::NewMember {
             email: &email,
@@ -190,7 +182,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
         let member = domain::accounts::create_member(
             &state.db,
             &state.hasher,
-            Some((&state.authz, &viewer, &crate::auth::request_source())),
+            Some(&crate::auth::command(&state, &viewer, &source)),
             viewer.org_id,
             new,
             chrono::Utc::now(),
@@ -209,15 +201,12 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
         let crate::auth::SignedIn {
             state,
             member: viewer,
+            source,
             ..
         } = crate::auth::admin_change().await?;
         let removed = domain::accounts::remove_member(
-            &state.db,
-            &state.authz,
-            &viewer,
+            &crate::auth::command(&state, &viewer, &source),
             member_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         tracing::info!(actor = viewer.id, member = removed.id, "member removed");

@@ -175,16 +175,17 @@ pub async fn preview_policy(fields: PolicyFields) -> Result<PolicyPreview, AppEr
 #[server(endpoint = "admin/policy/save")]
 pub async fn save_policy(expected_version: i32, fields: PolicyFields) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
         let proposed = form_of(fields).parse()?;
         let saved = domain::org_policy::save(
-            &state.db,
-            &state.authz,
-            &member,
+            &crate::auth::command(&state, &member, &source),
             expected_version,
             &proposed,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         tracing::info!(
@@ -208,7 +209,12 @@ pub async fn add_policy_exception(
     reason: String,
 ) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
         let allowed = match backup_codes.as_str() {
             "allow" => true,
             "deny" => false,
@@ -220,14 +226,10 @@ pub async fn add_policy_exception(
             }
         };
         domain::org_policy::add_exception(
-            &state.db,
-            &state.authz,
-            &member,
+            &crate::auth::command(&state, &member, &source),
             &email,
             allowed,
             &reason,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         leptos_axum::redirect("/admin/policy#exceptions");
@@ -240,14 +242,15 @@ pub async fn add_policy_exception(
 #[server(endpoint = "admin/policy/exceptions/remove")]
 pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
         domain::org_policy::remove_exception(
-            &state.db,
-            &state.authz,
-            &member,
+            &crate::auth::command(&state, &member, &source),
             exception_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         leptos_axum::redirect("/admin/policy#exceptions");

@@ -98,16 +98,14 @@ pub async fn get_recovery_overview() -> Result<RecoveryOverview, AppError> {
 #[server(endpoint = "admin/recovery/request")]
 pub async fn request_recovery_code(email: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
-        domain::recovery_codes::request(
-            &state.db,
-            &state.authz,
-            &member,
-            &email,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
-        )
-        .await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
+        domain::recovery_codes::request(&crate::auth::command(&state, &member, &source), &email)
+            .await?;
         leptos_axum::redirect("/admin/recovery");
         Ok(())
     })
@@ -118,14 +116,15 @@ pub async fn request_recovery_code(email: String) -> Result<(), AppError> {
 #[server(endpoint = "admin/recovery/approve")]
 pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
         domain::recovery_codes::approve(
-            &state.db,
-            &state.authz,
-            &member,
+            &crate::auth::command(&state, &member, &source),
             request_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         leptos_axum::redirect("/admin/recovery");
@@ -138,15 +137,16 @@ pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
 #[server(endpoint = "admin/recovery/reveal")]
 pub async fn reveal_recovery_code(request_id: i32) -> Result<RevealedCode, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } = crate::auth::admin_change().await?;
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
         let (request, code) = domain::recovery_codes::reveal(
-            &state.db,
-            &state.authz,
+            &crate::auth::command(&state, &member, &source),
             &state.codes,
-            &member,
             request_id,
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
         )
         .await?;
         // The code is in this answer: no cache, shared or private, may keep it.

@@ -21,7 +21,7 @@ pub struct SignInProgress {
 #[server(endpoint = "sign_in/email")]
 pub async fn submit_email(email: String) -> Result<(), AppError> {
     crate::api::respond(async {
-        let email = domain::accounts::Email::parse(&email)?;
+        let email = domain::identity::Email::parse(&email)?;
         let session = crate::auth::session().await?;
         crate::auth::remember_email(&session, email.as_str()).await?;
         leptos_axum::redirect("/sign-in/password");
@@ -49,33 +49,33 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
         if password.chars().count() > domain::accounts::MAX_PASSWORD_CHARS {
             return Err(AppError::SignInFailed);
         }
-        let email = domain::accounts::Email::parse(&email)?;
+        let email = domain::identity::Email::parse(&email)?;
         let password = domain::secrets::Password::new(password);
-        let source = crate::auth::request_source();
-        let now = chrono::Utc::now();
-        let member = domain::accounts::verify_password(
+        let step = domain::sign_in::password(
             &state.db,
             &state.hasher,
             &email,
             &password,
-            &source,
-            now,
+            &crate::auth::request_source(),
+            chrono::Utc::now(),
         )
         .await?
         .ok_or(AppError::SignInFailed)?;
-        if member.mfa_enabled {
-            crate::auth::await_second_factor(&session, &member).await?;
-            leptos_axum::redirect("/sign-in/verify");
-        } else {
-            crate::auth::complete_sign_in(&session, &member).await?;
-            domain::accounts::record_sign_in(&state.db, &member, "password", &source, now).await?;
-            tracing::info!(member = member.id, "signed in with a password");
-            // An admin reset this member's MFA: setting it up again comes first.
-            leptos_axum::redirect(if member.mfa_setup_required {
-                "/account/mfa/setup"
-            } else {
-                "/account"
-            });
+        match step {
+            domain::sign_in::PasswordStep::SecondFactorOwed(member) => {
+                crate::auth::await_second_factor(&session, &member).await?;
+                leptos_axum::redirect("/sign-in/verify");
+            }
+            domain::sign_in::PasswordStep::SignedIn(member) => {
+                crate::auth::complete_sign_in(&session, &member).await?;
+                tracing::info!(member = member.id, "signed in with a password");
+                // An admin reset this member's MFA: setting it up again comes first.
+                leptos_axum::redirect(if member.mfa_setup_required {
+                    "/account/mfa/setup"
+                } else {
+                    "/account"
+                });
+            }
         }
         Ok(())
     })
@@ -91,40 +91,17 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
             session,
             pending,
             member,
+            source,
         } = crate::auth::pending_member().await?;
-        let policy = domain::org_policy::current(&state.db, member.org_id)
-            .await?
-            .policy;
-        let source = crate::auth::request_source();
         // Wrong codes are recorded and counted on the account (locking the factor on every
         // instance); while it is locked, every code gets the wrong-code answer.
-        let verified = domain::mfa::sign_in_with_code(
-            &state.db,
-            &state.secret_key,
-            &member,
-            &code,
-            policy.code_policy().limits(),
-            &source,
-            chrono::Utc::now(),
-        )
-        .await;
-        if let Err(error) = verified {
-            let error = AppError::from(error);
-            // A wrong code (not a malformed one) also uses up one of this step's attempts.
-            if error.for_field("code").is_some() && domain::mfa::parse_code(&code).is_ok() {
-                spend_attempt(&session, pending, policy.lockout_attempts).await?;
-            }
-            return Err(error);
+        let cmd = crate::auth::command(&state, &member, &source);
+        if let Err(refused) =
+            domain::sign_in::authenticator_code(&cmd, &state.secret_key, &code).await
+        {
+            return Err(refused_step(&session, pending, refused).await);
         }
         crate::auth::complete_sign_in(&session, &member).await?;
-        domain::accounts::record_sign_in(
-            &state.db,
-            &member,
-            "password+totp",
-            &source,
-            chrono::Utc::now(),
-        )
-        .await?;
         tracing::info!(member = member.id, "signed in with a password and TOTP");
         leptos_axum::redirect("/account");
         Ok(())
@@ -142,60 +119,23 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             session,
             pending,
             member,
+            source,
         } = crate::auth::pending_member().await?;
-        let policy = domain::org_policy::current(&state.db, member.org_id)
-            .await?
-            .policy;
-        // Under "a specific numbered code", only the slot the page asked for counts; when
-        // none was asked (slot 0, which no set has), no code does.
-        let asked_slot = (policy.code_entry == domain::org_policy::CodeEntry::NumberedCode)
-            .then(|| pending.asked_slot.unwrap_or(0));
-        let redeemed = domain::backup_codes::redeem(
-            &state.db,
-            &state.authz,
-            &state.codes,
-            &member,
-            &policy.code_policy(),
-            &domain::backup_codes::CodeEntry {
-                typed: &code,
-                slot: asked_slot,
-            },
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
-        )
-        .await;
-        let redeemed = match redeemed {
-            Ok(redeemed) => redeemed,
-            Err(error) => {
-                use domain::backup_codes::BackupCodeError as E;
-                // Anything typed is an attempt, malformed or not; a blank field is not.
-                if matches!(error, E::Rejected | E::Invalid(_)) && !code.trim().is_empty() {
-                    spend_attempt(&session, pending, policy.lockout_attempts).await?;
-                }
-                return Err(error.into());
-            }
-        };
+        let cmd = crate::auth::command(&state, &member, &source);
+        let signed_in =
+            match domain::sign_in::backup_code(&cmd, &state.codes, &code, pending.asked_slot).await
+            {
+                Ok(signed_in) => signed_in,
+                Err(refused) => return Err(refused_step(&session, pending, refused).await),
+            };
         crate::auth::complete_sign_in(&session, &member).await?;
-        domain::accounts::record_sign_in(
-            &state.db,
-            &member,
-            // Slot 0: the recovery code an admin issued.
-            if redeemed.slot == 0 {
-                "password+recovery_code"
-            } else {
-                "password+backup_code"
-            },
-            &crate::auth::request_source(),
-            chrono::Utc::now(),
-        )
-        .await?;
-        if policy.restrict_after_backup_sign_in {
+        if signed_in.only_mfa_settings {
             crate::auth::set_only_mfa_settings(&session, true).await?;
         }
         tracing::info!(
             member = member.id,
-            slot = redeemed.slot,
-            remaining = redeemed.remaining,
+            slot = signed_in.redeemed.slot,
+            remaining = signed_in.redeemed.remaining,
             "signed in with a password and a backup verification code"
         );
         leptos_axum::redirect("/account/recovered");
@@ -214,24 +154,17 @@ pub async fn backup_code_slot() -> Result<Option<u32>, AppError> {
             session,
             pending,
             member,
+            ..
         } = crate::auth::pending_member().await?;
-        let policy = domain::org_policy::current(&state.db, member.org_id)
-            .await?
-            .policy;
-        if policy.code_entry != domain::org_policy::CodeEntry::NumberedCode {
-            return Ok(None);
-        }
-        if let Some(slot) = pending.asked_slot {
-            return Ok(Some(slot));
-        }
-        let slot = domain::backup_codes::slot_to_ask(
+        let already_asked = pending.asked_slot;
+        let slot = domain::sign_in::numbered_code_to_ask(
             &state.db,
             &member,
-            &policy.code_policy(),
+            already_asked,
             chrono::Utc::now(),
         )
         .await?;
-        if let Some(slot) = slot {
+        if let Some(slot) = slot.filter(|_| already_asked.is_none()) {
             crate::auth::remember_asked_slot(&session, pending, slot).await?;
         }
         Ok(slot)
@@ -239,21 +172,27 @@ pub async fn backup_code_slot() -> Result<Option<u32>, AppError> {
     .await
 }
 
-/// Counts a wrong second factor against this password step; when the organization's
-/// allowed attempts are used up, the member must start again with the password.
+/// The error of a refused second-factor step; when the step counts it as an attempt, it
+/// uses up one of this password step's attempts, and once they are all used up the member
+/// must start again with the password.
 #[cfg(feature = "ssr")]
-async fn spend_attempt(
+async fn refused_step<E: Into<AppError>>(
     session: &tower_sessions::Session,
     pending: crate::auth::PendingSignIn,
-    allowed_attempts: u8,
-) -> Result<(), AppError> {
-    if crate::auth::count_wrong_code(session, pending, allowed_attempts).await? {
-        Ok(())
-    } else {
-        Err(AppError::Refused(
-            "Too many wrong codes. Sign in again with your password.".into(),
-        ))
+    refused: domain::sign_in::StepRefused<E>,
+) -> AppError {
+    if refused.counts_as_attempt {
+        match crate::auth::count_wrong_code(session, pending, refused.attempts_allowed).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return AppError::Refused(
+                    "Too many wrong codes. Sign in again with your password.".into(),
+                );
+            }
+            Err(error) => return error,
+        }
     }
+    refused.error.into()
 }
 
 /// Where the member is in signing in.
@@ -287,9 +226,10 @@ pub async fn sign_in_help() -> Result<HelpOptions, AppError> {
     crate::api::respond(async {
         let crate::auth::PendingMember { state, member, .. } =
             crate::auth::pending_member().await?;
+        let help = domain::sign_in::help(&state.db, &state.authz, &member).await?;
         Ok(HelpOptions {
-            contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
-            backup_codes: domain::backup_codes::usable(&state.authz, &member).await?,
+            contacts: help.contacts,
+            backup_codes: help.backup_codes,
         })
     })
     .await

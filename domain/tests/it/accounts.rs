@@ -2,9 +2,11 @@
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    accounts::{self, AccountError, Email, NewMember, Role},
+    accounts::{self, AccountError, NewMember},
     authz::Authz,
+    command::Command,
     hashing::PasswordHasher,
+    identity::{Email, Role},
     secrets::Password,
     testing::migrated_databases,
 };
@@ -40,7 +42,7 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
         assert!(!owner.mfa_enabled);
 
         let email = Email::parse("OWNER@acme.test").unwrap();
-        let signed_in = accounts::verify_password(
+        let signed_in = domain::sign_in::password(
             db,
             &hasher,
             &email,
@@ -49,7 +51,8 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
             now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .map(domain::sign_in::PasswordStep::into_member);
         assert_eq!(
             signed_in.map(|m| m.id),
             Some(owner.id),
@@ -57,7 +60,7 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
             test_db.backend
         );
 
-        let wrong = accounts::verify_password(
+        let wrong = domain::sign_in::password(
             db,
             &hasher,
             &email,
@@ -66,11 +69,12 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
             now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .map(domain::sign_in::PasswordStep::into_member);
         assert!(wrong.is_none());
         let unknown = Email::parse("nobody@acme.test").unwrap();
         assert!(
-            accounts::verify_password(
+            domain::sign_in::password(
                 db,
                 &hasher,
                 &unknown,
@@ -80,6 +84,7 @@ async fn a_new_organization_has_its_owner_who_signs_in_with_the_password() {
             )
             .await
             .unwrap()
+            .map(domain::sign_in::PasswordStep::into_member)
             .is_none()
         );
         assert_eq!(
@@ -217,7 +222,13 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let admin = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &owner, &domain::audit::Source::default())),
+            Some(&Command::new(
+                db,
+                &authz,
+                &owner,
+                &domain::audit::Source::default(),
+                now(),
+            )),
             org.id,
             NewMember {
                 email: "admin@acme.test",
@@ -231,7 +242,13 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let member = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &admin, &domain::audit::Source::default())),
+            Some(&Command::new(
+                db,
+                &authz,
+                &admin,
+                &domain::audit::Source::default(),
+                now(),
+            )),
             org.id,
             NewMember {
                 email: "m@acme.test",
@@ -245,7 +262,13 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         let refused = accounts::create_member(
             db,
             &hasher,
-            Some((&authz, &admin, &domain::audit::Source::default())),
+            Some(&Command::new(
+                db,
+                &authz,
+                &admin,
+                &domain::audit::Source::default(),
+                now(),
+            )),
             org.id,
             NewMember {
                 email: "a2@acme.test",
@@ -258,36 +281,30 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         assert!(matches!(
             accounts::remove_member(
-                db,
-                &authz,
-                &admin,
+                &Command::new(db, &authz, &admin, &domain::audit::Source::default(), now()),
                 owner.id,
-                &domain::audit::Source::default(),
-                now()
             )
             .await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
             accounts::remove_member(
-                db,
-                &authz,
-                &owner,
+                &Command::new(db, &authz, &owner, &domain::audit::Source::default(), now()),
                 owner.id,
-                &domain::audit::Source::default(),
-                now()
             )
             .await,
             Err(AccountError::NotAllowed)
         ));
         assert!(matches!(
             accounts::remove_member(
-                db,
-                &authz,
-                &member,
+                &Command::new(
+                    db,
+                    &authz,
+                    &member,
+                    &domain::audit::Source::default(),
+                    now()
+                ),
                 admin.id,
-                &domain::audit::Source::default(),
-                now()
             )
             .await,
             Err(AccountError::NotAllowed)
@@ -300,12 +317,14 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
                 .unwrap();
         assert!(matches!(
             accounts::remove_member(
-                db,
-                &authz,
-                &other_owner,
+                &Command::new(
+                    db,
+                    &authz,
+                    &other_owner,
+                    &domain::audit::Source::default(),
+                    now()
+                ),
                 member.id,
-                &domain::audit::Source::default(),
-                now()
             )
             .await,
             Err(AccountError::UnknownMember)
@@ -314,14 +333,20 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
             accounts::create_member(
                 db,
                 &hasher,
-                Some((&authz, &other_owner, &domain::audit::Source::default())),
+                Some(&Command::new(
+                    db,
+                    &authz,
+                    &other_owner,
+                    &domain::audit::Source::default(),
+                    now()
+                )),
                 org.id,
                 NewMember {
                     email: "x@acme.test",
                     password: &password(),
                     role: Role::Member
                 },
-                now()
+                now(),
             )
             .await,
             Err(AccountError::NotAllowed)
@@ -329,12 +354,8 @@ async fn only_owners_manage_admins_and_nobody_removes_themselves() {
         assert_ne!(other_org.id, org.id);
 
         accounts::remove_member(
-            db,
-            &authz,
-            &admin,
+            &Command::new(db, &authz, &admin, &domain::audit::Source::default(), now()),
             member.id,
-            &domain::audit::Source::default(),
-            now(),
         )
         .await
         .unwrap();

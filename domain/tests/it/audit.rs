@@ -2,14 +2,15 @@
 //! swapping or cutting off any event is named; exports read back as they were written.
 
 use domain::{
-    accounts::Member,
     audit::{self, ChainBreak, ChainReport, Event, Outcome, Source},
+    command::Command,
     hashing::PasswordHasher,
+    identity::Member,
     secrets::SecretKey,
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{owner_with_mfa, t0};
+use crate::fixtures::{owner_with_mfa, t0};
 
 /// An owner and `count` events in their organization's chain (plus those set-up wrote).
 async fn chain(test_db: &TestDatabase, count: usize) -> Member {
@@ -192,7 +193,8 @@ async fn exports_read_back_as_written_and_csv_escapes_what_it_must() {
 #[tokio::test]
 async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
     use domain::{
-        accounts::{self, Email, Role},
+        accounts,
+        identity::{Email, Role},
         mfa,
         secrets::Password,
     };
@@ -217,16 +219,23 @@ async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
             ]
         );
 
-        let member =
-            crate::mfa::add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member)
-                .await;
+        let member = crate::fixtures::add_member(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "m@acme.test",
+            Role::Member,
+        )
+        .await;
         accounts::remove_member(
-            db,
-            &domain::authz::Authz::baseline().await.unwrap(),
-            &owner,
+            &Command::new(
+                db,
+                &domain::authz::Authz::baseline().await.unwrap(),
+                &owner,
+                &Source::default(),
+                t0(),
+            ),
             member.id,
-            &Source::default(),
-            t0(),
         )
         .await
         .unwrap();
@@ -234,7 +243,7 @@ async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
         // email has no organization to record it in.
         let email = Email::parse("owner@acme.test").unwrap();
         assert!(
-            accounts::verify_password(
+            domain::sign_in::password(
                 db,
                 &hasher,
                 &email,
@@ -244,6 +253,7 @@ async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
             )
             .await
             .unwrap()
+            .map(domain::sign_in::PasswordStep::into_member)
             .is_none()
         );
         mfa::disable(
@@ -285,7 +295,10 @@ async fn account_and_mfa_changes_and_failed_sign_ins_each_leave_one_event() {
 
 #[tokio::test]
 async fn a_failed_transaction_leaves_neither_change_nor_event() {
-    use domain::accounts::{self, NewMember, Role};
+    use domain::{
+        accounts::{self, NewMember},
+        identity::Role,
+    };
     use sea_orm::TransactionTrait;
 
     for test_db in migrated_databases().await {
@@ -300,7 +313,7 @@ async fn a_failed_transaction_leaves_neither_change_nor_event() {
             &txn,
             owner.org_id,
             Event {
-                action: "test.rolled_back",
+                action: audit::AuditAction::MemberUnlocked,
                 actor: Some(&owner),
                 target: None,
                 outcome: Outcome::Success,
@@ -351,7 +364,7 @@ async fn chain_one_more(test_db: &TestDatabase, owner: &Member) {
         &test_db.db,
         owner.org_id,
         Event {
-            action: "test.event",
+            action: audit::AuditAction::MemberUnlocked,
             actor: Some(owner),
             target: None,
             outcome: Outcome::Success,
@@ -445,7 +458,7 @@ async fn append(test_db: &TestDatabase, owner: &Member, n: usize) {
         &test_db.db,
         owner.org_id,
         Event {
-            action: "test.event",
+            action: audit::AuditAction::MemberUnlocked,
             actor: Some(owner),
             target: None,
             outcome: Outcome::Success,

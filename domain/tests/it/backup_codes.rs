@@ -5,19 +5,21 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use domain::{
-    accounts::Member,
     audit::{self, Source},
     authz::{Authz, BASELINE_POLICY},
-    backup_codes::{self, BackupCodeError, BackupCodeHasher, CodePolicy, FreshCodes},
+    backup_codes::{self, BackupCodeError, CodePolicy, FreshCodes},
+    command::Command,
     db::Backend,
     hashing::PasswordHasher,
+    identity::Member,
+    lookup_secret::BackupCodeHasher,
     mfa,
     secrets::{Password, SecretKey},
     testing::{TestDatabase, migrated_databases},
 };
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::mfa::{owner_with_mfa, t0};
+use crate::fixtures::{owner_with_mfa, t0};
 
 struct Fixture {
     hasher: PasswordHasher,
@@ -49,13 +51,9 @@ impl Fixture {
 
     async fn generate(&self, test_db: &TestDatabase, member: &Member) -> FreshCodes {
         backup_codes::generate(
-            &test_db.db,
-            &self.authz,
+            &Command::new(&test_db.db, &self.authz, member, &self.source, t0()),
             &self.codes,
-            member,
             &CodePolicy::default(),
-            &self.source,
-            t0(),
         )
         .await
         .unwrap()
@@ -68,18 +66,22 @@ impl Fixture {
         input: &str,
     ) -> Result<backup_codes::Redeemed, BackupCodeError> {
         backup_codes::redeem(
-            &test_db.db,
-            &self.authz,
+            &Command::new(
+                &test_db.db,
+                &self.authz,
+                member,
+                &self.source,
+                t0() + Duration::minutes(5),
+            ),
             &self.codes,
-            member,
             // These tests fail on purpose many times over; the lockout has a test of its own.
             &CodePolicy {
                 lockout_attempts: u8::MAX,
                 ..CodePolicy::default()
             },
             &backup_codes::CodeEntry::any(input),
-            &self.source,
-            t0() + Duration::minutes(5),
+            None,
+            &[],
         )
         .await
     }
@@ -359,13 +361,9 @@ async fn the_status_warns_at_the_low_codes_threshold() {
             None
         );
         let fresh = backup_codes::generate(
-            &test_db.db,
-            &f.authz,
+            &Command::new(&test_db.db, &f.authz, &member, &f.source, t0()),
             &f.codes,
-            &member,
             &policy,
-            &f.source,
-            t0(),
         )
         .await
         .unwrap();
@@ -403,13 +401,9 @@ async fn codes_need_mfa_and_end_when_mfa_is_turned_off() {
         .unwrap();
         assert!(matches!(
             backup_codes::generate(
-                &test_db.db,
-                &f.authz,
+                &Command::new(&test_db.db, &f.authz, &member, &f.source, t0()),
                 &f.codes,
-                &member,
                 &CodePolicy::default(),
-                &f.source,
-                t0()
             )
             .await,
             Err(BackupCodeError::MfaOff)
@@ -457,13 +451,9 @@ async fn the_gate_refuses_generate_redeem_and_status_when_the_policy_says_no() {
 
         assert!(matches!(
             backup_codes::generate(
-                &test_db.db,
-                &closed,
+                &Command::new(&test_db.db, &closed, &member, &f.source, t0()),
                 &f.codes,
-                &member,
                 &policy,
-                &f.source,
-                t0()
             )
             .await,
             Err(BackupCodeError::NotAllowed)
@@ -477,14 +467,12 @@ async fn the_gate_refuses_generate_redeem_and_status_when_the_policy_says_no() {
         let code = fresh.codes[0].grouped();
         assert!(matches!(
             backup_codes::redeem(
-                &test_db.db,
-                &closed,
+                &Command::new(&test_db.db, &closed, &member, &f.source, t0()),
                 &f.codes,
-                &member,
                 &policy,
                 &backup_codes::CodeEntry::any(&code),
-                &f.source,
-                t0()
+                None,
+                &[],
             )
             .await,
             Err(BackupCodeError::NotAllowed)
@@ -584,17 +572,15 @@ async fn under_numbered_entry_only_the_slot_asked_for_counts() {
             let (f, member) = (&f, &member);
             async move {
                 backup_codes::redeem(
-                    db,
-                    &f.authz,
+                    &Command::new(db, &f.authz, member, &f.source, t0()),
                     &f.codes,
-                    member,
                     &CodePolicy::default(),
                     &backup_codes::CodeEntry {
                         typed: &typed,
                         slot: Some(slot),
                     },
-                    &f.source,
-                    t0(),
+                    None,
+                    &[],
                 )
                 .await
             }
@@ -646,14 +632,12 @@ async fn wrong_codes_counted_on_the_account_lock_backup_code_sign_in_for_a_while
             let (f, member) = (&f, &member);
             async move {
                 backup_codes::redeem(
-                    db,
-                    &f.authz,
+                    &Command::new(db, &f.authz, member, &f.source, at),
                     &f.codes,
-                    member,
                     &policy,
                     &backup_codes::CodeEntry::any(&typed),
-                    &f.source,
-                    at,
+                    None,
+                    &[],
                 )
                 .await
             }

@@ -4,12 +4,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
-    accounts::{self, AccountError, Member, NewMember, Role},
+    accounts::{self, AccountError, NewMember},
     audit::{self, Outcome, Recorded, Source},
     authz::Authz,
-    backup_codes::{self, BackupCodeError, BackupCodeHasher, CodeEntry, PlainCode},
+    backup_codes::{self, BackupCodeError, CodeEntry},
+    command::Command,
     db::DatabaseConnection,
     hashing::PasswordHasher,
+    identity::{Member, Role},
+    lookup_secret::{BackupCodeHasher, PlainCode},
     mfa,
     org_policy::{self, CodesMode, OrgPolicy, PolicyChangeError},
     recovery_codes::{self, RecoveryError, RecoveryState},
@@ -17,7 +20,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{owner_with_mfa, t0};
+use crate::fixtures::{owner_with_mfa, t0};
 
 /// Where every request of this test comes from.
 fn source() -> Source {
@@ -136,7 +139,7 @@ async fn add(
     accounts::create_member(
         &test_db.db,
         hasher,
-        Some((authz, by, &source())),
+        Some(&Command::new(&test_db.db, authz, by, &source(), t0())),
         by.org_id,
         NewMember {
             email,
@@ -155,7 +158,12 @@ async fn save(
     policy: OrgPolicy,
 ) -> Result<(), PolicyChangeError> {
     let version = org_policy::current(db, actor.org_id).await.unwrap().version;
-    org_policy::save(db, authz, actor, version, &policy, &source(), t0()).await?;
+    org_policy::save(
+        &Command::new(db, authz, actor, &source(), t0()),
+        version,
+        &policy,
+    )
+    .await?;
     Ok(())
 }
 
@@ -172,15 +180,20 @@ async fn redeem(
         .unwrap()
         .policy
         .code_policy();
+    let source = source();
+    let cmd = Command::new(db, authz, member, &source, at);
+    let issued = recovery_codes::Issued {
+        cmd: &cmd,
+        hasher: codes,
+        also_record: Vec::new(),
+    };
     backup_codes::redeem(
-        db,
-        authz,
+        &cmd,
         codes,
-        member,
         &policy,
         &CodeEntry::any(typed),
-        &source(),
-        at,
+        Some(&issued),
+        &[],
     )
     .await
 }
@@ -196,11 +209,13 @@ async fn generate(
         .unwrap()
         .policy
         .code_policy();
-    Ok(
-        backup_codes::generate(db, authz, codes, member, &policy, &source(), t0())
-            .await?
-            .codes,
+    Ok(backup_codes::generate(
+        &Command::new(db, authz, member, &source(), t0()),
+        codes,
+        &policy,
     )
+    .await?
+    .codes)
 }
 
 #[tokio::test]
@@ -279,10 +294,13 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
         .unwrap();
         log.one(done("member.added", &owner, Some(&temp))).await;
         let source = source();
-        let temp =
-            domain::members::change_role(db, &authz, &owner, temp.id, Role::Admin, &source, t0())
-                .await
-                .unwrap();
+        let temp = domain::members::change_role(
+            &Command::new(db, &authz, &owner, &source, t0()),
+            temp.id,
+            Role::Admin,
+        )
+        .await
+        .unwrap();
         let event = log
             .one(done("member.role_changed", &owner, Some(&temp)))
             .await;
@@ -290,17 +308,22 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
             (&event.details["before"], &event.details["after"]),
             (&serde_json::json!("member"), &serde_json::json!("admin"))
         );
-        let refused =
-            domain::members::change_role(db, &authz, &admin, temp.id, Role::Owner, &source, t0())
-                .await;
+        let refused = domain::members::change_role(
+            &Command::new(db, &authz, &admin, &source, t0()),
+            temp.id,
+            Role::Owner,
+        )
+        .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         log.one(denied("member.role_changed", &admin, Some(&temp)))
             .await;
-        let refused = accounts::remove_member(db, &authz, &member, admin.id, &source, t0()).await;
+        let refused =
+            accounts::remove_member(&Command::new(db, &authz, &member, &source, t0()), admin.id)
+                .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         log.one(denied("member.removed", &member, Some(&admin)))
             .await;
-        accounts::remove_member(db, &authz, &owner, temp.id, &source, t0())
+        accounts::remove_member(&Command::new(db, &authz, &owner, &source, t0()), temp.id)
             .await
             .unwrap();
         log.one(done("member.removed", &owner, Some(&temp))).await;
@@ -368,23 +391,30 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
         assert_eq!(event.details["reason"], "locked");
 
         // Sign-in, succeeded and failed.
-        accounts::record_sign_in(db, &member, "password+totp", &source, t0())
-            .await
-            .unwrap();
+        let later = t0() + Duration::seconds(30);
+        let code = mfa::code_at(&enrolment.setup_key, later).unwrap();
+        domain::sign_in::authenticator_code(
+            &Command::new(db, &authz, &member, &source, later),
+            &key,
+            &code,
+        )
+        .await
+        .unwrap();
         let event = log
             .one(done("sign_in.succeeded", &member, Some(&member)))
             .await;
         assert_eq!(event.details["method"], "password+totp");
-        let wrong = accounts::verify_password(
+        let wrong = domain::sign_in::password(
             db,
             &hasher,
-            &accounts::Email::parse("member@acme.test").unwrap(),
+            &domain::identity::Email::parse("member@acme.test").unwrap(),
             &Password::new("not the password"),
             &source,
             t0(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .map(domain::sign_in::PasswordStep::into_member);
         assert!(wrong.is_none());
         // Recorded after the answer: wait for it.
         let mut events = Vec::new();
@@ -401,24 +431,31 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
 
         // An administrator resets MFA, revokes codes; a member may do neither.
         let refused =
-            domain::members::reset_mfa(db, &authz, &member, admin.id, &source, t0()).await;
+            domain::members::reset_mfa(&Command::new(db, &authz, &member, &source, t0()), admin.id)
+                .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         log.one(denied("mfa.reset", &member, Some(&admin))).await;
-        domain::members::reset_mfa(db, &authz, &admin, member.id, &source, t0())
+        domain::members::reset_mfa(&Command::new(db, &authz, &admin, &source, t0()), member.id)
             .await
             .unwrap();
         log.one(done("mfa.reset", &admin, Some(&member))).await;
-        let refused =
-            domain::members::revoke_codes(db, &authz, &admin, owner.id, &source, t0()).await;
+        let refused = domain::members::revoke_codes(
+            &Command::new(db, &authz, &admin, &source, t0()),
+            owner.id,
+        )
+        .await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         log.one(denied("backup_codes.revoked", &admin, Some(&owner)))
             .await;
         generate(db, &authz, &codes, &owner).await.unwrap();
         log.one(done("backup_codes.generated", &owner, Some(&owner)))
             .await;
-        let revoked = domain::members::revoke_codes(db, &authz, &owner, admin.id, &source, t0())
-            .await
-            .unwrap();
+        let revoked = domain::members::revoke_codes(
+            &Command::new(db, &authz, &owner, &source, t0()),
+            admin.id,
+        )
+        .await
+        .unwrap();
         let event = log
             .one(done("backup_codes.revoked", &owner, Some(&revoked)))
             .await;
@@ -463,53 +500,63 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
         assert!(matches!(refused, Err(PolicyChangeError::NotAllowed)));
         log.one(denied("policy.saved", &member, None)).await;
         let exception = org_policy::add_exception(
-            db,
-            &authz,
-            &admin,
+            &Command::new(db, &authz, &admin, &source, t0()),
             "member@acme.test",
             false,
             "shared device",
-            &source,
-            t0(),
         )
         .await
         .unwrap();
         log.one(done("policy.exception_added", &admin, Some(&member)))
             .await;
-        let refused =
-            org_policy::remove_exception(db, &authz, &member, exception.id, &source, t0()).await;
+        let refused = org_policy::remove_exception(
+            &Command::new(db, &authz, &member, &source, t0()),
+            exception.id,
+        )
+        .await;
         assert!(matches!(refused, Err(PolicyChangeError::NotAllowed)));
         log.one(denied("policy.exception_removed", &member, None))
             .await;
-        org_policy::remove_exception(db, &authz, &admin, exception.id, &source, t0())
-            .await
-            .unwrap();
+        org_policy::remove_exception(
+            &Command::new(db, &authz, &admin, &source, t0()),
+            exception.id,
+        )
+        .await
+        .unwrap();
         log.one(done("policy.exception_removed", &admin, Some(&member)))
             .await;
 
         // Recovery codes: requested, refused, approved, revealed, used.
-        let refused =
-            recovery_codes::request(db, &authz, &member, "admin@acme.test", &source, t0()).await;
+        let refused = recovery_codes::request(
+            &Command::new(db, &authz, &member, &source, t0()),
+            "admin@acme.test",
+        )
+        .await;
         assert!(matches!(refused, Err(RecoveryError::NotAllowed)));
         log.one(denied("recovery_code.requested", &member, Some(&admin)))
             .await;
         let member = accounts::member(db, member.id).await.unwrap().unwrap();
-        let request =
-            recovery_codes::request(db, &authz, &admin, "member@acme.test", &source, t0())
-                .await
-                .unwrap();
+        let request = recovery_codes::request(
+            &Command::new(db, &authz, &admin, &source, t0()),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
         assert_eq!(request.state, RecoveryState::AwaitingApproval);
         log.one(done("recovery_code.requested", &admin, Some(&member)))
             .await;
-        recovery_codes::approve(db, &authz, &owner, request.id, &source, t0())
+        recovery_codes::approve(&Command::new(db, &authz, &owner, &source, t0()), request.id)
             .await
             .unwrap();
         log.one(done("recovery_code.approved", &owner, Some(&member)))
             .await;
-        let (_, code) =
-            recovery_codes::reveal(db, &authz, &codes, &admin, request.id, &source, t0())
-                .await
-                .unwrap();
+        let (_, code) = recovery_codes::reveal(
+            &Command::new(db, &authz, &admin, &source, t0()),
+            &codes,
+            request.id,
+        )
+        .await
+        .unwrap();
         log.one(done("recovery_code.revealed", &admin, Some(&member)))
             .await;
         // Past the member's code lockout.

@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
-    accounts::{self, AccountError, Email, Member, Role},
+    accounts::{self, AccountError},
     audit::{self, Source},
     authz::Authz,
+    command::Command,
     db::DatabaseConnection,
     hashing::PasswordHasher,
+    identity::{Email, Member, Role},
     lockout::{self, Factor},
     members,
     mfa::{self, MfaError},
@@ -17,7 +19,7 @@ use domain::{
     testing::migrated_databases,
 };
 
-use crate::mfa::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, owner_with_mfa, t0};
 
 const RIGHT: &str = "correct horse battery";
 
@@ -31,7 +33,7 @@ async fn password(
     at: DateTime<Utc>,
 ) -> bool {
     let before = audit::latest(db, member.org_id, 1).await.unwrap()[0].seq;
-    let signed_in = accounts::verify_password(
+    let signed_in = domain::sign_in::password(
         db,
         hasher,
         &Email::parse(&member.email).unwrap(),
@@ -41,6 +43,7 @@ async fn password(
     )
     .await
     .unwrap()
+    .map(domain::sign_in::PasswordStep::into_member)
     .is_some();
     if !signed_in {
         for _ in 0..200 {
@@ -160,9 +163,11 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         };
         let try_code = |code: &str| {
             let (key, owner, code) = (key.clone(), owner.clone(), code.to_owned());
+            let authz = &authz;
             async move {
-                mfa::sign_in_with_code(db, &key, &owner, &code, limits, &Source::default(), at)
-                    .await
+                let source = Source::default();
+                let cmd = Command::new(db, authz, &owner, &source, at);
+                mfa::sign_in_with_code(&cmd, &key, &code, limits, &[]).await
             }
         };
 
@@ -193,7 +198,8 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         );
 
         // A member may not unlock anyone; that is on the record too.
-        let refused = members::unlock(db, &authz, &member, owner.id, &source, at).await;
+        let refused =
+            members::unlock(&Command::new(db, &authz, &member, &source, at), owner.id).await;
         assert!(matches!(refused, Err(AccountError::NotAllowed)));
         assert_eq!(
             latest_actions(db, owner.org_id, 1).await,
@@ -205,7 +211,7 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         );
         // Nor may an admin unlock an owner; the owner's locks stay.
         assert!(
-            members::unlock(db, &authz, &admin, owner.id, &source, at)
+            members::unlock(&Command::new(db, &authz, &admin, &source, at), owner.id)
                 .await
                 .is_err()
         );
@@ -224,7 +230,7 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
             .await
             .unwrap();
         assert_eq!(page.rows[0].locked.len(), 1, "the console shows the lock");
-        members::unlock(db, &authz, &owner, admin.id, &source, at)
+        members::unlock(&Command::new(db, &authz, &owner, &source, at), admin.id)
             .await
             .unwrap();
         let event = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
@@ -240,7 +246,8 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         // Past the lock, the right code works and the count starts over.
         let later = at + Duration::minutes(16);
         let code_later = mfa::code_at(&setup_key, later).unwrap();
-        mfa::sign_in_with_code(db, &key, &owner, &code_later, limits, &source, later)
+        let cmd = Command::new(db, &authz, &owner, &source, later);
+        mfa::sign_in_with_code(&cmd, &key, &code_later, limits, &[])
             .await
             .unwrap();
         assert_eq!(audit::verify(db, owner.org_id).await.unwrap().broken, None);

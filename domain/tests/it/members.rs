@@ -2,11 +2,14 @@
 //! glance, and revoking codes, resetting MFA and changing roles under the gate.
 
 use domain::{
-    accounts::{self, AccountError, Role},
+    accounts::{self, AccountError},
     audit::{self, Source},
     authz::Authz,
-    backup_codes::{self, BackupCodeHasher},
+    backup_codes,
+    command::Command,
     hashing::PasswordHasher,
+    identity::Role,
+    lookup_secret::BackupCodeHasher,
     members::{self, PAGE_SIZE},
     mfa,
     org_policy::{self, CodesMode, OrgPolicy},
@@ -14,7 +17,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, owner_with_mfa, t0};
 
 /// `count` members of `org_id` written straight into the table (hashing a password for
 /// each would only slow the test down).
@@ -121,28 +124,20 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         )
         .await;
         backup_codes::generate(
-            db,
-            &authz,
+            &Command::new(db, &authz, &owner, &source, t0()),
             &codes,
-            &owner,
             &OrgPolicy::default().code_policy(),
-            &source,
-            t0(),
         )
         .await
         .unwrap();
         // Under "Required": the owner (MFA and codes) complies; nobody else has MFA.
         org_policy::save(
-            db,
-            &authz,
-            &owner,
+            &Command::new(db, &authz, &owner, &source, t0()),
             0,
             &OrgPolicy {
                 codes: CodesMode::Required,
                 ..OrgPolicy::default()
             },
-            &source,
-            t0(),
         )
         .await
         .unwrap();
@@ -167,7 +162,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
 
         // Only owners act on owners; the owner's codes stay.
         assert!(matches!(
-            members::revoke_codes(db, &authz, &admin, owner.id, &source, t0()).await,
+            members::revoke_codes(&Command::new(db, &authz, &admin, &source, t0()), owner.id).await,
             Err(AccountError::NotAllowed)
         ));
         let second_admin = add_member(
@@ -178,12 +173,15 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
             Role::Admin,
         )
         .await;
-        members::revoke_codes(db, &authz, &owner, owner.id, &source, t0())
+        members::revoke_codes(&Command::new(db, &authz, &owner, &source, t0()), owner.id)
             .await
             .expect_err("nobody acts on themselves here");
-        members::revoke_codes(db, &authz, &second_admin, member.id, &source, t0())
-            .await
-            .unwrap();
+        members::revoke_codes(
+            &Command::new(db, &authz, &second_admin, &source, t0()),
+            member.id,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             audit::latest(db, owner.org_id, 1).await.unwrap()[0].action,
             "backup_codes.revoked"
@@ -198,9 +196,12 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
             Role::Owner,
         )
         .await;
-        members::reset_mfa(db, &authz, &co_owner, owner.id, &source, t0())
-            .await
-            .unwrap();
+        members::reset_mfa(
+            &Command::new(db, &authz, &co_owner, &source, t0()),
+            owner.id,
+        )
+        .await
+        .unwrap();
         let reset = accounts::member(db, owner.id).await.unwrap().unwrap();
         assert!(!reset.mfa_enabled && reset.mfa_setup_required);
         let page = members::page(db, &authz, &co_owner, "owner@", None, t0())
@@ -229,13 +230,21 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
 
         // Roles: admins cannot make admins; owners can; another org's member is no member.
         assert!(matches!(
-            members::change_role(db, &authz, &admin, member.id, Role::Admin, &source, t0()).await,
+            members::change_role(
+                &Command::new(db, &authz, &admin, &source, t0()),
+                member.id,
+                Role::Admin
+            )
+            .await,
             Err(AccountError::NotAllowed)
         ));
-        let promoted =
-            members::change_role(db, &authz, &owner, member.id, Role::Admin, &source, t0())
-                .await
-                .unwrap();
+        let promoted = members::change_role(
+            &Command::new(db, &authz, &owner, &source, t0()),
+            member.id,
+            Role::Admin,
+        )
+        .await
+        .unwrap();
         assert_eq!(promoted.role, Role::Admin);
         let event = audit::latest(db, owner.org_id, 1).await.unwrap().remove(0);
         assert_eq!(event.details["before"], "member");
@@ -251,7 +260,11 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         .await
         .unwrap();
         assert!(matches!(
-            members::reset_mfa(db, &authz, &stranger, member.id, &source, t0()).await,
+            members::reset_mfa(
+                &Command::new(db, &authz, &stranger, &source, t0()),
+                member.id
+            )
+            .await,
             Err(AccountError::UnknownMember)
         ));
     }

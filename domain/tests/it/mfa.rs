@@ -1,80 +1,16 @@
 //! TOTP enrolment, verification and replay protection, on every backend.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use domain::{
-    accounts::{self, Member},
+    accounts,
     hashing::PasswordHasher,
     mfa::{self, MfaError},
     secrets::{Password, SecretKey},
-    testing::{TestDatabase, migrated_databases},
+    testing::migrated_databases,
 };
 use sea_orm::ConnectionTrait;
 
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
-}
-
-async fn owner(test_db: &TestDatabase, hasher: &PasswordHasher) -> Member {
-    accounts::create_organization(
-        &test_db.db,
-        hasher,
-        "Acme",
-        "owner@acme.test",
-        &Password::new("correct horse battery"),
-        t0(),
-    )
-    .await
-    .unwrap()
-    .1
-}
-
-/// A new account in `org_id` with the test password, as an admin would add it.
-pub async fn add_member(
-    test_db: &TestDatabase,
-    hasher: &PasswordHasher,
-    org_id: i32,
-    email: &str,
-    role: accounts::Role,
-) -> Member {
-    accounts::create_member(
-        &test_db.db,
-        hasher,
-        None,
-        org_id,
-        accounts::NewMember {
-            email,
-            password: &Password::new("correct horse battery"),
-            role,
-        },
-        t0(),
-    )
-    .await
-    .unwrap()
-}
-
-/// The owner of a new organization with MFA turned on at `t0()`, and their setup key.
-pub async fn owner_with_mfa(
-    test_db: &TestDatabase,
-    hasher: &PasswordHasher,
-    key: &SecretKey,
-) -> (Member, String) {
-    let owner = owner(test_db, hasher).await;
-    let enrolment = mfa::begin_enrolment(&test_db.db, key, owner.id)
-        .await
-        .unwrap();
-    let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-    mfa::confirm_enrolment(
-        &test_db.db,
-        key,
-        owner.id,
-        &code,
-        &domain::audit::Source::default(),
-        t0(),
-    )
-    .await
-    .unwrap();
-    (owner, enrolment.setup_key)
-}
+use crate::fixtures::{owner, owner_with_mfa, t0};
 
 #[tokio::test]
 async fn enrolment_is_confirmed_with_a_current_code_and_the_secret_is_stored_sealed() {

@@ -3,17 +3,20 @@
 
 use chrono::Duration;
 use domain::{
-    accounts::{self, Member, Role},
+    accounts,
     audit::{self, Source},
     authz::{Action, Authz},
-    backup_codes::{self, BackupCodeError, BackupCodeHasher},
+    backup_codes::{self, BackupCodeError},
+    command::Command,
     hashing::PasswordHasher,
+    identity::{Member, Role},
+    lookup_secret::BackupCodeHasher,
     org_policy::{self, CodesMode, OrgPolicy, PolicyChangeError},
     secrets::{Password, SecretKey},
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, owner_with_mfa, t0};
 
 struct Org {
     owner: Member,
@@ -70,13 +73,9 @@ async fn save(
         .unwrap()
         .version;
     org_policy::save(
-        &test_db.db,
-        authz,
-        actor,
+        &Command::new(&test_db.db, authz, actor, &Source::default(), t0()),
         expected,
         &policy,
-        &Source::default(),
-        t0(),
     )
     .await
 }
@@ -100,8 +99,8 @@ async fn disallowing_codes_refuses_generate_and_redeem_and_allowing_restores_the
         let policy = org_policy::current(db, org.owner.org_id).await.unwrap();
         assert_eq!(policy.version, 0);
         let (rules, source) = (policy.policy.code_policy(), Source::default());
-        let generate =
-            || backup_codes::generate(db, &authz, &codes, &org.owner, &rules, &source, t0());
+        let cmd = Command::new(db, &authz, &org.owner, &source, t0());
+        let generate = || backup_codes::generate(&cmd, &codes, &rules);
         let fresh = generate().await.unwrap();
 
         let saved = save(
@@ -126,14 +125,12 @@ async fn disallowing_codes_refuses_generate_and_redeem_and_allowing_restores_the
             let (authz, codes, owner) = (&authz, &codes, &org.owner);
             async move {
                 backup_codes::redeem(
-                    db,
-                    authz,
+                    &Command::new(db, authz, owner, &Source::default(), t0()),
                     codes,
-                    owner,
                     &OrgPolicy::default().code_policy(),
                     &backup_codes::CodeEntry::any(&code),
-                    &Source::default(),
-                    t0(),
+                    None,
+                    &[],
                 )
                 .await
             }
@@ -209,7 +206,12 @@ async fn two_admins_saving_from_one_version_get_a_conflict_not_a_lost_update() {
             let db = &test_db.db;
             let actor = actor.clone();
             async move {
-                org_policy::save(db, authz, &actor, 0, &policy, &Source::default(), t0()).await
+                org_policy::save(
+                    &Command::new(db, authz, &actor, &Source::default(), t0()),
+                    0,
+                    &policy,
+                )
+                .await
             }
         };
         save_from(&org.owner, first).await.unwrap();
@@ -252,13 +254,9 @@ async fn an_expired_set_stops_working_and_says_so() {
         save(&test_db, &authz, &org.owner, policy).await.unwrap();
         let code_policy = policy.code_policy();
         let fresh = backup_codes::generate(
-            db,
-            &authz,
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
             &codes,
-            &org.owner,
             &code_policy,
-            &Source::default(),
-            t0(),
         )
         .await
         .unwrap();
@@ -270,14 +268,12 @@ async fn an_expired_set_stops_working_and_says_so() {
         assert!(status.expired);
         assert_eq!(status.expires_at, Some(t0() + Duration::days(30)));
         let refused = backup_codes::redeem(
-            db,
-            &authz,
+            &Command::new(db, &authz, &org.owner, &Source::default(), later),
             &codes,
-            &org.owner,
             &code_policy,
             &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
-            &Source::default(),
-            later,
+            None,
+            &[],
         )
         .await;
         assert!(matches!(refused, Err(BackupCodeError::Rejected)));
@@ -298,14 +294,18 @@ async fn an_expired_set_stops_working_and_says_so() {
         );
         // Within its age it works.
         backup_codes::redeem(
-            db,
-            &authz,
+            &Command::new(
+                db,
+                &authz,
+                &org.owner,
+                &Source::default(),
+                t0() + Duration::days(29),
+            ),
             &codes,
-            &org.owner,
             &code_policy,
             &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
-            &Source::default(),
-            t0() + Duration::days(29),
+            None,
+            &[],
         )
         .await
         .unwrap();
@@ -327,13 +327,9 @@ async fn the_periodic_sweep_records_each_expiry_once_in_its_own_organization() {
         };
         save(&test_db, &authz, &org.owner, policy).await.unwrap();
         backup_codes::generate(
-            db,
-            &authz,
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
             &codes,
-            &org.owner,
             &policy.code_policy(),
-            &Source::default(),
-            t0(),
         )
         .await
         .unwrap();
@@ -384,13 +380,9 @@ async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
             let owner = org.owner.clone();
             async move {
                 org_policy::save(
-                    db,
-                    &authz,
-                    &owner,
+                    &Command::new(db, &authz, &owner, &Source::default(), when),
                     version,
                     &policy,
-                    &Source::default(),
-                    when,
                 )
                 .await
                 .unwrap()
@@ -408,26 +400,18 @@ async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
         )
         .await;
         let allowed = org_policy::add_exception(
-            db,
-            &authz,
-            &org.admin,
+            &Command::new(db, &authz, &org.admin, &source, at(11)),
             "member@acme.test",
             true,
             "field engineer",
-            &source,
-            at(11),
         )
         .await
         .unwrap();
         org_policy::add_exception(
-            db,
-            &authz,
-            &org.owner,
+            &Command::new(db, &authz, &org.owner, &source, at(12)),
             "admin@acme.test",
             true,
             "on call",
-            &source,
-            at(12),
         )
         .await
         .unwrap();
@@ -437,9 +421,12 @@ async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
 
         // Later: the exception goes, the setting changes, another exception comes and goes
         // with its member.
-        org_policy::remove_exception(db, &authz, &org.owner, allowed.id, &source, at(30))
-            .await
-            .unwrap();
+        org_policy::remove_exception(
+            &Command::new(db, &authz, &org.owner, &source, at(30)),
+            allowed.id,
+        )
+        .await
+        .unwrap();
         save_at(
             1,
             OrgPolicy {
@@ -449,9 +436,12 @@ async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
             at(31),
         )
         .await;
-        accounts::remove_member(db, &authz, &org.owner, org.admin.id, &source, at(32))
-            .await
-            .unwrap();
+        accounts::remove_member(
+            &Command::new(db, &authz, &org.owner, &source, at(32)),
+            org.admin.id,
+        )
+        .await
+        .unwrap();
 
         let past = org_policy::export_at(db, org_id, at(20), at(20))
             .await
@@ -545,12 +535,8 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                     .unwrap()
                 {
                     org_policy::remove_exception(
-                        db,
-                        &authz,
-                        &org.owner,
+                        &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
                         existing.id,
-                        &Source::default(),
-                        t0(),
                     )
                     .await
                     .unwrap();
@@ -558,14 +544,10 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                 if let Some(allowed) = exception {
                     for actor in [&org.owner, &org.admin, &org.member] {
                         org_policy::add_exception(
-                            db,
-                            &authz,
-                            &org.owner,
+                            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
                             &actor.email,
                             allowed,
                             "break-glass account",
-                            &Source::default(),
-                            t0(),
                         )
                         .await
                         .unwrap();
@@ -625,14 +607,10 @@ async fn exceptions_need_a_member_of_this_org_and_a_reason_and_explain_names_the
             let (email, reason) = (email.to_owned(), reason.to_owned());
             async move {
                 org_policy::add_exception(
-                    db,
-                    authz,
-                    owner,
+                    &Command::new(db, authz, owner, &Source::default(), t0()),
                     &email,
                     true,
                     &reason,
-                    &Source::default(),
-                    t0(),
                 )
                 .await
             }
@@ -703,12 +681,8 @@ async fn exceptions_need_a_member_of_this_org_and_a_reason_and_explain_names_the
         ));
         assert!(matches!(
             org_policy::remove_exception(
-                db,
-                &authz,
-                &org.stranger,
+                &Command::new(db, &authz, &org.stranger, &Source::default(), t0()),
                 exception.id,
-                &Source::default(),
-                t0()
             )
             .await,
             Err(PolicyChangeError::NotAllowed | PolicyChangeError::UnknownException)
@@ -733,25 +707,19 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
         let authz = Authz::load(db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
         let fresh = backup_codes::generate(
-            db,
-            &authz,
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
             &codes,
-            &org.owner,
             &OrgPolicy::default().code_policy(),
-            &Source::default(),
-            t0(),
         )
         .await
         .unwrap();
         backup_codes::redeem(
-            db,
-            &authz,
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
             &codes,
-            &org.owner,
             &OrgPolicy::default().code_policy(),
             &backup_codes::CodeEntry::any(&fresh.codes[0].grouped()),
-            &Source::default(),
-            t0(),
+            None,
+            &[],
         )
         .await
         .unwrap();

@@ -3,18 +3,20 @@
 
 use chrono::Duration;
 use domain::{
-    accounts::{Member, Role},
     audit::{self, Source},
     authz::Authz,
-    backup_codes::{self, BackupCodeError, BackupCodeHasher, CodeEntry},
+    backup_codes::{self, BackupCodeError, CodeEntry},
+    command::Command,
     hashing::PasswordHasher,
+    identity::{Member, Role},
+    lookup_secret::BackupCodeHasher,
     org_policy::{self, CodesMode, OrgPolicy},
     recovery_codes::{self, RecoveryError, RecoveryState},
     secrets::SecretKey,
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::mfa::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, owner_with_mfa, t0};
 
 struct Org {
     owner: Member,
@@ -45,15 +47,20 @@ async fn redeem(
     code: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<backup_codes::Redeemed, BackupCodeError> {
+    let source = Source::default();
+    let cmd = Command::new(&test_db.db, authz, member, &source, at);
+    let issued = recovery_codes::Issued {
+        cmd: &cmd,
+        hasher: codes,
+        also_record: Vec::new(),
+    };
     backup_codes::redeem(
-        &test_db.db,
-        authz,
+        &cmd,
         codes,
-        member,
         &OrgPolicy::default().code_policy(),
         &CodeEntry::any(code),
-        &Source::default(),
-        at,
+        Some(&issued),
+        &[],
     )
     .await
 }
@@ -68,24 +75,39 @@ async fn an_issued_code_is_revealed_once_to_its_requester_and_works_once() {
         let db = &test_db.db;
         let authz = Authz::load(db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
-        let request =
-            recovery_codes::request(db, &authz, &org.admin, "member@acme.test", &source, t0())
-                .await
-                .unwrap();
+        let request = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, t0()),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
         assert_eq!(request.state, RecoveryState::ReadyToReveal);
         assert_eq!(request.expires_at, t0() + Duration::hours(24));
 
         assert!(matches!(
-            recovery_codes::reveal(db, &authz, &codes, &org.owner, request.id, &source, t0()).await,
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.owner, &source, t0()),
+                &codes,
+                request.id
+            )
+            .await,
             Err(RecoveryError::NotRequester)
         ));
-        let (revealed, code) =
-            recovery_codes::reveal(db, &authz, &codes, &org.admin, request.id, &source, t0())
-                .await
-                .unwrap();
+        let (revealed, code) = recovery_codes::reveal(
+            &Command::new(db, &authz, &org.admin, &source, t0()),
+            &codes,
+            request.id,
+        )
+        .await
+        .unwrap();
         assert_eq!(revealed.state, RecoveryState::Revealed);
         assert!(matches!(
-            recovery_codes::reveal(db, &authz, &codes, &org.admin, request.id, &source, t0()).await,
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.admin, &source, t0()),
+                &codes,
+                request.id
+            )
+            .await,
             Err(RecoveryError::Closed)
         ));
 
@@ -137,47 +159,63 @@ async fn under_two_admin_approval_a_second_admin_must_approve_before_the_reveal(
         let authz = Authz::load(db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
         org_policy::save(
-            db,
-            &authz,
-            &org.owner,
+            &Command::new(db, &authz, &org.owner, &source, t0()),
             0,
             &OrgPolicy {
                 recovery_code_approval: true,
                 ..OrgPolicy::default()
             },
-            &source,
-            t0(),
         )
         .await
         .unwrap();
-        let request =
-            recovery_codes::request(db, &authz, &org.admin, "member@acme.test", &source, t0())
-                .await
-                .unwrap();
+        let request = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, t0()),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
         assert_eq!(request.state, RecoveryState::AwaitingApproval);
         assert!(matches!(
-            recovery_codes::reveal(db, &authz, &codes, &org.admin, request.id, &source, t0()).await,
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.admin, &source, t0()),
+                &codes,
+                request.id
+            )
+            .await,
             Err(RecoveryError::NotApproved)
         ));
         assert!(matches!(
-            recovery_codes::approve(db, &authz, &org.admin, request.id, &source, t0()).await,
+            recovery_codes::approve(
+                &Command::new(db, &authz, &org.admin, &source, t0()),
+                request.id
+            )
+            .await,
             Err(RecoveryError::OwnRequest)
         ));
         // A member cannot approve; a second admin can.
         assert!(matches!(
-            recovery_codes::approve(db, &authz, &org.member, request.id, &source, t0()).await,
+            recovery_codes::approve(
+                &Command::new(db, &authz, &org.member, &source, t0()),
+                request.id
+            )
+            .await,
             Err(RecoveryError::NotAllowed)
         ));
-        let approved =
-            recovery_codes::approve(db, &authz, &org.other_admin, request.id, &source, t0())
-                .await
-                .unwrap();
+        let approved = recovery_codes::approve(
+            &Command::new(db, &authz, &org.other_admin, &source, t0()),
+            request.id,
+        )
+        .await
+        .unwrap();
         assert_eq!(approved.state, RecoveryState::ReadyToReveal);
         assert_eq!(approved.approved_by.as_deref(), Some("admin2@acme.test"));
-        let (_, code) =
-            recovery_codes::reveal(db, &authz, &codes, &org.admin, request.id, &source, t0())
-                .await
-                .unwrap();
+        let (_, code) = recovery_codes::reveal(
+            &Command::new(db, &authz, &org.admin, &source, t0()),
+            &codes,
+            request.id,
+        )
+        .await
+        .unwrap();
         // Valid for 24 hours from the request.
         assert!(matches!(
             redeem(
@@ -217,7 +255,10 @@ async fn who_may_issue_for_whom_and_when_codes_are_not_allowed() {
         let request = |actor: &Member, email: &str| {
             let (authz, actor, email, source) =
                 (&authz, actor.clone(), email.to_owned(), source.clone());
-            async move { recovery_codes::request(db, authz, &actor, &email, &source, t0()).await }
+            async move {
+                recovery_codes::request(&Command::new(db, authz, &actor, &source, t0()), &email)
+                    .await
+            }
         };
         // Only owners issue for admins and owners; members issue for nobody.
         assert!(matches!(
@@ -244,10 +285,13 @@ async fn who_may_issue_for_whom_and_when_codes_are_not_allowed() {
 
         // A newer request ends the older one.
         let first = request(&org.admin, "member@acme.test").await.unwrap();
-        let (_, old_code) =
-            recovery_codes::reveal(db, &authz, &codes, &org.admin, first.id, &source, t0())
-                .await
-                .unwrap();
+        let (_, old_code) = recovery_codes::reveal(
+            &Command::new(db, &authz, &org.admin, &source, t0()),
+            &codes,
+            first.id,
+        )
+        .await
+        .unwrap();
         request(&org.owner, "member@acme.test").await.unwrap();
         assert!(matches!(
             redeem(
@@ -264,16 +308,12 @@ async fn who_may_issue_for_whom_and_when_codes_are_not_allowed() {
 
         // Not for a member whose codes the policy does not allow.
         org_policy::save(
-            db,
-            &authz,
-            &org.owner,
+            &Command::new(db, &authz, &org.owner, &source, t0()),
             0,
             &OrgPolicy {
                 codes: CodesMode::NotAllowed,
                 ..OrgPolicy::default()
             },
-            &source,
-            t0(),
         )
         .await
         .unwrap();

@@ -1,46 +1,14 @@
 //! Bootstrapping accounts on the command line, and sessions over HTTP, through the real binary.
 
-use std::process::Stdio;
-
 use domain::testing::{TestDatabase, fresh_databases};
-use reqwest::{Client, StatusCode, header};
-use tokio::io::AsyncWriteExt;
+use reqwest::{Client, StatusCode};
 
-use crate::harness::{Server, lifeline};
-
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// Runs `lifeline ARGS` with `stdin` on standard input; returns (success, stdout, stderr).
-pub async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let workdir = tempfile::tempdir().unwrap();
-    let mut child = lifeline(workdir.path())
-        .env("DATABASE_URL", database_url)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let output = child.wait_with_output().await.unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-pub async fn create_org(database_url: &str, name: &str, email: &str) {
-    let (ok, _, stderr) = cli(
-        database_url,
-        &["create-org", "--name", name, "--admin-email", email],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
-    assert!(ok, "{stderr}");
-}
+use crate::support::{
+    PASSWORD,
+    cli::{cli, create_org},
+    client::{client, post, session_cookie, sign_in, signed_in_email},
+    process::{Server, run_to_exit},
+};
 
 #[tokio::test]
 async fn create_org_and_create_user_read_the_password_from_stdin() {
@@ -202,101 +170,12 @@ async fn the_command_line_refuses_bad_input_in_one_line_and_writes_nothing() {
     );
 }
 
-/// The value of the session cookie a response sets, and the whole header.
-pub fn session_cookie(response: &reqwest::Response) -> Option<(String, String)> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with("lifeline_session="))
-        .map(|value| {
-            let id = value["lifeline_session=".len()..]
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            (id, value.to_owned())
-        })
-}
-
-pub async fn post(
-    client: &Client,
-    server: &Server,
-    path: &str,
-    cookie: Option<&str>,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut request = client
-        .post(server.url(path))
-        .header(header::ACCEPT, "application/json")
-        .form(form);
-    if let Some(id) = cookie {
-        request = request.header(header::COOKIE, format!("lifeline_session={id}"));
-    }
-    request.send().await.unwrap()
-}
-
-/// Signs in with email and [`PASSWORD`] over HTTP; returns the signed-in session id (for a
-/// member with MFA on, the session that owes the second factor).
-pub async fn sign_in(client: &Client, server: &Server, email: &str) -> String {
-    password_step(client, server, email, PASSWORD).await
-}
-
-/// The email and password steps over HTTP; returns the session id they leave: signed in,
-/// or owing a second factor when MFA is on.
-pub async fn password_step(
-    client: &Client,
-    server: &Server,
-    email: &str,
-    password: &str,
-) -> String {
-    let step1 = post(
-        client,
-        server,
-        "/api/sign_in/email",
-        None,
-        &[("email", email)],
-    )
-    .await;
-    let (id, _) = session_cookie(&step1).expect("a session after the first step");
-    let step2 = post(
-        client,
-        server,
-        "/api/sign_in/password",
-        Some(&id),
-        &[("password", password)],
-    )
-    .await;
-    assert!(
-        step2.status().is_success() || step2.status().is_redirection(),
-        "{email}: {}",
-        step2.status()
-    );
-    session_cookie(&step2)
-        .expect("a new session id after the password")
-        .0
-}
-
-pub async fn signed_in_email(client: &Client, server: &Server, cookie: &str) -> Option<String> {
-    let response = post(client, server, "/api/account", Some(cookie), &[]).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let account: serde_json::Value = response.json().await.unwrap();
-    account
-        .get("email")
-        .and_then(|e| e.as_str())
-        .map(str::to_owned)
-}
-
 #[tokio::test]
 async fn signing_in_rotates_the_session_and_signing_out_deletes_it_on_the_server() {
     for database in fresh_databases().await {
         create_org(&database.url, "Acme", "owner@acme.test").await;
         let server = Server::start(&database.url).await;
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = client();
 
         let step1 = post(
             &client,
@@ -386,10 +265,7 @@ async fn the_secure_cookie_flag_is_set_by_configuration() {
         ("LIFELINE_SECURE_COOKIES", "true"),
     ])
     .await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let response = post(
         &client,
         &server,
@@ -414,10 +290,7 @@ async fn members_cannot_open_the_members_list_or_remove_anyone() {
     .await;
     assert!(ok, "{stderr}");
     let server = Server::start(&database.url).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
 
     let id = sign_in(&client, &server, "m@acme.test").await;
 
@@ -450,10 +323,7 @@ async fn bad_input_to_every_sign_in_and_account_endpoint_gets_a_clear_4xx_and_wr
     let database = TestDatabase::sqlite().await;
     create_org(&database.url, "Acme", "owner@acme.test").await;
     let server = Server::start(&database.url).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
 
     // A signed-in owner, for the account and members endpoints.
     let owner = sign_in(&client, &server, "owner@acme.test").await;
@@ -624,15 +494,8 @@ async fn five_wrong_codes_send_the_member_back_to_the_password() {
     .await
     .unwrap();
 
-    let server = Server::start_with(&[
-        ("DATABASE_URL", &database.url),
-        ("LIFELINE_SECRET_KEY", &key.to_hex()),
-    ])
-    .await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
     let step1 = post(
         &client,
         &server,
@@ -691,7 +554,7 @@ async fn the_server_refuses_to_start_with_a_key_that_does_not_open_stored_secret
         .unwrap();
 
     let other = domain::secrets::SecretKey::generate().to_hex();
-    let (ok, stderr) = crate::harness::run_to_exit(&[
+    let (ok, stderr) = run_to_exit(&[
         ("DATABASE_URL", &database.url),
         ("LIFELINE_SECRET_KEY", &other),
     ])
@@ -703,18 +566,14 @@ async fn the_server_refuses_to_start_with_a_key_that_does_not_open_stored_secret
         "{stderr}"
     );
     // A missing key file would be a new key: refused the same way.
-    let (ok, stderr) = crate::harness::run_to_exit(&[("DATABASE_URL", &database.url)]).await;
+    let (ok, stderr) = run_to_exit(&[("DATABASE_URL", &database.url)]).await;
     assert!(!ok);
     assert!(
         stderr.starts_with("lifeline: LIFELINE_SECRET_KEY_FILE: this key does not open"),
         "{stderr}"
     );
 
-    let server = Server::start_with(&[
-        ("DATABASE_URL", &database.url),
-        ("LIFELINE_SECRET_KEY", &key.to_hex()),
-    ])
-    .await;
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
     assert_eq!(
         reqwest::get(server.url("/readyz")).await.unwrap().status(),
         200

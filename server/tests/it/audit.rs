@@ -1,8 +1,13 @@
 //! `lifeline audit verify` and `lifeline audit export`, through the real binary.
 
 use domain::testing::fresh_databases;
+use reqwest::{StatusCode, header};
 
-use crate::accounts::{cli, create_org};
+use crate::support::{
+    cli::{cli, create_org, create_user},
+    client::{client, sign_in},
+    process::Server,
+};
 
 #[tokio::test]
 async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
@@ -19,7 +24,7 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
                 &database.db,
                 owner.org_id,
                 domain::audit::Event {
-                    action: "test.event",
+                    action: domain::audit::AuditAction::MemberUnlocked,
                     actor: Some(&owner),
                     target: None,
                     outcome: domain::audit::Outcome::Success,
@@ -95,32 +100,11 @@ async fn audit_verify_passes_an_intact_log_and_names_the_altered_event() {
 
 #[tokio::test]
 async fn the_export_download_is_for_owners_and_admins_and_refuses_bad_filters() {
-    use reqwest::{Client, StatusCode, header};
-
-    use crate::{accounts::sign_in, harness::Server};
-
     let database = domain::testing::TestDatabase::sqlite().await;
     create_org(&database.url, "Acme", "owner@acme.test").await;
-    let (ok, _, stderr) = cli(
-        &database.url,
-        &[
-            "create-user",
-            "--org",
-            "acme",
-            "--email",
-            "m@acme.test",
-            "--role",
-            "member",
-        ],
-        &format!("{}\n", crate::accounts::PASSWORD),
-    )
-    .await;
-    assert!(ok, "{stderr}");
+    create_user(&database.url, "acme", "m@acme.test", "member").await;
     let server = Server::start(&database.url).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let owner = sign_in(&client, &server, "owner@acme.test").await;
     let member = sign_in(&client, &server, "m@acme.test").await;
     let get = |session: Option<String>, query: &'static str| {

@@ -5,81 +5,22 @@ use domain::{
     accounts,
     audit::{self, Source},
     authz::Authz,
-    backup_codes::{self, BackupCodeHasher, CodePolicy},
-    hashing::PasswordHasher,
-    mfa,
+    backup_codes::{self, CodePolicy},
+    command::Command,
     secrets::SecretKey,
     testing::TestDatabase,
 };
-use reqwest::{Client, StatusCode, header};
+use reqwest::{StatusCode, header};
 
-use crate::{
-    accounts::{PASSWORD, create_org, post, session_cookie, signed_in_email},
-    harness::Server,
+use crate::support::{
+    PASSWORD,
+    client::{
+        SecondFactor, client, password_step, post, session_cookie, sign_in_with, signed_in_email,
+    },
+    organizations::owner_with_codes,
+    pages::{codes_on_page, get_page, post_generate_form},
+    process::Server,
 };
-
-/// The owner of "Acme" (member 1) with MFA on and a set of codes made with `key`, as the
-/// server started with that key makes them; returns the codes, slot 1 first.
-pub async fn owner_with_codes(database: &TestDatabase, key: &SecretKey) -> Vec<String> {
-    create_org(&database.url, "Acme", "owner@acme.test").await;
-    let now = chrono::Utc::now();
-    let enrolment = mfa::begin_enrolment(&database.db, key, 1).await.unwrap();
-    let code = mfa::code_at(&enrolment.setup_key, now).unwrap();
-    mfa::confirm_enrolment(
-        &database.db,
-        key,
-        1,
-        &code,
-        &domain::audit::Source::default(),
-        now,
-    )
-    .await
-    .unwrap();
-    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
-    backup_codes::generate(
-        &database.db,
-        &Authz::baseline().await.unwrap(),
-        &BackupCodeHasher::new(PasswordHasher::new(2).unwrap(), key),
-        &owner,
-        &CodePolicy::default(),
-        &Source::default(),
-        now,
-    )
-    .await
-    .unwrap()
-    .codes
-    .iter()
-    .map(|code| code.grouped())
-    .collect()
-}
-
-async fn start(database: &TestDatabase, key: &SecretKey) -> (Server, Client) {
-    start_with(database, key, &[]).await
-}
-
-pub async fn start_with(
-    database: &TestDatabase,
-    key: &SecretKey,
-    vars: &[(&str, &str)],
-) -> (Server, Client) {
-    let hex = key.to_hex();
-    let mut all = vec![
-        ("DATABASE_URL", database.url.as_str()),
-        ("LIFELINE_SECRET_KEY", &hex),
-    ];
-    all.extend_from_slice(vars);
-    let server = Server::start_with(&all).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    (server, client)
-}
-
-/// Email and password done for Acme's owner: the session id that now owes a second factor.
-pub async fn password_step(client: &Client, server: &Server) -> String {
-    crate::accounts::password_step(client, server, "owner@acme.test", PASSWORD).await
-}
 
 async fn remaining(database: &TestDatabase) -> u32 {
     let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
@@ -101,9 +42,10 @@ async fn bad_backup_codes_get_a_clear_422_count_as_attempts_and_spend_nothing() 
     let database = TestDatabase::sqlite().await;
     let key = SecretKey::generate();
     let codes = owner_with_codes(&database, &key).await;
-    let (server, client) = start(&database, &key).await;
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
 
-    let pending = password_step(&client, &server).await;
+    let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
     let ten_kb = "4".repeat(10 * 1024);
     // (input, the message's beginning); all but the blank one are attempts.
     let cases = [
@@ -179,7 +121,7 @@ async fn bad_backup_codes_get_a_clear_422_count_as_attempts_and_spend_nothing() 
 
     // A new password step: a 10 KB code is refused like any malformed one, and five
     // attempts in all send the member back to the password.
-    let pending = password_step(&client, &server).await;
+    let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
     for (attempt, input) in [ten_kb.as_str(), "1111 2222 3333", "x", "0", &codes[2]]
         .into_iter()
         .enumerate()
@@ -223,8 +165,9 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
     let database = TestDatabase::sqlite().await;
     let key = SecretKey::generate();
     let old = owner_with_codes(&database, &key).await;
-    let (server, client) = start(&database, &key).await;
-    let pending = password_step(&client, &server).await;
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
+    let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
     let response = post(
         &client,
         &server,
@@ -234,15 +177,9 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
     )
     .await;
     let session = session_cookie(&response).unwrap().0;
-    let cookie = format!("lifeline_session={session}");
 
     // The plain form's post: the page itself, with ten new codes in it.
-    let page = client
-        .post(server.url("/account/backup-codes"))
-        .header(header::COOKIE, &cookie)
-        .header(header::ACCEPT, "text/html")
-        .form(&[("password", "")])
-        .send()
+    let page = post_generate_form(&client, &server.base_url, &session, "")
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
@@ -253,21 +190,16 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
         Some("no-store")
     );
     let html = page.text().await.unwrap();
-    let fresh: Vec<String> = html
-        .split("<code class=\"backup-code\">")
-        .skip(1)
-        .filter_map(|rest| rest.split('<').next())
-        .map(str::to_owned)
-        .collect();
+    let fresh = codes_on_page(&html);
     assert_eq!(fresh.len(), 10, "{html}");
     assert!(fresh.iter().all(|code| !old.contains(code)));
     assert_eq!(remaining(&database).await, 10);
 
     // Fetched again, the page has no codes; the old set is dead and the new one works.
-    let again = get_page(&client, &server, &cookie, "/account/backup-codes").await;
+    let again = get_page(&client, &server, &session, "/account/backup-codes").await;
     assert!(again.contains("Generate New Codes"), "{again}");
     assert!(fresh.iter().all(|code| !again.contains(code.as_str())));
-    let pending = password_step(&client, &server).await;
+    let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
     let refused = post(
         &client,
         &server,
@@ -301,68 +233,29 @@ async fn the_generate_form_is_answered_with_the_codes_once_and_never_cached() {
     assert_eq!(remaining(&database).await, 9);
 }
 
-async fn get_page(client: &Client, server: &Server, cookie: &str, path: &str) -> String {
-    client
-        .get(server.url(path))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Signs in with a backup code, returning the signed-in session's cookie.
-async fn sign_in_with_code(client: &Client, server: &Server, code: &str) -> String {
-    let pending = password_step(client, server).await;
-    let response = post(
-        client,
-        server,
-        "/api/sign_in/backup_code",
-        Some(&pending),
-        &[("code", code)],
-    )
-    .await;
-    assert!(response.status().is_success() || response.status().is_redirection());
-    format!("lifeline_session={}", session_cookie(&response).unwrap().0)
-}
-
-async fn post_generate_form(
-    client: &Client,
-    server: &Server,
-    cookie: &str,
-    password: &str,
-) -> String {
-    client
-        .post(server.url("/account/backup-codes"))
-        .header(header::COOKIE, cookie)
-        .header(header::ACCEPT, "text/html")
-        .form(&[("password", password)])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
     let database = TestDatabase::sqlite().await;
     let key = SecretKey::generate();
     let codes = owner_with_codes(&database, &key).await;
     // Every sign-in is "old" at once: the window is zero seconds.
-    let (server, client) = start_with(
-        &database,
+    let server = Server::start_with_key(
+        &database.url,
         &key,
         &[("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "0")],
     )
     .await;
-    let cookie = sign_in_with_code(&client, &server, &codes[0]).await;
+    let client = client();
+    let session = sign_in_with(
+        &client,
+        &server,
+        "owner@acme.test",
+        SecondFactor::BackupCode(&codes[0]),
+    )
+    .await;
 
     // The page and the account panel ask for the password up front.
-    let page = get_page(&client, &server, &cookie, "/account/backup-codes").await;
+    let page = get_page(&client, &server, &session, "/account/backup-codes").await;
     assert!(page.contains("name=\"password\""), "{page}");
 
     // Without it, or with a wrong one, nothing is generated.
@@ -370,7 +263,12 @@ async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
         ("", "Enter your password again to confirm it is you."),
         ("not my password", "That password is not correct."),
     ] {
-        let html = post_generate_form(&client, &server, &cookie, password).await;
+        let html = post_generate_form(&client, &server.base_url, &session, password)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(html.contains(message), "{html}");
         assert!(!html.contains("class=\"backup-code\""));
         assert_eq!(remaining(&database).await, 9);
@@ -379,7 +277,7 @@ async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
         &client,
         &server,
         "/api/account/backup-codes/generate",
-        Some(cookie.trim_start_matches("lifeline_session=")),
+        Some(&session),
         &[],
     )
     .await;
@@ -388,7 +286,12 @@ async fn generating_asks_for_the_password_again_once_the_last_sign_in_is_old() {
     assert_eq!(error["Invalid"]["field"], "password");
 
     // With it, the new set.
-    let html = post_generate_form(&client, &server, &cookie, PASSWORD).await;
+    let html = post_generate_form(&client, &server.base_url, &session, PASSWORD)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(html.matches("class=\"backup-code\"").count(), 10, "{html}");
     assert_eq!(remaining(&database).await, 10);
     assert!(!server.log().iter().any(|line| line.contains(PASSWORD)));
@@ -405,19 +308,15 @@ async fn the_policy_can_ask_for_one_numbered_code_and_then_allow_only_mfa_settin
         restrict_after_backup_sign_in: true,
         ..Default::default()
     };
-    domain::org_policy::save(
-        &database.db,
-        &Authz::load(&database.db).await.unwrap(),
-        &owner,
-        0,
-        &policy,
-        &Source::default(),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    let (server, client) = start(&database, &key).await;
-    let pending = password_step(&client, &server).await;
+    let authz = Authz::load(&database.db).await.unwrap();
+    let source = Source::default();
+    let by_owner = Command::new(&database.db, &authz, &owner, &source, chrono::Utc::now());
+    domain::org_policy::save(&by_owner, 0, &policy)
+        .await
+        .unwrap();
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
+    let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
 
     // The page asks for one numbered code, the same one on every reload.
     let ask = || {

@@ -6,27 +6,12 @@ use domain::testing::TestDatabase;
 use reqwest::{Client, StatusCode, header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{
-    accounts::{PASSWORD, create_org, post, sign_in, signed_in_email},
-    harness::{Server, run_to_exit},
+use crate::support::{
+    PASSWORD,
+    client::{client, post, signed_in_email},
+    organizations::signed_in_owner,
+    process::{Server, run_to_exit},
 };
-
-/// A client that shows redirects instead of following them.
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// An organization "Acme" with its owner, a server on it, and the owner's signed-in session.
-async fn signed_in_owner(database: &TestDatabase) -> (Server, Client, String) {
-    create_org(&database.url, "Acme", "owner@acme.test").await;
-    let server = Server::start(&database.url).await;
-    let client = client();
-    let session = sign_in(&client, &server, "owner@acme.test").await;
-    (server, client, session)
-}
 
 /// The email addresses of Acme's members.
 async fn member_emails(database: &TestDatabase) -> Vec<String> {

@@ -2,7 +2,7 @@
 
 use domain::testing::fresh_databases;
 
-use crate::harness::{Server, run_to_exit};
+use crate::support::process::{Server, run_to_exit};
 
 #[tokio::test]
 async fn a_fresh_database_is_migrated_at_start_up_and_reported_ready() {

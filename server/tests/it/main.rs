@@ -1,6 +1,7 @@
 //! The server crate's integration tests: the real `lifeline` binary, started as a process on
 //! a free port against a fresh database (SQLite always, PostgreSQL when
-//! `LIFELINE_TEST_POSTGRES_URL` is set), spoken to over HTTP.
+//! `LIFELINE_TEST_POSTGRES_URL` is set), spoken to over HTTP. Every module takes what it
+//! shares from `support`, and none from another test module.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
@@ -8,10 +9,10 @@ mod audit;
 mod backup_codes;
 mod crash;
 mod hardening;
-mod harness;
 mod isolation;
 mod lifecycle;
 mod pages;
 mod policy;
 mod scale_out;
 mod sessions;
+mod support;

@@ -2,7 +2,7 @@
 
 use domain::testing::TestDatabase;
 
-use crate::harness::Server;
+use crate::support::process::Server;
 
 #[tokio::test]
 async fn the_start_page_names_the_product_and_offers_sign_in() {

@@ -1,94 +1,28 @@
 //! The policy endpoints through the real binary: bad settings, stale versions, members and
 //! other organizations are refused with a clear answer, and nothing is written.
 
-use domain::{org_policy, testing::TestDatabase};
-use reqwest::Client;
+use domain::{command::Command, org_policy, testing::TestDatabase};
 
-use crate::{
-    accounts::{PASSWORD, create_org, post, sign_in},
-    harness::{Server, lifeline},
+use crate::support::{
+    cli::{cli, create_org, create_user},
+    client::{client, policy_fields, post, save_policy, sign_in},
+    process::Server,
 };
-
-/// The policy form's fields, each as `fields[name]`, with one replaced.
-pub fn fields(replace: (&str, &str)) -> Vec<(String, String)> {
-    [
-        ("backup_codes", "not_allowed"),
-        ("codes_per_set", "10"),
-        ("max_set_age_days", "0"),
-        ("low_codes_threshold", "3"),
-        ("lockout_attempts", "5"),
-        ("lockout_minutes", "15"),
-        ("code_entry", "any"),
-    ]
-    .into_iter()
-    .map(|(name, value)| {
-        let value = if name == replace.0 { replace.1 } else { value };
-        (format!("fields[{name}]"), value.to_owned())
-    })
-    .collect()
-}
-
-async fn create_member(database_url: &str, email: &str) {
-    let workdir = tempfile::tempdir().unwrap();
-    let mut child = lifeline(workdir.path())
-        .env("DATABASE_URL", database_url)
-        .args([
-            "create-user",
-            "--org",
-            "acme",
-            "--email",
-            email,
-            "--role",
-            "member",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    assert!(child.wait().await.unwrap().success());
-}
-
-pub async fn save_policy(
-    client: &Client,
-    server: &Server,
-    session: String,
-    form: Vec<(String, String)>,
-) -> reqwest::Response {
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    post(
-        client,
-        server,
-        "/api/admin/policy/save",
-        Some(&session),
-        &form,
-    )
-    .await
-}
 
 #[tokio::test]
 async fn bad_settings_stale_versions_and_outsiders_are_refused_and_nothing_is_written() {
     let database = TestDatabase::sqlite().await;
     create_org(&database.url, "Acme", "owner@acme.test").await;
     create_org(&database.url, "Globex", "owner@globex.test").await;
-    create_member(&database.url, "member@acme.test").await;
+    create_user(&database.url, "acme", "member@acme.test", "member").await;
     let server = Server::start(&database.url).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let owner = sign_in(&client, &server, "owner@acme.test").await;
     let member = sign_in(&client, &server, "member@acme.test").await;
     let stranger = sign_in(&client, &server, "owner@globex.test").await;
 
     let save = |session: &str, version: &str, replace: (&str, &str)| {
-        let mut form = fields(replace);
+        let mut form = policy_fields(replace);
         form.push(("expected_version".into(), version.into()));
         save_policy(&client, &server, session.to_owned(), form)
     };
@@ -189,29 +123,31 @@ async fn bad_settings_stale_versions_and_outsiders_are_refused_and_nothing_is_wr
 async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() {
     let database = TestDatabase::sqlite().await;
     create_org(&database.url, "Acme", "owner@acme.test").await;
-    create_member(&database.url, "member@acme.test").await;
+    create_user(&database.url, "acme", "member@acme.test", "member").await;
     let owner_member = domain::accounts::member(&database.db, 1)
         .await
         .unwrap()
         .unwrap();
     let authz = domain::authz::Authz::load(&database.db).await.unwrap();
+    let source = domain::audit::Source::default();
     org_policy::save(
-        &database.db,
-        &authz,
-        &owner_member,
+        &Command::new(
+            &database.db,
+            &authz,
+            &owner_member,
+            &source,
+            chrono::Utc::now(),
+        ),
         0,
         &org_policy::OrgPolicy {
             codes: org_policy::CodesMode::NotAllowed,
             ..Default::default()
         },
-        &domain::audit::Source::default(),
-        chrono::Utc::now(),
     )
     .await
     .unwrap();
 
-    let (ok, stdout, stderr) =
-        crate::accounts::cli(&database.url, &["policy", "export", "--org", "acme"], "").await;
+    let (ok, stdout, stderr) = cli(&database.url, &["policy", "export", "--org", "acme"], "").await;
     assert!(ok, "{stderr}");
     let export: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(export["version"], 1);
@@ -226,10 +162,7 @@ async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() 
     assert!(rules.contains(&"p, member, org:1, backup_codes, redeem, deny"));
 
     let server = Server::start(&database.url).await;
-    let client = Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client();
     let owner = sign_in(&client, &server, "owner@acme.test").await;
     let member = sign_in(&client, &server, "member@acme.test").await;
     let get_at = |session: &str, query: &str| {
@@ -259,7 +192,7 @@ async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() 
         "no rule of the organization's own yet: {}",
         past["rules"]
     );
-    let (ok, stdout, stderr) = crate::accounts::cli(
+    let (ok, stdout, stderr) = cli(
         &database.url,
         &["policy", "export", "--org", "acme", "--at", "2020-01-01"],
         "",
@@ -280,7 +213,7 @@ async fn the_policy_exports_with_its_rules_from_the_command_line_and_the_page() 
             .as_u16(),
         403
     );
-    let (ok, _, stderr) = crate::accounts::cli(
+    let (ok, _, stderr) = cli(
         &database.url,
         &["policy", "export", "--org", "acme", "--at", "yesterday"],
         "",

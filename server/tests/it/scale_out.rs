@@ -5,47 +5,28 @@
 //! it); SQLite is one process's file and has nothing to scale out to.
 
 use domain::{
-    accounts, audit::Source, authz::Authz, lockout, members, secrets::SecretKey,
+    accounts, audit::Source, authz::Authz, command::Command, lockout, members, secrets::SecretKey,
     testing::TestDatabase,
 };
 use reqwest::Client;
 
-use crate::{
-    accounts::{cli, post, sign_in, signed_in_email},
-    backup_codes::{owner_with_codes, password_step, start_with},
-    harness::Server,
-    policy::{fields, save_policy},
+use crate::support::{
+    PASSWORD,
+    cli::create_user,
+    client::{
+        SecondFactor, client, password_step, policy_fields, save_policy, second_factor_step,
+        sign_in, signed_in_email, succeeded,
+    },
+    organizations::owner_with_codes,
+    process::Server,
 };
 
-async fn add_user(database_url: &str, email: &str, role: &str) {
-    let (ok, _, stderr) = cli(
-        database_url,
-        &[
-            "create-user",
-            "--org",
-            "acme",
-            "--email",
-            email,
-            "--role",
-            role,
-        ],
-        &format!("{}\n", crate::accounts::PASSWORD),
-    )
-    .await;
-    assert!(ok, "{stderr}");
-}
-
-/// Sends `code` as the backup code of the sign-in waiting in session `pending`.
+/// Sends `code` as the backup code of the sign-in waiting in session `pending`; whether it
+/// signed in.
 async fn redeem(client: &Client, server: &Server, pending: &str, code: &str) -> bool {
-    let response = post(
-        client,
-        server,
-        "/api/sign_in/backup_code",
-        Some(pending),
-        &[("code", code)],
-    )
-    .await;
-    response.status().is_success() || response.status().is_redirection()
+    let response =
+        second_factor_step(client, server, pending, SecondFactor::BackupCode(code)).await;
+    succeeded(response.status())
 }
 
 #[tokio::test]
@@ -57,11 +38,12 @@ async fn two_instances_on_one_postgres_database_act_as_one() {
     let database = TestDatabase::postgres(&admin_url).await;
     let key = SecretKey::generate();
     let codes = owner_with_codes(&database, &key).await;
-    add_user(&database.url, "admin@acme.test", "admin").await;
+    create_user(&database.url, "acme", "admin@acme.test", "admin").await;
     // Only an owner unlocks an owner.
-    add_user(&database.url, "owner2@acme.test", "owner").await;
-    let (a, client) = start_with(&database, &key, &[]).await;
-    let (b, _) = start_with(&database, &key, &[]).await;
+    create_user(&database.url, "acme", "owner2@acme.test", "owner").await;
+    let a = Server::start_with_key(&database.url, &key, &[]).await;
+    let b = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
     let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
 
     // A session made on A is valid on B.
@@ -74,33 +56,28 @@ async fn two_instances_on_one_postgres_database_act_as_one() {
     );
 
     // A lockout reached on A holds on B: five wrong codes on A, then the right one on B.
-    let pending = password_step(&client, &a).await;
+    let pending = password_step(&client, &a, "owner@acme.test", PASSWORD).await;
     for wrong in 1..=5 {
         assert!(!redeem(&client, &a, &pending, &format!("0000 0000 000{wrong}")).await);
     }
-    let pending = password_step(&client, &b).await;
+    let pending = password_step(&client, &b, "owner@acme.test", PASSWORD).await;
     assert!(
         !redeem(&client, &b, &pending, &codes[1]).await,
         "locked on A, so refused on B, right code or not"
     );
     let other_owner = accounts::member(&database.db, 3).await.unwrap().unwrap();
     let authz = Authz::load(&database.db).await.unwrap();
-    members::unlock(
-        &database.db,
-        &authz,
-        &other_owner,
-        owner.id,
-        &Source::default(),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let source = Source::default();
+    let by_other_owner = |now| Command::new(&database.db, &authz, &other_owner, &source, now);
+    members::unlock(&by_other_owner(chrono::Utc::now()), owner.id)
+        .await
+        .unwrap();
 
     // 100 concurrent redemptions of one code, half on each instance: exactly one succeeds.
     let mut sessions = Vec::new();
     for i in 0..100 {
         let server = if i % 2 == 0 { &a } else { &b };
-        sessions.push(password_step(&client, server).await);
+        sessions.push(password_step(&client, server, "owner@acme.test", PASSWORD).await);
     }
     let attempts = sessions.iter().enumerate().map(|(i, pending)| {
         let server = if i % 2 == 0 { &a } else { &b };
@@ -124,20 +101,13 @@ async fn two_instances_on_one_postgres_database_act_as_one() {
         .is_some(),
         "the 99 refusals, counted by both instances in the database, locked the account"
     );
-    members::unlock(
-        &database.db,
-        &authz,
-        &other_owner,
-        owner.id,
-        &Source::default(),
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    members::unlock(&by_other_owner(chrono::Utc::now()), owner.id)
+        .await
+        .unwrap();
 
     // An admin disallows codes on A; the next redemption on B is refused.
-    let pending = password_step(&client, &b).await;
-    let mut form = fields(("backup_codes", "not_allowed"));
+    let pending = password_step(&client, &b, "owner@acme.test", PASSWORD).await;
+    let mut form = policy_fields(("backup_codes", "not_allowed"));
     form.push(("expected_version".into(), "0".into()));
     let saved = save_policy(&client, &a, admin_session.clone(), form).await;
     assert!(

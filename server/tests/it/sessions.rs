@@ -3,43 +3,20 @@
 //! one address gets only so many attempts at a secret per minute.
 
 use domain::testing::fresh_databases;
-use reqwest::{Client, StatusCode, header};
+use reqwest::{StatusCode, header};
 
-use crate::{
-    accounts::{cli, create_org, post, session_cookie, sign_in, signed_in_email},
-    harness::Server,
+use crate::support::{
+    PASSWORD,
+    cli::{cli, create_org, create_user},
+    client::{client, post, session_cookie, sign_in, signed_in_email},
+    process::Server,
 };
-
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn add_member(database_url: &str, email: &str) {
-    let (ok, _, stderr) = cli(
-        database_url,
-        &[
-            "create-user",
-            "--org",
-            "acme",
-            "--email",
-            email,
-            "--role",
-            "member",
-        ],
-        &format!("{}\n", crate::accounts::PASSWORD),
-    )
-    .await;
-    assert!(ok, "{stderr}");
-}
 
 #[tokio::test]
 async fn signing_out_or_an_mfa_reset_ends_every_other_session_of_the_member() {
     for database in fresh_databases().await {
         create_org(&database.url, "Acme", "owner@acme.test").await;
-        add_member(&database.url, "member@acme.test").await;
+        create_user(&database.url, "acme", "member@acme.test", "member").await;
         let server = Server::start(&database.url).await;
         let client = client();
 
@@ -277,7 +254,7 @@ async fn administrator_changes_ask_for_the_password_again_after_the_window() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(add().await.status(), StatusCode::FORBIDDEN);
-    let confirmed = confirm(crate::accounts::PASSWORD, "//evil.example/").await;
+    let confirmed = confirm(PASSWORD, "//evil.example/").await;
     assert!(confirmed.status().is_success() || confirmed.status().is_redirection());
     let location = confirmed
         .headers()

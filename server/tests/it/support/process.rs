@@ -1,4 +1,5 @@
-//! Starting and stopping the real `lifeline` binary.
+//! Starting and stopping the real `lifeline` binary: a server that listens on a free port,
+//! killed gently or hard, and a run of the binary to its exit.
 
 use std::{
     path::Path,
@@ -7,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use domain::secrets::SecretKey;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -43,6 +45,22 @@ impl Server {
     /// Starts the server on `database_url` and waits until it listens.
     pub async fn start(database_url: &str) -> Self {
         Self::start_with(&[("DATABASE_URL", database_url)]).await
+    }
+
+    /// Starts the server on `database_url` with `key`, the key that sealed the database's TOTP
+    /// secrets, and these further variables; waits until it listens.
+    pub async fn start_with_key(
+        database_url: &str,
+        key: &SecretKey,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let hex = key.to_hex();
+        let mut vars = vec![
+            ("DATABASE_URL", database_url),
+            ("LIFELINE_SECRET_KEY", hex.as_str()),
+        ];
+        vars.extend_from_slice(extra);
+        Self::start_with(&vars).await
     }
 
     /// Starts the server with these extra environment variables and waits until it listens.

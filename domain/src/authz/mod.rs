@@ -19,7 +19,11 @@
 //!
 //! Every instance sharing a database sees a change on its next decision: changes raise a
 //! revision counter in the same transaction, and the gate reloads its rules when the counter
-//! differs from the one it loaded.
+//! differs from the one it loaded. The rules an organization's policy compiles to, and
+//! their writes, are in [`rules`].
+//!
+//! This module is on the first floor: it imports only the ground floor. Recording a refusal
+//! in the audit log is [`crate::command::Command::require`]'s work.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -30,18 +34,23 @@ use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::{
-    accounts::{Member, Role},
     entity::{casbin_rule, policy_revision},
+    identity::{Member, Role},
 };
+
+mod cache;
+pub mod rules;
+
+use self::cache::EnforcerCache;
 
 /// Organizations whose enforcers are kept in memory (each is the model, Casbin's expression
 /// engine and a few dozen rules); the least recently used one goes first.
 pub const ENFORCERS_KEPT: usize = 512;
 
 /// The Casbin model, as committed in `policies/model.conf`.
-pub const MODEL: &str = include_str!("../../policies/model.conf");
+pub const MODEL: &str = include_str!("../../../policies/model.conf");
 /// The baseline policy, as committed in `policies/policy.csv`.
-pub const BASELINE_POLICY: &str = include_str!("../../policies/policy.csv");
+pub const BASELINE_POLICY: &str = include_str!("../../../policies/policy.csv");
 
 /// What an actor may be asking to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,42 +175,6 @@ impl OrgRules {
     }
 }
 
-/// The organizations' enforcers built from one revision of the rules.
-#[derive(Default)]
-struct EnforcerCache {
-    /// The revision the enforcers are from.
-    revision: i64,
-    /// Counts uses, to find the least recently used.
-    clock: u64,
-    by_org: HashMap<i32, (u64, Arc<OrgRules>)>,
-}
-
-impl EnforcerCache {
-    fn get(&mut self, org_id: i32) -> Option<Arc<OrgRules>> {
-        self.clock += 1;
-        let now = self.clock;
-        self.by_org.get_mut(&org_id).map(|(used, enforcer)| {
-            *used = now;
-            Arc::clone(enforcer)
-        })
-    }
-
-    fn insert(&mut self, org_id: i32, enforcer: Arc<OrgRules>) {
-        if self.by_org.len() >= ENFORCERS_KEPT {
-            let oldest = self
-                .by_org
-                .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(org, _)| *org);
-            if let Some(oldest) = oldest {
-                self.by_org.remove(&oldest);
-            }
-        }
-        self.clock += 1;
-        self.by_org.insert(org_id, (self.clock, enforcer));
-    }
-}
-
 impl Authz {
     /// The gate with the committed model and baseline policy, and no organization rules.
     pub async fn baseline() -> Result<Self, PolicyError> {
@@ -223,10 +196,7 @@ impl Authz {
     /// The gate the server runs: the baseline, and every organization's rules in `db`,
     /// reloaded whenever another request (on any instance) changed them.
     pub async fn load(db: &DatabaseConnection) -> Result<Self, PolicyError> {
-        let cache = EnforcerCache {
-            revision: revision(db).await?,
-            ..EnforcerCache::default()
-        };
+        let cache = EnforcerCache::at_revision(revision(db).await?);
         Ok(Self {
             rules: Arc::new(Rules::Database {
                 db: db.clone(),
@@ -383,50 +353,6 @@ impl Authz {
             Err(AuthzError::Denied(Denied))
         }
     }
-
-    /// [`Authz::require`] for an attempt to change something in the actor's organization: a
-    /// refusal goes on the audit record (the attempt's action, outcome `denied`) before it is
-    /// returned, so an auditor sees who tried what they may not do.
-    pub async fn require_recorded(
-        &self,
-        db: &DatabaseConnection,
-        action: Action,
-        attempt: Attempt<'_>,
-    ) -> Result<(), AuthzError> {
-        let actor = attempt.actor;
-        if self.allows(actor, actor.org_id, action).await? {
-            return Ok(());
-        }
-        crate::audit::record(
-            db,
-            actor.org_id,
-            crate::audit::Event {
-                action: attempt.action,
-                actor: Some(actor),
-                target: attempt.target,
-                outcome: crate::audit::Outcome::Denied,
-                details: attempt.details,
-            },
-            attempt.source,
-            attempt.now,
-        )
-        .await?;
-        Err(AuthzError::Denied(Denied))
-    }
-}
-
-/// A change `actor` attempts in their organization, as the audit log records it if the gate
-/// refuses it.
-#[derive(Debug, Clone)]
-pub struct Attempt<'a> {
-    /// The event the change would have recorded, e.g. `member.removed`.
-    pub action: &'static str,
-    pub actor: &'a Member,
-    pub target: Option<&'a Member>,
-    /// What was asked for (a role, an email); never a secret.
-    pub details: serde_json::Value,
-    pub source: &'a crate::audit::Source,
-    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The revision of the organizations' rules in `db`.
@@ -497,7 +423,7 @@ pub enum AuthzError {
     Denied(#[from] Denied),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// Recording a refusal failed.
+    /// Recording a refusal, or reading the rules, failed.
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
 }
@@ -522,25 +448,6 @@ mod tests {
     }
 
     /// Every cell of roles × actions × own organization / another one.
-    #[tokio::test]
-    async fn the_least_recently_used_organization_enforcer_goes_first() {
-        let enforcer = Arc::new(OrgRules {
-            enforcer: enforcer_with(BASELINE_POLICY).await.unwrap(),
-            named_members: None,
-        });
-        let mut cache = EnforcerCache::default();
-        for org in 0..ENFORCERS_KEPT {
-            cache.insert(i32::try_from(org).unwrap(), Arc::clone(&enforcer));
-        }
-        // Organization 0 is used again, so 1 is now the least recently used.
-        assert!(cache.get(0).is_some());
-        cache.insert(-1, Arc::clone(&enforcer));
-        assert_eq!(cache.by_org.len(), ENFORCERS_KEPT);
-        assert!(cache.get(0).is_some());
-        assert!(cache.get(1).is_none());
-        assert!(cache.get(-1).is_some());
-    }
-
     #[tokio::test]
     async fn the_baseline_policy_decides_every_role_and_action() {
         use Action::*;

@@ -1,0 +1,237 @@
+//! An organization's own Casbin rules: what its backup-code setting and its exceptions
+//! compile to, written to `casbin_rule` in the caller's transaction, and the revision bump
+//! that makes every server instance reload them before its next decision.
+//!
+//! [`compile`] is the one definition of those rules: saving a policy writes what it returns,
+//! and the export of a past date replays the same function over the policy and exceptions
+//! in force then.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, sea_query::Expr,
+};
+
+use super::{BACKUP_CODES, BASELINE_POLICY, member_subject, org_domain};
+use crate::{
+    entity::{casbin_rule, policy_revision},
+    identity::Role,
+};
+
+/// The acts on backup codes that an organization's setting and exceptions govern.
+pub const GOVERNED_ACTS: [&str; 2] = ["generate", "redeem"];
+
+/// One rule of an organization's own, in Casbin's `p` layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub subject: String,
+    pub domain: String,
+    pub object: String,
+    pub act: String,
+    /// `allow` or `deny`.
+    pub effect: &'static str,
+}
+
+impl Rule {
+    /// As exports show it: `p, subject, domain, object, action, effect`.
+    pub fn line(&self) -> String {
+        line(
+            "p",
+            &self.subject,
+            &self.domain,
+            &self.object,
+            &self.act,
+            self.effect,
+        )
+    }
+
+    fn row(&self) -> casbin_rule::ActiveModel {
+        casbin_rule::ActiveModel {
+            ptype: Set("p".to_owned()),
+            v0: Set(self.subject.clone()),
+            v1: Set(self.domain.clone()),
+            v2: Set(self.object.clone()),
+            v3: Set(self.act.clone()),
+            v4: Set(self.effect.to_owned()),
+            v5: Set(String::new()),
+            ..Default::default()
+        }
+    }
+}
+
+/// An exception for one member: backup codes allowed for them or not, whatever the
+/// organization's setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberException {
+    pub member_id: i32,
+    pub allowed: bool,
+}
+
+/// The rules of organization `org_id` for backup codes: when `codes_withheld` (the setting
+/// "Not allowed"), every role is denied generating and redeeming; each exception allows or
+/// denies its member both. The member rules decide before the role rules
+/// ([`super::Authz::decide`]).
+pub fn compile(org_id: i32, codes_withheld: bool, exceptions: &[MemberException]) -> Vec<Rule> {
+    let mut rules = if codes_withheld {
+        Role::ALL
+            .iter()
+            .flat_map(|role| backup_code_rules(org_id, role.as_str(), "deny"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for exception in exceptions {
+        let effect = if exception.allowed { "allow" } else { "deny" };
+        rules.extend(backup_code_rules(
+            org_id,
+            &member_subject(exception.member_id),
+            effect,
+        ));
+    }
+    rules
+}
+
+fn backup_code_rules(org_id: i32, subject: &str, effect: &'static str) -> Vec<Rule> {
+    GOVERNED_ACTS
+        .iter()
+        .map(|act| Rule {
+            subject: subject.to_owned(),
+            domain: org_domain(org_id),
+            object: BACKUP_CODES.to_owned(),
+            act: (*act).to_owned(),
+            effect,
+        })
+        .collect()
+}
+
+/// Replaces the organization's role rules for backup codes with those [`compile`] gives for
+/// `codes_withheld`, and raises the revision. `db` is the transaction saving the policy.
+pub(crate) async fn write_role_rules(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    codes_withheld: bool,
+) -> Result<(), DbErr> {
+    let roles = Role::ALL.map(Role::as_str);
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.is_in(roles))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V2.eq(BACKUP_CODES))
+        .exec(db)
+        .await?;
+    insert(db, compile(org_id, codes_withheld, &[])).await?;
+    bump_revision(db).await
+}
+
+/// Writes the rules of one member's exception, and raises the revision.
+pub(crate) async fn write_exception(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    exception: MemberException,
+) -> Result<(), DbErr> {
+    insert(db, compile(org_id, false, &[exception])).await?;
+    bump_revision(db).await
+}
+
+/// Deletes the rules naming a member (their exception removed, or they are leaving the
+/// organization), and raises the revision when there were any.
+pub(crate) async fn forget_member(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    member_id: i32,
+) -> Result<(), DbErr> {
+    let forgotten = casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.eq(member_subject(member_id)))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .exec(db)
+        .await?;
+    if forgotten.rows_affected > 0 {
+        bump_revision(db).await?;
+    }
+    Ok(())
+}
+
+async fn insert(db: &impl ConnectionTrait, rules: Vec<Rule>) -> Result<(), DbErr> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    casbin_rule::Entity::insert_many(rules.iter().map(Rule::row))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Raises the rules' revision, so that every instance reloads before its next decision.
+/// Taking it first in a transaction also serialises policy changes (a row lock on
+/// PostgreSQL; SQLite has one writer).
+pub(crate) async fn bump_revision(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    policy_revision::Entity::update_many()
+        .col_expr(
+            policy_revision::Column::Revision,
+            Expr::col(policy_revision::Column::Revision).add(1),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The organization's own rules as stored, each as [`Rule::line`] gives it.
+pub async fn stored_lines(db: &impl ConnectionTrait, org_id: i32) -> Result<Vec<String>, DbErr> {
+    Ok(casbin_rule::Entity::find()
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| line(&r.ptype, &r.v0, &r.v1, &r.v2, &r.v3, &r.v4))
+        .collect())
+}
+
+/// The baseline's rules as committed, then the organization's `own` lines, sorted: what the
+/// gate applies in that organization.
+pub fn with_baseline(mut own: Vec<String>) -> Vec<String> {
+    own.sort();
+    BASELINE_POLICY
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("p,"))
+        .map(str::to_owned)
+        .chain(own)
+        .collect()
+}
+
+fn line(ptype: &str, subject: &str, domain: &str, object: &str, act: &str, eft: &str) -> String {
+    format!("{ptype}, {subject}, {domain}, {object}, {act}, {eft}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn withheld_codes_deny_every_role_and_exceptions_name_their_member() {
+        let lines: Vec<String> = compile(
+            7,
+            true,
+            &[MemberException {
+                member_id: 3,
+                allowed: true,
+            }],
+        )
+        .iter()
+        .map(Rule::line)
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "p, owner, org:7, backup_codes, generate, deny",
+                "p, owner, org:7, backup_codes, redeem, deny",
+                "p, admin, org:7, backup_codes, generate, deny",
+                "p, admin, org:7, backup_codes, redeem, deny",
+                "p, member, org:7, backup_codes, generate, deny",
+                "p, member, org:7, backup_codes, redeem, deny",
+                "p, member:3, org:7, backup_codes, generate, allow",
+                "p, member:3, org:7, backup_codes, redeem, allow",
+            ]
+        );
+        assert!(compile(7, false, &[]).is_empty());
+    }
+}

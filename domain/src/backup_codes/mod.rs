@@ -1,0 +1,532 @@
+//! Backup verification codes: a set of one-time 12-digit codes a member generates once MFA
+//! is on, saves or prints, and signs in with when the authenticator is lost.
+//!
+//! - Codes leave the server once, in the answer to [`generate`]. The database holds only
+//!   argon2id digests ([`crate::lookup_secret`]).
+//! - The codes of a set share one salt, so checking a guess costs one argon2 evaluation
+//!   however many codes the set holds: the guess is digested once and compared, in constant
+//!   time, with every code of the set.
+//! - Spending a code is a conditional update (`used_at IS NULL`, set still in force) in one
+//!   transaction with its audit event: two attempts with one code cannot both succeed.
+//! - Regenerating ends the old set and stores the new one in one transaction; a partial
+//!   unique index keeps at most one set in force per member.
+//! - Every generate, redeem and status read asks the authorization gate first.
+//!
+//! [`standing`] holds the one rule for how a set stands and the one query for sets in force;
+//! [`expiry`] puts expiries on the record.
+
+pub mod expiry;
+pub mod standing;
+
+use std::{collections::HashSet, future::Future, pin::Pin};
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, RngCore, rngs::OsRng};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, SqlErr, TransactionTrait,
+    sea_query::{Expr, Query},
+};
+
+pub use self::{
+    expiry::record_expiries,
+    standing::{CodePolicy, CodeStatus, Scope, SetInForce, compliant, sets_in_force},
+};
+use crate::{
+    audit::{AuditAction, Event, Outcome},
+    authz::{Action, Authz, PolicyError},
+    command::Command,
+    entity::{backup_code, backup_code_set, user_account},
+    hashing::{DigestParams, HashError},
+    identity::Member,
+    input::FieldError,
+    lockout::{self, Factor},
+    lookup_secret::{BackupCodeHasher, PlainCode, SALT_BYTES, find_in_constant_time, parse_code},
+};
+
+/// Why a set stopped working.
+const ENDED_REPLACED: &str = "replaced";
+pub(crate) const ENDED_MFA_OFF: &str = "mfa_disabled";
+
+/// A set just generated: the one time its codes are readable.
+#[derive(Debug, Clone)]
+pub struct FreshCodes {
+    pub generated_at: DateTime<Utc>,
+    /// Slot 1 first.
+    pub codes: Vec<PlainCode>,
+}
+
+/// A successful sign-in with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redeemed {
+    /// The number printed next to the code that was spent; 0 for a recovery code an admin
+    /// issued.
+    pub slot: u32,
+    /// Unused codes left in the set.
+    pub remaining: u32,
+}
+
+/// Why a backup-code operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupCodeError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A wrong code, a used code, or no codes at all: one answer for all three.
+    #[error("That backup verification code is not valid, or it has been used already.")]
+    Rejected,
+    #[error(
+        "Backup verification codes are not available for your account, per your organization's policy."
+    )]
+    NotAllowed,
+    #[error("Turn on multi-factor authentication before generating backup verification codes.")]
+    MfaOff,
+    #[error(
+        "New codes were generated for your account at the same moment in another window. \
+         Generate again to get a set you can see."
+    )]
+    Conflict,
+    #[error("That account does not exist.")]
+    UnknownAccount,
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+impl From<crate::authz::AuthzError> for BackupCodeError {
+    fn from(error: crate::authz::AuthzError) -> Self {
+        use crate::authz::AuthzError;
+        match error {
+            AuthzError::Denied(_) => Self::NotAllowed,
+            AuthzError::Policy(cause) => Self::Policy(cause),
+            AuthzError::Database(cause) => Self::Database(cause),
+        }
+    }
+}
+
+/// Generates a new set of `policy.codes_per_set` codes for the command's actor, replacing
+/// the set in force (whose codes stop working at once).
+pub async fn generate(
+    cmd: &Command<'_>,
+    hasher: &BackupCodeHasher,
+    policy: &CodePolicy,
+) -> Result<FreshCodes, BackupCodeError> {
+    let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
+    gate(cmd, Action::GenerateBackupCodes).await?;
+    let account = user_account::Entity::find_by_id(member.id)
+        .one(db)
+        .await?
+        .ok_or(BackupCodeError::UnknownAccount)?;
+    if account.totp_enabled_at.is_none() {
+        return Err(BackupCodeError::MfaOff);
+    }
+
+    let count = usize::from(policy.codes_per_set.max(1));
+    // Distinct codes, so that a code identifies its slot.
+    let mut seen = HashSet::with_capacity(count);
+    let mut codes = Vec::with_capacity(count);
+    while codes.len() < count {
+        let code = PlainCode::random();
+        if seen.insert(code.clone()) {
+            codes.push(code);
+        }
+    }
+    let mut salt = [0u8; SALT_BYTES];
+    OsRng.fill_bytes(&mut salt);
+    let params = DigestParams::CURRENT;
+
+    // Digest the codes in parallel; the hasher bounds how many run at once.
+    let mut digests = tokio::task::JoinSet::new();
+    for (index, code) in codes.iter().enumerate() {
+        let (hasher, code) = (hasher.clone(), code.clone());
+        digests.spawn(async move { (index, hasher.digest(&code, &salt, params).await) });
+    }
+    let mut by_slot = vec![[0u8; 32]; count];
+    while let Some(joined) = digests.join_next().await {
+        let (index, digest) =
+            joined.map_err(|e| HashError::from_message(format!("digest task: {e}")))?;
+        by_slot[index] = digest?;
+    }
+
+    // An expired set being replaced goes on the record as expired first.
+    record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
+    let txn = db.begin().await?;
+    let replaced = end_set_in_force(&txn, member.id, ENDED_REPLACED, now).await?;
+    let set = backup_code_set::ActiveModel {
+        user_id: Set(member.id),
+        generated_at: Set(now),
+        ended_at: Set(None),
+        end_reason: Set(None),
+        salt: Set(salt.to_vec()),
+        params: Set(params.to_string()),
+        code_count: Set(i32::from(policy.codes_per_set.max(1))),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|error| match error.sql_err() {
+        // Another generation for this member committed between our update and insert.
+        Some(SqlErr::UniqueConstraintViolation(_)) => BackupCodeError::Conflict,
+        _ => BackupCodeError::Database(error),
+    })?;
+    let rows = by_slot
+        .iter()
+        .zip(1..)
+        .map(|(digest, slot)| backup_code::ActiveModel {
+            set_id: Set(set.id),
+            slot: Set(slot),
+            digest: Set(digest.to_vec()),
+            used_at: Set(None),
+            ..Default::default()
+        });
+    backup_code::Entity::insert_many(rows).exec(&txn).await?;
+    let action = if replaced {
+        AuditAction::BackupCodesReplaced
+    } else {
+        AuditAction::BackupCodesGenerated
+    };
+    let details = serde_json::json!({ "set": set.id, "codes": count });
+    cmd.record(&txn, cmd.event(action, Some(member), details))
+        .await?;
+    txn.commit().await?;
+    Ok(FreshCodes {
+        generated_at: now,
+        codes,
+    })
+}
+
+/// How `member`'s set in force stands, or `None` when they have none.
+pub async fn status(
+    db: &impl ConnectionTrait,
+    authz: &Authz,
+    member: &Member,
+    policy: &CodePolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<CodeStatus>, BackupCodeError> {
+    authz
+        .require(member, member.org_id, Action::ViewBackupCodes)
+        .await?;
+    let set = sets_in_force(db, Scope::Member(member.id)).await?;
+    Ok(set.first().map(|set| policy.standing(set, now)))
+}
+
+/// A code as typed at sign-in, and the numbered slot the page asked for when the
+/// organization wants "a specific numbered code" (`None`: any unused code).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeEntry<'a> {
+    pub typed: &'a str,
+    pub slot: Option<u32>,
+}
+
+impl<'a> CodeEntry<'a> {
+    /// Any unused code of the set.
+    pub fn any(typed: &'a str) -> Self {
+        Self { typed, slot: None }
+    }
+}
+
+/// A random unused slot of `member`'s set in force, for the sign-in page to ask for
+/// (NIST SP 800-63B's look-up secrets); `None` when they hold no usable code.
+pub async fn slot_to_ask(
+    db: &impl ConnectionTrait,
+    member: &Member,
+    policy: &CodePolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<u32>, BackupCodeError> {
+    let Some((set, codes)) = set_in_force(db, member.id).await? else {
+        return Ok(None);
+    };
+    if policy.expired(set.generated_at, now) {
+        return Ok(None);
+    }
+    let unused: Vec<u32> = codes
+        .iter()
+        .filter(|code| code.used_at.is_none())
+        .filter_map(|code| u32::try_from(code.slot).ok())
+        .collect();
+    if unused.is_empty() {
+        return Ok(None);
+    }
+    Ok(unused.get(OsRng.gen_range(0..unused.len())).copied())
+}
+
+/// Whether `member` may use backup codes at all under the organization's rules (generate,
+/// and so redeem): what their account page says and offers.
+pub async fn usable(authz: &Authz, member: &Member) -> Result<bool, BackupCodeError> {
+    Ok(authz
+        .allows(member, member.org_id, Action::GenerateBackupCodes)
+        .await?)
+}
+
+/// A future that answers whether an issued code was spent.
+pub type SpendFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, BackupCodeError>> + Send + 'a>>;
+
+/// An administrator-issued code that the member may type where backup codes are typed,
+/// tried when the typed code is no code of their set. Implemented above this module (the
+/// sign-in path, with [`crate::recovery_codes`]), so that backup codes know nothing of how
+/// issued codes are kept.
+pub trait IssuedCode: Sync {
+    /// Whether `code` is the member's issued code; when it is, it is spent (once, with its
+    /// events) and `true` returned.
+    fn spend<'a>(&'a self, code: &'a PlainCode) -> SpendFuture<'a>;
+}
+
+/// Signs the command's actor in with one of their codes, as typed, spending it; `issued` is
+/// tried when the code is none of the set's, and `also_record` is written in the same
+/// transaction as the spent code (the sign-in itself).
+///
+/// A wrong code, a used code and an account without codes get the same answer
+/// ([`BackupCodeError::Rejected`]) after the same work: one argon2 evaluation and one audit
+/// event. Malformed input is refused without an argon2 evaluation (the format is no secret).
+pub async fn redeem(
+    cmd: &Command<'_>,
+    hasher: &BackupCodeHasher,
+    policy: &CodePolicy,
+    entry: &CodeEntry<'_>,
+    issued: Option<&dyn IssuedCode>,
+    also_record: &[Event<'_>],
+) -> Result<Redeemed, BackupCodeError> {
+    let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
+    let input = entry.typed;
+    gate(cmd, Action::RedeemBackupCode).await?;
+    let locked = lockout::locked_until(db, member.id, Factor::BackupCode, now)
+        .await?
+        .is_some();
+    let failed = Failure { cmd, policy };
+    let code = match parse_code(input) {
+        Ok(code) => code,
+        Err(error) => {
+            // Blank input is no attempt; anything else typed is one, and is recorded.
+            if !input.trim().is_empty() {
+                failed.record(db, "malformed").await?;
+            }
+            return Err(error.into());
+        }
+    };
+
+    let in_force = set_in_force(db, member.id).await?;
+    let (salt, params) = match &in_force {
+        Some((set, _)) => (
+            set.salt.clone(),
+            DigestParams::parse(&set.params)
+                .ok_or_else(|| DbErr::Type(format!("backup code set {}: bad params", set.id)))?,
+        ),
+        // No set: digest anyway with a throw-away salt, so that the answer takes as long.
+        None => {
+            let mut salt = vec![0u8; SALT_BYTES];
+            OsRng.fill_bytes(&mut salt);
+            (salt, DigestParams::CURRENT)
+        }
+    };
+    let digest = hasher.digest(&code, &salt, params).await?;
+    let codes = in_force
+        .as_ref()
+        .map_or(&[][..], |(_, codes)| codes.as_slice());
+    let matched = find_in_constant_time(codes.iter().map(|c| c.digest.as_slice()), &digest)
+        .and_then(|index| codes.get(index));
+    let expired = in_force
+        .as_ref()
+        .is_some_and(|(set, _)| policy.expired(set.generated_at, now));
+    // Under "a specific numbered code", only the slot the sign-in page asked for counts.
+    let wrong_slot = matched.is_some_and(|code| {
+        entry
+            .slot
+            .is_some_and(|slot| u32::try_from(code.slot).ok() != Some(slot))
+    });
+    // Locked: the same answer, after the same work, whether or not the code was right.
+    if locked {
+        failed.record(db, "locked").await?;
+        return Err(BackupCodeError::Rejected);
+    }
+    let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot)
+    else {
+        // Not a code of the set: it may be a code an admin issued (that costs a second
+        // argon2 evaluation, only while such a code is waiting to be used).
+        if matched.is_none()
+            && let Some(issued) = issued
+            && issued.spend(&code).await?
+        {
+            clear_failures(db, member.id).await?;
+            let remaining = codes.iter().filter(|c| c.used_at.is_none()).count();
+            return Ok(Redeemed {
+                slot: 0,
+                remaining: if expired { 0 } else { count_u32(remaining) },
+            });
+        }
+        if expired {
+            record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
+        }
+        let reason = match (&in_force, matched) {
+            (None, _) => "no_codes",
+            (Some(_), Some(_)) if expired => "expired",
+            (Some(_), Some(_)) if wrong_slot => "wrong_slot",
+            (Some(_), Some(_)) => "used",
+            (Some(_), None) => "wrong",
+        };
+        failed.record(db, reason).await?;
+        return Err(BackupCodeError::Rejected);
+    };
+
+    let txn = db.begin().await?;
+    // Spend it only if nobody did meanwhile and its set is still in force.
+    let claimed = backup_code::Entity::update_many()
+        .col_expr(backup_code::Column::UsedAt, Expr::value(now))
+        .filter(backup_code::Column::Id.eq(matched.id))
+        .filter(backup_code::Column::UsedAt.is_null())
+        .filter(
+            backup_code::Column::SetId.in_subquery(
+                Query::select()
+                    .column(backup_code_set::Column::Id)
+                    .from(backup_code_set::Entity)
+                    .and_where(backup_code_set::Column::Id.eq(matched.set_id))
+                    .and_where(backup_code_set::Column::EndedAt.is_null())
+                    .to_owned(),
+            ),
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !claimed {
+        failed.record(&txn, "used").await?;
+        txn.commit().await?;
+        return Err(BackupCodeError::Rejected);
+    }
+    clear_failures(&txn, member.id).await?;
+    let details = serde_json::json!({ "set": matched.set_id, "slot": matched.slot });
+    cmd.record(
+        &txn,
+        cmd.event(AuditAction::BackupCodeRedeemed, Some(member), details),
+    )
+    .await?;
+    for event in also_record {
+        cmd.record(&txn, event.clone()).await?;
+    }
+    let remaining = sets_in_force(&txn, Scope::Member(member.id))
+        .await?
+        .first()
+        .map_or(0, |set| set.remaining);
+    txn.commit().await?;
+    Ok(Redeemed {
+        slot: u32::try_from(matched.slot).unwrap_or(0),
+        remaining,
+    })
+}
+
+/// A refused redemption: recorded in the audit log, and counted on the account, which it
+/// locks once the organization's number of wrong codes is reached.
+struct Failure<'a> {
+    cmd: &'a Command<'a>,
+    policy: &'a CodePolicy,
+}
+
+impl Failure<'_> {
+    async fn record(
+        &self,
+        db: &(impl ConnectionTrait + TransactionTrait),
+        reason: &'static str,
+    ) -> Result<(), DbErr> {
+        let member = self.cmd.actor;
+        self.cmd
+            .record(
+                db,
+                Event {
+                    action: AuditAction::BackupCodeRefused,
+                    actor: Some(member),
+                    target: Some(member),
+                    outcome: Outcome::Failure,
+                    details: serde_json::json!({ "reason": reason }),
+                },
+            )
+            .await?;
+        if reason == "locked" {
+            return Ok(());
+        }
+        // Counted on the account, so every instance and every session sees the same count.
+        lockout::record_failure(
+            db,
+            member,
+            Factor::BackupCode,
+            self.policy.limits(),
+            self.cmd.source,
+            self.cmd.now,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A successful sign-in with a code starts the count of wrong ones again.
+async fn clear_failures(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
+    lockout::clear(db, member_id, Factor::BackupCode).await
+}
+
+/// Ends `member_id`'s set in force, if any, for `reason`; returns whether there was one.
+pub(crate) async fn end_set_in_force(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let ended = backup_code_set::Entity::update_many()
+        .col_expr(backup_code_set::Column::EndedAt, Expr::value(now))
+        .col_expr(backup_code_set::Column::EndReason, Expr::value(reason))
+        .filter(backup_code_set::Column::UserId.eq(member_id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(ended.rows_affected > 0)
+}
+
+/// Asks the gate about the actor's own codes; a refusal is recorded in the audit log and
+/// becomes [`BackupCodeError::NotAllowed`].
+async fn gate(cmd: &Command<'_>, action: Action) -> Result<(), BackupCodeError> {
+    if cmd.allows(action).await? {
+        return Ok(());
+    }
+    let name = match action {
+        Action::GenerateBackupCodes => AuditAction::BackupCodesGenerateRefused,
+        _ => AuditAction::BackupCodeRefused,
+    };
+    let member = cmd.actor;
+    cmd.record(
+        cmd.db,
+        Event {
+            action: name,
+            actor: Some(member),
+            target: Some(member),
+            outcome: Outcome::Denied,
+            details: serde_json::json!({ "reason": "not_allowed" }),
+        },
+    )
+    .await?;
+    Err(BackupCodeError::NotAllowed)
+}
+
+/// The member's set in force and its codes (with their digests), slot 1 first: what a
+/// redemption compares against.
+async fn set_in_force(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+) -> Result<Option<(backup_code_set::Model, Vec<backup_code::Model>)>, DbErr> {
+    let Some(set) = backup_code_set::Entity::find()
+        .filter(backup_code_set::Column::UserId.eq(member_id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let codes = backup_code::Entity::find()
+        .filter(backup_code::Column::SetId.eq(set.id))
+        .order_by_asc(backup_code::Column::Slot)
+        .all(db)
+        .await?;
+    Ok(Some((set, codes)))
+}
+
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,272 @@
+//! How a member's backup codes stand: the one query for sets in force (for one member, a
+//! page of members or a whole organization) and the one rule that decides, for a set under
+//! a policy, how many codes remain, whether that is low, whether the set has expired, and
+//! whether the member complies with "Required". The members page, the compliance report,
+//! the impact preview and the member's own status all call these.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
+    RelationTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    entity::{backup_code, backup_code_set, user_account},
+    lockout::Limits,
+};
+
+/// The organization's rules for backup codes that this module applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodePolicy {
+    /// Codes in a new set.
+    pub codes_per_set: u8,
+    /// At or below this many unused codes the member is warned.
+    pub low_codes_threshold: u8,
+    /// A set this many days old stops working; 0: sets never expire.
+    pub max_set_age_days: u16,
+    /// Wrong codes (counted on the account) that lock backup-code sign-in.
+    pub lockout_attempts: u8,
+    /// How long that lock lasts.
+    pub lockout_minutes: u16,
+}
+
+impl Default for CodePolicy {
+    fn default() -> Self {
+        Self {
+            codes_per_set: 10,
+            low_codes_threshold: 3,
+            max_set_age_days: 0,
+            lockout_attempts: 5,
+            lockout_minutes: 15,
+        }
+    }
+}
+
+impl CodePolicy {
+    /// When a set generated at `generated_at` stops working, if it ever does.
+    pub fn expires_at(&self, generated_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.max_set_age_days > 0)
+            .then(|| generated_at + chrono::Duration::days(self.max_set_age_days.into()))
+    }
+
+    /// Whether a set generated at `generated_at` has expired at `now`: the one definition
+    /// of "expired" that every check, page and report uses.
+    pub fn expired(&self, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        self.expires_at(generated_at).is_some_and(|at| at <= now)
+    }
+
+    /// The numbers that lock sign-in factors.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            attempts: self.lockout_attempts,
+            minutes: self.lockout_minutes,
+        }
+    }
+
+    /// How `set` stands under this policy at `now`.
+    pub fn standing(&self, set: &SetInForce, now: DateTime<Utc>) -> CodeStatus {
+        CodeStatus {
+            generated_at: set.generated_at,
+            total: set.total,
+            remaining: set.remaining,
+            last_used_at: set.last_used_at,
+            low: set.remaining <= u32::from(self.low_codes_threshold),
+            expires_at: self.expires_at(set.generated_at),
+            expired: self.expired(set.generated_at, now),
+        }
+    }
+}
+
+/// How a member's set stands ([`CodePolicy::standing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeStatus {
+    pub generated_at: DateTime<Utc>,
+    pub total: u32,
+    pub remaining: u32,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// At or below the organization's low-codes threshold.
+    pub low: bool,
+    /// When the set stops working under the organization's maximum set age.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Past its maximum age: no code of it works any more.
+    pub expired: bool,
+}
+
+impl CodeStatus {
+    /// Unused codes that still work: none once the set has expired.
+    pub fn usable_codes(&self) -> u32 {
+        if self.expired { 0 } else { self.remaining }
+    }
+}
+
+/// Whether a member complies with their organization's policy: under "Required"
+/// (`required`), a member with MFA whom the gate lets use codes (`usable`; exempted members
+/// are not bound) must hold a set with unused codes that has not expired. Without
+/// "Required", everyone complies.
+pub fn compliant(
+    required: bool,
+    usable: bool,
+    mfa_enabled: bool,
+    status: Option<&CodeStatus>,
+) -> bool {
+    !required || !usable || !mfa_enabled || status.is_some_and(|set| set.usable_codes() > 0)
+}
+
+/// A member's set in force, with its codes counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetInForce {
+    pub set_id: i32,
+    pub member_id: i32,
+    pub generated_at: DateTime<Utc>,
+    pub total: u32,
+    pub remaining: u32,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Whose sets in force to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Member(i32),
+    /// These members (a page): read in statements of at most [`IDS_PER_STATEMENT`] ids.
+    Members(&'a [i32]),
+    /// Every member of the organization: one statement that binds only the organization.
+    Organization(i32),
+}
+
+/// The most member ids one statement binds, whatever the caller passes: no statement grows
+/// with the organization (PostgreSQL caps a statement at 65,535 parameters, SQLite at 32,766).
+pub const IDS_PER_STATEMENT: usize = 1000;
+
+/// The sets in force in `scope`, each with its total and unused codes and its last use, in
+/// no particular order.
+pub async fn sets_in_force(
+    db: &impl ConnectionTrait,
+    scope: Scope<'_>,
+) -> Result<Vec<SetInForce>, DbErr> {
+    match scope {
+        Scope::Member(id) => read(db, backup_code_set::Column::UserId.eq(id), false).await,
+        Scope::Organization(org_id) => read(db, user_account::Column::OrgId.eq(org_id), true).await,
+        Scope::Members(ids) => {
+            let mut sets = Vec::new();
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let condition = backup_code_set::Column::UserId.is_in(chunk.iter().copied());
+                sets.extend(read(db, condition, false).await?);
+            }
+            Ok(sets)
+        }
+    }
+}
+
+type SetRow = (i32, i32, DateTime<Utc>, i64, i64, Option<DateTime<Utc>>);
+
+async fn read(
+    db: &impl ConnectionTrait,
+    condition: sea_orm::sea_query::SimpleExpr,
+    join_accounts: bool,
+) -> Result<Vec<SetInForce>, DbErr> {
+    let mut query = backup_code_set::Entity::find()
+        .select_only()
+        .column(backup_code_set::Column::Id)
+        .column(backup_code_set::Column::UserId)
+        .column(backup_code_set::Column::GeneratedAt)
+        .column_as(backup_code::Column::Id.count(), "total")
+        // COUNT of a column counts its non-null values: the codes spent.
+        .column_as(backup_code::Column::UsedAt.count(), "spent")
+        .column_as(backup_code::Column::UsedAt.max(), "last_used")
+        .join(
+            JoinType::LeftJoin,
+            backup_code_set::Relation::BackupCode.def(),
+        );
+    if join_accounts {
+        query = query.join(
+            JoinType::InnerJoin,
+            backup_code_set::Relation::UserAccount.def(),
+        );
+    }
+    let rows: Vec<SetRow> = query
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .filter(condition)
+        .group_by(backup_code_set::Column::Id)
+        .group_by(backup_code_set::Column::UserId)
+        .group_by(backup_code_set::Column::GeneratedAt)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let count = |n: i64| u32::try_from(n).unwrap_or(0);
+    Ok(rows
+        .into_iter()
+        .map(
+            |(set_id, member_id, generated_at, total, spent, last_used_at)| SetInForce {
+                set_id,
+                member_id,
+                generated_at,
+                total: count(total),
+                remaining: count(total - spent),
+                last_used_at,
+            },
+        )
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn set(remaining: u32, generated_days_ago: i64, now: DateTime<Utc>) -> SetInForce {
+        SetInForce {
+            set_id: 1,
+            member_id: 1,
+            generated_at: now - chrono::Duration::days(generated_days_ago),
+            total: 10,
+            remaining,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn a_set_stands_by_its_remaining_codes_and_age_under_the_policy() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
+        let policy = CodePolicy {
+            max_set_age_days: 30,
+            ..CodePolicy::default()
+        };
+        let fresh = policy.standing(&set(4, 29, now), now);
+        assert_eq!(
+            (fresh.low, fresh.expired, fresh.usable_codes()),
+            (false, false, 4)
+        );
+        let low = policy.standing(&set(3, 1, now), now);
+        assert!(low.low);
+        let old = policy.standing(&set(9, 30, now), now);
+        assert_eq!((old.expired, old.usable_codes()), (true, 0));
+        let forever = CodePolicy::default().standing(&set(9, 3000, now), now);
+        assert_eq!((forever.expired, forever.expires_at), (false, None));
+    }
+
+    #[test]
+    fn only_required_binds_and_only_members_with_mfa_whom_the_gate_lets_use_codes() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
+        let policy = CodePolicy::default();
+        let holding = policy.standing(&set(2, 1, now), now);
+        let spent = policy.standing(&set(0, 1, now), now);
+        // (required, usable, mfa, set) → compliant
+        let table = [
+            (false, true, true, None, true),
+            (true, true, true, None, false),
+            (true, true, true, Some(&spent), false),
+            (true, true, true, Some(&holding), true),
+            (true, false, true, None, true),
+            (true, true, false, None, true),
+        ];
+        for (required, usable, mfa, status, expected) in table {
+            assert_eq!(
+                compliant(required, usable, mfa, status),
+                expected,
+                "{required} {usable} {mfa} {status:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Look-up secrets (NIST SP 800-63B §5.1.2): the 12-digit codes that stand in for the
+//! second factor — a member's backup codes and the recovery code an administrator issues —
+//! as they are made, typed, digested and compared.
+//!
+//! - Codes come from the operating system's CSPRNG.
+//! - [`PlainCode`] has no `Serialize` and a `Debug` that hides it.
+//! - Digests are argon2id keyed with a pepper derived from the server's secret key, behind
+//!   the password hasher's bound on concurrency ([`crate::hashing`]).
+//! - A guess is compared with every code of a set in constant time.
+
+use std::{fmt, sync::Arc};
+
+use rand::{Rng, rngs::OsRng};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::{
+    hashing::{DigestParams, HashError, PasswordHasher},
+    input::FieldError,
+    secrets::SecretKey,
+};
+
+/// Digits per code: about 40 bits, enough for a one-time code behind argon2 and lockouts.
+pub const CODE_DIGITS: usize = 12;
+/// Inputs longer than this are not looked at: no code written with spaces or dashes is.
+const MAX_INPUT_CHARS: usize = 64;
+pub(crate) const SALT_BYTES: usize = 16;
+/// What the pepper is derived for, from the server's secret key.
+const PEPPER_PURPOSE: &str = "lifeline/backup-code-pepper/v1";
+
+/// One backup code in plaintext: 12 ASCII digits. No `Serialize`, and a `Debug` that hides
+/// it; [`PlainCode::grouped`] is the one way to read it, for showing it to its owner once.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PlainCode(String);
+
+impl PlainCode {
+    pub(crate) fn random() -> Self {
+        // gen_range samples uniformly (rejection sampling), so every code is equally likely.
+        let number = OsRng.gen_range(0..10u64.pow(CODE_DIGITS as u32));
+        Self(format!("{number:0width$}", width = CODE_DIGITS))
+    }
+
+    /// The code in groups of four for reading: `4821 0937 5516`.
+    pub fn grouped(&self) -> String {
+        let digits = self.0.as_bytes();
+        digits
+            .chunks(4)
+            .map(|group| String::from_utf8_lossy(group).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl fmt::Debug for PlainCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlainCode(…)")
+    }
+}
+
+/// Reads a code as a person types it: 12 ASCII digits, with any spaces and dashes between.
+pub fn parse_code(input: &str) -> Result<PlainCode, FieldError> {
+    let malformed = || {
+        FieldError::new(
+            "code",
+            "A backup verification code is 12 digits, like 4821 0937 5516.",
+        )
+    };
+    if input.trim().is_empty() {
+        return Err(FieldError::new(
+            "code",
+            "Enter one of your backup verification codes.",
+        ));
+    }
+    if input.len() > MAX_INPUT_CHARS * 4 || input.chars().count() > MAX_INPUT_CHARS {
+        return Err(malformed());
+    }
+    let digits: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    // ASCII digits only: other scripts' digits (٤٨٢١…) and full-width ones are refused
+    // rather than guessed at.
+    if digits.len() != CODE_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    Ok(PlainCode(digits))
+}
+
+/// Digests backup codes: argon2id at the password parameters, keyed with a pepper derived
+/// from the server's secret key, behind the password hasher's bound on concurrency.
+#[derive(Clone)]
+pub struct BackupCodeHasher {
+    hasher: PasswordHasher,
+    pepper: Arc<[u8; 32]>,
+}
+
+impl BackupCodeHasher {
+    pub fn new(hasher: PasswordHasher, key: &SecretKey) -> Self {
+        Self {
+            hasher,
+            pepper: Arc::new(key.derive(PEPPER_PURPOSE)),
+        }
+    }
+
+    pub(crate) async fn digest(
+        &self,
+        code: &PlainCode,
+        salt: &[u8],
+        params: DigestParams,
+    ) -> Result<[u8; 32], HashError> {
+        self.hasher
+            .digest(
+                code.0.as_bytes().to_vec(),
+                salt.to_vec(),
+                Arc::clone(&self.pepper),
+                params,
+            )
+            .await
+    }
+}
+
+/// The index of the digest in `digests` that equals `digest`. Every digest is compared, and
+/// the comparison and selection do not branch on the data, so the time taken does not say
+/// which one matched or whether one did.
+pub(crate) fn find_in_constant_time<'a, I>(digests: I, digest: &[u8; 32]) -> Option<usize>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    for (i, candidate) in digests.into_iter().enumerate() {
+        let hit = candidate.ct_eq(digest.as_slice());
+        index = u32::conditional_select(&index, &u32::try_from(i).unwrap_or(u32::MAX), hit);
+        found |= hit;
+    }
+    bool::from(found).then_some(index as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn random_codes_are_twelve_ascii_digits() {
+        for _ in 0..1000 {
+            let code = PlainCode::random();
+            assert_eq!(code.0.len(), CODE_DIGITS);
+            assert!(code.0.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn codes_are_grouped_in_fours_and_hidden_from_debug() {
+        let code = PlainCode("482109375516".into());
+        assert_eq!(code.grouped(), "4821 0937 5516");
+        assert_eq!(format!("{code:?}"), "PlainCode(…)");
+    }
+
+    #[test]
+    fn parse_accepts_spaces_and_dashes() {
+        for input in [
+            "482109375516",
+            "4821 0937 5516",
+            "4821-0937-5516",
+            "  4821 - 0937 - 5516  ",
+            "4 8 2 1 0 9 3 7 5 5 1 6",
+            "4821\t0937\u{a0}5516",
+        ] {
+            assert_eq!(parse_code(input).unwrap().0, "482109375516", "{input:?}");
+        }
+    }
+
+    #[test]
+    fn parse_refuses_everything_else_with_a_message_for_the_code_field() {
+        let long = "1".repeat(10 * 1024);
+        for input in [
+            "",
+            "   ",
+            "48210937551",
+            "4821093755161",
+            "4821 0937 551a",
+            "abcdefghijkl",
+            "٤٨٢١٠٩٣٧٥٥١٦",
+            "４８２１０９３７５５１６",
+            "4821_0937_5516",
+            "4821.0937.5516",
+            "<script>1</script>",
+            "' OR 1=1 --",
+            &long,
+        ] {
+            let error = parse_code(input).unwrap_err();
+            assert_eq!(error.field, "code", "{input:?}");
+            assert!(!error.message.is_empty());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn every_code_formats_and_parses_back(number in 0u64..1_000_000_000_000) {
+            let code = PlainCode(format!("{number:012}"));
+            prop_assert_eq!(parse_code(&code.grouped()).unwrap(), code.clone());
+            prop_assert_eq!(parse_code(&code.grouped().replace(' ', "-")).unwrap(), code);
+        }
+
+        #[test]
+        fn separators_anywhere_are_ignored(
+            number in 0u64..1_000_000_000_000,
+            separators in proptest::collection::vec(prop::sample::select(vec!["", " ", "-", " - "]), 13),
+        ) {
+            let digits = format!("{number:012}");
+            let mut typed = String::new();
+            for (digit, separator) in digits.chars().zip(&separators) {
+                typed.push_str(separator);
+                typed.push(digit);
+            }
+            typed.push_str(separators[12]);
+            prop_assert_eq!(parse_code(&typed).unwrap().0, digits);
+        }
+
+        #[test]
+        fn anything_without_exactly_twelve_ascii_digits_is_refused(input in "\\PC{0,80}") {
+            let digits: String = input
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect();
+            let is_code = digits.len() == CODE_DIGITS
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && input.chars().count() <= MAX_INPUT_CHARS;
+            prop_assert_eq!(parse_code(&input).is_ok(), is_code);
+        }
+    }
+
+    #[test]
+    fn the_constant_time_search_finds_the_matching_digest() {
+        let digests: [[u8; 32]; 3] = [[1; 32], [2; 32], [3; 32]];
+        let find = |d: &[u8; 32]| find_in_constant_time(digests.iter().map(|x| x.as_slice()), d);
+        assert_eq!(find(&[3; 32]), Some(2));
+        assert_eq!(find(&[1; 32]), Some(0));
+        assert_eq!(find(&[2; 32]), Some(1));
+        assert_eq!(find(&[4; 32]), None);
+        assert_eq!(find_in_constant_time(std::iter::empty(), &[1; 32]), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! The policy form as typed: every setting a string, checked into an [`OrgPolicy`] within
+//! every bound, or refused next to the one field that is wrong.
+
+use serde::{Deserialize, Serialize};
+
+use super::settings::{
+    CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_LOCKOUT_ATTEMPTS, MAX_LOCKOUT_MINUTES,
+    MAX_SET_AGE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
+};
+use crate::input::FieldError;
+
+/// The policy form as typed: every setting a string, checked by [`PolicyForm::parse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyForm {
+    pub backup_codes: String,
+    pub codes_per_set: String,
+    pub max_set_age_days: String,
+    pub low_codes_threshold: String,
+    pub lockout_attempts: String,
+    pub lockout_minutes: String,
+    pub code_entry: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub restrict_after_backup_sign_in: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub recovery_code_approval: Option<String>,
+}
+
+impl PolicyForm {
+    /// The form filled in with `policy`.
+    pub fn from_policy(policy: &OrgPolicy) -> Self {
+        Self {
+            backup_codes: policy.codes.as_str().to_owned(),
+            codes_per_set: policy.codes_per_set.to_string(),
+            max_set_age_days: policy.max_set_age_days.to_string(),
+            low_codes_threshold: policy.low_codes_threshold.to_string(),
+            lockout_attempts: policy.lockout_attempts.to_string(),
+            lockout_minutes: policy.lockout_minutes.to_string(),
+            code_entry: policy.code_entry.as_str().to_owned(),
+            restrict_after_backup_sign_in: policy
+                .restrict_after_backup_sign_in
+                .then(|| "on".to_owned()),
+            recovery_code_approval: policy.recovery_code_approval.then(|| "on".to_owned()),
+        }
+    }
+
+    /// Checks every setting; the first problem comes back next to its field.
+    pub fn parse(&self) -> Result<OrgPolicy, FieldError> {
+        let codes = CodesMode::parse(&self.backup_codes).ok_or_else(|| {
+            FieldError::new("backup_codes", "Choose Not allowed, Allowed or Required.")
+        })?;
+        let codes_per_set: u8 = number(
+            "codes_per_set",
+            &self.codes_per_set,
+            MIN_CODES_PER_SET.into(),
+            MAX_CODES_PER_SET.into(),
+        )?;
+        let max_set_age_days: u16 = number(
+            "max_set_age_days",
+            &self.max_set_age_days,
+            0,
+            MAX_SET_AGE_DAYS.into(),
+        )?;
+        let low_codes_threshold: u8 = number(
+            "low_codes_threshold",
+            &self.low_codes_threshold,
+            0,
+            u32::from(codes_per_set) - 1,
+        )?;
+        let lockout_attempts: u8 = number(
+            "lockout_attempts",
+            &self.lockout_attempts,
+            1,
+            MAX_LOCKOUT_ATTEMPTS.into(),
+        )?;
+        let lockout_minutes: u16 = number(
+            "lockout_minutes",
+            &self.lockout_minutes,
+            1,
+            MAX_LOCKOUT_MINUTES.into(),
+        )?;
+        let code_entry = CodeEntry::parse(&self.code_entry).ok_or_else(|| {
+            FieldError::new(
+                "code_entry",
+                "Choose any unused code or a specific numbered code.",
+            )
+        })?;
+        Ok(OrgPolicy {
+            codes,
+            codes_per_set,
+            max_set_age_days,
+            low_codes_threshold,
+            lockout_attempts,
+            lockout_minutes,
+            code_entry,
+            restrict_after_backup_sign_in: self.restrict_after_backup_sign_in.is_some(),
+            recovery_code_approval: self.recovery_code_approval.is_some(),
+        })
+    }
+}
+
+/// A whole number from `min` to `max` typed into `field`.
+fn number<T: TryFrom<u32>>(field: &str, input: &str, min: u32, max: u32) -> Result<T, FieldError> {
+    let invalid = || FieldError::new(field, format!("Enter a whole number from {min} to {max}."));
+    let value: u32 = input.trim().parse().map_err(|_| invalid())?;
+    if !(min..=max).contains(&value) {
+        return Err(invalid());
+    }
+    T::try_from(value).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn form() -> PolicyForm {
+        PolicyForm::from_policy(&OrgPolicy::default())
+    }
+
+    /// What a person (or an attacker) might type into one field of the form.
+    fn typed() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,24}",
+            "-?[0-9]{1,25}",
+            any::<i64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec![
+                "not_allowed",
+                "allowed",
+                "required",
+                "any_code",
+                "numbered_code",
+                " 10 ",
+                "1e3",
+                "0x10",
+                "<script>",
+                "' OR 1=1 --",
+                "\u{0}",
+                "\u{661}\u{662}",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn any_form() -> impl Strategy<Value = PolicyForm> {
+        (
+            prop::array::uniform7(typed()),
+            prop::option::of(typed()),
+            prop::option::of(typed()),
+        )
+            .prop_map(|(fields, restrict, approval)| {
+                let [codes, per_set, age, low, attempts, minutes, entry] = fields;
+                PolicyForm {
+                    backup_codes: codes,
+                    codes_per_set: per_set,
+                    max_set_age_days: age,
+                    low_codes_threshold: low,
+                    lockout_attempts: attempts,
+                    lockout_minutes: minutes,
+                    code_entry: entry,
+                    restrict_after_backup_sign_in: restrict,
+                    recovery_code_approval: approval,
+                }
+            })
+    }
+
+    fn any_policy() -> impl Strategy<Value = OrgPolicy> {
+        (
+            prop::sample::select(vec![
+                CodesMode::NotAllowed,
+                CodesMode::Allowed,
+                CodesMode::Required,
+            ]),
+            MIN_CODES_PER_SET..=MAX_CODES_PER_SET,
+            0..=MAX_SET_AGE_DAYS,
+            any::<u8>(),
+            1..=MAX_LOCKOUT_ATTEMPTS,
+            1..=MAX_LOCKOUT_MINUTES,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(codes, per_set, age, low, attempts, minutes, numbered, restrict, approval)| {
+                    OrgPolicy {
+                        codes,
+                        codes_per_set: per_set,
+                        max_set_age_days: age,
+                        low_codes_threshold: low % per_set,
+                        lockout_attempts: attempts,
+                        lockout_minutes: minutes,
+                        code_entry: if numbered {
+                            CodeEntry::NumberedCode
+                        } else {
+                            CodeEntry::AnyCode
+                        },
+                        restrict_after_backup_sign_in: restrict,
+                        recovery_code_approval: approval,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever is typed, the form either gives a policy within every bound or names
+        /// the one field that is wrong; it never panics.
+        #[test]
+        fn any_input_gives_a_policy_in_bounds_or_names_its_field(form in any_form()) {
+            const FIELDS: [&str; 7] = [
+                "backup_codes", "codes_per_set", "max_set_age_days", "low_codes_threshold",
+                "lockout_attempts", "lockout_minutes", "code_entry",
+            ];
+            match form.parse() {
+                Ok(policy) => {
+                    prop_assert!((MIN_CODES_PER_SET..=MAX_CODES_PER_SET).contains(&policy.codes_per_set));
+                    prop_assert!(policy.max_set_age_days <= MAX_SET_AGE_DAYS);
+                    prop_assert!(policy.low_codes_threshold < policy.codes_per_set);
+                    prop_assert!((1..=MAX_LOCKOUT_ATTEMPTS).contains(&policy.lockout_attempts));
+                    prop_assert!((1..=MAX_LOCKOUT_MINUTES).contains(&policy.lockout_minutes));
+                }
+                Err(error) => {
+                    prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field);
+                    prop_assert!(!error.message.is_empty());
+                }
+            }
+        }
+
+        /// Every policy in bounds survives the form: filled in, posted, parsed back.
+        #[test]
+        fn every_policy_fills_the_form_and_parses_back(policy in any_policy()) {
+            prop_assert_eq!(PolicyForm::from_policy(&policy).parse().unwrap(), policy);
+        }
+    }
+
+    #[test]
+    fn the_default_form_parses_back_to_the_default_policy() {
+        assert_eq!(form().parse().unwrap(), OrgPolicy::default());
+    }
+
+    #[test]
+    fn every_setting_out_of_range_or_not_a_number_is_refused_next_to_its_field() {
+        /// Sets one field of the form.
+        type Setter = fn(&mut PolicyForm, &str);
+        let cases: [(Setter, &str, &[&str]); 7] = [
+            (
+                |f, v| f.backup_codes = v.into(),
+                "backup_codes",
+                &["", "maybe", "ALLOWED"],
+            ),
+            (
+                |f, v| f.codes_per_set = v.into(),
+                "codes_per_set",
+                &["4", "21", "-1", "ten", "1e3", "99999999999"],
+            ),
+            (
+                |f, v| f.max_set_age_days = v.into(),
+                "max_set_age_days",
+                &["-1", "3651", "1.5", ""],
+            ),
+            (
+                |f, v| f.low_codes_threshold = v.into(),
+                "low_codes_threshold",
+                &["10", "-2", "x"],
+            ),
+            (
+                |f, v| f.lockout_attempts = v.into(),
+                "lockout_attempts",
+                &["0", "21", "<b>"],
+            ),
+            (
+                |f, v| f.lockout_minutes = v.into(),
+                "lockout_minutes",
+                &["0", "1441", "' OR 1=1"],
+            ),
+            (|f, v| f.code_entry = v.into(), "code_entry", &["", "every"]),
+        ];
+        for (set, field, values) in cases {
+            for value in values {
+                let mut form = form();
+                set(&mut form, value);
+                let error = form.parse().unwrap_err();
+                assert_eq!(error.field, field, "{field} = {value:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What saving a policy would do, counted and listed before it is saved: codes that stop
+//! working, sets that expire at once, members who become non-compliant.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{CodesMode, OrgPolicy, PolicyChangeError, current, exceptions};
+use crate::{
+    authz::{Action, Authz},
+    backup_codes::{Scope, SetInForce, sets_in_force},
+    entity::user_account,
+    identity::Member,
+};
+
+/// What saving a policy would do, counted and listed, before it is saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impact {
+    /// One sentence per effect, e.g. "3 members hold 24 unused codes that will stop working."
+    pub effects: Vec<String>,
+    /// The members each effect is about, by the effect's index.
+    pub members: Vec<Vec<String>>,
+}
+
+/// How many members to name under each effect.
+const LISTED_MEMBERS: usize = 20;
+
+/// What saving `policy` over the one in force would do to the organization's members.
+pub async fn impact(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    actor: &Member,
+    policy: &OrgPolicy,
+    now: DateTime<Utc>,
+) -> Result<Impact, PolicyChangeError> {
+    authz
+        .require(actor, actor.org_id, Action::ViewPolicy)
+        .await?;
+    let before = current(db, actor.org_id).await?.policy;
+    let holdings = holdings(db, actor.org_id).await?;
+    let exempt = exceptions::exceptions_by_member(db, actor.org_id).await?;
+    let mut impact = Impact::default();
+    let mut add = |effect: String, members: Vec<String>| {
+        impact.effects.push(effect);
+        impact
+            .members
+            .push(members.into_iter().take(LISTED_MEMBERS).collect());
+    };
+
+    if policy.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
+        // Members exempted into codes keep theirs.
+        let losing: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| h.unused() > 0 && exempt.get(&h.member_id) != Some(&true))
+            .collect();
+        let codes: u64 = losing.iter().map(|h| u64::from(h.unused())).sum();
+        add(
+            format!(
+                "{} {} {} unused {} that will stop working.",
+                losing.len(),
+                plural(losing.len() as u64, "member holds", "members hold"),
+                codes,
+                plural(codes, "code", "codes"),
+            ),
+            losing.iter().map(|h| h.email.clone()).collect(),
+        );
+    }
+    // Each holding's standing under a policy: the same rule the members page applies.
+    let standing =
+        |h: &Holding, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
+    let expired_under = |h: &Holding, p: &OrgPolicy| standing(h, p).is_some_and(|s| s.expired);
+    if policy.max_set_age_days != before.max_set_age_days && policy.max_set_age_days > 0 {
+        let expiring: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| expired_under(h, policy) && !expired_under(h, &before))
+            .collect();
+        add(
+            format!(
+                "{} {} at once.",
+                expiring.len(),
+                plural(expiring.len() as u64, "set expires", "sets expire")
+            ),
+            expiring.iter().map(|h| h.email.clone()).collect(),
+        );
+    }
+    if policy.codes == CodesMode::Required {
+        // Exempted-out members are filtered below, so the gate's word is "usable" here.
+        let compliant = |h: &Holding, p: &OrgPolicy| {
+            crate::backup_codes::compliant(true, true, h.mfa_enabled, standing(h, p).as_ref())
+        };
+        let newly: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| exempt.get(&h.member_id) != Some(&false))
+            .filter(|h| {
+                !compliant(h, policy)
+                    && (before.codes != CodesMode::Required || compliant(h, &before))
+            })
+            .collect();
+        add(
+            format!(
+                "{} {} non-compliant.",
+                newly.len(),
+                plural(newly.len() as u64, "member becomes", "members become")
+            ),
+            newly.iter().map(|h| h.email.clone()).collect(),
+        );
+    }
+    if policy.codes_per_set != before.codes_per_set {
+        add(
+            format!(
+                "New sets will hold {} codes; sets already generated keep theirs.",
+                policy.codes_per_set
+            ),
+            Vec::new(),
+        );
+    }
+    if impact.effects.is_empty() {
+        impact
+            .effects
+            .push("No member's codes are affected.".to_owned());
+        impact.members.push(Vec::new());
+    }
+    Ok(impact)
+}
+
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+/// One member's backup codes, for the impact preview.
+struct Holding {
+    member_id: i32,
+    email: String,
+    mfa_enabled: bool,
+    set: Option<SetInForce>,
+}
+
+impl Holding {
+    fn unused(&self) -> u32 {
+        self.set.as_ref().map_or(0, |set| set.remaining)
+    }
+}
+
+/// Every member of the organization with their set in force, if any: two statements that
+/// bind only the organization, however many members it has.
+async fn holdings(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Holding>, DbErr> {
+    let members: Vec<(i32, String, Option<DateTime<Utc>>)> = user_account::Entity::find()
+        .select_only()
+        .column(user_account::Column::Id)
+        .column(user_account::Column::Email)
+        .column(user_account::Column::TotpEnabledAt)
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .order_by_asc(user_account::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut sets: HashMap<i32, SetInForce> = sets_in_force(db, Scope::Organization(org_id))
+        .await?
+        .into_iter()
+        .map(|set| (set.member_id, set))
+        .collect();
+    Ok(members
+        .into_iter()
+        .map(|(member_id, email, mfa_on)| Holding {
+            member_id,
+            email,
+            mfa_enabled: mfa_on.is_some(),
+            set: sets.remove(&member_id),
+        })
+        .collect())
+}

@@ -1,0 +1,267 @@
+//! One sign-in path for every factor: the password, then the authenticator code or a backup
+//! code (with an administrator-issued recovery code tried inside the backup-code step).
+//!
+//! Each step reads the organization's policy itself, checks the factor under the account's
+//! lockout ([`crate::lockout`]), and records `sign_in.succeeded` in the same transaction as
+//! the factor's success, with one `now`. A refused step says whether it used up one of the
+//! pending sign-in's attempts ([`StepRefused`]), so the web layer counts them without knowing
+//! the rules.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+
+use crate::{
+    accounts,
+    audit::{self, AuditAction, Event, Outcome, Source},
+    authz::Authz,
+    backup_codes::{self, BackupCodeError, CodeEntry, Redeemed},
+    command::Command,
+    entity::user_account,
+    hashing::PasswordHasher,
+    identity::{Email, Member},
+    lockout::{self, Factor},
+    lookup_secret::BackupCodeHasher,
+    mfa::{self, MfaError},
+    org_policy::{self, CodeEntry as EntryRule},
+    recovery_codes,
+    secrets::{Password, SecretKey},
+};
+
+/// How a member signed in, as `sign_in.succeeded` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    PasswordAndTotp,
+    PasswordAndBackupCode,
+    /// A recovery code an administrator issued, typed where backup codes are.
+    PasswordAndRecoveryCode,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::PasswordAndTotp => "password+totp",
+            Self::PasswordAndBackupCode => "password+backup_code",
+            Self::PasswordAndRecoveryCode => "password+recovery_code",
+        }
+    }
+}
+
+/// The event of `member` signing in by `method`.
+fn signed_in(member: &Member, method: Method) -> Event<'_> {
+    Event {
+        action: AuditAction::SignInSucceeded,
+        actor: Some(member),
+        target: Some(member),
+        outcome: Outcome::Success,
+        details: serde_json::json!({ "method": method.as_str() }),
+    }
+}
+
+/// A refused second-factor step.
+#[derive(Debug)]
+pub struct StepRefused<E> {
+    pub error: E,
+    /// The refusal uses up one of the pending sign-in's attempts: a wrong code, not a blank
+    /// or malformed authenticator code.
+    pub counts_as_attempt: bool,
+    /// How many attempts the organization allows a pending sign-in.
+    pub attempts_allowed: u8,
+}
+
+impl<E> StepRefused<E> {
+    fn new(error: E, counts_as_attempt: bool, attempts_allowed: u8) -> Self {
+        Self {
+            error,
+            counts_as_attempt,
+            attempts_allowed,
+        }
+    }
+}
+
+impl<E: From<DbErr>> From<DbErr> for StepRefused<E> {
+    fn from(error: DbErr) -> Self {
+        Self::new(error.into(), false, 0)
+    }
+}
+
+/// Where the password step leaves a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordStep {
+    /// No MFA: signed in, and recorded.
+    SignedIn(Member),
+    /// MFA is on: the authenticator code (or a backup code) is owed.
+    SecondFactorOwed(Member),
+}
+
+impl PasswordStep {
+    /// The member the password belongs to.
+    pub fn into_member(self) -> Member {
+        match self {
+            Self::SignedIn(member) | Self::SecondFactorOwed(member) => member,
+        }
+    }
+}
+
+/// Checks an email and password. Unknown email, wrong password and a locked password give
+/// the same answer (`None`) in the same time: each costs one argon2 verification. A refusal
+/// for an existing account is recorded in its organization's audit log and counted towards
+/// the lockout after the answer, so that the writes do not make known emails slower to
+/// refuse.
+pub async fn password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    email: &Email,
+    password: &Password,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Option<PasswordStep>, DbErr> {
+    let row = user_account::Entity::find()
+        .filter(user_account::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?;
+    let check = accounts::check_password(db, hasher, row.as_ref(), password, now).await?;
+    let member = row.map(Member::try_from).transpose()?;
+    let Some(member) = member else {
+        return Ok(None);
+    };
+    if !check.passes {
+        let (db, source) = (db.clone(), source.clone());
+        tokio::spawn(async move {
+            let refused =
+                accounts::record_password_refusal(&db, &member, check.locked, &source, now);
+            if let Err(error) = refused.await {
+                tracing::warn!(%error, member = member.id, "recording a failed sign-in");
+            }
+        });
+        return Ok(None);
+    }
+    let txn = db.begin().await?;
+    lockout::clear(&txn, member.id, Factor::Password).await?;
+    if member.mfa_enabled {
+        txn.commit().await?;
+        return Ok(Some(PasswordStep::SecondFactorOwed(member)));
+    }
+    audit::record(
+        &txn,
+        member.org_id,
+        signed_in(&member, Method::Password),
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some(PasswordStep::SignedIn(member)))
+}
+
+/// The authenticator step of the command's actor, who passed the password step.
+pub async fn authenticator_code(
+    cmd: &Command<'_>,
+    key: &SecretKey,
+    code: &str,
+) -> Result<(), StepRefused<MfaError>> {
+    let member = cmd.actor;
+    let policy = org_policy::current(cmd.db, member.org_id).await?.policy;
+    let allowed = policy.lockout_attempts;
+    let event = signed_in(member, Method::PasswordAndTotp);
+    mfa::sign_in_with_code(cmd, key, code, policy.code_policy().limits(), &[event])
+        .await
+        .map_err(|error| {
+            // A wrong code (not a malformed one) uses up one of this step's attempts.
+            let counts = matches!(error, MfaError::WrongCode) && mfa::parse_code(code).is_ok();
+            StepRefused::new(error, counts, allowed)
+        })
+}
+
+/// A backup-code sign-in that succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSignIn {
+    pub redeemed: Redeemed,
+    /// The organization allows only MFA settings after such a sign-in.
+    pub only_mfa_settings: bool,
+}
+
+/// The backup-code step of the command's actor, who passed the password step: one of their
+/// backup codes, or the recovery code an administrator issued them. `asked_slot` is the
+/// numbered code the page asked for, if it asked for one.
+pub async fn backup_code(
+    cmd: &Command<'_>,
+    hasher: &BackupCodeHasher,
+    typed: &str,
+    asked_slot: Option<u32>,
+) -> Result<BackupSignIn, StepRefused<BackupCodeError>> {
+    let member = cmd.actor;
+    let policy = org_policy::current(cmd.db, member.org_id).await?.policy;
+    let allowed = policy.lockout_attempts;
+    // Under "a specific numbered code", only the slot the page asked for counts; when none
+    // was asked (slot 0, which no set has), no code does.
+    let slot = (policy.code_entry == EntryRule::NumberedCode).then(|| asked_slot.unwrap_or(0));
+    let issued = recovery_codes::Issued {
+        cmd,
+        hasher,
+        also_record: vec![signed_in(member, Method::PasswordAndRecoveryCode)],
+    };
+    let redeemed = backup_codes::redeem(
+        cmd,
+        hasher,
+        &policy.code_policy(),
+        &CodeEntry { typed, slot },
+        Some(&issued),
+        &[signed_in(member, Method::PasswordAndBackupCode)],
+    )
+    .await
+    .map_err(|error| {
+        // Anything typed is an attempt, malformed or not; a blank field is not.
+        let counts = matches!(
+            error,
+            BackupCodeError::Rejected | BackupCodeError::Invalid(_)
+        ) && !typed.trim().is_empty();
+        StepRefused::new(error, counts, allowed)
+    })?;
+    Ok(BackupSignIn {
+        redeemed,
+        only_mfa_settings: policy.restrict_after_backup_sign_in,
+    })
+}
+
+/// Which numbered backup code the sign-in page asks `member` for, when the organization
+/// wants "a specific numbered code": `already_asked` if this sign-in asked already (the
+/// page asks once per sign-in), otherwise a random unused one. `None`: any unused code will
+/// do, or they hold none.
+pub async fn numbered_code_to_ask(
+    db: &DatabaseConnection,
+    member: &Member,
+    already_asked: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<Option<u32>, BackupCodeError> {
+    let policy = org_policy::current(db, member.org_id).await?.policy;
+    if policy.code_entry != EntryRule::NumberedCode {
+        return Ok(None);
+    }
+    if already_asked.is_some() {
+        return Ok(already_asked);
+    }
+    backup_codes::slot_to_ask(db, member, &policy.code_policy(), now).await
+}
+
+/// What "Problem signing in?" offers a member who has just proved the account's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Help {
+    /// Who to contact: the organization's owners and admins.
+    pub contacts: Vec<String>,
+    /// The organization's policy lets this member sign in with a backup code.
+    pub backup_codes: bool,
+}
+
+/// [`Help`] for `member`.
+pub async fn help(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    member: &Member,
+) -> Result<Help, BackupCodeError> {
+    Ok(Help {
+        contacts: accounts::admin_contacts(db, member.org_id).await?,
+        backup_codes: backup_codes::usable(authz, member).await?,
+    })
+}

@@ -1,0 +1,405 @@
+//! Tenant isolation and malformed input, through the real binary, for every server function.
+//!
+//! Two organizations share one database: Acme, with data in every table a server function
+//! reads or writes (members, a saved policy, an exception, MFA, backup codes, recovery-code
+//! requests, audit events), and Globex beside it. Globex's owner, admin and a plain member
+//! call every server function with Acme's ids and emails; Acme's owner and a visitor with no
+//! session send every server function malformed input. Acme's rows are compared before and
+//! after, and no answer may carry Acme's data or the server's insides.
+//!
+//! `SERVER_FUNCTIONS` lists every server function; a test reads `app/src/api/*.rs` and fails
+//! when one is missing from it, so that a new server function cannot skip these tests.
+//!
+//! This module holds the catalogue of server functions and the test that keeps it complete;
+//! `tenants` makes the cross-organization calls, `malformed` the malformed-input sweep and
+//! `pages` checks that pages escape what they show. `answers` calls and judges, `snapshot`
+//! records Acme's data before and after.
+
+mod answers;
+mod malformed;
+mod pages;
+mod snapshot;
+mod tenants;
+
+use crate::support::PASSWORD;
+
+/// What an argument of a server function is, which decides what is valid for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A required `i32` naming a row: a member, an exception, a recovery-code request.
+    Id,
+    /// The policy version a save is based on: a required `i32`.
+    Version,
+    /// An optional `i32` where a page of members starts.
+    After,
+    /// An optional `i64` where a page of audit events starts.
+    Before,
+    /// A required string the function checks (an email, a code, a role, a setting…).
+    Text,
+    /// An optional string the function checks (a day, an outcome, a password).
+    OptText,
+    /// An optional search text: any text up to 254 characters is a valid search.
+    Search,
+    /// A checkbox: ticked whatever its value, when sent at all.
+    Checkbox,
+    /// A password asked for again only outside the re-authentication window (ten minutes
+    /// after signing in): inside it, any value is accepted unread.
+    Password,
+    /// A path to go back to: any value, made a path on this site (else `/account`).
+    Next,
+}
+
+impl Kind {
+    fn optional(self) -> bool {
+        matches!(
+            self,
+            Self::After | Self::Before | Self::OptText | Self::Search | Self::Checkbox
+        )
+    }
+}
+
+/// One argument: its form field, its kind, and the value sent when another field is under
+/// test (`None`: not sent). The values make a call that changes nothing in Acme when its
+/// owner sends it: it only reads, or it is refused (an id of `-1`, an unknown email, a
+/// policy version that is not current, an email that is taken).
+#[derive(Debug, Clone, Copy)]
+struct Arg {
+    name: &'static str,
+    kind: Kind,
+    baseline: Option<&'static str>,
+}
+
+const fn arg(name: &'static str, kind: Kind, baseline: &'static str) -> Arg {
+    Arg {
+        name,
+        kind,
+        baseline: Some(baseline),
+    }
+}
+
+const fn unsent(name: &'static str, kind: Kind) -> Arg {
+    Arg {
+        name,
+        kind,
+        baseline: None,
+    }
+}
+
+/// Who gets an answer (2xx or a redirect) to a function's baseline call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Anybody, signed in or not.
+    Anyone,
+    /// A signed-in owner: the function only reads.
+    SignedIn,
+    /// Nobody: the baseline is refused (an unknown target, no sign-in step pending…).
+    Refused,
+}
+
+/// A server function: `POST /api/<endpoint>` with its arguments as a form.
+struct ServerFunction {
+    endpoint: &'static str,
+    args: &'static [Arg],
+    open: Open,
+}
+
+/// `PolicyFields`, as the policy form posts it: the settings Acme's owner would keep.
+const POLICY_FIELDS: [Arg; 9] = [
+    arg("fields[backup_codes]", Kind::Text, "allowed"),
+    arg("fields[codes_per_set]", Kind::Text, "10"),
+    arg("fields[max_set_age_days]", Kind::Text, "0"),
+    arg("fields[low_codes_threshold]", Kind::Text, "3"),
+    arg("fields[lockout_attempts]", Kind::Text, "5"),
+    arg("fields[lockout_minutes]", Kind::Text, "15"),
+    arg("fields[code_entry]", Kind::Text, "any"),
+    unsent("fields[restrict_after_backup_sign_in]", Kind::Checkbox),
+    unsent("fields[recovery_code_approval]", Kind::Checkbox),
+];
+
+/// `save_policy`'s arguments: a version that is never current, then the policy fields.
+const SAVE_POLICY: [Arg; 10] = {
+    let mut args = [arg("expected_version", Kind::Version, "-1"); 10];
+    let mut i = 0;
+    while i < POLICY_FIELDS.len() {
+        args[i + 1] = POLICY_FIELDS[i];
+        i += 1;
+    }
+    args
+};
+
+/// Every server function in `app/src/api/`, in the order of its source files.
+const SERVER_FUNCTIONS: &[ServerFunction] = &[
+    // account.rs
+    ServerFunction {
+        endpoint: "account",
+        args: &[],
+        open: Open::Anyone,
+    },
+    ServerFunction {
+        // Acme's owner has an enrolment pending: this shows it again and writes nothing.
+        endpoint: "account/mfa/setup",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        endpoint: "account/mfa/confirm",
+        args: &[arg("code", Kind::Text, "000000")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        // Acme's owner has no MFA in force: refused before the password is checked.
+        endpoint: "account/mfa/disable",
+        args: &[arg("password", Kind::Text, "")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "account/confirm",
+        args: &[
+            arg("password", Kind::Password, ""),
+            arg("next", Kind::Next, "/account"),
+        ],
+        open: Open::SignedIn,
+    },
+    // audit.rs
+    ServerFunction {
+        endpoint: "admin/audit",
+        args: &[
+            unsent("from", Kind::OptText),
+            unsent("to", Kind::OptText),
+            unsent("actor", Kind::Search),
+            unsent("action", Kind::Search),
+            unsent("outcome", Kind::OptText),
+            unsent("before", Kind::Before),
+        ],
+        open: Open::SignedIn,
+    },
+    // backup_codes.rs
+    ServerFunction {
+        endpoint: "account/backup-codes",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // Acme's owner has no MFA in force: refused. (The password is read only outside the
+        // re-authentication window, where a wrong one counts towards the account's lockout
+        // and is audited: that is backup_codes.rs's test.)
+        endpoint: "account/backup-codes/generate",
+        args: &[arg("password", Kind::OptText, "")],
+        open: Open::Refused,
+    },
+    // compliance.rs
+    ServerFunction {
+        endpoint: "admin/compliance",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    // members.rs
+    ServerFunction {
+        endpoint: "members",
+        args: &[unsent("q", Kind::Search), unsent("after", Kind::After)],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        endpoint: "members/revoke_codes",
+        args: &[arg("member_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "members/reset_mfa",
+        args: &[arg("member_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "members/unlock",
+        args: &[arg("member_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "members/change_role",
+        args: &[
+            arg("member_id", Kind::Id, "-1"),
+            arg("role", Kind::Text, "member"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        // The owner's own email is taken, so even a valid password adds nobody.
+        endpoint: "members/add",
+        args: &[
+            arg("email", Kind::Text, "owner@acme.test"),
+            arg("password", Kind::Text, PASSWORD),
+            arg("role", Kind::Text, "member"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "members/remove",
+        args: &[arg("member_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    // policy.rs
+    ServerFunction {
+        endpoint: "admin/policy",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        endpoint: "admin/policy/preview",
+        args: &POLICY_FIELDS,
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        endpoint: "admin/policy/save",
+        args: &SAVE_POLICY,
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/policy/exceptions/add",
+        args: &[
+            arg("email", Kind::Text, "nobody@acme.test"),
+            arg("backup_codes", Kind::Text, "allow"),
+            arg("reason", Kind::Text, "a reason"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/policy/exceptions/remove",
+        args: &[arg("exception_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/policy/explain",
+        args: &[
+            arg("email", Kind::Text, "nobody@acme.test"),
+            arg("act", Kind::Text, "generate"),
+        ],
+        open: Open::Refused,
+    },
+    // recovery.rs
+    ServerFunction {
+        endpoint: "admin/recovery",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        endpoint: "admin/recovery/request",
+        args: &[arg("email", Kind::Text, "nobody@acme.test")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/recovery/approve",
+        args: &[arg("request_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/recovery/reveal",
+        args: &[arg("request_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    // sign_in.rs: without a password step passed, the code steps refuse everything. (What
+    // they do with a pending sign-in is tested in accounts.rs and backup_codes.rs.)
+    ServerFunction {
+        endpoint: "sign_in/email",
+        args: &[arg("email", Kind::Text, "")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "sign_in/password",
+        args: &[arg("password", Kind::Text, "")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "sign_in/code",
+        args: &[arg("code", Kind::Text, "")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "sign_in/backup_code",
+        args: &[arg("code", Kind::Text, "")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "sign_in/backup_code/slot",
+        args: &[],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "sign_in/progress",
+        args: &[],
+        open: Open::Anyone,
+    },
+    ServerFunction {
+        endpoint: "sign_in/help",
+        args: &[],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        // Ends the caller's session: sent last, or with a session kept for it.
+        endpoint: "sign_out",
+        args: &[],
+        open: Open::Anyone,
+    },
+    // status.rs
+    ServerFunction {
+        endpoint: "check_status",
+        args: &[],
+        open: Open::Anyone,
+    },
+];
+
+#[test]
+fn every_server_function_is_in_the_table() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../app/src/api");
+    let mut in_source = Vec::new();
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for rest in text.split("endpoint = \"").skip(1) {
+                let endpoint = rest.split('"').next().unwrap();
+                in_source.push(endpoint.to_owned());
+            }
+        }
+    }
+    in_source.sort();
+    let mut in_table: Vec<String> = SERVER_FUNCTIONS
+        .iter()
+        .map(|f| f.endpoint.to_owned())
+        .collect();
+    in_table.sort();
+    let missing: Vec<&String> = in_source.iter().filter(|e| !in_table.contains(e)).collect();
+    assert!(
+        missing.is_empty(),
+        "server functions not in isolation/mod.rs's SERVER_FUNCTIONS, so not tested for tenant \
+         isolation and malformed input: {missing:?}"
+    );
+    assert_eq!(
+        in_table, in_source,
+        "SERVER_FUNCTIONS names a server function that is gone, or one twice"
+    );
+    assert!(in_source.len() >= 33, "{in_source:?}");
+}
+
+/// The fields of `function`'s baseline call, with `replace` in place of one argument's value
+/// (or added, when the baseline does not send it); `None` leaves that argument out.
+fn baseline_with(
+    function: &ServerFunction,
+    replace: Option<(&str, Option<&str>)>,
+) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    for arg in function.args {
+        let value = match replace {
+            Some((name, value)) if name == arg.name => value,
+            _ => arg.baseline,
+        };
+        if let Some(value) = value {
+            fields.push((arg.name, value.to_owned()));
+        }
+    }
+    fields
+}
+
+/// `fields` borrowed, as `form` takes them.
+fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}

@@ -1,0 +1,156 @@
+//! Acme's data before and after the calls: every row of it, its audit log and policy as
+//! exported, and its audit chain verified.
+
+use std::collections::BTreeMap;
+
+use domain::testing::TestDatabase;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::support::{cli::cli, organizations::Acme};
+
+/// Everything Acme has, read straight from the database and through the command line:
+/// its rows in every table (secrets by length only), its audit log as exported, and its
+/// policy as exported. Two snapshots are equal when nothing of Acme's changed.
+pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<String, Vec<String>> {
+    let org = acme.org_id;
+    let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
+    let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
+    let tables: [(&str, &str, String); 11] = [
+        (
+            "organization",
+            "id, name, slug, created_at",
+            format!("id = {org}"),
+        ),
+        (
+            "user_account",
+            "id, org_id, email, password_hash, role, length(totp_secret), totp_enabled_at, \
+             totp_last_step, created_at, mfa_setup_required",
+            format!("org_id = {org}"),
+        ),
+        (
+            "backup_code_set",
+            "id, user_id, generated_at, ended_at, end_reason, length(salt), params, \
+             code_count, expired_at",
+            format!("user_id IN ({members})"),
+        ),
+        (
+            "backup_code",
+            "id, set_id, slot, length(digest), used_at",
+            format!("set_id IN ({sets})"),
+        ),
+        (
+            "recovery_code",
+            "id, org_id, user_id, requested_by_id, requested_by, requested_at, \
+             approved_by_id, approved_by, approved_at, length(salt), length(digest), params, \
+             revealed_at, used_at, ended_at, expires_at",
+            format!("org_id = {org}"),
+        ),
+        (
+            "policy_exception",
+            "id, org_id, user_id, effect, reason, created_by_id, created_by, created_at",
+            format!("org_id = {org}"),
+        ),
+        (
+            "org_policy",
+            "id, org_id, version, backup_codes, codes_per_set, max_set_age_days, \
+             low_codes_threshold, lockout_attempts, lockout_minutes, code_entry, \
+             restrict_after_backup_sign_in, saved_by_id, saved_by, saved_at, changes, \
+             recovery_code_approval",
+            format!("org_id = {org}"),
+        ),
+        (
+            "casbin_rule",
+            "id, ptype, v0, v1, v2, v3, v4, v5",
+            format!("v1 = 'org:{org}' OR v2 = 'org:{org}'"),
+        ),
+        (
+            "factor_lockout",
+            "user_id, factor, failures, locked_until, lockouts",
+            format!("user_id IN ({members})"),
+        ),
+        (
+            "audit_chain_head",
+            "org_id, seq, hash",
+            format!("org_id = {org}"),
+        ),
+        (
+            "audit_event",
+            "id, org_id, at, actor_id, actor, action, target_id, target, outcome, source_ip, \
+             user_agent, details, seq, prev_hash, hash",
+            format!("org_id = {org}"),
+        ),
+    ];
+    let backend = database.db.get_database_backend();
+    let mut snapshot = BTreeMap::new();
+    for (table, columns, filter) in tables {
+        let row = columns
+            .split(", ")
+            .map(|column| format!("COALESCE(CAST({column} AS TEXT), '-')"))
+            .collect::<Vec<_>>()
+            .join(" || ' | ' || ");
+        let sql = format!("SELECT {row} AS row FROM {table} WHERE {filter} ORDER BY 1");
+        let rows = database
+            .db
+            .query_all(Statement::from_string(backend, sql.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let rows: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "row").unwrap())
+            .collect();
+        assert!(
+            !rows.is_empty() || table == "factor_lockout",
+            "Acme has no {table} rows: the snapshot would see nothing"
+        );
+        snapshot.insert(format!("table {table}"), rows);
+    }
+
+    let (ok, jsonl, stderr) = cli(
+        &database.url,
+        &["audit", "export", "--org", "acme", "--format", "jsonl"],
+        "",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    snapshot.insert(
+        "lifeline audit export".into(),
+        jsonl.lines().map(str::to_owned).collect(),
+    );
+    let (ok, policy, stderr) = cli(&database.url, &["policy", "export", "--org", "acme"], "").await;
+    assert!(ok, "{stderr}");
+    let mut policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    // The moment of the export is the one thing that differs between two exports.
+    policy["exported_at"] = serde_json::Value::Null;
+    snapshot.insert(
+        "lifeline policy export".into(),
+        serde_json::to_string_pretty(&policy)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    );
+    snapshot
+}
+
+/// Fails with the rows that differ when Acme's snapshot changed.
+pub fn assert_acme_unchanged(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+    what: &str,
+) {
+    for (part, rows) in before {
+        let now = &after[part];
+        let gone: Vec<&String> = rows.iter().filter(|r| !now.contains(r)).collect();
+        let new: Vec<&String> = now.iter().filter(|r| !rows.contains(r)).collect();
+        assert!(
+            gone.is_empty() && new.is_empty() && rows == now,
+            "{what} changed Acme's {part}:\n  before only: {gone:#?}\n  after only: {new:#?}"
+        );
+    }
+}
+
+/// `lifeline audit verify --org acme` passes.
+pub async fn assert_acme_chain_intact(database: &TestDatabase) {
+    let (ok, stdout, stderr) = cli(&database.url, &["audit", "verify", "--org", "acme"], "").await;
+    assert!(ok && stdout.contains("is intact"), "{stdout}{stderr}");
+}

@@ -1,0 +1,364 @@
+//! Globex's owner, admin and member call every server function, and open every admin page,
+//! with Acme's ids and emails: nothing of Acme's comes back, and nothing of it changes.
+
+use domain::{secrets::SecretKey, testing::fresh_databases};
+use reqwest::{Client, header};
+
+use super::{
+    Arg, Kind, SERVER_FUNCTIONS, ServerFunction,
+    answers::{Answer, assert_sound, call, form, get},
+    baseline_with, pairs,
+    snapshot::{acme_snapshot, assert_acme_chain_intact, assert_acme_unchanged},
+};
+use crate::support::{
+    client::{client, sign_in, signed_in_email},
+    organizations::{ACME_ORG, ACME_REASON, Acme, two_organizations},
+    process::Server,
+};
+
+/// Acme's emails that Globex types into forms in the cross-organization calls. Acme also
+/// has `hidden@acme.test`, whom Globex never names.
+const TYPED_ACME_EMAILS: [&str; 3] = ["owner@acme.test", "admin@acme.test", "member@acme.test"];
+
+/// Fails if `text` carries anything of Acme's: `markers` are strings only Acme's data has,
+/// and no JSON id field may hold an Acme row's id.
+fn assert_nothing_of_acme(what: &str, text: &str, markers: &[&str], acme_ids: &[i64]) {
+    for marker in markers {
+        assert!(
+            !text.contains(marker),
+            "{what}: Acme's {marker:?} in a Globex answer: {text:.3000}"
+        );
+    }
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        let mut found = Vec::new();
+        ids_in(&json, acme_ids, &mut found);
+        assert!(
+            found.is_empty(),
+            "{what}: Acme's ids {found:?} in a Globex answer: {text:.3000}"
+        );
+    }
+}
+
+/// Collects the values of id fields in `json` that are among `acme_ids`. (Globex's own
+/// members have ids after Acme's, and Globex has no exceptions or requests, so any Acme id
+/// in an id field is Acme's row.)
+fn ids_in(json: &serde_json::Value, acme_ids: &[i64], found: &mut Vec<String>) {
+    match json {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if ["id", "member_id", "request_id", "exception_id"].contains(&key.as_str())
+                    && value.as_i64().is_some_and(|id| acme_ids.contains(&id))
+                {
+                    found.push(format!("{key}: {value}"));
+                }
+                ids_in(value, acme_ids, found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                ids_in(item, acme_ids, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The audit page's rows may show what a Globex caller typed (a refused attempt records the
+/// email asked for in its details): an echo of the caller's own input, not Acme's data. The
+/// actor and target of every row must still be Globex's; the details are checked with
+/// `markers` that no Globex caller ever typed, and then left out of the general check.
+fn audit_rows_without_typed_details(what: &str, body: &str, untyped_markers: &[&str]) -> String {
+    let Ok(mut view) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_owned();
+    };
+    if let Some(rows) = view.get_mut("rows").and_then(|rows| rows.as_array_mut()) {
+        for row in rows {
+            for field in ["actor", "target"] {
+                let who = row[field].as_str().unwrap_or_default();
+                assert!(!who.contains("acme"), "{what}: an Acme {field}: {row}");
+            }
+            let details = row["details"].as_str().unwrap_or_default().to_owned();
+            for marker in untyped_markers {
+                assert!(!details.contains(marker), "{what}: {marker:?} in {row}");
+            }
+            row["details"] = serde_json::Value::Null;
+        }
+    }
+    view.to_string()
+}
+
+/// The values a Globex caller tries for `arg` to reach Acme's rows (none: the baseline's).
+fn acme_values(arg: &Arg, acme: &Acme) -> Vec<String> {
+    let ids = |ids: &[i32]| ids.iter().map(i32::to_string).collect();
+    match (arg.kind, arg.name) {
+        (Kind::Id, "member_id") => ids(&acme.member_ids),
+        (Kind::Id, "exception_id") => ids(&acme.exception_ids),
+        (Kind::Id, "request_id") => ids(&acme.request_ids),
+        (Kind::Version, _) => vec![acme.policy_version.to_string()],
+        // From the first member on: a page that would show Acme's, were they not filtered.
+        (Kind::After, _) => vec!["0".into()],
+        (Kind::Before, _) => vec![i64::from(i32::MAX).to_string()],
+        (_, "email" | "actor") => TYPED_ACME_EMAILS.iter().map(|e| (*e).to_owned()).collect(),
+        (_, "q") => vec!["acme".into()],
+        (_, "role") => vec!["owner".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// What stands in for an Acme target that does not exist at all, for the functions where
+/// Acme's row must read exactly like no row. `members/add` is left out: emails are unique
+/// across organizations, and an unknown email would add a member.
+fn unknown_target(function: &ServerFunction, arg: &Arg) -> Option<&'static str> {
+    match (arg.kind, arg.name) {
+        (Kind::Id, _) => Some("2000000000"),
+        (_, "email") if function.endpoint != "members/add" => Some("nobody@nowhere.test"),
+        _ => None,
+    }
+}
+
+/// The admin console's pages and downloads.
+const ADMIN_PAGES: [&str; 8] = [
+    "/admin/members",
+    "/admin/policy",
+    "/admin/audit",
+    "/admin/compliance",
+    "/admin/recovery",
+    "/admin/audit/export?format=csv",
+    "/admin/audit/export?format=jsonl",
+    "/admin/policy/export",
+];
+
+/// Globex's pages and downloads must show nothing of Acme. Before the cross-organization
+/// calls nothing at all may mention Acme; afterwards the audit log and its downloads may
+/// show the Acme emails Globex typed (refused attempts record them), and are checked with
+/// `untyped` markers only.
+async fn assert_globex_pages_show_nothing_of_acme(
+    client: &Client,
+    server: &Server,
+    session: &str,
+    who: &str,
+    markers: &[&str],
+    untyped: &[&str],
+    acme_ids: &[i64],
+) -> usize {
+    let mut tried = 0;
+    for path in ADMIN_PAGES {
+        let answer = get(client, server, path, Some(session)).await;
+        tried += 1;
+        let what = format!("{who} GET {path}");
+        assert_eq!(answer.status, 200, "{what}: {:.2000}", answer.body);
+        let audit = path.starts_with("/admin/audit");
+        assert_nothing_of_acme(
+            &what,
+            &answer.body,
+            if audit { untyped } else { markers },
+            acme_ids,
+        );
+        if path == "/admin/audit/export?format=jsonl" {
+            for line in answer.body.lines() {
+                let event: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_ne!(event["org_id"], ACME_ORG, "{what}: {line}");
+                for field in ["actor", "target"] {
+                    let who = event[field].as_str().unwrap_or_default();
+                    assert!(!who.contains("acme"), "{what}: an Acme {field}: {line}");
+                }
+            }
+        }
+    }
+    tried
+}
+
+#[tokio::test]
+async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
+    for database in fresh_databases().await {
+        let key = SecretKey::generate();
+        let acme = two_organizations(&database, &key).await;
+        let server = Server::start_with_key(&database.url, &key, &[]).await;
+        let client = client();
+        let acme_ids = acme.ids();
+        let mut tried = 0usize;
+
+        let callers = [
+            ("Globex's owner", "owner@globex.test"),
+            ("Globex's admin", "admin@globex.test"),
+            ("Globex's member", "member@globex.test"),
+        ];
+        let mut sessions = Vec::new();
+        for (who, email) in callers {
+            sessions.push((who, email, sign_in(&client, &server, email).await));
+        }
+        // Acme's owner is signed in too: nothing Globex does may end that session.
+        let acme_session = sign_in(&client, &server, "owner@acme.test").await;
+        let before = acme_snapshot(&database, &acme).await;
+
+        // Strings only Acme's data has. Globex types the first three emails below; the rest
+        // Globex never sends, so they may not appear even where Globex's input is echoed.
+        let untyped = ["hidden@acme.test", "Acme", ACME_REASON];
+        let everything = ["@acme.test", "Acme", "acme", ACME_REASON];
+
+        // Globex's admins' pages before any Globex caller typed an Acme email: nothing.
+        for (who, _, session) in &sessions[..2] {
+            tried += assert_globex_pages_show_nothing_of_acme(
+                &client,
+                &server,
+                session,
+                who,
+                &everything,
+                &everything,
+                &acme_ids,
+            )
+            .await;
+        }
+
+        for (who, email, session) in &sessions {
+            // Signing out ends the session: it goes last.
+            let functions = SERVER_FUNCTIONS
+                .iter()
+                .filter(|f| f.endpoint != "sign_out")
+                .chain(SERVER_FUNCTIONS.iter().filter(|f| f.endpoint == "sign_out"));
+            for function in functions {
+                // One call per Acme value of each argument that can name Acme's rows; a
+                // function with no such argument is called once, as it is.
+                let mut attempts = Vec::new();
+                for arg in function.args {
+                    for value in acme_values(arg, &acme) {
+                        let with =
+                            |value: &str| baseline_with(function, Some((arg.name, Some(value))));
+                        let unknown = unknown_target(function, arg).map(with);
+                        attempts.push((with(&value), unknown));
+                    }
+                }
+                if attempts.is_empty() {
+                    attempts.push((baseline_with(function, None), None));
+                }
+                for (fields, unknown) in attempts {
+                    let what = format!("{who}: {} {:?}", function.endpoint, pairs(&fields));
+                    let answer = call(
+                        &client,
+                        &server,
+                        function.endpoint,
+                        Some(session),
+                        form(&pairs(&fields)),
+                    )
+                    .await;
+                    tried += 1;
+                    assert!(
+                        answer.status < 500,
+                        "{what}: {} {}",
+                        answer.status,
+                        answer.body
+                    );
+                    assert_sound(&what, &answer);
+                    let body = if function.endpoint == "admin/audit" {
+                        audit_rows_without_typed_details(&what, &answer.body, &untyped)
+                    } else {
+                        answer.body.clone()
+                    };
+                    assert_nothing_of_acme(&what, &body, &everything, &acme_ids);
+                    // An Acme row must read exactly like a row that does not exist.
+                    if let Some(unknown) = unknown {
+                        let none = call(
+                            &client,
+                            &server,
+                            function.endpoint,
+                            Some(session),
+                            form(&pairs(&unknown)),
+                        )
+                        .await;
+                        tried += 1;
+                        assert!(
+                            (none.status, &none.body) == (answer.status, &answer.body),
+                            "{what}: Acme's row reads differently from no row: {} {} vs. {} {}",
+                            answer.status,
+                            answer.body,
+                            none.status,
+                            none.body
+                        );
+                    }
+                }
+                if function.endpoint == "sign_out" {
+                    assert_eq!(signed_in_email(&client, &server, session).await, None);
+                } else if function.endpoint == "check_status" {
+                    // Still signed in as themselves after everything else.
+                    assert_eq!(
+                        signed_in_email(&client, &server, session).await.as_deref(),
+                        Some(*email),
+                        "{who}"
+                    );
+                }
+            }
+        }
+
+        // Globex's pages and downloads, with every Globex attempt on the record now (the
+        // sessions above are signed out: new ones).
+        for (who, email) in &callers[..2] {
+            let session = sign_in(&client, &server, email).await;
+            tried += assert_globex_pages_show_nothing_of_acme(
+                &client,
+                &server,
+                &session,
+                who,
+                &["@acme.test", "Acme", ACME_REASON],
+                &untyped,
+                &acme_ids,
+            )
+            .await;
+            // The plain "Reveal" form, posted with Acme's requests: no code, nothing of Acme.
+            for request_id in &acme.request_ids {
+                let answer = Answer::read(
+                    client
+                        .post(server.url("/admin/recovery"))
+                        .header(header::COOKIE, format!("lifeline_session={session}"))
+                        .header(header::ACCEPT, "text/html")
+                        .form(&[("request_id", request_id.to_string())])
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await;
+                tried += 1;
+                let what = format!("{who}: POST /admin/recovery request_id={request_id}");
+                assert_eq!(answer.status, 200, "{what}");
+                assert!(
+                    !answer.body.contains("class=\"backup-code\""),
+                    "{what}: a code revealed: {:.3000}",
+                    answer.body
+                );
+                assert_nothing_of_acme(&what, &answer.body, &untyped, &acme_ids);
+            }
+        }
+        // A member of Globex gets none of the admin pages and downloads.
+        let member = sign_in(&client, &server, "member@globex.test").await;
+        for path in ADMIN_PAGES {
+            let answer = get(&client, &server, path, Some(&member)).await;
+            tried += 1;
+            let what = format!("Globex's member GET {path}");
+            if path.contains("/export") {
+                assert_eq!(answer.status, 403, "{what}");
+            }
+            assert!(answer.status < 500, "{what}: {}", answer.status);
+            assert_nothing_of_acme(&what, &answer.body, &untyped, &acme_ids);
+            assert!(
+                !answer.body.contains("owner@globex.test"),
+                "{what}: {:.2000}",
+                answer.body
+            );
+        }
+        assert_eq!(
+            signed_in_email(&client, &server, &acme_session)
+                .await
+                .as_deref(),
+            Some("owner@acme.test"),
+            "Acme's owner is still signed in"
+        );
+
+        assert_acme_unchanged(&before, &acme_snapshot(&database, &acme).await, "Globex");
+        assert_acme_chain_intact(&database).await;
+        let log = server.log();
+        assert!(!log.iter().any(|line| line.contains("panicked")), "{log:?}");
+        eprintln!(
+            "cross-org calls tried on {:?}: {tried}, failures: 0",
+            database.backend
+        );
+    }
+}
