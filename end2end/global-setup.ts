@@ -31,6 +31,8 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
       LIFELINE_LISTEN_ADDR: '127.0.0.1:0',
       // Every journey signs in from 127.0.0.1, many times in a few minutes.
       LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE: '100000',
+      LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE: '100000',
+      LIFELINE_SIGN_IN_STARTS_PER_MINUTE: '100000',
       LIFELINE_LOG: process.env.LIFELINE_LOG ?? 'info',
       LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
       ...env,

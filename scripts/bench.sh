@@ -6,6 +6,7 @@
 #   3. admin pages at 100,000 members, 1,000,000 events cargo bench -p domain --bench admin_pages
 #   4. flood of wrong passwords against the binary      cargo bench -p server --bench flood
 #   5. the browser's download, gzipped                  cargo leptos build --release --frontend-only
+#   6. guesses evaluated under a 200-way burst          cargo bench -p domain --bench burst
 #
 # Everything is built first and measured after, so that no compiler shares the CPU with a
 # measurement. Each part leaves a Markdown fragment in target/bench/; a part that fails or
@@ -15,7 +16,7 @@
 #   LIFELINE_BENCH_POSTGRES_URL  PostgreSQL for part 3 (default postgres://postgres@127.0.0.1:5432/test);
 #                                a database is created for the run and dropped after it
 #   LIFELINE_BENCH_MEMBERS, LIFELINE_BENCH_EVENTS   scale of part 3 (default 100000, 1000000)
-#   BENCH_PARTS                  which parts to run, e.g. "1 2" (default "1 2 3 4 5"); the
+#   BENCH_PARTS                  which parts to run, e.g. "1 2" (default "1 2 3 4 5 6"); the
 #                                report then says the others were not run
 #   LIFELINE_BENCH_SERVER_ENV    extra "NAME=value ..." for the server of part 4, to diagnose
 #                                (the report then says it is not the server as shipped)
@@ -28,7 +29,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 ROOT=$PWD
 OUT=$ROOT/target/bench
 REPORT=$ROOT/BENCHMARKS.md
-PARTS=${BENCH_PARTS:-1 2 3 4 5}
+PARTS=${BENCH_PARTS:-1 2 3 4 5 6}
 export LIFELINE_BENCH_OUT=$OUT
 
 say() { printf '\033[1mbench:\033[0m %s\n' "$*"; }
@@ -62,7 +63,7 @@ not_measured() {
 
 # --- Build everything first ------------------------------------------------------------
 build_ok=1
-if wants 1 || wants 2 || wants 3 || wants 4; then
+if wants 1 || wants 2 || wants 3 || wants 4 || wants 6; then
   say "building the benchmarks and the release lifeline binary (cargo bench --no-run)"
   # One package at a time, as the parts run them: features unify per command, and a build
   # of both at once would be rebuilt by the first part that names one.
@@ -116,6 +117,8 @@ run 3 3-admin-pages "3. Admin pages at scale" \
   cargo bench -p domain --bench admin_pages
 run 4 4-flood "4. Flood resilience" \
   cargo bench -p server --bench flood
+run 6 6-burst "6. Guesses evaluated per lock window under a 200-way burst" \
+  cargo bench -p domain --bench burst
 
 # Part 5: what the browser downloads (wasm + JS), each file gzip -9.
 bundle() {
@@ -180,7 +183,7 @@ the machine described here. Do not edit by hand: run \`make bench\` again.
 EOF
   # Every verdict (and every part not measured) at a glance, then the parts in full.
   printf '## Summary\n\n'
-  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle; do
+  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst; do
     part=${f%%-*}
     if grep -q '^\*\*Not measured:\*\*' "$OUT/$f.md"; then
       printf -- '- Part %s: %s\n' "$part" "$(grep -m1 '^\*\*Not measured:\*\*' "$OUT/$f.md")"
@@ -189,7 +192,7 @@ EOF
     fi
   done
   printf '\n'
-  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle; do
+  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst; do
     cat "$OUT/$f.md"
     printf '\n'
   done

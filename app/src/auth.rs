@@ -38,10 +38,6 @@ pub struct PendingSignIn {
     /// Wrong codes so far.
     #[serde(default)]
     pub failures: u8,
-    /// The numbered backup code the sign-in page asks for, when the organization wants "a
-    /// specific numbered code"; kept until this sign-in ends, so a reload asks for the same.
-    #[serde(default)]
-    pub asked_slot: Option<u32>,
 }
 
 /// The request's session.
@@ -76,6 +72,13 @@ pub async fn current_member(
             Ok(None)
         }
     }
+}
+
+/// The member the session was signed in as, unchecked (removed since, or the session ended
+/// by a sign-out elsewhere, is found out by [`current_member`]): enough to count attempts
+/// per account before any work.
+pub async fn claimed_member_id(session: &Session) -> Result<Option<i32>, AppError> {
+    session.get::<i32>(MEMBER).await.map_err(storage)
 }
 
 /// The signed-in member, or [`AppError::SignInRequired`].
@@ -231,7 +234,6 @@ pub async fn await_second_factor(session: &Session, member: &Member) -> Result<(
         member_id: member.id,
         since: Utc::now().timestamp(),
         failures: 0,
-        asked_slot: None,
     };
     session
         .insert(SIGN_IN_PENDING, pending)
@@ -263,19 +265,6 @@ pub async fn count_wrong_code(
     Ok(true)
 }
 
-/// Remembers which numbered backup code this sign-in asks for.
-pub async fn remember_asked_slot(
-    session: &Session,
-    mut pending: PendingSignIn,
-    slot: u32,
-) -> Result<(), AppError> {
-    pending.asked_slot = Some(slot);
-    session
-        .insert(SIGN_IN_PENDING, pending)
-        .await
-        .map_err(storage)
-}
-
 /// The member owing a second factor, if the password step was passed recently enough.
 pub async fn pending_second_factor(session: &Session) -> Result<Option<PendingSignIn>, AppError> {
     let pending: Option<PendingSignIn> = session.get(SIGN_IN_PENDING).await.map_err(storage)?;
@@ -283,8 +272,15 @@ pub async fn pending_second_factor(session: &Session) -> Result<Option<PendingSi
 }
 
 /// Signs `member` in: a new session id (so a session fixed before sign-in is worthless),
-/// the sign-in steps forgotten, the member and the time remembered.
-pub async fn complete_sign_in(session: &Session, member: &Member) -> Result<(), AppError> {
+/// the sign-in steps forgotten, the member and the time remembered, and this browser given
+/// the member's device cookie.
+pub async fn complete_sign_in(
+    state: &AppState,
+    session: &Session,
+    member: &Member,
+    source: &domain::audit::Source,
+) -> Result<(), AppError> {
+    remember_device(state, member, source);
     session.cycle_id().await.map_err(storage)?;
     session.remove_value(SIGN_IN_EMAIL).await.map_err(storage)?;
     session
@@ -350,22 +346,82 @@ pub async fn confirm_recent_authentication(
         .map_err(storage)
 }
 
-/// Where the current request came from, for the audit log: the peer's address and the
-/// browser's user agent.
+/// The address a request comes from: the TCP peer, or the client a trusted proxy names. The
+/// server works it out once per request (`server::client_ip`) and puts it on the request;
+/// the throttle and the audit log both read it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// Where the current request came from, for the audit log: the client's address (the full
+/// address, where the throttle groups IPv6 ones by network) and the browser's user agent.
 pub fn request_source() -> domain::audit::Source {
     let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
         return domain::audit::Source::default();
     };
     let ip = parts
         .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_string());
+        .get::<ClientAddress>()
+        .map(|ClientAddress(ip)| ip.to_string());
     let user_agent = parts
         .headers
         .get(http::header::USER_AGENT)
         .and_then(|agent| agent.to_str().ok())
         .map(str::to_owned);
-    domain::audit::Source { ip, user_agent }
+    domain::audit::Source {
+        ip,
+        user_agent,
+        device: request_device(&parts),
+    }
+}
+
+/// The device cookie a browser gets when it completes a sign-in ([`domain::device`]).
+const DEVICE_COOKIE: &str = "lifeline_device";
+/// How long a browser stays a known device of the account after its last sign-in.
+const DEVICE_COOKIE_DAYS: i64 = 180;
+
+/// The device this request's cookie names, if this server signed it.
+fn request_device(parts: &http::request::Parts) -> Option<domain::device::Device> {
+    let state = leptos::prelude::use_context::<AppState>()?;
+    device_of(&state.secret_key, &parts.headers)
+}
+
+/// The device named by the `lifeline_device` cookie among `headers`, if `key` signed it.
+pub fn device_of(
+    key: &domain::secrets::SecretKey,
+    headers: &http::HeaderMap,
+) -> Option<domain::device::Device> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == DEVICE_COOKIE)
+        .and_then(|cookie| domain::device::Device::from_cookie_value(key, cookie.value()))
+}
+
+/// Gives this browser the device cookie of `member`, who just completed a sign-in: the
+/// device it had for them, or a new one. Their sign-in attempts from this browser are
+/// counted apart from strangers' from now on.
+fn remember_device(state: &AppState, member: &Member, source: &domain::audit::Source) {
+    let device = source
+        .device
+        .clone()
+        .filter(|device| device.member_id == member.id)
+        .unwrap_or_else(|| domain::device::Device::new(member.id));
+    let cookie = cookie::Cookie::build((DEVICE_COOKIE, device.cookie_value(&state.secret_key)))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Lax)
+        .secure(state.secure_cookies)
+        .max_age(cookie::time::Duration::days(DEVICE_COOKIE_DAYS))
+        .build();
+    if let (Some(response), Ok(value)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(&cookie.to_string()),
+    ) {
+        response.append_header(http::header::SET_COOKIE, value);
+    }
 }
 
 /// Signs out: this session is deleted from the store and its cookie cleared, and the

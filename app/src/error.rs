@@ -33,10 +33,17 @@ pub enum AppError {
     /// A service the request needs (the database) did not answer.
     #[error("Lifeline cannot reach its database right now. Please try again shortly.")]
     Unavailable,
+    /// The server is checking as many passwords and codes as it can take; nothing was done.
+    #[error("Lifeline is busy right now. Please try again in a moment.")]
+    Busy,
     /// Anything else that failed on the server; the cause is in the server's log.
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
 }
+
+/// How long a client is asked to wait (`Retry-After`, seconds) when the server is busy: the
+/// hasher's queue drains in well under that.
+pub const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 
 impl AppError {
     /// The HTTP status the response carries.
@@ -46,7 +53,7 @@ impl AppError {
             Self::SignInFailed | Self::SignInRequired => 401,
             Self::Refused(_) | Self::ReauthenticationRequired => 403,
             Self::BadRequest => 400,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Busy => 503,
             Self::Internal => 500,
         }
     }
@@ -88,11 +95,18 @@ impl AppError {
                 .and_then(|accept| accept.to_str().ok())
                 .is_some_and(|accept| accept.contains("text/html"))
         });
-        if !plain_form_post
-            && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-            && let Ok(status) = http::StatusCode::from_u16(self.status_code())
-        {
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+            return self;
+        };
+        if !plain_form_post && let Ok(status) = http::StatusCode::from_u16(self.status_code()) {
             response.set_status(status);
+        }
+        // Busy: when to try again (also on a plain form's redirect, where it does no harm).
+        if self == Self::Busy {
+            response.insert_header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(BUSY_RETRY_AFTER_SECONDS),
+            );
         }
         self
     }
@@ -137,7 +151,7 @@ fn framework_error(value: ServerFnErrorErr) -> AppError {
 mod from_domain {
     //! How each domain error reaches the browser: input problems and refusals keep their
     //! words; storage and crypto failures are logged here and become a generic message.
-    use domain::{accounts::AccountError, db::DbErr, mfa::MfaError};
+    use domain::{accounts::AccountError, db::DbErr, hashing::HashError, mfa::MfaError};
 
     use super::AppError;
 
@@ -156,14 +170,25 @@ mod from_domain {
         }
     }
 
+    impl From<HashError> for AppError {
+        fn from(error: HashError) -> Self {
+            match error {
+                // At capacity, not broken: 503 with Retry-After, and no error in the log.
+                HashError::Busy => Self::Busy,
+                HashError::Failed(_) => Self::Internal.logged("hashing", &error),
+            }
+        }
+    }
+
     impl From<AccountError> for AppError {
         fn from(error: AccountError) -> Self {
             match error {
                 AccountError::Invalid(field) => field.into(),
                 AccountError::UnknownOrganization(_)
                 | AccountError::UnknownMember
-                | AccountError::NotAllowed => Self::Refused(error.to_string()),
-                AccountError::Hash(cause) => Self::Internal.logged("password hashing", &cause),
+                | AccountError::NotAllowed
+                | AccountError::LastOwner => Self::Refused(error.to_string()),
+                AccountError::Hash(cause) => cause.into(),
                 AccountError::Policy(cause) => Self::Internal.logged("authorization", &cause),
                 AccountError::Database(cause) => cause.into(),
             }
@@ -200,6 +225,7 @@ mod from_domain {
                 | MfaError::UnknownAccount => Self::Refused(error.to_string()),
                 MfaError::Secret(_) => Self::Internal.logged("TOTP secret", &error),
                 MfaError::Database(cause) => cause.into(),
+                MfaError::PasswordCheck(cause) => cause.into(),
             }
         }
     }
@@ -218,7 +244,7 @@ impl From<domain::backup_codes::BackupCodeError> for AppError {
             E::NotAllowed | E::MfaOff | E::Conflict | E::UnknownAccount => {
                 Self::Refused(error.to_string())
             }
-            E::Hash(cause) => Self::Internal.logged("backup code hashing", &cause),
+            E::Hash(cause) => cause.into(),
             E::Policy(cause) => Self::Internal.logged("authorization", &cause),
             E::Database(cause) => cause.into(),
         }
@@ -255,7 +281,7 @@ impl From<domain::recovery_codes::RecoveryError> for AppError {
             | E::NotApproved
             | E::NotRequester
             | E::Closed => Self::Refused(error.to_string()),
-            E::Hash(cause) => Self::Internal.logged("recovery code hashing", &cause),
+            E::Hash(cause) => cause.into(),
             E::Policy(cause) => Self::Internal.logged("authorization", &cause),
             E::Database(cause) => cause.into(),
         }
@@ -277,6 +303,35 @@ mod tests {
             assert_eq!(error, AppError::BadRequest);
             assert_eq!(error.status_code(), 400);
         }
+    }
+
+    #[test]
+    fn a_busy_server_answers_503_in_plain_words() {
+        assert_eq!(AppError::Busy.status_code(), 503);
+        assert!(AppError::Busy.to_string().contains("try again"));
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_busy_hasher_is_503_wherever_it_surfaces() {
+        use domain::{accounts::AccountError, hashing::HashError, mfa::MfaError};
+        assert_eq!(AppError::from(HashError::Busy), AppError::Busy);
+        assert_eq!(
+            AppError::from(AccountError::Hash(HashError::Busy)),
+            AppError::Busy
+        );
+        assert_eq!(
+            AppError::from(MfaError::PasswordCheck(AccountError::Hash(HashError::Busy))),
+            AppError::Busy
+        );
+        assert_eq!(
+            AppError::from(domain::backup_codes::BackupCodeError::Hash(HashError::Busy)),
+            AppError::Busy
+        );
+        assert_eq!(
+            AppError::from(HashError::Failed("argon2: bad salt".into())),
+            AppError::Internal
+        );
     }
 
     #[test]

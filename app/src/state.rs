@@ -29,6 +29,8 @@ pub struct AppState {
     /// How long a session lasts after sign-in, however active (the idle limit is the
     /// session layer's).
     pub session_lifetime: chrono::Duration,
+    /// Cookies carry `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -16,7 +16,7 @@ use crate::{
     hashing::{HashError, PasswordHasher},
     identity::{Email, Member, Organization, Role},
     input::{FieldError, single_line},
-    lockout::{self, Factor},
+    lockout::{self, Attempter, Factor, Limits, Refusal, Ticket},
     secrets::Password,
 };
 
@@ -38,6 +38,8 @@ pub enum AccountError {
     UnknownMember,
     #[error("You are not allowed to do that.")]
     NotAllowed,
+    #[error("An organization keeps at least one owner: make another member an owner first.")]
+    LastOwner,
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -341,6 +343,17 @@ pub async fn remove_member(cmd: &Command<'_>, member_id: i32) -> Result<Member, 
     cmd.require(Action::RemoveAccount(target.role), attempt)
         .await?;
     let txn = cmd.db.begin().await?;
+    keep_an_owner(&txn, target.org_id, target.id).await?;
+    // What stood in for their second factor ends on the record before the rows go.
+    crate::recovery_codes::end_stand_ins(
+        &txn,
+        Some(actor),
+        &target,
+        crate::recovery_codes::EndReason::MemberRemoved,
+        cmd.source,
+        cmd.now,
+    )
+    .await?;
     // Their exception goes with them (a cascade), and so must the rules it compiled to;
     // first, so that the revision row is locked before the account row, as policy changes
     // lock them.
@@ -357,6 +370,43 @@ pub async fn remove_member(cmd: &Command<'_>, member_id: i32) -> Result<Member, 
     Ok(target)
 }
 
+/// Refuses, with [`AccountError::LastOwner`], a change that would leave organization
+/// `org_id` without an owner once `leaving` is no longer one. `db` is the transaction making
+/// the change: its organization row is locked first (PostgreSQL; SQLite has one writer), so
+/// that changes to who owns an organization are made one at a time and two owners removing
+/// each other at once leave one. Call it before the change.
+pub(crate) async fn keep_an_owner(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    leaving: i32,
+) -> Result<(), AccountError> {
+    organization::Entity::update_many()
+        .col_expr(
+            organization::Column::Name,
+            Expr::col(organization::Column::Name).into(),
+        )
+        .filter(organization::Column::Id.eq(org_id))
+        .exec(db)
+        .await?;
+    let leaving_is_owner = user_account::Entity::find_by_id(leaving)
+        .one(db)
+        .await?
+        .is_some_and(|row| row.role == Role::Owner.as_str());
+    if !leaving_is_owner {
+        return Ok(());
+    }
+    let other_owners = user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(user_account::Column::Role.eq(Role::Owner.as_str()))
+        .filter(user_account::Column::Id.ne(leaving))
+        .count(db)
+        .await?;
+    if other_owners == 0 {
+        return Err(AccountError::LastOwner);
+    }
+    Ok(())
+}
+
 /// Ends every session of `member_id`, on every instance: sessions remember the number they
 /// were signed in under, and this raises the account's.
 pub async fn end_sessions(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
@@ -371,57 +421,66 @@ pub async fn end_sessions(db: &impl ConnectionTrait, member_id: i32) -> Result<(
     Ok(())
 }
 
-/// A password checked under the per-account lockout.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PasswordCheck {
-    /// Right, and the password factor not locked.
-    pub(crate) passes: bool,
-    pub(crate) locked: bool,
+/// A password checked under the per-account limit ([`check_password`]).
+#[derive(Debug)]
+pub(crate) enum PasswordCheck {
+    /// No account has that email (the same work was done, against a dummy hash).
+    NoAccount,
+    /// Right: settle the attempt with what the pass leads to.
+    Passed(Ticket),
+    /// Wrong, or no attempt could be reserved; with the organization's numbers.
+    Refused(Refusal, Limits),
 }
 
-/// Checks `password` against `row`'s hash (a dummy hash when there is no row) under the
-/// password lockout, with the same work whether or not it is right or locked. The caller
-/// clears the account's count of wrong ones on a pass, with what the pass leads to.
+/// The organization's lockout numbers.
+pub(crate) async fn limits_of(db: &impl ConnectionTrait, org_id: i32) -> Result<Limits, DbErr> {
+    Ok(crate::org_policy::current(db, org_id)
+        .await?
+        .policy
+        .code_policy()
+        .limits())
+}
+
+/// Checks `password` against `row`'s hash under the per-account limit: an attempt is
+/// reserved first ([`lockout::reserve`], counted by `source`'s device cookie or with every
+/// untrusted source), then the hash is verified whatever the reservation said (a dummy hash
+/// when there is no row), so every answer costs one argon2 evaluation.
 pub(crate) async fn check_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
     row: Option<&user_account::Model>,
     password: &Password,
+    source: &Source,
     now: DateTime<Utc>,
-) -> Result<PasswordCheck, DbErr> {
-    // Asked for unknown emails too (id 0 has no row), so that known ones take no longer.
-    let member_id = row.map_or(0, |row| row.id);
-    let locked = lockout::locked_until(db, member_id, Factor::Password, now)
-        .await?
-        .is_some();
-    let right = hasher
-        .verify(password, row.map(|row| row.password_hash.as_str()))
-        .await;
-    Ok(PasswordCheck {
-        passes: right && !locked,
-        locked,
+) -> Result<PasswordCheck, AccountError> {
+    // A place with the hasher first: a busy server says so before an attempt is reserved,
+    // so that its refusal counts against no one.
+    let admission = hasher.admit()?;
+    let reserved = match row {
+        Some(row) => {
+            let limits = limits_of(db, row.org_id).await?;
+            let attempter = Attempter::of(source, row.id);
+            let ticket =
+                lockout::reserve(db, row.id, Factor::Password, &attempter, limits, now).await?;
+            Some((ticket, limits))
+        }
+        None => None,
+    };
+    let right = admission
+        .matches(password, row.map(|row| row.password_hash.as_str()))
+        .await?;
+    Ok(match reserved {
+        None => PasswordCheck::NoAccount,
+        Some((None, limits)) => PasswordCheck::Refused(Refusal::Locked, limits),
+        Some((Some(ticket), _)) if right => PasswordCheck::Passed(ticket),
+        Some((Some(ticket), limits)) => PasswordCheck::Refused(Refusal::Wrong(ticket), limits),
     })
 }
 
-/// Records a refused password for `member` and counts it towards the lockout.
-pub(crate) async fn record_password_refusal(
-    db: &DatabaseConnection,
-    member: &Member,
-    locked: bool,
-    source: &Source,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let limits = crate::org_policy::current(db, member.org_id)
-        .await?
-        .policy
-        .code_policy()
-        .limits();
-    lockout::record_refusal(db, member, Factor::Password, locked, limits, source, now).await
-}
-
 /// Checks the signed-in `member`'s password again (before a sensitive change), under the
-/// same per-account lockout as signing in: a wrong one is recorded and counted, and while
-/// the password is locked the right one is refused too, after the same work.
+/// same per-account limit as signing in: a wrong one is recorded and counted before the
+/// answer, and while the password is locked the right one is refused too, after the same
+/// work.
 pub async fn confirm_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
@@ -429,13 +488,18 @@ pub async fn confirm_password(
     password: &Password,
     source: &Source,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<bool, AccountError> {
     let row = user_account::Entity::find_by_id(member.id).one(db).await?;
-    let check = check_password(db, hasher, row.as_ref(), password, now).await?;
-    if check.passes {
-        lockout::clear(db, member.id, Factor::Password).await?;
-    } else {
-        record_password_refusal(db, member, check.locked, source, now).await?;
+    match check_password(db, hasher, row.as_ref(), password, source, now).await? {
+        PasswordCheck::Passed(ticket) => {
+            ticket.passed(db).await?;
+            Ok(true)
+        }
+        PasswordCheck::Refused(refusal, limits) => {
+            lockout::record_refusal(db, member, Factor::Password, refusal, limits, source, now)
+                .await?;
+            Ok(false)
+        }
+        PasswordCheck::NoAccount => Ok(false),
     }
-    Ok(check.passes)
 }

@@ -1,15 +1,25 @@
 //! Password hashing with argon2id at OWASP's parameters, run off the async runtime and
 //! behind a bound on how many run at once (each takes 19 MiB and most of a core). Backup
 //! codes are digested with the same function and parameters, behind the same bound.
+//!
+//! The bound holds whatever the callers do. A caller is first admitted ([`Admission`]): the
+//! hasher admits as many callers as it runs hashes at once plus a queue of bounded length,
+//! and tells the next one [`HashError::Busy`] at once (the server answers `503 Service
+//! Unavailable` with `Retry-After`). The admission and then a permit move into the blocking
+//! task with the hash, so a request dropped mid-hash (its client went away) frees neither
+//! before the hash is done.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
     password_hash::SaltString,
 };
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::secrets::Password;
 
@@ -58,62 +68,107 @@ impl std::fmt::Display for DigestParams {
     }
 }
 
+/// How many callers the server lets wait for the hasher, per evaluation it runs at once,
+/// unless configured otherwise ([`PasswordHasher::with_queue`]).
+pub const DEFAULT_QUEUE_PER_PERMIT: usize = 8;
+
+/// The number of argon2 evaluations to run at once on this machine: its cores (as the
+/// process may use them).
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Hashes and verifies passwords; cheap to clone, shared by the whole server.
 #[derive(Clone)]
 pub struct PasswordHasher {
+    /// One permit per evaluation that may run at once.
     permits: Arc<Semaphore>,
+    /// How many permits there are.
+    concurrency: usize,
+    /// Callers admitted now: waiting for a permit, or hashing (even for a caller gone).
+    admitted: Arc<AtomicUsize>,
+    /// How many callers are admitted at once: the permits and the queue behind them.
+    places: usize,
     /// A hash of a random password: verifying against it when an account does not exist
     /// takes as long as verifying a real one, so timing does not tell which emails exist.
     dummy_hash: Arc<str>,
+    /// Argon2 evaluations started, by this hasher and its clones.
+    evaluations: Arc<AtomicU64>,
 }
 
-/// Hashing failed (the thread pool was shut down, or argon2 refused its input).
+/// Hashing did not happen.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
-
-impl HashError {
-    pub(crate) fn from_message(message: String) -> Self {
-        Self(message)
-    }
+pub enum HashError {
+    /// Every permit is taken and the queue is full: nothing was run; try again shortly.
+    #[error("the password hasher is busy: its queue is full")]
+    Busy,
+    /// The thread pool was shut down, or argon2 refused its input.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
 }
 
 impl PasswordHasher {
-    /// A hasher that runs at most `concurrency` argon2 evaluations at once.
+    /// A hasher that runs at most `concurrency` argon2 evaluations at once; callers wait for
+    /// them however many there are, until [`PasswordHasher::with_queue`] bounds the queue.
     pub fn new(concurrency: usize) -> Result<Self, HashError> {
+        let concurrency = concurrency.max(1);
         let dummy = Password::new(hex::encode(rand::random::<[u8; 16]>()));
         let dummy_hash = hash_blocking(&dummy)?;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            admitted: Arc::new(AtomicUsize::new(0)),
+            places: usize::MAX,
             dummy_hash: dummy_hash.into(),
+            evaluations: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// A hasher bounded by the machine's cores.
     pub fn for_this_machine() -> Result<Self, HashError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new(cores)
+        Self::new(default_concurrency())
+    }
+
+    /// This hasher with at most `queue` callers waiting while every permit is taken (0: none
+    /// wait). Set it before the hasher is cloned: clones share their permits and callers.
+    pub fn with_queue(mut self, queue: usize) -> Self {
+        self.places = self.concurrency.saturating_add(queue);
+        self
+    }
+
+    /// How many argon2 evaluations this hasher (and its clones) started: what a check costs,
+    /// counted (the server's work per answer is the same whatever the answer says).
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.load(Ordering::Acquire)
+    }
+
+    /// A place for one caller's work, taken before anything else the work needs (a limit
+    /// reserved, a row read), or [`HashError::Busy`] at once when the queue is full.
+    pub fn admit(&self) -> Result<Admission, HashError> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now < self.places).then_some(now + 1)
+            })
+            .map_err(|_| HashError::Busy)?;
+        Ok(Admission {
+            hasher: self.clone(),
+            place: Place(Arc::clone(&self.admitted)),
+        })
     }
 
     /// The argon2id PHC string for `password`, with a fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let password = password.clone();
-        self.run(move || hash_blocking(&password)).await?
+        self.admit()?.run(move || hash_blocking(&password)).await?
     }
 
-    /// Whether `password` matches `stored`; with no stored hash it verifies against the
-    /// dummy hash and answers false, in the same time.
-    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> bool {
-        let password = password.clone();
-        let (hash, real) = match stored {
-            Some(hash) => (hash.to_owned(), true),
-            None => (self.dummy_hash.to_string(), false),
-        };
-        let matched = self
-            .run(move || verify_blocking(&password, &hash))
-            .await
-            .unwrap_or(false);
-        matched && real
+    /// [`Admission::matches`], admitted now.
+    pub async fn matches(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<bool, HashError> {
+        self.admit()?.matches(password, stored).await
     }
 
     /// The 32-byte argon2id digest of `secret` with `salt`, keyed with `pepper` (argon2's
@@ -125,40 +180,181 @@ impl PasswordHasher {
         pepper: Arc<[u8; 32]>,
         params: DigestParams,
     ) -> Result<[u8; 32], HashError> {
-        self.run(move || {
-            let params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
-                .map_err(|e| HashError(e.to_string()))?;
-            let argon2 =
-                Argon2::new_with_secret(&pepper[..], Algorithm::Argon2id, Version::V0x13, params)
-                    .map_err(|e| HashError(e.to_string()))?;
-            let mut out = [0u8; 32];
-            argon2
-                .hash_password_into(&secret, &salt, &mut out)
-                .map_err(|e| HashError(e.to_string()))?;
-            Ok(out)
-        })
-        .await?
+        self.admit()?
+            .run(move || digest_blocking(&secret, &salt, &pepper, params))
+            .await?
     }
 
-    async fn run<T: Send + 'static>(
+    /// [`PasswordHasher::digest`] of each of `secrets`, in order, as one caller: it takes
+    /// one place, then as many permits as it can use (up to all of them) at once, and runs
+    /// the digests on that many threads.
+    pub async fn digest_all(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| HashError(e.to_string()))
+        secrets: Vec<Vec<u8>>,
+        salt: Vec<u8>,
+        pepper: Arc<[u8; 32]>,
+        params: DigestParams,
+    ) -> Result<Vec<[u8; 32]>, HashError> {
+        if secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let admission = self.admit()?;
+        self.evaluations.fetch_add(
+            u64::try_from(secrets.len()).unwrap_or(u64::MAX),
+            Ordering::AcqRel,
+        );
+        let per_thread = secrets.len().div_ceil(self.concurrency);
+        let mut secrets = secrets.into_iter();
+        let mut chunks = Vec::new();
+        loop {
+            let chunk: Vec<Vec<u8>> = secrets.by_ref().take(per_thread).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        let mut permits = admission.permits(chunks.len()).await?;
+        // One permit per thread, each released when that thread's digests are done; the
+        // place goes with the last to finish.
+        let place = Arc::new(admission.place);
+        let mut per_chunk = Vec::with_capacity(chunks.len());
+        while permits.num_permits() > 1 {
+            match permits.split(1) {
+                Some(one) => per_chunk.push(one),
+                None => break,
+            }
+        }
+        per_chunk.push(permits);
+        let salt: Arc<[u8]> = salt.into();
+        let tasks: Vec<_> = chunks
+            .into_iter()
+            .zip(per_chunk)
+            .map(|(chunk, permit)| {
+                let (salt, pepper, place) =
+                    (Arc::clone(&salt), Arc::clone(&pepper), Arc::clone(&place));
+                spawn_holding((permit, place), move || {
+                    chunk
+                        .iter()
+                        .map(|secret| digest_blocking(secret, &salt, &pepper, params))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        drop(place);
+        let mut digests = Vec::new();
+        for task in tasks {
+            digests.extend(task.await.map_err(task_failed)??);
+        }
+        Ok(digests)
     }
 }
 
+/// A caller's place with the [`PasswordHasher`] ([`PasswordHasher::admit`]): it stays taken
+/// until the caller's work is done, or until the caller drops it before the work started.
+#[must_use = "an admission is spent by the work it was taken for"]
+pub struct Admission {
+    hasher: PasswordHasher,
+    place: Place,
+}
+
+impl Admission {
+    /// Whether `password` matches `stored`; with no stored hash it verifies against the
+    /// dummy hash and answers false, in the same time.
+    pub async fn matches(
+        self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<bool, HashError> {
+        let password = password.clone();
+        let (hash, real) = match stored {
+            Some(hash) => (hash.to_owned(), true),
+            None => (self.hasher.dummy_hash.to_string(), false),
+        };
+        let matched = self.run(move || verify_blocking(&password, &hash)).await?;
+        Ok(matched && real)
+    }
+
+    /// [`PasswordHasher::digest`], in the place taken already.
+    pub async fn digest(
+        self,
+        secret: Vec<u8>,
+        salt: Vec<u8>,
+        pepper: Arc<[u8; 32]>,
+        params: DigestParams,
+    ) -> Result<[u8; 32], HashError> {
+        self.run(move || digest_blocking(&secret, &salt, &pepper, params))
+            .await?
+    }
+
+    /// Runs `work` on the blocking pool under one permit, waiting for it in the queue.
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = self.permits(1).await?;
+        self.hasher.evaluations.fetch_add(1, Ordering::AcqRel);
+        spawn_holding((permit, self.place), work)
+            .await
+            .map_err(task_failed)
+    }
+
+    /// `n` permits (at most the hasher's) at once, when they are free.
+    async fn permits(&self, n: usize) -> Result<OwnedSemaphorePermit, HashError> {
+        let n = u32::try_from(n.clamp(1, self.hasher.concurrency)).unwrap_or(1);
+        Arc::clone(&self.hasher.permits)
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| HashError::Failed("the hasher's permits are closed".into()))
+    }
+}
+
+/// One admitted caller, counted until dropped.
+struct Place(Arc<AtomicUsize>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Starts `work` on the blocking pool with `held` (its permit and place) moved in: they are
+/// released when the work is done, not when whoever waits for it stops waiting.
+fn spawn_holding<H: Send + 'static, T: Send + 'static>(
+    held: H,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(move || {
+        let output = work();
+        drop(held);
+        output
+    })
+}
+
+fn task_failed(error: tokio::task::JoinError) -> HashError {
+    HashError::Failed(format!("hashing task: {error}"))
+}
+
 fn argon2() -> Result<Argon2<'static>, HashError> {
-    let params =
-        Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| HashError(e.to_string()))?;
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
+        .map_err(|e| HashError::Failed(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn digest_blocking(
+    secret: &[u8],
+    salt: &[u8],
+    pepper: &[u8; 32],
+    params: DigestParams,
+) -> Result<[u8; 32], HashError> {
+    let params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+    let argon2 = Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+    let mut out = [0u8; 32];
+    argon2
+        .hash_password_into(secret, salt, &mut out)
+        .map_err(|e| HashError::Failed(e.to_string()))?;
+    Ok(out)
 }
 
 fn hash_blocking(password: &Password) -> Result<String, HashError> {
@@ -166,7 +362,7 @@ fn hash_blocking(password: &Password) -> Result<String, HashError> {
     argon2()?
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|hash| hash.to_string())
-        .map_err(|e| HashError(e.to_string()))
+        .map_err(|e| HashError::Failed(e.to_string()))
 }
 
 fn verify_blocking(password: &Password, stored: &str) -> bool {
@@ -194,21 +390,18 @@ mod tests {
             "{hash}"
         );
         assert!(!hash.contains("correct horse"));
-        assert!(
-            hasher
-                .verify(&Password::new("correct horse"), Some(&hash))
-                .await
-        );
-        assert!(
-            !hasher
-                .verify(&Password::new("correct horsE"), Some(&hash))
-                .await
-        );
-        assert!(
-            !hasher
-                .verify(&Password::new("correct horse"), Some("garbage"))
-                .await
-        );
+        let matches = |password: &'static str, stored: &str| {
+            let (hasher, stored) = (hasher.clone(), stored.to_owned());
+            async move {
+                hasher
+                    .matches(&Password::new(password), Some(&stored))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(matches("correct horse", &hash).await);
+        assert!(!matches("correct horsE", &hash).await);
+        assert!(!matches("correct horse", "garbage").await);
     }
 
     #[test]
@@ -264,8 +457,189 @@ mod tests {
     #[tokio::test]
     async fn no_account_never_verifies() {
         let hasher = PasswordHasher::new(1).unwrap();
-        assert!(!hasher.verify(&Password::new(""), None).await);
-        assert!(!hasher.verify(&Password::new("anything"), None).await);
+        assert!(!hasher.matches(&Password::new(""), None).await.unwrap());
+        assert!(
+            !hasher
+                .matches(&Password::new("anything"), None)
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Waits (up to 10 s) until `condition` holds.
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    /// A blocking job that holds its permit until `release` is sent, reporting when it runs.
+    fn held_job() -> (
+        impl FnOnce() + Send + 'static,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started, on_start) = std::sync::mpsc::channel();
+        let (release, on_release) = std::sync::mpsc::channel::<()>();
+        let job = move || {
+            let _ = started.send(());
+            let _ = on_release.recv();
+        };
+        (job, on_start, release)
+    }
+
+    fn admitted(hasher: &PasswordHasher) -> usize {
+        hasher.admitted.load(Ordering::Acquire)
+    }
+
+    #[tokio::test]
+    async fn a_caller_past_the_queue_is_told_busy_at_once() {
+        let hasher = PasswordHasher::new(1).unwrap().with_queue(1);
+        let (job, started, release) = held_job();
+        let running = tokio::spawn(hasher.admit().unwrap().run(job));
+        until("the first caller hashes", || started.try_recv().is_ok()).await;
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&Password::new("second caller")).await }
+        });
+        until("the second caller waits", || admitted(&hasher) == 2).await;
+
+        // The third is refused without waiting, whatever it asked for.
+        let third = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            hasher.hash(&Password::new("third caller")),
+        )
+        .await
+        .expect("answered at once");
+        assert!(matches!(third, Err(HashError::Busy)), "{third:?}");
+        assert!(matches!(
+            hasher.matches(&Password::new("x"), None).await,
+            Err(HashError::Busy)
+        ));
+        let digest = hasher
+            .digest(
+                b"1".to_vec(),
+                b"salt".to_vec(),
+                Arc::new([0; 32]),
+                DigestParams::CURRENT,
+            )
+            .await;
+        assert!(matches!(digest, Err(HashError::Busy)));
+
+        // Once the first is done, the second runs, and callers are served again.
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert!(queued.await.unwrap().is_ok());
+        assert_eq!(admitted(&hasher), 0);
+        assert!(hasher.hash(&Password::new("later")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_caller_keeps_its_permit_until_its_hash_is_done() {
+        let hasher = PasswordHasher::new(1).unwrap().with_queue(1);
+        let (job, started, release) = held_job();
+        let caller = tokio::spawn(hasher.admit().unwrap().run(job));
+        until("the hash starts", || started.try_recv().is_ok()).await;
+
+        // The caller goes away (its client disconnected) while its hash runs.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        assert_eq!(
+            hasher.permits.available_permits(),
+            0,
+            "the hash still runs, so its permit is still taken"
+        );
+        assert_eq!(admitted(&hasher), 1, "and its place");
+
+        // The next caller waits for that hash instead of starting a second one beside it,
+        // and the queue is as full as if the first caller were still there.
+        let next = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&Password::new("next")).await }
+        });
+        until("the next caller waits", || admitted(&hasher) == 2).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!next.is_finished());
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+
+        // The hash finishes: its permit goes to the next caller.
+        release.send(()).unwrap();
+        assert!(next.await.unwrap().is_ok());
+        assert_eq!(hasher.permits.available_permits(), 1);
+        assert_eq!(admitted(&hasher), 0);
+    }
+
+    #[tokio::test]
+    async fn a_caller_dropped_while_waiting_gives_its_place_back() {
+        let hasher = PasswordHasher::new(1).unwrap().with_queue(1);
+        let (job, started, release) = held_job();
+        let running = tokio::spawn(hasher.admit().unwrap().run(job));
+        until("the hash starts", || started.try_recv().is_ok()).await;
+        let waiter = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&Password::new("waiting")).await }
+        });
+        until("the waiter queues", || admitted(&hasher) == 2).await;
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(admitted(&hasher), 1);
+
+        // Its place is free for another caller.
+        let next = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash(&Password::new("next")).await }
+        });
+        until("the next caller queues", || admitted(&hasher) == 2).await;
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        assert!(next.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_admission_holds_its_place_from_before_the_work() {
+        let hasher = PasswordHasher::new(1).unwrap().with_queue(0);
+        let first = hasher.admit().unwrap();
+        assert!(matches!(hasher.admit(), Err(HashError::Busy)));
+        // Given up before its work: the place is free again.
+        drop(first);
+        let second = hasher.admit().unwrap();
+        assert!(!second.matches(&Password::new("x"), None).await.unwrap());
+        assert_eq!(admitted(&hasher), 0, "spent by its work");
+    }
+
+    #[tokio::test]
+    async fn many_digests_are_one_caller_in_the_queue() {
+        // No queue at all: a set of twenty codes still goes through as one caller.
+        let hasher = PasswordHasher::new(2).unwrap().with_queue(0);
+        let pepper = Arc::new([7u8; 32]);
+        let secrets: Vec<Vec<u8>> = (0..20).map(|i| format!("{i:012}").into_bytes()).collect();
+        let all = hasher
+            .digest_all(
+                secrets.clone(),
+                b"0123456789abcdef".to_vec(),
+                Arc::clone(&pepper),
+                DigestParams::CURRENT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 20);
+        for (secret, digest) in secrets.into_iter().zip(&all) {
+            let one = hasher
+                .digest(
+                    secret,
+                    b"0123456789abcdef".to_vec(),
+                    Arc::clone(&pepper),
+                    DigestParams::CURRENT,
+                )
+                .await
+                .unwrap();
+            assert_eq!(&one, digest, "in order");
+        }
+        assert_eq!(hasher.permits.available_permits(), 2);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 //!
 //! 0. Ground: [`input`] (field errors, the single-line rule), [`identity`] (organization,
 //!    member, role, email), the tables, and the infrastructure ([`db`], [`secrets`],
-//!    [`hashing`]).
+//!    [`hashing`], [`device`] cookies, [`spreadsheet`] exports).
 //! 1. The gate and the record: [`authz`] (Casbin, and the rules policies compile to) and
 //!    [`audit`] (the hash-chained log; its reading side asks the gate).
 //! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
@@ -29,6 +29,7 @@ pub mod authz;
 pub mod backup_codes;
 pub mod command;
 pub mod db;
+pub mod device;
 mod entity;
 pub mod hashing;
 pub mod identity;
@@ -41,6 +42,7 @@ pub mod org_policy;
 pub mod recovery_codes;
 pub mod secrets;
 pub mod sign_in;
+pub mod spreadsheet;
 
 #[cfg(feature = "testing")]
 pub mod testing;

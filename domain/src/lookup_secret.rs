@@ -12,6 +12,8 @@ use std::{fmt, sync::Arc};
 
 use rand::{Rng, rngs::OsRng};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::{
     hashing::{DigestParams, HashError, PasswordHasher},
@@ -56,7 +58,15 @@ impl fmt::Debug for PlainCode {
     }
 }
 
-/// Reads a code as a person types it: 12 ASCII digits, with any spaces and dashes between.
+/// Reads a code as a person types it, or as a word processor or phone rewrote it: 12 digits,
+/// with any separators between them. Compatibility forms fold first (Unicode NFKC, so
+/// full-width `４` reads as `4`); then white space, every dash and minus (`-`, `–`, `—`, `−`)
+/// and invisible formatting characters (soft hyphen, zero-width space and joiners, BOM) are
+/// separators. Other scripts' digits (`٤٨٢١…`) are refused rather than guessed at.
+///
+/// # Errors
+/// [`FieldError`] on `code`: blank, or anything that can never be a code (letters, the wrong
+/// number of digits) — which is no attempt at guessing one.
 pub fn parse_code(input: &str) -> Result<PlainCode, FieldError> {
     let malformed = || {
         FieldError::new(
@@ -73,16 +83,22 @@ pub fn parse_code(input: &str) -> Result<PlainCode, FieldError> {
     if input.len() > MAX_INPUT_CHARS * 4 || input.chars().count() > MAX_INPUT_CHARS {
         return Err(malformed());
     }
-    let digits: String = input
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
-    // ASCII digits only: other scripts' digits (٤٨٢١…) and full-width ones are refused
-    // rather than guessed at.
+    let digits: String = input.nfkc().filter(|c| !is_separator(*c)).collect();
     if digits.len() != CODE_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed());
     }
     Ok(PlainCode(digits))
+}
+
+/// Whether `c` (after NFKC) only separates digit groups: white space, dash punctuation, the
+/// minus sign, or an invisible formatting character (Unicode's categories Zs/Pd/Cf).
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || c == '\u{2212}'
+        || matches!(
+            c.general_category(),
+            GeneralCategory::DashPunctuation | GeneralCategory::Format
+        )
 }
 
 /// Digests backup codes: argon2id at the password parameters, keyed with a pepper derived
@@ -112,6 +128,56 @@ impl BackupCodeHasher {
                 code.0.as_bytes().to_vec(),
                 salt.to_vec(),
                 Arc::clone(&self.pepper),
+                params,
+            )
+            .await
+    }
+
+    /// A place with the hasher for one digest, taken before anything else the digest needs
+    /// (an attempt reserved), or [`HashError::Busy`] at once when its queue is full.
+    pub(crate) fn admit(&self) -> Result<CodeAdmission, HashError> {
+        Ok(CodeAdmission {
+            admission: self.hasher.admit()?,
+            pepper: Arc::clone(&self.pepper),
+        })
+    }
+
+    /// The digest of each of `codes`, in order, as one caller of the hasher (a new set's
+    /// codes take one place in its queue, however many there are).
+    pub(crate) async fn digest_all(
+        &self,
+        codes: &[PlainCode],
+        salt: &[u8],
+        params: DigestParams,
+    ) -> Result<Vec<[u8; 32]>, HashError> {
+        let secrets = codes
+            .iter()
+            .map(|code| code.0.as_bytes().to_vec())
+            .collect();
+        self.hasher
+            .digest_all(secrets, salt.to_vec(), Arc::clone(&self.pepper), params)
+            .await
+    }
+}
+
+/// A place with the backup-code hasher ([`BackupCodeHasher::admit`]), spent by one digest.
+pub(crate) struct CodeAdmission {
+    admission: crate::hashing::Admission,
+    pepper: Arc<[u8; 32]>,
+}
+
+impl CodeAdmission {
+    pub(crate) async fn digest(
+        self,
+        code: &PlainCode,
+        salt: &[u8],
+        params: DigestParams,
+    ) -> Result<[u8; 32], HashError> {
+        self.admission
+            .digest(
+                code.0.as_bytes().to_vec(),
+                salt.to_vec(),
+                self.pepper,
                 params,
             )
             .await
@@ -166,6 +232,12 @@ mod tests {
             "  4821 - 0937 - 5516  ",
             "4 8 2 1 0 9 3 7 5 5 1 6",
             "4821\t0937\u{a0}5516",
+            "4821\u{2013}0937\u{2013}5516",
+            "4821 \u{2014} 0937 \u{2212} 5516",
+            "4821\u{ad}0937\u{200b}5516\u{feff}",
+            "\u{200c}4821\u{200d}0937\u{2060}5516",
+            "\u{ff14}\u{ff18}\u{ff12}\u{ff11}\u{ff10}\u{ff19}\u{ff13}\u{ff17}\u{ff15}\u{ff15}\u{ff11}\u{ff16}",
+            "4821\u{ff0d}0937\u{fe63}5516",
         ] {
             assert_eq!(parse_code(input).unwrap().0, "482109375516", "{input:?}");
         }
@@ -182,7 +254,6 @@ mod tests {
             "4821 0937 551a",
             "abcdefghijkl",
             "٤٨٢١٠٩٣٧٥٥١٦",
-            "４８２１０９３７５５１６",
             "4821_0937_5516",
             "4821.0937.5516",
             "<script>1</script>",
@@ -208,7 +279,13 @@ mod tests {
         #[test]
         fn separators_anywhere_are_ignored(
             number in 0u64..1_000_000_000_000,
-            separators in proptest::collection::vec(prop::sample::select(vec!["", " ", "-", " - "]), 13),
+            separators in proptest::collection::vec(
+                prop::sample::select(vec![
+                    "", " ", "-", " - ", "\u{2013}", "\u{2014}", "\u{2212}", "\u{ad}", "\u{200b}",
+                    "\u{feff}", "\u{ff0d}", "\u{3000}",
+                ]),
+                13,
+            ),
         ) {
             let digits = format!("{number:012}");
             let mut typed = String::new();
@@ -221,15 +298,22 @@ mod tests {
         }
 
         #[test]
-        fn anything_without_exactly_twelve_ascii_digits_is_refused(input in "\\PC{0,80}") {
-            let digits: String = input
-                .chars()
-                .filter(|c| !c.is_whitespace() && *c != '-')
-                .collect();
-            let is_code = digits.len() == CODE_DIGITS
-                && digits.bytes().all(|b| b.is_ascii_digit())
-                && input.chars().count() <= MAX_INPUT_CHARS;
-            prop_assert_eq!(parse_code(&input).is_ok(), is_code);
+        fn a_code_read_from_anything_typed_is_its_twelve_digits(input in "\\PC{0,80}") {
+            if let Ok(code) = parse_code(&input) {
+                let digits: String = input.nfkc().filter(char::is_ascii_digit).collect();
+                prop_assert_eq!(code.0, digits);
+            }
+        }
+
+        #[test]
+        fn a_letter_anywhere_makes_it_no_code(
+            number in 0u64..1_000_000_000_000,
+            at in 0usize..12,
+            letter in "[a-zA-Z]",
+        ) {
+            let mut typed = format!("{number:012}");
+            typed.insert_str(at, &letter);
+            prop_assert!(parse_code(&typed).is_err());
         }
     }
 

@@ -17,15 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     accounts::AccountError,
-    audit::AuditAction,
+    audit::{self, AuditAction, Event, Outcome, Source},
     authz::{Action, Authz},
     backup_codes::{self, Scope, sets_in_force},
     command::{Attempt, Command},
-    entity::{factor_lockout, policy_exception, user_account},
+    entity::{policy_exception, user_account},
     identity::{Member, Role},
     input::single_line,
     lockout::{self, Factor},
     org_policy::{self, CodesMode},
+    recovery_codes::{self, EndReason},
 };
 
 /// Members per page.
@@ -118,15 +119,8 @@ async fn page_of(
         .map(|set| (set.member_id, set))
         .collect();
     let mut locked: HashMap<i32, Vec<(Factor, DateTime<Utc>)>> = HashMap::new();
-    for row in factor_lockout::Entity::find()
-        .filter(factor_lockout::Column::UserId.is_in(ids.clone()))
-        .filter(factor_lockout::Column::LockedUntil.gt(now))
-        .all(db)
-        .await?
-    {
-        if let (Some(factor), Some(until)) = (Factor::parse(&row.factor), row.locked_until) {
-            locked.entry(row.user_id).or_default().push((factor, until));
-        }
+    for (member_id, factor, until) in lockout::locks(db, &ids, now).await? {
+        locked.entry(member_id).or_default().push((factor, until));
     }
     let exceptions: HashMap<i32, bool> = policy_exception::Entity::find()
         .filter(policy_exception::Column::UserId.is_in(ids))
@@ -228,13 +222,25 @@ pub async fn revoke_codes(cmd: &Command<'_>, member_id: i32) -> Result<Member, A
     let (db, now) = (cmd.db, cmd.now);
     let target = managed(cmd, member_id, AuditAction::BackupCodesRevoked).await?;
     let txn = db.begin().await?;
-    let ended = backup_codes::end_set_in_force(&txn, target.id, "revoked", now).await?;
+    // Revoking ends the admin-issued code too: both stand in for the second factor.
+    let ended = recovery_codes::end_stand_ins(
+        &txn,
+        Some(cmd.actor),
+        &target,
+        EndReason::CodesRevoked,
+        cmd.source,
+        now,
+    )
+    .await?;
     cmd.record(
         &txn,
         cmd.event(
             AuditAction::BackupCodesRevoked,
             Some(&target),
-            serde_json::json!({ "had_codes": ended }),
+            serde_json::json!({
+                "had_codes": ended.backup_codes,
+                "recovery_code_ended": ended.recovery_code,
+            }),
         ),
     )
     .await?;
@@ -265,7 +271,15 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
         .filter(user_account::Column::Id.eq(target.id))
         .exec(&txn)
         .await?;
-    backup_codes::end_set_in_force(&txn, target.id, "mfa_reset", now).await?;
+    recovery_codes::end_stand_ins(
+        &txn,
+        Some(cmd.actor),
+        &target,
+        EndReason::MfaReset,
+        cmd.source,
+        now,
+    )
+    .await?;
     // Whoever holds their sessions may be the one who took the authenticator.
     crate::accounts::end_sessions(&txn, target.id).await?;
     cmd.record(
@@ -281,23 +295,62 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
 /// codes) and forgets their wrong attempts, for a member who proved who they are to an
 /// administrator.
 pub async fn unlock(cmd: &Command<'_>, member_id: i32) -> Result<Member, AccountError> {
-    let (db, now) = (cmd.db, cmd.now);
     let target = managed(cmd, member_id, AuditAction::MemberUnlocked).await?;
+    end_locks(cmd.db, Some(cmd.actor), &target, cmd.source, cmd.now).await?;
+    Ok(target)
+}
+
+/// [`unlock`] by the operator of the installation (`lifeline unlock`), for the member with
+/// `email` in organization `org_id`: for an organization whose only owner is locked out,
+/// with nobody to unlock them. Recorded as `member.unlocked` with no actor.
+pub async fn unlock_by_operator(
+    db: &DatabaseConnection,
+    org_id: i32,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<Member, AccountError> {
+    let email = crate::identity::Email::parse(email)?;
+    let target = user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(user_account::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+        .map(Member::try_from)
+        .transpose()?
+        .ok_or(AccountError::UnknownMember)?;
+    end_locks(db, None, &target, &Source::default(), now).await?;
+    Ok(target)
+}
+
+/// Ends every lock of `target` and records it, in one transaction.
+async fn end_locks(
+    db: &DatabaseConnection,
+    actor: Option<&Member>,
+    target: &Member,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), AccountError> {
     let txn = db.begin().await?;
     let unlocked = lockout::unlock_all(&txn, target.id, now).await?;
-    cmd.record(
+    audit::record(
         &txn,
-        cmd.event(
-            AuditAction::MemberUnlocked,
-            Some(&target),
-            serde_json::json!({
+        target.org_id,
+        Event {
+            action: AuditAction::MemberUnlocked,
+            actor,
+            target: Some(target),
+            outcome: Outcome::Success,
+            details: serde_json::json!({
                 "factors": unlocked.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+                "by": if actor.is_some() { "admin" } else { "command line" },
             }),
-        ),
+        },
+        source,
+        now,
     )
     .await?;
     txn.commit().await?;
-    Ok(target)
+    Ok(())
 }
 
 /// Changes a member's role. The gate must let `actor` manage both the old role and the new
@@ -320,6 +373,9 @@ pub async fn change_role(
         return Ok(target);
     }
     let txn = db.begin().await?;
+    if role != Role::Owner {
+        crate::accounts::keep_an_owner(&txn, target.org_id, target.id).await?;
+    }
     user_account::Entity::update_many()
         .col_expr(user_account::Column::Role, Expr::value(role.as_str()))
         .filter(user_account::Column::Id.eq(target.id))

@@ -17,13 +17,12 @@ use totp_rs::{Algorithm, TOTP};
 use crate::{
     accounts,
     audit::{self, AuditAction, Event, Outcome, Source},
-    backup_codes,
     command::Command,
     entity::user_account,
     hashing::PasswordHasher,
     identity::Member,
     input::FieldError,
-    lockout::{self, Factor, Limits},
+    lockout::{self, Attempter, Factor, Limits, Refusal},
     secrets::{Password, SecretKey},
 };
 
@@ -92,6 +91,9 @@ pub enum MfaError {
     Secret(String),
     #[error(transparent)]
     Database(#[from] DbErr),
+    /// The password could not be checked (the hasher busy, or the database).
+    #[error(transparent)]
+    PasswordCheck(#[from] accounts::AccountError),
 }
 
 /// Parses a code as typed: six ASCII digits, spaces allowed between them.
@@ -251,17 +253,20 @@ pub async fn sign_in_with_code(
 ) -> Result<(), MfaError> {
     let (db, member, source, now) = (cmd.db, cmd.actor, cmd.source, cmd.now);
     parse_code(code)?;
-    if lockout::locked_until(db, member.id, Factor::Totp, now)
-        .await?
-        .is_some()
-    {
-        lockout::record_refusal(db, member, Factor::Totp, true, limits, source, now).await?;
+    let attempter = Attempter::of(source, member.id);
+    let ticket = lockout::reserve(db, member.id, Factor::Totp, &attempter, limits, now).await?;
+    // The code is checked whatever the reservation said: the same work either way.
+    let step = step_to_claim(db, key, member.id, code, now).await;
+    let refuse =
+        |refusal| lockout::record_refusal(db, member, Factor::Totp, refusal, limits, source, now);
+    let Some(ticket) = ticket else {
+        refuse(Refusal::Locked).await?;
         return Err(MfaError::WrongCode);
-    }
-    let step = match step_to_claim(db, key, member.id, code, now).await {
+    };
+    let step = match step {
         Ok(step) => step,
         Err(MfaError::WrongCode) => {
-            lockout::record_refusal(db, member, Factor::Totp, false, limits, source, now).await?;
+            refuse(Refusal::Wrong(ticket)).await?;
             return Err(MfaError::WrongCode);
         }
         Err(other) => return Err(other),
@@ -271,10 +276,11 @@ pub async fn sign_in_with_code(
     let txn = db.begin().await?;
     if !claim_step(&txn, member.id, step).await? {
         drop(txn);
-        lockout::record_refusal(db, member, Factor::Totp, false, limits, source, now).await?;
+        refuse(Refusal::Wrong(ticket)).await?;
         return Err(MfaError::WrongCode);
     }
-    lockout::clear(&txn, member.id, Factor::Totp).await?;
+    ticket.passed(&txn).await?;
+    lockout::signed_in(&txn, member.id).await?;
     for event in also_record {
         cmd.record(&txn, event.clone()).await?;
     }
@@ -376,9 +382,17 @@ pub async fn disable(
         .filter(user_account::Column::Id.eq(member_id))
         .exec(&txn)
         .await?;
-    let codes_ended =
-        backup_codes::end_set_in_force(&txn, member_id, backup_codes::ENDED_MFA_OFF, now).await?;
     let member = Member::try_from(row)?;
+    let ended = crate::recovery_codes::end_stand_ins(
+        &txn,
+        None,
+        &member,
+        crate::recovery_codes::EndReason::MfaDisabled,
+        source,
+        now,
+    )
+    .await?;
+    let codes_ended = ended.backup_codes;
     audit::record(
         &txn,
         member.org_id,

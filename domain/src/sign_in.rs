@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
 use crate::{
-    accounts,
+    accounts::{self, PasswordCheck},
     audit::{self, AuditAction, Event, Outcome, Source},
     authz::Authz,
     backup_codes::{self, BackupCodeError, CodeEntry, Redeemed},
@@ -64,7 +64,7 @@ fn signed_in(member: &Member, method: Method) -> Event<'_> {
 pub struct StepRefused<E> {
     pub error: E,
     /// The refusal uses up one of the pending sign-in's attempts: a wrong code, not a blank
-    /// or malformed authenticator code.
+    /// or malformed one.
     pub counts_as_attempt: bool,
     /// How many attempts the organization allows a pending sign-in.
     pub attempts_allowed: u8,
@@ -104,11 +104,10 @@ impl PasswordStep {
     }
 }
 
-/// Checks an email and password. Unknown email, wrong password and a locked password give
-/// the same answer (`None`) in the same time: each costs one argon2 verification. A refusal
-/// for an existing account is recorded in its organization's audit log and counted towards
-/// the lockout after the answer, so that the writes do not make known emails slower to
-/// refuse.
+/// Checks an email and password under the per-account limit. Unknown email, wrong
+/// password and a locked password give the same answer (`None`), each after one argon2
+/// verification. A refusal for an existing account is recorded in its organization's audit
+/// log and counted before the answer.
 pub async fn password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
@@ -116,33 +115,29 @@ pub async fn password(
     password: &Password,
     source: &Source,
     now: DateTime<Utc>,
-) -> Result<Option<PasswordStep>, DbErr> {
+) -> Result<Option<PasswordStep>, accounts::AccountError> {
     let row = user_account::Entity::find()
         .filter(user_account::Column::Email.eq(email.as_str()))
         .one(db)
         .await?;
-    let check = accounts::check_password(db, hasher, row.as_ref(), password, now).await?;
+    let check = accounts::check_password(db, hasher, row.as_ref(), password, source, now).await?;
     let member = row.map(Member::try_from).transpose()?;
-    let Some(member) = member else {
-        return Ok(None);
+    let (member, ticket) = match (member, check) {
+        (Some(member), PasswordCheck::Passed(ticket)) => (member, ticket),
+        (Some(member), PasswordCheck::Refused(refusal, limits)) => {
+            lockout::record_refusal(db, &member, Factor::Password, refusal, limits, source, now)
+                .await?;
+            return Ok(None);
+        }
+        _ => return Ok(None),
     };
-    if !check.passes {
-        let (db, source) = (db.clone(), source.clone());
-        tokio::spawn(async move {
-            let refused =
-                accounts::record_password_refusal(&db, &member, check.locked, &source, now);
-            if let Err(error) = refused.await {
-                tracing::warn!(%error, member = member.id, "recording a failed sign-in");
-            }
-        });
-        return Ok(None);
-    }
     let txn = db.begin().await?;
-    lockout::clear(&txn, member.id, Factor::Password).await?;
+    ticket.passed(&txn).await?;
     if member.mfa_enabled {
         txn.commit().await?;
         return Ok(Some(PasswordStep::SecondFactorOwed(member)));
     }
+    lockout::signed_in(&txn, member.id).await?;
     audit::record(
         &txn,
         member.org_id,
@@ -183,20 +178,26 @@ pub struct BackupSignIn {
 }
 
 /// The backup-code step of the command's actor, who passed the password step: one of their
-/// backup codes, or the recovery code an administrator issued them. `asked_slot` is the
-/// numbered code the page asked for, if it asked for one.
+/// backup codes, or the recovery code an administrator issued them. Under "a specific
+/// numbered code", only the code the page asked for ([`numbered_code_to_ask`]) counts.
 pub async fn backup_code(
     cmd: &Command<'_>,
     hasher: &BackupCodeHasher,
     typed: &str,
-    asked_slot: Option<u32>,
 ) -> Result<BackupSignIn, StepRefused<BackupCodeError>> {
     let member = cmd.actor;
     let policy = org_policy::current(cmd.db, member.org_id).await?.policy;
     let allowed = policy.lockout_attempts;
-    // Under "a specific numbered code", only the slot the page asked for counts; when none
-    // was asked (slot 0, which no set has), no code does.
-    let slot = (policy.code_entry == EntryRule::NumberedCode).then(|| asked_slot.unwrap_or(0));
+    // When the page asked for none (slot 0, which no set has), no code counts.
+    let slot = if policy.code_entry == EntryRule::NumberedCode {
+        Some(
+            backup_codes::asked_slot(cmd.db, member.id)
+                .await?
+                .unwrap_or(0),
+        )
+    } else {
+        None
+    };
     let issued = recovery_codes::Issued {
         cmd,
         hasher,
@@ -212,13 +213,11 @@ pub async fn backup_code(
     )
     .await
     .map_err(|error| {
-        // Anything typed is an attempt, malformed or not; a blank field is not.
-        let counts = matches!(
-            error,
-            BackupCodeError::Rejected | BackupCodeError::Invalid(_)
-        ) && !typed.trim().is_empty();
+        // A code that was looked at is an attempt; input that can never be a code is not.
+        let counts = matches!(error, BackupCodeError::Rejected);
         StepRefused::new(error, counts, allowed)
     })?;
+    lockout::signed_in(cmd.db, member.id).await?;
     Ok(BackupSignIn {
         redeemed,
         only_mfa_settings: policy.restrict_after_backup_sign_in,
@@ -226,21 +225,17 @@ pub async fn backup_code(
 }
 
 /// Which numbered backup code the sign-in page asks `member` for, when the organization
-/// wants "a specific numbered code": `already_asked` if this sign-in asked already (the
-/// page asks once per sign-in), otherwise a random unused one. `None`: any unused code will
-/// do, or they hold none.
+/// wants "a specific numbered code": the one asked before while it is unanswered, kept with
+/// the set ([`backup_codes::slot_to_ask`]). `None`: any unused code will do, or they hold
+/// none.
 pub async fn numbered_code_to_ask(
     db: &DatabaseConnection,
     member: &Member,
-    already_asked: Option<u32>,
     now: DateTime<Utc>,
 ) -> Result<Option<u32>, BackupCodeError> {
     let policy = org_policy::current(db, member.org_id).await?.policy;
     if policy.code_entry != EntryRule::NumberedCode {
         return Ok(None);
-    }
-    if already_asked.is_some() {
-        return Ok(already_asked);
     }
     backup_codes::slot_to_ask(db, member, &policy.code_policy(), now).await
 }

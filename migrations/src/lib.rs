@@ -17,6 +17,8 @@ mod m20261128_000009_add_set_expired_at;
 mod m20261128_000010_create_factor_lockout;
 mod m20261128_000011_add_session_epoch;
 mod m20261128_000012_index_casbin_rule_domain;
+mod m20261129_000013_create_factor_attempt;
+mod m20261129_000014_add_asked_slot;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -37,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000010_create_factor_lockout::Migration),
             Box::new(m20261128_000011_add_session_epoch::Migration),
             Box::new(m20261128_000012_index_casbin_rule_domain::Migration),
+            Box::new(m20261129_000013_create_factor_attempt::Migration),
+            Box::new(m20261129_000014_add_asked_slot::Migration),
         ]
     }
 }

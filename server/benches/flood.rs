@@ -177,9 +177,14 @@ async fn main() {
         .env("DATABASE_URL", &database.url)
         .env("LIFELINE_SECRET_KEY", &key)
         .env("LIFELINE_LISTEN_ADDR", "127.0.0.1:0")
-        // The flood comes from one address, loopback: the per-address throttle would
+        // The flood comes from one address, loopback, at a few accounts: the throttle would
         // otherwise turn it away before any argon2 runs.
         .env("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "1000000")
+        .env(
+            "LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE",
+            "1000000",
+        )
+        .env("LIFELINE_SIGN_IN_STARTS_PER_MINUTE", "1000000")
         .env("LIFELINE_LOG", "warn")
         .envs(extra_env.iter().map(|(name, value)| (name, value)))
         .current_dir(workdir.path())
@@ -256,7 +261,9 @@ async fn main() {
     out.push_str("## 4. Flood resilience\n\n");
     out.push_str(&format!(
         "`cargo bench -p server --bench flood`: the release `lifeline` binary on SQLite, \
-         `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE=1000000` (the flood comes from loopback), \
+         `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE=1000000` and \
+         `LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE=1000000` (the flood comes from \
+         loopback, at a few accounts), \
          `LIFELINE_LOG=warn`. \
          {WORKERS} concurrent attackers for {} s, each repeating the email step and a wrong \
          password on {ACCOUNTS} accounts (one argon2id verification per attempt, also on a \

@@ -1,5 +1,5 @@
-//! Command-line tools for the operator: bootstrap an organization, add members, and check or
-//! export an organization's audit log.
+//! Command-line tools for the operator: bootstrap an organization, add members, unlock a
+//! member, and check or export an organization's audit log.
 //!
 //! Passwords are read from standard input (prompted without echo on a terminal), never
 //! from the command line, where other users could see them in the process list.
@@ -137,6 +137,20 @@ pub async fn audit_export(
     .await
     .map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
+}
+
+/// `lifeline unlock`: ends every lock of a member's sign-in factors, for an organization
+/// whose owner is locked out with nobody to unlock them. Recorded in the audit log.
+pub async fn unlock(config: &Config, org: &str, email: &str) -> Result<(), String> {
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let member = domain::members::unlock_by_operator(&db, org.id, email, chrono::Utc::now())
+        .await
+        .map_err(explain)?;
+    println!("Unlocked {} in “{}”.", member.email, org.name);
+    Ok(())
 }
 
 /// `lifeline policy export`: the policy in force (or as it stood `at` a past moment), its

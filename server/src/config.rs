@@ -1,9 +1,14 @@
 //! Configuration from environment variables, checked once at start-up so that a bad value
 //! stops the server with a message naming the variable, never a panic.
 
-use std::{net::SocketAddr, ops::RangeInclusive, path::PathBuf};
+use std::{
+    net::{IpAddr, SocketAddr},
+    ops::RangeInclusive,
+    path::PathBuf,
+};
 
 use domain::{db::Backend, secrets::SecretKey};
+use ipnet::IpNet;
 use tracing_subscriber::EnvFilter;
 
 /// Where the data lives when `DATABASE_URL` is not set: an SQLite file, created on first run.
@@ -21,6 +26,16 @@ pub const DEFAULT_SESSION_IDLE_SECONDS: u32 = 30 * 60;
 pub const DEFAULT_SESSION_LIFETIME_SECONDS: u32 = 12 * 60 * 60;
 /// `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE` when not set.
 pub const DEFAULT_SIGN_IN_ATTEMPTS_PER_MINUTE: u32 = 30;
+/// `LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE` when not set: twice the wrong attempts
+/// the default policy allows before it locks a factor (5), so that a person who mistypes
+/// meets the lock and its message before the throttle.
+pub const DEFAULT_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE: u32 = 10;
+/// `LIFELINE_SIGN_IN_STARTS_PER_MINUTE` when not set: sign-ins begun (the email step, which
+/// makes a session) per network address per minute.
+pub const DEFAULT_SIGN_IN_STARTS_PER_MINUTE: u32 = 30;
+/// `LIFELINE_IPV6_THROTTLE_PREFIX` when not set: one bucket per /64, the smallest network a
+/// site is usually given, so one client cannot rotate through its addresses.
+pub const DEFAULT_IPV6_THROTTLE_PREFIX: u32 = 64;
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -49,9 +64,27 @@ pub struct Config {
     /// `LIFELINE_SESSION_LIFETIME_SECONDS`: a session ends this long after sign-in, however
     /// active.
     pub session_lifetime_seconds: u32,
+    /// `LIFELINE_HASH_CONCURRENCY`: argon2 evaluations run at once (each takes 19 MiB and most
+    /// of a core); `None`: one per core.
+    pub hash_concurrency: Option<u32>,
+    /// `LIFELINE_HASH_QUEUE`: requests that may wait for one of those; past it, `503 Service
+    /// Unavailable` with `Retry-After`. `None`: 8 per evaluation run at once.
+    pub hash_queue: Option<u32>,
     /// `LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE`: attempts at a password or code each network
     /// address gets per minute (per instance), before `429 Too Many Requests`.
     pub sign_in_attempts_per_minute: u32,
+    /// `LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE`: attempts at a password or code
+    /// one account gets per minute (per instance), from however many addresses.
+    pub sign_in_attempts_per_account_per_minute: u32,
+    /// `LIFELINE_SIGN_IN_STARTS_PER_MINUTE`: sign-ins each network address may begin per
+    /// minute (per instance); each makes a session.
+    pub sign_in_starts_per_minute: u32,
+    /// `LIFELINE_IPV6_THROTTLE_PREFIX`: IPv6 clients share one per-address bucket per network
+    /// of this prefix length.
+    pub ipv6_throttle_prefix: u8,
+    /// `LIFELINE_TRUSTED_PROXIES`: the proxies whose `Forwarded` and `X-Forwarded-For`
+    /// headers name the client; empty (the default) trusts none.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Where the key that seals stored secrets comes from.
@@ -198,12 +231,49 @@ impl Config {
             1..=30 * 24 * 60 * 60,
             "seconds",
         )?;
+        let optional = |variable: &'static str, range: RangeInclusive<u32>, unit: &'static str| {
+            read(variable)
+                .map(|_| number(variable, 0, range, unit))
+                .transpose()
+        };
+        let hash_concurrency = optional("LIFELINE_HASH_CONCURRENCY", 1..=1024, "evaluations")?;
+        let hash_queue = optional("LIFELINE_HASH_QUEUE", 0..=1_000_000, "requests")?;
         let sign_in_attempts_per_minute = number(
             "LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE",
             DEFAULT_SIGN_IN_ATTEMPTS_PER_MINUTE,
             1..=1_000_000,
             "attempts",
         )?;
+        let sign_in_attempts_per_account_per_minute = number(
+            "LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE",
+            DEFAULT_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE,
+            1..=1_000_000,
+            "attempts",
+        )?;
+        let sign_in_starts_per_minute = number(
+            "LIFELINE_SIGN_IN_STARTS_PER_MINUTE",
+            DEFAULT_SIGN_IN_STARTS_PER_MINUTE,
+            1..=1_000_000,
+            "sign-ins",
+        )?;
+        let ipv6_throttle_prefix = number(
+            "LIFELINE_IPV6_THROTTLE_PREFIX",
+            DEFAULT_IPV6_THROTTLE_PREFIX,
+            1..=128,
+            "bits",
+        )?;
+        let ipv6_throttle_prefix = u8::try_from(ipv6_throttle_prefix).unwrap_or(128);
+
+        let trusted_proxies = match read("LIFELINE_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => parse_networks(&list).map_err(|entry| ConfigError {
+                variable: "LIFELINE_TRUSTED_PROXIES",
+                problem: format!(
+                    "has `{entry}`, which is not an address or network such as 10.0.0.0/8 or \
+                     ::1/128 (separate them with commas)"
+                ),
+            })?,
+        };
 
         Ok(Self {
             database_url,
@@ -216,7 +286,13 @@ impl Config {
             reauthenticate_after_seconds,
             session_idle_seconds,
             session_lifetime_seconds,
+            hash_concurrency,
+            hash_queue,
             sign_in_attempts_per_minute,
+            sign_in_attempts_per_account_per_minute,
+            sign_in_starts_per_minute,
+            ipv6_throttle_prefix,
+            trusted_proxies,
         })
     }
 
@@ -224,6 +300,21 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|variable| std::env::var(variable).ok())
     }
+}
+
+/// `10.0.0.0/8, ::1/128, 192.0.2.7`: networks in CIDR notation, or single addresses, separated
+/// by commas (empty entries ignored). On error, the entry that is neither.
+fn parse_networks(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| entry.to_owned())
+        })
+        .collect()
 }
 
 fn parse_flag(value: &str) -> Option<bool> {
@@ -263,7 +354,12 @@ mod tests {
         assert_eq!(config.reauthenticate_after_seconds, 600);
         assert_eq!(config.session_idle_seconds, 1800);
         assert_eq!(config.session_lifetime_seconds, 43_200);
+        assert_eq!((config.hash_concurrency, config.hash_queue), (None, None));
         assert_eq!(config.sign_in_attempts_per_minute, 30);
+        assert_eq!(config.sign_in_attempts_per_account_per_minute, 10);
+        assert_eq!(config.sign_in_starts_per_minute, 30);
+        assert_eq!(config.ipv6_throttle_prefix, 64);
+        assert!(config.trusted_proxies.is_empty(), "no proxy is trusted");
     }
 
     #[test]
@@ -276,9 +372,34 @@ mod tests {
             ("LIFELINE_SECURE_COOKIES", "true"),
             ("LIFELINE_SECRET_KEY", &"ab".repeat(32)),
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "300"),
+            ("LIFELINE_HASH_CONCURRENCY", "3"),
+            ("LIFELINE_HASH_QUEUE", "0"),
+            ("LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "4"),
+            ("LIFELINE_SIGN_IN_STARTS_PER_MINUTE", "7"),
+            ("LIFELINE_IPV6_THROTTLE_PREFIX", "56"),
+            (
+                "LIFELINE_TRUSTED_PROXIES",
+                "127.0.0.1/32, 10.0.0.0/8,::1/128,192.0.2.7,",
+            ),
         ])
         .unwrap();
+        assert_eq!(config.sign_in_attempts_per_account_per_minute, 4);
+        assert_eq!(config.sign_in_starts_per_minute, 7);
+        assert_eq!(config.ipv6_throttle_prefix, 56);
+        let trusted: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            trusted,
+            ["127.0.0.1/32", "10.0.0.0/8", "::1/128", "192.0.2.7/32"]
+        );
         assert_eq!(config.reauthenticate_after_seconds, 300);
+        assert_eq!(
+            (config.hash_concurrency, config.hash_queue),
+            (Some(3), Some(0))
+        );
         assert_eq!(config.backend, Backend::Postgres);
         assert_eq!(config.listen_addr, "[::1]:8080".parse().unwrap());
         assert_eq!(config.log_filter, "lifeline=debug,tower_http=debug");
@@ -313,7 +434,16 @@ mod tests {
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "86401"),
             ("LIFELINE_SESSION_IDLE_SECONDS", "0"),
             ("LIFELINE_SESSION_LIFETIME_SECONDS", "2592001"),
+            ("LIFELINE_HASH_CONCURRENCY", "0"),
+            ("LIFELINE_HASH_QUEUE", "-1"),
             ("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "many"),
+            ("LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "0"),
+            ("LIFELINE_IPV6_THROTTLE_PREFIX", "0"),
+            ("LIFELINE_IPV6_THROTTLE_PREFIX", "129"),
+            ("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("LIFELINE_TRUSTED_PROXIES", "127.0.0.1/32;10.0.0.0/8"),
+            ("LIFELINE_TRUSTED_PROXIES", "proxy.internal"),
+            ("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/8,nonsense"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

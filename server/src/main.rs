@@ -5,6 +5,7 @@
 //! Ctrl-C, finishing the requests in flight.
 
 mod cli;
+mod client_ip;
 mod config;
 mod expiry;
 mod keys;
@@ -58,6 +59,16 @@ enum Command {
         /// member, admin or owner.
         #[arg(long, default_value = "member")]
         role: String,
+    },
+    /// End every lock of a member's sign-in (password, authenticator, backup codes), e.g.
+    /// for a sole owner locked out; recorded in the audit log.
+    Unlock {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// The member's email address.
+        #[arg(long)]
+        email: String,
     },
     /// Check or export an organization's tamper-evident audit log.
     Audit {
@@ -129,6 +140,7 @@ async fn main() -> ExitCode {
         Command::CreateUser { org, email, role } => {
             cli::create_user(&config, &org, &email, &role).await
         }
+        Command::Unlock { org, email } => cli::unlock(&config, &org, &email).await,
         Command::Audit {
             command: AuditCommand::Verify { org },
         } => cli::audit_verify(&config, &org).await,

@@ -22,7 +22,8 @@ use tower_sessions::{
 };
 
 use crate::{
-    config::Config, security::BrowserSecurity, sessions::DatabaseSessionStore, throttle::Throttle,
+    client_ip::TrustedProxies, config::Config, security::BrowserSecurity,
+    sessions::DatabaseSessionStore, throttle::Throttle,
 };
 
 /// The largest request body accepted; larger ones get 413 before anything reads them.
@@ -81,8 +82,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              needs the same key, so set it rather than rely on a key file per machine"
         );
     }
-    let hasher =
-        PasswordHasher::for_this_machine().map_err(|e| ServeError::Setup(e.to_string()))?;
+    let hash_concurrency = config
+        .hash_concurrency
+        .map_or_else(domain::hashing::default_concurrency, |n| n as usize);
+    let hash_queue = config.hash_queue.map_or(
+        hash_concurrency.saturating_mul(domain::hashing::DEFAULT_QUEUE_PER_PERMIT),
+        |n| n as usize,
+    );
+    let hasher = PasswordHasher::new(hash_concurrency)
+        .map_err(|e| ServeError::Setup(e.to_string()))?
+        .with_queue(hash_queue);
     let sessions = DatabaseSessionStore::new(&db)
         .await
         .map_err(ServeError::Setup)?;
@@ -114,12 +123,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             config.reauthenticate_after_seconds,
         )),
         session_lifetime: chrono::Duration::seconds(i64::from(config.session_lifetime_seconds)),
+        secure_cookies: config.secure_cookies,
     };
+    let attempts =
+        |per_minute| std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
     let throttle = crate::throttle::Throttle::new(
-        std::num::NonZeroU32::new(config.sign_in_attempts_per_minute)
-            .unwrap_or(std::num::NonZeroU32::MIN),
+        crate::throttle::Limits {
+            per_address: attempts(config.sign_in_attempts_per_minute),
+            per_account: attempts(config.sign_in_attempts_per_account_per_minute),
+            starts: attempts(config.sign_in_starts_per_minute),
+            ipv6_prefix: config.ipv6_throttle_prefix,
+        },
+        Some(crate::throttle::Devices {
+            key: state.secret_key.clone(),
+            db: db.clone(),
+        }),
     );
     throttle.spawn_cleanup();
+    let proxies = TrustedProxies::new(config.trusted_proxies.clone());
 
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
@@ -155,14 +176,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .with_expiry(Expiry::OnInactivity(CookieDuration::seconds(i64::from(
             config.session_idle_seconds,
         ))))
-        // Saved on every request, so that the idle limit counts from the last request:
-        // without it, an unmodified session would expire that long after its last change.
-        .with_always_save(true);
+        // Saved when changed, or when `keep_alive` finds its expiry due to move: not on
+        // every request (a write each, fsync'd on SQLite).
+        .with_always_save(false);
+    let extend_every = crate::sessions::ExtendEvery::for_idle_limit(
+        std::time::Duration::from_secs(u64::from(config.session_idle_seconds)),
+    );
 
-    // The peer address reaches handlers (for the audit log) through ConnectInfo.
-    let app = router(state, security, throttle)
-        .layer(session_layer)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Sessions only where they are used: the site's files and the health checks skip the
+    // session layer, and so its database, entirely.
+    let session_free = crate::sessions::SessionFree::for_site(
+        std::path::Path::new(&*state.leptos_options.site_root),
+        &state.leptos_options.site_pkg_dir,
+    );
+    // The peer address reaches the client-address layer through ConnectInfo.
+    let app = crate::sessions::where_used(
+        router(state, security, proxies, throttle),
+        session_layer,
+        extend_every,
+        session_free,
+    )
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -175,7 +209,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 }
 
 /// Every route the server answers, with its layers.
-pub fn router(state: AppState, security: BrowserSecurity, throttle: Throttle) -> Router {
+pub fn router(
+    state: AppState,
+    security: BrowserSecurity,
+    proxies: TrustedProxies,
+    throttle: Throttle,
+) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     let security = Arc::new(security);
@@ -210,6 +249,11 @@ pub fn router(state: AppState, security: BrowserSecurity, throttle: Throttle) ->
         .layer(from_fn_with_state(
             throttle,
             crate::throttle::throttle_secret_checks,
+        ))
+        // The client's address, once, for the throttle and the audit log.
+        .layer(from_fn_with_state(
+            proxies,
+            crate::client_ip::resolve_client_address,
         ))
         .layer(from_fn(limit_bodies_of_unknown_length))
         .layer(from_fn_with_state(

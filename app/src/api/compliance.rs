@@ -72,23 +72,32 @@ pub async fn get_compliance_report() -> Result<ComplianceView, AppError> {
                 m.exception.is_some()
             }),
         ];
-        let mut csv =
-            String::from("email,role,mfa,codes_remaining,set_expired,compliant,exception\n");
+        let mut csv = domain::spreadsheet::record([
+            "email",
+            "role",
+            "mfa",
+            "codes_remaining",
+            "set_expired",
+            "compliant",
+            "exception",
+        ]);
+        csv.push('\n');
         for m in members {
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                m.member.email,
-                m.member.role.as_str(),
-                m.member.mfa_enabled,
+            csv.push_str(&domain::spreadsheet::record([
+                m.member.email.clone(),
+                m.member.role.as_str().to_owned(),
+                m.member.mfa_enabled.to_string(),
                 m.codes_remaining.map(|n| n.to_string()).unwrap_or_default(),
-                m.set_expired,
-                m.compliant,
+                m.set_expired.to_string(),
+                m.compliant.to_string(),
                 match m.exception {
                     Some(true) => "codes allowed",
                     Some(false) => "no codes",
                     None => "",
                 }
-            ));
+                .to_owned(),
+            ]));
+            csv.push('\n');
         }
         Ok(ComplianceView {
             policy: domain::org_policy::CodesMode::label(report.policy).to_owned(),

@@ -133,6 +133,25 @@ pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
     .await
 }
 
+/// Cancels an open request, whatever its step: the code (if revealed) stops working at once,
+/// and no other is issued.
+#[server(endpoint = "admin/recovery/cancel")]
+pub async fn cancel_recovery_code(request_id: i32) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            member,
+            source,
+            ..
+        } = crate::auth::admin_change().await?;
+        domain::recovery_codes::cancel(&crate::auth::command(&state, &member, &source), request_id)
+            .await?;
+        leptos_axum::redirect("/admin/recovery");
+        Ok(())
+    })
+    .await
+}
+
 /// Reveals the code of the viewer's approved request, this once.
 #[server(endpoint = "admin/recovery/reveal")]
 pub async fn reveal_recovery_code(request_id: i32) -> Result<RevealedCode, AppError> {

@@ -51,12 +51,13 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
         }
         let email = domain::identity::Email::parse(&email)?;
         let password = domain::secrets::Password::new(password);
+        let source = crate::auth::request_source();
         let step = domain::sign_in::password(
             &state.db,
             &state.hasher,
             &email,
             &password,
-            &crate::auth::request_source(),
+            &source,
             chrono::Utc::now(),
         )
         .await?
@@ -67,7 +68,7 @@ pub async fn submit_password(password: String) -> Result<(), AppError> {
                 leptos_axum::redirect("/sign-in/verify");
             }
             domain::sign_in::PasswordStep::SignedIn(member) => {
-                crate::auth::complete_sign_in(&session, &member).await?;
+                crate::auth::complete_sign_in(&state, &session, &member, &source).await?;
                 tracing::info!(member = member.id, "signed in with a password");
                 // An admin reset this member's MFA: setting it up again comes first.
                 leptos_axum::redirect(if member.mfa_setup_required {
@@ -101,7 +102,7 @@ pub async fn submit_code(code: String) -> Result<(), AppError> {
         {
             return Err(refused_step(&session, pending, refused).await);
         }
-        crate::auth::complete_sign_in(&session, &member).await?;
+        crate::auth::complete_sign_in(&state, &session, &member, &source).await?;
         tracing::info!(member = member.id, "signed in with a password and TOTP");
         leptos_axum::redirect("/account");
         Ok(())
@@ -122,13 +123,11 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             source,
         } = crate::auth::pending_member().await?;
         let cmd = crate::auth::command(&state, &member, &source);
-        let signed_in =
-            match domain::sign_in::backup_code(&cmd, &state.codes, &code, pending.asked_slot).await
-            {
-                Ok(signed_in) => signed_in,
-                Err(refused) => return Err(refused_step(&session, pending, refused).await),
-            };
-        crate::auth::complete_sign_in(&session, &member).await?;
+        let signed_in = match domain::sign_in::backup_code(&cmd, &state.codes, &code).await {
+            Ok(signed_in) => signed_in,
+            Err(refused) => return Err(refused_step(&session, pending, refused).await),
+        };
+        crate::auth::complete_sign_in(&state, &session, &member, &source).await?;
         if signed_in.only_mfa_settings {
             crate::auth::set_only_mfa_settings(&session, true).await?;
         }
@@ -145,29 +144,16 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
 }
 
 /// Which numbered backup code the sign-in page asks for, when the organization wants "a
-/// specific numbered code" (`None`: any unused code will do). Chosen once per sign-in.
+/// specific numbered code" (`None`: any unused code will do). Kept with the set until it
+/// is answered, so starting again asks for the same one.
 #[server(endpoint = "sign_in/backup_code/slot")]
 pub async fn backup_code_slot() -> Result<Option<u32>, AppError> {
     crate::api::respond(async {
-        let crate::auth::PendingMember {
-            state,
-            session,
-            pending,
-            member,
-            ..
-        } = crate::auth::pending_member().await?;
-        let already_asked = pending.asked_slot;
-        let slot = domain::sign_in::numbered_code_to_ask(
-            &state.db,
-            &member,
-            already_asked,
-            chrono::Utc::now(),
-        )
-        .await?;
-        if let Some(slot) = slot.filter(|_| already_asked.is_none()) {
-            crate::auth::remember_asked_slot(&session, pending, slot).await?;
-        }
-        Ok(slot)
+        let crate::auth::PendingMember { state, member, .. } =
+            crate::auth::pending_member().await?;
+        domain::sign_in::numbered_code_to_ask(&state.db, &member, chrono::Utc::now())
+            .await
+            .map_err(AppError::from)
     })
     .await
 }

@@ -8,8 +8,8 @@ use leptos_router::components::Redirect;
 
 use crate::{
     api::recovery::{
-        ApproveRecoveryCode, RecoveryOverview, RequestRecoveryCode, RevealForm, RevealedCode,
-        get_recovery_overview, reveal_recovery_code,
+        ApproveRecoveryCode, CancelRecoveryCode, RecoveryOverview, RequestRecoveryCode, RevealForm,
+        RevealedCode, get_recovery_overview, reveal_recovery_code,
     },
     error::AppError,
     forms::{FieldMessage, FormMessage, last_error},
@@ -20,6 +20,7 @@ use crate::{
 pub fn RecoveryPage() -> impl IntoView {
     let request = ServerAction::<RequestRecoveryCode>::new();
     let approve = ServerAction::<ApproveRecoveryCode>::new();
+    let cancel = ServerAction::<CancelRecoveryCode>::new();
     // Present only while the server renders its answer to the "Reveal" form.
     let posted = use_context::<RevealForm>();
     let revealed = Resource::new(
@@ -35,7 +36,13 @@ pub fn RecoveryPage() -> impl IntoView {
         },
     );
     let overview = Resource::new(
-        move || (request.version().get(), approve.version().get()),
+        move || {
+            (
+                request.version().get(),
+                approve.version().get(),
+                cancel.version().get(),
+            )
+        },
         |_| get_recovery_overview(),
     );
     view! {
@@ -57,7 +64,7 @@ pub fn RecoveryPage() -> impl IntoView {
                     }
                     (revealed, Ok(overview)) => {
                         let reveal_error = revealed.and_then(Result::err);
-                        view! { <RequestsPanel overview request approve reveal_error /> }.into_any()
+                        view! { <RequestsPanel overview request approve cancel reveal_error /> }.into_any()
                     }
                 })
             }}
@@ -98,10 +105,12 @@ fn RequestsPanel(
     overview: RecoveryOverview,
     request: ServerAction<RequestRecoveryCode>,
     approve: ServerAction<ApproveRecoveryCode>,
+    cancel: ServerAction<CancelRecoveryCode>,
     reveal_error: Option<AppError>,
 ) -> impl IntoView {
     let request_error = last_error(request);
     let approve_error = last_error(approve);
+    let cancel_error = last_error(cancel);
     let reveal_error = Signal::stored(reveal_error);
     view! {
         <section class="panel">
@@ -114,6 +123,7 @@ fn RequestsPanel(
             </p>
             <FormMessage error=reveal_error />
             <FormMessage error=approve_error />
+            <FormMessage error=cancel_error />
             <h2>"Issue a recovery code"</h2>
             <ActionForm action=request>
                 <FormMessage error=request_error />
@@ -176,6 +186,15 @@ fn RequestsPanel(
                                                             </form>
                                                         }
                                                     })}
+                                                <ActionForm action=cancel>
+                                                    <input type="hidden" name="request_id" value=r.id.to_string() />
+                                                    <button
+                                                        type="submit"
+                                                        aria-label=format!("Cancel the recovery code for {}", r.member_email)
+                                                    >
+                                                        "Cancel"
+                                                    </button>
+                                                </ActionForm>
                                             </td>
                                         </tr>
                                     }

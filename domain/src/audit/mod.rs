@@ -33,6 +33,10 @@ use crate::identity::Member;
 pub struct Source {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The browser's device cookie, when it holds a valid one: which account's sign-in it
+    /// completed before ([`crate::lockout::Attempter`]). Not recorded in the log.
+    #[serde(skip)]
+    pub device: Option<crate::device::Device>,
 }
 
 /// How an attempt ended.

@@ -310,17 +310,10 @@ pub enum ExportError<E> {
 pub const CSV_HEADER: &str =
     "seq,at,actor,action,target,outcome,source_ip,user_agent,details,prev_hash,hash";
 
-/// One event as a CSV line (RFC 4180: fields with commas, quotes or line breaks quoted,
-/// quotes doubled), without the line break.
+/// One event as a CSV line, without the line break ([`crate::spreadsheet::record`]: RFC 4180
+/// quoting, and no cell a spreadsheet would evaluate).
 pub fn csv_line(event: &Recorded) -> String {
-    let field = |value: &str| {
-        if value.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", value.replace('"', "\"\""))
-        } else {
-            value.to_owned()
-        }
-    };
-    [
+    crate::spreadsheet::record([
         event.seq.to_string(),
         event
             .at
@@ -334,11 +327,7 @@ pub fn csv_line(event: &Recorded) -> String {
         event.details.to_string(),
         event.prev_hash.clone(),
         event.hash.clone(),
-    ]
-    .iter()
-    .map(|value| field(value))
-    .collect::<Vec<_>>()
-    .join(",")
+    ])
 }
 
 fn recorded(row: audit_event::Model) -> Result<Recorded, DbErr> {
@@ -358,6 +347,7 @@ fn recorded(row: audit_event::Model) -> Result<Recorded, DbErr> {
         source: Source {
             ip: row.source_ip,
             user_agent: row.user_agent,
+            device: None,
         },
         details,
         prev_hash: row.prev_hash,

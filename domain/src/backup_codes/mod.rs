@@ -40,13 +40,12 @@ use crate::{
     hashing::{DigestParams, HashError},
     identity::Member,
     input::FieldError,
-    lockout::{self, Factor},
+    lockout::{self, Attempter, Factor, Limits, Ticket},
     lookup_secret::{BackupCodeHasher, PlainCode, SALT_BYTES, find_in_constant_time, parse_code},
 };
 
 /// Why a set stopped working.
 const ENDED_REPLACED: &str = "replaced";
-pub(crate) const ENDED_MFA_OFF: &str = "mfa_disabled";
 
 /// A set just generated: the one time its codes are readable.
 #[derive(Debug, Clone)]
@@ -137,18 +136,9 @@ pub async fn generate(
     OsRng.fill_bytes(&mut salt);
     let params = DigestParams::CURRENT;
 
-    // Digest the codes in parallel; the hasher bounds how many run at once.
-    let mut digests = tokio::task::JoinSet::new();
-    for (index, code) in codes.iter().enumerate() {
-        let (hasher, code) = (hasher.clone(), code.clone());
-        digests.spawn(async move { (index, hasher.digest(&code, &salt, params).await) });
-    }
-    let mut by_slot = vec![[0u8; 32]; count];
-    while let Some(joined) = digests.join_next().await {
-        let (index, digest) =
-            joined.map_err(|e| HashError::from_message(format!("digest task: {e}")))?;
-        by_slot[index] = digest?;
-    }
+    // The set is one caller of the hasher (one place in its queue): digested in parallel
+    // up to its bound, or refused whole at once when it is busy.
+    let by_slot = hasher.digest_all(&codes, &salt, params).await?;
 
     // An expired set being replaced goes on the record as expired first.
     record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
@@ -159,6 +149,7 @@ pub async fn generate(
         generated_at: Set(now),
         ended_at: Set(None),
         end_reason: Set(None),
+        asked_slot: Set(None),
         salt: Set(salt.to_vec()),
         params: Set(params.to_string()),
         code_count: Set(i32::from(policy.codes_per_set.max(1))),
@@ -227,31 +218,6 @@ impl<'a> CodeEntry<'a> {
     }
 }
 
-/// A random unused slot of `member`'s set in force, for the sign-in page to ask for
-/// (NIST SP 800-63B's look-up secrets); `None` when they hold no usable code.
-pub async fn slot_to_ask(
-    db: &impl ConnectionTrait,
-    member: &Member,
-    policy: &CodePolicy,
-    now: DateTime<Utc>,
-) -> Result<Option<u32>, BackupCodeError> {
-    let Some((set, codes)) = set_in_force(db, member.id).await? else {
-        return Ok(None);
-    };
-    if policy.expired(set.generated_at, now) {
-        return Ok(None);
-    }
-    let unused: Vec<u32> = codes
-        .iter()
-        .filter(|code| code.used_at.is_none())
-        .filter_map(|code| u32::try_from(code.slot).ok())
-        .collect();
-    if unused.is_empty() {
-        return Ok(None);
-    }
-    Ok(unused.get(OsRng.gen_range(0..unused.len())).copied())
-}
-
 /// Whether `member` may use backup codes at all under the organization's rules (generate,
 /// and so redeem): what their account page says and offers.
 pub async fn usable(authz: &Authz, member: &Member) -> Result<bool, BackupCodeError> {
@@ -267,10 +233,17 @@ pub type SpendFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, BackupCodeEr
 /// tried when the typed code is no code of their set. Implemented above this module (the
 /// sign-in path, with [`crate::recovery_codes`]), so that backup codes know nothing of how
 /// issued codes are kept.
+///
+/// Both methods cost one argon2 evaluation whether or not a code is waiting, so that every
+/// refusal of the backup-code step takes the same work.
 pub trait IssuedCode: Sync {
     /// Whether `code` is the member's issued code; when it is, it is spent (once, with its
     /// events) and `true` returned.
     fn spend<'a>(&'a self, code: &'a PlainCode) -> SpendFuture<'a>;
+
+    /// The work of [`IssuedCode::spend`], spending nothing: for a refusal that may not
+    /// spend one (the factor locked, or the code is one of the set's).
+    fn same_work<'a>(&'a self, code: &'a PlainCode) -> SpendFuture<'a>;
 }
 
 /// Signs the command's actor in with one of their codes, as typed, spending it; `issued` is
@@ -291,20 +264,26 @@ pub async fn redeem(
     let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
     let input = entry.typed;
     gate(cmd, Action::RedeemBackupCode).await?;
-    let locked = lockout::locked_until(db, member.id, Factor::BackupCode, now)
-        .await?
-        .is_some();
-    let failed = Failure { cmd, policy };
+    let limits = policy.limits();
+    let attempter = Attempter::of(cmd.source, member.id);
+    let failed = Failure { cmd, limits };
     let code = match parse_code(input) {
         Ok(code) => code,
         Err(error) => {
-            // Blank input is no attempt; anything else typed is one, and is recorded.
+            // Input that can never be a code is recorded, but is no guess at one: it counts
+            // towards no lock. Blank input is not even recorded.
             if !input.trim().is_empty() {
-                failed.record(db, "malformed").await?;
+                failed.record(db, "malformed", None).await?;
             }
             return Err(error.into());
         }
     };
+    // A place with the hasher first: a busy server turns the attempt away before it counts.
+    let admission = hasher.admit()?;
+    // The attempt is reserved before any work: past the organization's number of attempts
+    // in the window, or while locked, none is evaluated, however many arrive at once.
+    let ticket =
+        lockout::reserve(db, member.id, Factor::BackupCode, &attempter, limits, now).await?;
 
     let in_force = set_in_force(db, member.id).await?;
     let (salt, params) = match &in_force {
@@ -320,7 +299,7 @@ pub async fn redeem(
             (salt, DigestParams::CURRENT)
         }
     };
-    let digest = hasher.digest(&code, &salt, params).await?;
+    let digest = admission.digest(&code, &salt, params).await?;
     let codes = in_force
         .as_ref()
         .map_or(&[][..], |(_, codes)| codes.as_slice());
@@ -335,25 +314,31 @@ pub async fn redeem(
             .slot
             .is_some_and(|slot| u32::try_from(code.slot).ok() != Some(slot))
     });
+    let usable = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot);
     // Locked: the same answer, after the same work, whether or not the code was right.
-    if locked {
-        failed.record(db, "locked").await?;
+    let Some(ticket) = ticket else {
+        if let Some(issued) = issued {
+            issued.same_work(&code).await?;
+        }
+        failed.record(db, "locked", None).await?;
         return Err(BackupCodeError::Rejected);
-    }
-    let Some(matched) = matched.filter(|code| code.used_at.is_none() && !expired && !wrong_slot)
-    else {
-        // Not a code of the set: it may be a code an admin issued (that costs a second
-        // argon2 evaluation, only while such a code is waiting to be used).
-        if matched.is_none()
-            && let Some(issued) = issued
-            && issued.spend(&code).await?
-        {
-            clear_failures(db, member.id).await?;
-            let remaining = codes.iter().filter(|c| c.used_at.is_none()).count();
-            return Ok(Redeemed {
-                slot: 0,
-                remaining: if expired { 0 } else { count_u32(remaining) },
-            });
+    };
+    let Some(matched) = usable else {
+        // Not a code of the set: it may be a code an admin issued. Every refusal below costs
+        // that second evaluation too, whether or not such a code is waiting.
+        if let Some(issued) = issued {
+            if matched.is_none() {
+                if issued.spend(&code).await? {
+                    ticket.passed(db).await?;
+                    let remaining = codes.iter().filter(|c| c.used_at.is_none()).count();
+                    return Ok(Redeemed {
+                        slot: 0,
+                        remaining: if expired { 0 } else { count_u32(remaining) },
+                    });
+                }
+            } else {
+                issued.same_work(&code).await?;
+            }
         }
         if expired {
             record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
@@ -365,7 +350,7 @@ pub async fn redeem(
             (Some(_), Some(_)) => "used",
             (Some(_), None) => "wrong",
         };
-        failed.record(db, reason).await?;
+        failed.record(db, reason, Some(ticket)).await?;
         return Err(BackupCodeError::Rejected);
     };
 
@@ -390,11 +375,20 @@ pub async fn redeem(
         .rows_affected
         == 1;
     if !claimed {
-        failed.record(&txn, "used").await?;
+        failed.record(&txn, "used", Some(ticket)).await?;
         txn.commit().await?;
         return Err(BackupCodeError::Rejected);
     }
-    clear_failures(&txn, member.id).await?;
+    ticket.passed(&txn).await?;
+    // The numbered code asked for is answered: the next sign-in asks afresh.
+    backup_code_set::Entity::update_many()
+        .col_expr(
+            backup_code_set::Column::AskedSlot,
+            Expr::value(Option::<i32>::None),
+        )
+        .filter(backup_code_set::Column::Id.eq(matched.set_id))
+        .exec(&txn)
+        .await?;
     let details = serde_json::json!({ "set": matched.set_id, "slot": matched.slot });
     cmd.record(
         &txn,
@@ -415,11 +409,12 @@ pub async fn redeem(
     })
 }
 
-/// A refused redemption: recorded in the audit log, and counted on the account, which it
-/// locks once the organization's number of wrong codes is reached.
+/// A refused redemption: recorded in the audit log, and the attempt (when one was reserved)
+/// settled as wrong, which locks backup-code sign-in once the window's attempts are used, in
+/// one transaction.
 struct Failure<'a> {
     cmd: &'a Command<'a>,
-    policy: &'a CodePolicy,
+    limits: Limits,
 }
 
 impl Failure<'_> {
@@ -427,11 +422,13 @@ impl Failure<'_> {
         &self,
         db: &(impl ConnectionTrait + TransactionTrait),
         reason: &'static str,
+        ticket: Option<Ticket>,
     ) -> Result<(), DbErr> {
         let member = self.cmd.actor;
+        let txn = db.begin().await?;
         self.cmd
             .record(
-                db,
+                &txn,
                 Event {
                     action: AuditAction::BackupCodeRefused,
                     actor: Some(member),
@@ -441,26 +438,67 @@ impl Failure<'_> {
                 },
             )
             .await?;
-        if reason == "locked" {
-            return Ok(());
+        if let Some(ticket) = ticket {
+            ticket
+                .failed(&txn, member, self.limits, self.cmd.source, self.cmd.now)
+                .await?;
         }
-        // Counted on the account, so every instance and every session sees the same count.
-        lockout::record_failure(
-            db,
-            member,
-            Factor::BackupCode,
-            self.policy.limits(),
-            self.cmd.source,
-            self.cmd.now,
-        )
-        .await?;
-        Ok(())
+        txn.commit().await
     }
 }
 
-/// A successful sign-in with a code starts the count of wrong ones again.
-async fn clear_failures(db: &impl ConnectionTrait, member_id: i32) -> Result<(), DbErr> {
-    lockout::clear(db, member_id, Factor::BackupCode).await
+/// The numbered code the sign-in page asks `member` for (NIST SP 800-63B's look-up
+/// secrets): the one asked before, while it is unanswered and the set is in force, so that
+/// starting the sign-in again does not draw another; otherwise a random unused one, kept
+/// with the set. `None` when they hold no usable code.
+pub async fn slot_to_ask(
+    db: &impl ConnectionTrait,
+    member: &Member,
+    policy: &CodePolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<u32>, BackupCodeError> {
+    let Some((set, codes)) = set_in_force(db, member.id).await? else {
+        return Ok(None);
+    };
+    if policy.expired(set.generated_at, now) {
+        return Ok(None);
+    }
+    let unused: Vec<i32> = codes
+        .iter()
+        .filter(|code| code.used_at.is_none())
+        .map(|code| code.slot)
+        .collect();
+    if let Some(asked) = set.asked_slot.filter(|slot| unused.contains(slot)) {
+        return Ok(u32::try_from(asked).ok());
+    }
+    let Some(pick) = unused.get(OsRng.gen_range(0..unused.len().max(1))).copied() else {
+        return Ok(None);
+    };
+    // Two pages opened at once must ask for the same code: the first to store one wins.
+    backup_code_set::Entity::update_many()
+        .col_expr(backup_code_set::Column::AskedSlot, Expr::value(pick))
+        .filter(backup_code_set::Column::Id.eq(set.id))
+        .filter(
+            backup_code_set::Column::AskedSlot
+                .is_null()
+                .or(backup_code_set::Column::AskedSlot.eq(set.asked_slot)),
+        )
+        .exec(db)
+        .await?;
+    Ok(asked_slot(db, member.id)
+        .await?
+        .or_else(|| u32::try_from(pick).ok()))
+}
+
+/// The numbered code asked for from `member_id`'s set in force, if one is waiting.
+pub async fn asked_slot(db: &impl ConnectionTrait, member_id: i32) -> Result<Option<u32>, DbErr> {
+    Ok(backup_code_set::Entity::find()
+        .filter(backup_code_set::Column::UserId.eq(member_id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .one(db)
+        .await?
+        .and_then(|set| set.asked_slot)
+        .and_then(|slot| u32::try_from(slot).ok()))
 }
 
 /// Ends `member_id`'s set in force, if any, for `reason`; returns whether there was one.

@@ -16,6 +16,8 @@ pub struct Model {
     pub code_count: i32,
     /// When the set's expiry was recorded in the audit log (`backup_codes.expired`).
     pub expired_at: Option<DateTimeUtc>,
+    /// The numbered code a sign-in page asked for and is waiting for.
+    pub asked_slot: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,7 @@ pub mod audit_event;
 pub mod backup_code;
 pub mod backup_code_set;
 pub mod casbin_rule;
-pub mod factor_lockout;
+pub mod factor_attempt;
 pub mod org_policy;
 pub mod organization;
 pub mod policy_exception;

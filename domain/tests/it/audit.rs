@@ -467,6 +467,7 @@ async fn append(test_db: &TestDatabase, owner: &Member, n: usize) {
         &Source {
             ip: Some("192.0.2.1".into()),
             user_agent: Some("agent, with \"quotes\"".into()),
+            ..Source::default()
         },
         t0() + chrono::Duration::microseconds(n as i64 * 1_234_567),
     )

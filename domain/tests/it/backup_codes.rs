@@ -40,6 +40,7 @@ async fn fixture() -> Fixture {
         source: Source {
             ip: Some("192.0.2.7".into()),
             user_agent: Some("test-agent".into()),
+            ..Source::default()
         },
     }
 }
@@ -566,6 +567,16 @@ async fn under_numbered_entry_only_the_slot_asked_for_counts() {
             .unwrap()
             .unwrap();
         assert!((1..=10).contains(&slot));
+        // Asking again (the password step re-run, the page reloaded) asks for the same code
+        // until it is answered: the number is kept with the set.
+        for _ in 0..10 {
+            let again = backup_codes::slot_to_ask(db, &member, &policy, t0()).await;
+            assert_eq!(again.unwrap(), Some(slot));
+        }
+        assert_eq!(
+            backup_codes::asked_slot(db, member.id).await.unwrap(),
+            Some(slot)
+        );
         let index = |slot: u32| usize::try_from(slot - 1).unwrap();
         let other = if slot == 1 { 2 } else { 1 };
         let redeem = |typed: String| {
@@ -601,6 +612,8 @@ async fn under_numbered_entry_only_the_slot_asked_for_counts() {
                 .slot,
             slot
         );
+        // Answered: the next sign-in asks afresh.
+        assert_eq!(backup_codes::asked_slot(db, member.id).await.unwrap(), None);
         // A spent slot is never asked for again.
         for _ in 0..30 {
             assert_ne!(

@@ -27,6 +27,7 @@ fn source() -> Source {
     Source {
         ip: Some("203.0.113.7".into()),
         user_agent: Some("events-test/1.0".into()),
+        ..Source::default()
     }
 }
 
@@ -361,6 +362,8 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
             ("abc", "malformed"),
             ("0000 0000 0001", "wrong"),
             ("0000 0000 0002", "wrong"),
+            // "abc" can never be a code: recorded, but it counts towards no lock.
+            ("0000 0000 0005", "wrong"),
         ] {
             assert!(
                 redeem(db, &authz, &codes, &member, typed, t0())

@@ -253,3 +253,115 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         assert_eq!(audit::verify(db, owner.org_id).await.unwrap().broken, None);
     }
 }
+
+/// How many refusals of each reason the organization's log holds for `action`.
+async fn refusals(db: &DatabaseConnection, org_id: i32, action: &str, reason: &str) -> usize {
+    audit::latest(db, org_id, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == action && e.details["reason"] == reason)
+        .count()
+}
+
+async fn count(db: &DatabaseConnection, org_id: i32, action: &str) -> usize {
+    audit::latest(db, org_id, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == action)
+        .count()
+}
+
+/// 200 wrong passwords at once: exactly the organization's number are evaluated (recorded
+/// as wrong), one lock is set, and the right password that comes after them is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_wrong_passwords_evaluates_exactly_the_allowed_number_and_locks_once() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        let email = Email::parse(&member.email).unwrap();
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let (db, hasher, email) = (db.clone(), hasher.clone(), email.clone());
+            burst.spawn(async move {
+                domain::sign_in::password(
+                    &db,
+                    &hasher,
+                    &email,
+                    &Password::new("wrong"),
+                    &Source::default(),
+                    t0(),
+                )
+                .await
+                .unwrap()
+                .is_none()
+            });
+        }
+        while let Some(refused) = burst.join_next().await {
+            assert!(refused.unwrap());
+        }
+        let backend = test_db.backend;
+        let wrong = refusals(db, owner.org_id, "sign_in.failed", "wrong").await;
+        let locked = refusals(db, owner.org_id, "sign_in.failed", "locked").await;
+        assert_eq!((wrong, locked), (5, 195), "{backend:?}");
+        assert_eq!(
+            count(db, owner.org_id, "password.locked").await,
+            1,
+            "{backend:?}"
+        );
+        assert!(!password(db, &hasher, &member, RIGHT, t0()).await);
+    }
+}
+
+/// A stranger's burst locks the untrusted sources; the member's browser, holding its device
+/// cookie, keeps its own count and still signs in.
+#[tokio::test]
+async fn a_lock_set_by_a_stranger_does_not_stop_the_members_own_browser() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        for _ in 0..5 {
+            assert!(!password(db, &hasher, &member, "wrong", t0()).await);
+        }
+        assert!(!password(db, &hasher, &member, RIGHT, t0()).await);
+        let from_device = Source {
+            device: Some(domain::device::Device::new(member.id)),
+            ..Source::default()
+        };
+        let other_members_device = Source {
+            device: Some(domain::device::Device::new(owner.id)),
+            ..Source::default()
+        };
+        let (email, right) = (Email::parse(&member.email).unwrap(), Password::new(RIGHT));
+        // A device cookie of another account is no help.
+        let with_other =
+            domain::sign_in::password(db, &hasher, &email, &right, &other_members_device, t0());
+        assert!(with_other.await.unwrap().is_none());
+        let with_own = domain::sign_in::password(db, &hasher, &email, &right, &from_device, t0());
+        assert!(with_own.await.unwrap().is_some());
+    }
+}
+
+/// Failures age: those older than the lock window are forgotten, so four typos last month
+/// and one today do not lock.
+#[tokio::test]
+async fn failures_older_than_the_window_are_forgotten() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        for _ in 0..4 {
+            assert!(!password(db, &hasher, &member, "wrong", t0()).await);
+        }
+        let next_month = t0() + Duration::days(30);
+        assert!(!password(db, &hasher, &member, "wrong", next_month).await);
+        assert!(password(db, &hasher, &member, RIGHT, next_month).await);
+        assert_eq!(count(db, owner.org_id, "password.locked").await, 0);
+    }
+}

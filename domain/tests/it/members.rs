@@ -269,3 +269,72 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         ));
     }
 }
+
+/// Two owners removing each other at once, or demoting each other: one owner remains, and
+/// the last owner can be neither removed nor demoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organization_always_keeps_an_owner() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (first, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let org = first.org_id;
+        let second = add_member(&test_db, &hasher, org, "second@acme.test", Role::Owner).await;
+        let source = Source::default();
+
+        // At once, each removes the other: exactly one succeeds.
+        let (by_first, by_second) = (
+            Command::new(db, &authz, &first, &source, t0()),
+            Command::new(db, &authz, &second, &source, t0()),
+        );
+        let (a, b) = tokio::join!(
+            accounts::remove_member(&by_first, second.id),
+            accounts::remove_member(&by_second, first.id),
+        );
+        let outcomes = [a.is_ok(), b.is_ok()];
+        assert_eq!(
+            outcomes.iter().filter(|ok| **ok).count(),
+            1,
+            "{:?}",
+            test_db.backend
+        );
+        let refused = if a.is_ok() { b } else { a };
+        assert!(
+            matches!(refused, Err(AccountError::LastOwner)),
+            "{refused:?}"
+        );
+        let owners = accounts::list_members(db, org)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .collect::<Vec<_>>();
+        assert_eq!(owners.len(), 1);
+        let last = owners[0].clone();
+
+        // Demoting the last owner is refused too, by another owner who is gone: re-add one.
+        let third = add_member(&test_db, &hasher, org, "third@acme.test", Role::Owner).await;
+        let (by_last, by_third) = (
+            Command::new(db, &authz, &last, &source, t0()),
+            Command::new(db, &authz, &third, &source, t0()),
+        );
+        let (a, b) = tokio::join!(
+            members::change_role(&by_last, third.id, Role::Admin),
+            members::change_role(&by_third, last.id, Role::Admin),
+        );
+        assert_eq!(
+            [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+            1,
+            "{:?}",
+            test_db.backend
+        );
+        let owners = accounts::list_members(db, org)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1);
+    }
+}

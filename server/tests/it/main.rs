@@ -7,12 +7,16 @@
 mod accounts;
 mod audit;
 mod backup_codes;
+mod brute_force;
 mod crash;
 mod hardening;
+mod hasher_bound;
 mod isolation;
 mod lifecycle;
+mod limits;
 mod pages;
 mod policy;
 mod scale_out;
+mod session_writes;
 mod sessions;
 mod support;

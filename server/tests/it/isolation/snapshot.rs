@@ -64,8 +64,8 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
             format!("v1 = 'org:{org}' OR v2 = 'org:{org}'"),
         ),
         (
-            "factor_lockout",
-            "user_id, factor, failures, locked_until, lockouts",
+            "factor_attempt",
+            "user_id, factor, source, attempts, window_started_at, locked_until, lockouts",
             format!("user_id IN ({members})"),
         ),
         (
@@ -99,7 +99,7 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
             .map(|row| row.try_get::<String>("", "row").unwrap())
             .collect();
         assert!(
-            !rows.is_empty() || table == "factor_lockout",
+            !rows.is_empty() || table == "factor_attempt",
             "Acme has no {table} rows: the snapshot would see nothing"
         );
         snapshot.insert(format!("table {table}"), rows);

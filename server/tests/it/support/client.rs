@@ -70,12 +70,40 @@ pub async fn try_post(
     cookie: Option<&str>,
     form: &[(&str, &str)],
 ) -> reqwest::Result<reqwest::Response> {
+    try_post_with_headers(client, base_url, path, cookie, form, &[]).await
+}
+
+/// [`post`] with these extra headers (`X-Forwarded-For`, as a proxy would add it).
+pub async fn post_with_headers(
+    client: &Client,
+    server: &Server,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    try_post_with_headers(client, &server.base_url, path, cookie, form, headers)
+        .await
+        .unwrap()
+}
+
+async fn try_post_with_headers(
+    client: &Client,
+    base_url: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> reqwest::Result<reqwest::Response> {
     let mut request = client
         .post(format!("{base_url}{path}"))
         .header(header::ACCEPT, "application/json")
         .form(form);
     if let Some(id) = cookie {
         request = request.header(header::COOKIE, format!("lifeline_session={id}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     request.send().await
 }

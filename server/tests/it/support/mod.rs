@@ -1,13 +1,14 @@
 //! The one test-support harness every integration test uses: the `lifeline` process, a
-//! browser-like HTTP client with the sign-in steps, the command line, reading pages, and the
-//! organizations and members tests start from. Test modules import from here, never from one
-//! another.
+//! browser-like HTTP client with the sign-in steps, the command line, reading pages, the
+//! organizations and members tests start from, and the workspace's sources read as text.
+//! Test modules import from here, never from one another.
 
 pub mod cli;
 pub mod client;
 pub mod organizations;
 pub mod pages;
 pub mod process;
+pub mod sources;
 
 /// The password of every account the tests create.
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -33,8 +33,14 @@ pub fn lifeline(workdir: &Path) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("LIFELINE_LISTEN_ADDR", "127.0.0.1:0")
-        // Every test talks from 127.0.0.1; the throttle has a test of its own.
+        // Every test talks from 127.0.0.1, many to one account; the throttle has tests of
+        // its own, which set these low.
         .env("LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE", "100000")
+        .env("LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "100000")
+        .env("LIFELINE_SIGN_IN_STARTS_PER_MINUTE", "100000")
+        // Bursts of hashing requests wait for the hasher as they used to; the bound on its
+        // queue has tests of its own (`hasher_bound.rs`), which set it low.
+        .env("LIFELINE_HASH_QUEUE", "100000")
         .current_dir(workdir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -109,6 +115,11 @@ impl Server {
     /// The folder the server runs in (where the default `data/` goes).
     pub fn workdir(&self) -> &Path {
         self.workdir.path()
+    }
+
+    /// The server's process id, for reading `/proc/<pid>` from outside.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server still running")
     }
 
     pub fn url(&self, path: &str) -> String {
