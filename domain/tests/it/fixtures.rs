@@ -79,3 +79,39 @@ pub async fn owner_with_mfa(
     .unwrap();
     (owner, enrolment.setup_key)
 }
+
+/// A new member of `org_id` (role member) with MFA turned on at `t0()`.
+pub async fn member_with_mfa(
+    test_db: &TestDatabase,
+    hasher: &PasswordHasher,
+    key: &SecretKey,
+    org_id: i32,
+    email: &str,
+) -> Member {
+    let member = add_member(
+        test_db,
+        hasher,
+        org_id,
+        email,
+        domain::identity::Role::Member,
+    )
+    .await;
+    let enrolment = mfa::begin_enrolment(&test_db.db, key, member.id)
+        .await
+        .unwrap();
+    let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();
+    mfa::confirm_enrolment(
+        &test_db.db,
+        key,
+        member.id,
+        &code,
+        &domain::audit::Source::default(),
+        t0(),
+    )
+    .await
+    .unwrap();
+    accounts::member(&test_db.db, member.id)
+        .await
+        .unwrap()
+        .unwrap()
+}

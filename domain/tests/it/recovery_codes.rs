@@ -16,7 +16,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::fixtures::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0};
 
 struct Org {
     owner: Member,
@@ -382,19 +382,8 @@ async fn every_event_that_ends_a_stand_in_for_the_second_factor_ends_them_all() 
         let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
         for (n, (ending, ended, reason)) in matrix.iter().enumerate() {
             let email = format!("m{n}@acme.test");
-            let member = add_member(&test_db, &hasher, owner.org_id, &email, Role::Member).await;
             // MFA on, a set of codes, and a revealed recovery code.
-            let enrolment = domain::mfa::begin_enrolment(db, &key, member.id)
-                .await
-                .unwrap();
-            let totp = domain::mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-            domain::mfa::confirm_enrolment(db, &key, member.id, &totp, &source, t0())
-                .await
-                .unwrap();
-            let member = domain::accounts::member(db, member.id)
-                .await
-                .unwrap()
-                .unwrap();
+            let member = member_with_mfa(&test_db, &hasher, &key, owner.org_id, &email).await;
             let by_member = Command::new(db, &authz, &member, &source, t0());
             let set =
                 backup_codes::generate(&by_member, &codes, &OrgPolicy::default().code_policy())
@@ -513,18 +502,7 @@ async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_i
                 n += 1;
                 let email = format!("w{n}@acme.test");
                 let member =
-                    add_member(&test_db, &hasher, org.owner.org_id, &email, Role::Member).await;
-                let enrolment = domain::mfa::begin_enrolment(db, &key, member.id)
-                    .await
-                    .unwrap();
-                let totp = domain::mfa::code_at(&enrolment.setup_key, t0()).unwrap();
-                domain::mfa::confirm_enrolment(db, &key, member.id, &totp, &source, t0())
-                    .await
-                    .unwrap();
-                let member = domain::accounts::member(db, member.id)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                    member_with_mfa(&test_db, &hasher, &key, org.owner.org_id, &email).await;
                 let by_member = Command::new(db, &authz, &member, &source, t0());
                 let mut policy = OrgPolicy::default().code_policy();
                 let set = if refusal == Refusal::NoCodes {

@@ -62,6 +62,33 @@ async fn password_from_a_fresh_session(
         .status()
 }
 
+/// The email and password steps (the right password) from the browser holding `device`,
+/// the owner's device cookie; the password step's status.
+async fn password_from_the_members_browser(
+    client: &Client,
+    server: &Server,
+    device: &str,
+) -> StatusCode {
+    let step1 = client
+        .post(server.url("/api/sign_in/email"))
+        .header(header::ACCEPT, "application/json")
+        .header(header::COOKIE, device)
+        .form(&[("email", OWNER)])
+        .send()
+        .await
+        .unwrap();
+    let (id, _) = session_cookie(&step1).unwrap();
+    client
+        .post(server.url("/api/sign_in/password"))
+        .header(header::ACCEPT, "application/json")
+        .header(header::COOKIE, format!("lifeline_session={id}; {device}"))
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// Sends `BURST` wrong passwords at once, from fresh sessions, spread over `servers`.
 async fn password_burst(servers: &[&Server]) {
     let mut burst = tokio::task::JoinSet::new();
@@ -235,24 +262,8 @@ async fn a_strangers_lock_does_not_stop_the_members_browser_and_the_operator_unl
         assert!(stranger.is_client_error(), "{backend:?}");
 
         // The owner's browser still signs in: its attempts are counted apart.
-        let step1 = client
-            .post(server.url("/api/sign_in/email"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::COOKIE, &device)
-            .form(&[("email", OWNER)])
-            .send()
-            .await
-            .unwrap();
-        let (id, _) = session_cookie(&step1).unwrap();
-        let step2 = client
-            .post(server.url("/api/sign_in/password"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::COOKIE, format!("lifeline_session={id}; {device}"))
-            .form(&[("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert!(succeeded(step2.status()), "{backend:?}: {}", step2.status());
+        let status = password_from_the_members_browser(&client, &server, &device).await;
+        assert!(succeeded(status), "{backend:?}: {status}");
 
         // The operator ends the stranger's lock from the command line, on the record.
         let (ok, _, stderr) = cli(
@@ -331,24 +342,8 @@ async fn the_per_account_throttle_counts_the_members_own_browser_apart() {
         assert_eq!(stranger, StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
 
         // The owner's browser has a bucket of its own.
-        let step1 = client
-            .post(server.url("/api/sign_in/email"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::COOKIE, &device)
-            .form(&[("email", OWNER)])
-            .send()
-            .await
-            .unwrap();
-        let (id, _) = session_cookie(&step1).unwrap();
-        let step2 = client
-            .post(server.url("/api/sign_in/password"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::COOKIE, format!("lifeline_session={id}; {device}"))
-            .form(&[("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert!(succeeded(step2.status()), "{backend:?}: {}", step2.status());
+        let status = password_from_the_members_browser(&client, &server, &device).await;
+        assert!(succeeded(status), "{backend:?}: {status}");
     }
 }
 
