@@ -241,7 +241,7 @@ impl From<domain::backup_codes::BackupCodeError> for AppError {
                 field: "code".into(),
                 message: error.to_string(),
             },
-            E::NotAllowed | E::MfaOff | E::Conflict | E::UnknownAccount => {
+            E::NotAllowed | E::MfaOff | E::Conflict | E::AlreadyShown | E::UnknownAccount => {
                 Self::Refused(error.to_string())
             }
             E::Hash(cause) => cause.into(),
@@ -278,6 +278,9 @@ impl From<domain::recovery_codes::RecoveryError> for AppError {
             | E::ForYourself
             | E::CodesNotAllowed
             | E::OwnRequest
+            | E::ApproveForYourself
+            | E::ApproverWithoutMfa
+            | E::AlreadyApproved
             | E::NotApproved
             | E::NotRequester
             | E::Closed => Self::Refused(error.to_string()),

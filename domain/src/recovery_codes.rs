@@ -4,10 +4,13 @@
 //! "Use Backup Verification code".
 //!
 //! 1. An admin requests a code for the member. Under the policy's two-admin approval, a
-//!    second admin (not the requester) approves it; otherwise the request is approved as it
-//!    is made.
+//!    second admin approves it: not the requester, not the member the code is for, and one
+//!    with MFA on. Otherwise the request is approved as it is made.
 //! 2. The requester reveals it: only then is the code made, shown once, and stored as an
-//!    argon2id digest (own salt, the server's pepper). Nobody sees it twice.
+//!    argon2id digest (own salt, the server's pepper). Nobody sees it twice. Approval is
+//!    checked again here, as it binds now ([`org_policy::two_admin_approval`]: turning it
+//!    off binds only a day later) and with the approver as they are now (still an admin
+//!    who may issue for this member, MFA still on).
 //! 3. The member signs in with it once, within 24 hours of the request.
 //!
 //! A newer request for the same member ends the older one. Every step is audited.
@@ -85,7 +88,16 @@ pub enum RecoveryError {
     CodesNotAllowed,
     #[error("A second admin must approve this request: you made it.")]
     OwnRequest,
-    #[error("This request is not approved yet.")]
+    #[error("You cannot approve a recovery code for yourself: ask another admin.")]
+    ApproveForYourself,
+    #[error("Turn on multi-factor authentication before approving recovery codes.")]
+    ApproverWithoutMfa,
+    #[error("Another admin approved this request already.")]
+    AlreadyApproved,
+    #[error(
+        "This request needs a second admin's approval before its code can be revealed \
+         (two-admin approval is on)."
+    )]
     NotApproved,
     #[error("Only the admin who requested this code can reveal it.")]
     NotRequester,
@@ -109,14 +121,16 @@ impl From<AuthzError> for RecoveryError {
     }
 }
 
-fn state_of(row: &recovery_code::Model, now: DateTime<Utc>) -> RecoveryState {
+/// Where `row` stands at `now`; `approved`: its approval holds as approval binds now
+/// ([`approval_holds`]).
+fn state_of(row: &recovery_code::Model, approved: bool, now: DateTime<Utc>) -> RecoveryState {
     if row.used_at.is_some() {
         RecoveryState::Used
     } else if row.ended_at.is_some() || row.expires_at <= now {
         RecoveryState::Ended
     } else if row.revealed_at.is_some() {
         RecoveryState::Revealed
-    } else if row.approved_at.is_some() {
+    } else if approved {
         RecoveryState::ReadyToReveal
     } else {
         RecoveryState::AwaitingApproval
@@ -126,6 +140,7 @@ fn state_of(row: &recovery_code::Model, now: DateTime<Utc>) -> RecoveryState {
 async fn listing(
     db: &impl ConnectionTrait,
     row: recovery_code::Model,
+    approved: bool,
     now: DateTime<Utc>,
 ) -> Result<RecoveryRequest, DbErr> {
     let member_email = user_account::Entity::find_by_id(row.user_id)
@@ -137,7 +152,7 @@ async fn listing(
         id: row.id,
         member_id: row.user_id,
         member_email,
-        state: state_of(&row, now),
+        state: state_of(&row, approved, now),
         requested_by_id: row.requested_by_id,
         requested_by: row.requested_by,
         requested_at: row.requested_at,
@@ -176,6 +191,48 @@ async fn target(
     Ok(member)
 }
 
+/// Whether `row`'s approval holds now. Without two-admin approval (`required` false), any
+/// approval does. With it, the approver must be a second admin as they are now: not the
+/// requester, not the member the code is for, still in the organization, allowed by the
+/// gate to issue codes for `target`, and with MFA on.
+async fn approval_holds(
+    db: &impl ConnectionTrait,
+    authz: &Authz,
+    row: &recovery_code::Model,
+    target: &Member,
+    required: bool,
+) -> Result<bool, RecoveryError> {
+    if row.approved_at.is_none() {
+        return Ok(false);
+    }
+    if !required {
+        return Ok(true);
+    }
+    let Some(approver_id) = row
+        .approved_by_id
+        .filter(|id| Some(*id) != row.requested_by_id && *id != row.user_id)
+    else {
+        return Ok(false);
+    };
+    let Some(approver) = user_account::Entity::find_by_id(approver_id)
+        .filter(user_account::Column::OrgId.eq(row.org_id))
+        .one(db)
+        .await?
+        .map(Member::try_from)
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    Ok(approver.mfa_enabled
+        && authz
+            .allows(
+                &approver,
+                approver.org_id,
+                Action::IssueRecoveryCode(target.role),
+            )
+            .await?)
+}
+
 fn event<'a>(
     cmd: &'a Command<'_>,
     action: AuditAction,
@@ -212,10 +269,9 @@ pub async fn request(cmd: &Command<'_>, email: &str) -> Result<RecoveryRequest, 
     {
         return Err(RecoveryError::CodesNotAllowed);
     }
-    let needs_approval = org_policy::current(db, actor.org_id)
+    let needs_approval = org_policy::two_admin_approval(db, actor.org_id, now)
         .await?
-        .policy
-        .recovery_code_approval;
+        .required;
     let txn = db.begin().await?;
     // A newer request replaces any open one for the same member.
     recovery_code::Entity::update_many()
@@ -248,10 +304,13 @@ pub async fn request(cmd: &Command<'_>, email: &str) -> Result<RecoveryRequest, 
     cmd.record(&txn, event(cmd, REQUESTED, &member, row.id))
         .await?;
     txn.commit().await?;
-    Ok(listing(db, row, now).await?)
+    Ok(listing(db, row, !needs_approval, now).await?)
 }
 
-/// Approves another admin's request (two-admin approval).
+/// Approves another admin's request (two-admin approval): the approver is not the requester,
+/// not the member the code is for, and has MFA on. A request whose approval no longer holds
+/// (approved alone before approval was required, or by an admin who has since lost the
+/// right or turned MFA off) can be approved again; one whose approval holds cannot.
 pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryRequest, RecoveryError> {
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
@@ -259,10 +318,27 @@ pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryReque
     if row.requested_by_id == Some(actor.id) {
         return Err(RecoveryError::OwnRequest);
     }
-    if row.approved_at.is_some() {
+    if row.user_id == actor.id {
+        return Err(RecoveryError::ApproveForYourself);
+    }
+    if !actor.mfa_enabled {
+        return Err(RecoveryError::ApproverWithoutMfa);
+    }
+    let required = org_policy::two_admin_approval(db, actor.org_id, now)
+        .await?
+        .required;
+    if row.revealed_at.is_some() {
         return Err(RecoveryError::Closed);
     }
+    if approval_holds(db, cmd.authz, &row, &member, required).await? {
+        return Err(RecoveryError::AlreadyApproved);
+    }
     let txn = db.begin().await?;
+    // Only over the approval read above: of two admins approving at once, one does.
+    let same_approver = match row.approved_by_id {
+        Some(id) => recovery_code::Column::ApprovedById.eq(id),
+        None => recovery_code::Column::ApprovedById.is_null(),
+    };
     let approved = recovery_code::Entity::update_many()
         .col_expr(recovery_code::Column::ApprovedById, Expr::value(actor.id))
         .col_expr(
@@ -271,18 +347,20 @@ pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryReque
         )
         .col_expr(recovery_code::Column::ApprovedAt, Expr::value(now))
         .filter(recovery_code::Column::Id.eq(row.id))
-        .filter(recovery_code::Column::ApprovedAt.is_null())
+        .filter(same_approver)
+        .filter(recovery_code::Column::RevealedAt.is_null())
         .filter(recovery_code::Column::EndedAt.is_null())
         .exec(&txn)
         .await?;
     if approved.rows_affected != 1 {
-        return Err(RecoveryError::Closed);
+        return Err(RecoveryError::AlreadyApproved);
     }
     cmd.record(&txn, event(cmd, APPROVED, &member, row.id))
         .await?;
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
-    Ok(listing(db, row, now).await?)
+    let approved = approval_holds(db, cmd.authz, &row, &member, required).await?;
+    Ok(listing(db, row, approved, now).await?)
 }
 
 /// Reveals the code of an approved request to the admin who requested it: the code is made
@@ -298,7 +376,10 @@ pub async fn reveal(
     if row.requested_by_id != Some(actor.id) {
         return Err(RecoveryError::NotRequester);
     }
-    if row.approved_at.is_none() {
+    let required = org_policy::two_admin_approval(db, actor.org_id, now)
+        .await?
+        .required;
+    if !approval_holds(db, cmd.authz, &row, &member, required).await? {
         return Err(RecoveryError::NotApproved);
     }
     if row.revealed_at.is_some() {
@@ -331,7 +412,7 @@ pub async fn reveal(
         .await?;
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
-    Ok((listing(db, row, now).await?, code))
+    Ok((listing(db, row, true, now).await?, code))
 }
 
 /// The organization's requests that are not over yet, newest first.
@@ -352,9 +433,16 @@ pub async fn open_requests(
         .order_by_desc(recovery_code::Column::Id)
         .all(db)
         .await?;
+    let required = org_policy::two_admin_approval(db, actor.org_id, now)
+        .await?
+        .required;
     let mut requests = Vec::with_capacity(rows.len());
     for row in rows {
-        requests.push(listing(db, row, now).await?);
+        let Some(target) = crate::identity::member(db, row.user_id).await? else {
+            continue;
+        };
+        let approved = approval_holds(db, authz, &row, &target, required).await?;
+        requests.push(listing(db, row, approved, now).await?);
     }
     Ok(requests)
 }
@@ -371,8 +459,9 @@ async fn open_request(
         .one(db)
         .await?
         .ok_or(RecoveryError::UnknownRequest)?;
+    // Whether it is over does not depend on its approval.
     if matches!(
-        state_of(&row, now),
+        state_of(&row, false, now),
         RecoveryState::Used | RecoveryState::Ended
     ) {
         return Err(RecoveryError::Closed);

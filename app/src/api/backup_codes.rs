@@ -21,6 +21,9 @@ pub struct RecoveryStatus {
     pub needs_password: bool,
     /// Who to ask for help: the organization's owners and admins.
     pub admin_contacts: Vec<String>,
+    /// The generate form's `replaces` field: the set in force now, so that the form makes
+    /// one set and a resend of it is refused ([`domain::backup_codes::Replacing`]).
+    pub replaces: String,
     /// After a sign-in with a backup code, only MFA settings are open until new codes are
     /// generated or the authenticator is set up again.
     pub only_mfa_settings: bool,
@@ -71,6 +74,9 @@ pub struct GenerateForm {
     /// Typed when the last sign-in was more than ten minutes ago.
     #[serde(default)]
     pub password: Option<String>,
+    /// The set the form was drawn to replace ([`RecoveryStatus::replaces`]).
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 /// The signed-in member's backup codes: how many remain, whether they may have any, and
@@ -91,7 +97,7 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             mfa_enabled: member.mfa_enabled,
             allowed: codes.usable,
             missing_required_codes: !codes.compliant(member.mfa_enabled),
-            codes: codes.set.map(|status| CodeSetStatus {
+            codes: codes.set.clone().map(|status| CodeSetStatus {
                 total: status.total,
                 remaining: status.remaining,
                 generated_at: crate::api::readable_time(status.generated_at),
@@ -101,6 +107,9 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
                 expired: status.expired,
             }),
             needs_password: !crate::auth::recently_authenticated(&state, &session).await?,
+            replaces: domain::backup_codes::Replacing::form_value(
+                codes.set.as_ref().map(|set| set.set_id),
+            ),
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
             only_mfa_settings: crate::auth::only_mfa_settings(&session).await?,
             history: domain::audit::own_history(&state.db, &member, 10)
@@ -117,11 +126,15 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
     .await
 }
 
-/// Generates a new set of backup codes for the signed-in member, replacing the old set.
-/// Asks for the password again when the last sign-in is older than the re-authentication
-/// window (ten minutes unless configured).
+/// Generates a new set of backup codes for the signed-in member, replacing the set the form
+/// was drawn for (`replaces`: a set id, or `none`); a form posted again after its set was
+/// made is refused ("These codes were already shown"). Asks for the password again when the
+/// last sign-in is older than the re-authentication window (ten minutes unless configured).
 #[server(endpoint = "account/backup-codes/generate")]
-pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBackupCodes, AppError> {
+pub async fn generate_backup_codes(
+    password: Option<String>,
+    replaces: Option<String>,
+) -> Result<FreshBackupCodes, AppError> {
     crate::api::respond(async {
         let crate::auth::SignedIn {
             state,
@@ -129,13 +142,15 @@ pub async fn generate_backup_codes(password: Option<String>) -> Result<FreshBack
             member,
             source,
         } = crate::auth::signed_in().await?;
+        let replacing = domain::backup_codes::Replacing::from_form(replaces.as_deref())?;
         crate::auth::confirm_recent_authentication(&state, &session, &member, password.as_deref())
             .await?;
         let policy = domain::org_policy::current(&state.db, member.org_id).await?;
-        let fresh = domain::backup_codes::generate(
+        let fresh = domain::backup_codes::generate_replacing(
             &crate::auth::command(&state, &member, &source),
             &state.codes,
             &policy.policy.code_policy(),
+            replacing,
         )
         .await?;
         // New codes secure the account again after a sign-in with a backup code.

@@ -29,6 +29,8 @@ pub struct RecoveryRequestView {
 pub struct RecoveryOverview {
     /// The policy asks a second admin to approve each code.
     pub approval_required: bool,
+    /// Approval was turned off and still binds until then (`28 Nov 2026, 09:15 UTC`).
+    pub approval_ends_at: Option<String>,
     /// Open requests, newest first.
     pub requests: Vec<RecoveryRequestView>,
 }
@@ -53,18 +55,16 @@ pub struct RevealedCode {
 #[server(endpoint = "admin/recovery")]
 pub async fn get_recovery_overview() -> Result<RecoveryOverview, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let now = chrono::Utc::now();
         let requests =
             domain::recovery_codes::open_requests(&state.db, &state.authz, &member, now).await?;
-        let approval_required = domain::org_policy::current(&state.db, member.org_id)
-            .await?
-            .policy
-            .recovery_code_approval;
+        let approval =
+            domain::org_policy::two_admin_approval(&state.db, member.org_id, now).await?;
         use domain::recovery_codes::RecoveryState as S;
         Ok(RecoveryOverview {
-            approval_required,
+            approval_required: approval.required,
+            approval_ends_at: approval.ends_at.map(crate::api::readable_time),
             requests: requests
                 .into_iter()
                 .map(|r| {
@@ -79,7 +79,12 @@ pub async fn get_recovery_overview() -> Result<RecoveryOverview, AppError> {
                             S::Ended => "Ended",
                         }
                         .to_owned(),
-                        can_approve: r.state == S::AwaitingApproval && !mine,
+                        // The domain refuses the rest with its reason; these are the
+                        // buttons worth showing.
+                        can_approve: r.state == S::AwaitingApproval
+                            && !mine
+                            && r.member_id != member.id
+                            && member.mfa_enabled,
                         can_reveal: r.state == S::ReadyToReveal && mine,
                         member_email: r.member_email,
                         requested_by: r.requested_by,

@@ -71,7 +71,11 @@ pub fn RecoveryModes() -> impl IntoView {
                                             }
                                         })}
                                     <CodeSetSummary codes=status.codes />
-                                    <GenerateButton needs_password=status.needs_password error=None />
+                                    <GenerateButton
+                                        needs_password=status.needs_password
+                                        replaces=status.replaces
+                                        error=None
+                                    />
                                     <OwnHistory history=status.history />
                                 }
                                     .into_any()
@@ -94,7 +98,7 @@ pub fn BackupCodesPage() -> impl IntoView {
             let posted = posted.clone();
             async move {
                 match posted {
-                    Some(form) => Some(generate_backup_codes(form.password).await),
+                    Some(form) => Some(generate_backup_codes(form.password, form.replaces).await),
                     None => None,
                 }
             }
@@ -147,7 +151,7 @@ fn GeneratePanel(status: RecoveryStatus, error: Option<AppError>) -> impl IntoVi
                     "You will see the new codes once, on the next page: save or print them there."
                 }}
             </p>
-            <GenerateButton needs_password=status.needs_password error />
+            <GenerateButton needs_password=status.needs_password replaces=status.replaces error />
         }
             .into_any()
     };
@@ -246,10 +250,15 @@ fn OwnHistory(history: Vec<crate::api::backup_codes::HistoryEntry>) -> impl Into
     })
 }
 
-/// The "Generate New Codes" button: a plain form posting to the codes page, with the
-/// password field when the last sign-in was too long ago (or the password was the problem).
+/// The "Generate New Codes" button: a plain form posting to the codes page, naming the set
+/// it replaces (so that posting it again is refused, not a second set), with the password
+/// field when the last sign-in was too long ago (or the password was the problem).
 #[component]
-fn GenerateButton(needs_password: bool, error: Option<AppError>) -> impl IntoView {
+fn GenerateButton(
+    needs_password: bool,
+    replaces: String,
+    error: Option<AppError>,
+) -> impl IntoView {
     let asks_password = needs_password
         || error
             .as_ref()
@@ -258,6 +267,7 @@ fn GenerateButton(needs_password: bool, error: Option<AppError>) -> impl IntoVie
     view! {
         <form method="post" action=GENERATE_URL class="generate-codes">
             <FormMessage error />
+            <input type="hidden" name="replaces" value=replaces />
             {asks_password
                 .then(|| {
                     view! {
@@ -514,7 +524,11 @@ pub fn RecoveredPage() -> impl IntoView {
                                     } else {
                                         "status ok codes-left"
                                     }>{left}</p>
-                                    <GenerateButton needs_password=status.needs_password error=None />
+                                    <GenerateButton
+                                        needs_password=status.needs_password
+                                        replaces=status.replaces
+                                        error=None
+                                    />
                                     <p>
                                         "Lost your authenticator? Set it up again under Multi-factor Authentication: turn it off with your password, then set up your new device (turning it off also ends your backup codes)."
                                     </p>

@@ -207,7 +207,7 @@ fn PolicySection(
                         value="on"
                         checked=fields.recovery_code_approval.is_some()
                     />
-                    "Two-admin approval: a recovery code an admin issues is revealed only after a second admin approves it"
+                    "Two-admin approval: a recovery code an admin issues is revealed only after a second admin approves it (turning this off takes effect 24 hours after saving)"
                 </label>
                 <button type="submit">"Preview changes"</button>
             </form>

@@ -120,6 +120,9 @@ fn RequestsPanel(
                 {overview
                     .approval_required
                     .then_some(" Your organization's policy asks a second admin to approve each code before it is revealed.")}
+                {overview
+                    .approval_ends_at
+                    .map(|at| format!(" Two-admin approval was turned off and still applies until {at}."))}
             </p>
             <FormMessage error=reveal_error />
             <FormMessage error=approve_error />

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     TransactionTrait, sea_query::Expr,
 };
 
@@ -19,16 +19,20 @@ use crate::{
 /// passed the organization's maximum set age (`backup_codes.expired`, by the system); only
 /// `member_id`'s set when given. Returns how many it recorded.
 ///
-/// Whether a set works is decided from its age at each use; this only puts the moment it
-/// stopped working on the record. The conditional update on `expired_at` makes each expiry
-/// appear once however many instances notice it at the same moment.
-pub async fn record_expiries(
-    db: &DatabaseConnection,
+/// Whether a set works is decided at each use from its age and from this record: once
+/// written, the expiry stands even if the maximum age is raised or removed later. The
+/// conditional update on `expired_at` makes each expiry appear once however many instances
+/// notice it at the same moment. `db` may be a transaction (each set is then a nested one).
+pub async fn record_expiries<C>(
+    db: &C,
     org_id: i32,
     member_id: Option<i32>,
     policy: &CodePolicy,
     now: DateTime<Utc>,
-) -> Result<u32, DbErr> {
+) -> Result<u32, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     if policy.max_set_age_days == 0 {
         return Ok(0);
     }
@@ -73,7 +77,7 @@ pub async fn record_expiries(
                     details: serde_json::json!({
                         "set": set.id,
                         "generated_at": set.generated_at,
-                        "expires_at": policy.expires_at(set.generated_at),
+                        "expires_at": policy.expires_at((&set).into()),
                         "max_set_age_days": policy.max_set_age_days,
                         "unused": unused,
                     }),

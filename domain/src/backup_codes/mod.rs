@@ -30,7 +30,7 @@ use sea_orm::{
 
 pub use self::{
     expiry::record_expiries,
-    standing::{CodePolicy, CodeStatus, Scope, SetInForce, compliant, sets_in_force},
+    standing::{CodePolicy, CodeStatus, Scope, SetDates, SetInForce, compliant, sets_in_force},
 };
 use crate::{
     audit::{AuditAction, Event, Outcome},
@@ -84,6 +84,14 @@ pub enum BackupCodeError {
          Generate again to get a set you can see."
     )]
     Conflict,
+    /// The form named a set that is no longer in force: it was posted again (a browser's
+    /// "resend", Back and submit) after its codes were generated and shown.
+    #[error(
+        "These codes were already shown: the set generated then is the one in force. \
+         If you did not save it, generate a new set on purpose (the codes shown before stop \
+         working)."
+    )]
+    AlreadyShown,
     #[error("That account does not exist.")]
     UnknownAccount,
     #[error(transparent)]
@@ -105,12 +113,56 @@ impl From<crate::authz::AuthzError> for BackupCodeError {
     }
 }
 
+/// Which set a generate request means to replace: the set in force when the member's form
+/// was drawn, carried by the form. It makes the form good for one generation: posted again
+/// (a browser's "resend", Back and submit, a second tab), it names a set that is no longer
+/// in force and is refused with [`BackupCodeError::AlreadyShown`], so the set the member
+/// has just saved is not silently replaced (issue 19, item 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacing {
+    /// The member had no set in force.
+    Nothing,
+    /// This set (its id) was in force.
+    Set(i32),
+    /// Whatever is in force: for callers that are not answering a form (tests, tools).
+    InForce,
+}
+
+impl Replacing {
+    /// Reads a generate form's `replaces` field: a set id, or `none` (also when absent).
+    pub fn from_form(field: Option<&str>) -> Result<Self, FieldError> {
+        match field.map(str::trim) {
+            None | Some("" | "none") => Ok(Self::Nothing),
+            Some(id) => id.parse().map(Self::Set).map_err(|_| {
+                FieldError::new("replaces", "This form is out of date: open the page again.")
+            }),
+        }
+    }
+
+    /// The form field's value for the set in force (`None`: no set).
+    pub fn form_value(set_id: Option<i32>) -> String {
+        set_id.map_or_else(|| "none".to_owned(), |id| id.to_string())
+    }
+}
+
 /// Generates a new set of `policy.codes_per_set` codes for the command's actor, replacing
 /// the set in force (whose codes stop working at once).
 pub async fn generate(
     cmd: &Command<'_>,
     hasher: &BackupCodeHasher,
     policy: &CodePolicy,
+) -> Result<FreshCodes, BackupCodeError> {
+    generate_replacing(cmd, hasher, policy, Replacing::InForce).await
+}
+
+/// [`generate`], only if the set in force is still the one `replacing` names; otherwise
+/// [`BackupCodeError::AlreadyShown`] and nothing is written. The check and the replacement
+/// are one transaction, so of many posts of one form at once, one generates.
+pub async fn generate_replacing(
+    cmd: &Command<'_>,
+    hasher: &BackupCodeHasher,
+    policy: &CodePolicy,
+    replacing: Replacing,
 ) -> Result<FreshCodes, BackupCodeError> {
     let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
     gate(cmd, Action::GenerateBackupCodes).await?;
@@ -120,6 +172,22 @@ pub async fn generate(
         .ok_or(BackupCodeError::UnknownAccount)?;
     if account.totp_enabled_at.is_none() {
         return Err(BackupCodeError::MfaOff);
+    }
+    // A form posted again is refused before any digest is made; the transaction below
+    // decides for posts that arrive together.
+    let in_force = backup_code_set::Entity::find()
+        .filter(backup_code_set::Column::UserId.eq(member.id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .one(db)
+        .await?
+        .map(|set| set.id);
+    let stale = match replacing {
+        Replacing::InForce => false,
+        Replacing::Nothing => in_force.is_some(),
+        Replacing::Set(id) => in_force != Some(id),
+    };
+    if stale {
+        return Err(BackupCodeError::AlreadyShown);
     }
 
     let count = usize::from(policy.codes_per_set.max(1));
@@ -143,7 +211,18 @@ pub async fn generate(
     // An expired set being replaced goes on the record as expired first.
     record_expiries(db, member.org_id, Some(member.id), policy, now).await?;
     let txn = db.begin().await?;
-    let replaced = end_set_in_force(&txn, member.id, ENDED_REPLACED, now).await?;
+    let replaced = match replacing {
+        Replacing::InForce => end_set_in_force(&txn, member.id, ENDED_REPLACED, now).await?,
+        // A set made meanwhile makes the insert below fail: one set in force per member.
+        Replacing::Nothing => false,
+        Replacing::Set(id) => {
+            if !end_set(&txn, member.id, id, ENDED_REPLACED, now).await? {
+                // Nothing is written: the transaction is dropped.
+                return Err(BackupCodeError::AlreadyShown);
+            }
+            true
+        }
+    };
     let set = backup_code_set::ActiveModel {
         user_id: Set(member.id),
         generated_at: Set(now),
@@ -159,7 +238,10 @@ pub async fn generate(
     .await
     .map_err(|error| match error.sql_err() {
         // Another generation for this member committed between our update and insert.
-        Some(SqlErr::UniqueConstraintViolation(_)) => BackupCodeError::Conflict,
+        Some(SqlErr::UniqueConstraintViolation(_)) if replacing == Replacing::InForce => {
+            BackupCodeError::Conflict
+        }
+        Some(SqlErr::UniqueConstraintViolation(_)) => BackupCodeError::AlreadyShown,
         _ => BackupCodeError::Database(error),
     })?;
     let rows = by_slot
@@ -307,7 +389,7 @@ pub async fn redeem(
         .and_then(|index| codes.get(index));
     let expired = in_force
         .as_ref()
-        .is_some_and(|(set, _)| policy.expired(set.generated_at, now));
+        .is_some_and(|(set, _)| policy.expired(set.into(), now));
     // Under "a specific numbered code", only the slot the sign-in page asked for counts.
     let wrong_slot = matched.is_some_and(|code| {
         entry
@@ -460,7 +542,7 @@ pub async fn slot_to_ask(
     let Some((set, codes)) = set_in_force(db, member.id).await? else {
         return Ok(None);
     };
-    if policy.expired(set.generated_at, now) {
+    if policy.expired((&set).into(), now) {
         return Ok(None);
     }
     let unused: Vec<i32> = codes
@@ -516,6 +598,25 @@ pub(crate) async fn end_set_in_force(
         .exec(db)
         .await?;
     Ok(ended.rows_affected > 0)
+}
+
+/// Ends `member_id`'s set `set_id` if it is the one in force; returns whether it was.
+async fn end_set(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    set_id: i32,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let ended = backup_code_set::Entity::update_many()
+        .col_expr(backup_code_set::Column::EndedAt, Expr::value(now))
+        .col_expr(backup_code_set::Column::EndReason, Expr::value(reason))
+        .filter(backup_code_set::Column::Id.eq(set_id))
+        .filter(backup_code_set::Column::UserId.eq(member_id))
+        .filter(backup_code_set::Column::EndedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(ended.rows_affected == 1)
 }
 
 /// Asks the gate about the actor's own codes; a refusal is recorded in the audit log and

@@ -44,16 +44,21 @@ impl Default for CodePolicy {
 }
 
 impl CodePolicy {
-    /// When a set generated at `generated_at` stops working, if it ever does.
-    pub fn expires_at(&self, generated_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        (self.max_set_age_days > 0)
-            .then(|| generated_at + chrono::Duration::days(self.max_set_age_days.into()))
+    /// When a set stops (or stopped) working, if it ever does: the earlier of the expiry on
+    /// record and the moment the set reaches this policy's maximum age.
+    ///
+    /// An expiry on record is a fact of the set: raising or removing the maximum age later
+    /// does not bring an expired set back (issue 19: "an expired set stays expired").
+    pub fn expires_at(&self, set: SetDates) -> Option<DateTime<Utc>> {
+        let by_age = (self.max_set_age_days > 0)
+            .then(|| set.generated_at + chrono::Duration::days(self.max_set_age_days.into()));
+        set.expired_at.into_iter().chain(by_age).min()
     }
 
-    /// Whether a set generated at `generated_at` has expired at `now`: the one definition
-    /// of "expired" that every check, page and report uses.
-    pub fn expired(&self, generated_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        self.expires_at(generated_at).is_some_and(|at| at <= now)
+    /// Whether a set has expired at `now`: the one definition of "expired" that every
+    /// check, page and report uses.
+    pub fn expired(&self, set: SetDates, now: DateTime<Utc>) -> bool {
+        self.expires_at(set).is_some_and(|at| at <= now)
     }
 
     /// The numbers that lock sign-in factors.
@@ -67,13 +72,31 @@ impl CodePolicy {
     /// How `set` stands under this policy at `now`.
     pub fn standing(&self, set: &SetInForce, now: DateTime<Utc>) -> CodeStatus {
         CodeStatus {
+            set_id: set.set_id,
             generated_at: set.generated_at,
             total: set.total,
             remaining: set.remaining,
             last_used_at: set.last_used_at,
             low: set.remaining <= u32::from(self.low_codes_threshold),
-            expires_at: self.expires_at(set.generated_at),
-            expired: self.expired(set.generated_at, now),
+            expires_at: self.expires_at(set.dates()),
+            expired: self.expired(set.dates(), now),
+        }
+    }
+}
+
+/// The two moments that decide whether a set has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetDates {
+    pub generated_at: DateTime<Utc>,
+    /// When the set's expiry was put on the record (`backup_codes.expired`), if it was.
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+impl From<&backup_code_set::Model> for SetDates {
+    fn from(set: &backup_code_set::Model) -> Self {
+        Self {
+            generated_at: set.generated_at,
+            expired_at: set.expired_at,
         }
     }
 }
@@ -81,6 +104,9 @@ impl CodePolicy {
 /// How a member's set stands ([`CodePolicy::standing`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeStatus {
+    /// The set's id: what a generate form names as the set it replaces
+    /// ([`super::Replacing::Set`]).
+    pub set_id: i32,
     pub generated_at: DateTime<Utc>,
     pub total: u32,
     pub remaining: u32,
@@ -119,9 +145,21 @@ pub struct SetInForce {
     pub set_id: i32,
     pub member_id: i32,
     pub generated_at: DateTime<Utc>,
+    /// When its expiry was put on the record, if it was ([`SetDates::expired_at`]).
+    pub expired_at: Option<DateTime<Utc>>,
     pub total: u32,
     pub remaining: u32,
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl SetInForce {
+    /// The moments that decide whether it has expired.
+    pub fn dates(&self) -> SetDates {
+        SetDates {
+            generated_at: self.generated_at,
+            expired_at: self.expired_at,
+        }
+    }
 }
 
 /// Whose sets in force to read.
@@ -158,7 +196,15 @@ pub async fn sets_in_force(
     }
 }
 
-type SetRow = (i32, i32, DateTime<Utc>, i64, i64, Option<DateTime<Utc>>);
+type SetRow = (
+    i32,
+    i32,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    i64,
+    i64,
+    Option<DateTime<Utc>>,
+);
 
 async fn read(
     db: &impl ConnectionTrait,
@@ -170,6 +216,7 @@ async fn read(
         .column(backup_code_set::Column::Id)
         .column(backup_code_set::Column::UserId)
         .column(backup_code_set::Column::GeneratedAt)
+        .column(backup_code_set::Column::ExpiredAt)
         .column_as(backup_code::Column::Id.count(), "total")
         // COUNT of a column counts its non-null values: the codes spent.
         .column_as(backup_code::Column::UsedAt.count(), "spent")
@@ -190,6 +237,7 @@ async fn read(
         .group_by(backup_code_set::Column::Id)
         .group_by(backup_code_set::Column::UserId)
         .group_by(backup_code_set::Column::GeneratedAt)
+        .group_by(backup_code_set::Column::ExpiredAt)
         .into_tuple()
         .all(db)
         .await?;
@@ -197,13 +245,16 @@ async fn read(
     Ok(rows
         .into_iter()
         .map(
-            |(set_id, member_id, generated_at, total, spent, last_used_at)| SetInForce {
-                set_id,
-                member_id,
-                generated_at,
-                total: count(total),
-                remaining: count(total - spent),
-                last_used_at,
+            |(set_id, member_id, generated_at, expired_at, total, spent, last_used_at)| {
+                SetInForce {
+                    set_id,
+                    member_id,
+                    generated_at,
+                    expired_at,
+                    total: count(total),
+                    remaining: count(total - spent),
+                    last_used_at,
+                }
             },
         )
         .collect())
@@ -220,6 +271,7 @@ mod tests {
             set_id: 1,
             member_id: 1,
             generated_at: now - chrono::Duration::days(generated_days_ago),
+            expired_at: None,
             total: 10,
             remaining,
             last_used_at: None,

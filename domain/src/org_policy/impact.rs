@@ -73,7 +73,10 @@ pub async fn impact(
     let standing =
         |h: &Holding, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
     let expired_under = |h: &Holding, p: &OrgPolicy| standing(h, p).is_some_and(|s| s.expired);
-    if policy.max_set_age_days != before.max_set_age_days && policy.max_set_age_days > 0 {
+    // Only a shorter (or a first) maximum age can expire sets.
+    let age_lowered = policy.max_set_age_days > 0
+        && (before.max_set_age_days == 0 || policy.max_set_age_days < before.max_set_age_days);
+    if age_lowered {
         let expiring: Vec<&Holding> = holdings
             .iter()
             .filter(|h| expired_under(h, policy) && !expired_under(h, &before))
@@ -85,6 +88,49 @@ pub async fn impact(
                 plural(expiring.len() as u64, "set expires", "sets expire")
             ),
             expiring.iter().map(|h| h.email.clone()).collect(),
+        );
+    }
+    // A longer or no maximum age never revives an expired set (saving records expiries
+    // first), and the preview says so rather than "no member affected".
+    let age_raised = before.max_set_age_days > 0
+        && (policy.max_set_age_days == 0 || policy.max_set_age_days > before.max_set_age_days);
+    if age_raised {
+        let staying: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| expired_under(h, &before))
+            .collect();
+        if !staying.is_empty() {
+            add(
+                format!(
+                    "{} expired {} expired: a longer maximum age does not bring {} back, \
+                     so {} must generate new codes.",
+                    staying.len(),
+                    plural(staying.len() as u64, "set stays", "sets stay"),
+                    plural(staying.len() as u64, "it", "them"),
+                    plural(staying.len() as u64, "its member", "their members"),
+                ),
+                staying.iter().map(|h| h.email.clone()).collect(),
+            );
+        }
+    }
+    if before.codes.withholds_codes() && !policy.codes.withholds_codes() {
+        // Codes withheld by "Not allowed" work again, except for members whose exception
+        // decides either way; expired sets stay expired.
+        let reviving: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| h.unused() > 0 && !expired_under(h, policy))
+            .filter(|h| !exempt.contains_key(&h.member_id))
+            .collect();
+        let codes: u64 = reviving.iter().map(|h| u64::from(h.unused())).sum();
+        add(
+            format!(
+                "{} {} {} unused {} that will work again.",
+                reviving.len(),
+                plural(reviving.len() as u64, "member holds", "members hold"),
+                codes,
+                plural(codes, "code", "codes"),
+            ),
+            reviving.iter().map(|h| h.email.clone()).collect(),
         );
     }
     if policy.codes == CodesMode::Required {
@@ -107,6 +153,16 @@ pub async fn impact(
                 plural(newly.len() as u64, "member becomes", "members become")
             ),
             newly.iter().map(|h| h.email.clone()).collect(),
+        );
+    }
+    if before.recovery_code_approval && !policy.recovery_code_approval {
+        add(
+            format!(
+                "Two-admin approval stays on for {} hours after saving, then ends: \
+                 until then every recovery code still needs a second admin.",
+                super::APPROVAL_OFF_DELAY.num_hours()
+            ),
+            Vec::new(),
         );
     }
     if policy.codes_per_set != before.codes_per_set {

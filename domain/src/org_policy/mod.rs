@@ -10,7 +10,9 @@
 //! - [`exceptions`]: exceptions for named members, and "Explain".
 //! - [`export`]: the policy in force now or at a past moment, as a document.
 //! - [`impact`]: what a save would do, before it is saved.
+//! - [`approval`]: two-admin approval as it binds at a moment (turning it off binds later).
 
+pub mod approval;
 pub mod exceptions;
 pub mod export;
 pub mod form;
@@ -22,6 +24,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 
 pub use self::{
+    approval::{APPROVAL_OFF_DELAY, TwoAdminApproval, two_admin_approval},
     exceptions::{Exception, add_exception, explain, remove_exception},
     export::{PolicyExport, export, export_at, export_seen_by, parse_as_of},
     form::PolicyForm,

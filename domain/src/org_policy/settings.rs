@@ -316,6 +316,10 @@ pub async fn save(
     if changes.is_empty() {
         return Ok(before);
     }
+    // Sets past the maximum age in force expire on the record first, in this transaction:
+    // a longer (or no) maximum age must not bring them back.
+    crate::backup_codes::record_expiries(&txn, org_id, None, &before.policy.code_policy(), now)
+        .await?;
     let version = before.version + 1;
     org_policy::ActiveModel {
         org_id: Set(org_id),

@@ -77,6 +77,10 @@ pub async fn owner_with_mfa(
     )
     .await
     .unwrap();
+    let owner = accounts::member(&test_db.db, owner.id)
+        .await
+        .unwrap()
+        .unwrap();
     (owner, enrolment.setup_key)
 }
 
@@ -96,6 +100,11 @@ pub async fn member_with_mfa(
         domain::identity::Role::Member,
     )
     .await;
+    with_mfa(test_db, key, &member).await
+}
+
+/// `member` with an authenticator set up at [`t0`], as they are now.
+pub async fn with_mfa(test_db: &TestDatabase, key: &SecretKey, member: &Member) -> Member {
     let enrolment = mfa::begin_enrolment(&test_db.db, key, member.id)
         .await
         .unwrap();

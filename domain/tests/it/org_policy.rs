@@ -1,7 +1,7 @@
 //! The organization's backup-code policy on every backend: versions and conflicts, the rules
 //! it compiles to, exceptions, explain, impact preview, and every instance seeing a change.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use domain::{
     accounts,
     audit::{self, Source},
@@ -68,12 +68,22 @@ async fn save(
     actor: &Member,
     policy: OrgPolicy,
 ) -> Result<org_policy::PolicyVersion, PolicyChangeError> {
+    save_at(test_db, authz, actor, policy, t0()).await
+}
+
+async fn save_at(
+    test_db: &TestDatabase,
+    authz: &Authz,
+    actor: &Member,
+    policy: OrgPolicy,
+    now: DateTime<Utc>,
+) -> Result<org_policy::PolicyVersion, PolicyChangeError> {
     let expected = org_policy::current(&test_db.db, actor.org_id)
         .await
         .unwrap()
         .version;
     org_policy::save(
-        &Command::new(&test_db.db, authz, actor, &Source::default(), t0()),
+        &Command::new(&test_db.db, authz, actor, &Source::default(), now),
         expected,
         &policy,
     )
@@ -309,6 +319,94 @@ async fn an_expired_set_stops_working_and_says_so() {
         )
         .await
         .unwrap();
+    }
+}
+
+/// Issue 19, item 2: once a set has passed its maximum age, raising or removing the maximum
+/// age does not bring it back, whether or not its expiry was on the record before the save;
+/// and the impact preview says so instead of "no member affected".
+#[tokio::test]
+async fn an_expired_set_stays_expired_when_the_maximum_age_is_raised_or_removed() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    // (expiry on the record before the save, the new maximum age)
+    let cases = [(true, 0), (true, 365), (false, 0), (false, 365)];
+    for (recorded_first, new_age) in cases {
+        for test_db in migrated_databases().await {
+            let case = format!("recorded first: {recorded_first}, new age: {new_age}");
+            let db = &test_db.db;
+            let authz = Authz::load(db).await.unwrap();
+            let org = org(&test_db, &hasher, &key).await;
+            let thirty_days = OrgPolicy {
+                max_set_age_days: 30,
+                ..OrgPolicy::default()
+            };
+            save(&test_db, &authz, &org.owner, thirty_days)
+                .await
+                .unwrap();
+            let set = backup_codes::generate(
+                &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
+                &codes,
+                &thirty_days.code_policy(),
+            )
+            .await
+            .unwrap();
+            let later = t0() + Duration::days(31);
+            if recorded_first {
+                org_policy::record_all_expiries(db, later).await.unwrap();
+            }
+            let longer = OrgPolicy {
+                max_set_age_days: new_age,
+                ..thirty_days
+            };
+            let preview = org_policy::impact(db, &authz, &org.admin, &longer, later)
+                .await
+                .unwrap();
+            assert_eq!(
+                preview.effects,
+                vec![
+                    "1 expired set stays expired: a longer maximum age does not bring it back, \
+                     so its member must generate new codes."
+                ],
+                "{case}"
+            );
+            assert_eq!(
+                preview.members,
+                vec![vec![org.owner.email.to_string()]],
+                "{case}"
+            );
+            save_at(&test_db, &authz, &org.owner, longer, later)
+                .await
+                .unwrap();
+
+            let status = backup_codes::status(db, &authz, &org.owner, &longer.code_policy(), later)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(status.expired, "{case}");
+            assert_eq!(status.usable_codes(), 0, "{case}");
+            let refused = backup_codes::redeem(
+                &Command::new(db, &authz, &org.owner, &Source::default(), later),
+                &codes,
+                &longer.code_policy(),
+                &backup_codes::CodeEntry::any(&set.codes[1].grouped()),
+                None,
+                &[],
+            )
+            .await;
+            assert!(matches!(refused, Err(BackupCodeError::Rejected)), "{case}");
+            let events = audit::latest(db, org.owner.org_id, 1).await.unwrap();
+            assert_eq!(events[0].details["reason"], "expired", "{case}");
+            // The expiry is on the record exactly once.
+            let expiries = audit::latest(db, org.owner.org_id, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|event| event.action == "backup_codes.expired")
+                .count();
+            assert_eq!(expiries, 1, "{case}");
+        }
     }
 }
 
@@ -749,6 +847,22 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
         assert_eq!(aged.effects, vec!["1 set expires at once."]);
 
         let required = preview(with_mode(CodesMode::Required), t0()).await;
+        save(
+            &test_db,
+            &authz,
+            &org.owner,
+            with_mode(CodesMode::NotAllowed),
+        )
+        .await
+        .unwrap();
+        let back_on = preview(OrgPolicy::default(), t0()).await;
+        assert_eq!(
+            back_on.effects,
+            vec!["1 member holds 9 unused codes that will work again."]
+        );
+        save(&test_db, &authz, &org.owner, OrgPolicy::default())
+            .await
+            .unwrap();
         // Only the owner has MFA, and holds codes: nobody becomes non-compliant.
         assert_eq!(required.effects, vec!["0 members become non-compliant."]);
         assert_eq!(
@@ -761,7 +875,8 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
                 .await
                 .unwrap()
                 .version,
-            0
+            2,
+            "only the two saves above made versions"
         );
     }
 }

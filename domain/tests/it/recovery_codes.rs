@@ -16,7 +16,7 @@ use domain::{
     testing::{TestDatabase, migrated_databases},
 };
 
-use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0};
+use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0, with_mfa};
 
 struct Org {
     owner: Member,
@@ -29,7 +29,8 @@ async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -
     let (owner, _) = owner_with_mfa(test_db, hasher, key).await;
     let add = |email, role| add_member(test_db, hasher, owner.org_id, email, role);
     let admin = add("admin@acme.test", Role::Admin).await;
-    let other_admin = add("admin2@acme.test", Role::Admin).await;
+    // The second admin who approves has MFA on, as approving needs.
+    let other_admin = with_mfa(test_db, key, &add("admin2@acme.test", Role::Admin).await).await;
     let member = add("member@acme.test", Role::Member).await;
     Org {
         owner,
@@ -239,6 +240,233 @@ async fn under_two_admin_approval_a_second_admin_must_approve_before_the_reveal(
         )
         .await
         .unwrap();
+    }
+}
+
+/// Issue 19, item 5: under two-admin approval, the one who asked, the one the code is for
+/// and an admin without MFA cannot approve; each refusal leaves the request waiting.
+#[tokio::test]
+async fn a_second_admin_is_someone_else_with_mfa() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let source = Source::default();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let add = |email, role| add_member(&test_db, &hasher, org.owner.org_id, email, role);
+        let second_owner =
+            with_mfa(&test_db, &key, &add("owner2@acme.test", Role::Owner).await).await;
+        let admin_without_mfa = add("admin3@acme.test", Role::Admin).await;
+        org_policy::save(
+            &Command::new(db, &authz, &org.owner, &source, t0()),
+            0,
+            &OrgPolicy {
+                recovery_code_approval: true,
+                ..OrgPolicy::default()
+            },
+        )
+        .await
+        .unwrap();
+        let request = |actor: &Member, email: &str| {
+            let (authz, actor, email, source) =
+                (&authz, actor.clone(), email.to_owned(), source.clone());
+            async move {
+                recovery_codes::request(&Command::new(db, authz, &actor, &source, t0()), &email)
+                    .await
+                    .unwrap()
+            }
+        };
+        let for_member = request(&org.admin, "member@acme.test").await;
+        let for_owner = request(&second_owner, "owner@acme.test").await;
+        // (who approves, which request, the refusal)
+        let cases: [(&Member, i32, fn(&RecoveryError) -> bool); 4] = [
+            (&org.admin, for_member.id, |e| {
+                matches!(e, RecoveryError::OwnRequest)
+            }),
+            (&org.owner, for_owner.id, |e| {
+                matches!(e, RecoveryError::ApproveForYourself)
+            }),
+            (&admin_without_mfa, for_member.id, |e| {
+                matches!(e, RecoveryError::ApproverWithoutMfa)
+            }),
+            (&org.member, for_member.id, |e| {
+                matches!(e, RecoveryError::NotAllowed)
+            }),
+        ];
+        for (approver, request_id, refusal) in cases {
+            let refused = recovery_codes::approve(
+                &Command::new(db, &authz, approver, &source, t0()),
+                request_id,
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                refusal(&refused),
+                "{} approving: {refused:?}",
+                approver.email
+            );
+        }
+        let open = recovery_codes::open_requests(db, &authz, &org.owner, t0())
+            .await
+            .unwrap();
+        assert!(
+            open.iter()
+                .all(|r| r.state == RecoveryState::AwaitingApproval && r.approved_by.is_none()),
+            "{open:?}"
+        );
+        // Someone else with MFA can; a second approval is refused.
+        recovery_codes::approve(
+            &Command::new(db, &authz, &org.other_admin, &source, t0()),
+            for_member.id,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            recovery_codes::approve(
+                &Command::new(db, &authz, &org.owner, &source, t0()),
+                for_member.id
+            )
+            .await,
+            Err(RecoveryError::AlreadyApproved)
+        ));
+    }
+}
+
+/// Issue 19, item 5: the approval is checked again at reveal, as approval binds then and
+/// with the approver as they are then; turning approval off binds only a day after the save,
+/// so one admin cannot switch it off, issue alone and switch it back on.
+#[tokio::test]
+async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    let approval = |on: bool| OrgPolicy {
+        recovery_code_approval: on,
+        ..OrgPolicy::default()
+    };
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let at = |hours: i64| t0() + Duration::hours(hours);
+        let save = |version: i32, on: bool, hours: i64| {
+            let (authz, owner, source) = (&authz, org.owner.clone(), source.clone());
+            async move {
+                org_policy::save(
+                    &Command::new(db, authz, &owner, &source, at(hours)),
+                    version,
+                    &approval(on),
+                )
+                .await
+                .unwrap()
+            }
+        };
+
+        // Approved alone while approval was off; approval turned on before the reveal.
+        let alone = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, at(0)),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(alone.state, RecoveryState::ReadyToReveal);
+        save(0, true, 0).await;
+        assert!(matches!(
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.admin, &source, at(0)),
+                &codes,
+                alone.id
+            )
+            .await,
+            Err(RecoveryError::NotApproved)
+        ));
+        let listed = recovery_codes::open_requests(db, &authz, &org.owner, at(0))
+            .await
+            .unwrap();
+        assert_eq!(listed[0].state, RecoveryState::AwaitingApproval);
+
+        // Approved by a second admin who then turns MFA off: the approval no longer holds.
+        recovery_codes::approve(
+            &Command::new(db, &authz, &org.other_admin, &source, at(0)),
+            alone.id,
+        )
+        .await
+        .unwrap();
+        domain::mfa::disable(
+            db,
+            &hasher,
+            org.other_admin.id,
+            &domain::secrets::Password::new("correct horse battery"),
+            &source,
+            at(0),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.admin, &source, at(0)),
+                &codes,
+                alone.id
+            )
+            .await,
+            Err(RecoveryError::NotApproved)
+        ));
+        // A second admin as they are now approves again; then it reveals.
+        recovery_codes::approve(
+            &Command::new(db, &authz, &org.owner, &source, at(0)),
+            alone.id,
+        )
+        .await
+        .unwrap();
+        recovery_codes::reveal(
+            &Command::new(db, &authz, &org.admin, &source, at(0)),
+            &codes,
+            alone.id,
+        )
+        .await
+        .unwrap();
+
+        // Turned off at hour 1: for 24 hours a request still waits for a second admin.
+        save(1, false, 1).await;
+        let during = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, at(2)),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(during.state, RecoveryState::AwaitingApproval);
+        assert!(matches!(
+            recovery_codes::reveal(
+                &Command::new(db, &authz, &org.admin, &source, at(2)),
+                &codes,
+                during.id
+            )
+            .await,
+            Err(RecoveryError::NotApproved)
+        ));
+        let in_force = org_policy::two_admin_approval(db, org.owner.org_id, at(2))
+            .await
+            .unwrap();
+        assert_eq!(in_force.ends_at, Some(at(25)));
+        // After the delay a request is approved as it is made.
+        let after = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, at(25)),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.state, RecoveryState::ReadyToReveal);
+        // Turning it on again binds at once.
+        save(2, true, 26).await;
+        let again = recovery_codes::request(
+            &Command::new(db, &authz, &org.admin, &source, at(26)),
+            "member@acme.test",
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.state, RecoveryState::AwaitingApproval);
     }
 }
 

@@ -16,9 +16,12 @@ use crate::support::{
     PASSWORD,
     client::{
         SecondFactor, client, password_step, post, session_cookie, sign_in_with, signed_in_email,
+        succeeded,
     },
     organizations::owner_with_codes,
-    pages::{codes_on_page, get_page, post_generate_form},
+    pages::{
+        codes_on_page, get_page, post_generate_form, post_generate_form_replacing, replaces_on_page,
+    },
     process::Server,
 };
 
@@ -374,15 +377,143 @@ async fn the_policy_can_ask_for_one_numbered_code_and_then_allow_only_mfa_settin
             .unwrap()
             .contains("You signed in with a backup code")
     );
+    // New codes lift it, with the password typed again (a backup code is not that).
+    let page = get_page(&client, &server, &session, "/account/backup-codes").await;
+    let replaces = replaces_on_page(&page).unwrap();
     let fresh = post(
         &client,
         &server,
         "/api/account/backup-codes/generate",
         Some(&session),
-        &[],
+        &[("password", PASSWORD), ("replaces", &replaces)],
     )
     .await;
     assert_eq!(fresh.status(), StatusCode::OK);
     let members = post(&client, &server, "/api/members", Some(&session), &[]).await;
     assert_eq!(members.status(), StatusCode::OK);
+}
+
+/// How a generate form reaches the server: the plain form a page posts (with or without
+/// JavaScript, the form is the same), and the server function behind it.
+#[derive(Debug, Clone, Copy)]
+enum GenerateRoute {
+    PageForm,
+    ServerFunction,
+}
+
+impl GenerateRoute {
+    const ALL: [Self; 2] = [Self::PageForm, Self::ServerFunction];
+
+    /// Posts the form drawn with `replaces`; the new codes if a set was made, else the
+    /// answer's text.
+    async fn post(
+        self,
+        client: &reqwest::Client,
+        server: &Server,
+        session: &str,
+        replaces: &str,
+    ) -> Result<Vec<String>, String> {
+        let response = match self {
+            Self::PageForm => {
+                post_generate_form_replacing(client, &server.base_url, session, "", replaces)
+                    .await
+                    .unwrap()
+            }
+            Self::ServerFunction => {
+                post(
+                    client,
+                    server,
+                    "/api/account/backup-codes/generate",
+                    Some(session),
+                    &[("replaces", replaces)],
+                )
+                .await
+            }
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let codes = match self {
+            Self::PageForm => codes_on_page(&text),
+            Self::ServerFunction => serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|json| serde_json::from_value(json["codes"].clone()).ok())
+                .unwrap_or_default(),
+        };
+        if codes.is_empty() {
+            Err(format!("{status} {text}"))
+        } else {
+            Ok(codes)
+        }
+    }
+}
+
+/// Issue 19, item 3: a generate form posted again (a browser's "resend", Back and submit, a
+/// second tab, or the same post 200 times at once) makes one set. Every other post is told
+/// the codes were already shown and writes nothing, and the set shown is the one that works.
+/// A new set on purpose comes from the form as the page draws it now. Each route, on every
+/// database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resent_generate_form_never_replaces_the_set_just_shown() {
+    const BURST: usize = 200;
+    const ALREADY_SHOWN: &str = "These codes were already shown";
+    for database in domain::testing::fresh_databases().await {
+        let key = SecretKey::generate();
+        let old = owner_with_codes(&database, &key).await;
+        // A short hash queue: the posts past it are turned away as busy, unread.
+        let server =
+            Server::start_with_key(&database.url, &key, &[("LIFELINE_HASH_QUEUE", "8")]).await;
+        let client = client();
+        let session = sign_in_with(
+            &client,
+            &server,
+            "owner@acme.test",
+            SecondFactor::BackupCode(&old[0]),
+        )
+        .await;
+        for route in GenerateRoute::ALL {
+            let page = get_page(&client, &server, &session, "/account/backup-codes").await;
+            let replaces = replaces_on_page(&page).expect("the generate form names its set");
+            let posts = (0..BURST).map(|_| route.post(&client, &server, &session, &replaces));
+            let answers = futures::future::join_all(posts).await;
+            let shown: Vec<&Vec<String>> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+            assert_eq!(
+                shown.len(),
+                1,
+                "{route:?}: one set from {BURST} posts of one form"
+            );
+            for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+                assert!(
+                    refused.contains(ALREADY_SHOWN) || refused.to_lowercase().contains("busy"),
+                    "{route:?}: {refused}"
+                );
+            }
+            // Posted once more later, as a resend is: refused, with the offer of a new set.
+            let resend = route.post(&client, &server, &session, &replaces).await;
+            let refusal = resend.expect_err("a resend makes no set");
+            assert!(refusal.contains(ALREADY_SHOWN), "{route:?}: {refusal}");
+            if let GenerateRoute::PageForm = route {
+                assert!(refusal.contains("Generate New Codes"), "{refusal}");
+                assert_ne!(
+                    replaces_on_page(&refusal).as_deref(),
+                    Some(replaces.as_str())
+                );
+            }
+            // The codes shown are the ones in force.
+            assert_eq!(remaining(&database).await, 10, "{route:?}");
+            let pending = password_step(&client, &server, "owner@acme.test", PASSWORD).await;
+            let accepted = post(
+                &client,
+                &server,
+                "/api/sign_in/backup_code",
+                Some(&pending),
+                &[("code", &shown[0][3])],
+            )
+            .await;
+            assert!(
+                succeeded(accepted.status()),
+                "{route:?}: {}",
+                accepted.status()
+            );
+        }
+    }
 }
