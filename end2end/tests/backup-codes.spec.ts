@@ -1,7 +1,8 @@
 // Backup verification codes, as a member meets them: turn on MFA, generate a set, save it
 // (download, copy, print), sign out, sign in with code #3 through "Problem signing in?",
 // see one code fewer, find the same code refused, regenerate, and find the old set dead and
-// the new one working. Once with JavaScript and once without.
+// the new one working; and a reloaded sheet that does not replace the set just saved. Once
+// with JavaScript and once without.
 import { readFileSync } from 'node:fs';
 import type { BrowserContext, Page } from '@playwright/test';
 import {
@@ -200,6 +201,35 @@ for (const javascript of [true, false]) {
       await enterBackupCode(page, fresh[0]);
       await expect(page).toHaveURL(/\/account\/recovered$/);
       await expect(page.locator('.codes-left')).toHaveText('You have 9 backup verification codes left.');
+    });
+
+    // Issue 19, item 3: reloading the sheet resends its form; that must not replace the set
+    // the member has just saved.
+    test(`reloading the codes sheet says they were already shown and keeps them (${label})`, async ({ page }) => {
+      const email = `resend-${javascript ? 'js' : 'html'}@acme.test`;
+      lifelineCli(['create-org', '--name', `Resend ${javascript ? 'JS' : 'HTML'}`, '--admin-email', email], password);
+      await signInWithPassword(page, email, javascript);
+      await turnOnMfa(page);
+      const saved = await generateFromAccount(page, email, javascript);
+
+      // The browser posts the form again, as "reload" and "resend" do.
+      const [resent] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/account/backup-codes') && r.request().method() === 'POST'),
+        page.reload(),
+      ]);
+      expect(resent.request().postData() ?? '').toContain('replaces=');
+      await expect(page.getByText('These codes were already shown')).toBeVisible();
+      await expect(page.locator('.codes-sheet')).toHaveCount(0);
+
+      // The set shown first is the one in force: its codes sign in.
+      await signOut(page);
+      await signInWithBackupCode(page, email, saved[0], javascript, 9);
+
+      // A new set on purpose, from the form the page draws now.
+      await page.goto('/account/backup-codes');
+      await page.getByRole('button', { name: 'Generate New Codes' }).click();
+      const fresh = await codesOnSheet(page);
+      expect(fresh.filter((code) => saved.includes(code))).toEqual([]);
     });
   });
 }

@@ -14,6 +14,10 @@
 //! 3. The member signs in with it once, within 24 hours of the request.
 //!
 //! A newer request for the same member ends the older one. Every step is audited.
+//!
+//! This module holds the administrators' side (request, approve, reveal, cancel);
+//! [`sign_in`] the member's (spending the code once), and [`stand_ins`] ending a member's
+//! backup codes and issued code together.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::{RngCore, rngs::OsRng};
@@ -22,12 +26,19 @@ use sea_orm::{
     QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+
+pub mod sign_in;
+pub mod stand_ins;
+
+pub(crate) use self::stand_ins::end_stand_ins;
+pub use self::{
+    sign_in::{Issued, spend},
+    stand_ins::{EndReason, StandInsEnded},
+};
 
 use crate::{
     audit::{AuditAction, Event},
     authz::{Action, Authz, AuthzError, PolicyError},
-    backup_codes::{BackupCodeError, IssuedCode, SpendFuture},
     command::{Attempt, Command},
     entity::{recovery_code, user_account},
     hashing::{DigestParams, HashError},
@@ -469,168 +480,6 @@ async fn open_request(
     Ok(row)
 }
 
-/// The member's revealed, unused and unexpired recovery code, if any.
-pub(crate) async fn usable_code(
-    db: &impl ConnectionTrait,
-    member_id: i32,
-    now: DateTime<Utc>,
-) -> Result<Option<recovery_code::Model>, DbErr> {
-    recovery_code::Entity::find()
-        .filter(recovery_code::Column::UserId.eq(member_id))
-        .filter(recovery_code::Column::RevealedAt.is_not_null())
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::EndedAt.is_null())
-        .filter(recovery_code::Column::ExpiresAt.gt(now))
-        .one(db)
-        .await
-}
-
-/// Whether `code` is the command's actor's usable recovery code; if so it is spent, once,
-/// with its audit event and `also_record` (the sign-in itself), in one transaction. One
-/// argon2 evaluation whether or not a code is waiting.
-pub async fn spend(
-    cmd: &Command<'_>,
-    hasher: &BackupCodeHasher,
-    code: &PlainCode,
-    also_record: &[Event<'_>],
-) -> Result<bool, RecoveryError> {
-    let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
-    let waiting = usable_code(db, member.id, now).await?;
-    let stored = waiting
-        .as_ref()
-        .and_then(|row| match (&row.salt, &row.digest, &row.params) {
-            (Some(salt), Some(digest), Some(params)) => Some((row.id, salt, digest, params)),
-            _ => None,
-        });
-    let Some((id, salt, stored, params)) = stored else {
-        same_work(hasher, code).await?;
-        return Ok(false);
-    };
-    let params = DigestParams::parse(params)
-        .ok_or_else(|| DbErr::Type(format!("recovery_code {id}: bad params")))?;
-    let digest = hasher.digest(code, salt, params).await?;
-    if !bool::from(stored.as_slice().ct_eq(digest.as_slice())) {
-        return Ok(false);
-    }
-    let txn = db.begin().await?;
-    let claimed = recovery_code::Entity::update_many()
-        .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
-        .filter(recovery_code::Column::Id.eq(id))
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::EndedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if claimed.rows_affected != 1 {
-        return Ok(false);
-    }
-    let details = serde_json::json!({ "request": id });
-    cmd.record(
-        &txn,
-        cmd.event(AuditAction::RecoveryCodeUsed, Some(member), details),
-    )
-    .await?;
-    for event in also_record {
-        cmd.record(&txn, event.clone()).await?;
-    }
-    txn.commit().await?;
-    Ok(true)
-}
-
-/// One argon2 evaluation of `code` with a throw-away salt: what checking an issued code
-/// costs, for the answers that have none to check.
-async fn same_work(hasher: &BackupCodeHasher, code: &PlainCode) -> Result<(), RecoveryError> {
-    let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
-    hasher.digest(code, &salt, DigestParams::CURRENT).await?;
-    Ok(())
-}
-
-/// What [`end_stand_ins`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StandInsEnded {
-    /// A backup-code set was in force.
-    pub backup_codes: bool,
-    /// A recovery code an administrator issued was waiting (requested, approved or revealed,
-    /// not used).
-    pub recovery_code: bool,
-}
-
-/// Why a member's stand-ins for the second factor end, as the audit log says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    CodesRevoked,
-    MfaReset,
-    MfaDisabled,
-    MemberRemoved,
-    /// An administrator cancelled the issued code alone.
-    Cancelled,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CodesRevoked => "codes_revoked",
-            Self::MfaReset => "mfa_reset",
-            Self::MfaDisabled => "mfa_disabled",
-            Self::MemberRemoved => "member_removed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// Ends everything that stands in for `target`'s second factor — the backup-code set in
-/// force and any administrator-issued recovery code not used yet — for `reason`, in `db`,
-/// the transaction of the change that ends them. An ended recovery code is recorded
-/// (`recovery_code.ended`, with the reason) by `actor` (none: the member themself or the
-/// system).
-pub(crate) async fn end_stand_ins(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    actor: Option<&Member>,
-    target: &Member,
-    reason: EndReason,
-    source: &crate::audit::Source,
-    now: DateTime<Utc>,
-) -> Result<StandInsEnded, DbErr> {
-    let backup_codes =
-        crate::backup_codes::end_set_in_force(db, target.id, reason.as_str(), now).await?;
-    let open: Vec<i32> = recovery_code::Entity::find()
-        .filter(recovery_code::Column::UserId.eq(target.id))
-        .filter(recovery_code::Column::EndedAt.is_null())
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::ExpiresAt.gt(now))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| row.id)
-        .collect();
-    for id in &open {
-        recovery_code::Entity::update_many()
-            .col_expr(recovery_code::Column::EndedAt, Expr::value(now))
-            .filter(recovery_code::Column::Id.eq(*id))
-            .filter(recovery_code::Column::EndedAt.is_null())
-            .exec(db)
-            .await?;
-        crate::audit::record(
-            db,
-            target.org_id,
-            Event {
-                action: AuditAction::RecoveryCodeEnded,
-                actor: actor.or(Some(target)),
-                target: Some(target),
-                outcome: crate::audit::Outcome::Success,
-                details: serde_json::json!({ "request": id, "reason": reason.as_str() }),
-            },
-            source,
-            now,
-        )
-        .await?;
-    }
-    Ok(StandInsEnded {
-        backup_codes,
-        recovery_code: !open.is_empty(),
-    })
-}
-
 /// Cancels an issued recovery code without issuing another: it ends at once, whatever its
 /// step (waiting for approval, ready, or revealed and not used yet).
 pub async fn cancel(cmd: &Command<'_>, request_id: i32) -> Result<(), RecoveryError> {
@@ -656,40 +505,4 @@ pub async fn cancel(cmd: &Command<'_>, request_id: i32) -> Result<(), RecoveryEr
     .await?;
     txn.commit().await?;
     Ok(())
-}
-
-/// The member's issued recovery code as the backup-code step tries it
-/// ([`crate::backup_codes::redeem`]): spent with `also_record` (the sign-in, when signing in).
-pub struct Issued<'a> {
-    pub cmd: &'a Command<'a>,
-    pub hasher: &'a BackupCodeHasher,
-    pub also_record: Vec<Event<'a>>,
-}
-
-impl IssuedCode for Issued<'_> {
-    fn spend<'s>(&'s self, code: &'s PlainCode) -> SpendFuture<'s> {
-        Box::pin(async move {
-            spend(self.cmd, self.hasher, code, &self.also_record)
-                .await
-                .map_err(as_backup_code_error)
-        })
-    }
-
-    fn same_work<'s>(&'s self, code: &'s PlainCode) -> SpendFuture<'s> {
-        Box::pin(async move {
-            same_work(self.hasher, code)
-                .await
-                .map(|()| false)
-                .map_err(as_backup_code_error)
-        })
-    }
-}
-
-fn as_backup_code_error(error: RecoveryError) -> BackupCodeError {
-    match error {
-        RecoveryError::Hash(cause) => BackupCodeError::Hash(cause),
-        RecoveryError::Policy(cause) => BackupCodeError::Policy(cause),
-        RecoveryError::Database(cause) => BackupCodeError::Database(cause),
-        other => BackupCodeError::Database(DbErr::Custom(other.to_string())),
-    }
 }

@@ -1,0 +1,100 @@
+//! Ending everything that stands in for a member's second factor at once: the backup-code
+//! set in force and any recovery code an administrator issued them (issue 19, item 1).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
+};
+
+use crate::{
+    audit::{AuditAction, Event},
+    entity::recovery_code,
+    identity::Member,
+};
+
+/// What [`end_stand_ins`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandInsEnded {
+    /// A backup-code set was in force.
+    pub backup_codes: bool,
+    /// A recovery code an administrator issued was waiting (requested, approved or revealed,
+    /// not used).
+    pub recovery_code: bool,
+}
+
+/// Why a member's stand-ins for the second factor end, as the audit log says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    CodesRevoked,
+    MfaReset,
+    MfaDisabled,
+    MemberRemoved,
+    /// An administrator cancelled the issued code alone.
+    Cancelled,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodesRevoked => "codes_revoked",
+            Self::MfaReset => "mfa_reset",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MemberRemoved => "member_removed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Ends everything that stands in for `target`'s second factor — the backup-code set in
+/// force and any administrator-issued recovery code not used yet — for `reason`, in `db`,
+/// the transaction of the change that ends them. An ended recovery code is recorded
+/// (`recovery_code.ended`, with the reason) by `actor` (none: the member themself or the
+/// system).
+pub(crate) async fn end_stand_ins(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: Option<&Member>,
+    target: &Member,
+    reason: EndReason,
+    source: &crate::audit::Source,
+    now: DateTime<Utc>,
+) -> Result<StandInsEnded, DbErr> {
+    let backup_codes =
+        crate::backup_codes::end_set_in_force(db, target.id, reason.as_str(), now).await?;
+    let open: Vec<i32> = recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(target.id))
+        .filter(recovery_code::Column::EndedAt.is_null())
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .filter(recovery_code::Column::ExpiresAt.gt(now))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    for id in &open {
+        recovery_code::Entity::update_many()
+            .col_expr(recovery_code::Column::EndedAt, Expr::value(now))
+            .filter(recovery_code::Column::Id.eq(*id))
+            .filter(recovery_code::Column::EndedAt.is_null())
+            .exec(db)
+            .await?;
+        crate::audit::record(
+            db,
+            target.org_id,
+            Event {
+                action: AuditAction::RecoveryCodeEnded,
+                actor: actor.or(Some(target)),
+                target: Some(target),
+                outcome: crate::audit::Outcome::Success,
+                details: serde_json::json!({ "request": id, "reason": reason.as_str() }),
+            },
+            source,
+            now,
+        )
+        .await?;
+    }
+    Ok(StandInsEnded {
+        backup_codes,
+        recovery_code: !open.is_empty(),
+    })
+}
