@@ -13,6 +13,12 @@ import { createInterface } from 'node:readline';
 const root = path.resolve(__dirname, '..');
 export const binary = process.env.LIFELINE_BIN ?? path.join(root, 'target/debug/lifeline');
 
+/** The secret key file of the server on `databaseUrl` (a `sqlite://` URL `startLifeline`
+ * made): `secret.key` beside the database file. */
+export function secretKeyFileOf(databaseUrl: string): string {
+  return path.join(path.dirname(databaseUrl.replace(/^sqlite:\/\//, '')), 'secret.key');
+}
+
 /** A running `lifeline` on a fresh database, and how to stop it. */
 export type Lifeline = { baseUrl: string; databaseUrl: string; stop: () => Promise<void> };
 
@@ -28,6 +34,9 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: databaseUrl,
+      // Beside the database, where `lifelineCli` finds it: the command line must link and
+      // verify the audit log with the server's key.
+      LIFELINE_SECRET_KEY_FILE: secretKeyFileOf(databaseUrl),
       LIFELINE_LISTEN_ADDR: '127.0.0.1:0',
       // Every journey signs in from 127.0.0.1, many times in a few minutes.
       LIFELINE_SIGN_IN_ATTEMPTS_PER_MINUTE: '100000',

@@ -133,6 +133,9 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
         .unwrap();
     let first: i64 = head.try_get("", "seq").unwrap();
     let mut prev: String = head.try_get("", "hash").unwrap();
+    // Keyed as `record` keys them: the test key that `domain::testing` installs.
+    let chain_key = audit::keys::ChainKey::installed_current().unwrap();
+    let version = chain_key.version();
     let span = chrono::Duration::days(60);
     let start = Utc::now() - span;
     let step_us = span.num_microseconds().unwrap() / total as i64;
@@ -155,7 +158,7 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
     let mut seq = first;
     let mut txn = db.begin().await.unwrap();
     while (seq as usize) < total {
-        let mut values = Vec::with_capacity(2000 * 14);
+        let mut values = Vec::with_capacity(2000 * 15);
         for _ in 0..2000 {
             if seq as usize >= total {
                 break;
@@ -167,7 +170,7 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
             let (action, outcome, details) = KINDS[seq as usize % KINDS.len()];
             let ip = format!("10.{}.{}.{}", seq % 7, seq % 251, seq % 13);
             let agent = "Mozilla/5.0 (X11; Linux x86_64) Bench/1.0";
-            let hash = domain::audit::chain::Link {
+            let hash = chain_key.mac(&domain::audit::chain::Link {
                 org_id: 1,
                 seq,
                 at,
@@ -181,8 +184,7 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
                 user_agent: Some(agent),
                 details,
                 prev_hash: &prev,
-            }
-            .hash();
+            });
             values.extend([
                 Value::from(1i32),
                 Value::from(at),
@@ -198,6 +200,7 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
                 Value::from(seq),
                 Value::from(prev.clone()),
                 Value::from(hash.clone()),
+                Value::from(version),
             ]);
             prev = hash;
         }
@@ -205,8 +208,8 @@ async fn seed_events(db: &DatabaseConnection, total: usize, members: usize) {
             &txn,
             "audit_event",
             "org_id, at, actor_id, actor, action, target_id, target, outcome, source_ip, \
-             user_agent, details, seq, prev_hash, hash",
-            14,
+             user_agent, details, seq, prev_hash, hash, key_version",
+            15,
             values,
         )
         .await;

@@ -2,14 +2,15 @@
 //! confirmed by a first code, verification with ±1 time-step tolerance and no replay, and
 //! disabling with the password.
 //!
-//! The TOTP secret is stored sealed with the server's [`SecretKey`], bound to its account.
+//! The TOTP secret is stored sealed with the server's [`SecretKey`], bound to its account,
+//! beside the key version that sealed it ([`reseal_secrets`] moves them all to a new one).
 //! It leaves the server only while enrolment is pending (the set-up page, so that a reload
 //! shows the same key); once MFA is on, it is never sent anywhere again.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
 };
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
@@ -47,12 +48,61 @@ pub async fn key_opens_stored_secrets(
         .one(db)
         .await?;
     Ok(match sample {
-        Some(row) => row
-            .totp_secret
-            .as_deref()
-            .is_some_and(|sealed| key.open(sealed, &context(row.id)).is_ok()),
+        Some(row) => row.totp_secret.as_deref().is_some_and(|sealed| {
+            key.open(row.totp_key_version, sealed, &context(row.id))
+                .is_ok()
+        }),
         None => true,
     })
+}
+
+/// Secrets re-sealed per query by [`reseal_secrets`].
+const RESEAL_PAGE: u64 = 500;
+
+/// Re-seals every stored TOTP secret (in force or pending) that another version sealed under
+/// `key`'s newest version, for `lifeline rotate-key`; returns how many. Each is opened with the
+/// version that sealed it and replaced only if it is still the one opened (an enrolment or a
+/// disabling meanwhile wins), so it may run while servers serve. Errors: a secret that does
+/// not open (this key is not the one that sealed it), or the database's.
+pub async fn reseal_secrets(db: &DatabaseConnection, key: &SecretKey) -> Result<usize, MfaError> {
+    let version = key.current_version();
+    let (mut resealed, mut after_id) = (0, 0);
+    loop {
+        let rows = user_account::Entity::find()
+            .filter(user_account::Column::TotpSecret.is_not_null())
+            .filter(user_account::Column::TotpKeyVersion.ne(version))
+            .filter(user_account::Column::Id.gt(after_id))
+            .order_by_asc(user_account::Column::Id)
+            .limit(RESEAL_PAGE)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(resealed);
+        };
+        after_id = last.id;
+        for row in rows {
+            let Some(sealed) = row.totp_secret.as_deref() else {
+                continue;
+            };
+            let secret = key
+                .open(row.totp_key_version, sealed, &context(row.id))
+                .map_err(|e| MfaError::Secret(format!("account {}: {e}", row.id)))?;
+            let fresh = key
+                .seal(&secret, &context(row.id))
+                .map_err(|e| MfaError::Secret(e.to_string()))?;
+            let updated = user_account::Entity::update_many()
+                .col_expr(user_account::Column::TotpSecret, Expr::value(fresh.bytes))
+                .col_expr(
+                    user_account::Column::TotpKeyVersion,
+                    Expr::value(fresh.version),
+                )
+                .filter(user_account::Column::Id.eq(row.id))
+                .filter(user_account::Column::TotpSecret.eq(sealed.to_vec()))
+                .exec(db)
+                .await?;
+            resealed += usize::try_from(updated.rows_affected).unwrap_or(0);
+        }
+    }
 }
 
 /// What enrolment shows: the key to type or scan. Its `Debug` hides the key.
@@ -149,7 +199,11 @@ async fn start_enrolment(
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     // Only an account without MFA in force takes a new pending secret.
     let mut update = user_account::Entity::update_many()
-        .col_expr(user_account::Column::TotpSecret, Expr::value(sealed))
+        .col_expr(user_account::Column::TotpSecret, Expr::value(sealed.bytes))
+        .col_expr(
+            user_account::Column::TotpKeyVersion,
+            Expr::value(sealed.version),
+        )
         .col_expr(
             user_account::Column::TotpLastStep,
             Expr::value(Option::<i64>::None),
@@ -184,7 +238,7 @@ pub async fn current_enrolment(
         return start_enrolment(db, key, member_id, Replace::OnlyEmpty).await;
     };
     let secret = key
-        .open(sealed, &context(member_id))
+        .open(row.totp_key_version, sealed, &context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     enrolment(&secret, &row.email)
 }
@@ -383,11 +437,11 @@ pub async fn disable(
         .exec(&txn)
         .await?;
     let member = Member::try_from(row)?;
-    let ended = crate::recovery_codes::end_stand_ins(
+    let ended = crate::recovery_codes::stand_ins::end_stand_ins(
         &txn,
         None,
         &member,
-        crate::recovery_codes::EndReason::MfaDisabled,
+        crate::recovery_codes::stand_ins::EndReason::MfaDisabled,
         source,
         now,
     )
@@ -473,7 +527,7 @@ fn matching_step(
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, MfaError> {
     let secret = key
-        .open(sealed, &context(row.id))
+        .open(row.totp_key_version, sealed, &context(row.id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     let totp = totp(&secret, &row.email)?;
     let current = now.timestamp().div_euclid(STEP_SECONDS);

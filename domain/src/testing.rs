@@ -2,6 +2,11 @@
 //! a temporary folder always, and a new PostgreSQL database too when
 //! `LIFELINE_TEST_POSTGRES_URL` is set. Dropping a [`TestDatabase`] removes it.
 //!
+//! Every test database comes with the fixed test key ([`TEST_SECRET_KEY`]) installed for
+//! the audit log ([`crate::audit::keys::install`]), as a server installs its own at start-up;
+//! a test that runs the `lifeline` binary gives it the same key, so that both sides link and
+//! verify the same chains.
+//!
 //! Test support only (feature `testing`): it panics with a plain message instead of
 //! returning errors, because a test that cannot get its database must fail loudly.
 #![allow(clippy::expect_used, clippy::panic)]
@@ -13,7 +18,25 @@ use sea_orm::{
     sqlx::{Connection, Executor, PgConnection},
 };
 
-use crate::db::{self, Backend, DatabaseConnection};
+use crate::{
+    db::{self, Backend, DatabaseConnection},
+    secrets::SecretKey,
+};
+
+/// The secret key of every test (version 1; 64 hexadecimal digits). Never a real one.
+pub const TEST_SECRET_KEY: &str =
+    "7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de7e57c0de";
+
+/// [`TEST_SECRET_KEY`] as a key.
+pub fn secret_key() -> SecretKey {
+    SecretKey::from_hex(TEST_SECRET_KEY).expect("the test key is 64 hexadecimal digits")
+}
+
+/// Installs [`TEST_SECRET_KEY`] for the audit log, once per test process.
+pub fn install_test_key() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| crate::audit::keys::install(secret_key()));
+}
 
 /// The variable that names the PostgreSQL server tests may create databases on.
 pub const POSTGRES_URL_VAR: &str = "LIFELINE_TEST_POSTGRES_URL";
@@ -39,6 +62,7 @@ enum Cleanup {
 impl TestDatabase {
     /// An empty SQLite database in a new temporary folder.
     pub async fn sqlite() -> Self {
+        install_test_key();
         let folder = tempfile::tempdir().expect("create a temporary folder for SQLite");
         let url = format!("sqlite://{}/lifeline.db", folder.path().display());
         let db = db::connect(&url).await.expect("open the test SQLite file");
@@ -52,6 +76,7 @@ impl TestDatabase {
 
     /// An empty PostgreSQL database created for this test on the server at `admin_url`.
     pub async fn postgres(admin_url: &str) -> Self {
+        install_test_key();
         let name = unique_database_name();
         let mut admin = PgConnection::connect(admin_url).await.unwrap_or_else(|e| {
             panic!("{POSTGRES_URL_VAR} is set but PostgreSQL cannot be reached there: {e}")
@@ -90,6 +115,102 @@ impl TestDatabase {
             .execute_unprepared(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// What a forger re-links after tampering with a chain ([`TestDatabase::forge_plain_links`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgery {
+    /// Plain SHA-256 links, each event keeping the key version it names.
+    KeepKeyVersions,
+    /// Plain SHA-256 links with the key versions cleared: the whole chain downgraded to the
+    /// plain links of before the key.
+    Downgrade,
+}
+
+impl TestDatabase {
+    /// Does what someone who can write to the database, but does not hold the server's key,
+    /// can do after changing events of `org_id`: recomputes the links from event `from_seq`
+    /// on as plain SHA-256 ([`crate::audit::chain::Link::hash`], the only link they can
+    /// compute), each following the one before, and moves the chain's head to the last event.
+    pub async fn forge_plain_links(&self, org_id: i32, from_seq: i64, forgery: Forgery) {
+        use chrono::{DateTime, Utc};
+        use sea_orm::{QueryResult, Statement};
+
+        let rows = self
+            .db
+            .query_all(Statement::from_string(
+                self.db.get_database_backend(),
+                format!(
+                    "SELECT id, org_id, seq, at, actor_id, actor, action, target_id, target, \
+                     outcome, source_ip, user_agent, details, hash FROM audit_event \
+                     WHERE org_id = {org_id} ORDER BY seq"
+                ),
+            ))
+            .await
+            .expect("read the audit events");
+        let text = |row: &QueryResult, column: &str| -> String {
+            row.try_get("", column)
+                .unwrap_or_else(|e| panic!("{column}: {e}"))
+        };
+        let optional = |row: &QueryResult, column: &str| -> Option<String> {
+            row.try_get("", column)
+                .unwrap_or_else(|e| panic!("{column}: {e}"))
+        };
+        let mut prev = crate::audit::GENESIS.to_owned();
+        let mut last_seq = 0;
+        for row in &rows {
+            let seq: i64 = row.try_get("", "seq").expect("seq");
+            last_seq = seq;
+            if seq < from_seq {
+                prev = text(row, "hash");
+                continue;
+            }
+            let (actor, target) = (optional(row, "actor"), optional(row, "target"));
+            let (source_ip, user_agent) = (optional(row, "source_ip"), optional(row, "user_agent"));
+            let (action, outcome, details) = (
+                text(row, "action"),
+                text(row, "outcome"),
+                text(row, "details"),
+            );
+            let at: DateTime<Utc> = row.try_get("", "at").expect("at");
+            let hash = crate::audit::chain::Link {
+                org_id,
+                seq,
+                at,
+                actor_id: row.try_get("", "actor_id").expect("actor_id"),
+                actor: actor.as_deref(),
+                action: &action,
+                target_id: row.try_get("", "target_id").expect("target_id"),
+                target: target.as_deref(),
+                outcome: &outcome,
+                source_ip: source_ip.as_deref(),
+                user_agent: user_agent.as_deref(),
+                details: &details,
+                prev_hash: &prev,
+            }
+            .hash();
+            let id: i32 = row.try_get("", "id").expect("id");
+            let versions = match forgery {
+                Forgery::KeepKeyVersions => "",
+                Forgery::Downgrade => ", key_version = NULL",
+            };
+            self.execute(&format!(
+                "UPDATE audit_event SET prev_hash = '{prev}', hash = '{hash}'{versions} \
+                 WHERE id = {id}"
+            ))
+            .await;
+            prev = hash;
+        }
+        let versions = match forgery {
+            Forgery::KeepKeyVersions => "",
+            Forgery::Downgrade => ", key_version = NULL",
+        };
+        self.execute(&format!(
+            "UPDATE audit_chain_head SET seq = {last_seq}, hash = '{prev}'{versions} \
+             WHERE org_id = {org_id}"
+        ))
+        .await;
     }
 }
 

@@ -18,10 +18,10 @@ export async function hydrated(page: import('@playwright/test').Page): Promise<v
 
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { binary } from '../global-setup';
+import { binary, secretKeyFileOf } from '../global-setup';
 
 /** Runs the `lifeline` command line against the test server's database (or another one),
- * password on stdin. */
+ * with that server's secret key, password on stdin. */
 export function lifelineCli(
   args: string[],
   password: string,
@@ -32,6 +32,7 @@ export function lifelineCli(
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: databaseUrl,
+      LIFELINE_SECRET_KEY_FILE: secretKeyFileOf(databaseUrl),
     },
     encoding: 'utf8',
   });

@@ -19,6 +19,8 @@ mod m20261128_000011_add_session_epoch;
 mod m20261128_000012_index_casbin_rule_domain;
 mod m20261129_000013_create_factor_attempt;
 mod m20261129_000014_add_asked_slot;
+mod m20261129_000015_key_audit_chain;
+mod m20261129_000016_add_totp_key_version;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -41,6 +43,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000012_index_casbin_rule_domain::Migration),
             Box::new(m20261129_000013_create_factor_attempt::Migration),
             Box::new(m20261129_000014_add_asked_slot::Migration),
+            Box::new(m20261129_000015_key_audit_chain::Migration),
+            Box::new(m20261129_000016_add_totp_key_version::Migration),
         ]
     }
 }

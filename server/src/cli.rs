@@ -1,17 +1,22 @@
 //! Command-line tools for the operator: bootstrap an organization, add members, unlock a
-//! member, and check or export an organization's audit log.
+//! member, check, checkpoint or export an organization's audit log, and add a version to the
+//! server's secret key.
 //!
 //! Passwords are read from standard input (prompted without echo on a terminal), never
 //! from the command line, where other users could see them in the process list.
 
-use std::io::{BufRead, IsTerminal};
+use std::{
+    io::{BufRead, IsTerminal},
+    path::Path,
+};
 
 use domain::{
     accounts::{self, AccountError, NewMember},
+    audit::{CheckpointError, SignedCheckpoint},
     db,
     hashing::PasswordHasher,
     identity::Role,
-    secrets::Password,
+    secrets::{Password, SecretKey},
 };
 
 use crate::config::Config;
@@ -70,28 +75,119 @@ pub async fn create_user(
     Ok(())
 }
 
-/// `lifeline audit verify`: walks the organization's chain; an error when it is broken.
-pub async fn audit_verify(config: &Config, org: &str) -> Result<(), String> {
+/// `lifeline audit verify`: walks the organization's chain under the server's key, and with
+/// `against` (a checkpoint file `lifeline audit checkpoint` wrote) also checks the log against
+/// that checkpoint; an error when the chain is broken, cut back or rewritten.
+pub async fn audit_verify(
+    config: &Config,
+    org: &str,
+    against: Option<&Path>,
+) -> Result<(), String> {
+    let checkpoint = against
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| SignedCheckpoint::parse(&text).map_err(|e| e.to_string()))
+                .map_err(|problem| format!("--against {}: {problem}", path.display()))
+        })
+        .transpose()?;
     let db = open(config).await?;
     let org = accounts::organization_by_slug(&db, org)
         .await
         .map_err(explain)?;
-    let state = domain::audit::verify(&db, org.id)
-        .await
-        .map_err(|e| format!("reading the audit log: {e}"))?;
-    match state.broken {
-        None => {
+    let state = match &checkpoint {
+        None => domain::audit::verify(&db, org.id)
+            .await
+            .map_err(|e| format!("reading the audit log: {e}"))?,
+        Some(checkpoint) => domain::audit::checkpoint::verify_against(&db, org.id, checkpoint)
+            .await
+            .map_err(|problem| match problem {
+                CheckpointError::Db(e) => format!("reading the audit log: {e}"),
+                refused => format!("--against: {refused}"),
+            })?,
+    };
+    match (state.broken, checkpoint) {
+        (None, None) => {
             println!(
                 "The audit log of “{}” is intact: {} events, each linked to the one before.",
                 org.name, state.events
             );
             Ok(())
         }
-        Some(broken) => Err(format!(
+        (None, Some(checkpoint)) => {
+            println!(
+                "The audit log of “{}” is intact: {} events, each linked to the one before, \
+                 and event #{} is the one the checkpoint of {} vouched for.",
+                org.name,
+                state.events,
+                checkpoint.seq,
+                checkpoint
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            Ok(())
+        }
+        (Some(broken), _) => Err(format!(
             "the audit log of “{}” is broken: {broken} ({} events verify before it)",
             org.name, state.events
         )),
     }
+}
+
+/// `lifeline audit checkpoint`: verifies the organization's whole chain, signs a checkpoint of
+/// its head, stores it, and writes it as JSON to `out` (standard output when `None`), for the
+/// auditor to keep outside the database.
+pub async fn audit_checkpoint(
+    config: &Config,
+    org: &str,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    let db = open(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let checkpoint = domain::audit::checkpoint::sign(&db, org.id, &org.slug, chrono::Utc::now())
+        .await
+        .map_err(|problem| match problem {
+            CheckpointError::Broken(broken) => format!(
+                "the audit log of “{}” is broken, so no checkpoint was signed: {broken}",
+                org.name
+            ),
+            other => other.to_string(),
+        })?;
+    let json = serde_json::to_string_pretty(&checkpoint).map_err(|e| e.to_string())?;
+    match out {
+        None => println!("{json}"),
+        Some(path) => {
+            std::fs::write(path, format!("{json}\n"))
+                .map_err(|e| format!("--out {}: {e}", path.display()))?;
+            println!(
+                "Signed a checkpoint of the audit log of “{}” at event #{} and wrote it to {}; \
+                 keep a copy where the database's writers cannot reach it.",
+                org.name,
+                checkpoint.seq,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `lifeline rotate-key`: adds a version to the key file, re-seals every stored TOTP secret
+/// under it, and from then on audit events are linked and checkpoints signed under it. Old
+/// versions stay in the file: what they sealed, linked and signed still verifies.
+pub async fn rotate_key(config: &Config) -> Result<(), String> {
+    let (_, version) = crate::keys::add_version(&config.secret_key)?;
+    let (db, key) = open_with_key(config).await?;
+    let resealed = domain::mfa::reseal_secrets(&db, &key)
+        .await
+        .map_err(|e| format!("key version {version} was added, but re-sealing failed: {e}"))?;
+    println!(
+        "Added secret key version {version}. Re-sealed {resealed} TOTP secrets under it; new \
+         audit events are linked and checkpoints signed under it. Servers reading the same key \
+         file take it up within a minute, without a restart. Keep every version in the file."
+    );
+    Ok(())
 }
 
 /// `lifeline audit export`: the organization's events on standard output, streamed.
@@ -176,13 +272,35 @@ pub async fn policy_export(config: &Config, org: &str, at: Option<&str>) -> Resu
 }
 
 async fn open(config: &Config) -> Result<db::DatabaseConnection, String> {
+    Ok(open_with_key(config).await?.0)
+}
+
+/// The database, migrated, and the server's key, installed for the audit log; when this run
+/// applied the migration that keys chains, the plain chains from before are keyed first, as
+/// the server does at start-up.
+async fn open_with_key(config: &Config) -> Result<(db::DatabaseConnection, SecretKey), String> {
+    // The key first: one that cannot be had must not leave the database migrated with its
+    // audit chains not yet keyed.
+    let key = crate::keys::load(&config.secret_key)?;
+    crate::private_files::create_sqlite_file(&config.database_url)
+        .map_err(|e| format!("DATABASE_URL {e}"))?;
     let connection = db::connect(&config.database_url)
         .await
         .map_err(|e| format!("DATABASE_URL {e}"))?;
+    let keying = domain::audit::chains_await_keying(&connection)
+        .await
+        .map_err(|e| format!("cannot read the database's migrations: {e}"))?;
     db::migrate(&connection)
         .await
         .map_err(|e| format!("cannot apply database migrations: {e}"))?;
-    Ok(connection)
+    let upgraded = crate::keys::install_for_audit(&connection, &key, keying)
+        .await
+        .map_err(|e| format!("keying the audit log: {e}"))?;
+    for outcome in &upgraded {
+        // Standard error: standard output is the command's own (an export, a checkpoint).
+        eprintln!("lifeline: {}", crate::keys::describe_upgrade(outcome));
+    }
+    Ok((connection, key))
 }
 
 fn hasher() -> Result<PasswordHasher, String> {

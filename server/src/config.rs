@@ -36,6 +36,9 @@ pub const DEFAULT_SIGN_IN_STARTS_PER_MINUTE: u32 = 30;
 /// `LIFELINE_IPV6_THROTTLE_PREFIX` when not set: one bucket per /64, the smallest network a
 /// site is usually given, so one client cannot rotate through its addresses.
 pub const DEFAULT_IPV6_THROTTLE_PREFIX: u32 = 64;
+/// `LIFELINE_AUDIT_CHECKPOINT_SECONDS` when not set: every 15 minutes, each audit chain whose
+/// head moved gets a signed checkpoint.
+pub const DEFAULT_AUDIT_CHECKPOINT_SECONDS: u32 = 15 * 60;
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -85,6 +88,10 @@ pub struct Config {
     /// `LIFELINE_TRUSTED_PROXIES`: the proxies whose `Forwarded` and `X-Forwarded-For`
     /// headers name the client; empty (the default) trusts none.
     pub trusted_proxies: Vec<IpNet>,
+    /// `LIFELINE_AUDIT_CHECKPOINT_SECONDS`: how often the server signs a checkpoint of each
+    /// audit chain whose head moved since its last one; 0: never (only `lifeline audit
+    /// checkpoint` signs them).
+    pub audit_checkpoint_seconds: u32,
 }
 
 /// Where the key that seals stored secrets comes from.
@@ -263,6 +270,12 @@ impl Config {
             "bits",
         )?;
         let ipv6_throttle_prefix = u8::try_from(ipv6_throttle_prefix).unwrap_or(128);
+        let audit_checkpoint_seconds = number(
+            "LIFELINE_AUDIT_CHECKPOINT_SECONDS",
+            DEFAULT_AUDIT_CHECKPOINT_SECONDS,
+            0..=7 * 24 * 60 * 60,
+            "seconds",
+        )?;
 
         let trusted_proxies = match read("LIFELINE_TRUSTED_PROXIES") {
             None => Vec::new(),
@@ -293,6 +306,7 @@ impl Config {
             sign_in_starts_per_minute,
             ipv6_throttle_prefix,
             trusted_proxies,
+            audit_checkpoint_seconds,
         })
     }
 
@@ -360,6 +374,7 @@ mod tests {
         assert_eq!(config.sign_in_starts_per_minute, 30);
         assert_eq!(config.ipv6_throttle_prefix, 64);
         assert!(config.trusted_proxies.is_empty(), "no proxy is trusted");
+        assert_eq!(config.audit_checkpoint_seconds, 900);
     }
 
     #[test]
@@ -377,6 +392,7 @@ mod tests {
             ("LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "4"),
             ("LIFELINE_SIGN_IN_STARTS_PER_MINUTE", "7"),
             ("LIFELINE_IPV6_THROTTLE_PREFIX", "56"),
+            ("LIFELINE_AUDIT_CHECKPOINT_SECONDS", "0"),
             (
                 "LIFELINE_TRUSTED_PROXIES",
                 "127.0.0.1/32, 10.0.0.0/8,::1/128,192.0.2.7,",
@@ -386,6 +402,7 @@ mod tests {
         assert_eq!(config.sign_in_attempts_per_account_per_minute, 4);
         assert_eq!(config.sign_in_starts_per_minute, 7);
         assert_eq!(config.ipv6_throttle_prefix, 56);
+        assert_eq!(config.audit_checkpoint_seconds, 0);
         let trusted: Vec<String> = config
             .trusted_proxies
             .iter()
@@ -440,6 +457,7 @@ mod tests {
             ("LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE", "0"),
             ("LIFELINE_IPV6_THROTTLE_PREFIX", "0"),
             ("LIFELINE_IPV6_THROTTLE_PREFIX", "129"),
+            ("LIFELINE_AUDIT_CHECKPOINT_SECONDS", "604801"),
             ("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("LIFELINE_TRUSTED_PROXIES", "127.0.0.1/32;10.0.0.0/8"),
             ("LIFELINE_TRUSTED_PROXIES", "proxy.internal"),

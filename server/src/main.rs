@@ -4,11 +4,13 @@
 //! environment, opens the database, applies pending migrations and serves until SIGTERM or
 //! Ctrl-C, finishing the requests in flight.
 
+mod checkpoints;
 mod cli;
 mod client_ip;
 mod config;
 mod expiry;
 mod keys;
+mod private_files;
 mod security;
 mod sessions;
 mod throttle;
@@ -28,7 +30,10 @@ use crate::config::{Config, LogFormat};
     about = "Lifeline: organization policy and admin console for MFA backup verification codes",
     after_help = "Configuration comes from environment variables: DATABASE_URL, \
                   LIFELINE_LISTEN_ADDR, LIFELINE_LOG, LIFELINE_LOG_FORMAT, \
-                  LIFELINE_SECURE_COOKIES, LIFELINE_PUBLIC_ORIGIN. See the README."
+                  LIFELINE_SECURE_COOKIES, LIFELINE_PUBLIC_ORIGIN, LIFELINE_SECRET_KEY or \
+                  LIFELINE_SECRET_KEY_FILE (default data/secret.key, mode 0600), \
+                  LIFELINE_AUDIT_CHECKPOINT_SECONDS. The command-line tools need the same \
+                  secret key as the server. See the README."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,7 +75,11 @@ enum Command {
         #[arg(long)]
         email: String,
     },
-    /// Check or export an organization's tamper-evident audit log.
+    /// Add a version to the secret key file and re-seal every stored TOTP secret under it;
+    /// new audit events are linked and checkpoints signed under it. Servers reading the same
+    /// file take it up without a restart; old versions stay in the file.
+    RotateKey,
+    /// Check, checkpoint or export an organization's tamper-evident audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -98,12 +107,28 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and name the first altered, deleted or reordered event; exits
-    /// non-zero when the chain is broken.
+    /// Walk the chain under the server's key and name the first altered, deleted, reordered
+    /// or re-linked event; exits non-zero when the chain is broken.
     Verify {
         /// The organization's slug.
         #[arg(long)]
         org: String,
+        /// A checkpoint file from `lifeline audit checkpoint`, kept outside the database:
+        /// also check that the event it signed is still there, unchanged (events cut off
+        /// the end, or a rewritten chain, show even with the chain's head moved to match).
+        #[arg(long, value_name = "CHECKPOINT_JSON")]
+        against: Option<std::path::PathBuf>,
+    },
+    /// Verify the chain and sign a checkpoint of its head (Ed25519, under a key derived from
+    /// the server's secret key); writes it as JSON, to keep where the database's writers
+    /// cannot reach it.
+    Checkpoint {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// Write the events to standard output, oldest first, streamed in constant memory.
     Export {
@@ -141,9 +166,13 @@ async fn main() -> ExitCode {
             cli::create_user(&config, &org, &email, &role).await
         }
         Command::Unlock { org, email } => cli::unlock(&config, &org, &email).await,
+        Command::RotateKey => cli::rotate_key(&config).await,
         Command::Audit {
-            command: AuditCommand::Verify { org },
-        } => cli::audit_verify(&config, &org).await,
+            command: AuditCommand::Verify { org, against },
+        } => cli::audit_verify(&config, &org, against.as_deref()).await,
+        Command::Audit {
+            command: AuditCommand::Checkpoint { org, out },
+        } => cli::audit_checkpoint(&config, &org, out.as_deref()).await,
         Command::Audit {
             command: AuditCommand::Export { org, format, since },
         } => cli::audit_export(&config, &org, &format, since.as_deref()).await,

@@ -56,12 +56,19 @@ pub enum ServeError {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let security =
         BrowserSecurity::from_env(&config).map_err(|e| ServeError::Setup(e.to_string()))?;
+    // Before anything changes the database: a key that cannot be had must not leave it
+    // migrated with its audit chains not yet keyed.
+    let secret_key = crate::keys::load(&config.secret_key).map_err(ServeError::Setup)?;
+    // The SQLite file and its folder are the server's user's only (0600, 0700).
+    crate::private_files::create_sqlite_file(&config.database_url).map_err(ServeError::Setup)?;
     let db = domain::db::connect(&config.database_url).await?;
+    let keying = domain::audit::chains_await_keying(&db)
+        .await
+        .map_err(ServeError::Migrate)?;
     domain::db::migrate(&db)
         .await
         .map_err(ServeError::Migrate)?;
 
-    let secret_key = crate::keys::load(&config.secret_key).map_err(ServeError::Setup)?;
     // A lost or different key would lock every MFA user out with errors at sign-in: refuse
     // to start instead, and say which key is wanted.
     if !domain::mfa::key_opens_stored_secrets(&db, &secret_key)
@@ -74,12 +81,38 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             config.secret_key.variable()
         )));
     }
+    // Audit links and checkpoints are made under the key; chains from before it are keyed
+    // now, before anything appends to them.
+    for outcome in crate::keys::install_for_audit(&db, &secret_key, keying)
+        .await
+        .map_err(ServeError::Migrate)?
+    {
+        match outcome {
+            domain::audit::PlainChain::Keyed { .. } => {
+                tracing::info!("{}", crate::keys::describe_upgrade(&outcome));
+            }
+            domain::audit::PlainChain::LeftBroken { .. } => {
+                tracing::warn!("{}", crate::keys::describe_upgrade(&outcome));
+            }
+        }
+    }
+    if matches!(config.secret_key, crate::config::SecretKeySource::File(_)) {
+        crate::keys::spawn_refresh(secret_key.clone());
+    }
+    if config.audit_checkpoint_seconds > 0 {
+        crate::checkpoints::spawn(
+            db.clone(),
+            std::time::Duration::from_secs(u64::from(config.audit_checkpoint_seconds)),
+        );
+    }
     if config.backend == domain::db::Backend::Postgres
         && matches!(config.secret_key, crate::config::SecretKeySource::File(_))
     {
         tracing::warn!(
             "LIFELINE_SECRET_KEY is not set: every instance sharing this PostgreSQL database \
-             needs the same key, so set it rather than rely on a key file per machine"
+             needs the same key, so make LIFELINE_SECRET_KEY_FILE one file they all read (a \
+             shared secret mount, which `lifeline rotate-key` updates for all of them) rather \
+             than a key file per machine"
         );
     }
     let hash_concurrency = config

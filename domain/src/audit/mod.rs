@@ -3,8 +3,10 @@
 //! event and no event without its change.
 //!
 //! - [`actions`]: what an event can record, in words, and the typed details read back.
-//! - [`chain`]: writing an event as the next link of its organization's hash chain, and
-//!   verifying the chain.
+//! - [`keys`]: the server's secret key as the log uses it, installed once per process.
+//! - [`chain`]: writing an event as the next keyed link of its organization's chain,
+//!   verifying the chain, and re-linking the plain chains from before the key.
+//! - [`checkpoint`]: signed checkpoints of a chain's head, to hold outside the database.
 //! - [`reading`]: filters, pages, exports and a member's own history, for people.
 //!
 //! This module is on the first floor: it imports the ground floor ([`crate::identity`],
@@ -12,6 +14,8 @@
 
 pub mod actions;
 pub mod chain;
+pub mod checkpoint;
+pub mod keys;
 pub mod reading;
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +23,11 @@ use serde::{Deserialize, Serialize};
 pub(crate) use self::chain::start_chain;
 pub use self::{
     actions::{AuditAction, Change, ExceptionDetails, PolicySavedDetails, describe},
-    chain::{ChainBreak, ChainMonitor, ChainReport, ChainState, GENESIS, record, verify},
+    chain::{
+        ChainBreak, ChainMonitor, ChainReport, ChainState, GENESIS, PlainChain,
+        chains_await_keying, record, upgrade_plain_chains, verify,
+    },
+    checkpoint::{CheckpointError, SignedCheckpoint},
     reading::{
         AuditReadError, CSV_HEADER, ExportError, Filter, Recorded, chain_seen_by, csv_line,
         export_chunk, export_chunk_seen_by, for_each_event, latest, own_history, page,

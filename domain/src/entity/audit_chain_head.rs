@@ -9,6 +9,8 @@ pub struct Model {
     pub org_id: i32,
     pub seq: i64,
     pub hash: String,
+    /// The key version of the last link; `None`: a chain of plain links not yet re-linked.
+    pub key_version: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub struct Model {
     pub seq: i64,
     pub prev_hash: String,
     pub hash: String,
+    /// The secret key version whose derived MAC key made `hash`; `None`: a plain SHA-256
+    /// link from before the chain was keyed.
+    pub key_version: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

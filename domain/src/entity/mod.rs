@@ -1,6 +1,7 @@
 //! SeaORM entities: the rows as the database holds them. Only this crate touches them.
 
 pub mod audit_chain_head;
+pub mod audit_checkpoint;
 pub mod audit_event;
 pub mod backup_code;
 pub mod backup_code_set;

@@ -13,6 +13,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: String,
     pub totp_secret: Option<Vec<u8>>,
+    /// The secret key version that sealed `totp_secret`.
+    pub totp_key_version: i32,
     pub totp_enabled_at: Option<DateTimeUtc>,
     pub totp_last_step: Option<i64>,
     pub created_at: DateTimeUtc,

@@ -267,3 +267,52 @@ async fn only_the_right_key_opens_the_stored_secrets() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_new_key_version_reseals_every_secret_and_the_old_version_still_opens_until_then() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let old = SecretKey::generate();
+    let rotated = old.with_new_version();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, setup_key) = owner_with_mfa(&test_db, &hasher, &old).await;
+        let pending = crate::fixtures::add_member(
+            &test_db,
+            &hasher,
+            owner.org_id,
+            "pending@acme.test",
+            domain::identity::Role::Member,
+        )
+        .await;
+        let shown = mfa::begin_enrolment(db, &old, pending.id).await.unwrap();
+        let version = |id: i32| async move {
+            db.query_one(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT totp_key_version FROM user_account WHERE id = {id}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i32>("", "totp_key_version")
+            .unwrap()
+        };
+        assert_eq!((version(owner.id).await, version(pending.id).await), (1, 1));
+        // Before re-sealing, the rotated key opens what version 1 sealed.
+        assert!(mfa::key_opens_stored_secrets(db, &rotated).await.unwrap());
+
+        assert_eq!(mfa::reseal_secrets(db, &rotated).await.unwrap(), 2);
+        assert_eq!((version(owner.id).await, version(pending.id).await), (2, 2));
+        assert_eq!(mfa::reseal_secrets(db, &rotated).await.unwrap(), 0);
+        // The same secrets, under version 2: codes verify and the pending set-up shows the
+        // same key; a key without version 2 opens nothing.
+        let code = mfa::code_at(&setup_key, t0() + Duration::minutes(5)).unwrap();
+        mfa::verify_code(db, &rotated, owner.id, &code, t0() + Duration::minutes(5))
+            .await
+            .unwrap();
+        let again = mfa::current_enrolment(db, &rotated, pending.id)
+            .await
+            .unwrap();
+        assert_eq!(again.setup_key, shown.setup_key, "{:?}", test_db.backend);
+        assert!(!mfa::key_opens_stored_secrets(db, &old).await.unwrap());
+    }
+}

@@ -12,6 +12,7 @@ mod crash;
 mod hardening;
 mod hasher_bound;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod limits;
 mod pages;

@@ -9,9 +9,15 @@ use crate::support::{PASSWORD, process::lifeline};
 
 /// Runs `lifeline ARGS` with `stdin` on standard input; returns (success, stdout, stderr).
 pub async fn cli(database_url: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
+    cli_with(&[("DATABASE_URL", database_url)], args, stdin).await
+}
+
+/// Runs `lifeline ARGS` with these environment variables (on top of the harness's) and
+/// `stdin` on standard input; returns (success, stdout, stderr).
+pub async fn cli_with(vars: &[(&str, &str)], args: &[&str], stdin: &str) -> (bool, String, String) {
     let workdir = tempfile::tempdir().unwrap();
     let mut child = lifeline(workdir.path())
-        .env("DATABASE_URL", database_url)
+        .envs(vars.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -25,9 +25,14 @@ pub struct Server {
     workdir: tempfile::TempDir,
 }
 
-/// A `lifeline` command with a clean environment (only what the test sets) in an empty
-/// working folder, so that nothing from the developer's shell changes the outcome.
+/// A `lifeline` command with a clean environment (only what the test sets) in a working
+/// folder that holds nothing but the test key at the default key file (`data/secret.key`,
+/// [`domain::testing::TEST_SECRET_KEY`], private as the binary requires), so that nothing
+/// from the developer's shell changes the outcome, and every run links and verifies audit
+/// chains with the key the tests' own database writes use. `LIFELINE_SECRET_KEY` or
+/// `LIFELINE_SECRET_KEY_FILE` set by a test take its place.
 pub fn lifeline(workdir: &Path) -> Command {
+    write_test_key(workdir);
     let mut command = Command::new(env!("CARGO_BIN_EXE_lifeline"));
     command
         .env_clear()
@@ -45,6 +50,33 @@ pub fn lifeline(workdir: &Path) -> Command {
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
+}
+
+/// Writes the test key to `workdir/data/secret.key` (folder 0700, file 0600), unless a key
+/// file is there already.
+pub fn write_test_key(workdir: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+    let data = workdir.join("data");
+    if data.join("secret.key").exists() {
+        return;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data)
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(data.join("secret.key"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        format!("{}\n", domain::testing::TEST_SECRET_KEY).as_bytes(),
+    )
+    .unwrap();
 }
 
 impl Server {
