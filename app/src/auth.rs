@@ -145,26 +145,22 @@ pub async fn pending_member() -> Result<PendingMember, AppError> {
     })
 }
 
-/// Like [`signed_in`], for everything beyond the member's own MFA settings: refused while a
-/// sign-in with a backup code still has to be followed by new codes or a new authenticator
-/// (when the organization's policy says so).
-pub async fn signed_in_beyond_mfa_settings() -> Result<SignedIn, AppError> {
-    let signed_in = signed_in().await?;
-    if only_mfa_settings(&signed_in.session).await? {
-        return Err(AppError::Refused(
-            "You signed in with a backup code. Generate new codes or set up your authenticator again first: until then only your MFA settings are available."
-                .into(),
-        ));
-    }
-    Ok(signed_in)
+/// The refusal of everything beyond the member's own MFA settings, sign-out and the public
+/// pages, while this session is limited to them ([`only_mfa_settings`]). The server refuses
+/// such requests in one layer, before any route runs (`server::restriction`), with this.
+pub fn beyond_mfa_settings() -> AppError {
+    AppError::Refused(
+        "You signed in with a backup code. Generate new codes or set up your authenticator again first: until then only your MFA settings are available."
+            .into(),
+    )
 }
 
-/// Like [`signed_in_beyond_mfa_settings`], for an administrator's change (members, policy,
-/// recovery codes): refused with [`AppError::ReauthenticationRequired`] unless the member
-/// proved who they are within the re-authentication window, so that a session left open
-/// is not enough to change who may do what.
+/// Like [`signed_in`], for an administrator's change (members, policy, recovery codes):
+/// refused with [`AppError::ReauthenticationRequired`] unless the member proved who they
+/// are within the re-authentication window, so that a session left open is not enough to
+/// change who may do what.
 pub async fn admin_change() -> Result<SignedIn, AppError> {
-    let signed_in = signed_in_beyond_mfa_settings().await?;
+    let signed_in = signed_in().await?;
     if !recently_authenticated(&signed_in.state, &signed_in.session).await? {
         return Err(AppError::ReauthenticationRequired);
     }
@@ -196,8 +192,17 @@ pub async fn only_mfa_settings(session: &Session) -> Result<bool, AppError> {
 
 /// Limits this session to MFA settings (after a sign-in with a backup code), or lifts the
 /// limit (new codes generated, or a new authenticator set up).
+///
+/// Limiting it also closes the recent-authentication window that the sign-in opened: a
+/// backup code is not the password typed again, and lifting the limit asks for that
+/// ([`confirm_recent_authentication`] before new codes, [`may_lift_only_mfa_settings`]
+/// before a new authenticator).
 pub async fn set_only_mfa_settings(session: &Session, only: bool) -> Result<(), AppError> {
     if only {
+        session
+            .remove_value(AUTHENTICATED_AT)
+            .await
+            .map_err(storage)?;
         session
             .insert(ONLY_MFA_SETTINGS, true)
             .await
@@ -209,6 +214,20 @@ pub async fn set_only_mfa_settings(session: &Session, only: bool) -> Result<(), 
             .map(|_| ())
             .map_err(storage)
     }
+}
+
+/// `Ok` when the change about to be made may lift this session's limit to MFA settings:
+/// the session is not limited, or the member typed their password again since the sign-in
+/// with a backup code (which opened no recent-authentication window). Otherwise
+/// [`AppError::ReauthenticationRequired`], whose message links to confirming the password.
+pub async fn may_lift_only_mfa_settings(
+    state: &AppState,
+    session: &Session,
+) -> Result<(), AppError> {
+    if only_mfa_settings(session).await? && !recently_authenticated(state, session).await? {
+        return Err(AppError::ReauthenticationRequired);
+    }
+    Ok(())
 }
 
 /// Remembers the email typed at the first step.

@@ -1,18 +1,70 @@
 //! Showing a form's errors next to the fields they are about, the same way whether the
 //! form was posted by the hydrated app or as a plain HTML form (then the error comes back
 //! in the URL, and the server-side action reads it from there).
+//!
+//! An error in the URL is shown only on the page the server served at that URL: the server
+//! lets such a page through only with an error it sent there itself (`server::form_errors`),
+//! and a later move to another URL inside the hydrated app, which the server never sees,
+//! shows none from its URL ([`ServedPage`]).
 
 use leptos::{prelude::*, server_fn::ServerFn};
+use leptos_router::hooks::use_location;
 
 use crate::error::AppError;
 
-/// The last error of `action`, if its last run failed.
+/// The query string of the address the server served this page at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServedQuery(String);
+
+/// Remembers the address the page was served at (on the server: the request's; in the
+/// browser: the one it hydrates), for [`last_result`]. Wraps everything inside the router.
+#[component]
+pub fn ServedPage(children: Children) -> impl IntoView {
+    provide_context(ServedQuery(use_location().search.get_untracked()));
+    children()
+}
+
+/// Whether the page being built is at the address the server served: an error in its URL
+/// is then one the server let through.
+fn at_served_address() -> bool {
+    let here = use_location().search.get_untracked();
+    use_context::<ServedQuery>().is_some_and(|ServedQuery(served)| served == here)
+}
+
+/// Whether `action`'s value may be shown: it came from a run on this page, or it is the error
+/// in the URL of the page the server served (an action that never ran holds its URL's).
+fn value_shown<S>(action: ServerAction<S>) -> impl Fn() -> bool + Copy + Send + Sync + 'static
+where
+    S: ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    let url_error_shown = at_served_address();
+    move || url_error_shown || action.version().get() > 0
+}
+
+/// The last result of `action`: of its last run from this page, or else, on the page the
+/// server served, the error a plain form's post left in the URL.
+pub fn last_result<S>(action: ServerAction<S>) -> Signal<Option<Result<S::Output, AppError>>>
+where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    let shown = value_shown(action);
+    Signal::derive(move || if shown() { action.value().get() } else { None })
+}
+
+/// The last error of `action`, if its last run failed (see [`last_result`] for which runs).
 pub fn last_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
 where
     S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
 {
+    let shown = value_shown(action);
     Signal::derive(move || {
+        if !shown() {
+            return None;
+        }
         action.value().with(|value| {
             value
                 .as_ref()

@@ -21,10 +21,13 @@ use leptos_router::{
     path,
 };
 
-use crate::pages::{
-    AccountPage, AuditPage, BackupCodesPage, CompliancePage, ConfirmPage, HomePage, MembersPage,
-    MfaSetupPage, NotFound, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail,
-    SignInHelp, SignInPassword, SignInVerify,
+use crate::{
+    forms::ServedPage,
+    pages::{
+        AccountPage, AuditPage, BackupCodesPage, CompliancePage, ConfirmPage, HomePage,
+        MembersPage, MfaSetupPage, NotFound, PolicyPage, RecoveredPage, RecoveryPage,
+        SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
+    },
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -60,39 +63,42 @@ pub fn App() -> impl IntoView {
             if page.is_empty() { "Lifeline".to_owned() } else { format!("{page} · Lifeline") }
         } />
         <Router>
-            <header class="site-header no-print">
-                <A href="/" attr:class="brand">
-                    "Lifeline"
-                </A>
-                <nav>
-                    <A href="/account">"Account"</A>
-                </nav>
-            </header>
-            <main class="site-main">
-                // Async: pages are sent whole, with their data, so that they work without
-                // JavaScript too (streamed fragments need a script to fall into place).
-                <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in") view=SignInEmail ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
-                    <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
-                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
-                </Routes>
-            </main>
-            <footer class="site-footer no-print">
-                "Lifeline — backup verification codes for your organization's multi-factor authentication"
-            </footer>
+            // Pages show an error from their URL only at the address the server served.
+            <ServedPage>
+                <header class="site-header no-print">
+                    <A href="/" attr:class="brand">
+                        "Lifeline"
+                    </A>
+                    <nav>
+                        <A href="/account">"Account"</A>
+                    </nav>
+                </header>
+                <main class="site-main">
+                    // Async: pages are sent whole, with their data, so that they work without
+                    // JavaScript too (streamed fragments need a script to fall into place).
+                    <Routes fallback=NotFound>
+                        <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in") view=SignInEmail ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
+                        <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
+                        <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
+                    </Routes>
+                </main>
+                <footer class="site-footer no-print">
+                    "Lifeline — backup verification codes for your organization's multi-factor authentication"
+                </footer>
+            </ServedPage>
         </Router>
     }
 }

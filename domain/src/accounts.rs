@@ -345,11 +345,11 @@ pub async fn remove_member(cmd: &Command<'_>, member_id: i32) -> Result<Member, 
     let txn = cmd.db.begin().await?;
     keep_an_owner(&txn, target.org_id, target.id).await?;
     // What stood in for their second factor ends on the record before the rows go.
-    crate::recovery_codes::end_stand_ins(
+    crate::recovery_codes::stand_ins::end_stand_ins(
         &txn,
         Some(actor),
         &target,
-        crate::recovery_codes::EndReason::MemberRemoved,
+        crate::recovery_codes::stand_ins::EndReason::MemberRemoved,
         cmd.source,
         cmd.now,
     )

@@ -26,7 +26,7 @@ use crate::{
     input::single_line,
     lockout::{self, Factor},
     org_policy::{self, CodesMode},
-    recovery_codes::{self, EndReason},
+    recovery_codes::stand_ins::{EndReason, end_stand_ins},
 };
 
 /// Members per page.
@@ -223,7 +223,7 @@ pub async fn revoke_codes(cmd: &Command<'_>, member_id: i32) -> Result<Member, A
     let target = managed(cmd, member_id, AuditAction::BackupCodesRevoked).await?;
     let txn = db.begin().await?;
     // Revoking ends the admin-issued code too: both stand in for the second factor.
-    let ended = recovery_codes::end_stand_ins(
+    let ended = end_stand_ins(
         &txn,
         Some(cmd.actor),
         &target,
@@ -271,7 +271,7 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
         .filter(user_account::Column::Id.eq(target.id))
         .exec(&txn)
         .await?;
-    recovery_codes::end_stand_ins(
+    end_stand_ins(
         &txn,
         Some(cmd.actor),
         &target,

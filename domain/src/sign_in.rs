@@ -198,7 +198,7 @@ pub async fn backup_code(
     } else {
         None
     };
-    let issued = recovery_codes::Issued {
+    let issued = recovery_codes::sign_in::Issued {
         cmd,
         hasher,
         also_record: vec![signed_in(member, Method::PasswordAndRecoveryCode)],

@@ -9,8 +9,10 @@ mod cli;
 mod client_ip;
 mod config;
 mod expiry;
+mod form_errors;
 mod keys;
 mod private_files;
+mod restriction;
 mod security;
 mod sessions;
 mod throttle;
@@ -144,8 +146,24 @@ enum AuditCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// The stack of each runtime thread. Rendering a large page (the policy page with its
+/// preview and history) nests deeply in a debug build, past the 2 MiB a thread gets by
+/// default, and a stack overflow aborts the whole server: 8 MiB leaves room to spare.
+const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => fail(&error),
+    }
+}
+
+/// What `main` runs on the runtime: the command, or the server.
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

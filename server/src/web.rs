@@ -278,6 +278,12 @@ pub fn router(
         >(crate::security::provide_response_nonce, shell))
         // Layers run from the last one in: headers, trace, the origin check, then the body
         // limits, so a refused request still gets the headers, and is refused unread.
+        // Innermost, around every route (the fallback too) and inside the session layer:
+        // a session limited to MFA settings reaches nothing else, whatever the route…
+        .layer(from_fn(crate::restriction::refuse_beyond_mfa_settings))
+        // …and a page shows a server function's error from its address only when this
+        // server sent it there (the refusal's own error included).
+        .layer(from_fn(crate::form_errors::only_errors_lifeline_sent))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(from_fn_with_state(
             throttle,

@@ -80,6 +80,9 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
             member,
             ..
         } = crate::auth::signed_in().await?;
+        // A new authenticator lifts the limit to MFA settings below: only once the password
+        // was typed again since the sign-in with a backup code, which this asks for first.
+        crate::auth::may_lift_only_mfa_settings(&state, &session).await?;
         domain::mfa::confirm_enrolment(
             &state.db,
             &state.secret_key,

@@ -45,8 +45,7 @@ pub async fn get_audit_log(
     before: Option<i64>,
 ) -> Result<AuditView, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let filter = domain::audit::Filter::from_form(
             from.as_deref(),
             to.as_deref(),

@@ -40,8 +40,7 @@ pub struct ComplianceView {
 #[server(endpoint = "admin/compliance")]
 pub async fn get_compliance_report() -> Result<ComplianceView, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let report =
             domain::members::compliance(&state.db, &state.authz, &member, chrono::Utc::now())
                 .await?;

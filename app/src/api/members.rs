@@ -47,7 +47,7 @@ pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<Membe
             state,
             member: viewer,
             ..
-        } = crate::auth::signed_in_beyond_mfa_settings().await?;
+        } = crate::auth::signed_in().await?;
         let page = domain::members::page(
             &state.db,
             &state.authz,

@@ -97,8 +97,7 @@ pub struct Explanation {
 #[server(endpoint = "admin/policy")]
 pub async fn get_policy_overview() -> Result<PolicyOverview, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         use domain::org_policy as policy;
         let history = policy::history(&state.db, &state.authz, &member).await?;
         let exceptions = policy::exceptions(&state.db, &state.authz, &member).await?;
@@ -150,8 +149,7 @@ pub async fn get_policy_overview() -> Result<PolicyOverview, AppError> {
 #[server(endpoint = "admin/policy/preview")]
 pub async fn preview_policy(fields: PolicyFields) -> Result<PolicyPreview, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         use domain::org_policy as policy;
         let proposed = form_of(fields).parse()?;
         let current = policy::current(&state.db, member.org_id).await?;
@@ -264,8 +262,7 @@ pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> 
 #[server(endpoint = "admin/policy/explain")]
 pub async fn explain_decision(email: String, act: String) -> Result<Explanation, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn { state, member, .. } =
-            crate::auth::signed_in_beyond_mfa_settings().await?;
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let (subject_member, decision) =
             domain::org_policy::explain(&state.db, &state.authz, &member, &email, &act).await?;
         Ok(Explanation {

@@ -39,8 +39,9 @@ pub fn HomePage() -> impl IntoView {
 #[component]
 fn StatusCheck() -> impl IntoView {
     let check = ServerAction::<CheckStatus>::new();
+    let result = crate::forms::last_result(check);
     let outcome = move || {
-        check.value().get().map(|result| match result {
+        result.get().map(|result| match result {
             Ok(SystemStatus {
                 schema_current: true,
             }) => view! { <p class="status ok">"All systems operational: the database is reachable and up to date."</p> }.into_any(),

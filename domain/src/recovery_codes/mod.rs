@@ -30,11 +30,7 @@ use serde::{Deserialize, Serialize};
 pub mod sign_in;
 pub mod stand_ins;
 
-pub(crate) use self::stand_ins::end_stand_ins;
-pub use self::{
-    sign_in::{Issued, spend},
-    stand_ins::{EndReason, StandInsEnded},
-};
+use self::stand_ins::EndReason;
 
 use crate::{
     audit::{AuditAction, Event},

@@ -183,7 +183,7 @@ async fn redeem(
         .code_policy();
     let source = source();
     let cmd = Command::new(db, authz, member, &source, at);
-    let issued = recovery_codes::Issued {
+    let issued = recovery_codes::sign_in::Issued {
         cmd: &cmd,
         hasher: codes,
         also_record: Vec::new(),

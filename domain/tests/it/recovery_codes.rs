@@ -50,7 +50,7 @@ async fn redeem(
 ) -> Result<backup_codes::Redeemed, BackupCodeError> {
     let source = Source::default();
     let cmd = Command::new(&test_db.db, authz, member, &source, at);
-    let issued = recovery_codes::Issued {
+    let issued = recovery_codes::sign_in::Issued {
         cmd: &cmd,
         hasher: codes,
         also_record: Vec::new(),
@@ -280,7 +280,8 @@ async fn a_second_admin_is_someone_else_with_mfa() {
         let for_member = request(&org.admin, "member@acme.test").await;
         let for_owner = request(&second_owner, "owner@acme.test").await;
         // (who approves, which request, the refusal)
-        let cases: [(&Member, i32, fn(&RecoveryError) -> bool); 4] = [
+        type Refusal = fn(&RecoveryError) -> bool;
+        let cases: [(&Member, i32, Refusal); 4] = [
             (&org.admin, for_member.id, |e| {
                 matches!(e, RecoveryError::OwnRequest)
             }),
@@ -777,7 +778,7 @@ async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_i
                     _ => "0000 1111 2222".to_owned(),
                 };
                 let cmd = Command::new(db, &authz, &member, &source, at);
-                let issued = recovery_codes::Issued {
+                let issued = recovery_codes::sign_in::Issued {
                     cmd: &cmd,
                     hasher: &codes,
                     also_record: Vec::new(),

@@ -15,6 +15,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod page_errors;
 mod pages;
 mod policy;
 mod scale_out;

@@ -37,10 +37,11 @@ const SECRET_CHECKS: &[(&str, Check)] = &[
     ("sign_in::backup_code", Check::Argon2),
     ("mfa::disable", Check::Argon2),
     ("backup_codes::generate", Check::Argon2),
+    ("backup_codes::generate_replacing", Check::Argon2),
     ("backup_codes::redeem", Check::Argon2),
     ("recovery_codes::reveal", Check::Argon2),
-    ("recovery_codes::spend", Check::Argon2),
-    ("recovery_codes::Issued", Check::Argon2),
+    ("recovery_codes::sign_in::spend", Check::Argon2),
+    ("recovery_codes::sign_in::Issued", Check::Argon2),
     ("sign_in::authenticator_code", Check::Totp),
     ("mfa::confirm_enrolment", Check::Totp),
 ];
@@ -54,11 +55,10 @@ const STATE_HASHERS: [&str; 2] = ["state.hasher", "state.codes"];
 
 /// The app functions that say whose session a server function acts for, and so whose
 /// account its attempts are counted against.
-const WHOSE_SESSION: [(&str, AccountOf); 5] = [
+const WHOSE_SESSION: [(&str, AccountOf); 4] = [
     ("remembered_email", AccountOf::RememberedEmail),
     ("pending_member", AccountOf::PendingMember),
     ("signed_in", AccountOf::SignedInMember),
-    ("signed_in_beyond_mfa_settings", AccountOf::SignedInMember),
     ("admin_change", AccountOf::SignedInMember),
 ];
 

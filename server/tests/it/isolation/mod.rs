@@ -10,18 +10,28 @@
 //! `SERVER_FUNCTIONS` lists every server function; a test reads `app/src/api/*.rs` and fails
 //! when one is missing from it, so that a new server function cannot skip these tests.
 //!
-//! This module holds the catalogue of server functions and the test that keeps it complete;
-//! `tenants` makes the cross-organization calls, `malformed` the malformed-input sweep and
-//! `pages` checks that pages escape what they show. `answers` calls and judges, `snapshot`
+//! Every route the server answers (pages, server functions, the server's own routes) is read
+//! from the sources too (`support::sources::every_route`): `restricted` sends each one from a
+//! session limited to MFA settings after a backup-code sign-in, so a new route is tried there
+//! as soon as it exists.
+//!
+//! This module holds the catalogue of server functions and the tests that keep the catalogues
+//! complete; `tenants` makes the cross-organization calls, `malformed` the malformed-input
+//! sweep, `pages` checks that pages escape what they show and `restricted` that a session
+//! limited to MFA settings reaches nothing else. `answers` calls and judges, `snapshot`
 //! records Acme's data before and after.
 
 mod answers;
 mod malformed;
 mod pages;
+mod restricted;
 mod snapshot;
 mod tenants;
 
-use crate::support::{PASSWORD, sources::server_functions};
+use crate::support::{
+    PASSWORD,
+    sources::{RouteKind, every_route, server_functions},
+};
 
 /// What an argument of a server function is, which decides what is valid for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +385,41 @@ fn every_server_function_is_in_the_table() {
         "SERVER_FUNCTIONS names a server function that is gone, or one twice"
     );
     assert!(in_source.len() >= 33, "{in_source:?}");
+}
+
+#[test]
+fn the_route_catalogue_reads_every_kind_of_route() {
+    let routes = every_route();
+    let has = |method: &str, path: &str, kind: RouteKind| {
+        routes
+            .iter()
+            .any(|route| route.method == method && route.path == path && route.kind == kind)
+    };
+    for (method, path, kind) in [
+        ("GET", "/", RouteKind::Page),
+        ("GET", "/admin/members", RouteKind::Page),
+        ("GET", "/account/backup-codes", RouteKind::Page),
+        ("POST", "/api/members", RouteKind::ServerFunction),
+        ("POST", "/api/sign_out", RouteKind::ServerFunction),
+        ("GET", "/admin/audit/export", RouteKind::Server),
+        ("GET", "/admin/policy/export", RouteKind::Server),
+        ("POST", "/admin/recovery", RouteKind::Server),
+        ("GET", "/healthz", RouteKind::Server),
+    ] {
+        assert!(
+            has(method, path, kind),
+            "{method} {path} not read: {routes:#?}"
+        );
+    }
+    let pages = routes.iter().filter(|r| r.kind == RouteKind::Page).count();
+    assert!(pages >= 16, "{routes:#?}");
+    assert_eq!(
+        routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::ServerFunction)
+            .count(),
+        SERVER_FUNCTIONS.len()
+    );
 }
 
 /// The fields of `function`'s baseline call, with `replace` in place of one argument's value

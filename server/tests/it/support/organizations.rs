@@ -160,6 +160,9 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     let ready = recovery_codes::request(&by_owner, "hidden@acme.test")
         .await
         .unwrap();
+    // The approving admin has MFA on, as approving needs.
+    enrol_with_codes(db, &authz, key, admin.id, now).await;
+    let admin = by_email("admin@acme.test").await;
     let by_admin = Command::new(db, &authz, &admin, &source, now);
     recovery_codes::approve(&by_admin, ready.id).await.unwrap();
 

@@ -150,6 +150,124 @@ pub fn server_functions() -> Vec<ServerFunction> {
     found
 }
 
+/// A route the server answers: a method and a path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: String,
+    pub kind: RouteKind,
+}
+
+/// What answers at a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RouteKind {
+    /// A page of the app's router (`app/src/lib.rs`).
+    Page,
+    /// A server function (`app/src/api/`).
+    ServerFunction,
+    /// A route of the server's own (`server/src/web.rs`): health checks, downloads, plain
+    /// forms that post to their page.
+    Server,
+}
+
+/// The file that lists the app's pages.
+pub const PAGES_FILE: &str = "app/src/lib.rs";
+/// The file that builds the server's router.
+pub const ROUTER_FILE: &str = "server/src/web.rs";
+
+/// Every route the server answers, read from the sources: the app's pages (`GET`), the server
+/// functions (`POST /api/…`) and the server's own routes, sorted. A route written in a way
+/// this cannot read fails loudly rather than being left out.
+pub fn every_route() -> Vec<Route> {
+    let mut routes = page_routes();
+    routes.extend(server_functions().into_iter().map(|function| Route {
+        method: "POST",
+        path: function.path(),
+        kind: RouteKind::ServerFunction,
+    }));
+    routes.extend(server_routes());
+    routes.sort();
+    routes
+}
+
+/// The app's pages: every `<Route path=…>` in `app/src/lib.rs`.
+pub fn page_routes() -> Vec<Route> {
+    let file = SourceFile::read(&workspace_path(PAGES_FILE));
+    let mut routes = Vec::new();
+    for (at, _) in file.code.match_indices("<Route ") {
+        let end = at + file.code[at..].find('>').expect("a <Route> ends");
+        let written = &file.text[at..end];
+        let literal = |opening: &str| {
+            written
+                .split(opening)
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+        };
+        let path = if let Some(path) = literal("path!(\"") {
+            path.to_owned()
+        } else if let Some(segment) = literal("StaticSegment(\"") {
+            format!("/{segment}")
+        } else {
+            panic!("{PAGES_FILE}: a route whose path this cannot read: {written}")
+        };
+        assert!(
+            !path.contains(':') && !path.contains('*'),
+            "{PAGES_FILE}: {path} has parameters: give the catalogue a value for them"
+        );
+        routes.push(Route {
+            method: "GET",
+            path,
+            kind: RouteKind::Page,
+        });
+    }
+    routes
+}
+
+/// The server's own routes: every `.route("…", method(…)…)` in `server/src/web.rs`, one per
+/// method. Routes added any other way (`nest`, `merge`, `route_service`) fail loudly.
+pub fn server_routes() -> Vec<Route> {
+    let file = SourceFile::read(&workspace_path(ROUTER_FILE));
+    for other in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
+        assert!(
+            !file.code.contains(other),
+            "{ROUTER_FILE} adds routes with `{other}`, which the route catalogue cannot read"
+        );
+    }
+    let mut routes = Vec::new();
+    for (at, _) in file.code.match_indices(".route(") {
+        let open = at + ".route".len();
+        let close = matching_brace(&file.code, open);
+        let path = file.text[open..close]
+            .split('"')
+            .nth(1)
+            .unwrap_or_else(|| panic!("{ROUTER_FILE}: a route without a literal path"))
+            .to_owned();
+        let call = &file.code[open..close];
+        let methods: Vec<&'static str> = ["get", "post", "put", "patch", "delete"]
+            .into_iter()
+            .filter(|method| calls(call, method) || call.contains(&format!(".{method}(")))
+            .collect();
+        assert!(
+            !methods.is_empty(),
+            "{ROUTER_FILE}: the route {path} answers methods this cannot read"
+        );
+        for method in methods {
+            routes.push(Route {
+                method: match method {
+                    "get" => "GET",
+                    "post" => "POST",
+                    "put" => "PUT",
+                    "patch" => "PATCH",
+                    _ => "DELETE",
+                },
+                path: path.clone(),
+                kind: RouteKind::Server,
+            });
+        }
+    }
+    routes
+}
+
 /// Whether `code` calls `name` as a function, by its bare name or at the end of a path
 /// (`name(`, `module::name(`), not as a method.
 pub fn calls(code: &str, name: &str) -> bool {

@@ -1,0 +1,312 @@
+//! "Only MFA settings after a sign-in with a backup code" (the organization's policy switch)
+//! on every route the server answers, through the real binary.
+//!
+//! The routes come from the sources (`support::sources::every_route`: the app's pages, the
+//! server functions, the server's own routes), so a route added later is tried here without
+//! anyone listing it: unless it is in [`STILL_OPEN`], it must be refused.
+
+use chrono::Utc;
+use domain::{
+    accounts,
+    audit::Source,
+    authz::Authz,
+    command::Command,
+    org_policy,
+    secrets::SecretKey,
+    testing::{TestDatabase, fresh_databases},
+};
+use reqwest::{Client, Method, StatusCode, header};
+
+use super::{
+    SERVER_FUNCTIONS,
+    answers::{Answer, call, form},
+    baseline_with, pairs,
+};
+use crate::support::{
+    PASSWORD,
+    client::{SecondFactor, client, post, sign_in_with},
+    organizations::owner_with_codes,
+    process::Server,
+    sources::{Route, RouteKind, every_route},
+};
+
+/// What a session limited to MFA settings still reaches: the public pages and the sign-in
+/// steps, signing out, and the member's own account and MFA settings. Every other route is
+/// refused; a route added here is a decision to review.
+const STILL_OPEN: [&str; 29] = [
+    // Public.
+    "/",
+    "/api/check_status",
+    "/healthz",
+    "/readyz",
+    "/sign-in",
+    "/sign-in/password",
+    "/sign-in/verify",
+    "/sign-in/help",
+    "/sign-in/backup-code",
+    "/api/sign_in/email",
+    "/api/sign_in/password",
+    "/api/sign_in/code",
+    "/api/sign_in/backup_code",
+    "/api/sign_in/backup_code/slot",
+    "/api/sign_in/progress",
+    "/api/sign_in/help",
+    // Signing out.
+    "/api/sign_out",
+    // The member's own account and MFA settings.
+    "/account",
+    "/api/account",
+    "/account/recovered",
+    "/account/mfa/setup",
+    "/api/account/mfa/setup",
+    "/api/account/mfa/confirm",
+    "/api/account/mfa/disable",
+    "/account/confirm",
+    "/api/account/confirm",
+    "/account/backup-codes",
+    "/api/account/backup-codes",
+    "/api/account/backup-codes/generate",
+];
+
+/// Acme's owner, with MFA and backup codes, under a policy that allows only MFA settings
+/// after a backup-code sign-in, signed in with one: the server, a client and the session.
+async fn signed_in_with_a_backup_code(database: &TestDatabase) -> (Server, Client, String) {
+    let key = SecretKey::generate();
+    let codes = owner_with_codes(database, &key).await;
+    let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
+    let authz = Authz::load(&database.db).await.unwrap();
+    let source = Source::default();
+    let policy = org_policy::OrgPolicy {
+        restrict_after_backup_sign_in: true,
+        ..Default::default()
+    };
+    org_policy::save(
+        &Command::new(&database.db, &authz, &owner, &source, Utc::now()),
+        0,
+        &policy,
+    )
+    .await
+    .unwrap();
+    let server = Server::start_with_key(&database.url, &key, &[]).await;
+    let client = client();
+    let session = sign_in_with(
+        &client,
+        &server,
+        "owner@acme.test",
+        SecondFactor::BackupCode(&codes[0]),
+    )
+    .await;
+    (server, client, session)
+}
+
+/// The refusal's words (`app::auth::beyond_mfa_settings`).
+fn refusal_words() -> String {
+    app::auth::beyond_mfa_settings().to_string()
+}
+
+/// Sends `route` as the browser would, with `session`: a server function as the hydrated app
+/// calls it, with its baseline arguments from `SERVER_FUNCTIONS`; a page, a download or a
+/// plain form as a browser without JavaScript asks for it.
+async fn send(client: &Client, server: &Server, route: &Route, session: &str) -> Answer {
+    if route.kind == RouteKind::ServerFunction {
+        let endpoint = route.path.strip_prefix("/api/").unwrap();
+        let function = SERVER_FUNCTIONS
+            .iter()
+            .find(|function| function.endpoint == endpoint)
+            .unwrap_or_else(|| panic!("{endpoint} is not in SERVER_FUNCTIONS"));
+        let fields = baseline_with(function, None);
+        return call(
+            client,
+            server,
+            endpoint,
+            Some(session),
+            form(&pairs(&fields)),
+        )
+        .await;
+    }
+    let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+    let mut request = client
+        .request(method.clone(), server.url(&route.path))
+        .header(header::COOKIE, format!("lifeline_session={session}"))
+        .header(header::ACCEPT, "text/html");
+    if method == Method::POST {
+        request = request.form(&[] as &[(&str, &str)]);
+    }
+    Answer::read(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn after_a_backup_code_sign_in_every_route_but_the_mfa_settings_is_refused() {
+    let routes = every_route();
+    for open in STILL_OPEN {
+        assert!(
+            routes.iter().any(|route| route.path == open),
+            "STILL_OPEN names {open}, which no route answers"
+        );
+    }
+    for database in fresh_databases().await {
+        let (server, client, session) = signed_in_with_a_backup_code(&database).await;
+        let refused_words = refusal_words();
+        let mut failures = Vec::new();
+        // Signing out ends the session: it goes last.
+        let (sign_out, others): (Vec<&Route>, Vec<&Route>) = routes
+            .iter()
+            .partition(|route| route.path == "/api/sign_out");
+        for route in others.into_iter().chain(sign_out) {
+            let answer = send(&client, &server, route, &session).await;
+            let what = format!("{} {}", route.method, route.path);
+            let refused = answer.body.contains(&refused_words);
+            if answer.status >= 500 {
+                failures.push(format!("{what}: {} {:.300}", answer.status, answer.body));
+            }
+            if STILL_OPEN.contains(&route.path.as_str()) {
+                if refused {
+                    failures.push(format!(
+                        "{what}: refused, but it is a public page, sign-out or the member's MFA \
+                         settings"
+                    ));
+                }
+            } else if answer.status != 403 || !refused {
+                failures.push(format!(
+                    "{what}: not refused after a backup-code sign-in: {} {:.300}",
+                    answer.status, answer.body
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} routes:\n{}",
+            failures.len(),
+            routes.len(),
+            failures.join("\n")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_downloads_are_refused_like_every_other_admin_route() {
+    let database = TestDatabase::sqlite().await;
+    let (server, client, session) = signed_in_with_a_backup_code(&database).await;
+    let refused_words = refusal_words();
+    let members = post(&client, &server, "/api/members", Some(&session), &[]).await;
+    assert_eq!(members.status(), StatusCode::FORBIDDEN);
+    let error: serde_json::Value = members.json().await.unwrap();
+    assert_eq!(error["Refused"], refused_words.as_str());
+    // As a script or `curl` asks for them: no file, the reason instead.
+    for path in ["/admin/audit/export?format=csv", "/admin/policy/export"] {
+        let download = client
+            .get(server.url(path))
+            .header(header::COOKIE, format!("lifeline_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(download.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            download
+                .headers()
+                .get(header::CONTENT_DISPOSITION)
+                .is_none(),
+            "{path}"
+        );
+        assert_eq!(download.text().await.unwrap(), refused_words, "{path}");
+    }
+    // A plain form's post to a refused server function goes back to its page with the reason.
+    let posted = client
+        .post(server.url("/api/members/add"))
+        .header(header::COOKIE, format!("lifeline_session={session}"))
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, server.url("/account"))
+        .form(&[("email", "new@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::FOUND);
+    let location = posted.headers()[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.starts_with(&server.url("/account?__path=%2Fapi%2Fmembers%2Fadd&__err=")),
+        "{location}"
+    );
+}
+
+#[tokio::test]
+async fn lifting_the_limit_needs_the_password_typed_again() {
+    let database = TestDatabase::sqlite().await;
+    let (server, client, session) = signed_in_with_a_backup_code(&database).await;
+    let members = || post(&client, &server, "/api/members", Some(&session), &[]);
+
+    // The backup-code sign-in is not the password typed again: new codes ask for it.
+    let status: serde_json::Value = post(
+        &client,
+        &server,
+        "/api/account/backup-codes",
+        Some(&session),
+        &[],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(status["only_mfa_settings"], true);
+    assert_eq!(status["needs_password"], true);
+    // The generate form names the set it replaces, where the page gives one.
+    let replaces = status["replaces"].as_str().map(str::to_owned);
+    let generate = |password: Option<&'static str>| {
+        let mut fields = Vec::new();
+        if let Some(password) = password {
+            fields.push(("password", password.to_owned()));
+        }
+        if let Some(replaces) = &replaces {
+            fields.push(("replaces", replaces.clone()));
+        }
+        let (client, server, session) = (&client, &server, &session);
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            post(
+                client,
+                server,
+                "/api/account/backup-codes/generate",
+                Some(session),
+                &fields,
+            )
+            .await
+        }
+    };
+    let asked = generate(None).await;
+    assert_eq!(asked.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: serde_json::Value = asked.json().await.unwrap();
+    assert_eq!(error["Invalid"]["field"], "password");
+    assert_eq!(members().await.status(), StatusCode::FORBIDDEN);
+
+    // So does a new authenticator, before its code is even read.
+    let authenticator = post(
+        &client,
+        &server,
+        "/api/account/mfa/confirm",
+        Some(&session),
+        &[("code", "000000")],
+    )
+    .await;
+    assert_eq!(authenticator.status(), StatusCode::FORBIDDEN);
+    let error: serde_json::Value = authenticator.json().await.unwrap();
+    assert_eq!(error, "ReauthenticationRequired");
+    assert_eq!(members().await.status(), StatusCode::FORBIDDEN);
+
+    // A wrong password lifts nothing.
+    let wrong = generate(Some("not the password")).await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(members().await.status(), StatusCode::FORBIDDEN);
+
+    // The password typed again: new codes, and the limit is lifted on every route.
+    let fresh = generate(Some(PASSWORD)).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let fresh: serde_json::Value = fresh.json().await.unwrap();
+    assert_eq!(fresh["codes"].as_array().unwrap().len(), 10);
+    assert_eq!(members().await.status(), StatusCode::OK);
+    let export = client
+        .get(server.url("/admin/audit/export?format=csv"))
+        .header(header::COOKIE, format!("lifeline_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+}
