@@ -311,15 +311,7 @@ pub async fn list_members(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Me
 
 /// The email addresses of an organization's owners and admins: who a member asks for help.
 pub async fn admin_contacts(db: &DatabaseConnection, org_id: i32) -> Result<Vec<String>, DbErr> {
-    Ok(user_account::Entity::find()
-        .filter(user_account::Column::OrgId.eq(org_id))
-        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
-        .order_by_asc(user_account::Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| row.email)
-        .collect())
+    crate::identity::admin_contacts(db, org_id).await
 }
 
 /// Removes a member, if the gate lets the actor remove an account of that role. Nobody

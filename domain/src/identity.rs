@@ -179,6 +179,25 @@ pub async fn member(db: &impl sea_orm::ConnectionTrait, id: i32) -> Result<Optio
         .transpose()
 }
 
+/// The email addresses of an organization's owners and admins, oldest account first: who a
+/// member asks for help. Takes any connection, so that a message written inside a
+/// transaction names them as that transaction sees them.
+pub async fn admin_contacts(
+    db: &impl sea_orm::ConnectionTrait,
+    org_id: i32,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    Ok(user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
+        .order_by_asc(user_account::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.email)
+        .collect())
+}
+
 /// Every organization's id, oldest first (for work done across all of them).
 pub async fn organization_ids(db: &impl sea_orm::ConnectionTrait) -> Result<Vec<i32>, DbErr> {
     use sea_orm::{EntityTrait, QueryOrder, QuerySelect};

@@ -11,7 +11,8 @@
 //! 1. The gate and the record: [`authz`] (Casbin, and the rules policies compile to) and
 //!    [`audit`] (the hash-chained log; its reading side asks the gate).
 //! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
-//!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests).
+//!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests),
+//!    [`notifications`] (security mail: the outbox, written with the audit event).
 //! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy).
 //! 4. [`org_policy`] (the organization's settings and exceptions, compiled to rules).
 //! 5. [`accounts`] (organizations, members, passwords under the lockout) and
@@ -38,6 +39,7 @@ pub mod lockout;
 pub mod lookup_secret;
 pub mod members;
 pub mod mfa;
+pub mod notifications;
 pub mod org_policy;
 pub mod recovery_codes;
 pub mod secrets;

@@ -21,6 +21,7 @@ mod m20261129_000013_create_factor_attempt;
 mod m20261129_000014_add_asked_slot;
 mod m20261129_000015_key_audit_chain;
 mod m20261129_000016_add_totp_key_version;
+mod m20261129_000017_create_notification_outbox;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_add_asked_slot::Migration),
             Box::new(m20261129_000015_key_audit_chain::Migration),
             Box::new(m20261129_000016_add_totp_key_version::Migration),
+            Box::new(m20261129_000017_create_notification_outbox::Migration),
         ]
     }
 }

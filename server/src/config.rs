@@ -39,6 +39,13 @@ pub const DEFAULT_IPV6_THROTTLE_PREFIX: u32 = 64;
 /// `LIFELINE_AUDIT_CHECKPOINT_SECONDS` when not set: every 15 minutes, each audit chain whose
 /// head moved gets a signed checkpoint.
 pub const DEFAULT_AUDIT_CHECKPOINT_SECONDS: u32 = 15 * 60;
+/// `LIFELINE_MAIL_FROM` when not set.
+pub const DEFAULT_MAIL_FROM: &str = "Lifeline <lifeline@localhost>";
+/// `LIFELINE_MAIL_ATTEMPTS` when not set: attempts at sending one notification, in all.
+pub const DEFAULT_MAIL_ATTEMPTS: u32 = 8;
+/// `LIFELINE_MAIL_RETRY_SECONDS` when not set: the wait after a notification's first failed
+/// attempt; each later wait is twice the one before (30 s, 1 min, 2 min, … about an hour).
+pub const DEFAULT_MAIL_RETRY_SECONDS: u32 = 30;
 /// What is logged when `LIFELINE_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -92,6 +99,34 @@ pub struct Config {
     /// audit chain whose head moved since its last one; 0: never (only `lifeline audit
     /// checkpoint` signs them).
     pub audit_checkpoint_seconds: u32,
+    /// `LIFELINE_SMTP_URL`: the SMTP server security mail goes to; `None`: `.eml` files
+    /// under `data/mail/`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// `LIFELINE_MAIL_FROM`: the sender of security mail.
+    pub mail_from: String,
+    /// `LIFELINE_MAIL_ATTEMPTS`: attempts at sending one notification before it is marked
+    /// failed.
+    pub mail_attempts: u32,
+    /// `LIFELINE_MAIL_RETRY_SECONDS`: the wait after a first failed attempt, doubled after
+    /// each later one.
+    pub mail_retry_seconds: u32,
+}
+
+/// An SMTP URL as lettre reads it (`smtps://user:pass@host`, `smtp://host:587?tls=required`).
+/// Its `Debug` hides the URL, which may hold a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpUrl(..)")
+    }
 }
 
 /// Where the key that seals stored secrets comes from.
@@ -288,7 +323,59 @@ impl Config {
             })?,
         };
 
+        let smtp_url = match read("LIFELINE_SMTP_URL") {
+            None => None,
+            Some(url) => {
+                let url = url.trim().to_owned();
+                let scheme_ok = ["smtp://", "smtps://"]
+                    .iter()
+                    .any(|scheme| url.to_ascii_lowercase().starts_with(scheme));
+                // Checked the way the transport will read it; the error never repeats the URL.
+                let readable = scheme_ok
+                    && lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url).is_ok();
+                if !readable {
+                    return Err(ConfigError {
+                        variable: "LIFELINE_SMTP_URL",
+                        problem:
+                            "is not an SMTP URL such as smtps://user:password@mail.example.com \
+                                  (TLS) or smtp://user:password@mail.example.com:587?tls=required \
+                                  (STARTTLS)"
+                                .into(),
+                    });
+                }
+                Some(SmtpUrl(url))
+            }
+        };
+        let mail_from = read("LIFELINE_MAIL_FROM")
+            .unwrap_or_else(|| DEFAULT_MAIL_FROM.into())
+            .trim()
+            .to_owned();
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError {
+                variable: "LIFELINE_MAIL_FROM",
+                problem: "is not a mailbox such as `Lifeline <lifeline@example.com>` or \
+                          lifeline@example.com"
+                    .into(),
+            });
+        }
+        let mail_attempts = number(
+            "LIFELINE_MAIL_ATTEMPTS",
+            DEFAULT_MAIL_ATTEMPTS,
+            1..=100,
+            "attempts",
+        )?;
+        let mail_retry_seconds = number(
+            "LIFELINE_MAIL_RETRY_SECONDS",
+            DEFAULT_MAIL_RETRY_SECONDS,
+            1..=24 * 60 * 60,
+            "seconds",
+        )?;
+
         Ok(Self {
+            smtp_url,
+            mail_from,
+            mail_attempts,
+            mail_retry_seconds,
             database_url,
             backend,
             listen_addr,
@@ -375,6 +462,9 @@ mod tests {
         assert_eq!(config.ipv6_throttle_prefix, 64);
         assert!(config.trusted_proxies.is_empty(), "no proxy is trusted");
         assert_eq!(config.audit_checkpoint_seconds, 900);
+        assert_eq!(config.smtp_url, None);
+        assert_eq!(config.mail_from, "Lifeline <lifeline@localhost>");
+        assert_eq!((config.mail_attempts, config.mail_retry_seconds), (8, 30));
     }
 
     #[test]
@@ -393,6 +483,10 @@ mod tests {
             ("LIFELINE_SIGN_IN_STARTS_PER_MINUTE", "7"),
             ("LIFELINE_IPV6_THROTTLE_PREFIX", "56"),
             ("LIFELINE_AUDIT_CHECKPOINT_SECONDS", "0"),
+            ("LIFELINE_SMTP_URL", "smtps://user:secret@mail.example.com"),
+            ("LIFELINE_MAIL_FROM", "Security <security@example.com>"),
+            ("LIFELINE_MAIL_ATTEMPTS", "3"),
+            ("LIFELINE_MAIL_RETRY_SECONDS", "5"),
             (
                 "LIFELINE_TRUSTED_PROXIES",
                 "127.0.0.1/32, 10.0.0.0/8,::1/128,192.0.2.7,",
@@ -403,6 +497,16 @@ mod tests {
         assert_eq!(config.sign_in_starts_per_minute, 7);
         assert_eq!(config.ipv6_throttle_prefix, 56);
         assert_eq!(config.audit_checkpoint_seconds, 0);
+        assert_eq!(
+            config.smtp_url.as_ref().map(SmtpUrl::as_str),
+            Some("smtps://user:secret@mail.example.com")
+        );
+        assert!(
+            !format!("{config:?}").contains("secret@"),
+            "the password is not shown"
+        );
+        assert_eq!(config.mail_from, "Security <security@example.com>");
+        assert_eq!((config.mail_attempts, config.mail_retry_seconds), (3, 5));
         let trusted: Vec<String> = config
             .trusted_proxies
             .iter()
@@ -462,6 +566,11 @@ mod tests {
             ("LIFELINE_TRUSTED_PROXIES", "127.0.0.1/32;10.0.0.0/8"),
             ("LIFELINE_TRUSTED_PROXIES", "proxy.internal"),
             ("LIFELINE_TRUSTED_PROXIES", "10.0.0.0/8,nonsense"),
+            ("LIFELINE_SMTP_URL", "mail.example.com"),
+            ("LIFELINE_SMTP_URL", "http://mail.example.com"),
+            ("LIFELINE_MAIL_FROM", "not an address"),
+            ("LIFELINE_MAIL_ATTEMPTS", "0"),
+            ("LIFELINE_MAIL_RETRY_SECONDS", "86401"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

@@ -11,6 +11,7 @@ mod config;
 mod expiry;
 mod form_errors;
 mod keys;
+mod mail;
 mod private_files;
 mod restriction;
 mod security;
@@ -34,7 +35,12 @@ use crate::config::{Config, LogFormat};
                   LIFELINE_LISTEN_ADDR, LIFELINE_LOG, LIFELINE_LOG_FORMAT, \
                   LIFELINE_SECURE_COOKIES, LIFELINE_PUBLIC_ORIGIN, LIFELINE_SECRET_KEY or \
                   LIFELINE_SECRET_KEY_FILE (default data/secret.key, mode 0600), \
-                  LIFELINE_AUDIT_CHECKPOINT_SECONDS. The command-line tools need the same \
+                  LIFELINE_AUDIT_CHECKPOINT_SECONDS; security mail: LIFELINE_SMTP_URL \
+                  (smtps://user:password@host, or smtp://…:587?tls=required for STARTTLS; \
+                  unset: .eml files under data/mail/), LIFELINE_MAIL_FROM (default \
+                  \"Lifeline <lifeline@localhost>\"), LIFELINE_MAIL_ATTEMPTS (default 8), \
+                  LIFELINE_MAIL_RETRY_SECONDS (default 30, doubled after each failure). \
+                  The command-line tools need the same \
                   secret key as the server. See the README."
 )]
 struct Cli {

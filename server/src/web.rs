@@ -130,6 +130,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
     crate::expiry::spawn(db.clone());
+    // Security notifications leave from every instance; the outbox hands each to one.
+    let transport = crate::mail::Transport::new(config.smtp_url.as_ref().map(|url| url.as_str()))
+        .map_err(ServeError::Setup)?;
+    tracing::info!("{}", transport.describe());
+    crate::mail::Delivery {
+        db: db.clone(),
+        transport,
+        from: config
+            .mail_from
+            .parse()
+            .map_err(|_| ServeError::Setup("LIFELINE_MAIL_FROM is not a mailbox".into()))?,
+        retry: domain::notifications::RetryPolicy {
+            max_attempts: config.mail_attempts,
+            first_delay: std::time::Duration::from_secs(u64::from(config.mail_retry_seconds)),
+            ..domain::notifications::RetryPolicy::default()
+        },
+    }
+    .spawn();
     // The baseline from policies/ plus every organization's rules in the database.
     let authz = domain::authz::Authz::load(&db)
         .await

@@ -42,6 +42,7 @@ use crate::{
     input::FieldError,
     lockout::{self, Attempter, Factor, Limits, Ticket},
     lookup_secret::{BackupCodeHasher, PlainCode, SALT_BYTES, find_in_constant_time, parse_code},
+    notifications::{self, UsedCode},
 };
 
 /// Why a set stopped working.
@@ -484,11 +485,19 @@ pub async fn redeem(
         .await?
         .first()
         .map_or(0, |set| set.remaining);
-    txn.commit().await?;
-    Ok(Redeemed {
-        slot: u32::try_from(matched.slot).unwrap_or(0),
+    let slot = u32::try_from(matched.slot).unwrap_or(0);
+    // The member hears of it from the same transaction: no sign-in with a code goes untold.
+    notifications::code_used(
+        &txn,
+        member,
+        cmd.source,
+        UsedCode::Backup { slot },
         remaining,
-    })
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Redeemed { slot, remaining })
 }
 
 /// A refused redemption: recorded in the audit log, and the attempt (when one was reserved)

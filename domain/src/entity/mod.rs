@@ -7,6 +7,7 @@ pub mod backup_code;
 pub mod backup_code_set;
 pub mod casbin_rule;
 pub mod factor_attempt;
+pub mod notification_outbox;
 pub mod org_policy;
 pub mod organization;
 pub mod policy_exception;

@@ -12,11 +12,12 @@ use subtle::ConstantTimeEq;
 use super::RecoveryError;
 use crate::{
     audit::{AuditAction, Event},
-    backup_codes::{BackupCodeError, IssuedCode, SpendFuture},
+    backup_codes::{BackupCodeError, IssuedCode, Scope, SpendFuture, sets_in_force},
     command::Command,
     entity::recovery_code,
     hashing::DigestParams,
     lookup_secret::{BackupCodeHasher, PlainCode},
+    notifications::{self, UsedCode},
 };
 
 /// The member's revealed, unused and unexpired recovery code, if any.
@@ -82,6 +83,18 @@ pub async fn spend(
     for event in also_record {
         cmd.record(&txn, event.clone()).await?;
     }
+    // The backup codes it leaves: none that count once their expiry is on the record.
+    let remaining = sets_in_force(&txn, Scope::Member(member.id))
+        .await?
+        .first()
+        .map_or(0, |set| {
+            if set.expired_at.is_some() {
+                0
+            } else {
+                set.remaining
+            }
+        });
+    notifications::code_used(&txn, member, cmd.source, UsedCode::Issued, remaining, now).await?;
     txn.commit().await?;
     Ok(true)
 }

@@ -11,6 +11,7 @@ mod layers;
 mod lockout;
 mod members;
 mod mfa;
+mod notifications;
 mod org_policy;
 mod recovery_codes;
 mod standing;

@@ -15,6 +15,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod notifications;
 mod page_errors;
 mod pages;
 mod policy;

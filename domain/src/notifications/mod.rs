@@ -1,0 +1,404 @@
+//! Security notifications: messages to members about what happened to their account,
+//! written to an outbox in the same transaction as the audit event they belong to, and
+//! delivered later by a worker on every server instance.
+//!
+//! - [`enqueue`] writes a message in the caller's transaction: if the event commits, the
+//!   message will be sent; if it rolls back, there is nothing to send. The request never
+//!   waits for a mail server.
+//! - [`code_used`] is the message of a sign-in with a backup code or an issued code.
+//! - [`claim_due`], [`mark_sent`] and [`mark_failed_attempt`] are the worker's side: a row is
+//!   claimed for a while (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional update on
+//!   SQLite), sent, and marked; a failed attempt is tried again later, each wait twice the
+//!   one before, until the last attempt marks it failed.
+//! - Each row has an idempotency key, sent as the message's `Message-ID`: a message sent
+//!   again after a crash between sending and marking is the same message, not a second one.
+//!
+//! Rendering (the words, text and HTML) is in [`rendering`]; no message holds a secret.
+
+pub mod rendering;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::{RngCore, rngs::OsRng};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, LockBehavior, LockType},
+};
+
+pub use self::rendering::{CodeUsed, Rendered, UsedCode};
+use crate::{
+    audit::Source,
+    entity::notification_outbox,
+    identity::{self, Member},
+};
+
+/// The kind of a sign-in with a numbered backup code.
+pub const KIND_BACKUP_CODE_USED: &str = "backup_code.redeemed";
+/// The kind of a sign-in with a code an administrator issued.
+pub const KIND_ISSUED_CODE_USED: &str = "recovery_code.used";
+/// The longest transport error kept on a row.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// One message to write to the outbox.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    pub org_id: i32,
+    /// The member it is about and sent to, when it is a member.
+    pub user_id: Option<i32>,
+    /// What happened, e.g. [`KIND_BACKUP_CODE_USED`].
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub rendered: Rendered,
+}
+
+/// Writes `message` to the outbox in `txn`, the transaction that records the event it is
+/// about, due at once. Returns its idempotency key.
+pub async fn enqueue(
+    txn: &impl ConnectionTrait,
+    message: Message<'_>,
+    now: DateTime<Utc>,
+) -> Result<String, DbErr> {
+    let key = idempotency_key();
+    notification_outbox::ActiveModel {
+        org_id: Set(message.org_id),
+        user_id: Set(message.user_id),
+        kind: Set(message.kind.to_owned()),
+        recipient: Set(message.recipient.to_owned()),
+        subject: Set(message.rendered.subject),
+        body_text: Set(message.rendered.text),
+        body_html: Set(message.rendered.html),
+        idempotency_key: Set(key.clone()),
+        created_at: Set(now),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_until: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        last_error: Set(None),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(key)
+}
+
+/// 128 random bits, hex, in four groups of eight joined by `-`: unique without coordination
+/// between instances, and (sent in the message's headers) never a run of 12 digits that
+/// could be taken for a code.
+fn idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+        .chunks(4)
+        .map(hex::encode)
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Tells `member` that `code` was used to sign in to their account, from `source` at `now`,
+/// leaving `remaining` backup codes; written in `txn`, the transaction of the sign-in's audit
+/// events. The organization's administrators are read in the same transaction.
+pub async fn code_used(
+    txn: &impl ConnectionTrait,
+    member: &Member,
+    source: &Source,
+    code: UsedCode,
+    remaining: u32,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let contacts = identity::admin_contacts(txn, member.org_id).await?;
+    let organization = identity::organization(txn, member.org_id)
+        .await?
+        .map(|org| org.name)
+        .unwrap_or_default();
+    let rendered = rendering::code_used(&CodeUsed {
+        code,
+        organization: &organization,
+        at: now,
+        ip: source.ip.as_deref(),
+        user_agent: source.user_agent.as_deref(),
+        remaining,
+        contacts: &contacts,
+    });
+    let kind = match code {
+        UsedCode::Backup { .. } => KIND_BACKUP_CODE_USED,
+        UsedCode::Issued => KIND_ISSUED_CODE_USED,
+    };
+    enqueue(
+        txn,
+        Message {
+            org_id: member.org_id,
+            user_id: Some(member.id),
+            kind,
+            recipient: &member.email,
+            rendered,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// How often and how patiently a message is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; after the last failure the row is marked failed.
+    pub max_attempts: u32,
+    /// The wait after the first failure; each later wait is twice the one before.
+    pub first_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(6 * 60 * 60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `failures`-th failed attempt (1 for the first).
+    pub fn delay_after(&self, failures: u32) -> Duration {
+        let doubled = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
+        self.first_delay
+            .checked_mul(doubled)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+}
+
+/// A claimed message, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub id: i32,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Sent as the Message-ID: the same message however often it is sent.
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+impl From<notification_outbox::Model> for Pending {
+    fn from(row: notification_outbox::Model) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            recipient: row.recipient,
+            subject: row.subject,
+            text: row.body_text,
+            html: row.body_html,
+            idempotency_key: row.idempotency_key,
+            created_at: row.created_at,
+            attempts: row.attempts,
+        }
+    }
+}
+
+/// Unsent, not given up on, due, and held by no worker (or by one whose claim ran out).
+fn due(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(notification_outbox::Column::SentAt.is_null())
+        .add(notification_outbox::Column::FailedAt.is_null())
+        .add(notification_outbox::Column::NextAttemptAt.lte(now))
+        .add(
+            Condition::any()
+                .add(notification_outbox::Column::ClaimedUntil.is_null())
+                .add(notification_outbox::Column::ClaimedUntil.lt(now)),
+        )
+}
+
+/// Claims up to `batch` due messages for `lease`, oldest first: no other worker takes them
+/// until the lease runs out (a worker that dies holding them gives them back that way).
+///
+/// On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` in a transaction that sets
+/// their claim, so workers on several instances take different rows without waiting on each
+/// other. SQLite has one writer: each row is claimed by a conditional update that only
+/// succeeds while it is still due.
+pub async fn claim_due(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    now: DateTime<Utc>,
+    batch: u64,
+    lease: Duration,
+) -> Result<Vec<Pending>, DbErr> {
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+    let candidates = notifications_due(now, batch);
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let txn = db.begin().await?;
+        let rows = candidates
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            // Locked by this transaction: nobody else can claim it meanwhile, and the
+            // condition holds (checked again all the same).
+            if set_claim(&txn, row.id, now, until).await? {
+                claimed.push(Pending::from(row));
+            }
+        }
+        txn.commit().await?;
+        return Ok(claimed);
+    }
+    // SQLite: no transaction around the read (a read transaction that then writes can be
+    // refused when another write committed in between); each conditional update claims its
+    // row only while it is still due, which the one writer decides.
+    let mut claimed = Vec::new();
+    for row in candidates.all(db).await? {
+        if set_claim(db, row.id, now, until).await? {
+            claimed.push(Pending::from(row));
+        }
+    }
+    Ok(claimed)
+}
+
+/// The oldest due messages, at most `batch`.
+fn notifications_due(
+    now: DateTime<Utc>,
+    batch: u64,
+) -> sea_orm::Select<notification_outbox::Entity> {
+    notification_outbox::Entity::find()
+        .filter(due(now))
+        .order_by_asc(notification_outbox::Column::Id)
+        .limit(batch)
+}
+
+/// Claims row `id` until `until` if it is still due at `now`; whether it did.
+async fn set_claim(
+    db: &impl ConnectionTrait,
+    id: i32,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(notification_outbox::Entity::update_many()
+        .col_expr(
+            notification_outbox::Column::ClaimedUntil,
+            Expr::value(until),
+        )
+        .filter(notification_outbox::Column::Id.eq(id))
+        .filter(due(now))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Marks a claimed message sent: it is never sent again.
+pub async fn mark_sent(
+    db: &impl ConnectionTrait,
+    id: i32,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    notification_outbox::Entity::update_many()
+        .col_expr(notification_outbox::Column::SentAt, Expr::value(now))
+        .col_expr(
+            notification_outbox::Column::Attempts,
+            Expr::col(notification_outbox::Column::Attempts).add(1),
+        )
+        .col_expr(
+            notification_outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            notification_outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(notification_outbox::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// It will be tried again at this time.
+    RetryAt(DateTime<Utc>),
+    /// That was the last attempt: it is marked failed.
+    GaveUp,
+}
+
+/// Counts a failed attempt at a claimed message (`error`: the transport's answer, never a
+/// secret) and releases it: due again after the policy's wait, or failed after the last
+/// attempt.
+pub async fn mark_failed_attempt(
+    db: &impl ConnectionTrait,
+    message: &Pending,
+    error: &str,
+    retry: &RetryPolicy,
+    now: DateTime<Utc>,
+) -> Result<AfterFailure, DbErr> {
+    let failures = u32::try_from(message.attempts)
+        .unwrap_or(0)
+        .saturating_add(1);
+    let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+    let after = if failures >= retry.max_attempts {
+        AfterFailure::GaveUp
+    } else {
+        let wait = chrono::Duration::from_std(retry.delay_after(failures))
+            .unwrap_or(chrono::Duration::hours(6));
+        AfterFailure::RetryAt(now + wait)
+    };
+    let mut update = notification_outbox::Entity::update_many()
+        .col_expr(
+            notification_outbox::Column::Attempts,
+            Expr::value(i32::try_from(failures).unwrap_or(i32::MAX)),
+        )
+        .col_expr(notification_outbox::Column::LastError, Expr::value(error))
+        .col_expr(
+            notification_outbox::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    update = match after {
+        AfterFailure::RetryAt(at) => {
+            update.col_expr(notification_outbox::Column::NextAttemptAt, Expr::value(at))
+        }
+        AfterFailure::GaveUp => {
+            update.col_expr(notification_outbox::Column::FailedAt, Expr::value(now))
+        }
+    };
+    update
+        .filter(notification_outbox::Column::Id.eq(message.id))
+        .filter(notification_outbox::Column::SentAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_wait_is_twice_the_one_before_up_to_the_longest() {
+        let retry = RetryPolicy {
+            max_attempts: 100,
+            first_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+        };
+        let waits: Vec<u64> = (1..=9)
+            .map(|failures| retry.delay_after(failures).as_secs())
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(retry.delay_after(u32::MAX).as_secs(), 3600);
+    }
+
+    #[test]
+    fn an_idempotency_key_never_reads_as_a_code() {
+        for _ in 0..1000 {
+            let key = idempotency_key();
+            assert_eq!(key.len(), 35);
+            assert!(key.split('-').all(|group| group.len() == 8));
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Delivery of security notifications: a worker on every instance claims due messages from
+//! the outbox ([`domain::notifications`]), sends each, and marks it sent, or counts the
+//! failure and lets the outbox try it again later (each wait twice the one before) until the
+//! last attempt marks it failed.
+//!
+//! Two transports: SMTP when `LIFELINE_SMTP_URL` is set (lettre, STARTTLS or TLS through
+//! rustls, credentials in the URL); otherwise each message is written as an `.eml` file
+//! under `data/mail/` (folder 0700, files 0600), which is what `make run` uses.
+//!
+//! Every message carries its row's idempotency key as its `Message-ID` (and in
+//! `X-Lifeline-Notification-Id`), and its `Date` is when it was written to the outbox: a
+//! message sent again after a crash between sending and marking is byte for byte the same
+//! message, which mail clients and servers treat as one. The file transport names the file
+//! after the key, so a resend replaces the file instead of adding one.
+
+use std::{
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chrono::Utc;
+use domain::{
+    db::DatabaseConnection,
+    notifications::{self, AfterFailure, Pending, RetryPolicy},
+};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{
+        Mailbox, MultiPart,
+        header::{Header, HeaderName, HeaderValue},
+    },
+};
+
+/// Where messages are written when no SMTP server is configured.
+pub const MAIL_FOLDER: &str = "data/mail";
+/// How often each instance looks for due messages.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Messages claimed at once.
+const BATCH: u64 = 10;
+/// How long a claim holds a message: a worker that dies holding it gives it back then.
+/// Longer than lettre's SMTP timeout (60 s), so that a slow send is not taken over.
+const LEASE: Duration = Duration::from_secs(5 * 60);
+
+/// How messages leave the server.
+pub enum Transport {
+    /// An SMTP server (`LIFELINE_SMTP_URL`).
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in this folder.
+    Files(PathBuf),
+}
+
+impl Transport {
+    /// SMTP for `smtp_url` (already checked by the configuration), or the files under
+    /// [`MAIL_FOLDER`], created 0700.
+    pub fn new(smtp_url: Option<&str>) -> Result<Self, String> {
+        match smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map(|builder| Self::Smtp(builder.build()))
+                .map_err(|e| format!("LIFELINE_SMTP_URL {e}")),
+            None => {
+                let folder = PathBuf::from(MAIL_FOLDER);
+                crate::private_files::create_folder(&folder)?;
+                Ok(Self::Files(folder))
+            }
+        }
+    }
+
+    /// Where messages go, for the log at start: never the SMTP credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Smtp(_) => "security mail is sent by SMTP (LIFELINE_SMTP_URL)".to_owned(),
+            Self::Files(folder) => {
+                let shown = std::path::absolute(folder).unwrap_or_else(|_| folder.clone());
+                format!(
+                    "security mail is written as .eml files under {} (set LIFELINE_SMTP_URL \
+                     to send it by SMTP)",
+                    shown.display()
+                )
+            }
+        }
+    }
+
+    async fn send(&self, message: Message, key: &str) -> Result<(), String> {
+        match self {
+            Self::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Self::Files(folder) => {
+                let folder = folder.clone();
+                let key = key.to_owned();
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || write_eml(&folder, &key, &bytes))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        }
+    }
+}
+
+/// Writes `<key>.eml` (0600) in `folder` whole or not at all: a temporary file renamed over
+/// it, so that a reader never sees half a message and a resend replaces the first.
+fn write_eml(folder: &Path, key: &str, bytes: &[u8]) -> Result<(), String> {
+    // The key is the outbox's hex and dashes; anything else would not be a file name of ours.
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err("the notification's key is not a file name".to_owned());
+    }
+    let path = folder.join(format!("{key}.eml"));
+    let partial = folder.join(format!(".{key}.partial"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The delivery settings (`LIFELINE_MAIL_*`).
+pub struct Delivery {
+    pub db: DatabaseConnection,
+    pub transport: Transport,
+    pub from: Mailbox,
+    pub retry: RetryPolicy,
+}
+
+impl Delivery {
+    /// Runs the worker for the life of the process.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(POLL_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // Until a round finds nothing due: a backlog drains without waiting a tick.
+                loop {
+                    match self.deliver_due().await {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "claiming notifications");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Claims one batch of due messages and sends each; returns how many were claimed.
+    async fn deliver_due(&self) -> Result<usize, domain::db::DbErr> {
+        let claimed = notifications::claim_due(&self.db, Utc::now(), BATCH, LEASE).await?;
+        for pending in &claimed {
+            let outcome = match message(&self.from, pending) {
+                Ok(message) => self.transport.send(message, &pending.idempotency_key).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => {
+                    notifications::mark_sent(&self.db, pending.id, Utc::now()).await?;
+                    tracing::debug!(id = pending.id, kind = %pending.kind, "notification sent");
+                }
+                Err(error) => {
+                    let after = notifications::mark_failed_attempt(
+                        &self.db,
+                        pending,
+                        &error,
+                        &self.retry,
+                        Utc::now(),
+                    )
+                    .await?;
+                    match after {
+                        AfterFailure::RetryAt(at) => tracing::info!(
+                            id = pending.id,
+                            kind = %pending.kind,
+                            %error,
+                            retry_at = %at,
+                            "notification not sent; will try again"
+                        ),
+                        AfterFailure::GaveUp => tracing::warn!(
+                            id = pending.id,
+                            kind = %pending.kind,
+                            %error,
+                            attempts = pending.attempts + 1,
+                            "notification not sent after its last attempt; marked failed"
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(claimed.len())
+    }
+}
+
+/// `X-Lifeline-Notification-Id`: the outbox row's idempotency key.
+#[derive(Clone)]
+struct NotificationId(String);
+
+impl Header for NotificationId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Lifeline-Notification-Id")
+    }
+
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(value.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no auto-reply should answer it.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+/// The message of an outbox row: multipart text and HTML, its key as the Message-ID, dated
+/// when it was written to the outbox.
+fn message(from: &Mailbox, pending: &Pending) -> Result<Message, String> {
+    let to: Mailbox = pending
+        .recipient
+        .parse()
+        .map_err(|_| "the recipient is not an email address".to_owned())?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(pending.subject.clone())
+        .date(pending.created_at.into())
+        .message_id(Some(format!(
+            "<{}@{}>",
+            pending.idempotency_key,
+            from.email.domain()
+        )))
+        .header(NotificationId(pending.idempotency_key.clone()))
+        .header(AutoSubmitted)
+        .multipart(MultiPart::alternative_plain_html(
+            pending.text.clone(),
+            pending.html.clone(),
+        ))
+        .map_err(|e| format!("cannot build the message: {e}"))
+}
