@@ -166,7 +166,15 @@ mod from_domain {
 
     impl From<DbErr> for AppError {
         fn from(error: DbErr) -> Self {
-            Self::Internal.logged("database", &error)
+            match error {
+                // No connection came free in time: the database is overloaded or gone, not
+                // broken by this request. 503, and the cause in the log.
+                DbErr::ConnectionAcquire(_) => {
+                    tracing::warn!(%error, "database");
+                    Self::Unavailable
+                }
+                _ => Self::Internal.logged("database", &error),
+            }
         }
     }
 
