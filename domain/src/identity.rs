@@ -198,6 +198,24 @@ pub async fn admin_contacts(
         .collect())
 }
 
+/// The organization's owners and admins as `(id, email)`, oldest account first: who gets an
+/// administrator alert.
+pub async fn admin_accounts(
+    db: &impl sea_orm::ConnectionTrait,
+    org_id: i32,
+) -> Result<Vec<(i32, String)>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    Ok(user_account::Entity::find()
+        .filter(user_account::Column::OrgId.eq(org_id))
+        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
+        .order_by_asc(user_account::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.email))
+        .collect())
+}
+
 /// Every organization's id, oldest first (for work done across all of them).
 pub async fn organization_ids(db: &impl sea_orm::ConnectionTrait) -> Result<Vec<i32>, DbErr> {
     use sea_orm::{EntityTrait, QueryOrder, QuerySelect};

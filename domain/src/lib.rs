@@ -7,17 +7,19 @@
 //!
 //! 0. Ground: [`input`] (field errors, the single-line rule), [`identity`] (organization,
 //!    member, role, email), the tables, and the infrastructure ([`db`], [`secrets`],
-//!    [`hashing`], [`device`] cookies, [`spreadsheet`] exports).
+//!    [`hashing`], [`device`] cookies, [`spreadsheet`] exports, [`notifications`]: the
+//!    security-mail outbox, its words and its signed links).
 //! 1. The gate and the record: [`authz`] (Casbin, and the rules policies compile to) and
-//!    [`audit`] (the hash-chained log; its reading side asks the gate).
+//!    [`audit`] (the hash-chained log, which writes each event's notices to the outbox; its
+//!    reading side asks the gate).
 //! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
 //!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests),
-//!    [`notifications`] (security mail: the outbox, written with the audit event).
+//!    [`notification_addresses`] (a member's second, verified address for notices).
 //! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy).
 //! 4. [`org_policy`] (the organization's settings and exceptions, compiled to rules).
 //! 5. [`accounts`] (organizations, members, passwords under the lockout) and
 //!    [`recovery_codes`] (codes administrators issue, under the policy).
-//! 6. [`mfa`] (the authenticator).
+//! 6. [`mfa`] (the authenticator) and [`incidents`] ("This wasn't me" from a notice).
 //! 7. What people do across all of them: [`sign_in`] (one path for every factor) and
 //!    [`members`] (the console and the compliance report).
 //!
@@ -34,11 +36,13 @@ pub mod device;
 mod entity;
 pub mod hashing;
 pub mod identity;
+pub mod incidents;
 pub mod input;
 pub mod lockout;
 pub mod lookup_secret;
 pub mod members;
 pub mod mfa;
+pub mod notification_addresses;
 pub mod notifications;
 pub mod org_policy;
 pub mod recovery_codes;

@@ -22,6 +22,7 @@ mod m20261129_000014_add_asked_slot;
 mod m20261129_000015_key_audit_chain;
 mod m20261129_000016_add_totp_key_version;
 mod m20261129_000017_create_notification_outbox;
+mod m20261129_000018_create_incident_report_and_alert_settings;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000015_key_audit_chain::Migration),
             Box::new(m20261129_000016_add_totp_key_version::Migration),
             Box::new(m20261129_000017_create_notification_outbox::Migration),
+            Box::new(m20261129_000018_create_incident_report_and_alert_settings::Migration),
         ]
     }
 }

@@ -67,6 +67,11 @@ audit_actions! {
     PolicySaved = "policy.saved", "Backup-code policy saved";
     PolicyExceptionAdded = "policy.exception_added", "Policy exception added";
     PolicyExceptionRemoved = "policy.exception_removed", "Policy exception removed";
+    AlertsSaved = "alerts.saved", "Administrator alert settings saved";
+    NotificationAddressAdded = "notification_address.added", "Second address for security notifications added (not yet confirmed)";
+    NotificationAddressVerified = "notification_address.verified", "Second address for security notifications confirmed";
+    NotificationAddressRemoved = "notification_address.removed", "Second address for security notifications removed";
+    IncidentReported = "incident.reported", "Reported \"This wasn't me\" from a security notice";
 }
 
 impl AuditAction {

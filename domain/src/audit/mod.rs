@@ -7,6 +7,8 @@
 //! - [`chain`]: writing an event as the next keyed link of its organization's chain,
 //!   verifying the chain, and re-linking the plain chains from before the key.
 //! - [`checkpoint`]: signed checkpoints of a chain's head, to hold outside the database.
+//! - [`notices`]: who hears of an event (the member, the administrators), written to the
+//!   notification outbox in the event's transaction.
 //! - [`reading`]: filters, pages, exports and a member's own history, for people.
 //!
 //! This module is on the first floor: it imports the ground floor ([`crate::identity`],
@@ -16,6 +18,7 @@ pub mod actions;
 pub mod chain;
 pub mod checkpoint;
 pub mod keys;
+pub mod notices;
 pub mod reading;
 
 use serde::{Deserialize, Serialize};

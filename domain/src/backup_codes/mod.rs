@@ -42,7 +42,6 @@ use crate::{
     input::FieldError,
     lockout::{self, Attempter, Factor, Limits, Ticket},
     lookup_secret::{BackupCodeHasher, PlainCode, SALT_BYTES, find_in_constant_time, parse_code},
-    notifications::{self, UsedCode},
 };
 
 /// Why a set stopped working.
@@ -472,7 +471,18 @@ pub async fn redeem(
         .filter(backup_code_set::Column::Id.eq(matched.set_id))
         .exec(&txn)
         .await?;
-    let details = serde_json::json!({ "set": matched.set_id, "slot": matched.slot });
+    let remaining = sets_in_force(&txn, Scope::Member(member.id))
+        .await?
+        .first()
+        .map_or(0, |set| set.remaining);
+    // What the member's notice says: which code, how many are left, and whether that is low
+    // (the audit log tells the member from this transaction; see `audit::notices`).
+    let details = serde_json::json!({
+        "set": matched.set_id,
+        "slot": matched.slot,
+        "remaining": remaining,
+        "low_codes_threshold": policy.low_codes_threshold,
+    });
     cmd.record(
         &txn,
         cmd.event(AuditAction::BackupCodeRedeemed, Some(member), details),
@@ -481,21 +491,7 @@ pub async fn redeem(
     for event in also_record {
         cmd.record(&txn, event.clone()).await?;
     }
-    let remaining = sets_in_force(&txn, Scope::Member(member.id))
-        .await?
-        .first()
-        .map_or(0, |set| set.remaining);
     let slot = u32::try_from(matched.slot).unwrap_or(0);
-    // The member hears of it from the same transaction: no sign-in with a code goes untold.
-    notifications::code_used(
-        &txn,
-        member,
-        cmd.source,
-        UsedCode::Backup { slot },
-        remaining,
-        now,
-    )
-    .await?;
     txn.commit().await?;
     Ok(Redeemed { slot, remaining })
 }

@@ -1,5 +1,7 @@
 //! SeaORM entities: the rows as the database holds them. Only this crate touches them.
 
+pub mod alert_digest_item;
+pub mod alert_settings;
 pub mod audit_chain_head;
 pub mod audit_checkpoint;
 pub mod audit_event;
@@ -7,6 +9,8 @@ pub mod backup_code;
 pub mod backup_code_set;
 pub mod casbin_rule;
 pub mod factor_attempt;
+pub mod incident_report;
+pub mod notification_address;
 pub mod notification_outbox;
 pub mod org_policy;
 pub mod organization;

@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
     pub org_id: i32,
-    /// The member it is sent to; `None` once they are removed.
+    /// The account it is sent to (whose in-app list shows it); `None` once removed.
     pub user_id: Option<i32>,
     /// What happened, e.g. `backup_code.redeemed`.
     pub kind: String,
@@ -30,6 +30,8 @@ pub struct Model {
     pub failed_at: Option<DateTimeUtc>,
     /// The transport's last answer; never a secret.
     pub last_error: Option<String>,
+    /// When the member marked it read in the app.
+    pub read_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,9 @@
 //! - [`enqueue`] writes a message in the caller's transaction: if the event commits, the
 //!   message will be sent; if it rolls back, there is nothing to send. The request never
 //!   waits for a mail server.
-//! - [`code_used`] is the message of a sign-in with a backup code or an issued code.
+//! - What each event says, and to whom, is decided where every event is written
+//!   ([`crate::audit`]'s notices), so that no event is forgotten; [`rendering`] lays the words
+//!   out and [`not_me`] signs the "This wasn't me" link each member notice carries.
 //! - [`claim_due`], [`mark_sent`] and [`mark_failed_attempt`] are the worker's side: a row is
 //!   claimed for a while (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional update on
 //!   SQLite), sent, and marked; a failed attempt is tried again later, each wait twice the
@@ -15,6 +17,9 @@
 //!
 //! Rendering (the words, text and HTML) is in [`rendering`]; no message holds a secret.
 
+pub mod alerts;
+pub mod digest;
+pub mod not_me;
 pub mod rendering;
 
 use std::time::Duration;
@@ -22,22 +27,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::{RngCore, rngs::OsRng};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, LockBehavior, LockType, OnConflict},
 };
 
-pub use self::rendering::{CodeUsed, Rendered, UsedCode};
-use crate::{
-    audit::Source,
-    entity::notification_outbox,
-    identity::{self, Member},
+pub use self::{
+    alerts::{AlertKind, AlertSettings},
+    not_me::{LinkError, NotMe},
+    rendering::{Notice, Rendered, render},
 };
+use crate::entity::notification_outbox;
 
-/// The kind of a sign-in with a numbered backup code.
-pub const KIND_BACKUP_CODE_USED: &str = "backup_code.redeemed";
-/// The kind of a sign-in with a code an administrator issued.
-pub const KIND_ISSUED_CODE_USED: &str = "recovery_code.used";
 /// The longest transport error kept on a row.
 const MAX_ERROR_CHARS: usize = 500;
 
@@ -45,9 +46,10 @@ const MAX_ERROR_CHARS: usize = 500;
 #[derive(Debug, Clone)]
 pub struct Message<'a> {
     pub org_id: i32,
-    /// The member it is about and sent to, when it is a member.
+    /// The account it is sent to (the member a notice is about, or the administrator an
+    /// alert goes to): whose in-app list shows it.
     pub user_id: Option<i32>,
-    /// What happened, e.g. [`KIND_BACKUP_CODE_USED`].
+    /// What happened: the audit action's name, e.g. `backup_code.redeemed`.
     pub kind: &'a str,
     pub recipient: &'a str,
     pub rendered: Rendered,
@@ -61,7 +63,20 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<String, DbErr> {
     let key = idempotency_key();
-    notification_outbox::ActiveModel {
+    enqueue_once(txn, message, &key, now).await?;
+    Ok(key)
+}
+
+/// Writes `message` under the idempotency key `key`, unless a message with that key was
+/// written before: whether this one was. For an alert that must go out once however many
+/// requests cross its threshold at the same moment.
+pub async fn enqueue_once(
+    txn: &impl ConnectionTrait,
+    message: Message<'_>,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = notification_outbox::ActiveModel {
         org_id: Set(message.org_id),
         user_id: Set(message.user_id),
         kind: Set(message.kind.to_owned()),
@@ -69,7 +84,7 @@ pub async fn enqueue(
         subject: Set(message.rendered.subject),
         body_text: Set(message.rendered.text),
         body_html: Set(message.rendered.html),
-        idempotency_key: Set(key.clone()),
+        idempotency_key: Set(key.to_owned()),
         created_at: Set(now),
         attempts: Set(0),
         next_attempt_at: Set(now),
@@ -77,11 +92,18 @@ pub async fn enqueue(
         sent_at: Set(None),
         failed_at: Set(None),
         last_error: Set(None),
+        read_at: Set(None),
         ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(key)
+    };
+    let inserted = notification_outbox::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(notification_outbox::Column::IdempotencyKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(inserted == 1)
 }
 
 /// 128 random bits, hex, in four groups of eight joined by `-`: unique without coordination
@@ -95,50 +117,6 @@ fn idempotency_key() -> String {
         .map(hex::encode)
         .collect::<Vec<_>>()
         .join("-")
-}
-
-/// Tells `member` that `code` was used to sign in to their account, from `source` at `now`,
-/// leaving `remaining` backup codes; written in `txn`, the transaction of the sign-in's audit
-/// events. The organization's administrators are read in the same transaction.
-pub async fn code_used(
-    txn: &impl ConnectionTrait,
-    member: &Member,
-    source: &Source,
-    code: UsedCode,
-    remaining: u32,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let contacts = identity::admin_contacts(txn, member.org_id).await?;
-    let organization = identity::organization(txn, member.org_id)
-        .await?
-        .map(|org| org.name)
-        .unwrap_or_default();
-    let rendered = rendering::code_used(&CodeUsed {
-        code,
-        organization: &organization,
-        at: now,
-        ip: source.ip.as_deref(),
-        user_agent: source.user_agent.as_deref(),
-        remaining,
-        contacts: &contacts,
-    });
-    let kind = match code {
-        UsedCode::Backup { .. } => KIND_BACKUP_CODE_USED,
-        UsedCode::Issued => KIND_ISSUED_CODE_USED,
-    };
-    enqueue(
-        txn,
-        Message {
-            org_id: member.org_id,
-            user_id: Some(member.id),
-            kind,
-            recipient: &member.email,
-            rendered,
-        },
-        now,
-    )
-    .await?;
-    Ok(())
 }
 
 /// How often and how patiently a message is tried.
@@ -373,6 +351,118 @@ pub async fn mark_failed_attempt(
         .exec(db)
         .await?;
     Ok(after)
+}
+
+/// A message given up on after its last attempt, as administrators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDelivery {
+    pub recipient: String,
+    /// What happened: the audit action's name, or an alert's kind.
+    pub kind: String,
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+    pub failed_at: DateTime<Utc>,
+    pub attempts: i32,
+    /// The transport's last answer.
+    pub last_error: Option<String>,
+}
+
+/// The organization's messages that were given up on, newest first, at most `limit`.
+pub async fn failed(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    limit: u64,
+) -> Result<Vec<FailedDelivery>, DbErr> {
+    Ok(notification_outbox::Entity::find()
+        .filter(notification_outbox::Column::OrgId.eq(org_id))
+        .filter(notification_outbox::Column::FailedAt.is_not_null())
+        .order_by_desc(notification_outbox::Column::FailedAt)
+        .order_by_desc(notification_outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            Some(FailedDelivery {
+                failed_at: row.failed_at?,
+                recipient: row.recipient,
+                kind: row.kind,
+                subject: row.subject,
+                created_at: row.created_at,
+                attempts: row.attempts,
+                last_error: row.last_error,
+            })
+        })
+        .collect())
+}
+
+/// One notification in a member's in-app list: the same words as the email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxItem {
+    pub id: i32,
+    pub subject: String,
+    /// The message's text part.
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub read: bool,
+}
+
+/// The messages to `member_id` at `address` (their sign-in email), newest first, at most
+/// `limit`: what the notifications page lists.
+pub async fn inbox(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    address: &str,
+    limit: u64,
+) -> Result<Vec<InboxItem>, DbErr> {
+    Ok(notification_outbox::Entity::find()
+        .filter(notification_outbox::Column::UserId.eq(member_id))
+        .filter(notification_outbox::Column::Recipient.eq(address))
+        .order_by_desc(notification_outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| InboxItem {
+            id: row.id,
+            subject: row.subject,
+            text: row.body_text,
+            created_at: row.created_at,
+            read: row.read_at.is_some(),
+        })
+        .collect())
+}
+
+/// How many of [`inbox`]'s messages are unread.
+pub async fn unread(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    address: &str,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    notification_outbox::Entity::find()
+        .filter(notification_outbox::Column::UserId.eq(member_id))
+        .filter(notification_outbox::Column::Recipient.eq(address))
+        .filter(notification_outbox::Column::ReadAt.is_null())
+        .count(db)
+        .await
+}
+
+/// Marks every unread message of [`inbox`] read at `now`; how many were.
+pub async fn mark_read(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Ok(notification_outbox::Entity::update_many()
+        .col_expr(notification_outbox::Column::ReadAt, Expr::value(now))
+        .filter(notification_outbox::Column::UserId.eq(member_id))
+        .filter(notification_outbox::Column::Recipient.eq(address))
+        .filter(notification_outbox::Column::ReadAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 #[cfg(test)]

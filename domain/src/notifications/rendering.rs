@@ -1,18 +1,19 @@
 //! The words of each security message, as plain text and as HTML: what happened, when, from
 //! where, what it leaves, what to do next and who the organization's administrators are.
 //!
-//! Nothing secret goes in: no code, no digest, no link that signs anyone in. Values the
-//! request brought (the browser's name) and addresses are cleaned first: control characters
-//! go, length is bounded, and no run of digits long enough to read as a code survives
-//! ([`no_code_like_runs`]), whatever a client sends as its user agent.
+//! Every message is a [`Notice`]; [`render`] lays one out the same way for every event, so a
+//! new event only says its own words. Nothing secret goes in: no code, no digest, no link that
+//! signs anyone in. Every value is cleaned first, the request's (the browser's name) above
+//! all: control characters go, length is bounded, and no run of digits long enough to read as
+//! a code survives ([`no_code_like_runs`]), whatever a client sends as its user agent.
 
 use chrono::{DateTime, Utc};
 
-/// The longest run of digits a message keeps from a value it did not write itself; longer
-/// runs are cut. A code is 12 digits; 8 leaves room for versions and ports.
+/// The longest run of digits a message keeps from a value; longer runs are cut. A code is 12
+/// digits; 8 leaves room for versions and ports.
 const MAX_DIGIT_RUN: usize = 8;
-/// The most characters of a browser's name a message shows.
-const MAX_AGENT_CHARS: usize = 160;
+/// The most characters of one value (a fact, a sentence) a message shows.
+const MAX_VALUE_CHARS: usize = 600;
 
 /// A message ready for the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,27 +23,24 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Which code was used to sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsedCode {
-    /// A numbered code of the member's backup code set.
-    Backup { slot: u32 },
-    /// A one-time sign-in code an administrator issued for the member.
-    Issued,
-}
-
-/// The facts of one sign-in with a code.
-#[derive(Debug, Clone)]
-pub struct CodeUsed<'a> {
-    pub code: UsedCode,
-    pub organization: &'a str,
-    pub at: DateTime<Utc>,
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    /// Unused backup codes left in the member's set in force.
-    pub remaining: u32,
-    /// The organization's owners and admins.
-    pub contacts: &'a [String],
+/// One security message, in words: the same layout for every event.
+#[derive(Debug, Clone, Default)]
+pub struct Notice {
+    pub subject: String,
+    /// What happened, in a sentence or two.
+    pub what: String,
+    /// Labelled facts, e.g. `("When", "Sunday 29 November 2026, 18:51:10 UTC")`.
+    pub facts: Vec<(&'static str, String)>,
+    /// Where the account stands now (codes left, sign-in locked until …), when worth saying.
+    pub status: Option<String>,
+    /// What to do if the reader did this or expected it.
+    pub if_you: String,
+    /// What to do if they did not.
+    pub if_not_you: String,
+    /// The organization's owners and admins, to contact.
+    pub contacts: Vec<String>,
+    /// The "This wasn't me" link ([`super::not_me`]); absent in messages to administrators.
+    pub not_me: Option<String>,
 }
 
 /// A time as the messages show it: `Sunday 29 November 2026, 18:51:10 UTC`.
@@ -75,63 +73,88 @@ pub fn no_code_like_runs(value: &str, max_chars: usize) -> String {
     out
 }
 
-/// The message telling a member that a code was used to sign in to their account.
-pub fn code_used(facts: &CodeUsed<'_>) -> Rendered {
-    let organization = no_code_like_runs(facts.organization, 120);
-    let (subject, what) = match facts.code {
-        UsedCode::Backup { slot } => (
-            "A backup code was used to sign in to your account".to_owned(),
-            format!("Backup code number {slot} of your set was used to sign in to your account."),
-        ),
-        UsedCode::Issued => (
-            "A sign-in code your administrator issued was used".to_owned(),
-            "A sign-in code your administrator issued for you was used to sign in to your account."
-                .to_owned(),
-        ),
-    };
-    let when = readable_time(facts.at);
-    let address = facts
-        .ip
-        .map_or_else(|| "unknown".to_owned(), |ip| no_code_like_runs(ip, 64));
-    let browser = facts.user_agent.map_or_else(
-        || "unknown".to_owned(),
-        |agent| no_code_like_runs(agent, MAX_AGENT_CHARS),
-    );
-    let remaining = match facts.remaining {
-        0 => "You have no unused backup codes left. Generate a new set once you are signed in."
-            .to_owned(),
-        1 => "You have 1 unused backup code left.".to_owned(),
-        n => format!("You have {n} unused backup codes left."),
-    };
-    let contacts: Vec<String> = facts
-        .contacts
+/// The closing line of every message.
+const SIGNATURE: &str = "This message was sent by Lifeline. It contains no code and asks for \
+                         none: never send a code to anyone.";
+
+/// `notice` as a multipart message's parts. Every value is cleaned ([`no_code_like_runs`])
+/// and, in the HTML part, escaped.
+pub fn render(notice: &Notice) -> Rendered {
+    let clean = |value: &str| no_code_like_runs(value, MAX_VALUE_CHARS);
+    let subject = clean(&notice.subject);
+    let what = clean(&notice.what);
+    let facts: Vec<(&str, String)> = notice
+        .facts
         .iter()
-        .map(|contact| no_code_like_runs(contact, 254))
+        .map(|(label, value)| (*label, clean(value)))
         .collect();
+    let status = notice.status.as_deref().map(clean);
+    let if_you = clean(&notice.if_you);
+    let if_not_you = clean(&notice.if_not_you);
+    let contacts: Vec<String> = notice.contacts.iter().map(|c| clean(c)).collect();
     let contact_line = if contacts.is_empty() {
         "your organization's administrators".to_owned()
     } else {
         contacts.join(", ")
     };
-    let if_not_you = "If this was not you, someone else holds one of your codes: contact an \
-                      administrator of your organization at once, so that they revoke your \
-                      codes and end your sessions.";
-    let if_you = "If this was you, nothing more is needed. Each code works once.";
+    // The link is ours, not a request's: a token of hex and dots, no long digit run.
+    let not_me = notice.not_me.as_deref();
 
-    let text = format!(
-        "{what}\n\n\
-         When: {when}\n\
-         From address: {address}\n\
-         Browser: {browser}\n\
-         Organization: {organization}\n\n\
-         {remaining}\n\n\
-         {if_you}\n\n\
-         {if_not_you}\n\
-         Administrators: {contact_line}\n\n\
-         This message was sent by Lifeline. It contains no code and asks for none: \
-         never send a code to anyone.\n"
-    );
+    let mut text = format!("{what}\n\n");
+    for (label, value) in &facts {
+        text.push_str(&format!("{label}: {value}\n"));
+    }
+    if !facts.is_empty() {
+        text.push('\n');
+    }
+    if let Some(status) = &status {
+        text.push_str(&format!("{status}\n\n"));
+    }
+    text.push_str(&format!("{if_you}\n\n{if_not_you}\n"));
+    if let Some(link) = not_me {
+        text.push_str(&format!(
+            "\nThis wasn't me: {link}\n(The link asks for nothing secret. It stops your backup \
+             codes and ends your sessions, and works once, for 7 days.)\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\nAdministrators: {contact_line}\n\n{SIGNATURE}\n"
+    ));
+
     let e = |value: &str| html_escape::encode_text(value).into_owned();
+    let a = |value: &str| html_escape::encode_double_quoted_attribute(value).into_owned();
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\
+         <body>\n<p>{}</p>\n",
+        e(&subject),
+        e(&what)
+    );
+    if !facts.is_empty() {
+        html.push_str("<table>\n");
+        for (label, value) in &facts {
+            html.push_str(&format!(
+                "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
+                e(label),
+                e(value)
+            ));
+        }
+        html.push_str("</table>\n");
+    }
+    if let Some(status) = &status {
+        html.push_str(&format!("<p>{}</p>\n", e(status)));
+    }
+    html.push_str(&format!(
+        "<p>{}</p>\n<p><strong>{}</strong></p>\n",
+        e(&if_you),
+        e(&if_not_you)
+    ));
+    if let Some(link) = not_me {
+        html.push_str(&format!(
+            "<p><a href=\"{}\">This wasn't me</a> (asks for nothing secret; stops your backup \
+             codes and ends your sessions; works once, for 7 days)</p>\n",
+            a(link)
+        ));
+    }
     let contact_items: String = if contacts.is_empty() {
         format!("<li>{}</li>", e(&contact_line))
     } else {
@@ -140,27 +163,9 @@ pub fn code_used(facts: &CodeUsed<'_>) -> Rendered {
             .map(|contact| format!("<li>{}</li>", e(contact)))
             .collect()
     };
-    let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
-         <body>\n<p>{what}</p>\n<table>\n\
-         <tr><th align=\"left\">When</th><td>{when}</td></tr>\n\
-         <tr><th align=\"left\">From address</th><td>{address}</td></tr>\n\
-         <tr><th align=\"left\">Browser</th><td>{browser}</td></tr>\n\
-         <tr><th align=\"left\">Organization</th><td>{organization}</td></tr>\n\
-         </table>\n<p>{remaining}</p>\n<p>{if_you}</p>\n<p><strong>{if_not_you}</strong></p>\n\
-         <p>Administrators:</p>\n<ul>{contact_items}</ul>\n\
-         <p>This message was sent by Lifeline. It contains no code and asks for none: never \
-         send a code to anyone.</p>\n</body></html>\n",
-        subject = e(&subject),
-        what = e(&what),
-        when = e(&when),
-        address = e(&address),
-        browser = e(&browser),
-        organization = e(&organization),
-        remaining = e(&remaining),
-        if_you = e(if_you),
-        if_not_you = e(if_not_you),
-    );
+    html.push_str(&format!(
+        "<p>Administrators:</p>\n<ul>{contact_items}</ul>\n<p>{SIGNATURE}</p>\n</body></html>\n"
+    ));
     Rendered {
         subject,
         text,
@@ -170,8 +175,6 @@ pub fn code_used(facts: &CodeUsed<'_>) -> Rendered {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
     fn has_code_like_run(text: &str) -> bool {
@@ -183,18 +186,21 @@ mod tests {
     }
 
     #[test]
-    fn a_user_agent_carrying_a_code_loses_its_digits() {
-        let contacts = vec!["owner123456789012@example.com".to_owned()];
-        let facts = CodeUsed {
-            code: UsedCode::Backup { slot: 3 },
-            organization: "Acme 482109375516",
-            at: Utc.with_ymd_and_hms(2026, 11, 29, 18, 51, 10).unwrap(),
-            ip: Some("203.0.113.9"),
-            user_agent: Some("Mozilla/5.0 482109375516 <script>\u{7}"),
-            remaining: 9,
-            contacts: &contacts,
+    fn values_carrying_a_code_lose_its_digits_and_markup_is_escaped() {
+        let notice = Notice {
+            subject: "Subject 482109375516".into(),
+            what: "Backup code number 3 of your set was used.".into(),
+            facts: vec![
+                ("When", "Sunday 29 November 2026, 18:51:10 UTC".into()),
+                ("Browser", "Mozilla/5.0 482109375516 <script>\u{7}".into()),
+            ],
+            status: Some("You have 9 unused backup codes left.".into()),
+            if_you: "Nothing more is needed.".into(),
+            if_not_you: "Contact an administrator.".into(),
+            contacts: vec!["owner123456789012@example.com".into()],
+            not_me: Some("http://127.0.0.1:3000/not-me?t=ab.cd".into()),
         };
-        let message = code_used(&facts);
+        let message = render(&notice);
         for part in [&message.subject, &message.text, &message.html] {
             assert!(!has_code_like_run(part), "{part}");
         }
@@ -202,10 +208,14 @@ mod tests {
         assert!(
             message
                 .text
-                .contains("Sunday 29 November 2026, 18:51:10 UTC")
+                .contains("When: Sunday 29 November 2026, 18:51:10 UTC")
         );
-        assert!(message.text.contains("203.0.113.9"));
         assert!(message.text.contains("9 unused backup codes"));
+        assert!(
+            message
+                .text
+                .contains("This wasn't me: http://127.0.0.1:3000/not-me?t=ab.cd")
+        );
         assert!(message.html.contains("&lt;script&gt;"));
         assert!(!message.html.contains("<script>"));
         assert!(!message.text.contains('\u{7}'));

@@ -293,7 +293,7 @@ pub(super) async fn exceptions_at(
 
 /// Each exempted member's direction: `true` when codes are allowed for them.
 pub(super) async fn exceptions_by_member(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     org_id: i32,
 ) -> Result<std::collections::HashMap<i32, bool>, DbErr> {
     Ok(policy_exception::Entity::find()

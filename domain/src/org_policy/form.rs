@@ -101,7 +101,12 @@ impl PolicyForm {
 }
 
 /// A whole number from `min` to `max` typed into `field`.
-fn number<T: TryFrom<u32>>(field: &str, input: &str, min: u32, max: u32) -> Result<T, FieldError> {
+pub(super) fn number<T: TryFrom<u32>>(
+    field: &str,
+    input: &str,
+    min: u32,
+    max: u32,
+) -> Result<T, FieldError> {
     let invalid = || FieldError::new(field, format!("Enter a whole number from {min} to {max}."));
     let value: u32 = input.trim().parse().map_err(|_| invalid())?;
     if !(min..=max).contains(&value) {

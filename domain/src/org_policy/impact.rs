@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,11 +53,7 @@ pub async fn impact(
     };
 
     if policy.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
-        // Members exempted into codes keep theirs.
-        let losing: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| h.unused() > 0 && exempt.get(&h.member_id) != Some(&true))
-            .collect();
+        let losing = disallowed_holdings(&holdings, &exempt, &before, policy);
         let codes: u64 = losing.iter().map(|h| u64::from(h.unused())).sum();
         add(
             format!(
@@ -73,10 +70,7 @@ pub async fn impact(
     let standing =
         |h: &Holding, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
     let expired_under = |h: &Holding, p: &OrgPolicy| standing(h, p).is_some_and(|s| s.expired);
-    // Only a shorter (or a first) maximum age can expire sets.
-    let age_lowered = policy.max_set_age_days > 0
-        && (before.max_set_age_days == 0 || policy.max_set_age_days < before.max_set_age_days);
-    if age_lowered {
+    if age_lowered(&before, policy) {
         let expiring: Vec<&Holding> = holdings
             .iter()
             .filter(|h| expired_under(h, policy) && !expired_under(h, &before))
@@ -187,23 +181,51 @@ fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
-/// One member's backup codes, for the impact preview.
-struct Holding {
-    member_id: i32,
-    email: String,
+/// Whether `after` shortens (or first sets) the maximum set age of `before`: only then can a
+/// save expire sets.
+fn age_lowered(before: &OrgPolicy, after: &OrgPolicy) -> bool {
+    after.max_set_age_days > 0
+        && (before.max_set_age_days == 0 || after.max_set_age_days < before.max_set_age_days)
+}
+
+/// The members holding unused codes that stop working because `after` makes backup codes
+/// "Not allowed" where `before` did not; members an exception allows codes keep theirs.
+/// What the preview counts and what the save tells each of them.
+pub(super) fn disallowed_holdings<'h>(
+    holdings: &'h [Holding],
+    exempt: &HashMap<i32, bool>,
+    before: &OrgPolicy,
+    after: &OrgPolicy,
+) -> Vec<&'h Holding> {
+    if after.codes != CodesMode::NotAllowed || before.codes == CodesMode::NotAllowed {
+        return Vec::new();
+    }
+    holdings
+        .iter()
+        .filter(|h| h.unused() > 0 && exempt.get(&h.member_id) != Some(&true))
+        .collect()
+}
+
+/// One member's backup codes, for the impact preview and the save's notices.
+pub(super) struct Holding {
+    pub(super) member_id: i32,
+    pub(super) email: String,
     mfa_enabled: bool,
-    set: Option<SetInForce>,
+    pub(super) set: Option<SetInForce>,
 }
 
 impl Holding {
-    fn unused(&self) -> u32 {
+    pub(super) fn unused(&self) -> u32 {
         self.set.as_ref().map_or(0, |set| set.remaining)
     }
 }
 
 /// Every member of the organization with their set in force, if any: two statements that
 /// bind only the organization, however many members it has.
-async fn holdings(db: &DatabaseConnection, org_id: i32) -> Result<Vec<Holding>, DbErr> {
+pub(super) async fn holdings(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+) -> Result<Vec<Holding>, DbErr> {
     let members: Vec<(i32, String, Option<DateTime<Utc>>)> = user_account::Entity::find()
         .select_only()
         .column(user_account::Column::Id)

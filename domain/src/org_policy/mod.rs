@@ -11,12 +11,16 @@
 //! - [`export`]: the policy in force now or at a past moment, as a document.
 //! - [`impact`]: what a save would do, before it is saved.
 //! - [`approval`]: two-admin approval as it binds at a moment (turning it off binds later).
+//! - [`alerts`]: which events the administrators are alerted to.
+//! - `notices`: what a save tells the members whose codes stop, and the administrators.
 
+pub mod alerts;
 pub mod approval;
 pub mod exceptions;
 pub mod export;
 pub mod form;
 pub mod impact;
+mod notices;
 pub mod settings;
 
 use chrono::{DateTime, Utc};

@@ -355,6 +355,9 @@ pub async fn save(
         .map_err(|e| DbErr::Custom(format!("policy save details: {e}")))?;
     cmd.record(&txn, cmd.event(AuditAction::PolicySaved, None, details))
         .await?;
+    // Sets the new maximum age ends expire on the record now, each telling its member.
+    crate::backup_codes::record_expiries(&txn, org_id, None, &policy.code_policy(), now).await?;
+    super::notices::tell(&txn, actor, &before.policy, policy, now).await?;
     txn.commit().await?;
     Ok(PolicyVersion {
         version,

@@ -17,7 +17,6 @@ use crate::{
     entity::recovery_code,
     hashing::DigestParams,
     lookup_secret::{BackupCodeHasher, PlainCode},
-    notifications::{self, UsedCode},
 };
 
 /// The member's revealed, unused and unexpired recovery code, if any.
@@ -74,16 +73,8 @@ pub async fn spend(
     if claimed.rows_affected != 1 {
         return Ok(false);
     }
-    let details = serde_json::json!({ "request": id });
-    cmd.record(
-        &txn,
-        cmd.event(AuditAction::RecoveryCodeUsed, Some(member), details),
-    )
-    .await?;
-    for event in also_record {
-        cmd.record(&txn, event.clone()).await?;
-    }
-    // The backup codes it leaves: none that count once their expiry is on the record.
+    // The backup codes it leaves, for the member's notice: none that count once their
+    // expiry is on the record.
     let remaining = sets_in_force(&txn, Scope::Member(member.id))
         .await?
         .first()
@@ -94,7 +85,15 @@ pub async fn spend(
                 set.remaining
             }
         });
-    notifications::code_used(&txn, member, cmd.source, UsedCode::Issued, remaining, now).await?;
+    let details = serde_json::json!({ "request": id, "remaining": remaining });
+    cmd.record(
+        &txn,
+        cmd.event(AuditAction::RecoveryCodeUsed, Some(member), details),
+    )
+    .await?;
+    for event in also_record {
+        cmd.record(&txn, event.clone()).await?;
+    }
     txn.commit().await?;
     Ok(true)
 }

@@ -32,6 +32,8 @@ pub enum EndReason {
     MemberRemoved,
     /// An administrator cancelled the issued code alone.
     Cancelled,
+    /// The member reported "This wasn't me" from a security notice.
+    IncidentReported,
 }
 
 impl EndReason {
@@ -42,6 +44,7 @@ impl EndReason {
             Self::MfaDisabled => "mfa_disabled",
             Self::MemberRemoved => "member_removed",
             Self::Cancelled => "cancelled",
+            Self::IncidentReported => "incident_reported",
         }
     }
 }

@@ -5,12 +5,15 @@
 mod accounts;
 mod audit;
 mod backup_codes;
+mod digest;
 mod events;
 mod fixtures;
+mod incidents;
 mod layers;
 mod lockout;
 mod members;
 mod mfa;
+mod notification_addresses;
 mod notifications;
 mod org_policy;
 mod recovery_codes;

@@ -154,6 +154,8 @@ where
         .filter(audit_chain_head::Column::OrgId.eq(org_id))
         .exec(&txn)
         .await?;
+    // Whoever should hear of it, in the same transaction: no event goes untold.
+    super::notices::follow(&txn, org_id, &event, source, at).await?;
     txn.commit().await
 }
 

@@ -1,0 +1,147 @@
+//! What a policy save tells people, in the save's transaction: each member whose unused
+//! codes stop working because codes became "Not allowed", and the administrators when the
+//! save loosened the policy (an alert they can turn off). Sets a shorter maximum age expires
+//! are recorded as `backup_codes.expired` by the save, and each of those tells its member.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::{OrgPolicy, exceptions, impact};
+use crate::{
+    audit::{
+        AuditAction,
+        notices::{self, Words},
+    },
+    identity::{self, Member},
+    notifications::{AlertKind, alerts, rendering::readable_time},
+};
+
+/// Tells the members and administrators what saving `after` over `before` did, in `txn`.
+pub(super) async fn tell(
+    txn: &impl ConnectionTrait,
+    actor: &Member,
+    before: &OrgPolicy,
+    after: &OrgPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let org_id = actor.org_id;
+    let facts = || {
+        vec![
+            ("When", readable_time(now)),
+            ("By", format!("{} ({})", actor.email, actor.role.as_str())),
+        ]
+    };
+    let holdings = impact::holdings(txn, org_id).await?;
+    let exempt = exceptions::exceptions_by_member(txn, org_id).await?;
+    for holding in impact::disallowed_holdings(&holdings, &exempt, before, after) {
+        let Some(member) = identity::member(txn, holding.member_id).await? else {
+            continue;
+        };
+        let unused = holding.unused();
+        let words = Words {
+            subject: "Your backup codes stopped working".to_owned(),
+            what: format!(
+                "Your organization's backup-code policy was changed: backup codes are no \
+                 longer allowed, so your {unused} unused {} stopped working.",
+                if unused == 1 { "code" } else { "codes" }
+            ),
+            status: Some(
+                "Sign in with your password and authenticator; keep your authenticator safe."
+                    .to_owned(),
+            ),
+            if_you: "If you need another way to sign in, ask your administrators.".to_owned(),
+            if_not_you: "A policy change is your administrators' decision: ask them if it was \
+                         not expected."
+                .to_owned(),
+        };
+        let kind = AuditAction::PolicySaved.as_str();
+        notices::to_member(txn, &member, kind, words, facts(), true, now).await?;
+    }
+    let loosened = loosenings(before, after);
+    let settings = alerts::settings(txn, org_id).await?;
+    if !loosened.is_empty() && settings.wants(AlertKind::PolicyLoosened) {
+        let words = Words {
+            subject: "the backup-code policy was loosened".to_owned(),
+            what: format!(
+                "{} changed the backup-code policy: {}.",
+                actor.email,
+                loosened.join("; ")
+            ),
+            status: None,
+            if_you: "If this was agreed, nothing more is needed.".to_owned(),
+            if_not_you: "If not, review the policy page and its history.".to_owned(),
+        };
+        notices::to_admins(
+            txn,
+            org_id,
+            &settings,
+            &[Some(actor)],
+            AuditAction::PolicySaved.as_str(),
+            words,
+            facts(),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Each way `after` is looser than `before`, in words; empty when it is not.
+pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
+    let mut loosened = Vec::new();
+    if before.codes.withholds_codes() && !after.codes.withholds_codes() {
+        loosened.push(format!(
+            "backup codes are allowed again ({})",
+            after.codes.label()
+        ));
+    }
+    if after.lockout_attempts > before.lockout_attempts {
+        loosened.push(format!(
+            "the lockout allows {} wrong codes instead of {}",
+            after.lockout_attempts, before.lockout_attempts
+        ));
+    }
+    if after.lockout_minutes < before.lockout_minutes {
+        loosened.push(format!(
+            "a lockout lasts {} minutes instead of {}",
+            after.lockout_minutes, before.lockout_minutes
+        ));
+    }
+    if before.recovery_code_approval && !after.recovery_code_approval {
+        loosened.push("two-admin approval of sign-in codes was turned off".to_owned());
+    }
+    if before.restrict_after_backup_sign_in && !after.restrict_after_backup_sign_in {
+        loosened
+            .push("a backup-code sign-in no longer limits the session to MFA settings".to_owned());
+    }
+    loosened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org_policy::CodesMode;
+
+    #[test]
+    fn each_loosening_is_named_and_tightening_is_not_one() {
+        let strict = OrgPolicy {
+            codes: CodesMode::NotAllowed,
+            lockout_attempts: 3,
+            lockout_minutes: 60,
+            recovery_code_approval: true,
+            restrict_after_backup_sign_in: true,
+            ..OrgPolicy::default()
+        };
+        let loose = OrgPolicy {
+            codes: CodesMode::Allowed,
+            lockout_attempts: 10,
+            lockout_minutes: 5,
+            recovery_code_approval: false,
+            restrict_after_backup_sign_in: false,
+            ..OrgPolicy::default()
+        };
+        assert_eq!(loosenings(&strict, &loose).len(), 5);
+        assert!(loosenings(&loose, &strict).is_empty());
+        assert!(loosenings(&strict, &strict).is_empty());
+    }
+}
