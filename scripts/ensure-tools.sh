@@ -3,10 +3,11 @@
 # Idempotent: on a machine that has everything it checks versions and returns in a second.
 #
 #   scripts/ensure-tools.sh          the build tools (wasm target, cargo-leptos, wasm-bindgen)
-#   scripts/ensure-tools.sh --test   the same, plus Chromium and the end-to-end test packages
+#   scripts/ensure-tools.sh --test   the same, plus Chromium, the end-to-end test packages and
+#                                    the SMTP server the mail tests send to (PyPI aiosmtpd)
 #   scripts/ensure-tools.sh --release  the same, plus wasm-opt for optimised wasm (npm binaryen)
 #
-# Everything comes from the package registries (crates.io, npm, Debian): nothing here
+# Everything comes from the package registries (crates.io, npm, PyPI, Debian): nothing here
 # downloads a prebuilt binary from anywhere else, which cargo-leptos would otherwise try.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 
 CARGO_LEPTOS_VERSION=0.3.7   # 0.3.8+ needs a newer rustc than 1.95 to install
 BINARYEN_VERSION=132
+AIOSMTPD_VERSION=1.4.6
+SMTP_VENV=target/tools/smtp-venv
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 
 say() { printf '\033[1mensure-tools:\033[0m %s\n' "$*"; }
@@ -87,4 +90,15 @@ if [ ! -d end2end/node_modules ] || [ end2end/package-lock.json -nt end2end/node
   say "installing the end-to-end test packages (npm ci)"
   # Playwright drives Debian's Chromium; it must not try to download a browser of its own.
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+
+# The integration tests' SMTP server (scripts/smtp-sink.py) runs on aiosmtpd in its own venv.
+if [ "$("$SMTP_VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
+  command -v python3 >/dev/null || fail "the mail tests need Python 3 with venv: run 'sudo apt-get install python3 python3-venv'"
+  say "installing aiosmtpd $AIOSMTPD_VERSION (PyPI) into $SMTP_VENV for the mail tests"
+  if ! "$SMTP_VENV/bin/python" -c '' 2>/dev/null; then
+    python3 -m venv --clear "$SMTP_VENV" \
+      || fail "cannot create a Python venv: run 'sudo apt-get install python3-venv'"
+  fi
+  "$SMTP_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
 fi

@@ -275,6 +275,29 @@ impl From<domain::org_policy::PolicyChangeError> for AppError {
 }
 
 #[cfg(feature = "ssr")]
+impl From<domain::notification_addresses::AddressError> for AppError {
+    fn from(error: domain::notification_addresses::AddressError) -> Self {
+        use domain::notification_addresses::AddressError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::UnknownLink | E::Expired => Self::Refused(error.to_string()),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<domain::incidents::ReportError> for AppError {
+    fn from(error: domain::incidents::ReportError) -> Self {
+        use domain::incidents::ReportError as E;
+        match error {
+            E::Link(_) | E::AlreadyUsed | E::NoAccount => Self::Refused(error.to_string()),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
 impl From<domain::recovery_codes::RecoveryError> for AppError {
     fn from(error: domain::recovery_codes::RecoveryError) -> Self {
         use domain::recovery_codes::RecoveryError as E;

@@ -24,9 +24,10 @@ use leptos_router::{
 use crate::{
     forms::ServedPage,
     pages::{
-        AccountPage, AuditPage, BackupCodesPage, CompliancePage, ConfirmPage, HomePage,
-        MembersPage, MfaSetupPage, NotFound, PolicyPage, RecoveredPage, RecoveryPage,
-        SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
+        AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, CompliancePage,
+        ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage,
+        NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail,
+        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage,
     },
 };
 
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                         "Lifeline"
                     </A>
                     <nav>
+                        <UnreadBadge />
                         <A href="/account">"Account"</A>
                     </nav>
                 </header>
@@ -88,11 +90,17 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
                         <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
                         <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/notifications") view=NotificationsPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/notification-address/verify") view=VerifyAddressPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/notification-address/verified") view=AddressVerifiedPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
+                        <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
+                        <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
                 <footer class="site-footer no-print">

@@ -110,6 +110,10 @@ pub struct Config {
     /// `LIFELINE_MAIL_RETRY_SECONDS`: the wait after a first failed attempt, doubled after
     /// each later one.
     pub mail_retry_seconds: u32,
+    /// `LIFELINE_PUBLIC_URL`: the address people reach Lifeline at, which links in security
+    /// mail start with (`https://lifeline.example.com`); `None`: `http://` and the address
+    /// the server listens on.
+    pub public_url: Option<String>,
 }
 
 /// An SMTP URL as lettre reads it (`smtps://user:pass@host`, `smtp://host:587?tls=required`).
@@ -371,7 +375,20 @@ impl Config {
             "seconds",
         )?;
 
+        let public_url = match read("LIFELINE_PUBLIC_URL") {
+            None => None,
+            Some(url) => Some(public_url(url.trim()).ok_or_else(|| {
+                ConfigError {
+                    variable: "LIFELINE_PUBLIC_URL",
+                    problem: "is not an address such as https://lifeline.example.com (http or \
+                          https, a host, and no query)"
+                        .into(),
+                }
+            })?),
+        };
+
         Ok(Self {
+            public_url,
             smtp_url,
             mail_from,
             mail_attempts,
@@ -401,6 +418,16 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|variable| std::env::var(variable).ok())
     }
+}
+
+/// `url` without a trailing slash, if it is an `http` or `https` address with a host and
+/// neither query nor fragment.
+fn public_url(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let plain = uri.query().is_none() && !url.contains('#');
+    (scheme_ok && uri.host().is_some_and(|host| !host.is_empty()) && plain)
+        .then(|| url.trim_end_matches('/').to_owned())
 }
 
 /// `10.0.0.0/8, ::1/128, 192.0.2.7`: networks in CIDR notation, or single addresses, separated
@@ -465,6 +492,7 @@ mod tests {
         assert_eq!(config.smtp_url, None);
         assert_eq!(config.mail_from, "Lifeline <lifeline@localhost>");
         assert_eq!((config.mail_attempts, config.mail_retry_seconds), (8, 30));
+        assert_eq!(config.public_url, None);
     }
 
     #[test]
@@ -487,6 +515,7 @@ mod tests {
             ("LIFELINE_MAIL_FROM", "Security <security@example.com>"),
             ("LIFELINE_MAIL_ATTEMPTS", "3"),
             ("LIFELINE_MAIL_RETRY_SECONDS", "5"),
+            ("LIFELINE_PUBLIC_URL", "https://lifeline.example.com/"),
             (
                 "LIFELINE_TRUSTED_PROXIES",
                 "127.0.0.1/32, 10.0.0.0/8,::1/128,192.0.2.7,",
@@ -507,6 +536,10 @@ mod tests {
         );
         assert_eq!(config.mail_from, "Security <security@example.com>");
         assert_eq!((config.mail_attempts, config.mail_retry_seconds), (3, 5));
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://lifeline.example.com")
+        );
         let trusted: Vec<String> = config
             .trusted_proxies
             .iter()
@@ -571,6 +604,10 @@ mod tests {
             ("LIFELINE_MAIL_FROM", "not an address"),
             ("LIFELINE_MAIL_ATTEMPTS", "0"),
             ("LIFELINE_MAIL_RETRY_SECONDS", "86401"),
+            ("LIFELINE_PUBLIC_URL", "lifeline.example.com"),
+            ("LIFELINE_PUBLIC_URL", "ftp://lifeline.example.com"),
+            ("LIFELINE_PUBLIC_URL", "https://lifeline.example.com/?a=b"),
+            ("LIFELINE_PUBLIC_URL", "https://"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");

@@ -140,6 +140,11 @@ impl Delivery {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                // Daily digests of administrator alerts, once their hour has come: written to
+                // the outbox (once, whichever instance gets there first), sent below.
+                if let Err(error) = notifications::digest::send_due(&self.db, Utc::now()).await {
+                    tracing::warn!(%error, "writing alert digests");
+                }
                 // Until a round finds nothing due: a backlog drains without waiting a tick.
                 loop {
                     match self.deliver_due().await {

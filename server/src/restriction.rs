@@ -24,7 +24,7 @@ use tower_sessions::Session;
 
 /// The paths a session limited to MFA settings may still use, with any method. Exact paths:
 /// a route not named here is refused, so a new route is covered without anyone thinking of it.
-const STILL_OPEN: [&str; 29] = [
+const STILL_OPEN: [&str; 42] = [
     // Public: the home page and its status check, the health checks, the sign-in steps.
     "/",
     "/api/check_status",
@@ -44,6 +44,11 @@ const STILL_OPEN: [&str; 29] = [
     "/api/sign_in/help",
     // Signing out.
     "/api/sign_out",
+    // "This wasn't me" from a security notice: the link must work in any browser.
+    "/not-me",
+    "/not-me/reported",
+    "/api/not_me/check",
+    "/api/not_me/report",
     // The member's own account and MFA settings: the account page, the page after a
     // backup-code sign-in, the authenticator, the password asked for again, backup codes
     // (their page, its plain form, and its server functions).
@@ -59,6 +64,17 @@ const STILL_OPEN: [&str; 29] = [
     "/account/backup-codes",
     "/api/account/backup-codes",
     "/api/account/backup-codes/generate",
+    // The member's own security notifications, and the count in every page's header.
+    "/account/notifications",
+    "/api/account/notifications",
+    "/api/account/notifications/unread",
+    "/api/account/notifications/read",
+    "/api/account/notifications/address",
+    "/api/account/notifications/address/remove",
+    // Confirming a second address, from the link sent to it.
+    "/account/notification-address/verify",
+    "/account/notification-address/verified",
+    "/api/account/notifications/address/verify",
 ];
 
 /// Where the server functions answer.

@@ -201,6 +201,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let local_addr = listener.local_addr()?;
+    // Links in security mail ("This wasn't me") start with the public address.
+    domain::notifications::not_me::install_base_url(
+        &config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}")),
+    );
     tracing::info!(
         database = config.backend.name(),
         secure_cookies = config.secure_cookies,

@@ -4,10 +4,13 @@
 //! Each has a fixed endpoint under `/api/` so that forms post to stable addresses.
 
 pub mod account;
+pub mod alerts;
 pub mod audit;
 pub mod backup_codes;
 pub mod compliance;
 pub mod members;
+pub mod not_me;
+pub mod notifications;
 pub mod policy;
 pub mod recovery;
 pub mod sign_in;

@@ -86,6 +86,9 @@ fn AccountPanel(account: Account) -> impl IntoView {
                 <dt>"Role"</dt>
                 <dd>{account.role.clone()}</dd>
             </dl>
+            <p>
+                <a href="/account/notifications">"Security notifications"</a>
+            </p>
             {account
                 .manages_members
                 .then(|| {
@@ -96,6 +99,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/policy">"Backup-code policy"</a>
                             " · "
                             <a href="/admin/recovery">"Recovery codes"</a>
+                            " · "
+                            <a href="/admin/alerts">"Alerts"</a>
                             " · "
                             <a href="/admin/audit">"Audit log"</a>
                             " · "

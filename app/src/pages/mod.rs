@@ -1,23 +1,29 @@
 //! The routed pages.
 
 mod account;
+mod alerts;
 mod audit;
 mod backup_codes;
 mod compliance;
 mod home;
 mod members;
 mod not_found;
+mod not_me;
+mod notifications;
 mod policy;
 mod recovery;
 mod sign_in;
 
 pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
+pub use alerts::AlertsPage;
 pub use audit::AuditPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use compliance::CompliancePage;
 pub use home::HomePage;
 pub use members::MembersPage;
 pub use not_found::NotFound;
+pub use not_me::{NotMePage, NotMeReportedPage};
+pub use notifications::{AddressVerifiedPage, NotificationsPage, UnreadBadge, VerifyAddressPage};
 pub use policy::PolicyPage;
 pub use recovery::RecoveryPage;
 pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};

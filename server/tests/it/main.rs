@@ -15,6 +15,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod limits;
+mod not_me;
 mod notifications;
 mod page_errors;
 mod pages;

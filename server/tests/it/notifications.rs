@@ -1,7 +1,8 @@
 //! Security mail through the real binary: a backup-code sign-in leaves exactly one message
-//! (multipart, with the facts, no code); a message a worker claimed and never marked (a
-//! crash) goes out once after a restart; with the SMTP server unreachable nothing is lost,
-//! attempts are counted, and the message goes out once a transport works.
+//! (multipart, with the facts, no code) as an `.eml` file, the default transport; and over
+//! SMTP to a real SMTP server ([`SmtpSink`]): a message a worker claimed and never marked (a
+//! crash) goes out once after a restart; with the SMTP server down nothing is lost, attempts
+//! are counted, and the message goes out once, to its recipient, when the server is back.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,12 +15,13 @@ use domain::{
     secrets::SecretKey,
     testing::{TestDatabase, fresh_databases},
 };
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
 use crate::support::{
     client::{SecondFactor, client, sign_in_with},
     organizations::owner_with_codes,
     process::Server,
+    smtp::{SmtpSink, decoded, has_code_like_run},
 };
 
 /// The `.eml` files in a server's mail folder.
@@ -49,37 +51,37 @@ async fn delivered(workdir: &Path) -> Vec<PathBuf> {
     mail_files(workdir)
 }
 
-/// The message with its quoted-printable soft line breaks and escapes undone.
-fn decoded(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escape = (bytes[i] == b'=' && i + 2 < bytes.len())
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escape {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Empties the outbox: the set-up (multi-factor turned on, codes generated) writes notices
+/// of its own, and these tests are about the messages that come after it.
+async fn forget_set_up_notices(database: &TestDatabase) {
+    let backend = database.db.get_database_backend();
+    database
+        .db
+        .execute(Statement::from_string(
+            backend,
+            "DELETE FROM notification_outbox".to_owned(),
+        ))
+        .await
+        .unwrap();
 }
 
-fn has_code_like_run(text: &str) -> bool {
-    let mut run = 0;
-    text.chars().any(|c| {
-        run = if c.is_ascii_digit() { run + 1 } else { 0 };
-        run >= 12
-    })
+/// The id of the one outbox row of this kind.
+async fn outbox_id(database: &TestDatabase, kind: &str) -> i32 {
+    let backend = database.db.get_database_backend();
+    let rows = database
+        .db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DatabaseBackend::Postgres => "SELECT id FROM notification_outbox WHERE kind = $1",
+                _ => "SELECT id FROM notification_outbox WHERE kind = ?",
+            },
+            [kind.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "outbox rows of kind {kind}");
+    rows[0].try_get("", "id").unwrap()
 }
 
 /// One value of the outbox row with this id, as an integer.
@@ -99,11 +101,32 @@ async fn outbox_number(database: &TestDatabase, id: i32, expression: &str) -> i6
     row.try_get("", "n").unwrap()
 }
 
+/// The idempotency key of the outbox row with this id: its message's `Message-ID`.
+async fn outbox_key(database: &TestDatabase, id: i32) -> String {
+    let backend = database.db.get_database_backend();
+    let row = database
+        .db
+        .query_one(Statement::from_string(
+            backend,
+            format!("SELECT idempotency_key FROM notification_outbox WHERE id = {id}"),
+        ))
+        .await
+        .unwrap()
+        .expect("the outbox row");
+    row.try_get("", "idempotency_key").unwrap()
+}
+
+/// Whether the outbox row with this id is marked sent.
+async fn is_sent(database: &TestDatabase, id: i32) -> bool {
+    outbox_number(database, id, "CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END").await == 1
+}
+
 #[tokio::test]
 async fn a_backup_code_sign_in_sends_one_multipart_message_with_the_facts_and_no_code() {
     for database in fresh_databases().await {
         let key = SecretKey::generate();
         let codes = owner_with_codes(&database, &key).await;
+        forget_set_up_notices(&database).await;
         let server = Server::start_with_key(&database.url, &key, &[]).await;
         assert!(
             server
@@ -165,7 +188,7 @@ async fn enqueue(database: &TestDatabase, minutes_ago: i64) -> String {
         Message {
             org_id: 1,
             user_id: Some(1),
-            kind: notifications::KIND_BACKUP_CODE_USED,
+            kind: "backup_code.redeemed",
             recipient: "owner@acme.test",
             rendered: Rendered {
                 subject: "A backup code was used to sign in to your account".into(),
@@ -184,6 +207,7 @@ async fn a_message_claimed_by_a_worker_that_died_is_delivered_once_after_a_resta
     for database in fresh_databases().await {
         let key = SecretKey::generate();
         owner_with_codes(&database, &key).await;
+        forget_set_up_notices(&database).await;
         let written = enqueue(&database, 20).await;
         // A worker claimed it ten minutes ago for one minute, sent it perhaps, and died
         // before marking it: its claim has run out.
@@ -197,31 +221,42 @@ async fn a_message_claimed_by_a_worker_that_died_is_delivered_once_after_a_resta
         .unwrap();
         assert_eq!(claimed.len(), 1);
         let id = claimed[0].id;
-        assert_eq!(
-            outbox_number(&database, id, "CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END").await,
-            0
-        );
+        assert!(!is_sent(&database, id).await);
 
-        let server = Server::start_with_key(&database.url, &key, &[]).await;
-        let files = delivered(server.workdir()).await;
-        assert_eq!(files.len(), 1, "{:?}: {files:?}", database.backend);
-        assert_eq!(
-            files[0].file_name().unwrap().to_str().unwrap(),
-            format!("{written}.eml")
+        // Over SMTP a second send would be a second message (a file would be replaced).
+        let sink = SmtpSink::start().await;
+        let smtp_url = sink.url();
+        let server = Server::start_with_key(
+            &database.url,
+            &key,
+            &[("LIFELINE_SMTP_URL", smtp_url.as_str())],
+        )
+        .await;
+        sink.wait_for(1, Duration::from_secs(10)).await;
+        // Two more rounds of the worker: a duplicate would show by now.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "{:?}: {messages:?}", database.backend);
+        assert_eq!(messages[0].envelope_to, ["owner@acme.test"]);
+        let message = messages[0].decoded();
+        assert!(
+            message.contains(&format!("Message-ID: <{written}@localhost>")),
+            "{message}"
         );
-        let message = decoded(&std::fs::read_to_string(&files[0]).unwrap());
-        assert!(message.contains(&format!("Message-ID: <{written}@localhost>")));
-        assert_eq!(
-            outbox_number(&database, id, "CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END").await,
-            1
-        );
+        assert!(is_sent(&database, id).await);
         assert_eq!(outbox_number(&database, id, "attempts").await, 1);
+        assert!(mail_files(server.workdir()).is_empty());
         server.terminate().await;
 
         // Started again, it sends nothing more.
-        let again = Server::start_with_key(&database.url, &key, &[]).await;
+        let again = Server::start_with_key(
+            &database.url,
+            &key,
+            &[("LIFELINE_SMTP_URL", smtp_url.as_str())],
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(mail_files(again.workdir()).is_empty());
+        assert_eq!(sink.messages().len(), 1);
         again.terminate().await;
     }
 }
@@ -231,12 +266,11 @@ async fn with_the_smtp_server_unreachable_nothing_is_lost_and_delivery_resumes()
     for database in fresh_databases().await {
         let key = SecretKey::generate();
         let codes = owner_with_codes(&database, &key).await;
-        // A port nobody listens on.
-        let closed = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let smtp_url = format!("smtp://127.0.0.1:{closed}");
+        forget_set_up_notices(&database).await;
+        // A real SMTP server, taken down: its port is known and refuses connections.
+        let mut sink = SmtpSink::start().await;
+        sink.stop().await;
+        let smtp_url = sink.url();
         let server = Server::start_with_key(
             &database.url,
             &key,
@@ -262,7 +296,7 @@ async fn with_the_smtp_server_unreachable_nothing_is_lost_and_delivery_resumes()
             SecondFactor::BackupCode(&codes[0]),
         )
         .await;
-        let id = 1;
+        let id = outbox_id(&database, "backup_code.redeemed").await;
         // The first attempt at once, the second a second later: both refused, both counted.
         let mut attempts = 0;
         for _ in 0..100 {
@@ -273,10 +307,7 @@ async fn with_the_smtp_server_unreachable_nothing_is_lost_and_delivery_resumes()
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(attempts >= 2, "{:?}: {attempts} attempts", database.backend);
-        assert_eq!(
-            outbox_number(&database, id, "CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END").await,
-            0
-        );
+        assert!(!is_sent(&database, id).await);
         assert_eq!(
             outbox_number(
                 &database,
@@ -295,34 +326,40 @@ async fn with_the_smtp_server_unreachable_nothing_is_lost_and_delivery_resumes()
             .await,
             1
         );
+        assert!(sink.messages().is_empty());
         assert!(mail_files(server.workdir()).is_empty());
-        server.terminate().await;
 
-        // Without SMTP the file transport takes it once it is due again.
-        let server = Server::start_with_key(&database.url, &key, &[]).await;
-        let mut files = Vec::new();
-        for _ in 0..300 {
-            files = mail_files(server.workdir());
-            if !files.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Back on the same port: the next attempt (two seconds after the second, then four
+        // after that) delivers it, once.
+        sink.restart().await;
+        let written = outbox_key(&database, id).await;
+        sink.wait_for(1, Duration::from_secs(30)).await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        let files_after = mail_files(server.workdir());
-        assert_eq!(
-            files_after.len(),
-            1,
-            "{:?}: {files_after:?}",
-            database.backend
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "{:?}: {messages:?}", database.backend);
+        assert_eq!(messages[0].envelope_to, ["owner@acme.test"]);
+        assert_eq!(messages[0].envelope_from, "lifeline@localhost");
+        let raw = &messages[0].raw;
+        let message = messages[0].decoded();
+        assert!(
+            message.contains(&format!("Message-ID: <{written}@localhost>")),
+            "{raw}"
         );
-        assert_eq!(files, files_after);
-        let message = decoded(&std::fs::read_to_string(&files[0]).unwrap());
+        assert!(
+            message.contains(&format!("X-Lifeline-Notification-Id: {written}")),
+            "{raw}"
+        );
+        assert!(message.contains("To: owner@acme.test"), "{raw}");
         assert!(message.contains("Backup code number 1"), "{message}");
-        assert_eq!(
-            outbox_number(&database, id, "CASE WHEN sent_at IS NULL THEN 0 ELSE 1 END").await,
-            1
-        );
+        for text in [raw, &message] {
+            assert!(!has_code_like_run(text), "{text}");
+            for code in &codes {
+                assert!(!text.contains(code.as_str()));
+            }
+        }
+        assert!(is_sent(&database, id).await);
+        assert!(outbox_number(&database, id, "attempts").await > attempts);
+        assert!(mail_files(server.workdir()).is_empty());
         server.terminate().await;
     }
 }

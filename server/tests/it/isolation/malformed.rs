@@ -9,7 +9,9 @@ use super::{
     baseline_with,
     pages::pages_escape_what_they_show,
     pairs,
-    snapshot::{acme_snapshot, assert_acme_chain_intact, assert_acme_unchanged},
+    snapshot::{
+        acme_snapshot, add_acme_notification_rows, assert_acme_chain_intact, assert_acme_unchanged,
+    },
 };
 use crate::support::{
     client::{client, sign_in, signed_in_email},
@@ -67,6 +69,14 @@ struct Case {
     mutation: Mutation,
 }
 
+/// Whether sending `value` for `arg` (`None`: leaving it out) ticks a checkbox the baseline
+/// leaves unticked, or unticks one it ticks: a choice, not malformed input, and for a save a
+/// change.
+fn flips_tick(arg: &Arg, value: Option<&str>) -> bool {
+    let ticked = |value: Option<&str>| value.is_some_and(|v| !v.is_empty());
+    arg.kind == Kind::Checkbox && ticked(arg.baseline) != ticked(value)
+}
+
 /// Every malformed request tried on `function`.
 fn malformed_cases(function: &ServerFunction) -> Vec<Case> {
     let encoded = |fields: &[(&'static str, String)]| form(&pairs(fields));
@@ -121,14 +131,22 @@ fn malformed_cases(function: &ServerFunction) -> Vec<Case> {
         cases.push(not_utf8(None, false));
     }
     for &arg in function.args {
+        // A checkbox the baseline leaves unticked is ticked by any value sent (twice, not
+        // UTF-8 but percent-encoded, …): a choice, not malformed input.
+        if arg.kind == Kind::Checkbox && arg.baseline.is_none() {
+            continue;
+        }
         for (label, value) in malformed_values() {
+            if flips_tick(&arg, Some(&value)) {
+                continue;
+            }
             cases.push(Case {
                 what: format!("{} = {label}", arg.name),
                 body: encoded(&baseline_with(function, Some((arg.name, Some(&value))))),
                 mutation: Mutation::Value(arg, value),
             });
         }
-        if arg.baseline.is_some() {
+        if arg.baseline.is_some() && !flips_tick(&arg, None) {
             cases.push(Case {
                 what: format!("{} left out", arg.name),
                 body: encoded(&baseline_with(function, Some((arg.name, None)))),
@@ -250,9 +268,20 @@ async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing(
         // The test key: the chain these servers extend is verified by the CLI, which uses it.
         let key = secret_key();
         let acme = two_organizations(&database, &key).await;
+        add_acme_notification_rows(&database, &key, &acme).await;
         let server = Server::start_with_key(&database.url, &key, &[]).await;
         let client = client();
         let owner = sign_in(&client, &server, "owner@acme.test").await;
+        // The owner has read their notices: marking them read in the sweep changes nothing.
+        let read = call(
+            &client,
+            &server,
+            "account/notifications/read",
+            Some(&owner),
+            Vec::new(),
+        )
+        .await;
+        assert!(read.status < 400, "{} {}", read.status, read.body);
         let before = acme_snapshot(&database, &acme).await;
         let mut tried = 0usize;
         let mut failures = Vec::new();

@@ -2,7 +2,8 @@
 //!
 //! Two organizations share one database: Acme, with data in every table a server function
 //! reads or writes (members, a saved policy, an exception, MFA, backup codes, recovery-code
-//! requests, audit events), and Globex beside it. Globex's owner, admin and a plain member
+//! requests, audit events, notices, alert settings, a second notification address, a "This
+//! wasn't me" report), and Globex beside it. Globex's owner, admin and a plain member
 //! call every server function with Acme's ids and emails; Acme's owner and a visitor with no
 //! session send every server function malformed input. Acme's rows are compared before and
 //! after, and no answer may carry Acme's data or the server's insides.
@@ -28,6 +29,7 @@ mod restricted;
 mod snapshot;
 mod tenants;
 
+use self::snapshot::{ACME_FAILED_COUNT, ACME_FAILED_MINUTES};
 use crate::support::{
     PASSWORD,
     sources::{RouteKind, every_route, server_functions},
@@ -50,7 +52,9 @@ enum Kind {
     OptText,
     /// An optional search text: any text up to 254 characters is a valid search.
     Search,
-    /// A checkbox: ticked whatever its value, when sent at all.
+    /// A checkbox: ticked when sent with a value, whatever the value; unticked when left out
+    /// or sent empty. Ticking and unticking are choices, not malformed input: the sweep never
+    /// flips a checkbox from its baseline (for a save, that would change the setting).
     Checkbox,
     /// A password asked for again only outside the re-authentication window (ten minutes
     /// after signing in): inside it, any value is accepted unread.
@@ -70,8 +74,9 @@ impl Kind {
 
 /// One argument: its form field, its kind, and the value sent when another field is under
 /// test (`None`: not sent). The values make a call that changes nothing in Acme when its
-/// owner sends it: it only reads, or it is refused (an id of `-1`, an unknown email, a
-/// policy version that is not current, an email that is taken).
+/// owner sends it: it only reads, it saves what is already there (which writes nothing), or
+/// it is refused (an id of `-1`, an unknown email, a policy version that is not current, an
+/// email that is taken, a link this server did not sign).
 #[derive(Debug, Clone, Copy)]
 struct Arg {
     name: &'static str,
@@ -100,7 +105,8 @@ const fn unsent(name: &'static str, kind: Kind) -> Arg {
 enum Open {
     /// Anybody, signed in or not.
     Anyone,
-    /// A signed-in owner: the function only reads.
+    /// A signed-in owner: the function only reads, or finds nothing to change (each such
+    /// entry says why).
     SignedIn,
     /// Nobody: the baseline is refused (an unknown target, no sign-in step pending…).
     Refused,
@@ -112,6 +118,11 @@ struct ServerFunction {
     args: &'static [Arg],
     open: Open,
 }
+
+/// Server functions each member may call only so often (a day's quota): a call naming an
+/// Acme row and one naming no row are both answered, but the quota the first used up can
+/// change the second's answer, so `tenants` does not ask them to read alike.
+const LIMITED_PER_MEMBER: [&str; 1] = ["account/notifications/address"];
 
 /// `PolicyFields`, as the policy form posts it: the settings Acme's owner would keep.
 const POLICY_FIELDS: [Arg; 9] = [
@@ -136,6 +147,11 @@ const SAVE_POLICY: [Arg; 10] = {
     }
     args
 };
+
+/// A "This wasn't me" link as the notices carry it, naming Acme's owner, with a signature
+/// this server did not make: refused like any link that is altered.
+const UNSIGNED_NOT_ME_LINK: &str =
+    "1.1.AAAAAAAAAAAAAAAAAAAAAA.4102444800.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// Every server function in `app/src/api/`, in the order of its source files.
 const SERVER_FUNCTIONS: &[ServerFunction] = &[
@@ -167,6 +183,38 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         args: &[
             arg("password", Kind::Password, ""),
             arg("next", Kind::Next, "/account"),
+        ],
+        open: Open::SignedIn,
+    },
+    // alerts.rs
+    ServerFunction {
+        endpoint: "admin/alerts",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // Acme's settings as they are (`snapshot::add_acme_notification_rows`), every box
+        // ticked: whatever a box is sent with, saving them changes nothing, and a save that
+        // changes nothing writes nothing.
+        endpoint: "admin/alerts/save",
+        args: &[
+            arg("fields[issued_code]", Kind::Checkbox, "on"),
+            arg("fields[privileged_backup_sign_in]", Kind::Checkbox, "on"),
+            arg("fields[failed_redemptions]", Kind::Checkbox, "on"),
+            arg(
+                "fields[failed_redemptions_count]",
+                Kind::Text,
+                ACME_FAILED_COUNT,
+            ),
+            arg(
+                "fields[failed_redemptions_minutes]",
+                Kind::Text,
+                ACME_FAILED_MINUTES,
+            ),
+            arg("fields[lock]", Kind::Checkbox, "on"),
+            arg("fields[policy_loosened]", Kind::Checkbox, "on"),
+            arg("fields[incident]", Kind::Checkbox, "on"),
+            unsent("fields[daily_digest]", Kind::Checkbox),
         ],
         open: Open::SignedIn,
     },
@@ -246,6 +294,54 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         endpoint: "members/remove",
         args: &[arg("member_id", Kind::Id, "-1")],
         open: Open::Refused,
+    },
+    // not_me.rs: no sign-in needed, the link is the credential.
+    ServerFunction {
+        endpoint: "not_me/check",
+        args: &[arg("token", Kind::Text, UNSIGNED_NOT_ME_LINK)],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "not_me/report",
+        args: &[arg("token", Kind::Text, UNSIGNED_NOT_ME_LINK)],
+        open: Open::Refused,
+    },
+    // notifications.rs
+    ServerFunction {
+        endpoint: "account/notifications",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // The owner's own sign-in address: refused, as a second address must be another.
+        endpoint: "account/notifications/address",
+        args: &[arg("email", Kind::Text, "owner@acme.test")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        // Acme's owner has no second address: nothing to remove, nothing written.
+        endpoint: "account/notifications/address/remove",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // A link no address was sent: no sign-in needed, refused.
+        endpoint: "account/notifications/address/verify",
+        args: &[arg("token", Kind::Text, "AAAAAAAAAAAAAAAAAAAAAA")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        // 0 for a visitor with no session.
+        endpoint: "account/notifications/unread",
+        args: &[],
+        open: Open::Anyone,
+    },
+    ServerFunction {
+        // The malformed-input sweep has Acme's owner read their notices before Acme's
+        // snapshot: marking them read again changes nothing.
+        endpoint: "account/notifications/read",
+        args: &[],
+        open: Open::SignedIn,
     },
     // policy.rs
     ServerFunction {
@@ -384,7 +480,7 @@ fn every_server_function_is_in_the_table() {
         in_table, in_source,
         "SERVER_FUNCTIONS names a server function that is gone, or one twice"
     );
-    assert!(in_source.len() >= 33, "{in_source:?}");
+    assert!(in_source.len() >= 46, "{in_source:?}");
 }
 
 #[test]

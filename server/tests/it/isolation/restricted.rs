@@ -33,7 +33,7 @@ use crate::support::{
 /// What a session limited to MFA settings still reaches: the public pages and the sign-in
 /// steps, signing out, and the member's own account and MFA settings. Every other route is
 /// refused; a route added here is a decision to review.
-const STILL_OPEN: [&str; 29] = [
+const STILL_OPEN: [&str; 42] = [
     // Public.
     "/",
     "/api/check_status",
@@ -53,6 +53,10 @@ const STILL_OPEN: [&str; 29] = [
     "/api/sign_in/help",
     // Signing out.
     "/api/sign_out",
+    "/not-me",
+    "/not-me/reported",
+    "/api/not_me/check",
+    "/api/not_me/report",
     // The member's own account and MFA settings.
     "/account",
     "/api/account",
@@ -66,6 +70,17 @@ const STILL_OPEN: [&str; 29] = [
     "/account/backup-codes",
     "/api/account/backup-codes",
     "/api/account/backup-codes/generate",
+    // The member's own security notifications, and the count in every page's header.
+    "/account/notifications",
+    "/api/account/notifications",
+    "/api/account/notifications/unread",
+    "/api/account/notifications/read",
+    "/api/account/notifications/address",
+    "/api/account/notifications/address/remove",
+    // Confirming a second address, from the link sent to it.
+    "/account/notification-address/verify",
+    "/account/notification-address/verified",
+    "/api/account/notifications/address/verify",
 ];
 
 /// Acme's owner, with MFA and backup codes, under a policy that allows only MFA settings

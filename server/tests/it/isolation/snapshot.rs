@@ -1,12 +1,72 @@
 //! Acme's data before and after the calls: every row of it, its audit log and policy as
-//! exported, and its audit chain verified.
+//! exported, and its audit chain verified; and the rows of notices and alerts Acme is given
+//! first, which the organizations' fixture does not make.
 
 use std::collections::BTreeMap;
 
-use domain::testing::TestDatabase;
+use chrono::Utc;
+use domain::{
+    accounts,
+    audit::Source,
+    authz::Authz,
+    command::Command,
+    incidents, notification_addresses,
+    notifications::{AlertSettings, NotMe},
+    org_policy::alerts::save_alerts,
+    secrets::SecretKey,
+    testing::TestDatabase,
+};
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::support::{cli::cli, organizations::Acme};
+
+/// Acme's alerts on refused backup codes: this many within [`ACME_FAILED_MINUTES`]. Not the
+/// default (10 in 10), so that Globex saving the same settings writes a row of its own.
+pub const ACME_FAILED_COUNT: &str = "5";
+/// See [`ACME_FAILED_COUNT`].
+pub const ACME_FAILED_MINUTES: &str = "30";
+/// The second address Acme's admin gets security notifications at. Globex never types it.
+pub const ACME_SECOND_ADDRESS: &str = "pager@acme.test";
+
+/// Gives Acme rows in the tables of notices and alerts: alert settings of its own (every
+/// alert on, at [`ACME_FAILED_COUNT`] refused codes in [`ACME_FAILED_MINUTES`] minutes), a
+/// second address for its admin (not yet confirmed), and a "This wasn't me" report by its
+/// owner, who has no codes for it to stop and no session yet for it to end; the notices
+/// these make, to the owner and the admins, are left unread. `key` is the key the server
+/// starts with, which signs the report's link.
+pub async fn add_acme_notification_rows(database: &TestDatabase, key: &SecretKey, acme: &Acme) {
+    let db = &database.db;
+    let authz = Authz::load(db).await.unwrap();
+    let source = Source::default();
+    let now = Utc::now();
+    let settings = AlertSettings {
+        failed_redemptions_count: ACME_FAILED_COUNT.parse().unwrap(),
+        failed_redemptions_minutes: ACME_FAILED_MINUTES.parse().unwrap(),
+        ..AlertSettings::default()
+    };
+    save_alerts(
+        &Command::new(db, &authz, &acme.owner, &source, now),
+        &settings,
+    )
+    .await
+    .unwrap();
+    let admin = accounts::list_members(db, acme.org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|member| member.email == "admin@acme.test")
+        .unwrap();
+    notification_addresses::add(
+        &Command::new(db, &authz, &admin, &source, now),
+        ACME_SECOND_ADDRESS,
+    )
+    .await
+    .unwrap();
+    let link = NotMe::new(acme.org_id, acme.owner.id, now).token(key);
+    incidents::report(db, key, &link, &source, now)
+        .await
+        .unwrap();
+}
 
 /// Everything Acme has, read straight from the database and through the command line:
 /// its rows in every table (secrets by length only), its audit log as exported, and its
@@ -15,7 +75,7 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 11] = [
+    let tables: [(&str, &str, String); 15] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -67,6 +127,31 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
             "factor_attempt",
             "user_id, factor, source, attempts, window_started_at, locked_until, lockouts",
             format!("user_id IN ({members})"),
+        ),
+        (
+            "alert_settings",
+            "org_id, issued_code, privileged_backup_sign_in, failed_redemptions, \
+             failed_redemptions_count, failed_redemptions_minutes, lock, policy_loosened, \
+             incident, saved_at, saved_by",
+            format!("org_id = {org}"),
+        ),
+        (
+            "notification_address",
+            "id, user_id, email, length(token_digest), created_at, verified_at",
+            format!("user_id IN ({members})"),
+        ),
+        (
+            "incident_report",
+            "id, org_id, user_id, length(nonce), reported_at",
+            format!("org_id = {org} OR user_id IN ({members})"),
+        ),
+        // What the outbox holds for Acme and whether it was read, not how its delivery goes:
+        // the server sends the messages while the tests run.
+        (
+            "notification_outbox",
+            "id, org_id, user_id, kind, recipient, subject, length(body_text), \
+             length(body_html), idempotency_key, created_at, read_at",
+            format!("org_id = {org} OR user_id IN ({members})"),
         ),
         (
             "audit_chain_head",

@@ -8,6 +8,7 @@ pub mod client;
 pub mod organizations;
 pub mod pages;
 pub mod process;
+pub mod smtp;
 pub mod sources;
 
 /// The password of every account the tests create.
