@@ -2,7 +2,8 @@
 // fresh SQLite database in a temporary folder, and stops it when the run ends.
 //
 // The tests find it through process.env.LIFELINE_BASE_URL, and its database through
-// LIFELINE_E2E_DATABASE_URL (for driving the `lifeline` command line, as a person would).
+// LIFELINE_E2E_DATABASE_URL (for driving the `lifeline` command line, as a person would), and
+// the security mail it writes (no SMTP server: `.eml` files) through LIFELINE_E2E_MAIL_DIR.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -19,8 +20,9 @@ export function secretKeyFileOf(databaseUrl: string): string {
   return path.join(path.dirname(databaseUrl.replace(/^sqlite:\/\//, '')), 'secret.key');
 }
 
-/** A running `lifeline` on a fresh database, and how to stop it. */
-export type Lifeline = { baseUrl: string; databaseUrl: string; stop: () => Promise<void> };
+/** A running `lifeline` on a fresh database, the folder its mail is written to, and how to
+ * stop it. */
+export type Lifeline = { baseUrl: string; databaseUrl: string; mailDir: string; stop: () => Promise<void> };
 
 /** Starts `lifeline` on a free port against a fresh SQLite database, with `env` on top. */
 export async function startLifeline(env: Record<string, string> = {}): Promise<Lifeline> {
@@ -67,6 +69,8 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
   return {
     baseUrl,
     databaseUrl,
+    // With no LIFELINE_SMTP_URL, the server writes each message here, under its working folder.
+    mailDir: path.join(workdir, 'data/mail'),
     stop: async () => {
       server.kill('SIGTERM');
       await new Promise((resolve) => server.once('exit', resolve));
@@ -79,5 +83,6 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const lifeline = await startLifeline();
   process.env.LIFELINE_BASE_URL = lifeline.baseUrl;
   process.env.LIFELINE_E2E_DATABASE_URL = lifeline.databaseUrl;
+  process.env.LIFELINE_E2E_MAIL_DIR = lifeline.mailDir;
   return lifeline.stop;
 }

@@ -8,10 +8,13 @@ import type { BrowserContext, Page } from '@playwright/test';
 import {
   test,
   expect,
+  enterBackupCode,
   hydrated,
   lifelineCli,
   password,
+  reachBackupCodeStep,
   signInWithPassword,
+  signOut,
   turnOnMfa,
 } from './fixtures';
 
@@ -43,31 +46,15 @@ async function confirmSaved(page: Page) {
   await expect(page).toHaveURL(/\/account\?saved=1$/);
 }
 
-async function signOut(page: Page) {
-  await page.goto('/account');
-  await page.getByRole('button', { name: 'Sign out' }).click();
-  await expect(page).toHaveURL(/\/$/);
-}
-
-/** Signs in with the password, then takes "Problem signing in?" to the backup-code field. */
-async function reachBackupCodeStep(page: Page, email: string, javascript: boolean) {
-  await signInWithPassword(page, email, javascript);
-  await expect(page).toHaveURL(/\/sign-in\/verify$/);
-  await page.getByRole('link', { name: 'Problem signing in?' }).click();
-  await expect(page).toHaveURL(/\/sign-in\/help$/);
-  await page.getByRole('link', { name: 'Use Backup Verification code' }).click();
-  await expect(page).toHaveURL(/\/sign-in\/backup-code$/);
-  // Who to ask when the codes are gone: the organization's owner.
+/** The owner's way to the backup-code field: the page names them as who to ask when the
+ * codes are gone. */
+async function reachOwnBackupCodeStep(page: Page, email: string, javascript: boolean) {
+  await reachBackupCodeStep(page, email, javascript);
   await expect(page.getByRole('link', { name: email })).toBeVisible();
 }
 
-async function enterBackupCode(page: Page, code: string) {
-  await page.getByLabel('Backup verification code').fill(code);
-  await page.getByRole('button', { name: 'VERIFY' }).click();
-}
-
 async function signInWithBackupCode(page: Page, email: string, code: string, javascript: boolean, left: number) {
-  await reachBackupCodeStep(page, email, javascript);
+  await reachOwnBackupCodeStep(page, email, javascript);
   await enterBackupCode(page, code);
   await expect(page).toHaveURL(/\/account\/recovered$/);
   await expect(page.locator('.codes-left')).toHaveText(
@@ -173,7 +160,7 @@ for (const javascript of [true, false]) {
 
       // The same code again: refused, with the one answer for wrong and used codes.
       await signOut(page);
-      await reachBackupCodeStep(page, email, javascript);
+      await reachOwnBackupCodeStep(page, email, javascript);
       await enterBackupCode(page, '1234 5678 901a');
       await expect(page.locator('#code-error')).toHaveText('A backup verification code is 12 digits, like 4821 0937 5516.');
       await enterBackupCode(page, codes[2]);
@@ -195,7 +182,7 @@ for (const javascript of [true, false]) {
 
       // The old set is dead, every code of it; the new one works.
       await signOut(page);
-      await reachBackupCodeStep(page, email, javascript);
+      await reachOwnBackupCodeStep(page, email, javascript);
       await enterBackupCode(page, codes[4]);
       await expect(page.locator('#code-error')).toContainText('not valid, or it has been used already');
       await enterBackupCode(page, fresh[0]);

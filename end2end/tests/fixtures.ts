@@ -109,3 +109,37 @@ export async function turnOnMfa(page: Page): Promise<string> {
   return setupKey;
 }
 
+
+// Backup codes and the authenticator at sign-in, as a member meets them.
+
+export async function signOut(page: Page) {
+  await page.goto('/account');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/$/);
+}
+
+/** Signs in with the password, then takes "Problem signing in?" to the backup-code field. */
+export async function reachBackupCodeStep(page: Page, email: string, javascript: boolean) {
+  await signInWithPassword(page, email, javascript);
+  await expect(page).toHaveURL(/\/sign-in\/verify$/);
+  await page.getByRole('link', { name: 'Problem signing in?' }).click();
+  await expect(page).toHaveURL(/\/sign-in\/help$/);
+  await page.getByRole('link', { name: 'Use Backup Verification code' }).click();
+  await expect(page).toHaveURL(/\/sign-in\/backup-code$/);
+}
+
+export async function enterBackupCode(page: Page, code: string) {
+  await page.getByLabel('Backup verification code').fill(code);
+  await page.getByRole('button', { name: 'VERIFY' }).click();
+}
+
+/** Signs in with the password and the authenticator's code. The code that turned MFA on was
+ * spent: the next time step's code is within the ±1 step tolerance. */
+export async function signInWithTotp(page: Page, email: string, setupKey: string, javascript: boolean) {
+  await signInWithPassword(page, email, javascript);
+  await expect(page).toHaveURL(/\/sign-in\/verify$/);
+  await page.getByLabel('Verification code').fill(totpCode(setupKey, Date.now() / 1000 + 30));
+  await page.getByRole('button', { name: 'VERIFY' }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.locator('.account-email')).toHaveText(email);
+}

@@ -10,17 +10,12 @@ import {
   lifelineCli,
   password,
   signInWithPassword,
+  signOut,
   totpCode,
   turnOnMfa,
 } from './fixtures';
 
 const notAvailable = "Backup verification codes are not available for your account, per your organization's policy.";
-
-async function signOut(page: Page) {
-  await page.goto('/account');
-  await page.getByRole('button', { name: 'Sign out' }).click();
-  await expect(page).toHaveURL(/\/$/);
-}
 
 /** As the owner: preview `mode` on the policy page, check the preview, save it. */
 async function setCodes(page: Page, label: string, expectedEffect: RegExp) {
