@@ -31,6 +31,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType, OnConflict},
 };
+use sha2::Digest;
 
 pub use self::{
     alerts::{AlertKind, AlertSettings},
@@ -62,15 +63,32 @@ pub async fn enqueue(
     message: Message<'_>,
     now: DateTime<Utc>,
 ) -> Result<String, DbErr> {
-    let key = idempotency_key();
-    enqueue_once(txn, message, &key, now).await?;
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    let key = idempotency_key(bytes);
+    insert(txn, message, &key, now).await?;
     Ok(key)
 }
 
-/// Writes `message` under the idempotency key `key`, unless a message with that key was
-/// written before: whether this one was. For an alert that must go out once however many
-/// requests cross its threshold at the same moment.
+/// Writes `message` unless a message was written before for the same `dedupe` (any text,
+/// e.g. naming an alert, its member, its window and its recipient): whether this one was.
+/// For an alert that must go out once however many requests cross its threshold at the
+/// same moment. Its idempotency key is derived from `dedupe` (SHA-256), in the same shape as
+/// every other key.
 pub async fn enqueue_once(
+    txn: &impl ConnectionTrait,
+    message: Message<'_>,
+    dedupe: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let digest = sha2::Sha256::digest(dedupe.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    insert(txn, message, &idempotency_key(bytes), now).await
+}
+
+/// Inserts `message` under `key` unless that key is taken; whether it was inserted.
+async fn insert(
     txn: &impl ConnectionTrait,
     message: Message<'_>,
     key: &str,
@@ -106,12 +124,10 @@ pub async fn enqueue_once(
     Ok(inserted == 1)
 }
 
-/// 128 random bits, hex, in four groups of eight joined by `-`: unique without coordination
-/// between instances, and (sent in the message's headers) never a run of 12 digits that
-/// could be taken for a code.
-fn idempotency_key() -> String {
-    let mut bytes = [0u8; 16];
-    OsRng.fill_bytes(&mut bytes);
+/// 128 bits as hex in four groups of eight joined by `-`: a message's Message-ID and, for the
+/// file transport, its file name; in the headers, never a run of 12 digits that could be
+/// taken for a code.
+fn idempotency_key(bytes: [u8; 16]) -> String {
     bytes
         .chunks(4)
         .map(hex::encode)
@@ -486,7 +502,9 @@ mod tests {
     #[test]
     fn an_idempotency_key_never_reads_as_a_code() {
         for _ in 0..1000 {
-            let key = idempotency_key();
+            let mut bytes = [0u8; 16];
+            OsRng.fill_bytes(&mut bytes);
+            let key = idempotency_key(bytes);
             assert_eq!(key.len(), 35);
             assert!(key.split('-').all(|group| group.len() == 8));
         }
