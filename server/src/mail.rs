@@ -160,14 +160,18 @@ impl Delivery {
         });
     }
 
-    /// Claims one batch of due messages and sends each; returns how many were claimed.
+    /// Claims one batch of due messages and sends them, at once (the SMTP transport keeps a
+    /// pool of connections); then marks each. Returns how many were claimed.
     async fn deliver_due(&self) -> Result<usize, domain::db::DbErr> {
         let claimed = notifications::claim_due(&self.db, Utc::now(), BATCH, LEASE).await?;
-        for pending in &claimed {
-            let outcome = match message(&self.from, pending) {
+        let outcomes = futures::future::join_all(claimed.iter().map(|pending| async move {
+            match message(&self.from, pending) {
                 Ok(message) => self.transport.send(message, &pending.idempotency_key).await,
                 Err(error) => Err(error),
-            };
+            }
+        }))
+        .await;
+        for (pending, outcome) in claimed.iter().zip(outcomes) {
             match outcome {
                 Ok(()) => {
                     notifications::mark_sent(&self.db, pending.id, Utc::now()).await?;
