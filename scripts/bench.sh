@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: measures issue 8's figures on this machine and rewrites BENCHMARKS.md.
+# `make bench`: measures issue 8's figures, and issue 14's (part 7), on this machine and
+# rewrites BENCHMARKS.md.
 #
 #   1. redemption vs. one bare argon2id verification   cargo bench -p domain --bench redemption
 #   2. the Casbin gate at 10,000 organizations          cargo bench -p domain --bench gate
@@ -7,16 +8,18 @@
 #   4. flood of wrong passwords against the binary      cargo bench -p server --bench flood
 #   5. the browser's download, gzipped                  cargo leptos build --release --frontend-only
 #   6. guesses evaluated under a 200-way burst          cargo bench -p domain --bench burst
+#   7. security mail: outbox throughput to a local SMTP server, and a redemption's time with
+#      the delivery worker idle and busy                 cargo bench -p server --bench mail
 #
 # Everything is built first and measured after, so that no compiler shares the CPU with a
 # measurement. Each part leaves a Markdown fragment in target/bench/; a part that fails or
 # cannot run leaves a note saying so instead of a figure. Not part of `make test`.
 #
 # Environment:
-#   LIFELINE_BENCH_POSTGRES_URL  PostgreSQL for part 3 (default postgres://postgres@127.0.0.1:5432/test);
+#   LIFELINE_BENCH_POSTGRES_URL  PostgreSQL for parts 3 and 7 (default postgres://postgres@127.0.0.1:5432/test);
 #                                a database is created for the run and dropped after it
 #   LIFELINE_BENCH_MEMBERS, LIFELINE_BENCH_EVENTS   scale of part 3 (default 100000, 1000000)
-#   BENCH_PARTS                  which parts to run, e.g. "1 2" (default "1 2 3 4 5 6"); the
+#   BENCH_PARTS                  which parts to run, e.g. "1 2" (default "1 2 3 4 5 6 7"); the
 #                                report then says the others were not run
 #   LIFELINE_BENCH_SERVER_ENV    extra "NAME=value ..." for the server of part 4, to diagnose
 #                                (the report then says it is not the server as shipped)
@@ -29,7 +32,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 ROOT=$PWD
 OUT=$ROOT/target/bench
 REPORT=$ROOT/BENCHMARKS.md
-PARTS=${BENCH_PARTS:-1 2 3 4 5 6}
+PARTS=${BENCH_PARTS:-1 2 3 4 5 6 7}
 export LIFELINE_BENCH_OUT=$OUT
 
 say() { printf '\033[1mbench:\033[0m %s\n' "$*"; }
@@ -63,11 +66,17 @@ not_measured() {
 
 # --- Build everything first ------------------------------------------------------------
 build_ok=1
-if wants 1 || wants 2 || wants 3 || wants 4 || wants 6; then
+if wants 1 || wants 2 || wants 3 || wants 4 || wants 6 || wants 7; then
   say "building the benchmarks and the release lifeline binary (cargo bench --no-run)"
   # One package at a time, as the parts run them: features unify per command, and a build
   # of both at once would be rebuilt by the first part that names one.
   { cargo bench --no-run -p domain && cargo bench --no-run -p server; } >"$OUT/build.log" 2>&1 || build_ok=0
+fi
+
+# Part 7 sends to scripts/smtp-sink.py, which runs on aiosmtpd in target/tools/smtp-venv.
+if wants 7 && ! target/tools/smtp-venv/bin/python -c 'import aiosmtpd' >/dev/null 2>&1; then
+  say "installing the SMTP server part 7 sends to (scripts/ensure-tools.sh --test)"
+  scripts/ensure-tools.sh --test >"$OUT/smtp-tools.log" 2>&1 || true
 fi
 
 wasm_build="none"
@@ -119,6 +128,8 @@ run 4 4-flood "4. Flood resilience" \
   cargo bench -p server --bench flood
 run 6 6-burst "6. Guesses evaluated per lock window under a 200-way burst" \
   cargo bench -p domain --bench burst
+run 7 7-mail "7. Security mail: outbox throughput, and redemption with the worker busy" \
+  cargo bench -p server --bench mail
 
 # Part 5: what the browser downloads (wasm + JS), each file gzip -9.
 bundle() {
@@ -183,7 +194,7 @@ the machine described here. Do not edit by hand: run \`make bench\` again.
 EOF
   # Every verdict (and every part not measured) at a glance, then the parts in full.
   printf '## Summary\n\n'
-  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst; do
+  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst 7-mail; do
     part=${f%%-*}
     if grep -q '^\*\*Not measured:\*\*' "$OUT/$f.md"; then
       printf -- '- Part %s: %s\n' "$part" "$(grep -m1 '^\*\*Not measured:\*\*' "$OUT/$f.md")"
@@ -192,7 +203,7 @@ EOF
     fi
   done
   printf '\n'
-  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst; do
+  for f in 1-redemption 2-gate 3-admin-pages 4-flood 5-bundle 6-burst 7-mail; do
     cat "$OUT/$f.md"
     printf '\n'
   done
