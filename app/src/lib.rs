@@ -27,7 +27,7 @@ use crate::{
         AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, CompliancePage,
         ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage,
         NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail,
-        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage,
+        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
     },
 };
 
@@ -99,6 +99,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
                         <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/webhooks") view=WebhooksPage ssr=SsrMode::Async />
                         <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
                         <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
                     </Routes>

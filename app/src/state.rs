@@ -31,6 +31,8 @@ pub struct AppState {
     pub session_lifetime: chrono::Duration,
     /// Cookies carry `Secure` (served over HTTPS).
     pub secure_cookies: bool,
+    /// Which addresses a webhook may have.
+    pub webhook_urls: domain::notifications::webhooks::UrlRules,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -23,6 +23,7 @@ mod m20261129_000015_key_audit_chain;
 mod m20261129_000016_add_totp_key_version;
 mod m20261129_000017_create_notification_outbox;
 mod m20261129_000018_create_incident_report_and_alert_settings;
+mod m20261130_000019_create_webhook;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000016_add_totp_key_version::Migration),
             Box::new(m20261129_000017_create_notification_outbox::Migration),
             Box::new(m20261129_000018_create_incident_report_and_alert_settings::Migration),
+            Box::new(m20261130_000019_create_webhook::Migration),
         ]
     }
 }

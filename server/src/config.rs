@@ -64,6 +64,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `LIFELINE_SECURE_COOKIES`: mark cookies `Secure` (set it when served over HTTPS).
     pub secure_cookies: bool,
+    /// `LIFELINE_WEBHOOKS_ALLOW_LOOPBACK_HTTP`: webhooks may send to `http://` on this
+    /// machine (`localhost`, `127.0.0.0/8`, `[::1]`), for a receiver beside the server;
+    /// otherwise only to `https://` addresses.
+    pub webhooks_allow_loopback_http: bool,
     /// `LIFELINE_SECRET_KEY` or `LIFELINE_SECRET_KEY_FILE`: the key that seals stored secrets.
     pub secret_key: SecretKeySource,
     /// `LIFELINE_REAUTHENTICATE_AFTER_SECONDS`: after this long since the last password,
@@ -222,6 +226,14 @@ impl Config {
             None => false,
             Some(value) => parse_flag(&value).ok_or_else(|| ConfigError {
                 variable: "LIFELINE_SECURE_COOKIES",
+                problem: "must be `true` or `false`".into(),
+            })?,
+        };
+
+        let webhooks_allow_loopback_http = match read("LIFELINE_WEBHOOKS_ALLOW_LOOPBACK_HTTP") {
+            None => false,
+            Some(value) => parse_flag(&value).ok_or_else(|| ConfigError {
+                variable: "LIFELINE_WEBHOOKS_ALLOW_LOOPBACK_HTTP",
                 problem: "must be `true` or `false`".into(),
             })?,
         };
@@ -399,6 +411,7 @@ impl Config {
             log_filter,
             log_format,
             secure_cookies,
+            webhooks_allow_loopback_http,
             secret_key,
             reauthenticate_after_seconds,
             session_idle_seconds,
@@ -475,6 +488,7 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(!config.secure_cookies);
+        assert!(!config.webhooks_allow_loopback_http);
         assert_eq!(
             config.secret_key,
             SecretKeySource::File(DEFAULT_SECRET_KEY_FILE.into())
@@ -503,6 +517,7 @@ mod tests {
             ("LIFELINE_LOG", "lifeline=debug,tower_http=debug"),
             ("LIFELINE_LOG_FORMAT", "JSON"),
             ("LIFELINE_SECURE_COOKIES", "true"),
+            ("LIFELINE_WEBHOOKS_ALLOW_LOOPBACK_HTTP", "1"),
             ("LIFELINE_SECRET_KEY", &"ab".repeat(32)),
             ("LIFELINE_REAUTHENTICATE_AFTER_SECONDS", "300"),
             ("LIFELINE_HASH_CONCURRENCY", "3"),
@@ -559,6 +574,7 @@ mod tests {
         assert_eq!(config.log_filter, "lifeline=debug,tower_http=debug");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(config.secure_cookies);
+        assert!(config.webhooks_allow_loopback_http);
         assert_eq!(
             config.secret_key,
             SecretKeySource::Inline(SecretKey::from_hex(&"ab".repeat(32)).unwrap())

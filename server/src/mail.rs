@@ -7,6 +7,11 @@
 //! rustls, credentials in the URL); otherwise each message is written as an `.eml` file
 //! under `data/mail/` (folder 0700, files 0600), which is what `make run` uses.
 //!
+//! Deliveries to an organization's webhooks ([`domain::notifications::webhooks`]) are rows of
+//! the same outbox, claimed, retried and marked the same way: each is POSTed as JSON, signed
+//! as Standard Webhooks says, by [`Webhooks`]; any 2xx answer delivers it. After its last
+//! attempt a delivery is marked failed and `webhook.delivery_failed` is recorded.
+//!
 //! Every message carries its row's idempotency key as its `Message-ID` (and in
 //! `X-Lifeline-Notification-Id`), and its `Date` is when it was written to the outbox: a
 //! message sent again after a crash between sending and marking is byte for byte the same
@@ -22,8 +27,13 @@ use std::{
 
 use chrono::Utc;
 use domain::{
+    audit::{AuditAction, Event, Outcome, Source},
     db::DatabaseConnection,
-    notifications::{self, AfterFailure, Pending, RetryPolicy},
+    notifications::{
+        self, AfterFailure, Pending, RetryPolicy,
+        webhooks::{self, UrlRules},
+    },
+    secrets::SecretKey,
 };
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -124,12 +134,83 @@ fn write_eml(folder: &Path, key: &str, bytes: &[u8]) -> Result<(), String> {
     write().map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// How webhook deliveries leave the server.
+pub struct Webhooks {
+    client: reqwest::Client,
+    /// Opens each webhook's sealed secret.
+    key: SecretKey,
+    /// Checked again at each delivery: an address the operator no longer allows is not used.
+    rules: UrlRules,
+}
+
+/// How long one webhook POST may take, connecting included.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Webhooks {
+    /// An HTTP client that follows no redirect (a receiver cannot send the events elsewhere)
+    /// and, unless loopback `http://` is allowed, speaks only HTTPS.
+    pub fn new(key: SecretKey, rules: UrlRules) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(WEBHOOK_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .https_only(!rules.allow_loopback_http)
+            .user_agent(concat!("Lifeline-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot start the webhook client: {e}"))?;
+        Ok(Self { client, key, rules })
+    }
+
+    /// POSTs the delivery `pending` to its webhook, signed; any 2xx answer delivers it. The
+    /// error, kept on the row, never holds the address (which may carry the receiver's own
+    /// token) or the secret.
+    async fn post(
+        &self,
+        db: &DatabaseConnection,
+        pending: &Pending,
+        id: i32,
+    ) -> Result<(), String> {
+        let target = webhooks::target(db, &self.key, id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the webhook was removed".to_owned())?;
+        self.rules
+            .check(&target.url)
+            .map_err(|refusal| format!("the address is no longer allowed: {}", refusal.message))?;
+        let timestamp = Utc::now().timestamp();
+        let signature = webhooks::sign(
+            &target.secret,
+            &pending.idempotency_key,
+            timestamp,
+            &pending.text,
+        );
+        let response = self
+            .client
+            .post(&target.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &pending.idempotency_key)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(pending.text.clone())
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the receiver answered HTTP {}", status.as_u16()))
+        }
+    }
+}
+
 /// The delivery settings (`LIFELINE_MAIL_*`).
 pub struct Delivery {
     pub db: DatabaseConnection,
     pub transport: Transport,
     pub from: Mailbox,
     pub retry: RetryPolicy,
+    pub webhooks: Webhooks,
 }
 
 impl Delivery {
@@ -165,6 +246,9 @@ impl Delivery {
     async fn deliver_due(&self) -> Result<usize, domain::db::DbErr> {
         let claimed = notifications::claim_due(&self.db, Utc::now(), BATCH, LEASE).await?;
         let outcomes = futures::future::join_all(claimed.iter().map(|pending| async move {
+            if let Some(webhook) = pending.webhook_id {
+                return self.webhooks.post(&self.db, pending, webhook).await;
+            }
             match message(&self.from, pending) {
                 Ok(message) => self.transport.send(message, &pending.idempotency_key).await,
                 Err(error) => Err(error),
@@ -194,19 +278,48 @@ impl Delivery {
                             retry_at = %at,
                             "notification not sent; will try again"
                         ),
-                        AfterFailure::GaveUp => tracing::warn!(
-                            id = pending.id,
-                            kind = %pending.kind,
-                            %error,
-                            attempts = pending.attempts + 1,
-                            "notification not sent after its last attempt; marked failed"
-                        ),
+                        AfterFailure::GaveUp => {
+                            tracing::warn!(
+                                id = pending.id,
+                                kind = %pending.kind,
+                                %error,
+                                attempts = pending.attempts + 1,
+                                "notification not sent after its last attempt; marked failed"
+                            );
+                            if let Some(webhook) = pending.webhook_id {
+                                record_failed_delivery(&self.db, pending, webhook, &error).await?;
+                            }
+                        }
                     }
                 }
             }
         }
         Ok(claimed.len())
     }
+}
+
+/// Records `webhook.delivery_failed` for a delivery given up on: the organization's auditors
+/// see that its receiver missed an event (and which), and its other webhooks hear of it.
+async fn record_failed_delivery(
+    db: &DatabaseConnection,
+    pending: &Pending,
+    webhook: i32,
+    error: &str,
+) -> Result<(), domain::db::DbErr> {
+    let event = Event {
+        action: AuditAction::WebhookDeliveryFailed,
+        actor: None,
+        target: None,
+        outcome: Outcome::Failure,
+        details: serde_json::json!({
+            "webhook": webhook,
+            "event": pending.kind,
+            "delivery": pending.idempotency_key,
+            "attempts": pending.attempts + 1,
+            "error": error,
+        }),
+    };
+    domain::audit::record(db, pending.org_id, event, &Source::default(), Utc::now()).await
 }
 
 /// `X-Lifeline-Notification-Id`: the outbox row's idempotency key.

@@ -146,6 +146,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             first_delay: std::time::Duration::from_secs(u64::from(config.mail_retry_seconds)),
             ..domain::notifications::RetryPolicy::default()
         },
+        webhooks: crate::mail::Webhooks::new(
+            secret_key.clone(),
+            domain::notifications::webhooks::UrlRules {
+                allow_loopback_http: config.webhooks_allow_loopback_http,
+            },
+        )
+        .map_err(ServeError::Setup)?,
     }
     .spawn();
     // The baseline from policies/ plus every organization's rules in the database.
@@ -175,6 +182,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         )),
         session_lifetime: chrono::Duration::seconds(i64::from(config.session_lifetime_seconds)),
         secure_cookies: config.secure_cookies,
+        webhook_urls: domain::notifications::webhooks::UrlRules {
+            allow_loopback_http: config.webhooks_allow_loopback_http,
+        },
     };
     let attempts =
         |per_minute| std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
@@ -289,6 +299,7 @@ pub fn router(
             "/admin/recovery",
             post(post_to_page::<app::api::recovery::RevealForm>),
         )
+        .route("/admin/webhooks", post(post_add_webhook))
         .route("/admin/audit/export", get(export_audit))
         .route("/admin/policy/export", get(export_policy))
         .leptos_routes_with_context(
@@ -374,6 +385,31 @@ where
     let Ok(Form(form)) = form else {
         return (StatusCode::BAD_REQUEST, "The form could not be read.").into_response();
     };
+    render_with_form(state, parts, form).await
+}
+
+/// `POST /admin/webhooks`: the "Add webhook" form, whose event checkboxes share one name
+/// (which a typed form cannot hold), read field by field; the page adds the webhook from it.
+async fn post_add_webhook(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs =
+        form_urlencoded::parse(&body).map(|(name, value)| (name.into_owned(), value.into_owned()));
+    let form = app::api::webhooks::AddWebhookForm::from_pairs(pairs);
+    render_with_form(state, parts, form).await
+}
+
+/// Renders the page at `parts`' address with `form` in context.
+async fn render_with_form<F>(
+    state: AppState,
+    parts: axum::http::request::Parts,
+    form: F,
+) -> Response
+where
+    F: Clone + Send + Sync + 'static,
+{
     let options = state.leptos_options.clone();
     let render = leptos_axum::render_app_async_with_context(
         move || {

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod recovery;
 pub mod sign_in;
 pub mod status;
+pub mod webhooks;
 
 /// Runs a server function's body and puts the error's status on the response.
 #[cfg(feature = "ssr")]

@@ -105,6 +105,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/audit">"Audit log"</a>
                             " · "
                             <a href="/admin/compliance">"Compliance report"</a>
+                            {(account.role == "owner")
+                                .then(|| view! { " · " <a href="/admin/webhooks">"Webhooks"</a> })}
                         </p>
                     }
                 })}

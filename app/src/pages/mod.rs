@@ -13,6 +13,7 @@ mod notifications;
 mod policy;
 mod recovery;
 mod sign_in;
+mod webhooks;
 
 pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
 pub use alerts::AlertsPage;
@@ -27,3 +28,4 @@ pub use notifications::{AddressVerifiedPage, NotificationsPage, UnreadBadge, Ver
 pub use policy::PolicyPage;
 pub use recovery::RecoveryPage;
 pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};
+pub use webhooks::WebhooksPage;

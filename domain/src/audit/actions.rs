@@ -72,6 +72,9 @@ audit_actions! {
     NotificationAddressVerified = "notification_address.verified", "Second address for security notifications confirmed";
     NotificationAddressRemoved = "notification_address.removed", "Second address for security notifications removed";
     IncidentReported = "incident.reported", "Reported \"This wasn't me\" from a security notice";
+    WebhookAdded = "webhook.added", "Webhook added (the organization's events are sent to it)";
+    WebhookRemoved = "webhook.removed", "Webhook removed";
+    WebhookDeliveryFailed = "webhook.delivery_failed", "An event could not be delivered to a webhook after every attempt";
 }
 
 impl AuditAction {
@@ -81,6 +84,22 @@ impl AuditAction {
             .iter()
             .copied()
             .find(|action| action.as_str() == name)
+    }
+
+    /// The families of actions, in the order of the table: the part of each name before the
+    /// dot (`backup_code`, `mfa`, …), which a webhook subscribes to.
+    pub fn families() -> Vec<&'static str> {
+        let mut families: Vec<&'static str> = Vec::new();
+        for action in Self::ALL {
+            let family = action
+                .as_str()
+                .split_once('.')
+                .map_or(action.as_str(), |(f, _)| f);
+            if !families.contains(&family) {
+                families.push(family);
+            }
+        }
+        families
     }
 
     /// Whether the action's own name says it was refused (then "Refused: …" would say it twice).

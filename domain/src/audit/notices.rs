@@ -638,7 +638,10 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::NotificationAddressAdded
         | A::NotificationAddressVerified
         | A::NotificationAddressRemoved
-        | A::AlertsSaved => return None,
+        | A::AlertsSaved
+        | A::WebhookAdded
+        | A::WebhookRemoved
+        | A::WebhookDeliveryFailed => return None,
     };
     Some(words)
 }
@@ -768,7 +771,10 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::NotificationAddressAdded
         | A::NotificationAddressVerified
         | A::NotificationAddressRemoved
-        | A::AlertsSaved => return None,
+        | A::AlertsSaved
+        | A::WebhookAdded
+        | A::WebhookRemoved
+        | A::WebhookDeliveryFailed => return None,
     };
     Some(alert)
 }

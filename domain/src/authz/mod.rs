@@ -77,6 +77,8 @@ pub enum Action {
     ManageMember(Role),
     /// Read and export the organization's audit log.
     ViewAudit,
+    /// Register and remove the organization's webhooks, and see their deliveries.
+    ManageWebhooks,
 }
 
 impl Action {
@@ -94,6 +96,7 @@ impl Action {
             Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
             Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
             Self::ViewAudit => ("audit".to_owned(), "view"),
+            Self::ManageWebhooks => ("webhooks".to_owned(), "manage"),
         }
     }
 }
@@ -473,6 +476,7 @@ mod tests {
             ManageMember(Admin),
             ManageMember(Owner),
             ViewAudit,
+            ManageWebhooks,
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)

@@ -18,3 +18,4 @@ pub mod policy_exception;
 pub mod policy_revision;
 pub mod recovery_code;
 pub mod user_account;
+pub mod webhook;

@@ -32,6 +32,8 @@ pub struct Model {
     pub last_error: Option<String>,
     /// When the member marked it read in the app.
     pub read_at: Option<DateTimeUtc>,
+    /// Set for a webhook delivery: the webhook it is POSTed to (`body_text` is the JSON).
+    pub webhook_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod digest;
 pub mod not_me;
 pub mod rendering;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ pub async fn enqueue(
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     let key = idempotency_key(bytes);
-    insert(txn, message, &key, now).await?;
+    insert(txn, message, &key, now, None).await?;
     Ok(key)
 }
 
@@ -81,18 +82,26 @@ pub async fn enqueue_once(
     dedupe: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    insert(txn, message, &dedupe_key(dedupe), now, None).await
+}
+
+/// The idempotency key of the message written once for `dedupe`: its SHA-256, shaped as
+/// every other key.
+fn dedupe_key(dedupe: &str) -> String {
     let digest = sha2::Sha256::digest(dedupe.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    insert(txn, message, &idempotency_key(bytes), now).await
+    idempotency_key(bytes)
 }
 
-/// Inserts `message` under `key` unless that key is taken; whether it was inserted.
+/// Inserts `message` under `key` (for `webhook`, a delivery to it) unless that key is taken;
+/// whether it was inserted.
 async fn insert(
     txn: &impl ConnectionTrait,
     message: Message<'_>,
     key: &str,
     now: DateTime<Utc>,
+    webhook: Option<i32>,
 ) -> Result<bool, DbErr> {
     let row = notification_outbox::ActiveModel {
         org_id: Set(message.org_id),
@@ -111,6 +120,7 @@ async fn insert(
         failed_at: Set(None),
         last_error: Set(None),
         read_at: Set(None),
+        webhook_id: Set(webhook),
         ..Default::default()
     };
     let inserted = notification_outbox::Entity::insert(row)
@@ -171,6 +181,9 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub id: i32,
+    pub org_id: i32,
+    /// A delivery to this webhook ([`webhooks`]): `text` is the JSON body; else an email.
+    pub webhook_id: Option<i32>,
     pub kind: String,
     pub recipient: String,
     pub subject: String,
@@ -187,6 +200,8 @@ impl From<notification_outbox::Model> for Pending {
     fn from(row: notification_outbox::Model) -> Self {
         Self {
             id: row.id,
+            org_id: row.org_id,
+            webhook_id: row.webhook_id,
             kind: row.kind,
             recipient: row.recipient,
             subject: row.subject,

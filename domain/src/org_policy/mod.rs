@@ -22,6 +22,7 @@ pub mod form;
 pub mod impact;
 mod notices;
 pub mod settings;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr};

@@ -586,6 +586,7 @@ fn expected(
         Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers | Action::ViewAudit => {
             manages
         }
+        Action::ManageWebhooks => role == Role::Owner,
         Action::AddAccount(target)
         | Action::RemoveAccount(target)
         | Action::IssueRecoveryCode(target)
@@ -613,6 +614,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ManageMember(Role::Member),
         Action::ManageMember(Role::Admin),
         Action::ViewAudit,
+        Action::ManageWebhooks,
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;

@@ -147,7 +147,7 @@ where
     let hash = row.hash.clone();
     let mut active: audit_event::ActiveModel = row.into();
     active.id = sea_orm::ActiveValue::NotSet;
-    active.insert(&txn).await?;
+    let recorded = active.insert(&txn).await?;
     audit_chain_head::Entity::update_many()
         .col_expr(audit_chain_head::Column::Hash, Expr::value(hash))
         .col_expr(audit_chain_head::Column::KeyVersion, Expr::value(version))
@@ -156,6 +156,8 @@ where
         .await?;
     // Whoever should hear of it, in the same transaction: no event goes untold.
     super::notices::follow(&txn, org_id, &event, source, at).await?;
+    // And the organization's own systems, through its webhooks.
+    crate::notifications::webhooks::enqueue_event(&txn, &recorded, at).await?;
     txn.commit().await
 }
 
