@@ -182,8 +182,14 @@ pub async fn rotate_key(config: &Config) -> Result<(), String> {
     let resealed = domain::mfa::reseal_secrets(&db, &key)
         .await
         .map_err(|e| format!("key version {version} was added, but re-sealing failed: {e}"))?;
+    let webhooks = domain::notifications::webhooks::reseal_secrets(&db, &key)
+        .await
+        .map_err(|e| {
+            format!("key version {version} was added, but re-sealing webhook secrets failed: {e}")
+        })?;
     println!(
-        "Added secret key version {version}. Re-sealed {resealed} TOTP secrets under it; new \
+        "Added secret key version {version}. Re-sealed {resealed} TOTP secrets and {webhooks} \
+         webhook secrets under it; new \
          audit events are linked and checkpoints signed under it. Servers reading the same key \
          file take it up within a minute, without a restart. Keep every version in the file."
     );

@@ -395,6 +395,48 @@ pub async fn target(
     }))
 }
 
+/// Re-seals every webhook secret that another version sealed under `key`'s newest version,
+/// for `lifeline rotate-key`; returns how many. Each is replaced only if it is still the one
+/// opened, so it may run while servers serve.
+///
+/// # Errors
+/// [`DbErr::Custom`] naming the webhook whose secret does not open with `key`; the
+/// database's.
+pub async fn reseal_secrets(db: &impl ConnectionTrait, key: &SecretKey) -> Result<usize, DbErr> {
+    let version = key.current_version();
+    let mut resealed = 0;
+    for row in webhook::Entity::find()
+        .filter(webhook::Column::KeyVersion.ne(version))
+        .all(db)
+        .await?
+    {
+        let context = seal_context(row.org_id);
+        let secret = key
+            .open(row.key_version, &row.secret, &context)
+            .map_err(|_| {
+                DbErr::Custom(format!("the secret of webhook {} does not open", row.id))
+            })?;
+        let fresh = key
+            .seal(&secret, &context)
+            .map_err(|SealError| DbErr::Custom("sealing a webhook secret failed".to_owned()))?;
+        let updated = webhook::Entity::update_many()
+            .col_expr(
+                webhook::Column::Secret,
+                sea_orm::sea_query::Expr::value(fresh.bytes),
+            )
+            .col_expr(
+                webhook::Column::KeyVersion,
+                sea_orm::sea_query::Expr::value(fresh.version),
+            )
+            .filter(webhook::Column::Id.eq(row.id))
+            .filter(webhook::Column::Secret.eq(row.secret.clone()))
+            .exec(db)
+            .await?;
+        resealed += usize::try_from(updated.rows_affected).unwrap_or(0);
+    }
+    Ok(resealed)
+}
+
 /// The `webhook-signature` header of `body`, sent as delivery `id` at `timestamp` (Unix
 /// seconds): `v1,` and the base64 of HMAC-SHA-256 over `id.timestamp.body` under `secret`
 /// (Standard Webhooks, "Signature scheme").

@@ -5,7 +5,8 @@
 //! `webhook.removed`); [`crate::notifications::webhooks`] keeps and delivers them.
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -95,16 +96,7 @@ pub async fn add_webhook(
     let org_id = cmd.actor.org_id;
     let key = keys::installed()?;
     let txn = cmd.db.begin().await?;
-    // A write first, on the organization's row: registrations take turns (a row lock on
-    // PostgreSQL; SQLite has one writer), so the count below cannot go stale.
-    organization::Entity::update_many()
-        .col_expr(
-            organization::Column::Id,
-            Expr::col(organization::Column::Id).into(),
-        )
-        .filter(organization::Column::Id.eq(org_id))
-        .exec(&txn)
-        .await?;
+    take_turns(&txn, org_id).await?;
     if webhooks::count(&txn, org_id).await? >= MAX_PER_ORG {
         return Err(FieldError::new(
             "name",
@@ -155,6 +147,7 @@ pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChan
     .await?;
     let org_id = cmd.actor.org_id;
     let txn = cmd.db.begin().await?;
+    take_turns(&txn, org_id).await?;
     let Some(hook) = webhooks::find(&txn, org_id, id).await? else {
         return Err(FieldError::new("webhook", "That webhook was already removed.").into());
     };
@@ -171,6 +164,20 @@ pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChan
     )
     .await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// A write first, on the organization's row: changes to its webhooks take turns (a row lock
+/// on PostgreSQL; SQLite has one writer), so what the transaction reads next cannot go stale.
+async fn take_turns(txn: &DatabaseTransaction, org_id: i32) -> Result<(), DbErr> {
+    organization::Entity::update_many()
+        .col_expr(
+            organization::Column::Id,
+            Expr::col(organization::Column::Id).into(),
+        )
+        .filter(organization::Column::Id.eq(org_id))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

@@ -19,3 +19,4 @@ mod org_policy;
 mod recovery_codes;
 mod standing;
 mod storage;
+mod webhooks;
