@@ -48,14 +48,21 @@ pub struct Reported {
     pub issued_code_cancelled: bool,
 }
 
-/// The member a link is about, if it is valid, unused and its account still exists: what the
+/// A link that still works: the member it is about, and until when it works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedLink {
+    pub member: Member,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a link is about, if it is valid, unused and its account still exists: what the
 /// confirmation page names before the member confirms. Errors as [`report`].
 pub async fn check(
     db: &DatabaseConnection,
     key: &SecretKey,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Member, ReportError> {
+) -> Result<CheckedLink, ReportError> {
     let claim = NotMe::verify(key, token, now)?;
     let used = incident_report::Entity::find()
         .filter(incident_report::Column::Nonce.eq(&claim.nonce))
@@ -64,7 +71,10 @@ pub async fn check(
     if used.is_some() {
         return Err(ReportError::AlreadyUsed);
     }
-    member_of(db, &claim).await
+    Ok(CheckedLink {
+        member: member_of(db, &claim).await?,
+        expires_at: claim.expires_at,
+    })
 }
 
 /// Takes the report a link makes, once: however many times it is sent, at once or one after

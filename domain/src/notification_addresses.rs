@@ -60,14 +60,9 @@ pub async fn second_address(
     db: &impl ConnectionTrait,
     member: &Member,
 ) -> Result<Option<SecondAddress>, DbErr> {
-    Ok(notification_address::Entity::find()
-        .filter(notification_address::Column::UserId.eq(member.id))
-        .one(db)
+    Ok(crate::notifications::second_address(db, member.id)
         .await?
-        .map(|row| SecondAddress {
-            email: row.email,
-            verified: row.verified_at.is_some(),
-        }))
+        .map(|(email, verified)| SecondAddress { email, verified }))
 }
 
 fn digest(token: &str) -> String {

@@ -23,13 +23,10 @@ pub async fn check_not_me_link(token: String) -> Result<NotMeLink, AppError> {
     crate::api::respond(async {
         let state = crate::state::app_state()?;
         let now = chrono::Utc::now();
-        let member = domain::incidents::check(&state.db, &state.secret_key, &token, now).await?;
-        let expires_at = domain::notifications::NotMe::verify(&state.secret_key, &token, now)
-            .map(|claim| crate::api::readable_time(claim.expires_at))
-            .unwrap_or_default();
+        let link = domain::incidents::check(&state.db, &state.secret_key, &token, now).await?;
         Ok(NotMeLink {
-            email: member.email,
-            expires_at,
+            email: link.member.email,
+            expires_at: crate::api::readable_time(link.expires_at),
         })
     })
     .await

@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, 
 
 use super::{AuditAction, Event, Outcome, Source, keys};
 use crate::{
-    entity::{audit_event, notification_address},
+    entity::audit_event,
     identity::{self, Member, Role},
     notifications::{
         self, AlertKind, AlertSettings, Message, NotMe, Notice, alerts, digest,
@@ -136,7 +136,9 @@ pub async fn to_member(
     };
     let rendered = notifications::render(&notice);
     // Every address on record: the sign-in address, and the second one once verified.
-    let second = second_address(txn, member.id).await?;
+    let second = notifications::second_address(txn, member.id)
+        .await?
+        .and_then(|(address, verified)| verified.then_some(address));
     for recipient in std::iter::once(member.email.as_str()).chain(second.as_deref()) {
         notifications::enqueue(
             txn,
@@ -152,20 +154,6 @@ pub async fn to_member(
         .await?;
     }
     Ok(())
-}
-
-/// `member_id`'s verified second address, if any (read here, not from
-/// [`crate::notification_addresses`], which stands above this floor).
-async fn second_address(
-    txn: &impl ConnectionTrait,
-    member_id: i32,
-) -> Result<Option<String>, DbErr> {
-    Ok(notification_address::Entity::find()
-        .filter(notification_address::Column::UserId.eq(member_id))
-        .filter(notification_address::Column::VerifiedAt.is_not_null())
-        .one(txn)
-        .await?
-        .map(|row| row.email))
 }
 
 /// Writes an alert to each owner and admin of `org_id` but those in `skip` (who acted, or

@@ -134,6 +134,19 @@ async fn insert(
     Ok(inserted == 1)
 }
 
+/// `member_id`'s second address for notices, if they added one, and whether it is verified
+/// (only a verified one gets their notices).
+pub async fn second_address(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+) -> Result<Option<(String, bool)>, DbErr> {
+    Ok(crate::entity::notification_address::Entity::find()
+        .filter(crate::entity::notification_address::Column::UserId.eq(member_id))
+        .one(db)
+        .await?
+        .map(|row| (row.email, row.verified_at.is_some())))
+}
+
 /// 128 bits as hex in four groups of eight joined by `-`: a message's Message-ID and, for the
 /// file transport, its file name; in the headers, never a run of 12 digits that could be
 /// taken for a code.

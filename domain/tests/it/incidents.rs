@@ -205,7 +205,9 @@ async fn a_report_stops_the_codes_and_the_issued_code_ends_sessions_and_alerts_a
         let checked = incidents::check(r.db(), &testing::secret_key(), &r.token, at(3))
             .await
             .unwrap();
-        assert_eq!(checked.id, r.member.id);
+        assert_eq!(checked.member.id, r.member.id);
+        // The notice was written at minute 2; its link works for 7 days from then.
+        assert_eq!(checked.expires_at, at(2) + VALID_FOR, "{backend:?}");
         let epoch = r.member.session_epoch;
 
         let reported = incidents::report(
