@@ -265,9 +265,11 @@ impl From<domain::org_policy::PolicyChangeError> for AppError {
         use domain::org_policy::PolicyChangeError as E;
         match error {
             E::Invalid(field) => field.into(),
-            E::NotAllowed | E::Conflict | E::UnknownMember | E::UnknownException => {
-                Self::Refused(error.to_string())
-            }
+            E::NotAllowed
+            | E::Conflict
+            | E::UnknownMember
+            | E::UnknownException
+            | E::UnknownWebhook => Self::Refused(error.to_string()),
             E::Policy(cause) => Self::Internal.logged("authorization", &cause),
             E::Database(cause) => cause.into(),
         }

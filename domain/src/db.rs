@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use sea_orm::{DatabaseConnection, DbErr};
+pub use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 
 /// How long a statement waits for a locked SQLite database, and a request for a pooled
 /// connection, before it gives up with an error instead of hanging.

@@ -144,14 +144,52 @@ pub struct Webhooks {
 }
 
 /// How long one webhook POST may take, connecting included.
-const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolves webhook hosts to the addresses [`UrlRules::allows_ip`] allows only, so that a
+/// name pointing at a private network (or re-pointed there after it was checked) is never
+/// connected to.
+struct PublicAddresses(UrlRules);
+
+/// A webhook host resolved only to addresses deliveries may not reach.
+#[derive(Debug)]
+struct NotPublic;
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "the host resolves only to private, link-local or reserved addresses, which \
+             webhooks do not reach",
+        )
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
+impl reqwest::dns::Resolve for PublicAddresses {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let rules = self.0;
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let allowed: Vec<std::net::SocketAddr> =
+                found.filter(|addr| rules.allows_ip(addr.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(NotPublic) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
 
 impl Webhooks {
-    /// An HTTP client that follows no redirect (a receiver cannot send the events elsewhere)
-    /// and, unless loopback `http://` is allowed, speaks only HTTPS.
+    /// An HTTP client that follows no redirect (a receiver cannot send the events elsewhere),
+    /// uses no proxy from the environment, connects only to public addresses and, unless
+    /// loopback `http://` is allowed, speaks only HTTPS.
     pub fn new(key: SecretKey, rules: UrlRules) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(PublicAddresses(rules)))
             .timeout(WEBHOOK_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .https_only(!rules.allow_loopback_http)
@@ -194,13 +232,34 @@ impl Webhooks {
             .body(pending.text.clone())
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| describe(&e))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
             Err(format!("the receiver answered HTTP {}", status.as_u16()))
         }
+    }
+}
+
+/// What went wrong with a webhook request, in words for its owner: never the address.
+fn describe(error: &reqwest::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(inner) = cause {
+        if inner.is::<NotPublic>() {
+            return NotPublic.to_string();
+        }
+        cause = inner.source();
+    }
+    if error.is_timeout() {
+        format!(
+            "the receiver did not answer within {} seconds",
+            WEBHOOK_TIMEOUT.as_secs()
+        )
+    } else if error.is_connect() {
+        "could not connect to the receiver (its name, its port or its TLS certificate)".to_owned()
+    } else {
+        "the request to the receiver failed".to_owned()
     }
 }
 
@@ -213,38 +272,59 @@ pub struct Delivery {
     pub webhooks: Webhooks,
 }
 
+/// Which rows of the outbox a worker loop sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Mail,
+    Webhooks,
+}
+
 impl Delivery {
-    /// Runs the worker for the life of the process.
+    /// Runs the workers for the life of the process: one for security mail, one for webhook
+    /// deliveries, so that a receiver that is slow or down never holds up a member's notice.
     pub fn spawn(self) {
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(POLL_EVERY);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let delivery = std::sync::Arc::new(self);
+        for channel in [Channel::Mail, Channel::Webhooks] {
+            let delivery = std::sync::Arc::clone(&delivery);
+            tokio::spawn(async move { delivery.run(channel).await });
+        }
+    }
+
+    async fn run(&self, channel: Channel) {
+        let mut ticks = tokio::time::interval(POLL_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            // Daily digests of administrator alerts, once their hour has come: written to
+            // the outbox (once, whichever instance gets there first), sent below.
+            if channel == Channel::Mail
+                && let Err(error) = notifications::digest::send_due(&self.db, Utc::now()).await
+            {
+                tracing::warn!(%error, "writing alert digests");
+            }
+            // Until a round finds nothing due: a backlog drains without waiting a tick.
             loop {
-                ticks.tick().await;
-                // Daily digests of administrator alerts, once their hour has come: written to
-                // the outbox (once, whichever instance gets there first), sent below.
-                if let Err(error) = notifications::digest::send_due(&self.db, Utc::now()).await {
-                    tracing::warn!(%error, "writing alert digests");
-                }
-                // Until a round finds nothing due: a backlog drains without waiting a tick.
-                loop {
-                    match self.deliver_due().await {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "claiming notifications");
-                            break;
-                        }
+                match self.deliver_due(channel).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, ?channel, "claiming notifications");
+                        break;
                     }
                 }
             }
-        });
+        }
     }
 
     /// Claims one batch of due messages and sends them, at once (the SMTP transport keeps a
     /// pool of connections); then marks each. Returns how many were claimed.
-    async fn deliver_due(&self) -> Result<usize, domain::db::DbErr> {
-        let claimed = notifications::claim_due(&self.db, Utc::now(), BATCH, LEASE).await?;
+    async fn deliver_due(&self, channel: Channel) -> Result<usize, domain::db::DbErr> {
+        let claimed = match channel {
+            Channel::Mail => notifications::claim_due(&self.db, Utc::now(), BATCH, LEASE).await?,
+            Channel::Webhooks => {
+                notifications::claim_due_webhooks(&self.db, Utc::now(), BATCH, LEASE).await?
+            }
+        };
         let outcomes = futures::future::join_all(claimed.iter().map(|pending| async move {
             if let Some(webhook) = pending.webhook_id {
                 return self.webhooks.post(&self.db, pending, webhook).await;
@@ -256,52 +336,62 @@ impl Delivery {
         }))
         .await;
         for (pending, outcome) in claimed.iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => {
-                    notifications::mark_sent(&self.db, pending.id, Utc::now()).await?;
-                    tracing::debug!(id = pending.id, kind = %pending.kind, "notification sent");
-                }
-                Err(error) => {
-                    let after = notifications::mark_failed_attempt(
-                        &self.db,
-                        pending,
-                        &error,
-                        &self.retry,
-                        Utc::now(),
-                    )
-                    .await?;
-                    match after {
-                        AfterFailure::RetryAt(at) => tracing::info!(
-                            id = pending.id,
-                            kind = %pending.kind,
-                            %error,
-                            retry_at = %at,
-                            "notification not sent; will try again"
-                        ),
-                        AfterFailure::GaveUp => {
-                            tracing::warn!(
-                                id = pending.id,
-                                kind = %pending.kind,
-                                %error,
-                                attempts = pending.attempts + 1,
-                                "notification not sent after its last attempt; marked failed"
-                            );
-                            if let Some(webhook) = pending.webhook_id {
-                                record_failed_delivery(&self.db, pending, webhook, &error).await?;
-                            }
-                        }
-                    }
-                }
+            // One row's trouble with the database holds up none of the others: its claim
+            // runs out and it is tried again.
+            let marked = match outcome {
+                Ok(()) => notifications::mark_sent(&self.db, pending.id, Utc::now())
+                    .await
+                    .map(|()| {
+                        tracing::debug!(id = pending.id, kind = %pending.kind, "notification sent");
+                    }),
+                Err(error) => self.count_failure(pending, &error).await,
+            };
+            if let Err(db_error) = marked {
+                tracing::warn!(id = pending.id, error = %db_error, "marking a notification");
             }
         }
         Ok(claimed.len())
     }
+
+    /// Counts a failed attempt at `pending`; after the last one, a webhook delivery's failure
+    /// is recorded in the same transaction that marks it failed.
+    async fn count_failure(&self, pending: &Pending, error: &str) -> Result<(), domain::db::DbErr> {
+        use domain::db::TransactionTrait;
+        let txn = self.db.begin().await?;
+        let after =
+            notifications::mark_failed_attempt(&txn, pending, error, &self.retry, Utc::now())
+                .await?;
+        match after {
+            AfterFailure::RetryAt(at) => tracing::info!(
+                id = pending.id,
+                kind = %pending.kind,
+                %error,
+                retry_at = %at,
+                "notification not sent; will try again"
+            ),
+            AfterFailure::GaveUp => {
+                tracing::warn!(
+                    id = pending.id,
+                    kind = %pending.kind,
+                    %error,
+                    attempts = pending.attempts + 1,
+                    "notification not sent after its last attempt; marked failed"
+                );
+                if let Some(webhook) = pending.webhook_id {
+                    record_failed_delivery(&txn, pending, webhook, error).await?;
+                }
+            }
+            // Removed with its webhook meanwhile: nothing to count or record.
+            AfterFailure::Gone => {}
+        }
+        txn.commit().await
+    }
 }
 
-/// Records `webhook.delivery_failed` for a delivery given up on: the organization's auditors
-/// see that its receiver missed an event (and which), and its other webhooks hear of it.
+/// Records `webhook.delivery_failed` for a delivery given up on, in `txn`: the organization's
+/// owners and auditors see that its receiver missed an event, and which. Sent to no webhook.
 async fn record_failed_delivery(
-    db: &DatabaseConnection,
+    txn: &domain::db::DatabaseTransaction,
     pending: &Pending,
     webhook: i32,
     error: &str,
@@ -319,7 +409,7 @@ async fn record_failed_delivery(
             "error": error,
         }),
     };
-    domain::audit::record(db, pending.org_id, event, &Source::default(), Utc::now()).await
+    domain::audit::record(txn, pending.org_id, event, &Source::default(), Utc::now()).await
 }
 
 /// `X-Lifeline-Notification-Id`: the outbox row's idempotency key.

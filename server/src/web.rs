@@ -71,12 +71,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     // A lost or different key would lock every MFA user out with errors at sign-in: refuse
     // to start instead, and say which key is wanted.
-    if !domain::mfa::key_opens_stored_secrets(&db, &secret_key)
+    let opens = domain::mfa::key_opens_stored_secrets(&db, &secret_key)
         .await
         .map_err(ServeError::Migrate)?
-    {
+        && domain::notifications::webhooks::key_opens_secrets(&db, &secret_key)
+            .await
+            .map_err(ServeError::Migrate)?;
+    if !opens {
         return Err(ServeError::Setup(format!(
-            "{}: this key does not open the TOTP secrets stored in the database; \
+            "{}: this key does not open the TOTP or webhook secrets stored in the database; \
              start with the key this database was used with",
             config.secret_key.variable()
         )));

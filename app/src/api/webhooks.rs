@@ -33,12 +33,20 @@ pub struct WebhookRow {
     pub deliveries: Vec<DeliveryRow>,
 }
 
+/// A family of events a webhook can choose, e.g. `backup_code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFamily {
+    pub name: String,
+    /// Its actions without the family, e.g. `redeemed, refused, locked`.
+    pub actions: String,
+}
+
 /// The webhooks page's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhooksOverview {
     pub webhooks: Vec<WebhookRow>,
-    /// The event families a webhook can choose, e.g. `backup_code`.
-    pub families: Vec<String>,
+    /// The event families a webhook can choose.
+    pub families: Vec<EventFamily>,
     /// The most webhooks an organization may have.
     pub max: u64,
     /// Deliveries listed per webhook.
@@ -92,7 +100,19 @@ pub async fn get_webhooks() -> Result<WebhooksOverview, AppError> {
                 .collect(),
             families: domain::audit::AuditAction::families()
                 .into_iter()
-                .map(str::to_owned)
+                .map(|family| EventFamily {
+                    name: family.to_owned(),
+                    actions: domain::audit::AuditAction::ALL
+                        .iter()
+                        .filter_map(|action| {
+                            action
+                                .as_str()
+                                .strip_prefix(family)
+                                .and_then(|rest| rest.strip_prefix('.'))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
                 .collect(),
             max: domain::notifications::webhooks::MAX_PER_ORG,
             listed_deliveries: domain::org_policy::webhooks::LISTED_DELIVERIES,
@@ -129,13 +149,23 @@ impl AddWebhookForm {
     }
 }
 
-/// A webhook just added, with its signing secret: shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A webhook just added, with its signing secret: shown this once. Its `Debug` hides the
+/// secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddedWebhook {
     pub name: String,
     pub url: String,
     /// `whsec_…`, as Standard Webhooks libraries take it.
     pub secret: String,
+}
+
+impl std::fmt::Debug for AddedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddedWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Adds a webhook; its secret is in this answer and nowhere else.

@@ -169,13 +169,14 @@ fn WebhooksPanel(
                             .families
                             .into_iter()
                             .map(|family| {
-                                let id = format!("webhook-event-{family}");
+                                let id = format!("webhook-event-{}", family.name);
                                 let label_for = id.clone();
-                                let checked = form.events.contains(&family);
+                                let checked = form.events.contains(&family.name);
                                 view! {
                                     <label class="check" for=label_for>
-                                        <input type="checkbox" id=id name="events" value=family.clone() checked=checked />
-                                        <code>{format!("{family}.*")}</code>
+                                        <input type="checkbox" id=id name="events" value=family.name.clone() checked=checked />
+                                        <code>{format!("{}.*", family.name)}</code>
+                                        {format!(" ({})", family.actions)}
                                     </label>
                                 }
                             })

@@ -240,7 +240,8 @@ fn due(now: DateTime<Utc>) -> Condition {
         )
 }
 
-/// Claims up to `batch` due messages for `lease`, oldest first: no other worker takes them
+/// Claims up to `batch` due messages (security mail, not webhook deliveries) for `lease`,
+/// oldest first: no other worker takes them
 /// until the lease runs out (a worker that dies holding them gives them back that way).
 ///
 /// On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` in a transaction that sets
@@ -253,8 +254,39 @@ pub async fn claim_due(
     batch: u64,
     lease: Duration,
 ) -> Result<Vec<Pending>, DbErr> {
+    claim(db, now, batch, lease, Channel::Mail).await
+}
+
+/// [`claim_due`] for webhook deliveries ([`webhooks`]), which their own worker sends: a
+/// receiver that is slow or down never holds up security mail.
+pub async fn claim_due_webhooks(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    now: DateTime<Utc>,
+    batch: u64,
+    lease: Duration,
+) -> Result<Vec<Pending>, DbErr> {
+    claim(db, now, batch, lease, Channel::Webhooks).await
+}
+
+/// Which rows of the outbox a worker sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Mail,
+    Webhooks,
+}
+
+async fn claim(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    now: DateTime<Utc>,
+    batch: u64,
+    lease: Duration,
+    channel: Channel,
+) -> Result<Vec<Pending>, DbErr> {
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-    let candidates = notifications_due(now, batch);
+    let candidates = notifications_due(now, batch).filter(match channel {
+        Channel::Mail => notification_outbox::Column::WebhookId.is_null(),
+        Channel::Webhooks => notification_outbox::Column::WebhookId.is_not_null(),
+    });
     if db.get_database_backend() == DatabaseBackend::Postgres {
         let txn = db.begin().await?;
         let rows = candidates
@@ -348,6 +380,8 @@ pub enum AfterFailure {
     RetryAt(DateTime<Utc>),
     /// That was the last attempt: it is marked failed.
     GaveUp,
+    /// The row is gone (its webhook was removed meanwhile) or was marked sent: nothing to do.
+    Gone,
 }
 
 /// Counts a failed attempt at a claimed message (`error`: the transport's answer, never a
@@ -385,16 +419,20 @@ pub async fn mark_failed_attempt(
         AfterFailure::RetryAt(at) => {
             update.col_expr(notification_outbox::Column::NextAttemptAt, Expr::value(at))
         }
-        AfterFailure::GaveUp => {
+        AfterFailure::GaveUp | AfterFailure::Gone => {
             update.col_expr(notification_outbox::Column::FailedAt, Expr::value(now))
         }
     };
-    update
+    let updated = update
         .filter(notification_outbox::Column::Id.eq(message.id))
         .filter(notification_outbox::Column::SentAt.is_null())
         .exec(db)
         .await?;
-    Ok(after)
+    Ok(if updated.rows_affected == 0 {
+        AfterFailure::Gone
+    } else {
+        after
+    })
 }
 
 /// A message given up on after its last attempt, as administrators see it.
@@ -420,6 +458,8 @@ pub async fn failed(
     Ok(notification_outbox::Entity::find()
         .filter(notification_outbox::Column::OrgId.eq(org_id))
         .filter(notification_outbox::Column::FailedAt.is_not_null())
+        // Webhook deliveries are listed on the webhooks page, for its owners.
+        .filter(notification_outbox::Column::WebhookId.is_null())
         .order_by_desc(notification_outbox::Column::FailedAt)
         .order_by_desc(notification_outbox::Column::Id)
         .limit(limit)

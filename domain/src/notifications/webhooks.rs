@@ -16,6 +16,8 @@
 //! Addresses are `https://` only; `http://` to a loopback address only where the operator
 //! allows it ([`UrlRules`]), for a receiver on the same machine.
 
+use std::net::IpAddr;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -44,7 +46,7 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const SECRET_PREFIX: &str = "whsec_";
 /// The secret's length in bytes (256 bits).
 const SECRET_BYTES: usize = 32;
-/// The action a failed delivery is recorded under: never sent to the webhook that failed.
+/// The action a failed delivery is recorded under: never sent to any webhook.
 pub const DELIVERY_FAILED: &str = "webhook.delivery_failed";
 
 /// Which addresses a webhook may have.
@@ -94,20 +96,91 @@ impl UrlRules {
                 "Leave out the part after #: it is never sent.",
             ));
         }
+        let literal = match host {
+            url::Host::Domain(_) => None,
+            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        };
         let loopback = match host {
             url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
+            _ => literal.is_some_and(|ip| ip.is_loopback()),
         };
-        match parsed.scheme() {
-            "https" => Ok(parsed),
-            "http" if loopback && self.allow_loopback_http => Ok(parsed),
-            _ => Err(FieldError::new(
+        if parsed.as_str().chars().count() > MAX_URL_CHARS {
+            return Err(FieldError::new(
+                "url",
+                format!("Use at most {MAX_URL_CHARS} characters."),
+            ));
+        }
+        if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
+            return Err(FieldError::new(
                 "url",
                 "Use an https:// address: events are sent only over an encrypted connection.",
-            )),
+            ));
+        }
+        if loopback && !self.allow_loopback_http || literal.is_some_and(|ip| !self.allows_ip(ip)) {
+            return Err(FieldError::new(
+                "url",
+                "Use an address on the internet: events are not sent to this machine or to \
+                 private, link-local or reserved networks.",
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// Whether a delivery may connect to `ip`: a global unicast address, or a loopback one
+    /// when loopback http is allowed. Never a private (RFC 1918, unique local), shared
+    /// (RFC 6598), link-local (cloud metadata services live there), multicast, documentation,
+    /// benchmarking or reserved address, nor one of those inside an IPv4-mapped or NAT64
+    /// address: an owner cannot make the server reach its own network (SSRF, OWASP).
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => match embedded_v4(v6) {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            },
+            v4 => v4,
+        };
+        if ip.is_loopback() {
+            return self.allow_loopback_http;
+        }
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                !(v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
+                    || v4.is_multicast()
+                    || v4.is_documentation()
+                    || a == 0
+                    || a >= 240
+                    || (a == 100 && (64..128).contains(&b))
+                    || (a == 192 && b == 0 && c == 0)
+                    || (a == 198 && (b == 18 || b == 19)))
+            }
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                !(v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+            }
         }
     }
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`)
+/// IPv6 address.
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let segments = v6.segments();
+    (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let [.., a, b, c, d] = v6.octets();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 /// A webhook to register, as checked.
@@ -266,8 +339,8 @@ pub fn family(action: &str) -> &str {
 }
 
 /// Writes one delivery of the audit event `event` (just inserted in `txn`) to each of its
-/// organization's webhooks that wants it; a failed delivery's own event is not sent to the
-/// webhook that failed. Keyed by webhook and event, so it is written once.
+/// organization's webhooks that wants it; `webhook.delivery_failed` goes to none. Keyed by
+/// webhook and event, so it is written once.
 pub async fn enqueue_event(
     txn: &impl ConnectionTrait,
     event: &audit_event::Model,
@@ -280,16 +353,18 @@ pub async fn enqueue_event(
     if hooks.is_empty() {
         return Ok(());
     }
+    // A failed delivery is on the record and on the webhooks page, never sent to a webhook:
+    // two receivers that are down would otherwise tell each other of their failures forever.
+    if event.action == DELIVERY_FAILED {
+        return Ok(());
+    }
     let details: serde_json::Value =
         serde_json::from_str(&event.details).unwrap_or(serde_json::Value::Null);
-    let failed_hook = (event.action == DELIVERY_FAILED)
-        .then(|| details.get("webhook").and_then(serde_json::Value::as_i64))
-        .flatten();
     let body = payload(event, &details).to_string();
     for hook in hooks {
         let families = families_of(&hook);
         let wanted = families.is_empty() || families.iter().any(|f| f == family(&event.action));
-        if !wanted || failed_hook == Some(i64::from(hook.id)) {
+        if !wanted {
             continue;
         }
         let subject: String = format!("{} to {}", event.action, hook.name)
@@ -300,7 +375,7 @@ pub async fn enqueue_event(
             org_id: event.org_id,
             user_id: None,
             kind: &event.action,
-            recipient: &shown_url(&hook.url),
+            recipient: &origin(&hook.url),
             rendered: Rendered {
                 subject,
                 text: body.clone(),
@@ -320,13 +395,13 @@ pub async fn enqueue_event(
     Ok(())
 }
 
-/// The address as the outbox's recipient column holds it: at most 254 characters.
-fn shown_url(url: &str) -> String {
-    if url.chars().count() <= 254 {
-        url.to_owned()
-    } else {
-        url.chars().take(253).chain(std::iter::once('…')).collect()
-    }
+/// The scheme, host and port of `url` (`https://siem.example.com:8443`): what is shown of a
+/// webhook's address outside its owners' page and recorded in the audit log, since the path
+/// or query may carry the receiver's own token.
+pub fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|parsed| parsed.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// The JSON body of a delivery, in the Standard Webhooks shape (`type`, `timestamp`,
@@ -395,6 +470,18 @@ pub async fn target(
     }))
 }
 
+/// Whether `key` opens the webhook secrets already stored (true when there are none): checked
+/// at start-up beside the TOTP secrets, so that a wrong key stops the server with a clear
+/// message instead of failing every delivery.
+pub async fn key_opens_secrets(db: &impl ConnectionTrait, key: &SecretKey) -> Result<bool, DbErr> {
+    Ok(match webhook::Entity::find().one(db).await? {
+        Some(row) => key
+            .open(row.key_version, &row.secret, &seal_context(row.org_id))
+            .is_ok(),
+        None => true,
+    })
+}
+
 /// Re-seals every webhook secret that another version sealed under `key`'s newest version,
 /// for `lifeline rotate-key`; returns how many. Each is replaced only if it is still the one
 /// opened, so it may run while servers serve.
@@ -441,7 +528,11 @@ pub async fn reseal_secrets(db: &impl ConnectionTrait, key: &SecretKey) -> Resul
 /// seconds): `v1,` and the base64 of HMAC-SHA-256 over `id.timestamp.body` under `secret`
 /// (Standard Webhooks, "Signature scheme").
 pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes a key of any size");
+    // HMAC takes keys of any length, so this cannot fail; the fallback is unreachable and
+    // would only make a signature that does not verify.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0) else {
+        return "v1,".to_owned();
+    };
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -514,7 +605,19 @@ mod tests {
         // (address, allowed when strict, allowed with loopback http)
         let table = [
             ("https://siem.example.com/hooks/lifeline", true, true),
-            ("https://10.0.0.5:8443/in", true, true),
+            ("https://203.0.114.5:8443/in", true, true),
+            ("https://[2a00:1450:4001:82a::200e]/in", true, true),
+            ("https://10.0.0.5:8443/in", false, false),
+            ("https://192.168.1.20/in", false, false),
+            ("https://169.254.169.254/latest/meta-data", false, false),
+            ("https://100.64.0.1/in", false, false),
+            ("https://[fd00::1]/in", false, false),
+            ("https://[fe80::1]/in", false, false),
+            ("https://[::ffff:10.0.0.1]/in", false, false),
+            ("https://[64:ff9b::a00:1]/in", false, false),
+            ("https://0.0.0.0/in", false, false),
+            ("https://127.0.0.1/in", false, true),
+            ("https://localhost/in", false, true),
             ("http://siem.example.com/hooks", false, false),
             ("http://127.0.0.1:9000/hook", false, true),
             ("http://localhost/hook", false, true),

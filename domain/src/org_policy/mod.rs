@@ -64,6 +64,8 @@ pub enum PolicyChangeError {
     UnknownMember,
     #[error("That exception no longer exists.")]
     UnknownException,
+    #[error("That webhook was already removed.")]
+    UnknownWebhook,
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]

@@ -117,7 +117,7 @@ pub async fn add_webhook(
             json!({
                 "webhook": row.id,
                 "name": row.name,
-                "url": row.url,
+                "url": webhooks::origin(&row.url),
                 "events": if hook.families.is_empty() { json!("all") } else { json!(hook.families) },
             }),
         ),
@@ -134,8 +134,8 @@ pub async fn add_webhook(
 /// `webhook.removed` on the record.
 ///
 /// # Errors
-/// Not allowed (on the record); [`FieldError`] on `webhook` when there is no such webhook
-/// (already removed); the database's.
+/// Not allowed (on the record); [`PolicyChangeError::UnknownWebhook`] when there is no such
+/// webhook (already removed); the database's.
 pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChangeError> {
     cmd.require(
         Action::ManageWebhooks,
@@ -149,20 +149,23 @@ pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChan
     let txn = cmd.db.begin().await?;
     take_turns(&txn, org_id).await?;
     let Some(hook) = webhooks::find(&txn, org_id, id).await? else {
-        return Err(FieldError::new("webhook", "That webhook was already removed.").into());
+        return Err(PolicyChangeError::UnknownWebhook);
     };
-    if !webhooks::delete(&txn, org_id, id).await? {
-        return Err(FieldError::new("webhook", "That webhook was already removed.").into());
-    }
+    // Recorded before the deliveries are deleted: recording waits for any event of the
+    // organization still being written (the chain's head is locked in turn), so that a
+    // delivery such an event wrote for this webhook is committed, and deleted below.
     cmd.record(
         &txn,
         cmd.event(
             AuditAction::WebhookRemoved,
             None,
-            json!({ "webhook": hook.id, "name": hook.name, "url": hook.url }),
+            json!({ "webhook": hook.id, "name": hook.name, "url": webhooks::origin(&hook.url) }),
         ),
     )
     .await?;
+    if !webhooks::delete(&txn, org_id, id).await? {
+        return Err(PolicyChangeError::UnknownWebhook);
+    }
     txn.commit().await?;
     Ok(())
 }

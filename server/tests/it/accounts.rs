@@ -561,8 +561,9 @@ async fn the_server_refuses_to_start_with_a_key_that_does_not_open_stored_secret
     .await;
     assert!(!ok);
     assert!(
-        stderr
-            .starts_with("lifeline: LIFELINE_SECRET_KEY: this key does not open the TOTP secrets"),
+        stderr.starts_with(
+            "lifeline: LIFELINE_SECRET_KEY: this key does not open the TOTP or webhook secrets"
+        ),
         "{stderr}"
     );
     // A missing key file would be a new key: refused the same way.
