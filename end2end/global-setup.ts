@@ -80,7 +80,8 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
 }
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
-  const lifeline = await startLifeline();
+  // Webhook journeys send to a receiver on this machine, over plain http.
+  const lifeline = await startLifeline({ LIFELINE_WEBHOOKS_ALLOW_LOOPBACK_HTTP: 'true' });
   process.env.LIFELINE_BASE_URL = lifeline.baseUrl;
   process.env.LIFELINE_E2E_DATABASE_URL = lifeline.databaseUrl;
   process.env.LIFELINE_E2E_MAIL_DIR = lifeline.mailDir;
