@@ -24,3 +24,4 @@ mod scale_out;
 mod session_writes;
 mod sessions;
 mod support;
+mod webhooks;

@@ -216,9 +216,24 @@ fn whose_session(function: &Function, functions: &[Function]) -> Vec<AccountOf> 
 }
 
 /// The plain-form routes of `server/src/web.rs`: the path and the form type its page is
-/// rendered with (`post(post_to_page::<app::api::backup_codes::GenerateForm>)`).
+/// rendered with (`post(post_to_page::<app::api::backup_codes::GenerateForm>)`, or a handler
+/// of its own that builds the form and renders the page with it, as `post_add_webhook` does
+/// with `AddWebhookForm::from_pairs` and `render_with_form`).
 fn form_routes() -> Vec<(String, String)> {
     let web = SourceFile::read(&workspace_path("server/src/web.rs"));
+    let handlers = web.functions();
+    // The form type a handler of its own renders its page with: the `…Form` it builds.
+    let built_form = |handler: &str| {
+        let function = handlers.iter().find(|f| f.top_level && f.name == handler)?;
+        if !calls(&function.body, "render_with_form") {
+            return None;
+        }
+        function
+            .body
+            .split("::")
+            .find(|segment| segment.ends_with("Form") && !segment.contains(char::is_whitespace))
+            .map(str::to_owned)
+    };
     let mut routes = Vec::new();
     for (at, _) in web.code.match_indices(".route(") {
         let open = at + ".route".len();
@@ -228,11 +243,20 @@ fn form_routes() -> Vec<(String, String)> {
             continue;
         }
         let path = text.split('"').nth(1).unwrap().to_owned();
+        let handler: String = code
+            .split("post(")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         let form = code
             .split("post_to_page::<")
             .nth(1)
             .and_then(|rest| rest.split('>').next())
             .and_then(|ty| ty.rsplit("::").next())
+            .map(str::to_owned)
+            .or_else(|| built_form(&handler))
             .unwrap_or_else(|| {
                 panic!(
                     "POST {path} is not a form posted to its page: teach this test whether \

@@ -3,10 +3,11 @@
 //! Two organizations share one database: Acme, with data in every table a server function
 //! reads or writes (members, a saved policy, an exception, MFA, backup codes, recovery-code
 //! requests, audit events, notices, alert settings, a second notification address, a "This
-//! wasn't me" report), and Globex beside it. Globex's owner, admin and a plain member
-//! call every server function with Acme's ids and emails; Acme's owner and a visitor with no
-//! session send every server function malformed input. Acme's rows are compared before and
-//! after, and no answer may carry Acme's data or the server's insides.
+//! wasn't me" report, as many webhooks as it may have), and Globex beside it. Globex's owner,
+//! admin and a plain member call every server function with Acme's ids and emails; Acme's
+//! owner and a visitor with no session send every server function malformed input. Acme's
+//! rows are compared before and after, and no answer may carry Acme's data or the server's
+//! insides.
 //!
 //! `SERVER_FUNCTIONS` lists every server function; a test reads `app/src/api/*.rs` and fails
 //! when one is missing from it, so that a new server function cannot skip these tests.
@@ -456,6 +457,29 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         args: &[],
         open: Open::Anyone,
     },
+    // webhooks.rs: owners only.
+    ServerFunction {
+        endpoint: "admin/webhooks",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // A valid webhook (a name, an https:// address, every event), which an owner with
+        // room for one adds (Globex's, in `tenants`); but Acme has as many webhooks as it may
+        // (`snapshot::add_acme_notification_rows`): refused, and nothing written.
+        endpoint: "admin/webhooks/add",
+        args: &[
+            arg("name", Kind::Text, "SIEM"),
+            arg("url", Kind::Text, "https://siem.example.com/in"),
+            unsent("events", Kind::OptText),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/webhooks/remove",
+        args: &[arg("webhook_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
 ];
 
 #[test]
@@ -480,7 +504,7 @@ fn every_server_function_is_in_the_table() {
         in_table, in_source,
         "SERVER_FUNCTIONS names a server function that is gone, or one twice"
     );
-    assert!(in_source.len() >= 46, "{in_source:?}");
+    assert!(in_source.len() >= 49, "{in_source:?}");
 }
 
 #[test]
@@ -500,6 +524,8 @@ fn the_route_catalogue_reads_every_kind_of_route() {
         ("GET", "/admin/audit/export", RouteKind::Server),
         ("GET", "/admin/policy/export", RouteKind::Server),
         ("POST", "/admin/recovery", RouteKind::Server),
+        ("GET", "/admin/webhooks", RouteKind::Page),
+        ("POST", "/admin/webhooks", RouteKind::Server),
         ("GET", "/healthz", RouteKind::Server),
     ] {
         assert!(

@@ -1,6 +1,6 @@
 //! Acme's data before and after the calls: every row of it, its audit log and policy as
-//! exported, and its audit chain verified; and the rows of notices and alerts Acme is given
-//! first, which the organizations' fixture does not make.
+//! exported, and its audit chain verified; and the rows of notices, alerts and webhooks Acme
+//! is given first, which the organizations' fixture does not make.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +11,14 @@ use domain::{
     authz::Authz,
     command::Command,
     incidents, notification_addresses,
-    notifications::{AlertSettings, NotMe},
-    org_policy::alerts::save_alerts,
+    notifications::{
+        AlertSettings, NotMe,
+        webhooks::{MAX_PER_ORG, UrlRules},
+    },
+    org_policy::{
+        alerts::save_alerts,
+        webhooks::{WebhookForm, add_webhook},
+    },
     secrets::SecretKey,
     testing::TestDatabase,
 };
@@ -27,14 +33,22 @@ pub const ACME_FAILED_COUNT: &str = "5";
 pub const ACME_FAILED_MINUTES: &str = "30";
 /// The second address Acme's admin gets security notifications at. Globex never types it.
 pub const ACME_SECOND_ADDRESS: &str = "pager@acme.test";
+/// The host of Acme's webhooks. Globex never types it.
+pub const ACME_WEBHOOK_HOST: &str = "siem.acme.test";
 
 /// Gives Acme rows in the tables of notices and alerts: alert settings of its own (every
 /// alert on, at [`ACME_FAILED_COUNT`] refused codes in [`ACME_FAILED_MINUTES`] minutes), a
 /// second address for its admin (not yet confirmed), and a "This wasn't me" report by its
 /// owner, who has no codes for it to stop and no session yet for it to end; the notices
-/// these make, to the owner and the admins, are left unread. `key` is the key the server
-/// starts with, which signs the report's link.
-pub async fn add_acme_notification_rows(database: &TestDatabase, key: &SecretKey, acme: &Acme) {
+/// these make, to the owner and the admins, are left unread. Then as many webhooks as Acme
+/// may have ([`MAX_PER_ORG`]), each for `incident` events only, which no call of the tests
+/// makes: nothing is delivered, and adding one more is refused. `key` is the key the server
+/// starts with, which signs the report's link. Returns the webhooks' ids.
+pub async fn add_acme_notification_rows(
+    database: &TestDatabase,
+    key: &SecretKey,
+    acme: &Acme,
+) -> Vec<i32> {
     let db = &database.db;
     let authz = Authz::load(db).await.unwrap();
     let source = Source::default();
@@ -66,6 +80,19 @@ pub async fn add_acme_notification_rows(database: &TestDatabase, key: &SecretKey
     incidents::report(db, key, &link, &source, now)
         .await
         .unwrap();
+    let by_owner = Command::new(db, &authz, &acme.owner, &source, now);
+    let mut webhooks = Vec::new();
+    for n in 1..=MAX_PER_ORG {
+        let hook = WebhookForm {
+            name: format!("Acme SIEM {n}"),
+            url: format!("https://{ACME_WEBHOOK_HOST}/in/{n}"),
+            events: vec!["incident".into()],
+        }
+        .parse(&UrlRules::default())
+        .unwrap();
+        webhooks.push(add_webhook(&by_owner, &hook).await.unwrap().webhook.id);
+    }
+    webhooks
 }
 
 /// Everything Acme has, read straight from the database and through the command line:
@@ -75,7 +102,7 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 15] = [
+    let tables: [(&str, &str, String); 16] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -150,8 +177,14 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
         (
             "notification_outbox",
             "id, org_id, user_id, kind, recipient, subject, length(body_text), \
-             length(body_html), idempotency_key, created_at, read_at",
+             length(body_html), idempotency_key, created_at, read_at, webhook_id",
             format!("org_id = {org} OR user_id IN ({members})"),
+        ),
+        (
+            "webhook",
+            "id, org_id, name, url, length(secret), key_version, events, created_at, \
+             created_by",
+            format!("org_id = {org}"),
         ),
         (
             "audit_chain_head",

@@ -9,8 +9,8 @@ use super::{
     answers::{Answer, assert_sound, call, form, get},
     baseline_with, pairs,
     snapshot::{
-        ACME_SECOND_ADDRESS, acme_snapshot, add_acme_notification_rows, assert_acme_chain_intact,
-        assert_acme_unchanged,
+        ACME_SECOND_ADDRESS, ACME_WEBHOOK_HOST, acme_snapshot, add_acme_notification_rows,
+        assert_acme_chain_intact, assert_acme_unchanged,
     },
 };
 use crate::support::{
@@ -90,13 +90,15 @@ fn audit_rows_without_typed_details(what: &str, body: &str, untyped_markers: &[&
     view.to_string()
 }
 
-/// The values a Globex caller tries for `arg` to reach Acme's rows (none: the baseline's).
-fn acme_values(arg: &Arg, acme: &Acme) -> Vec<String> {
+/// The values a Globex caller tries for `arg` to reach Acme's rows (none: the baseline's);
+/// `webhooks` are Acme's webhooks' ids.
+fn acme_values(arg: &Arg, acme: &Acme, webhooks: &[i32]) -> Vec<String> {
     let ids = |ids: &[i32]| ids.iter().map(i32::to_string).collect();
     match (arg.kind, arg.name) {
         (Kind::Id, "member_id") => ids(&acme.member_ids),
         (Kind::Id, "exception_id") => ids(&acme.exception_ids),
         (Kind::Id, "request_id") => ids(&acme.request_ids),
+        (Kind::Id, "webhook_id") => ids(webhooks),
         (Kind::Version, _) => vec![acme.policy_version.to_string()],
         // From the first member on: a page that would show Acme's, were they not filtered.
         (Kind::After, _) => vec!["0".into()],
@@ -177,7 +179,7 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
         // The test key: the chain these servers extend is verified by the CLI, which uses it.
         let key = secret_key();
         let acme = two_organizations(&database, &key).await;
-        add_acme_notification_rows(&database, &key, &acme).await;
+        let acme_webhooks = add_acme_notification_rows(&database, &key, &acme).await;
         let server = Server::start_with_key(&database.url, &key, &[]).await;
         let client = client();
         let acme_ids = acme.ids();
@@ -198,7 +200,13 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
 
         // Strings only Acme's data has. Globex types the first three emails below; the rest
         // Globex never sends, so they may not appear even where Globex's input is echoed.
-        let untyped = ["hidden@acme.test", ACME_SECOND_ADDRESS, "Acme", ACME_REASON];
+        let untyped = [
+            "hidden@acme.test",
+            ACME_SECOND_ADDRESS,
+            ACME_WEBHOOK_HOST,
+            "Acme",
+            ACME_REASON,
+        ];
         let everything = ["@acme.test", "Acme", "acme", ACME_REASON];
 
         // Globex's admins' pages before any Globex caller typed an Acme email: nothing.
@@ -226,7 +234,7 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
                 // function with no such argument is called once, as it is.
                 let mut attempts = Vec::new();
                 for arg in function.args {
-                    for value in acme_values(arg, &acme) {
+                    for value in acme_values(arg, &acme, &acme_webhooks) {
                         let with =
                             |value: &str| baseline_with(function, Some((arg.name, Some(value))));
                         let unknown = unknown_target(function, arg).map(with);
@@ -305,11 +313,29 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
                 &server,
                 &session,
                 who,
-                &["@acme.test", "Acme", ACME_REASON],
+                &["@acme.test", "Acme", ACME_REASON, ACME_WEBHOOK_HOST],
                 &untyped,
                 &acme_ids,
             )
             .await;
+            // The webhooks page is the owners' alone: Globex's owner sees the webhook their
+            // call above added, and nothing of Acme's; the admin is refused.
+            let answer = get(&client, &server, "/admin/webhooks", Some(&session)).await;
+            tried += 1;
+            let what = format!("{who} GET /admin/webhooks");
+            assert!(answer.status < 500, "{what}: {}", answer.status);
+            assert_sound(&what, &answer);
+            assert_nothing_of_acme(&what, &answer.body, &everything, &acme_ids);
+            if *email == "owner@globex.test" {
+                assert_eq!(answer.status, 200, "{what}: {:.2000}", answer.body);
+                assert!(
+                    answer.body.contains("https://siem.example.com/in"),
+                    "{what}: {:.3000}",
+                    answer.body
+                );
+            } else {
+                assert_eq!(answer.status, 403, "{what}: {:.2000}", answer.body);
+            }
             // The plain "Reveal" form, posted with Acme's requests: no code, nothing of Acme.
             for request_id in &acme.request_ids {
                 let answer = Answer::read(
@@ -351,6 +377,16 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
                 answer.body
             );
         }
+        let answer = get(&client, &server, "/admin/webhooks", Some(&member)).await;
+        tried += 1;
+        assert_eq!(answer.status, 403, "Globex's member GET /admin/webhooks");
+        assert_nothing_of_acme(
+            "Globex's member GET /admin/webhooks",
+            &answer.body,
+            &everything,
+            &acme_ids,
+        );
+        assert!(!answer.body.contains("siem.example.com"));
         assert_eq!(
             signed_in_email(&client, &server, &acme_session)
                 .await

@@ -127,6 +127,12 @@ pub fn server_functions() -> Vec<ServerFunction> {
         let file = SourceFile::read(&path);
         let functions = file.functions();
         for (at, _) in file.code.match_indices("#[server(") {
+            // An argument's attribute (`#[server(default)] events: Vec<String>`), in a server
+            // function's parameter list, not one of its own.
+            let before = file.code[..at].trim_end();
+            if before.ends_with('(') || before.ends_with(',') {
+                continue;
+            }
             let attribute = &file.text[at..at + file.text[at..].find(")]").unwrap()];
             let endpoint = attribute
                 .split("endpoint = \"")
