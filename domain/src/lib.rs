@@ -22,6 +22,7 @@
 //! 6. [`mfa`] (the authenticator) and [`incidents`] ("This wasn't me" from a notice).
 //! 7. What people do across all of them: [`sign_in`] (one path for every factor) and
 //!    [`members`] (the console and the compliance report).
+//! 8. [`backup`]: an organization's data backed up in one snapshot, and restored.
 //!
 //! Functions take a [`command::Command`] (database, gate, actor, source, time) or, for reads,
 //! a connection, the viewer and the time, and return typed results.
@@ -29,6 +30,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod backup_codes;
 pub mod command;
 pub mod db;

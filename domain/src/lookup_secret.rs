@@ -101,6 +101,17 @@ fn is_separator(c: char) -> bool {
         )
 }
 
+/// Names the pepper `key` derives for code digests without revealing it: the first 16 bytes
+/// of SHA-256 over a label and the pepper, in hex. Equal names, equal peppers: a backup
+/// archive carries it, so that a restore knows whether its codes can be checked here.
+pub fn pepper_id(key: &SecretKey) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"lifeline/backup-code-pepper-id/v1\0");
+    hash.update(key.derive(PEPPER_PURPOSE));
+    hex::encode(&hash.finalize()[..16])
+}
+
 /// Digests backup codes: argon2id at the password parameters, keyed with a pepper derived
 /// from the server's secret key, behind the password hasher's bound on concurrency.
 #[derive(Clone)]

@@ -49,7 +49,7 @@ pub async fn key_opens_stored_secrets(
         .await?;
     Ok(match sample {
         Some(row) => row.totp_secret.as_deref().is_some_and(|sealed| {
-            key.open(row.totp_key_version, sealed, &context(row.id))
+            key.open(row.totp_key_version, sealed, &seal_context(row.id))
                 .is_ok()
         }),
         None => true,
@@ -85,10 +85,10 @@ pub async fn reseal_secrets(db: &DatabaseConnection, key: &SecretKey) -> Result<
                 continue;
             };
             let secret = key
-                .open(row.totp_key_version, sealed, &context(row.id))
+                .open(row.totp_key_version, sealed, &seal_context(row.id))
                 .map_err(|e| MfaError::Secret(format!("account {}: {e}", row.id)))?;
             let fresh = key
-                .seal(&secret, &context(row.id))
+                .seal(&secret, &seal_context(row.id))
                 .map_err(|e| MfaError::Secret(e.to_string()))?;
             let updated = user_account::Entity::update_many()
                 .col_expr(user_account::Column::TotpSecret, Expr::value(fresh.bytes))
@@ -195,7 +195,7 @@ async fn start_enrolment(
     let secret: [u8; SECRET_BYTES] = rand::random();
     let enrolment = enrolment(&secret, &row.email)?;
     let sealed = key
-        .seal(&secret, &context(member_id))
+        .seal(&secret, &seal_context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     // Only an account without MFA in force takes a new pending secret.
     let mut update = user_account::Entity::update_many()
@@ -238,7 +238,7 @@ pub async fn current_enrolment(
         return start_enrolment(db, key, member_id, Replace::OnlyEmpty).await;
     };
     let secret = key
-        .open(row.totp_key_version, sealed, &context(member_id))
+        .open(row.totp_key_version, sealed, &seal_context(member_id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     enrolment(&secret, &row.email)
 }
@@ -491,7 +491,8 @@ async fn account(db: &DatabaseConnection, member_id: i32) -> Result<user_account
 }
 
 /// Binds a sealed secret to its account, so that a secret copied to another row is useless.
-fn context(member_id: i32) -> Vec<u8> {
+/// What binds a sealed TOTP secret to its account: it opens for no other row.
+pub(crate) fn seal_context(member_id: i32) -> Vec<u8> {
     format!("totp:user_account:{member_id}").into_bytes()
 }
 
@@ -527,7 +528,7 @@ fn matching_step(
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, MfaError> {
     let secret = key
-        .open(row.totp_key_version, sealed, &context(row.id))
+        .open(row.totp_key_version, sealed, &seal_context(row.id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     let totp = totp(&secret, &row.email)?;
     let current = now.timestamp().div_euclid(STEP_SECONDS);

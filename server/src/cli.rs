@@ -277,6 +277,113 @@ pub async fn policy_export(config: &Config, org: &str, at: Option<&str>) -> Resu
     Ok(())
 }
 
+/// `lifeline backup create`: an encrypted archive of the organization, written to `out`
+/// (first as `out` plus `.partial`, renamed when complete, so no half archive is left under
+/// the name asked for).
+pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(), String> {
+    use domain::backup;
+
+    if out.exists() {
+        return Err(format!(
+            "--out {}: the file exists; choose another name",
+            out.display()
+        ));
+    }
+    let (db, key) = open_with_key(config).await?;
+    let org = accounts::organization_by_slug(&db, org)
+        .await
+        .map_err(explain)?;
+    let passphrase = read_secret("Backup passphrase", true)?;
+    let passphrase = backup::Passphrase::new_for_archive(
+        &passphrase,
+        &passphrase,
+        &[org.name.as_str(), org.slug.as_str()],
+    )
+    .map_err(|e| format!("passphrase: {}", e.message))?;
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let file = crate::private_files::create_new(&partial)
+        .map_err(|e| format!("--out {}: {e}", partial.display()))?;
+    let source = domain::audit::Source::default();
+    let written = backup::create(
+        &db,
+        &key,
+        backup::Request {
+            org_id: org.id,
+            by: None,
+            source: &source,
+        },
+        &passphrase,
+        std::io::BufWriter::new(file),
+        |_| {},
+    )
+    .await;
+    let manifest = match written {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error.to_string());
+        }
+    };
+    std::fs::rename(&partial, out).map_err(|e| format!("--out {}: {e}", out.display()))?;
+    println!(
+        "Wrote a backup of “{}” to {}: {} rows in {} files, audit log to event #{}. Keep the \
+         passphrase apart from the file: without it the archive cannot be opened.",
+        org.name,
+        out.display(),
+        manifest.rows(),
+        manifest.files.len(),
+        manifest.audit_head.seq
+    );
+    Ok(())
+}
+
+/// `lifeline backup restore`: an archive back into an empty database.
+pub async fn backup_restore(config: &Config, file: &Path) -> Result<(), String> {
+    use domain::backup;
+
+    let archive =
+        std::fs::File::open(file).map_err(|e| format!("--file {}: {e}", file.display()))?;
+    let (db, key) = open_with_key(config).await?;
+    let passphrase = backup::Passphrase::to_open(&read_secret("Backup passphrase", false)?);
+    let restored = backup::restore(
+        &db,
+        &key,
+        std::io::BufReader::new(archive),
+        &passphrase,
+        &domain::audit::Source::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let org = &restored.manifest.organization;
+    println!(
+        "Restored “{}” (--org {}) as of {}: {} rows.",
+        org.name,
+        org.slug,
+        restored.manifest.created_at.to_rfc3339(),
+        restored.manifest.rows()
+    );
+    if restored.chain_relinked {
+        println!(
+            "The archive came from an installation with another secret key: its audit log was \
+             linked anew under this one, and the backup.restored event keeps the archive's \
+             signed head (event #{}).",
+            restored.manifest.audit_head.seq
+        );
+    }
+    if restored.codes_ended > 0 {
+        println!(
+            "Backup codes and issued sign-in codes of {} member(s) were ended: their digests \
+             need the other installation's key. They sign in with their authenticator and \
+             make new ones.",
+            restored.codes_ended
+        );
+    }
+    Ok(())
+}
+
 async fn open(config: &Config) -> Result<db::DatabaseConnection, String> {
     Ok(open_with_key(config).await?.0)
 }
@@ -319,6 +426,35 @@ fn explain(error: AccountError) -> String {
         AccountError::Invalid(field) => format!("{}: {}", field.field, field.message),
         other => other.to_string(),
     }
+}
+
+/// A secret such as a backup passphrase: prompted (twice when `confirm`) without echo on a
+/// terminal, otherwise the first line of standard input.
+fn read_secret(prompt: &str, confirm: bool) -> Result<String, String> {
+    let stdin = std::io::stdin();
+    let secret = if stdin.is_terminal() {
+        let first = rpassword::prompt_password(format!("{prompt}: "))
+            .map_err(|e| format!("cannot read the {prompt}: {e}"))?;
+        if confirm {
+            let again = rpassword::prompt_password("Repeat it: ")
+                .map_err(|e| format!("cannot read the {prompt}: {e}"))?;
+            if first != again {
+                return Err(format!("{prompt}: the two entries differ"));
+            }
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the {prompt} from standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if secret.is_empty() {
+        return Err(format!("{prompt}: none given on standard input"));
+    }
+    Ok(secret)
 }
 
 /// The password for `account`: prompted twice without echo on a terminal, otherwise the

@@ -97,6 +97,35 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Take an encrypted backup of an organization's data, or restore one.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Write a backup of everything the organization owns, read at one instant, encrypted to
+    /// a passphrase (age). The passphrase is read from standard input (prompted twice
+    /// without echo on a terminal) and must be hard to guess.
+    Create {
+        /// The organization's slug.
+        #[arg(long)]
+        org: String,
+        /// The archive to write (e.g. acme.age); an existing file is not overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Restore an archive from `backup create` (or the console) into this database, which
+    /// must hold no organization yet. The passphrase is read from standard input (prompted
+    /// without echo on a terminal). A damaged or changed archive is refused, and nothing is
+    /// written.
+    Restore {
+        /// The archive to read.
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +232,12 @@ async fn run() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Export { org, at },
         } => cli::policy_export(&config, &org, at.as_deref()).await,
+        Command::Backup {
+            command: BackupCommand::Create { org, out },
+        } => cli::backup_create(&config, &org, &out).await,
+        Command::Backup {
+            command: BackupCommand::Restore { file },
+        } => cli::backup_restore(&config, &file).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

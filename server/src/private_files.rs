@@ -21,6 +21,16 @@ pub fn create_folder(folder: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create the folder {}: {e}", folder.display()))
 }
 
+/// Creates the new file `path` with mode 0600 for writing; fails if it exists (nothing is
+/// overwritten). Errors: the file system's.
+pub fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Creates the SQLite file a `sqlite:` database URL names, when missing, with mode 0600 (and
 /// its folder with 0700), before SQLite would create it with the process's umask (often
 /// 0644: readable by every user of the machine). SQLite gives its `-wal` and `-shm` files the

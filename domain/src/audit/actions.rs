@@ -75,6 +75,8 @@ audit_actions! {
     WebhookAdded = "webhook.added", "Webhook added (the organization's events are sent to it)";
     WebhookRemoved = "webhook.removed", "Webhook removed";
     WebhookDeliveryFailed = "webhook.delivery_failed", "An event could not be delivered to a webhook after every attempt";
+    BackupCreated = "backup.created", "A backup of the organization's data was taken";
+    BackupRestored = "backup.restored", "The organization was restored from a backup";
 }
 
 impl AuditAction {

@@ -126,6 +126,19 @@ impl SignedCheckpoint {
     /// public key is the one `secret` derives for the checkpoint's key version (so a
     /// checkpoint someone signed with a key of their own is refused).
     pub fn check(&self, secret: &SecretKey) -> Result<(), CheckpointError> {
+        let public = self.check_signature()?;
+        let ours = keys::signing_key(secret, self.key_version)
+            .ok_or(CheckpointError::UnknownKeyVersion(self.key_version))?;
+        if ours.verifying_key() != public {
+            return Err(CheckpointError::NotThisKey(self.key_version));
+        }
+        Ok(())
+    }
+
+    /// Checks that the signature verifies under the checkpoint's own public key (whoever's
+    /// that is), and returns the key. [`Self::check`] also asks that it be this
+    /// installation's.
+    pub fn check_signature(&self) -> Result<VerifyingKey, CheckpointError> {
         let public: [u8; 32] = hex::decode(&self.public_key)
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
@@ -140,12 +153,7 @@ impl SignedCheckpoint {
         public
             .verify_strict(&message, &Signature::from_bytes(&signature))
             .map_err(|_| CheckpointError::BadSignature)?;
-        let ours = keys::signing_key(secret, self.key_version)
-            .ok_or(CheckpointError::UnknownKeyVersion(self.key_version))?;
-        if ours.verifying_key() != public {
-            return Err(CheckpointError::NotThisKey(self.key_version));
-        }
-        Ok(())
+        Ok(public)
     }
 }
 
@@ -247,13 +255,24 @@ async fn verified_start(
     })
 }
 
-/// Signs `place` of the organization's chain at `at` and stores the checkpoint.
-async fn store(
+/// Verifies the organization's whole chain and, when it holds, signs the place it ends at
+/// `at` under the installed key's newest version without storing it: for a backup, whose
+/// snapshot transaction writes nothing. Errors: as [`sign`].
+pub async fn sign_unstored(
     db: &impl ConnectionTrait,
     org_id: i32,
-    place: &Place,
     at: DateTime<Utc>,
-) -> Result<SignedCheckpoint, DbErr> {
+) -> Result<SignedCheckpoint, CheckpointError> {
+    let (state, end) = chain::verify_after(db, org_id, Place::genesis()).await?;
+    if let Some(broken) = state.broken {
+        return Err(CheckpointError::Broken(broken));
+    }
+    Ok(signed(org_id, &end, at)?)
+}
+
+/// Signs `place` of the organization's chain at `at` under the installed key's newest
+/// version.
+fn signed(org_id: i32, place: &Place, at: DateTime<Utc>) -> Result<SignedCheckpoint, DbErr> {
     let secret = keys::installed()?;
     let version = secret.current_version();
     let signing = keys::signing_key(&secret, version)
@@ -261,7 +280,7 @@ async fn store(
     // Microseconds: what both databases keep, so the signature verifies after a round trip.
     let at = at.trunc_subsecs(6);
     let message = SignedCheckpoint::message(org_id, place.seq, &place.hash, at, version);
-    let checkpoint = SignedCheckpoint {
+    Ok(SignedCheckpoint {
         format: FORMAT.to_owned(),
         org: String::new(),
         org_id,
@@ -271,13 +290,23 @@ async fn store(
         key_version: version,
         public_key: hex::encode(signing.verifying_key().as_bytes()),
         signature: hex::encode(signing.sign(&message).to_bytes()),
-    };
+    })
+}
+
+/// Signs `place` of the organization's chain at `at` and stores the checkpoint.
+async fn store(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    place: &Place,
+    at: DateTime<Utc>,
+) -> Result<SignedCheckpoint, DbErr> {
+    let checkpoint = signed(org_id, place, at)?;
     audit_checkpoint::ActiveModel {
         org_id: Set(org_id),
         seq: Set(checkpoint.seq),
         hash: Set(checkpoint.hash.clone()),
-        at: Set(at),
-        key_version: Set(version),
+        at: Set(checkpoint.at),
+        key_version: Set(checkpoint.key_version),
         public_key: Set(checkpoint.public_key.clone()),
         signature: Set(checkpoint.signature.clone()),
         ..Default::default()

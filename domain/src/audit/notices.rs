@@ -629,7 +629,9 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::AlertsSaved
         | A::WebhookAdded
         | A::WebhookRemoved
-        | A::WebhookDeliveryFailed => return None,
+        | A::WebhookDeliveryFailed
+        | A::BackupCreated
+        | A::BackupRestored => return None,
     };
     Some(words)
 }
@@ -762,7 +764,9 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::AlertsSaved
         | A::WebhookAdded
         | A::WebhookRemoved
-        | A::WebhookDeliveryFailed => return None,
+        | A::WebhookDeliveryFailed
+        | A::BackupCreated
+        | A::BackupRestored => return None,
     };
     Some(alert)
 }

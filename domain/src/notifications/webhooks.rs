@@ -216,7 +216,7 @@ impl WebhookSecret {
 }
 
 /// What binds a sealed secret to its organization: it opens nowhere else.
-fn seal_context(org_id: i32) -> Vec<u8> {
+pub(crate) fn seal_context(org_id: i32) -> Vec<u8> {
     format!("webhook-secret:{org_id}").into_bytes()
 }
 

@@ -34,6 +34,9 @@ pub enum EndReason {
     Cancelled,
     /// The member reported "This wasn't me" from a security notice.
     IncidentReported,
+    /// The organization was restored from a backup into an installation whose pepper
+    /// differs, so the codes' digests cannot be checked there.
+    RestoredElsewhere,
 }
 
 impl EndReason {
@@ -45,6 +48,7 @@ impl EndReason {
             Self::MemberRemoved => "member_removed",
             Self::Cancelled => "cancelled",
             Self::IncidentReported => "incident_reported",
+            Self::RestoredElsewhere => "restored_elsewhere",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod backup_codes;
 mod digest;
 mod events;

@@ -25,6 +25,8 @@ pub struct SmtpSink {
     folder: tempfile::TempDir,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Runs at the lowest CPU priority (see [`Self::start_yielding`]).
+    yielding: bool,
 }
 
 /// One message the sink accepted.
@@ -56,11 +58,25 @@ fn workspace_root() -> PathBuf {
 impl SmtpSink {
     /// Starts a sink on a free port of 127.0.0.1 and waits until it listens.
     pub async fn start() -> Self {
+        Self::start_at(false).await
+    }
+
+    /// Starts a sink like [`Self::start`], but at the lowest CPU priority (`nice -n 19`): it
+    /// runs only when nothing else wants the CPU. For benchmarks, where the sink stands for
+    /// a mail server on another machine and must not take the cores from the server being
+    /// measured.
+    #[allow(dead_code, reason = "for `benches/mail.rs`, which shares this harness")]
+    pub async fn start_yielding() -> Self {
+        Self::start_at(true).await
+    }
+
+    async fn start_at(yielding: bool) -> Self {
         let mut sink = Self {
             port: 0,
             folder: tempfile::tempdir().unwrap(),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            yielding,
         };
         sink.spawn().await;
         sink
@@ -154,7 +170,14 @@ impl SmtpSink {
             "the SMTP sink needs aiosmtpd in {}: run `scripts/ensure-tools.sh --test`",
             python.display()
         );
-        let mut child = Command::new(&python)
+        let mut command = if self.yielding {
+            let mut nice = Command::new("nice");
+            nice.args(["-n", "19"]).arg(&python);
+            nice
+        } else {
+            Command::new(&python)
+        };
+        let mut child = command
             .arg(root.join("scripts/smtp-sink.py"))
             .arg("--port")
             .arg(self.port.to_string())

@@ -1,0 +1,90 @@
+//! A chain restored from another installation's backup: its links were made under a key
+//! this installation does not hold, so they are checked for what can be checked without it
+//! and linked anew under this one.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+
+use super::{ChainBreak, GENESIS, Link, PAGE};
+use crate::{
+    audit::keys::ChainKey,
+    entity::{audit_chain_head, audit_event},
+};
+
+/// Re-links organization `org_id`'s chain, in `db` (the restore's transaction), under the
+/// installed key's newest version, after checking what holds without the key that made it:
+/// the events are numbered 1, 2, … without a gap, each names its predecessor's link, and the
+/// last is `head` (the `(seq, hash)` the archive's signed checkpoint vouches for). Returns
+/// the break when one of these fails (nothing is re-linked; the caller rolls back).
+///
+/// The archive's checkpoint, kept in the `backup.restored` event that follows, ties the new
+/// links to the old: its signature, under the source installation's public key, covers the
+/// last old link, which this check found at the end of the restored events.
+pub(crate) async fn relink_restored(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    head: (i64, &str),
+) -> Result<Option<ChainBreak>, DbErr> {
+    let chain_key = ChainKey::installed_current()?;
+    let (mut seq, mut old_prev, mut new_prev) = (0, GENESIS.to_owned(), GENESIS.to_owned());
+    loop {
+        let rows = audit_event::Entity::find()
+            .filter(audit_event::Column::OrgId.eq(org_id))
+            .filter(audit_event::Column::Seq.gt(seq))
+            .order_by_asc(audit_event::Column::Seq)
+            .order_by_asc(audit_event::Column::Id)
+            .limit(PAGE)
+            .all(db)
+            .await?;
+        let last_page = (rows.len() as u64) < PAGE;
+        for mut row in rows {
+            if row.seq != seq + 1 {
+                return Ok(Some(ChainBreak::Missing { seq: seq + 1 }));
+            }
+            if row.prev_hash != old_prev {
+                return Ok(Some(ChainBreak::OutOfOrder {
+                    seq: row.seq,
+                    id: row.id,
+                }));
+            }
+            seq = row.seq;
+            old_prev = row.hash.clone();
+            row.prev_hash = new_prev;
+            row.key_version = Some(chain_key.version());
+            row.hash = chain_key.mac(&Link::of(&row));
+            new_prev = row.hash.clone();
+            audit_event::Entity::update_many()
+                .col_expr(audit_event::Column::PrevHash, Expr::value(row.prev_hash))
+                .col_expr(audit_event::Column::Hash, Expr::value(row.hash))
+                .col_expr(
+                    audit_event::Column::KeyVersion,
+                    Expr::value(chain_key.version()),
+                )
+                .filter(audit_event::Column::Id.eq(row.id))
+                .exec(db)
+                .await?;
+        }
+        if last_page {
+            break;
+        }
+    }
+    if (seq, old_prev.as_str()) != head {
+        return Ok(Some(ChainBreak::Truncated {
+            last_seq: seq,
+            head_seq: head.0,
+        }));
+    }
+    audit_chain_head::Entity::update_many()
+        .col_expr(audit_chain_head::Column::Seq, Expr::value(seq))
+        .col_expr(audit_chain_head::Column::Hash, Expr::value(new_prev))
+        .col_expr(
+            audit_chain_head::Column::KeyVersion,
+            Expr::value(chain_key.version()),
+        )
+        .filter(audit_chain_head::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await?;
+    Ok(None)
+}
