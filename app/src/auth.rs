@@ -377,6 +377,12 @@ pub fn request_source() -> domain::audit::Source {
     let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
         return domain::audit::Source::default();
     };
+    source_of(&parts)
+}
+
+/// Where the request with these `parts` came from, for the audit log: for the server's own
+/// routes, outside server functions.
+pub fn source_of(parts: &http::request::Parts) -> domain::audit::Source {
     let ip = parts
         .extensions
         .get::<ClientAddress>()
@@ -389,7 +395,7 @@ pub fn request_source() -> domain::audit::Source {
     domain::audit::Source {
         ip,
         user_agent,
-        device: request_device(&parts),
+        device: request_device(parts),
     }
 }
 

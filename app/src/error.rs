@@ -277,6 +277,22 @@ impl From<domain::org_policy::PolicyChangeError> for AppError {
 }
 
 #[cfg(feature = "ssr")]
+impl From<domain::backup::jobs::BackupJobError> for AppError {
+    fn from(error: domain::backup::jobs::BackupJobError) -> Self {
+        use domain::backup::jobs::BackupJobError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::NotAllowed | E::DailyLimit { .. } | E::UnknownBackup | E::NotReady | E::NotYours => {
+                Self::Refused(error.to_string())
+            }
+            E::Folder(cause) => Self::Internal.logged("backup folder", &cause),
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
 impl From<domain::notification_addresses::AddressError> for AppError {
     fn from(error: domain::notification_addresses::AddressError) -> Self {
         use domain::notification_addresses::AddressError as E;

@@ -24,10 +24,11 @@ use leptos_router::{
 use crate::{
     forms::ServedPage,
     pages::{
-        AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, CompliancePage,
-        ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage,
-        NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SignInBackupCode, SignInEmail,
-        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
+        AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, BackupPage,
+        CompliancePage, ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage,
+        NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage,
+        SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify, UnreadBadge,
+        VerifyAddressPage, WebhooksPage,
     },
 };
 
@@ -100,6 +101,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
                         <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/webhooks") view=WebhooksPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/backup") view=BackupPage ssr=SsrMode::Async />
                         <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
                         <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
                     </Routes>

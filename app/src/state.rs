@@ -33,6 +33,17 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Which addresses a webhook may have.
     pub webhook_urls: domain::notifications::webhooks::UrlRules,
+    /// Where requested backups are kept, and how many an organization may request a day.
+    pub backups: BackupSettings,
+}
+
+/// The server's settings for backups requested in the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// The folder archives are written to and downloaded from (`LIFELINE_BACKUP_DIR`).
+    pub folder: std::path::PathBuf,
+    /// Requests one organization may make per 24 hours (`LIFELINE_BACKUPS_PER_DAY`).
+    pub per_day: u32,
 }
 
 impl FromRef<AppState> for LeptosOptions {

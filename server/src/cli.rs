@@ -278,8 +278,8 @@ pub async fn policy_export(config: &Config, org: &str, at: Option<&str>) -> Resu
 }
 
 /// `lifeline backup create`: an encrypted archive of the organization, written to `out`
-/// (first as `out` plus `.partial`, renamed when complete, so no half archive is left under
-/// the name asked for).
+/// (first as `out` plus `.partial`, moved onto `out` when complete, so no half archive is
+/// left under the name asked for; `out` is reserved first, so nothing is overwritten).
 pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(), String> {
     use domain::backup;
 
@@ -300,11 +300,28 @@ pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(),
         &[org.name.as_str(), org.slug.as_str()],
     )
     .map_err(|e| format!("passphrase: {}", e.message))?;
+    // The name asked for is taken now (empty, 0600), so that nothing another process puts
+    // there meanwhile is overwritten; the archive is written beside it and moved onto it
+    // when complete, so no half archive is ever under that name.
+    crate::private_files::create_new(out).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            format!(
+                "--out {}: the file exists; choose another name",
+                out.display()
+            )
+        }
+        _ => format!("--out {}: {e}", out.display()),
+    })?;
     let mut partial = out.as_os_str().to_owned();
     partial.push(".partial");
     let partial = std::path::PathBuf::from(partial);
-    let file = crate::private_files::create_new(&partial)
-        .map_err(|e| format!("--out {}: {e}", partial.display()))?;
+    let file = match crate::private_files::create_new(&partial) {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = std::fs::remove_file(out);
+            return Err(format!("--out {}: {e}", partial.display()));
+        }
+    };
     let source = domain::audit::Source::default();
     let written = backup::create(
         &db,
@@ -323,6 +340,7 @@ pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(),
         Ok(manifest) => manifest,
         Err(error) => {
             let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(out);
             return Err(error.to_string());
         }
     };
@@ -339,33 +357,66 @@ pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(),
     Ok(())
 }
 
-/// `lifeline backup restore`: an archive back into an empty database.
-pub async fn backup_restore(config: &Config, file: &Path) -> Result<(), String> {
-    use domain::backup;
+/// `lifeline backup restore`: an archive back into an empty database, or with `--as-new-org`
+/// beside the organizations it holds (`--as-slug` when its slug is taken).
+pub async fn backup_restore(
+    config: &Config,
+    file: &Path,
+    as_new_org: bool,
+    as_slug: Option<&str>,
+) -> Result<(), String> {
+    use domain::backup::{self, BackupError};
 
     let archive =
         std::fs::File::open(file).map_err(|e| format!("--file {}: {e}", file.display()))?;
     let (db, key) = open_with_key(config).await?;
     let passphrase = backup::Passphrase::to_open(&read_secret("Backup passphrase", false)?);
-    let restored = backup::restore(
-        &db,
-        &key,
+    let (input, source, now) = (
         std::io::BufReader::new(archive),
-        &passphrase,
-        &domain::audit::Source::default(),
+        domain::audit::Source::default(),
         chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let org = &restored.manifest.organization;
-    println!(
-        "Restored “{}” (--org {}) as of {}: {} rows.",
-        org.name,
-        org.slug,
-        restored.manifest.created_at.to_rfc3339(),
-        restored.manifest.rows()
     );
-    if restored.chain_relinked {
+    let restored = if as_new_org {
+        backup::restore_as_new_organization(&db, &key, input, &passphrase, as_slug, &source, now)
+            .await
+    } else {
+        backup::restore(&db, &key, input, &passphrase, &source, now).await
+    }
+    .map_err(|e| match e {
+        BackupError::NotEmpty(_) => {
+            format!("{e} (--as-new-org, and --as-slug NEW if its slug is taken)")
+        }
+        BackupError::SlugTaken(_) => format!("{e} (--as-slug NEW)"),
+        other => other.to_string(),
+    })?;
+    let org = &restored.organization;
+    if as_new_org {
+        println!(
+            "Restored “{}” as a new organization (--org {}, id {}; id {} in the archive) as of \
+             {}: {} rows.",
+            org.name,
+            org.slug,
+            org.id,
+            restored.manifest.organization.id,
+            restored.manifest.created_at.to_rfc3339(),
+            restored.manifest.rows()
+        );
+    } else {
+        println!(
+            "Restored “{}” (--org {}) as of {}: {} rows.",
+            org.name,
+            org.slug,
+            restored.manifest.created_at.to_rfc3339(),
+            restored.manifest.rows()
+        );
+    }
+    if as_new_org {
+        println!(
+            "Its audit log was linked anew under this installation's key (its events have new \
+             ids), and the backup.restored event keeps the archive's signed head (event #{}).",
+            restored.manifest.audit_head.seq
+        );
+    } else if restored.chain_relinked {
         println!(
             "The archive came from an installation with another secret key: its audit log was \
              linked anew under this one, and the backup.restored event keeps the archive's \

@@ -5,6 +5,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     ops::RangeInclusive,
     path::PathBuf,
+    time::Duration,
 };
 
 use domain::{db::Backend, secrets::SecretKey};
@@ -118,7 +119,42 @@ pub struct Config {
     /// mail start with (`https://lifeline.example.com`); `None`: `http://` and the address
     /// the server listens on.
     pub public_url: Option<String>,
+    /// `LIFELINE_BACKUP_DIR`: the folder backup archives requested in the console are kept
+    /// in until they expire (with several instances, one folder they all reach).
+    pub backup_dir: std::path::PathBuf,
+    /// `LIFELINE_BACKUPS_PER_DAY`: backups one organization may request per 24 hours.
+    pub backups_per_day: u32,
+    /// `LIFELINE_BACKUP_SCHEDULE` and the variables beside it: an archive of every
+    /// organization written to a folder at an interval; `None` (unset): off.
+    pub backup_schedule: Option<BackupSchedule>,
 }
+
+/// Scheduled backups ([`crate::backup_schedule`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSchedule {
+    /// `LIFELINE_BACKUP_SCHEDULE`: the time between two runs, within
+    /// [`BACKUP_SCHEDULE_RANGE`].
+    pub every: Duration,
+    /// `LIFELINE_BACKUP_SCHEDULE_DIR`: the folder, with one folder per organization in it.
+    pub folder: PathBuf,
+    /// `LIFELINE_BACKUP_SCHEDULE_KEEP`: the newest archives kept of each organization.
+    pub keep: u32,
+    /// `LIFELINE_BACKUP_PASSPHRASE_FILE`: the file whose first line is the passphrase the
+    /// archives are encrypted to (checked at start-up: private, and hard to guess).
+    pub passphrase_file: PathBuf,
+}
+
+/// `LIFELINE_BACKUP_DIR` when not set.
+pub const DEFAULT_BACKUP_DIR: &str = "data/backups";
+/// `LIFELINE_BACKUP_SCHEDULE_DIR` when not set.
+pub const DEFAULT_BACKUP_SCHEDULE_DIR: &str = "data/backups/scheduled";
+/// `LIFELINE_BACKUP_SCHEDULE_KEEP` when not set: a week of daily archives.
+pub const DEFAULT_BACKUP_SCHEDULE_KEEP: u32 = 7;
+/// The intervals `LIFELINE_BACKUP_SCHEDULE` may name: one second (short intervals are for
+/// trying it out: each run costs about a second of CPU and a `backup.created` audit event
+/// per organization) to 366 days (`1y` reads as 365.25 days).
+pub const BACKUP_SCHEDULE_RANGE: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(366 * 24 * 60 * 60);
 
 /// An SMTP URL as lettre reads it (`smtps://user:pass@host`, `smtp://host:587?tls=required`).
 /// Its `Debug` hides the URL, which may hold a password.
@@ -185,7 +221,8 @@ pub struct ConfigError {
 
 impl Config {
     /// Reads the configuration through `lookup` (the process environment in production, a
-    /// table in tests). Empty values count as unset.
+    /// table in tests). Empty values count as unset. With `LIFELINE_BACKUP_SCHEDULE` set, it
+    /// also reads the passphrase file, to refuse one that is missing, shared or weak.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let read = |variable: &str| lookup(variable).filter(|value| !value.trim().is_empty());
 
@@ -399,7 +436,71 @@ impl Config {
             })?),
         };
 
+        let backup_dir = read("LIFELINE_BACKUP_DIR")
+            .map(|dir| dir.trim().to_owned())
+            .filter(|dir| !dir.is_empty())
+            .unwrap_or_else(|| DEFAULT_BACKUP_DIR.to_owned())
+            .into();
+        let backups_per_day = number(
+            "LIFELINE_BACKUPS_PER_DAY",
+            domain::backup::jobs::DEFAULT_PER_DAY,
+            1..=100,
+            "backups",
+        )?;
+
+        // Checked even with the schedule off, so that a typo shows before it is switched on.
+        let backup_schedule_keep = number(
+            "LIFELINE_BACKUP_SCHEDULE_KEEP",
+            DEFAULT_BACKUP_SCHEDULE_KEEP,
+            1..=365,
+            "archives",
+        )?;
+        let backup_schedule = match read("LIFELINE_BACKUP_SCHEDULE") {
+            None => None,
+            Some(every) => {
+                let every = schedule_interval(&every).ok_or_else(|| ConfigError {
+                    variable: "LIFELINE_BACKUP_SCHEDULE",
+                    problem: format!(
+                        "must be an interval such as 24h, 6h, 90m or 7d, from {} to {} (unset: \
+                         no scheduled backups)",
+                        humantime::format_duration(*BACKUP_SCHEDULE_RANGE.start()),
+                        humantime::format_duration(*BACKUP_SCHEDULE_RANGE.end()),
+                    ),
+                })?;
+                let passphrase_file: PathBuf = read("LIFELINE_BACKUP_PASSPHRASE_FILE")
+                    .map(|file| file.trim().into())
+                    .ok_or_else(|| ConfigError {
+                        variable: "LIFELINE_BACKUP_PASSPHRASE_FILE",
+                        problem: "must be set when LIFELINE_BACKUP_SCHEDULE is: the file (mode \
+                                  0600) whose first line is the passphrase scheduled backups \
+                                  are encrypted to"
+                            .into(),
+                    })?;
+                // Read now so that a missing, shared or weak passphrase stops the start; the
+                // scheduler reads it again when it starts. The error never holds the text.
+                crate::backup_schedule::read_passphrase(&passphrase_file).map_err(|problem| {
+                    ConfigError {
+                        variable: "LIFELINE_BACKUP_PASSPHRASE_FILE",
+                        problem,
+                    }
+                })?;
+                let folder = read("LIFELINE_BACKUP_SCHEDULE_DIR")
+                    .map(|dir| dir.trim().to_owned())
+                    .unwrap_or_else(|| DEFAULT_BACKUP_SCHEDULE_DIR.to_owned())
+                    .into();
+                Some(BackupSchedule {
+                    every,
+                    folder,
+                    keep: backup_schedule_keep,
+                    passphrase_file,
+                })
+            }
+        };
+
         Ok(Self {
+            backup_dir,
+            backups_per_day,
+            backup_schedule,
             public_url,
             smtp_url,
             mail_from,
@@ -431,6 +532,14 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|variable| std::env::var(variable).ok())
     }
+}
+
+/// An interval such as `24h`, `90m`, `7d` or `1h 30m` (humantime's units), within
+/// [`BACKUP_SCHEDULE_RANGE`].
+fn schedule_interval(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim())
+        .ok()
+        .filter(|every| BACKUP_SCHEDULE_RANGE.contains(every))
 }
 
 /// `url` without a trailing slash, if it is an `http` or `https` address with a host and
@@ -507,6 +616,7 @@ mod tests {
         assert_eq!(config.mail_from, "Lifeline <lifeline@localhost>");
         assert_eq!((config.mail_attempts, config.mail_retry_seconds), (8, 30));
         assert_eq!(config.public_url, None);
+        assert_eq!(config.backup_schedule, None, "scheduled backups are off");
     }
 
     #[test]
@@ -624,10 +734,137 @@ mod tests {
             ("LIFELINE_PUBLIC_URL", "ftp://lifeline.example.com"),
             ("LIFELINE_PUBLIC_URL", "https://lifeline.example.com/?a=b"),
             ("LIFELINE_PUBLIC_URL", "https://"),
+            ("LIFELINE_BACKUP_SCHEDULE", "daily"),
+            ("LIFELINE_BACKUP_SCHEDULE", "24"),
+            ("LIFELINE_BACKUP_SCHEDULE", "0s"),
+            ("LIFELINE_BACKUP_SCHEDULE", "500ms"),
+            ("LIFELINE_BACKUP_SCHEDULE", "367d"),
+            ("LIFELINE_BACKUP_SCHEDULE", "-1h"),
+            ("LIFELINE_BACKUP_SCHEDULE_KEEP", "0"),
+            ("LIFELINE_BACKUP_SCHEDULE_KEEP", "366"),
+            ("LIFELINE_BACKUP_SCHEDULE_KEEP", "all"),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
             assert!(error.to_string().starts_with(variable), "{error}");
+        }
+    }
+
+    /// A hard-to-guess passphrase.
+    const PASSPHRASE: &str = "violet tractor whispers under copper rain";
+
+    /// Writes `text` to a new file `name` in `folder` with `mode`; returns its path.
+    fn passphrase_file(folder: &std::path::Path, name: &str, text: &str, mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+
+        let path = folder.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_backup_schedule_reads_its_variables() {
+        let folder = tempfile::tempdir().unwrap();
+        let file = passphrase_file(folder.path(), "p", &format!("{PASSPHRASE}\r\nx\n"), 0o600);
+        let on = config(&[
+            ("LIFELINE_BACKUP_SCHEDULE", "6h"),
+            ("LIFELINE_BACKUP_PASSPHRASE_FILE", &file),
+        ])
+        .unwrap();
+        assert_eq!(
+            on.backup_schedule,
+            Some(BackupSchedule {
+                every: Duration::from_secs(6 * 60 * 60),
+                folder: DEFAULT_BACKUP_SCHEDULE_DIR.into(),
+                keep: DEFAULT_BACKUP_SCHEDULE_KEEP,
+                passphrase_file: file.clone().into(),
+            })
+        );
+        let every_variable = config(&[
+            ("LIFELINE_BACKUP_SCHEDULE", " 1h 30m "),
+            ("LIFELINE_BACKUP_SCHEDULE_DIR", "/srv/lifeline/backups"),
+            ("LIFELINE_BACKUP_SCHEDULE_KEEP", "30"),
+            ("LIFELINE_BACKUP_PASSPHRASE_FILE", &file),
+        ])
+        .unwrap()
+        .backup_schedule
+        .unwrap();
+        assert_eq!(every_variable.every, Duration::from_secs(90 * 60));
+        assert_eq!(
+            every_variable.folder,
+            PathBuf::from("/srv/lifeline/backups")
+        );
+        assert_eq!(every_variable.keep, 30);
+        for (every, seconds) in [
+            ("7d", 7 * 86_400),
+            ("90m", 5_400),
+            ("2s", 2),
+            ("1y", 31_557_600),
+        ] {
+            let schedule = config(&[
+                ("LIFELINE_BACKUP_SCHEDULE", every),
+                ("LIFELINE_BACKUP_PASSPHRASE_FILE", &file),
+            ])
+            .unwrap()
+            .backup_schedule
+            .unwrap();
+            assert_eq!(schedule.every, Duration::from_secs(seconds), "{every}");
+        }
+        // Without the schedule the passphrase file is not read, and the folder not needed.
+        let off = config(&[
+            ("LIFELINE_BACKUP_SCHEDULE_KEEP", "3"),
+            ("LIFELINE_BACKUP_PASSPHRASE_FILE", "/nonexistent/passphrase"),
+        ])
+        .unwrap();
+        assert_eq!(off.backup_schedule, None);
+    }
+
+    #[test]
+    fn a_schedule_without_a_private_strong_passphrase_is_refused_without_showing_it() {
+        let folder = tempfile::tempdir().unwrap();
+        let dir = folder.path();
+        let missing = dir.join("missing").display().to_string();
+        let cases = [
+            (None, "must be set when LIFELINE_BACKUP_SCHEDULE is"),
+            (Some(missing.clone()), "cannot read it"),
+            (
+                Some(passphrase_file(
+                    dir,
+                    "shared",
+                    &format!("{PASSPHRASE}\n"),
+                    0o640,
+                )),
+                "chmod 600",
+            ),
+            (
+                Some(passphrase_file(dir, "weak", "password1234\n", 0o600)),
+                "harder to guess",
+            ),
+            (
+                Some(passphrase_file(dir, "short", "x7#q\n", 0o600)),
+                "at least 12 characters",
+            ),
+            (
+                Some(passphrase_file(dir, "empty", "\nviolet tractor\n", 0o600)),
+                "first line is empty",
+            ),
+        ];
+        for (file, problem) in cases {
+            let mut vars = vec![("LIFELINE_BACKUP_SCHEDULE", "24h")];
+            if let Some(file) = &file {
+                vars.push(("LIFELINE_BACKUP_PASSPHRASE_FILE", file));
+            }
+            let error = config(&vars).unwrap_err();
+            assert_eq!(
+                error.variable, "LIFELINE_BACKUP_PASSPHRASE_FILE",
+                "{file:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(problem), "{file:?}: {message}");
+            for secret in [PASSPHRASE, "password1234", "x7#q", "violet"] {
+                assert!(!message.contains(secret), "{message}");
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 //! environment, opens the database, applies pending migrations and serves until SIGTERM or
 //! Ctrl-C, finishing the requests in flight.
 
+mod backup_schedule;
+mod backups;
 mod checkpoints;
 mod cli;
 mod client_ip;
@@ -39,7 +41,12 @@ use crate::config::{Config, LogFormat};
                   (smtps://user:password@host, or smtp://…:587?tls=required for STARTTLS; \
                   unset: .eml files under data/mail/), LIFELINE_MAIL_FROM (default \
                   \"Lifeline <lifeline@localhost>\"), LIFELINE_MAIL_ATTEMPTS (default 8), \
-                  LIFELINE_MAIL_RETRY_SECONDS (default 30, doubled after each failure). \
+                  LIFELINE_MAIL_RETRY_SECONDS (default 30, doubled after each failure); \
+                  scheduled backups: LIFELINE_BACKUP_SCHEDULE (an interval such as 24h or \
+                  90m; unset: off), LIFELINE_BACKUP_SCHEDULE_DIR (default \
+                  data/backups/scheduled), LIFELINE_BACKUP_SCHEDULE_KEEP (archives kept per \
+                  organization, default 7), LIFELINE_BACKUP_PASSPHRASE_FILE (required with a \
+                  schedule: its first line is the passphrase; mode 0600). \
                   The command-line tools need the same \
                   secret key as the server. See the README."
 )]
@@ -117,14 +124,25 @@ enum BackupCommand {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
     },
-    /// Restore an archive from `backup create` (or the console) into this database, which
-    /// must hold no organization yet. The passphrase is read from standard input (prompted
-    /// without echo on a terminal). A damaged or changed archive is refused, and nothing is
-    /// written.
+    /// Restore an archive from `backup create` (or the console): into this database when it
+    /// holds no organization yet, ids kept; or, with --as-new-org, as a new organization
+    /// beside the ones it holds (this installation or another), under new ids. The
+    /// passphrase is read from standard input (prompted without echo on a terminal). A
+    /// damaged or changed archive, a taken slug, and accounts whose email addresses accounts
+    /// here have are refused, and nothing is written.
     Restore {
         /// The archive to read.
         #[arg(long, value_name = "FILE")]
         file: std::path::PathBuf,
+        /// Restore as a new organization beside the ones this database holds: every row under
+        /// a new id, the audit log linked anew. Its members' email addresses must be free
+        /// here (they are unique across an installation).
+        #[arg(long)]
+        as_new_org: bool,
+        /// With --as-new-org: the new organization's slug (lowercase letters, digits and
+        /// dashes), when the archive's is taken here.
+        #[arg(long, value_name = "SLUG", requires = "as_new_org")]
+        as_slug: Option<String>,
     },
 }
 
@@ -236,8 +254,13 @@ async fn run() -> ExitCode {
             command: BackupCommand::Create { org, out },
         } => cli::backup_create(&config, &org, &out).await,
         Command::Backup {
-            command: BackupCommand::Restore { file },
-        } => cli::backup_restore(&config, &file).await,
+            command:
+                BackupCommand::Restore {
+                    file,
+                    as_new_org,
+                    as_slug,
+                },
+        } => cli::backup_restore(&config, &file, as_new_org, as_slug.as_deref()).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -133,6 +133,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
     crate::expiry::spawn(db.clone());
+    crate::backups::spawn_sweeper(db.clone(), config.backup_dir.clone());
+    crate::backup_schedule::spawn(
+        db.clone(),
+        secret_key.clone(),
+        config.backup_schedule.clone(),
+    )
+    .map_err(ServeError::Setup)?;
     // Security notifications leave from every instance; the outbox hands each to one.
     let transport = crate::mail::Transport::new(config.smtp_url.as_ref().map(|url| url.as_str()))
         .map_err(ServeError::Setup)?;
@@ -187,6 +194,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         secure_cookies: config.secure_cookies,
         webhook_urls: domain::notifications::webhooks::UrlRules {
             allow_loopback_http: config.webhooks_allow_loopback_http,
+        },
+        backups: app::state::BackupSettings {
+            folder: config.backup_dir.clone(),
+            per_day: config.backups_per_day,
         },
     };
     let attempts =
@@ -304,6 +315,7 @@ pub fn router(
         )
         .route("/admin/webhooks", post(post_add_webhook))
         .route("/admin/audit/export", get(export_audit))
+        .route("/admin/backup/{id}/download", get(crate::backups::download))
         .route("/admin/policy/export", get(export_policy))
         .leptos_routes_with_context(
             &state,

@@ -15,6 +15,8 @@ pub struct Account {
     pub mfa_enabled: bool,
     /// Owners and admins manage the organization's members.
     pub manages_members: bool,
+    /// The gate lets them request backups of the organization's data.
+    pub requests_backups: bool,
 }
 
 /// What the set-up page shows while an authenticator is being added: the QR code and the
@@ -37,7 +39,17 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             return Ok(None);
         };
         let organization = domain::accounts::organization(&state.db, member.org_id).await?;
+        let requests_backups = state
+            .authz
+            .allows(
+                &member,
+                member.org_id,
+                domain::authz::Action::RequestBackups,
+            )
+            .await
+            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
         Ok(Some(Account {
+            requests_backups,
             email: member.email,
             role: member.role.as_str().to_owned(),
             organization: organization.name,

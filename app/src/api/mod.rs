@@ -7,6 +7,7 @@ pub mod account;
 pub mod alerts;
 pub mod audit;
 pub mod backup_codes;
+pub mod backups;
 pub mod compliance;
 pub mod members;
 pub mod not_me;

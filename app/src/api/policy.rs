@@ -25,6 +25,9 @@ pub struct PolicyFields {
     /// A checkbox: `Some` when ticked.
     #[serde(default)]
     pub recovery_code_approval: Option<String>,
+    /// A checkbox: `Some` when ticked.
+    #[serde(default)]
+    pub admins_request_backups: Option<String>,
 }
 
 /// One setting a version changed.
@@ -81,7 +84,7 @@ pub struct PolicyPreview {
     pub effects: Vec<(String, Vec<String>)>,
 }
 
-/// Why the gate allows or denies a member an action on their backup codes.
+/// Why the gate allows or denies a member an action the policy governs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Explanation {
     pub email: String,
@@ -257,8 +260,8 @@ pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> 
     .await
 }
 
-/// Whether the member with `email` may `act` (`generate` or `redeem`) on backup codes, and
-/// the rules that decide it.
+/// Whether the member with `email` may `act` (`generate` or `redeem` backup codes, or
+/// `request_backups` of the organization's data), and the rules that decide it.
 #[server(endpoint = "admin/policy/explain")]
 pub async fn explain_decision(email: String, act: String) -> Result<Explanation, AppError> {
     crate::api::respond(async {
@@ -288,6 +291,7 @@ fn form_of(fields: PolicyFields) -> domain::org_policy::PolicyForm {
         code_entry: fields.code_entry,
         restrict_after_backup_sign_in: fields.restrict_after_backup_sign_in,
         recovery_code_approval: fields.recovery_code_approval,
+        admins_request_backups: fields.admins_request_backups,
     }
 }
 
@@ -303,6 +307,7 @@ fn fields_of(form: &domain::org_policy::PolicyForm) -> PolicyFields {
         code_entry: form.code_entry.clone(),
         restrict_after_backup_sign_in: form.restrict_after_backup_sign_in.clone(),
         recovery_code_approval: form.recovery_code_approval.clone(),
+        admins_request_backups: form.admins_request_backups.clone(),
     }
 }
 

@@ -107,6 +107,9 @@ fn AccountPanel(account: Account) -> impl IntoView {
                             <a href="/admin/compliance">"Compliance report"</a>
                             {(account.role == "owner")
                                 .then(|| view! { " · " <a href="/admin/webhooks">"Webhooks"</a> })}
+                            {account
+                                .requests_backups
+                                .then(|| view! { " · " <a href="/admin/backup">"Data backup"</a> })}
                         </p>
                     }
                 })}

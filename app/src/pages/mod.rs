@@ -3,6 +3,7 @@
 mod account;
 mod alerts;
 mod audit;
+mod backup;
 mod backup_codes;
 mod compliance;
 mod home;
@@ -18,6 +19,7 @@ mod webhooks;
 pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
 pub use alerts::AlertsPage;
 pub use audit::AuditPage;
+pub use backup::BackupPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};
 pub use compliance::CompliancePage;
 pub use home::HomePage;

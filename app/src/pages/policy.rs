@@ -31,6 +31,7 @@ fn fields_from_query(query: &ParamsMap) -> PolicyFields {
         code_entry: get("code_entry"),
         restrict_after_backup_sign_in: query.get("restrict_after_backup_sign_in"),
         recovery_code_approval: query.get("recovery_code_approval"),
+        admins_request_backups: query.get("admins_request_backups"),
     }
 }
 
@@ -209,6 +210,23 @@ fn PolicySection(
                     />
                     "Two-admin approval: a recovery code an admin issues is revealed only after a second admin approves it (turning this off takes effect 24 hours after saving)"
                 </label>
+                <fieldset>
+                    <legend>"Data backups"</legend>
+                    <label class="check" for="admins_request_backups">
+                        <input
+                            type="checkbox"
+                            id="admins_request_backups"
+                            name="admins_request_backups"
+                            value="on"
+                            checked=fields.admins_request_backups.is_some()
+                            aria-describedby="admins_request_backups-hint"
+                        />
+                        "Administrators may request data backups (owners always may)"
+                    </label>
+                    <p class="muted" id="admins_request_backups-hint">
+                        "A backup holds every member's password hash and the whole audit log."
+                    </p>
+                </fieldset>
                 <button type="submit">"Preview changes"</button>
             </form>
             {match preview {
@@ -278,6 +296,9 @@ fn PreviewPanel(
                         {fields
                             .recovery_code_approval
                             .map(|value| hidden("recovery_code_approval", value))}
+                        {fields
+                            .admins_request_backups
+                            .map(|value| hidden("admins_request_backups", value))}
                         <button type="submit" class="primary">
                             "Save policy"
                         </button>
@@ -382,13 +403,18 @@ fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl In
                 <select id="explain-act" name="explain_act">
                     <option value="redeem">"Sign in with a backup code"</option>
                     <option value="generate">"Generate backup codes"</option>
+                    <option value="request_backups">"Request a data backup"</option>
                 </select>
                 <button type="submit">"Explain"</button>
             </form>
             {explanation
                 .and_then(Result::ok)
                 .map(|e| {
-                    let verb = if e.act == "generate" { "generate backup codes" } else { "sign in with a backup code" };
+                    let verb = match e.act.as_str() {
+                        "generate" => "generate backup codes",
+                        "request_backups" => "request a data backup",
+                        _ => "sign in with a backup code",
+                    };
                     view! {
                         <div class="explanation" role="status">
                             <p class=if e.allowed { "status ok" } else { "status warn" }>

@@ -75,7 +75,12 @@ audit_actions! {
     WebhookAdded = "webhook.added", "Webhook added (the organization's events are sent to it)";
     WebhookRemoved = "webhook.removed", "Webhook removed";
     WebhookDeliveryFailed = "webhook.delivery_failed", "An event could not be delivered to a webhook after every attempt";
+    BackupRequested = "backup.requested", "A backup of the organization's data was requested";
     BackupCreated = "backup.created", "A backup of the organization's data was taken";
+    BackupFailed = "backup.failed", "A backup of the organization's data could not be made";
+    BackupDownloaded = "backup.downloaded", "A backup of the organization's data was downloaded";
+    BackupExpired = "backup.expired", "A backup's archive was deleted at the end of its time";
+    BackupDeleted = "backup.deleted", "A backup's archive was deleted before its time";
     BackupRestored = "backup.restored", "The organization was restored from a backup";
 }
 

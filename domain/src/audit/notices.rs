@@ -452,6 +452,38 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
                 .to_owned(),
             if_not_you: format!("Someone who can sign in as you turned it off. {REPORT_IT}"),
         },
+        A::BackupCreated if success => Words {
+            subject: "Your data backup is ready".to_owned(),
+            what: "The backup of your organization's data you requested is ready: download it \
+                   from the Data backup page while it is kept."
+                .to_owned(),
+            status: Some(
+                "Only you can download it, and only your passphrase opens it; it is deleted \
+                 after a week."
+                    .to_owned(),
+            ),
+            if_you: "Download it, and keep the file and its passphrase in different places."
+                .to_owned(),
+            if_not_you: format!(
+                "Someone who can sign in as you asked for a copy of your organization's data. \
+                 {REPORT_IT}"
+            ),
+        },
+        A::BackupFailed => Words {
+            subject: "Your data backup could not be made".to_owned(),
+            what: format!(
+                "The backup of your organization's data you requested could not be made: {}",
+                text(event, "reason").unwrap_or("the server's log says why.")
+            ),
+            status: None,
+            if_you: "Request it again from the Data backup page; if it fails again, tell your \
+                     operator."
+                .to_owned(),
+            if_not_you: format!(
+                "Someone who can sign in as you asked for a copy of your organization's data. \
+                 {REPORT_IT}"
+            ),
+        },
         A::MfaReset if success => Words {
             subject: "Multi-factor authentication was reset on your account".to_owned(),
             what: format!(
@@ -630,7 +662,11 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::WebhookAdded
         | A::WebhookRemoved
         | A::WebhookDeliveryFailed
+        | A::BackupRequested
         | A::BackupCreated
+        | A::BackupDownloaded
+        | A::BackupExpired
+        | A::BackupDeleted
         | A::BackupRestored => return None,
     };
     Some(words)
@@ -765,7 +801,12 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::WebhookAdded
         | A::WebhookRemoved
         | A::WebhookDeliveryFailed
+        | A::BackupRequested
         | A::BackupCreated
+        | A::BackupFailed
+        | A::BackupDownloaded
+        | A::BackupExpired
+        | A::BackupDeleted
         | A::BackupRestored => return None,
     };
     Some(alert)

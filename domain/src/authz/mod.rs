@@ -79,6 +79,9 @@ pub enum Action {
     ViewAudit,
     /// Register and remove the organization's webhooks, and see their deliveries.
     ManageWebhooks,
+    /// Request, download and delete backups of the organization's data (owners; admins when
+    /// the policy lets them).
+    RequestBackups,
 }
 
 impl Action {
@@ -97,12 +100,16 @@ impl Action {
             Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
             Self::ViewAudit => ("audit".to_owned(), "view"),
             Self::ManageWebhooks => ("webhooks".to_owned(), "manage"),
+            Self::RequestBackups => (BACKUPS.to_owned(), "request"),
         }
     }
 }
 
 /// The Casbin object of backup codes, as organization rules name it.
 pub const BACKUP_CODES: &str = "backup_codes";
+
+/// The Casbin object of data backups, as organization rules name it.
+pub const BACKUPS: &str = "backups";
 
 /// The Casbin domain of an organization.
 pub fn org_domain(org_id: i32) -> String {
@@ -477,6 +484,7 @@ mod tests {
             ManageMember(Owner),
             ViewAudit,
             ManageWebhooks,
+            RequestBackups,
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)

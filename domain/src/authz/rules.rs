@@ -10,7 +10,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, sea_query::Expr,
 };
 
-use super::{BACKUP_CODES, BASELINE_POLICY, member_subject, org_domain};
+use super::{BACKUP_CODES, BACKUPS, BASELINE_POLICY, member_subject, org_domain};
 use crate::{
     entity::{casbin_rule, policy_revision},
     identity::Role,
@@ -118,6 +118,39 @@ pub(crate) async fn write_role_rules(
         .exec(db)
         .await?;
     insert(db, compile(org_id, codes_withheld, &[])).await?;
+    bump_revision(db).await
+}
+
+/// The rules of organization `org_id` for data backups: when `admins_may` (the policy lets
+/// administrators request backups, not only owners), one rule allowing the `admin` role;
+/// otherwise none (the baseline allows owners).
+pub fn backup_rules(org_id: i32, admins_may: bool) -> Vec<Rule> {
+    if !admins_may {
+        return Vec::new();
+    }
+    vec![Rule {
+        subject: Role::Admin.as_str().to_owned(),
+        domain: org_domain(org_id),
+        object: BACKUPS.to_owned(),
+        act: "request".to_owned(),
+        effect: "allow",
+    }]
+}
+
+/// Replaces the organization's backup rules with those [`backup_rules`] gives, and raises
+/// the revision. `db` is the transaction saving the policy.
+pub(crate) async fn write_backup_rules(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    admins_may: bool,
+) -> Result<(), DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V2.eq(BACKUPS))
+        .exec(db)
+        .await?;
+    insert(db, backup_rules(org_id, admins_may)).await?;
     bump_revision(db).await
 }
 

@@ -1,5 +1,8 @@
 //! Data backups of one organization (issue 15): everything it owns, read at one instant,
-//! in an archive only its passphrase opens, and a restore that brings it back exactly.
+//! in an archive only its passphrase opens, and a restore that brings it back exactly:
+//! into an empty database with its ids ([`restore`]), or as a new organization beside the
+//! ones a database holds, under new ids and a free slug ([`restore_as_new_organization`];
+//! the renumbering's rules are in `backup/renumber.rs`).
 //!
 //! # The archive
 //!
@@ -35,6 +38,8 @@
 //! What is not in a backup: mail and webhook deliveries waiting in the outbox (a restore
 //! must not send them again), sessions, and the sign-in throttles' counters.
 
+pub mod jobs;
+mod renumber;
 mod tables;
 
 use std::io::{Read, Write};
@@ -227,9 +232,29 @@ pub enum BackupError {
     /// A restore into a database that already holds an organization.
     #[error(
         "the database already holds {0} organization(s); restore into an empty database (run \
-         the migrations only)"
+         the migrations only), or as a new organization beside them"
     )]
     NotEmpty(u64),
+    /// A restore as a new organization under a slug an organization here has.
+    #[error(
+        "an organization with the slug {0:?} already exists here, so nothing was restored; \
+         choose another slug for it"
+    )]
+    SlugTaken(String),
+    /// A slug for a restore as a new organization that is not in the form organizations'
+    /// slugs have ([`crate::accounts::slug_from_name`]).
+    #[error(
+        "{0:?} is not a slug: use lowercase letters, digits and single dashes (at most 64 \
+         characters)"
+    )]
+    InvalidSlug(String),
+    /// A restore as a new organization whose accounts have email addresses that accounts
+    /// here have (addresses are unique across an installation), named in order.
+    #[error(
+        "accounts with these email addresses already exist here: {}; nothing was restored",
+        .0.join(", ")
+    )]
+    EmailsTaken(Vec<String>),
     /// The archive's audit chain does not verify after restoring under the same key.
     #[error("the archive's audit log does not verify: {0}; nothing was restored")]
     RestoredChain(String),
@@ -312,12 +337,18 @@ pub async fn create(
         total += table.count(&txn, org_id).await?;
     }
 
-    let mut recipient = age::scrypt::Recipient::new(passphrase.secret.clone());
-    if let Some(log_n) = passphrase.work_factor {
-        recipient.set_work_factor(log_n);
-    }
-    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as _))
-        .map_err(|e| BackupError::Io(e.to_string()))?;
+    // scrypt takes about a second of one core (by design): off the async runtime.
+    let (secret, work_factor) = (passphrase.secret.clone(), passphrase.work_factor);
+    let encryptor = tokio::task::spawn_blocking(move || {
+        let mut recipient = age::scrypt::Recipient::new(secret);
+        if let Some(log_n) = work_factor {
+            recipient.set_work_factor(log_n);
+        }
+        age::Encryptor::with_recipients(std::iter::once(&recipient as _))
+    })
+    .await
+    .map_err(|e| BackupError::Io(e.to_string()))?
+    .map_err(|e| BackupError::Io(e.to_string()))?;
     let encrypted = encryptor.wrap_output(out).map_err(io)?;
     let mut archive = tar::Builder::new(encrypted);
 
@@ -404,7 +435,8 @@ pub async fn create(
         Event {
             action: AuditAction::BackupCreated,
             actor: request.by,
-            target: None,
+            // The member who asked hears that it is ready (a notice in the app and by mail).
+            target: request.by,
             outcome: Outcome::Success,
             details: serde_json::json!({
                 "snapshot_at": manifest.created_at,
@@ -566,52 +598,126 @@ fn seal_secret(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     pub manifest: Manifest,
-    /// The archive came from an installation with another key: the audit chain was linked
-    /// anew under this one (the `backup.restored` event names the archive's signed head).
+    /// The organization as restored: the archive's (`manifest.organization`), or, restored
+    /// as a new organization, under its new id and slug.
+    pub organization: ManifestOrganization,
+    /// The audit chain was linked anew under this installation's key: the archive came from
+    /// an installation with another key, or it was restored as a new organization (its ids
+    /// changed). The `backup.restored` event names the archive's signed head.
     pub chain_relinked: bool,
     /// Members whose backup codes and issued codes were ended because this installation's
     /// pepper differs from the archive's (module docs).
     pub codes_ended: usize,
 }
 
+/// Where a restore writes the archive's organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    /// A database holding no organization; ids are kept.
+    EmptyDatabase,
+    /// Beside the organizations the database holds, under new ids and this slug (`None`:
+    /// the archive's).
+    NewOrganization { slug: Option<String> },
+}
+
+impl Destination {
+    fn mode(&self) -> &'static str {
+        match self {
+            Self::EmptyDatabase => "empty_database",
+            Self::NewOrganization { .. } => "new_organization",
+        }
+    }
+}
+
 /// Restores the archive `input`, opened with `passphrase`, into `db`, which must be
 /// migrated to the archive's schema and hold no organization. Ids are kept. Everything is
 /// written in one transaction, after which the `backup.restored` event is recorded by
-/// `source` at `now`.
+/// `source` at `now`. `input` is decrypted and read on a thread of its own (scrypt and the
+/// reads block), a few files ahead of the writes; the future may be spawned.
 ///
 /// Errors (nothing written): wrong passphrase, a damaged or changed archive, another format
-/// or schema, a database that is not empty, a chain that does not verify under this key
-/// when the archive is this installation's, no key installed, or the database's.
+/// or schema, a database that is not empty ([`BackupError::NotEmpty`]: see
+/// [`restore_as_new_organization`]), a chain that does not verify under this key when the
+/// archive is this installation's, no key installed, or the database's.
 pub async fn restore(
     db: &DatabaseConnection,
     key: &SecretKey,
-    input: impl Read,
+    input: impl Read + Send + 'static,
     passphrase: &Passphrase,
     source: &Source,
     now: DateTime<Utc>,
 ) -> Result<Restored, BackupError> {
-    // Without a readable age header, it is not an archive (or not one any more).
-    let decryptor = age::Decryptor::new(input)
-        .map_err(|e| BackupError::Format(format!("not an encrypted archive ({e})")))?;
-    if !decryptor.is_scrypt() {
-        return Err(BackupError::WrongPassphrase);
-    }
-    let identity = age::scrypt::Identity::new(passphrase.secret.clone());
-    let plain = decryptor
-        .decrypt(std::iter::once(&identity as _))
-        .map_err(|e| match e {
-            age::DecryptError::DecryptionFailed
-            | age::DecryptError::KeyDecryptionFailed
-            | age::DecryptError::NoMatchingKeys => BackupError::WrongPassphrase,
-            other => BackupError::Damaged(other.to_string()),
-        })?;
-    let mut archive = tar::Archive::new(plain);
-    let mut entries = archive
-        .entries()
-        .map_err(|e| BackupError::Damaged(e.to_string()))?;
+    restore_into(
+        db,
+        key,
+        input,
+        passphrase,
+        Destination::EmptyDatabase,
+        source,
+        now,
+    )
+    .await
+}
 
+/// Restores the archive `input`, opened with `passphrase`, into `db` (migrated to the
+/// archive's schema) as a new organization beside the ones it holds — the installation the
+/// archive came from included. Every row gets a new id and every reference follows it; a
+/// reference to a member the archive does not hold is emptied where the column allows it
+/// (`backup/renumber.rs` has the rules). The organization is written under `slug` (`None`:
+/// the archive's); the secrets are sealed under `key` for their new ids; the audit chain is
+/// checked against the archive's signed head and linked anew, its old checkpoints dropped.
+/// Backup codes keep working when the pepper is this installation's, and are ended otherwise
+/// ([`restore`]). Everything is written in one transaction, ending with the
+/// `backup.restored` event (the mode, and the organization's archive id and new id),
+/// recorded by `source` at `now`.
+///
+/// Two restores under the same slug at once: one writes, the other is refused with
+/// [`BackupError::SlugTaken`] (both take the rules' revision first, which serialises them;
+/// the slug's unique index stands behind that).
+///
+/// Errors (nothing written): as [`restore`] (but for an empty database), and
+/// [`BackupError::InvalidSlug`], [`BackupError::SlugTaken`] (the slug, given or the
+/// archive's, is an organization's here) or [`BackupError::EmailsTaken`] (accounts here have
+/// email addresses of the archive's accounts; addresses are unique across the installation).
+pub async fn restore_as_new_organization(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    input: impl Read + Send + 'static,
+    passphrase: &Passphrase,
+    slug: Option<&str>,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Restored, BackupError> {
+    // A slug given is checked before the archive is opened (scrypt takes a second).
+    let slug = slug.map(renumber::check_slug).transpose()?;
+    restore_into(
+        db,
+        key,
+        input,
+        passphrase,
+        Destination::NewOrganization { slug },
+        source,
+        now,
+    )
+    .await
+}
+
+/// Both restores: the archive is read and checked file by file as it is written, all in one
+/// transaction, so a damaged file anywhere rolls everything back.
+async fn restore_into(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    input: impl Read + Send + 'static,
+    passphrase: &Passphrase,
+    destination: Destination,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<Restored, BackupError> {
+    let mut files = ArchiveFiles::open(input, passphrase)?;
     let manifest: Manifest = {
-        let mut first = next_entry(&mut entries)?
+        let mut first = files
+            .next()
+            .await?
             .ok_or_else(|| BackupError::Damaged("it holds no manifest".into()))?;
         if first.0 != MANIFEST {
             return Err(BackupError::Format(format!(
@@ -635,18 +741,51 @@ pub async fn restore(
             database: database_schema,
         });
     }
+    let archive_org = manifest.organization.id;
+
+    // The chain's head first: the archive's own organization's, signed by this installation
+    // (its chain is then checked under the key), or by another (checked as far as can be
+    // without its key, and linked anew).
+    let head = &manifest.audit_head;
+    if head.org_id != archive_org {
+        return Err(BackupError::Damaged(
+            "its audit head is of another organization".into(),
+        ));
+    }
+    let head_is_ours = head.check(key).is_ok();
+    if !head_is_ours {
+        head.check_signature()
+            .map_err(|e| BackupError::RestoredChain(e.to_string()))?;
+    }
+    let mut renumbering = match &destination {
+        Destination::EmptyDatabase => None,
+        Destination::NewOrganization { slug } => {
+            let slug = slug
+                .clone()
+                .unwrap_or_else(|| manifest.organization.slug.clone());
+            let links = if head_is_ours {
+                Some(audit::chain::ArchivedLinks::new()?)
+            } else {
+                None
+            };
+            Some(renumber::Renumbering::new(archive_org, slug, links))
+        }
+    };
 
     let txn = db.begin().await?;
     // Taking the write lock first (SQLite) and checking emptiness inside the transaction.
     crate::authz::rules::bump_revision(&txn).await?;
-    use sea_orm::PaginatorTrait;
-    let organizations = organization::Entity::find().count(&txn).await?;
-    if organizations > 0 {
-        return Err(BackupError::NotEmpty(organizations));
+    if renumbering.is_none() {
+        use sea_orm::PaginatorTrait;
+        let organizations = organization::Entity::find().count(&txn).await?;
+        if organizations > 0 {
+            return Err(BackupError::NotEmpty(organizations));
+        }
     }
-    let org_id = manifest.organization.id;
     for file in &manifest.files {
-        let (path, bytes) = next_entry(&mut entries)?
+        let (path, bytes) = files
+            .next()
+            .await?
             .ok_or_else(|| BackupError::Damaged(format!("{} is missing", file.path)))?;
         if path != file.path {
             return Err(BackupError::Damaged(format!(
@@ -665,19 +804,8 @@ pub async fn restore(
             .map_err(|_| BackupError::Damaged(format!("{path} is not UTF-8")))?;
         let mut rows = Vec::new();
         for (index, line) in text.lines().enumerate() {
-            let mut row: serde_json::Value = serde_json::from_str(line)
+            let row: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| BackupError::Damaged(format!("{path}, line {}: {e}", index + 1)))?;
-            match table {
-                Table::UserAccount => {
-                    let context = crate::mfa::seal_context(row_id(&row));
-                    seal_secret(&mut row, "totp_secret", "totp_key_version", key, &context)?;
-                }
-                Table::Webhook => {
-                    let context = crate::notifications::webhooks::seal_context(org_id);
-                    seal_secret(&mut row, "secret", "key_version", key, &context)?;
-                }
-                _ => {}
-            }
             rows.push((index + 1, row));
         }
         if rows.len() as u64 != file.rows {
@@ -687,53 +815,75 @@ pub async fn restore(
                 file.rows
             )));
         }
+        let mut org_id = archive_org;
+        if let Some(renumbering) = &mut renumbering {
+            renumbering.before(table)?;
+            let part = renumbering.part(&txn, table, &path, &mut rows).await?;
+            if part == renumber::Part::Skip {
+                continue;
+            }
+            org_id = renumbering.org_id().unwrap_or(archive_org);
+        }
+        // Sealed for the ids they are written under.
+        for (_, row) in &mut rows {
+            match table {
+                Table::UserAccount => {
+                    let context = crate::mfa::seal_context(row_id(row));
+                    seal_secret(row, "totp_secret", "totp_key_version", key, &context)?;
+                }
+                Table::Webhook => {
+                    let context = crate::notifications::webhooks::seal_context(org_id);
+                    seal_secret(row, "secret", "key_version", key, &context)?;
+                }
+                _ => {}
+            }
+        }
         table.insert(&txn, rows).await.map_err(|e| match e {
             tables::InsertError::Shape { line, problem } => {
                 BackupError::Damaged(format!("{path}, line {line}: {problem}"))
             }
-            tables::InsertError::Db(e) => BackupError::Db(e),
+            tables::InsertError::Db(e) => write_error(e, renumbering.as_ref()),
         })?;
     }
-    if next_entry(&mut entries)?.is_some() {
+    if files.next().await?.is_some() {
         return Err(BackupError::Damaged(
             "it holds files its manifest does not list".into(),
         ));
     }
-    for table in Table::ALL {
-        tables::move_sequence_past_ids(&txn, table).await?;
-    }
 
     // The chain: as it was, when this installation's key signed the archive's head (and it
-    // verifies to that head); else checked as far as can be without the key, and linked anew.
-    let head = &manifest.audit_head;
-    if head.org_id != org_id {
-        return Err(BackupError::Damaged(
-            "its audit head is of another organization".into(),
-        ));
-    }
-    let chain_relinked = if head.check(key).is_ok() {
-        let state = audit::checkpoint::verify_against(&txn, org_id, head)
-            .await
-            .map_err(|e| BackupError::RestoredChain(e.to_string()))?;
-        if let Some(broken) = state.broken {
-            return Err(BackupError::RestoredChain(broken.to_string()));
+    // verifies to that head) and the ids are kept; else checked as far as can be (its links
+    // were checked as they were read, when the head is ours), and linked anew.
+    let (org_id, chain_relinked) = match &renumbering {
+        None => {
+            for table in Table::ALL {
+                tables::move_sequence_past_ids(&txn, table).await?;
+            }
+            if head_is_ours {
+                let state = audit::checkpoint::verify_against(&txn, archive_org, head)
+                    .await
+                    .map_err(|e| BackupError::RestoredChain(e.to_string()))?;
+                if let Some(broken) = state.broken {
+                    return Err(BackupError::RestoredChain(broken.to_string()));
+                }
+            } else {
+                // Checkpoints signed by the other installation's key prove nothing here.
+                crate::entity::audit_checkpoint::Entity::delete_many()
+                    .filter(crate::entity::audit_checkpoint::Column::OrgId.eq(archive_org))
+                    .exec(&txn)
+                    .await?;
+            }
+            (archive_org, !head_is_ours)
         }
-        false
-    } else {
-        head.check_signature()
-            .map_err(|e| BackupError::RestoredChain(e.to_string()))?;
-        // Checkpoints signed by the other installation's key prove nothing here.
-        crate::entity::audit_checkpoint::Entity::delete_many()
-            .filter(crate::entity::audit_checkpoint::Column::OrgId.eq(org_id))
-            .exec(&txn)
-            .await?;
-        if let Some(broken) =
-            audit::chain::relink_restored(&txn, org_id, (head.seq, &head.hash)).await?
-        {
-            return Err(BackupError::RestoredChain(broken.to_string()));
-        }
-        true
+        // Its old checkpoints were not written: they sign the old ids.
+        Some(renumbering) => (renumbering.finish()?, true),
     };
+    if chain_relinked
+        && let Some(broken) =
+            audit::chain::relink_restored(&txn, org_id, (head.seq, &head.hash)).await?
+    {
+        return Err(BackupError::RestoredChain(broken.to_string()));
+    }
 
     // The code digests need the pepper they were made with.
     let codes_ended = if manifest.code_pepper == lookup_secret::pepper_id(key) {
@@ -742,6 +892,16 @@ pub async fn restore(
         end_codes(&txn, org_id, source, now).await?
     };
 
+    let organization = ManifestOrganization {
+        id: org_id,
+        slug: renumbering
+            .as_ref()
+            .map_or(manifest.organization.slug.as_str(), |renumbering| {
+                renumbering.slug()
+            })
+            .to_owned(),
+        name: manifest.organization.name.clone(),
+    };
     audit::record(
         &txn,
         org_id,
@@ -751,6 +911,13 @@ pub async fn restore(
             target: None,
             outcome: Outcome::Success,
             details: serde_json::json!({
+                "mode": destination.mode(),
+                "organization": {
+                    "archive_id": archive_org,
+                    "id": org_id,
+                    "archive_slug": manifest.organization.slug,
+                    "slug": organization.slug,
+                },
                 "archive_created_at": manifest.created_at,
                 "archive_head": {
                     "seq": manifest.audit_head.seq,
@@ -771,9 +938,24 @@ pub async fn restore(
     txn.commit().await?;
     Ok(Restored {
         manifest,
+        organization,
         chain_relinked,
         codes_ended,
     })
+}
+
+/// A database error while writing rows, as a restore reports it: the slug's unique index
+/// refusing a new organization is [`BackupError::SlugTaken`] (a restore under the same slug
+/// committed first).
+fn write_error(error: DbErr, renumbering: Option<&renumber::Renumbering>) -> BackupError {
+    match (error.sql_err(), renumbering) {
+        (Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)), Some(renumbering))
+            if detail.contains("slug") =>
+        {
+            BackupError::SlugTaken(renumbering.slug().to_owned())
+        }
+        _ => BackupError::Db(error),
+    }
 }
 
 /// Ends every member's backup codes and issued codes (their digests need a pepper this
@@ -809,22 +991,87 @@ async fn end_codes(
     Ok(ended)
 }
 
-/// The next file of the tar stream: its path and bytes; `None` at its end.
-fn next_entry<R: Read>(
-    entries: &mut tar::Entries<'_, R>,
-) -> Result<Option<(String, Vec<u8>)>, BackupError> {
-    let Some(entry) = entries.next() else {
-        return Ok(None);
-    };
-    let mut entry = entry.map_err(damaged)?;
-    let path = entry
-        .path()
-        .map_err(damaged)?
-        .to_string_lossy()
-        .into_owned();
-    let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).map_err(damaged)?;
-    Ok(Some((path, bytes)))
+/// Files of an archive read ahead of the restore writing them: a few parts in memory, never
+/// the archive.
+const FILES_AHEAD: usize = 2;
+
+/// The files of an archive, in the order of its tar stream, decrypted and read on a thread
+/// of their own: age's scrypt takes about a second and the reads block, and neither belongs
+/// on the async runtime (the tar reader, which cannot move between threads, stays there too,
+/// so a restore is a future a server may spawn).
+struct ArchiveFiles {
+    files: tokio::sync::mpsc::Receiver<Result<(String, Vec<u8>), BackupError>>,
+}
+
+impl ArchiveFiles {
+    /// Starts reading `input`, opened with `passphrase`. Errors: no thread to read on.
+    fn open(
+        input: impl Read + Send + 'static,
+        passphrase: &Passphrase,
+    ) -> Result<Self, BackupError> {
+        let (sender, files) = tokio::sync::mpsc::channel(FILES_AHEAD);
+        let secret = passphrase.secret.clone();
+        std::thread::Builder::new()
+            .name("backup-restore".into())
+            .spawn(move || {
+                if let Err(error) = read_files(input, secret, &sender) {
+                    // Nobody to tell when the restore has stopped already.
+                    let _ = sender.blocking_send(Err(error));
+                }
+            })
+            .map_err(io)?;
+        Ok(Self { files })
+    }
+
+    /// The next file: its path and bytes; `None` at the end of the stream. Errors: the
+    /// passphrase does not open it, or it is not an archive, or a damaged one.
+    async fn next(&mut self) -> Result<Option<(String, Vec<u8>)>, BackupError> {
+        self.files.recv().await.transpose()
+    }
+}
+
+/// Decrypts `input` with `secret` and sends each file of its tar stream to `files`, until
+/// the end or until the restore stops listening.
+fn read_files(
+    input: impl Read,
+    secret: SecretString,
+    files: &tokio::sync::mpsc::Sender<Result<(String, Vec<u8>), BackupError>>,
+) -> Result<(), BackupError> {
+    // Without a readable age header, it is not an archive (or not one any more).
+    let decryptor = age::Decryptor::new(input).map_err(|e| match e {
+        age::DecryptError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            BackupError::Format("the file is empty or too short to be an archive".into())
+        }
+        other => BackupError::Format(format!("not an encrypted archive ({other})")),
+    })?;
+    if !decryptor.is_scrypt() {
+        return Err(BackupError::WrongPassphrase);
+    }
+    let identity = age::scrypt::Identity::new(secret);
+    let plain = decryptor
+        .decrypt(std::iter::once(&identity as _))
+        .map_err(|e| match e {
+            age::DecryptError::DecryptionFailed
+            | age::DecryptError::KeyDecryptionFailed
+            | age::DecryptError::NoMatchingKeys => BackupError::WrongPassphrase,
+            other => BackupError::Damaged(other.to_string()),
+        })?;
+    let mut archive = tar::Archive::new(plain);
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let path = entry
+            .path()
+            .map_err(damaged)?
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(damaged)?;
+        if files.blocking_send(Ok((path, bytes))).is_err() {
+            // The restore stopped (it refused the archive, or failed): nothing more to read.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// An error while reading the decrypted stream: age reports a changed or cut archive here.

@@ -7,6 +7,7 @@ pub mod audit_checkpoint;
 pub mod audit_event;
 pub mod backup_code;
 pub mod backup_code_set;
+pub mod backup_job;
 pub mod casbin_rule;
 pub mod factor_attempt;
 pub mod incident_report;

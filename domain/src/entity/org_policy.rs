@@ -22,6 +22,8 @@ pub struct Model {
     pub saved_at: DateTimeUtc,
     pub changes: String,
     pub recovery_code_approval: bool,
+    /// Administrators, not only owners, may request data backups.
+    pub admins_request_backups: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

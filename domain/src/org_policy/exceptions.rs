@@ -218,8 +218,9 @@ fn details_json(details: &ExceptionDetails) -> Result<serde_json::Value, DbErr> 
     serde_json::to_value(details).map_err(|e| DbErr::Custom(format!("exception details: {e}")))
 }
 
-/// Why the gate would allow or deny the member with `email` an action on their backup
-/// codes (`generate` or `redeem`), with the rules that decided.
+/// Why the gate would allow or deny the member with `email` an action the policy governs
+/// (`generate` or `redeem` their backup codes, or `request_backups` of the organization's
+/// data), with the rules that decided.
 pub async fn explain(
     db: &DatabaseConnection,
     authz: &Authz,
@@ -233,7 +234,12 @@ pub async fn explain(
     let action = match act.trim() {
         "generate" => Action::GenerateBackupCodes,
         "redeem" => Action::RedeemBackupCode,
-        _ => return Err(FieldError::new("act", "Choose generate or redeem.").into()),
+        "request_backups" => Action::RequestBackups,
+        _ => {
+            return Err(
+                FieldError::new("act", "Choose generate, redeem or request backups.").into(),
+            );
+        }
     };
     let email = Email::parse(email)?;
     let member = user_account::Entity::find()

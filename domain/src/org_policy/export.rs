@@ -1,5 +1,6 @@
 //! The policy as a document an auditor keeps: the settings, exceptions and Casbin rules in
-//! force now, or at any past moment (replayed from the versions and the audit log).
+//! force now (backup codes and data backups alike), or at any past moment (replayed from
+//! the versions and the audit log).
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -9,7 +10,7 @@ use super::{Exception, OrgPolicy, PolicyChangeError, current, exceptions, settin
 use crate::{
     authz::{
         Action, Authz,
-        rules::{self, MemberException, Rule},
+        rules::{self, MemberException},
     },
     identity::{Member, Organization},
     input::FieldError,
@@ -88,7 +89,7 @@ pub async fn export_at(
     let organization = organization_of(db, org_id).await?;
     let version = settings::version_at(db, org_id, Some(at)).await?;
     let exceptions = exceptions::exceptions_at(db, org_id, at).await?;
-    // The rules those compile to: the same function that saving them writes with.
+    // The rules those compile to: the same functions that saving them writes with.
     let named: Vec<MemberException> = exceptions
         .iter()
         .map(|exception| MemberException {
@@ -96,9 +97,11 @@ pub async fn export_at(
             allowed: exception.allowed,
         })
         .collect();
-    let own = rules::compile(org_id, version.policy.codes.withholds_codes(), &named)
-        .iter()
-        .map(Rule::line)
+    let policy = &version.policy;
+    let own = rules::compile(org_id, policy.codes.withholds_codes(), &named)
+        .into_iter()
+        .chain(rules::backup_rules(org_id, policy.admins_request_backups))
+        .map(|rule| rule.line())
         .collect();
     Ok(PolicyExport {
         organization: organization.name,

@@ -25,6 +25,9 @@ pub struct PolicyForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     pub recovery_code_approval: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub admins_request_backups: Option<String>,
 }
 
 impl PolicyForm {
@@ -42,6 +45,7 @@ impl PolicyForm {
                 .restrict_after_backup_sign_in
                 .then(|| "on".to_owned()),
             recovery_code_approval: policy.recovery_code_approval.then(|| "on".to_owned()),
+            admins_request_backups: policy.admins_request_backups.then(|| "on".to_owned()),
         }
     }
 
@@ -96,6 +100,7 @@ impl PolicyForm {
             code_entry,
             restrict_after_backup_sign_in: self.restrict_after_backup_sign_in.is_some(),
             recovery_code_approval: self.recovery_code_approval.is_some(),
+            admins_request_backups: self.admins_request_backups.is_some(),
         })
     }
 }
@@ -154,8 +159,9 @@ mod tests {
             prop::array::uniform7(typed()),
             prop::option::of(typed()),
             prop::option::of(typed()),
+            prop::option::of(typed()),
         )
-            .prop_map(|(fields, restrict, approval)| {
+            .prop_map(|(fields, restrict, approval, backups)| {
                 let [codes, per_set, age, low, attempts, minutes, entry] = fields;
                 PolicyForm {
                     backup_codes: codes,
@@ -167,6 +173,7 @@ mod tests {
                     code_entry: entry,
                     restrict_after_backup_sign_in: restrict,
                     recovery_code_approval: approval,
+                    admins_request_backups: backups,
                 }
             })
     }
@@ -186,9 +193,21 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
         )
             .prop_map(
-                |(codes, per_set, age, low, attempts, minutes, numbered, restrict, approval)| {
+                |(
+                    codes,
+                    per_set,
+                    age,
+                    low,
+                    attempts,
+                    minutes,
+                    numbered,
+                    restrict,
+                    approval,
+                    backups,
+                )| {
                     OrgPolicy {
                         codes,
                         codes_per_set: per_set,
@@ -203,6 +222,7 @@ mod tests {
                         },
                         restrict_after_backup_sign_in: restrict,
                         recovery_code_approval: approval,
+                        admins_request_backups: backups,
                     }
                 },
             )

@@ -1,11 +1,13 @@
 //! An organization's policy for backup codes, as its owners and admins set it: whether
 //! members may use them ("Not allowed", "Allowed", "Required"), how many codes a set holds,
-//! how long a set lives, when to warn, how many wrong codes end a sign-in attempt, and
-//! exceptions for named members.
+//! how long a set lives, when to warn, how many wrong codes end a sign-in attempt,
+//! whether administrators may request data backups (owners always may), and exceptions for
+//! named members.
 //!
 //! - [`settings`]: the settings, their form, the saved versions, and saving one. The
-//!   allow/deny part compiles to Casbin rules ([`crate::authz::rules`]) written in the same
-//!   transaction as the version, its audit event and the revision bump.
+//!   allow/deny parts (backup codes, data backups) compile to Casbin rules
+//!   ([`crate::authz::rules`]) written in the same transaction as the version, its audit
+//!   event and the revision bump.
 //! - [`form`]: the settings as typed, checked within their bounds.
 //! - [`exceptions`]: exceptions for named members, and "Explain".
 //! - [`export`]: the policy in force now or at a past moment, as a document.

@@ -114,6 +114,15 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
         loosened
             .push("a backup-code sign-in no longer limits the session to MFA settings".to_owned());
     }
+    // A backup holds every member's password hash and the whole audit log: one more role
+    // that may take one away is a loosening.
+    if !before.admins_request_backups && after.admins_request_backups {
+        loosened.push(
+            "administrators may now request data backups, which hold every member's password \
+             hash and the whole audit log"
+                .to_owned(),
+        );
+    }
     loosened
 }
 
@@ -130,6 +139,7 @@ mod tests {
             lockout_minutes: 60,
             recovery_code_approval: true,
             restrict_after_backup_sign_in: true,
+            admins_request_backups: false,
             ..OrgPolicy::default()
         };
         let loose = OrgPolicy {
@@ -138,10 +148,25 @@ mod tests {
             lockout_minutes: 5,
             recovery_code_approval: false,
             restrict_after_backup_sign_in: false,
+            admins_request_backups: true,
             ..OrgPolicy::default()
         };
-        assert_eq!(loosenings(&strict, &loose).len(), 5);
+        assert_eq!(loosenings(&strict, &loose).len(), 6);
         assert!(loosenings(&loose, &strict).is_empty());
         assert!(loosenings(&strict, &strict).is_empty());
+    }
+
+    #[test]
+    fn letting_admins_request_backups_loosens_and_says_what_a_backup_holds() {
+        let off = OrgPolicy::default();
+        let on = OrgPolicy {
+            admins_request_backups: true,
+            ..off
+        };
+        let words = loosenings(&off, &on);
+        assert_eq!(words.len(), 1);
+        assert!(words[0].contains("administrators may now request data backups"));
+        assert!(words[0].contains("password hash"));
+        assert!(loosenings(&on, &off).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The settings themselves: what each means, the form that sets them, the versions saved,
-//! and saving a new one (with the Casbin rules it compiles to, its audit event and the
-//! revision bump, in one transaction).
+//! and saving a new one (with the Casbin rules it compiles to, for backup codes and for data
+//! backups, its audit event and the revision bump, in one transaction).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -110,6 +110,11 @@ pub struct OrgPolicy {
     pub restrict_after_backup_sign_in: bool,
     /// An admin-issued recovery code is revealed only after a second admin approved it.
     pub recovery_code_approval: bool,
+    /// Administrators may request backups of the organization's data, not only owners (a
+    /// backup holds every member's password hash and the whole audit log). Off in a
+    /// document written before the setting existed.
+    #[serde(default)]
+    pub admins_request_backups: bool,
 }
 
 impl Default for OrgPolicy {
@@ -125,6 +130,7 @@ impl Default for OrgPolicy {
             code_entry: CodeEntry::AnyCode,
             restrict_after_backup_sign_in: false,
             recovery_code_approval: false,
+            admins_request_backups: false,
         }
     }
 }
@@ -168,21 +174,15 @@ impl OrgPolicy {
             ),
             (
                 "Only MFA settings after a backup-code sign-in",
-                if self.restrict_after_backup_sign_in {
-                    "On"
-                } else {
-                    "Off"
-                }
-                .to_owned(),
+                on_off(self.restrict_after_backup_sign_in),
             ),
             (
                 "Two-admin approval for recovery codes",
-                if self.recovery_code_approval {
-                    "On"
-                } else {
-                    "Off"
-                }
-                .to_owned(),
+                on_off(self.recovery_code_approval),
+            ),
+            (
+                "Administrators may request data backups",
+                on_off(self.admins_request_backups),
             ),
         ]
     }
@@ -201,6 +201,11 @@ impl OrgPolicy {
             })
             .collect()
     }
+}
+
+/// A switch as people read it.
+fn on_off(on: bool) -> String {
+    if on { "On" } else { "Off" }.to_owned()
 }
 
 /// One saved version of the policy; version 0 is the default nobody saved yet.
@@ -231,6 +236,7 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
             code_entry: CodeEntry::parse(&row.code_entry).ok_or_else(|| bad("code_entry"))?,
             restrict_after_backup_sign_in: row.restrict_after_backup_sign_in,
             recovery_code_approval: row.recovery_code_approval,
+            admins_request_backups: row.admins_request_backups,
         };
         Ok(Self {
             version: row.version,
@@ -333,6 +339,7 @@ pub async fn save(
         code_entry: Set(policy.code_entry.as_str().to_owned()),
         restrict_after_backup_sign_in: Set(policy.restrict_after_backup_sign_in),
         recovery_code_approval: Set(policy.recovery_code_approval),
+        admins_request_backups: Set(policy.admins_request_backups),
         saved_by_id: Set(Some(actor.id)),
         saved_by: Set(Some(actor.email.clone())),
         saved_at: Set(now),
@@ -347,6 +354,7 @@ pub async fn save(
         _ => PolicyChangeError::Database(error),
     })?;
     rules::write_role_rules(&txn, org_id, policy.codes.withholds_codes()).await?;
+    rules::write_backup_rules(&txn, org_id, policy.admins_request_backups).await?;
     let details = PolicySavedDetails {
         version,
         changes: changes.clone(),
@@ -397,5 +405,22 @@ mod tests {
             ]
         );
         assert!(before.changes_from(&before).is_empty());
+    }
+
+    #[test]
+    fn letting_admins_request_backups_is_named_in_words() {
+        let before = OrgPolicy::default();
+        let after = OrgPolicy {
+            admins_request_backups: true,
+            ..before
+        };
+        assert_eq!(
+            after.changes_from(&before),
+            vec![Change {
+                field: "Administrators may request data backups".into(),
+                before: "Off".into(),
+                after: "On".into(),
+            }]
+        );
     }
 }

@@ -5,8 +5,14 @@
 //! used codes staying used. A wrong passphrase, a changed or cut archive, another schema and
 //! a database that is not empty are refused, and nothing is written. A backup taken while
 //! 200 events are recorded at once is one instant of the organization.
+//!
+//! Restored as a new organization — into another installation holding another organization,
+//! and into the one it came from, beside itself — it is the same modulo ids: rows, decisions,
+//! sign-ins, a chain linked anew that verifies; the organizations already there are as they
+//! were. A taken slug or email address, a bad slug, a changed or cut archive are refused with
+//! nothing written, and two restores under one new slug at once make one organization.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::Duration;
 use domain::{
@@ -30,8 +36,9 @@ use domain::{
     testing::{self, TestDatabase, migrated_databases, postgres_admin_url},
 };
 use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
 
-use crate::fixtures::{add_member, owner_with_mfa, t0};
+use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0};
 
 const PASSPHRASE: &str = "correct staple orbit lantern meadow";
 /// scrypt's work factor for the tests' archives: 2^10, not age's second of work.
@@ -39,6 +46,15 @@ const WORK_FACTOR: u8 = 10;
 
 /// Whether a restore's error is the one a case expects.
 type RefusedAs = fn(&BackupError) -> bool;
+
+/// A restore as a new organization that is refused: what, into where, the archive, the slug.
+type NewOrgCase<'a> = (
+    &'a str,
+    &'a TestDatabase,
+    Vec<u8>,
+    Option<&'a str>,
+    RefusedAs,
+);
 
 fn passphrase() -> Passphrase {
     Passphrase::new_for_archive(PASSPHRASE, PASSPHRASE, &["Acme"])
@@ -222,7 +238,7 @@ async fn restore(
     backup::restore(
         &target.db,
         &testing::secret_key(),
-        archive,
+        std::io::Cursor::new(archive.to_vec()),
         &Passphrase::to_open(text),
         &Source::default(),
         t0() + Duration::hours(1),
@@ -231,19 +247,7 @@ async fn restore(
 }
 
 async fn organizations(test_db: &TestDatabase) -> i64 {
-    let backend = test_db.db.get_database_backend();
-    let row = test_db
-        .db
-        .query_one(Statement::from_string(
-            backend,
-            "SELECT COUNT(*) AS n FROM organization".to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n")
-        .or_else(|_| row.try_get::<i32>("", "n").map(i64::from))
-        .unwrap()
+    rows_in(test_db, "organization").await
 }
 
 /// Every action the gate decides, for every role it names: the whole matrix.
@@ -313,6 +317,261 @@ async fn comparable_rows(
         }
     }
     all
+}
+
+/// Restores `archive` into `target` as a new organization under `slug`.
+async fn restore_as_new(
+    target: &TestDatabase,
+    archive: &[u8],
+    slug: Option<&str>,
+) -> Result<backup::Restored, BackupError> {
+    backup::restore_as_new_organization(
+        &target.db,
+        &testing::secret_key(),
+        std::io::Cursor::new(archive.to_vec()),
+        &Passphrase::to_open(PASSPHRASE),
+        slug,
+        &Source::default(),
+        t0() + Duration::hours(1),
+    )
+    .await
+}
+
+/// Another organization, Globex, with an owner and a member with MFA: in a database of its
+/// own, its ids are the ones an archive of the seeded organization holds. Returns its id.
+async fn globex(test_db: &TestDatabase, hasher: &PasswordHasher) -> i32 {
+    let (_, owner) = domain::accounts::create_organization(
+        &test_db.db,
+        hasher,
+        "Globex",
+        "owner@globex.test",
+        &Password::new("correct horse battery"),
+        t0(),
+    )
+    .await
+    .unwrap();
+    member_with_mfa(
+        test_db,
+        hasher,
+        &testing::secret_key(),
+        owner.org_id,
+        "member@globex.test",
+    )
+    .await;
+    owner.org_id
+}
+
+/// `text` with `org:<org_id>` written `org:#` and each `member:<id>` written with the
+/// account's email address: the same for an organization restored under new ids.
+fn modulo_ids(text: &str, org_id: i32, emails: &HashMap<i64, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(colon) = rest.find(':') {
+        let (before, after) = rest.split_at(colon + 1);
+        out.push_str(before);
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        rest = &after[digits.len()..];
+        match digits.parse::<i64>() {
+            Ok(id) if before.ends_with("org:") && id == i64::from(org_id) => out.push('#'),
+            Ok(id) if before.ends_with("member:") && emails.contains_key(&id) => {
+                out.push_str(&emails[&id]);
+            }
+            _ => out.push_str(&digits),
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The organization's accounts' email addresses by id.
+async fn emails(test_db: &TestDatabase, org_id: i32) -> HashMap<i64, String> {
+    domain::accounts::list_members(&test_db.db, org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|member| (i64::from(member.id), member.email))
+        .collect()
+}
+
+/// [`decisions`], the same for an organization restored under new ids ([`modulo_ids`]).
+async fn decisions_modulo_ids(test_db: &TestDatabase, org_id: i32) -> Vec<String> {
+    let emails = emails(test_db, org_id).await;
+    decisions(test_db, org_id)
+        .await
+        .iter()
+        .map(|line| modulo_ids(line, org_id, &emails))
+        .collect()
+}
+
+/// [`comparable_rows`] with every id written as what it names, so that an organization
+/// restored under new ids compares equal to the one backed up: a row's own id as its place
+/// in its table (a restore keeps their order), an account as its email address, a code set
+/// as its place, the organization as `org`; the links, which cover the ids, left out (the
+/// chain is verified apart), and the checkpoints too (they are not restored).
+async fn rows_modulo_ids(
+    test_db: &TestDatabase,
+    org_id: i32,
+    events: usize,
+) -> Vec<(Table, Vec<serde_json::Value>)> {
+    let mut all = comparable_rows(test_db, org_id, events).await;
+    let emails = emails(test_db, org_id).await;
+    let sets: HashMap<i64, usize> = all
+        .iter()
+        .find(|(table, _)| *table == Table::BackupCodeSet)
+        .map(|(_, rows)| {
+            rows.iter()
+                .enumerate()
+                .map(|(place, row)| (row["id"].as_i64().unwrap(), place))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (table, rows) in &mut all {
+        for (place, row) in rows.iter_mut().enumerate() {
+            for (column, value) in row.as_object_mut().unwrap() {
+                *value = match column.as_str() {
+                    "id" if *table != Table::CasbinRule => json!(place),
+                    "org_id" => json!("org"),
+                    "user_id" | "saved_by_id" | "created_by_id" | "requested_by_id"
+                    | "approved_by_id" | "actor_id" | "target_id" => {
+                        json!(value.as_i64().and_then(|id| emails.get(&id)))
+                    }
+                    "set_id" => json!(sets[&value.as_i64().unwrap()]),
+                    "v0" | "v1" => json!(modulo_ids(value.as_str().unwrap(), org_id, &emails)),
+                    "prev_hash" | "hash" if *table == Table::AuditEvent => serde_json::Value::Null,
+                    _ => continue,
+                };
+            }
+        }
+        match table {
+            Table::CasbinRule => rows.sort_by_key(|row| row.to_string()),
+            Table::AuditCheckpoint => rows.clear(),
+            _ => {}
+        }
+    }
+    all
+}
+
+/// How many rows `table` holds, every organization's.
+async fn rows_in(test_db: &TestDatabase, table: &str) -> i64 {
+    let backend = test_db.db.get_database_backend();
+    let row = test_db
+        .db
+        .query_one(Statement::from_string(
+            backend,
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n")
+        .or_else(|_| row.try_get::<i32>("", "n").map(i64::from))
+        .unwrap()
+}
+
+/// `archive` opened, its file `path` changed by `edit`, the manifest's digest of it made to
+/// match, and sealed again with the passphrase: what someone holding the passphrase, but not
+/// the installation's key, can make.
+fn resealed(archive: &[u8], path: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
+    use std::io::Read;
+
+    let secret = age::secrecy::SecretString::from(PASSPHRASE.to_owned());
+    let identity = age::scrypt::Identity::new(secret.clone());
+    let plain = age::Decryptor::new(archive)
+        .unwrap()
+        .decrypt(std::iter::once(&identity as _))
+        .unwrap();
+    let mut files = Vec::new();
+    for entry in tar::Archive::new(plain).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap();
+        if name == path {
+            let edited = edit(&text);
+            assert_ne!(edited, text, "the edit changes {path}");
+            text = edited;
+        }
+        files.push((name, text));
+    }
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        files
+            .iter()
+            .find(|(name, _)| name == path)
+            .unwrap()
+            .1
+            .as_bytes(),
+    ));
+    let mut manifest: serde_json::Value = serde_json::from_str(&files[0].1).unwrap();
+    for file in manifest["files"].as_array_mut().unwrap() {
+        if file["path"] == path {
+            file["sha256"] = json!(digest);
+        }
+    }
+    files[0].1 = manifest.to_string();
+
+    let mut recipient = age::scrypt::Recipient::new(secret);
+    recipient.set_work_factor(WORK_FACTOR);
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as _)).unwrap();
+    let mut out = Vec::new();
+    let mut builder = tar::Builder::new(encryptor.wrap_output(&mut out).unwrap());
+    for (name, text) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, text.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    out
+}
+
+/// Signs `seeded`'s member in on `target` with the same password, authenticator and an unused
+/// backup code, after checking that the used code stays used; returns the member signed in.
+async fn signs_in_as_before(
+    target: &TestDatabase,
+    hasher: &PasswordHasher,
+    seeded: &Seeded,
+) -> Member {
+    let later = t0() + Duration::hours(2);
+    let step = sign_in::password(
+        &target.db,
+        hasher,
+        &Email::parse("member@acme.test").unwrap(),
+        &Password::new("correct horse battery"),
+        &Source::default(),
+        later,
+    )
+    .await
+    .unwrap()
+    .expect("the same password");
+    let member = step.into_member();
+    let authz = Authz::load(&target.db).await.unwrap();
+    let source = Source::default();
+    let totp = mfa::code_at(&seeded.member_setup_key, later).unwrap();
+    sign_in::authenticator_code(
+        &Command::new(&target.db, &authz, &member, &source, later),
+        &testing::secret_key(),
+        &totp,
+    )
+    .await
+    .expect("the same authenticator");
+    let codes = BackupCodeHasher::new(hasher.clone(), &testing::secret_key());
+    let cmd = Command::new(
+        &target.db,
+        &authz,
+        &member,
+        &source,
+        later + Duration::minutes(1),
+    );
+    sign_in::backup_code(&cmd, &codes, &seeded.used)
+        .await
+        .expect_err("a used code stays used");
+    sign_in::backup_code(&cmd, &codes, &seeded.unused[0])
+        .await
+        .expect("an unused code works");
+    member
 }
 
 #[tokio::test]
@@ -400,44 +659,8 @@ async fn a_restored_organization_is_the_one_backed_up() {
 
         // The member signs in with the same password, authenticator and unused codes; the
         // used code stays used.
-        let later = t0() + Duration::hours(2);
-        let step = sign_in::password(
-            &target.db,
-            &hasher,
-            &Email::parse("member@acme.test").unwrap(),
-            &Password::new("correct horse battery"),
-            &Source::default(),
-            later,
-        )
-        .await
-        .unwrap()
-        .expect("the same password");
-        let member = step.into_member();
+        let member = signs_in_as_before(&target, &hasher, &seeded).await;
         assert_eq!(member, seeded.member);
-        let authz = Authz::load(&target.db).await.unwrap();
-        let source = Source::default();
-        let totp = mfa::code_at(&seeded.member_setup_key, later).unwrap();
-        sign_in::authenticator_code(
-            &Command::new(&target.db, &authz, &member, &source, later),
-            &testing::secret_key(),
-            &totp,
-        )
-        .await
-        .expect("the same authenticator");
-        let codes = BackupCodeHasher::new(hasher.clone(), &testing::secret_key());
-        let cmd = Command::new(
-            &target.db,
-            &authz,
-            &member,
-            &source,
-            later + Duration::minutes(1),
-        );
-        sign_in::backup_code(&cmd, &codes, &seeded.used)
-            .await
-            .expect_err("a used code stays used");
-        sign_in::backup_code(&cmd, &codes, &seeded.unused[0])
-            .await
-            .expect("an unused code works");
 
         // New rows get new ids (PostgreSQL's sequences were moved past the restored ones).
         add_member(&target, &hasher, org_id, "new@acme.test", Role::Member).await;
@@ -554,6 +777,255 @@ async fn a_backup_taken_while_200_events_are_recorded_is_one_instant() {
         assert_eq!(chain.events, restored.manifest.audit_head.seq + 1);
         let all = audit::chain::verify(&source_db.db, org_id).await.unwrap();
         assert!(restored.manifest.audit_head.seq <= all.events);
+    }
+}
+
+#[tokio::test]
+async fn a_restore_as_a_new_organization_is_the_one_backed_up_beside_the_others() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = testing::secret_key();
+    for source_db in migrated_databases().await {
+        let backend = source_db.backend;
+        let seeded = seed(&source_db, &hasher).await;
+        let org_id = seeded.owner.org_id;
+        let events = audit::chain::verify(&source_db.db, org_id)
+            .await
+            .unwrap()
+            .events;
+        let archive = take_backup(&source_db, org_id).await;
+        let events = usize::try_from(events).unwrap();
+        let backed_up = rows_modulo_ids(&source_db, org_id, events).await;
+        let backed_up_decisions = decisions_modulo_ids(&source_db, org_id).await;
+
+        // Into another installation's database holding another organization (with the ids
+        // the archive's rows have), under the archive's slug; and into the database it came
+        // from, beside itself, under another slug, once its accounts have moved to other
+        // addresses (addresses are unique across an installation).
+        let elsewhere = empty_like(&source_db).await;
+        let globex = globex(&elsewhere, &hasher).await;
+        source_db
+            .execute("UPDATE user_account SET email = 'was-' || email")
+            .await;
+        for (target, slug, other) in [
+            (&elsewhere, None, globex),
+            (&source_db, Some("acme-restored"), org_id),
+        ] {
+            let other_rows = backup::rows(&target.db, &key, other).await.unwrap();
+            let other_decisions = decisions(target, other).await;
+
+            let restored = restore_as_new(target, &archive, slug).await.unwrap();
+            let new_id = restored.organization.id;
+            let slug = slug.unwrap_or("acme");
+            assert_ne!(new_id, other, "{backend:?}");
+            assert_eq!(restored.organization.slug, slug);
+            assert!(restored.chain_relinked, "new ids are new links");
+            assert_eq!(restored.codes_ended, 0, "the same pepper");
+
+            // Every row, table by table, modulo ids (the organization under its new slug).
+            let mut expected = backed_up.clone();
+            expected[0].1[0]["slug"] = json!(slug);
+            let after = rows_modulo_ids(target, new_id, events).await;
+            for ((table, rows), (_, restored_rows)) in expected.iter().zip(&after) {
+                assert_eq!(rows, restored_rows, "{backend:?} {slug}: {}", table.name());
+            }
+
+            // The chain verifies, linked anew, and the restore is on it with the mapping.
+            let chain = audit::chain::verify(&target.db, new_id).await.unwrap();
+            assert_eq!(chain.broken, None, "{backend:?} {slug}");
+            assert_eq!(chain.events, restored.manifest.audit_head.seq + 1);
+            let last = audit::latest(&target.db, new_id, 1).await.unwrap();
+            assert_eq!(last[0].action, AuditAction::BackupRestored.as_str());
+            assert_eq!(last[0].details["mode"], "new_organization");
+            assert_eq!(last[0].details["organization"]["archive_id"], org_id);
+            assert_eq!(last[0].details["organization"]["id"], new_id);
+
+            // Every Casbin decision, for every member and action.
+            assert_eq!(
+                decisions_modulo_ids(target, new_id).await,
+                backed_up_decisions,
+                "{backend:?} {slug}"
+            );
+
+            // The member signs in as before, in the new organization.
+            let member = signs_in_as_before(target, &hasher, &seeded).await;
+            assert_eq!(
+                (member.org_id, &member.email, member.role),
+                (new_id, &seeded.member.email, seeded.member.role)
+            );
+
+            // The organization that was there is as it was.
+            assert_eq!(
+                backup::rows(&target.db, &key, other).await.unwrap(),
+                other_rows,
+                "{backend:?} {slug}"
+            );
+            assert_eq!(decisions(target, other).await, other_decisions);
+
+            // New rows get new ids.
+            add_member(target, &hasher, new_id, "new@acme.test", Role::Member).await;
+        }
+        assert_eq!(organizations(&source_db).await, 2);
+        assert_eq!(organizations(&elsewhere).await, 2);
+    }
+}
+
+#[tokio::test]
+async fn a_restore_as_a_new_organization_refuses_a_taken_slug_or_email_and_writes_nothing() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for source_db in migrated_databases().await {
+        let backend = source_db.backend;
+        let seeded = seed(&source_db, &hasher).await;
+        let archive = take_backup(&source_db, seeded.owner.org_id).await;
+        let target = empty_like(&source_db).await;
+        let globex = globex(&target, &hasher).await;
+        add_member(&target, &hasher, globex, "member@acme.test", Role::Member).await;
+        let mut changed = archive.clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x01;
+        let cut = archive[..archive.len() - 100].to_vec();
+
+        let cases: Vec<NewOrgCase> = vec![
+            (
+                "its slug, taken",
+                &source_db,
+                archive.clone(),
+                None,
+                |e| matches!(e, BackupError::SlugTaken(slug) if slug == "acme"),
+            ),
+            (
+                "beside itself: every address taken",
+                &source_db,
+                archive.clone(),
+                Some("acme-2"),
+                |e| {
+                    matches!(e, BackupError::EmailsTaken(emails) if emails == &[
+                        "admin@acme.test", "member@acme.test", "owner@acme.test",
+                    ])
+                },
+            ),
+            (
+                "an address taken in another organization",
+                &target,
+                archive.clone(),
+                None,
+                |e| matches!(e, BackupError::EmailsTaken(emails) if emails == &["member@acme.test"]),
+            ),
+            (
+                "not a slug",
+                &target,
+                archive.clone(),
+                Some("Acme Copy!"),
+                |e| matches!(e, BackupError::InvalidSlug(_)),
+            ),
+            ("one bit changed", &target, changed, Some("acme-2"), |e| {
+                matches!(e, BackupError::Damaged(_))
+            }),
+            ("cut short", &target, cut, Some("acme-2"), |e| {
+                matches!(e, BackupError::Damaged(_))
+            }),
+        ];
+        for (case, db, bytes, slug, expected) in cases {
+            let before = (
+                organizations(db).await,
+                rows_in(db, "user_account").await,
+                rows_in(db, "audit_event").await,
+                rows_in(db, "casbin_rule").await,
+            );
+            let error = restore_as_new(db, &bytes, slug).await.unwrap_err();
+            assert!(expected(&error), "{backend:?} {case}: {error:?}");
+            let after = (
+                organizations(db).await,
+                rows_in(db, "user_account").await,
+                rows_in(db, "audit_event").await,
+                rows_in(db, "casbin_rule").await,
+            );
+            assert_eq!(before, after, "{backend:?} {case}: nothing written");
+        }
+        let message = restore_as_new(&target, &archive, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("member@acme.test"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_restores_under_the_same_new_slug_at_once_make_one_organization() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for source_db in migrated_databases().await {
+        let seeded = seed(&source_db, &hasher).await;
+        let archive = Arc::new(take_backup(&source_db, seeded.owner.org_id).await);
+        let target = empty_like(&source_db).await;
+        globex(&target, &hasher).await;
+        let restores: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, archive) = (target.db.clone(), Arc::clone(&archive));
+                tokio::spawn(async move {
+                    backup::restore_as_new_organization(
+                        &db,
+                        &testing::secret_key(),
+                        std::io::Cursor::new(archive.to_vec()),
+                        &Passphrase::to_open(PASSPHRASE),
+                        Some("acme-2"),
+                        &Source::default(),
+                        t0() + Duration::hours(1),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for restore in restores {
+            outcomes.push(restore.await.unwrap());
+        }
+        let written = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(written, 1, "{:?}: {outcomes:?}", source_db.backend);
+        assert!(
+            outcomes.iter().any(
+                |outcome| matches!(outcome, Err(BackupError::SlugTaken(slug)) if slug == "acme-2")
+            ),
+            "{outcomes:?}"
+        );
+        assert_eq!(organizations(&target).await, 2);
+        assert_eq!(rows_in(&target, "user_account").await, 2 + 3);
+    }
+}
+
+#[tokio::test]
+async fn an_event_changed_in_an_archive_of_this_installation_is_refused_in_either_mode() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for source_db in migrated_databases().await {
+        let backend = source_db.backend;
+        let seeded = seed(&source_db, &hasher).await;
+        let archive = take_backup(&source_db, seeded.owner.org_id).await;
+        // The member's redemption, with one more code left than there was: the passphrase opens
+        // and seals the archive, its digests match; only the links, under this installation's
+        // key, show it.
+        let changed = resealed(&archive, "tables/audit_event/000001.ndjson", |text| {
+            text.replacen(r#"\"remaining\":9"#, r#"\"remaining\":10"#, 1)
+        });
+        let empty = empty_like(&source_db).await;
+        let error = restore(&empty, &changed, PASSPHRASE).await.unwrap_err();
+        assert!(
+            matches!(&error, BackupError::RestoredChain(_)),
+            "{backend:?} into an empty database: {error:?}"
+        );
+        assert_eq!(organizations(&empty).await, 0);
+
+        let beside = empty_like(&source_db).await;
+        globex(&beside, &hasher).await;
+        let before = rows_in(&beside, "audit_event").await;
+        let error = restore_as_new(&beside, &changed, None).await.unwrap_err();
+        assert!(
+            matches!(&error, BackupError::RestoredChain(message) if message.contains("altered")),
+            "{backend:?} as a new organization: {error:?}"
+        );
+        assert_eq!(organizations(&beside).await, 1);
+        assert_eq!(rows_in(&beside, "audit_event").await, before);
+
+        // The archive as it was restores in both.
+        restore(&empty, &archive, PASSPHRASE).await.unwrap();
+        restore_as_new(&beside, &archive, None).await.unwrap();
     }
 }
 

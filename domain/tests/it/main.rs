@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod backup;
 mod backup_codes;
+mod backup_jobs;
 mod digest;
 mod events;
 mod fixtures;

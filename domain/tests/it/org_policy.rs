@@ -1,5 +1,6 @@
 //! The organization's backup-code policy on every backend: versions and conflicts, the rules
-//! it compiles to, exceptions, explain, impact preview, and every instance seeing a change.
+//! it compiles to, exceptions, explain, impact preview, every instance seeing a change, and
+//! who may request data backups.
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
@@ -586,7 +587,8 @@ fn expected(
         Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers | Action::ViewAudit => {
             manages
         }
-        Action::ManageWebhooks => role == Role::Owner,
+        // With the policy's default: only owners request data backups.
+        Action::ManageWebhooks | Action::RequestBackups => role == Role::Owner,
         Action::AddAccount(target)
         | Action::RemoveAccount(target)
         | Action::IssueRecoveryCode(target)
@@ -615,6 +617,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ManageMember(Role::Admin),
         Action::ViewAudit,
         Action::ManageWebhooks,
+        Action::RequestBackups,
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;
@@ -880,5 +883,157 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
             2,
             "only the two saves above made versions"
         );
+    }
+}
+
+/// Issue 15: owners may always request data backups, administrators only while the policy
+/// lets them; members never, nor an administrator of another organization. Each save takes
+/// effect on a freshly loaded gate and on one that was loaded before it, is on the record in
+/// words, and its rule is in the export and in "Explain".
+#[tokio::test]
+async fn admins_may_request_backups_only_while_the_policy_lets_them() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    // (role, "Administrators may request data backups") → allowed
+    let table = [
+        (Role::Owner, false, true),
+        (Role::Admin, false, false),
+        (Role::Member, false, false),
+        (Role::Owner, true, true),
+        (Role::Admin, true, true),
+        (Role::Member, true, false),
+    ];
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        // Loaded before any save: it must see each one through the revision bump.
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let org_id = org.owner.org_id;
+        let other_admin = add_member(
+            &test_db,
+            &hasher,
+            org.stranger.org_id,
+            "admin@globex.test",
+            Role::Admin,
+        )
+        .await;
+        let actor = |role: Role| match role {
+            Role::Owner => &org.owner,
+            Role::Admin => &org.admin,
+            Role::Member => &org.member,
+        };
+        let admin_rule = format!("p, admin, org:{org_id}, backups, request, allow");
+        let mut cells = 0;
+        for (step, setting) in [false, true, false].into_iter().enumerate() {
+            let case = format!("step {step}, setting {setting} ({:?})", test_db.backend);
+            let at = t0() + Duration::minutes(step as i64);
+            if step > 0 {
+                let policy = OrgPolicy {
+                    admins_request_backups: setting,
+                    ..OrgPolicy::default()
+                };
+                save_at(&test_db, &authz, &org.owner, policy, at)
+                    .await
+                    .unwrap();
+            }
+            let fresh = Authz::load(db).await.unwrap();
+            for &(role, on, allowed) in table.iter().filter(|(_, on, _)| *on == setting) {
+                for (gate, which) in [(&authz, "loaded before"), (&fresh, "fresh")] {
+                    let decision = gate
+                        .decide(actor(role), org_id, Action::RequestBackups)
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        decision.allowed, allowed,
+                        "{role:?} with the setting {on}, {which} gate, {case}"
+                    );
+                    cells += 1;
+                }
+            }
+            // Another organization's admin: not here, and not in their own organization,
+            // whose policy was never changed.
+            for gate in [&authz, &fresh] {
+                for in_org in [org_id, other_admin.org_id] {
+                    assert!(
+                        !gate
+                            .allows(&other_admin, in_org, Action::RequestBackups)
+                            .await
+                            .unwrap(),
+                        "the other organization's admin in org {in_org}, {case}"
+                    );
+                }
+                assert!(
+                    gate.allows(&org.stranger, org.stranger.org_id, Action::RequestBackups)
+                        .await
+                        .unwrap(),
+                    "the other organization's owner at home, {case}"
+                );
+            }
+
+            // "Explain" names the rule that decided, and the export lists it while it is on.
+            let (_, explained) =
+                org_policy::explain(db, &authz, &org.owner, "admin@acme.test", "request_backups")
+                    .await
+                    .unwrap();
+            assert_eq!(explained.allowed, setting, "{case}");
+            assert_eq!(explained.subject, "admin", "{case}");
+            let exported = org_policy::export(db, org_id, at).await.unwrap();
+            assert_eq!(exported.settings.admins_request_backups, setting, "{case}");
+            if setting {
+                assert_eq!(explained.rules, vec![admin_rule.clone()], "{case}");
+                assert!(exported.rules.contains(&admin_rule), "{case}");
+            } else {
+                assert!(explained.rules.is_empty(), "{case}: {explained:?}");
+                assert!(!exported.rules.contains(&admin_rule), "{case}");
+            }
+            assert!(
+                exported
+                    .rules
+                    .contains(&"p, owner, *, backups, request, allow".to_owned()),
+                "{case}"
+            );
+            assert_eq!(
+                org_policy::export_at(db, org_id, at, at).await.unwrap(),
+                exported,
+                "replayed, the backup rule is the one the gate loads: {case}"
+            );
+        }
+        assert_eq!(cells, 3 * 2 * 3);
+
+        // The history says each change in words, newest first, and so does the audit log.
+        let history = org_policy::history(db, &authz, &org.owner).await.unwrap();
+        let words = |before: &str, after: &str| {
+            vec![org_policy::Change {
+                field: "Administrators may request data backups".to_owned(),
+                before: before.to_owned(),
+                after: after.to_owned(),
+            }]
+        };
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].changes, words("On", "Off"));
+        assert_eq!(history[1].changes, words("Off", "On"));
+        let saved = audit::latest(db, org_id, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|event| event.action == "policy.saved")
+            .unwrap();
+        assert_eq!(
+            saved.details["changes"][0]["field"],
+            "Administrators may request data backups"
+        );
+        assert_eq!(saved.details["changes"][0]["after"], "Off");
+        // Members still cannot ask "Explain".
+        assert!(matches!(
+            org_policy::explain(
+                db,
+                &authz,
+                &org.member,
+                "admin@acme.test",
+                "request_backups"
+            )
+            .await,
+            Err(PolicyChangeError::NotAllowed)
+        ));
     }
 }

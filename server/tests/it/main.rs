@@ -6,7 +6,9 @@
 
 mod accounts;
 mod audit;
+mod backup;
 mod backup_codes;
+mod backup_schedule;
 mod brute_force;
 mod crash;
 mod hardening;

@@ -42,7 +42,7 @@ mod restored;
 mod upgrade;
 mod verify;
 
-pub(crate) use self::restored::relink_restored;
+pub(crate) use self::restored::{ArchivedLinks, relink_restored};
 pub(super) use self::verify::{ChainKeys, PAGE, Place, event_matches, verify_after};
 pub use self::{
     monitor::{ChainMonitor, ChainReport},

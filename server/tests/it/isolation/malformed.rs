@@ -1,16 +1,18 @@
-//! Acme's owner and a visitor with no session send every server function malformed input:
-//! each request is refused with a 4xx or answered soundly, and nothing is written.
+//! Acme's owner and a visitor with no session send every server function, and the download
+//! of a backup, malformed input: each request is refused with a 4xx or answered soundly, and
+//! nothing is written.
 
 use domain::testing::{fresh_databases, secret_key};
 
 use super::{
     Arg, Kind, Open, SERVER_FUNCTIONS, ServerFunction,
-    answers::{ATTRIBUTE, Answer, SCRIPT, call, escape_into, form, problems},
+    answers::{ATTRIBUTE, Answer, SCRIPT, call, escape_into, form, get, problems},
     baseline_with,
     pages::pages_escape_what_they_show,
     pairs,
     snapshot::{
-        acme_snapshot, add_acme_notification_rows, assert_acme_chain_intact, assert_acme_unchanged,
+        AcmeBackups, BackupFolder, acme_snapshot, add_acme_backups, add_acme_notification_rows,
+        assert_acme_chain_intact, assert_acme_unchanged,
     },
 };
 use crate::support::{
@@ -262,6 +264,33 @@ fn misjudged(
     found
 }
 
+/// The download of a backup (`GET /admin/backup/{id}/download`) with ids that are not
+/// numbers, too big, of no backup, or of Acme's backups whose archive is gone (expired,
+/// failed, deleted), each with the status it must get from Acme's owner: nothing is sent
+/// and nothing written (a download is counted only when one is sent). The last of Acme's
+/// ids is its ready backup, which is left out.
+fn malformed_downloads(backups: &AcmeBackups) -> Vec<(String, u16)> {
+    let mut paths: Vec<(String, u16)> = [
+        "abc",
+        "-1",
+        "0",
+        "2000000000",
+        "99999999999999999999",
+        "1e309",
+        "1.5",
+        "%FF%FE",
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "'%20OR%201=1%20--",
+    ]
+    .iter()
+    .map(|id| (format!("/admin/backup/{id}/download"), 404))
+    .collect();
+    for id in backups.ids.iter().filter(|&&id| id != backups.ready) {
+        paths.push((format!("/admin/backup/{id}/download"), 410));
+    }
+    paths
+}
+
 #[tokio::test]
 async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing() {
     for database in fresh_databases().await {
@@ -269,7 +298,12 @@ async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing(
         let key = secret_key();
         let acme = two_organizations(&database, &key).await;
         add_acme_notification_rows(&database, &key, &acme).await;
-        let server = Server::start_with_key(&database.url, &key, &[]).await;
+        let backups = BackupFolder::new();
+        let acme_backups = add_acme_backups(&database, &key, &acme, &backups).await;
+        let (folder_var, folder) = backups.server_var();
+        let server = Server::start_with_key(&database.url, &key, &[(folder_var, &folder)]).await;
+        // Where the server keeps its files is nobody's business but the operator's.
+        let insides = backups.marker();
         let client = client();
         let owner = sign_in(&client, &server, "owner@acme.test").await;
         // The owner has read their notices: marking them read in the sweep changes nothing.
@@ -282,7 +316,7 @@ async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing(
         )
         .await;
         assert!(read.status < 400, "{} {}", read.status, read.body);
-        let before = acme_snapshot(&database, &acme).await;
+        let before = acme_snapshot(&database, &acme, &backups).await;
         let mut tried = 0usize;
         let mut failures = Vec::new();
 
@@ -304,6 +338,29 @@ async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing(
                         session.is_some(),
                         &answer,
                     ));
+                    if answer.body.contains(&insides) {
+                        failures.push(format!(
+                            "{what}: the backup folder's path in the answer: {:.1500}",
+                            answer.body
+                        ));
+                    }
+                }
+            }
+            for (path, status) in malformed_downloads(&acme_backups) {
+                let what = format!("{who}: GET {path}");
+                let answer = get(&client, &server, &path, session).await;
+                tried += 1;
+                failures.extend(problems(&what, &answer));
+                // Nobody signed in is refused too, sign-in first or (an id that is not one)
+                // before it.
+                let expected = if session.is_some() { status } else { 401 };
+                let wrong_status = answer.status != expected
+                    && (session.is_some() || !(400..500).contains(&answer.status));
+                if wrong_status || answer.content_type.contains("octet-stream") {
+                    failures.push(format!(
+                        "{what}: {} {} {:.300} (must be {expected})",
+                        answer.status, answer.content_type, answer.body
+                    ));
                 }
             }
         }
@@ -314,7 +371,7 @@ async fn malformed_input_to_every_server_function_is_refused_and_writes_nothing(
         );
         assert_acme_unchanged(
             &before,
-            &acme_snapshot(&database, &acme).await,
+            &acme_snapshot(&database, &acme, &backups).await,
             "Malformed input",
         );
         assert_acme_chain_intact(&database).await;

@@ -3,11 +3,12 @@
 //! Two organizations share one database: Acme, with data in every table a server function
 //! reads or writes (members, a saved policy, an exception, MFA, backup codes, recovery-code
 //! requests, audit events, notices, alert settings, a second notification address, a "This
-//! wasn't me" report, as many webhooks as it may have), and Globex beside it. Globex's owner,
+//! wasn't me" report, as many webhooks as it may have, requested backups with an archive in
+//! the server's backup folder), and Globex beside it. Globex's owner,
 //! admin and a plain member call every server function with Acme's ids and emails; Acme's
 //! owner and a visitor with no session send every server function malformed input. Acme's
-//! rows are compared before and after, and no answer may carry Acme's data or the server's
-//! insides.
+//! rows (and archives) are compared before and after, and no answer may carry Acme's data or
+//! the server's insides.
 //!
 //! `SERVER_FUNCTIONS` lists every server function; a test reads `app/src/api/*.rs` and fails
 //! when one is missing from it, so that a new server function cannot skip these tests.
@@ -30,7 +31,7 @@ mod restricted;
 mod snapshot;
 mod tenants;
 
-use self::snapshot::{ACME_FAILED_COUNT, ACME_FAILED_MINUTES};
+use self::snapshot::{ACME_FAILED_COUNT, ACME_FAILED_MINUTES, BACKUP_PASSPHRASE};
 use crate::support::{
     PASSWORD,
     sources::{RouteKind, every_route, server_functions},
@@ -39,7 +40,8 @@ use crate::support::{
 /// What an argument of a server function is, which decides what is valid for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// A required `i32` naming a row: a member, an exception, a recovery-code request.
+    /// A required `i32` naming a row: a member, an exception, a recovery-code request, a
+    /// webhook, a requested backup.
     Id,
     /// The policy version a save is based on: a required `i32`.
     Version,
@@ -231,6 +233,30 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
             unsent("before", Kind::Before),
         ],
         open: Open::SignedIn,
+    },
+    // backups.rs: owners (admins too when the policy lets them, which Acme's and Globex's do
+    // not).
+    ServerFunction {
+        endpoint: "admin/backups",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // A valid request (a passphrase hard to guess, typed twice), which an owner whose
+        // organization has requested fewer than a day's backups makes (Globex's, in
+        // `tenants`); but Acme has requested as many as it may today
+        // (`snapshot::add_acme_backups`): refused, and nothing written.
+        endpoint: "admin/backups/request",
+        args: &[
+            arg("passphrase", Kind::Text, BACKUP_PASSPHRASE),
+            arg("passphrase_again", Kind::Text, BACKUP_PASSPHRASE),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/backups/delete",
+        args: &[arg("backup_id", Kind::Id, "-1")],
+        open: Open::Refused,
     },
     // backup_codes.rs
     ServerFunction {
@@ -504,7 +530,7 @@ fn every_server_function_is_in_the_table() {
         in_table, in_source,
         "SERVER_FUNCTIONS names a server function that is gone, or one twice"
     );
-    assert!(in_source.len() >= 49, "{in_source:?}");
+    assert!(in_source.len() >= 52, "{in_source:?}");
 }
 
 #[test]
@@ -526,6 +552,13 @@ fn the_route_catalogue_reads_every_kind_of_route() {
         ("POST", "/admin/recovery", RouteKind::Server),
         ("GET", "/admin/webhooks", RouteKind::Page),
         ("POST", "/admin/webhooks", RouteKind::Server),
+        ("GET", "/admin/backup", RouteKind::Page),
+        (
+            "POST",
+            "/api/admin/backups/request",
+            RouteKind::ServerFunction,
+        ),
+        ("GET", "/admin/backup/{id}/download", RouteKind::Server),
         ("GET", "/healthz", RouteKind::Server),
     ] {
         assert!(

@@ -35,6 +35,10 @@ pub async fn pages_escape_what_they_show(
             ])
         ),
         format!("/admin/policy{}", query(&[("saved", SCRIPT)])),
+        format!(
+            "/admin/backup{}",
+            query(&[("requested", SCRIPT), ("deleted", ATTRIBUTE)])
+        ),
         format!("/admin/audit/export{}", query(&[("format", SCRIPT)])),
         format!("/admin/policy/export{}", query(&[("at", SCRIPT)])),
         // Malformed addresses: control characters in a search or filter, numbers too big,
@@ -93,6 +97,11 @@ pub async fn pages_escape_what_they_show(
             "admin/recovery/request",
             vec![("email", SCRIPT)],
             "/admin/recovery",
+        ),
+        (
+            "admin/backups/request",
+            vec![("passphrase", SCRIPT), ("passphrase_again", ATTRIBUTE)],
+            "/admin/backup",
         ),
     ] {
         let posted = client

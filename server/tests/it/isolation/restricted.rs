@@ -121,7 +121,7 @@ fn refusal_words() -> String {
 
 /// Sends `route` as the browser would, with `session`: a server function as the hydrated app
 /// calls it, with its baseline arguments from `SERVER_FUNCTIONS`; a page, a download or a
-/// plain form as a browser without JavaScript asks for it.
+/// plain form as a browser without JavaScript asks for it, with `1` for an `{id}` in its path.
 async fn send(client: &Client, server: &Server, route: &Route, session: &str) -> Answer {
     if route.kind == RouteKind::ServerFunction {
         let endpoint = route.path.strip_prefix("/api/").unwrap();
@@ -141,7 +141,7 @@ async fn send(client: &Client, server: &Server, route: &Route, session: &str) ->
     }
     let method = Method::from_bytes(route.method.as_bytes()).unwrap();
     let mut request = client
-        .request(method.clone(), server.url(&route.path))
+        .request(method.clone(), server.url(&route.path.replace("{id}", "1")))
         .header(header::COOKIE, format!("lifeline_session={session}"))
         .header(header::ACCEPT, "text/html");
     if method == Method::POST {
@@ -208,7 +208,11 @@ async fn the_downloads_are_refused_like_every_other_admin_route() {
     let error: serde_json::Value = members.json().await.unwrap();
     assert_eq!(error["Refused"], refused_words.as_str());
     // As a script or `curl` asks for them: no file, the reason instead.
-    for path in ["/admin/audit/export?format=csv", "/admin/policy/export"] {
+    for path in [
+        "/admin/audit/export?format=csv",
+        "/admin/policy/export",
+        "/admin/backup/1/download",
+    ] {
         let download = client
             .get(server.url(path))
             .header(header::COOKIE, format!("lifeline_session={session}"))

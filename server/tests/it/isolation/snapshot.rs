@@ -1,14 +1,23 @@
-//! Acme's data before and after the calls: every row of it, its audit log and policy as
-//! exported, and its audit chain verified; and the rows of notices, alerts and webhooks Acme
-//! is given first, which the organizations' fixture does not make.
+//! Acme's data before and after the calls: every row of it, its archives in the backup
+//! folder, its audit log and policy as exported, and its audit chain verified; and the rows
+//! of notices, alerts, webhooks and backups Acme is given first, which the organizations'
+//! fixture does not make.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    time::{Duration as StdDuration, Instant},
+};
 
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use domain::{
     accounts,
     audit::Source,
     authz::Authz,
+    backup::{
+        Passphrase,
+        jobs::{self, BackupJobError, JobState},
+    },
     command::Command,
     incidents, notification_addresses,
     notifications::{
@@ -23,6 +32,7 @@ use domain::{
     testing::TestDatabase,
 };
 use sea_orm::{ConnectionTrait, Statement};
+use sha2::{Digest, Sha256};
 
 use crate::support::{cli::cli, organizations::Acme};
 
@@ -35,6 +45,9 @@ pub const ACME_FAILED_MINUTES: &str = "30";
 pub const ACME_SECOND_ADDRESS: &str = "pager@acme.test";
 /// The host of Acme's webhooks. Globex never types it.
 pub const ACME_WEBHOOK_HOST: &str = "siem.acme.test";
+/// A passphrase zxcvbn scores as hard to guess: Acme's archives are encrypted to it, and the
+/// catalogue's backup request sends it.
+pub const BACKUP_PASSPHRASE: &str = "violet tractor whispers under copper rain";
 
 /// Gives Acme rows in the tables of notices and alerts: alert settings of its own (every
 /// alert on, at [`ACME_FAILED_COUNT`] refused codes in [`ACME_FAILED_MINUTES`] minutes), a
@@ -95,14 +108,196 @@ pub async fn add_acme_notification_rows(
     webhooks
 }
 
-/// Everything Acme has, read straight from the database and through the command line:
-/// its rows in every table (secrets by length only), its audit log as exported, and its
-/// policy as exported. Two snapshots are equal when nothing of Acme's changed.
-pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<String, Vec<String>> {
+/// Where the server keeps the backups requested in the console in these tests
+/// (`LIFELINE_BACKUP_DIR`): a folder in a temporary folder of the test's own, whose path no
+/// answer may show (where the server keeps its files is the operator's business).
+pub struct BackupFolder(tempfile::TempDir);
+
+impl BackupFolder {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    /// The folder the archives are written to, as the server is told it.
+    pub fn archives(&self) -> PathBuf {
+        self.0.path().join("backups")
+    }
+
+    /// The server's variable naming [`Self::archives`].
+    pub fn server_var(&self) -> (&'static str, String) {
+        (
+            "LIFELINE_BACKUP_DIR",
+            self.archives().to_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The temporary folder's path, which any mention of the backup folder (or of the file
+    /// standing in a folder's place, [`add_acme_backups`]) starts with.
+    pub fn marker(&self) -> String {
+        self.0.path().to_str().unwrap().to_owned()
+    }
+}
+
+/// Acme's requested backups ([`add_acme_backups`]).
+pub struct AcmeBackups {
+    /// Every one's id: expired, failed, deleted, ready.
+    pub ids: Vec<i32>,
+    /// The one ready to download, requested by Acme's owner, whose archive is in the folder.
+    pub ready: i32,
+}
+
+/// Gives Acme a backup in each state a finished one can be in, each requested by its owner
+/// and built as the server builds them (in `folder`, under `key`, encrypted to
+/// [`BACKUP_PASSPHRASE`] with a cheap work factor): one expired (built, then swept after its
+/// time), one failed (its folder could not be made: a file stands in its place, and the
+/// reason names that path), one deleted, and one ready, whose archive stays in the folder.
+/// That is as many requests as an organization may make in a day (failed ones do not
+/// count), so a further request by Acme's owner is refused and writes nothing.
+pub async fn add_acme_backups(
+    database: &TestDatabase,
+    key: &SecretKey,
+    acme: &Acme,
+    folder: &BackupFolder,
+) -> AcmeBackups {
+    let db = &database.db;
+    let authz = Authz::load(db).await.unwrap();
+    let source = Source::default();
+    let by_owner = |now| Command::new(db, &authz, &acme.owner, &source, now);
+    let passphrase = Passphrase::new_for_archive(BACKUP_PASSPHRASE, BACKUP_PASSPHRASE, &[])
+        .unwrap()
+        .with_work_factor(2);
+    let archives = folder.archives();
+    let per_day = jobs::DEFAULT_PER_DAY;
+    let built = |id, into: PathBuf| {
+        let passphrase = passphrase.clone();
+        async move { jobs::build(db, key, id, &passphrase, &into).await.unwrap() }
+    };
+
+    let expired = jobs::request(&by_owner(Utc::now()), per_day)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(built(expired, archives.clone()).await, JobState::Ready);
+    let after_its_time = Utc::now() + jobs::KEPT_FOR + Duration::minutes(1);
+    let swept = jobs::sweep(db, &archives, after_its_time).await.unwrap();
+    assert_eq!(swept.expired, 1);
+
+    let blocked = folder.0.path().join("not-a-folder");
+    std::fs::write(&blocked, b"").unwrap();
+    let failed = jobs::request(&by_owner(Utc::now()), per_day)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        built(failed, blocked.join("backups")).await,
+        JobState::Failed
+    );
+
+    let deleted = jobs::request(&by_owner(Utc::now()), per_day)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(built(deleted, archives.clone()).await, JobState::Ready);
+    jobs::delete(&by_owner(Utc::now()), deleted, &archives)
+        .await
+        .unwrap();
+
+    let ready = jobs::request(&by_owner(Utc::now()), per_day)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(built(ready, archives.clone()).await, JobState::Ready);
+
+    let refused = jobs::request(&by_owner(Utc::now()), per_day).await;
+    assert!(
+        matches!(refused, Err(BackupJobError::DailyLimit { .. })),
+        "Acme has requested a day's backups: {refused:?}"
+    );
+    // Rows made later (Globex's backups) get later ids, which no Acme row of any kind has:
+    // an id in a Globex answer that is Acme's is Acme's row.
+    assert!(
+        acme.ids().iter().all(|&id| id <= i64::from(ready)),
+        "{:?}",
+        acme.ids()
+    );
+    AcmeBackups {
+        ids: vec![expired, failed, deleted, ready],
+        ready,
+    }
+}
+
+/// Waits until no organization but `org_id` has a backup being built: the backup folder is
+/// shared, and a snapshot of it is taken when other organizations' archives are complete
+/// (or gone), so that only whole files of theirs are there to leave out.
+async fn wait_for_builds_of_others(database: &TestDatabase, org_id: i32) {
+    let backend = database.db.get_database_backend();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM backup_job WHERE org_id <> {org_id} AND state = 'building'"
+    );
+    let started = Instant::now();
+    loop {
+        let row = database
+            .db
+            .query_one(Statement::from_string(backend, sql.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(180),
+            "another organization's backup is still being built after 3 minutes"
+        );
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+}
+
+/// Acme's archives in the backup `folder`: every file there (name, size, SHA-256) but the
+/// archives of other organizations' backups, which are waited for first.
+async fn acme_archives(database: &TestDatabase, org_id: i32, folder: &BackupFolder) -> Vec<String> {
+    wait_for_builds_of_others(database, org_id).await;
+    let backend = database.db.get_database_backend();
+    let sql = format!("SELECT file FROM backup_job WHERE org_id <> {org_id} AND file IS NOT NULL");
+    let others: Vec<String> = database
+        .db
+        .query_all(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "file").unwrap())
+        .collect();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder.archives()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if others.contains(&name) {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        files.push(format!(
+            "{name} | {} bytes | {:x}",
+            bytes.len(),
+            Sha256::digest(&bytes)
+        ));
+    }
+    files.sort();
+    files
+}
+
+/// Everything Acme has, read straight from the database, the backup folder and through the
+/// command line: its rows in every table (secrets by length only), its archives in
+/// `backups`, its audit log as exported, and its policy as exported. Two snapshots are equal
+/// when nothing of Acme's changed.
+pub async fn acme_snapshot(
+    database: &TestDatabase,
+    acme: &Acme,
+    backups: &BackupFolder,
+) -> BTreeMap<String, Vec<String>> {
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 16] = [
+    let tables: [(&str, &str, String); 17] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -187,6 +382,13 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
             format!("org_id = {org}"),
         ),
         (
+            "backup_job",
+            "id, org_id, requested_by_id, requested_by, requested_at, state, rows_written, \
+             rows_total, updated_at, file, bytes, sha256, error, finished_at, expires_at, \
+             downloads, last_downloaded_at",
+            format!("org_id = {org}"),
+        ),
+        (
             "audit_chain_head",
             "org_id, seq, hash",
             format!("org_id = {org}"),
@@ -222,6 +424,12 @@ pub async fn acme_snapshot(database: &TestDatabase, acme: &Acme) -> BTreeMap<Str
         );
         snapshot.insert(format!("table {table}"), rows);
     }
+    let archives = acme_archives(database, org, backups).await;
+    assert!(
+        !archives.is_empty(),
+        "Acme has no archive in the backup folder: the snapshot would see none"
+    );
+    snapshot.insert("backup folder".into(), archives);
 
     let (ok, jsonl, stderr) = cli(
         &database.url,
