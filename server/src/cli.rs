@@ -293,7 +293,7 @@ pub async fn backup_create(config: &Config, org: &str, out: &Path) -> Result<(),
     let org = accounts::organization_by_slug(&db, org)
         .await
         .map_err(explain)?;
-    let passphrase = read_secret("Backup passphrase", true)?;
+    let passphrase = read_secret("Backup passphrase", "backup passphrase", true)?;
     let passphrase = backup::Passphrase::new_for_archive(
         &passphrase,
         &passphrase,
@@ -370,7 +370,11 @@ pub async fn backup_restore(
     let archive =
         std::fs::File::open(file).map_err(|e| format!("--file {}: {e}", file.display()))?;
     let (db, key) = open_with_key(config).await?;
-    let passphrase = backup::Passphrase::to_open(&read_secret("Backup passphrase", false)?);
+    let passphrase = backup::Passphrase::to_open(&read_secret(
+        "Backup passphrase",
+        "backup passphrase",
+        false,
+    )?);
     let (input, source, now) = (
         std::io::BufReader::new(archive),
         domain::audit::Source::default(),
@@ -479,18 +483,19 @@ fn explain(error: AccountError) -> String {
     }
 }
 
-/// A secret such as a backup passphrase: prompted (twice when `confirm`) without echo on a
-/// terminal, otherwise the first line of standard input.
-fn read_secret(prompt: &str, confirm: bool) -> Result<String, String> {
+/// A secret, `name`d in prompts and errors (e.g. "password"): prompted after `prompt` (and
+/// again when `confirm`) without echo on a terminal, otherwise the first line of standard
+/// input. Errors name it: unreadable, the two entries differ, none given.
+fn read_secret(prompt: &str, name: &str, confirm: bool) -> Result<String, String> {
     let stdin = std::io::stdin();
     let secret = if stdin.is_terminal() {
         let first = rpassword::prompt_password(format!("{prompt}: "))
-            .map_err(|e| format!("cannot read the {prompt}: {e}"))?;
+            .map_err(|e| format!("cannot read the {name}: {e}"))?;
         if confirm {
-            let again = rpassword::prompt_password("Repeat it: ")
-                .map_err(|e| format!("cannot read the {prompt}: {e}"))?;
+            let again = rpassword::prompt_password(format!("Repeat the {name}: "))
+                .map_err(|e| format!("cannot read the {name}: {e}"))?;
             if first != again {
-                return Err(format!("{prompt}: the two entries differ"));
+                return Err(format!("{name}: the two entries differ"));
             }
         }
         first
@@ -499,38 +504,16 @@ fn read_secret(prompt: &str, confirm: bool) -> Result<String, String> {
         stdin
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read the {prompt} from standard input: {e}"))?;
+            .map_err(|e| format!("cannot read the {name} from standard input: {e}"))?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     if secret.is_empty() {
-        return Err(format!("{prompt}: none given on standard input"));
+        return Err(format!("{name}: none given on standard input"));
     }
     Ok(secret)
 }
 
-/// The password for `account`: prompted twice without echo on a terminal, otherwise the
-/// first line of standard input.
+/// The password for `account` ([`read_secret`], confirmed on a terminal).
 fn read_password(account: &str) -> Result<Password, String> {
-    let stdin = std::io::stdin();
-    let password = if stdin.is_terminal() {
-        let first = rpassword::prompt_password(format!("Password for {account}: "))
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        let again = rpassword::prompt_password("Repeat the password: ")
-            .map_err(|e| format!("cannot read the password: {e}"))?;
-        if first != again {
-            return Err("password: the two entries differ".into());
-        }
-        first
-    } else {
-        let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    };
-    if password.is_empty() {
-        return Err("password: none given on standard input".into());
-    }
-    Ok(Password::new(password))
+    read_secret(&format!("Password for {account}"), "password", true).map(Password::new)
 }

@@ -527,6 +527,29 @@ async fn fail(
     Ok(JobState::Failed)
 }
 
+/// Backup `id` of the actor's organization, once the gate lets them act on backups (a refusal
+/// of `action` is on the record). Errors: not allowed, unknown (another organization's
+/// too), or the database's.
+async fn gated_job(
+    cmd: &Command<'_>,
+    id: i32,
+    action: AuditAction,
+) -> Result<backup_job::Model, BackupJobError> {
+    cmd.require(
+        Action::RequestBackups,
+        Attempt {
+            details: json!({ "backup": id }),
+            ..Attempt::of(action)
+        },
+    )
+    .await?;
+    backup_job::Entity::find_by_id(id)
+        .filter(backup_job::Column::OrgId.eq(cmd.actor.org_id))
+        .one(cmd.db)
+        .await?
+        .ok_or(BackupJobError::UnknownBackup)
+}
+
 /// An archive the requester may download: its file and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
@@ -547,19 +570,7 @@ pub async fn download(
     id: i32,
     folder: &Path,
 ) -> Result<Download, BackupJobError> {
-    cmd.require(
-        Action::RequestBackups,
-        Attempt {
-            details: json!({ "backup": id }),
-            ..Attempt::of(AuditAction::BackupDownloaded)
-        },
-    )
-    .await?;
-    let job = backup_job::Entity::find_by_id(id)
-        .filter(backup_job::Column::OrgId.eq(cmd.actor.org_id))
-        .one(cmd.db)
-        .await?
-        .ok_or(BackupJobError::UnknownBackup)?;
+    let job = gated_job(cmd, id, AuditAction::BackupDownloaded).await?;
     if job.requested_by_id != Some(cmd.actor.id) {
         return Err(BackupJobError::NotYours);
     }
@@ -611,19 +622,7 @@ pub async fn download(
 /// Errors: not allowed (on the record), unknown, not theirs (an admin deleting another's),
 /// not ready, or the database's.
 pub async fn delete(cmd: &Command<'_>, id: i32, folder: &Path) -> Result<(), BackupJobError> {
-    cmd.require(
-        Action::RequestBackups,
-        Attempt {
-            details: json!({ "backup": id }),
-            ..Attempt::of(AuditAction::BackupDeleted)
-        },
-    )
-    .await?;
-    let job = backup_job::Entity::find_by_id(id)
-        .filter(backup_job::Column::OrgId.eq(cmd.actor.org_id))
-        .one(cmd.db)
-        .await?
-        .ok_or(BackupJobError::UnknownBackup)?;
+    let job = gated_job(cmd, id, AuditAction::BackupDeleted).await?;
     if job.requested_by_id != Some(cmd.actor.id) && cmd.actor.role != identity::Role::Owner {
         return Err(BackupJobError::NotYours);
     }

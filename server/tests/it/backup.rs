@@ -328,7 +328,7 @@ fn refusals() -> Vec<Refusal> {
                 passphrase: "",
                 into: Target::Empty,
             },
-            says: "Backup passphrase: none given on standard input",
+            says: "backup passphrase: none given on standard input",
         },
         Refusal {
             name: "one byte flipped in the middle",

@@ -163,6 +163,35 @@ where
     txn.commit().await
 }
 
+/// Links `row` anew after `prev` (the new link of the event before it) under `chain_key`, in
+/// `db`: its `prev_hash`, `key_version` and `hash` are rewritten, in memory and in the row.
+/// Returns the new link. For the rewrites that re-key a whole chain (the upgrade of plain
+/// chains, a chain restored from another installation), which check it first.
+pub(super) async fn relink_row(
+    db: &impl ConnectionTrait,
+    chain_key: &ChainKey,
+    row: &mut audit_event::Model,
+    prev: String,
+) -> Result<String, DbErr> {
+    row.prev_hash = prev;
+    row.key_version = Some(chain_key.version());
+    row.hash = chain_key.mac(&Link::of(row));
+    audit_event::Entity::update_many()
+        .col_expr(
+            audit_event::Column::PrevHash,
+            Expr::value(row.prev_hash.clone()),
+        )
+        .col_expr(audit_event::Column::Hash, Expr::value(row.hash.clone()))
+        .col_expr(
+            audit_event::Column::KeyVersion,
+            Expr::value(chain_key.version()),
+        )
+        .filter(audit_event::Column::Id.eq(row.id))
+        .exec(db)
+        .await?;
+    Ok(row.hash.clone())
+}
+
 /// One link of a chain as it is hashed: every stored field of an event but its id, its own
 /// link and its key version (which the keyed link covers separately).
 #[derive(Debug, Clone, Copy)]

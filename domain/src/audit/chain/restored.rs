@@ -9,7 +9,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::{ChainBreak, ChainKeys, GENESIS, Link, PAGE};
+use super::{ChainBreak, ChainKeys, GENESIS, PAGE};
 use crate::{
     audit::keys::{self, ChainKey},
     entity::{audit_chain_head, audit_event},
@@ -86,20 +86,7 @@ pub(crate) async fn relink_restored(
             }
             seq = row.seq;
             old_prev = row.hash.clone();
-            row.prev_hash = new_prev;
-            row.key_version = Some(chain_key.version());
-            row.hash = chain_key.mac(&Link::of(&row));
-            new_prev = row.hash.clone();
-            audit_event::Entity::update_many()
-                .col_expr(audit_event::Column::PrevHash, Expr::value(row.prev_hash))
-                .col_expr(audit_event::Column::Hash, Expr::value(row.hash))
-                .col_expr(
-                    audit_event::Column::KeyVersion,
-                    Expr::value(chain_key.version()),
-                )
-                .filter(audit_event::Column::Id.eq(row.id))
-                .exec(db)
-                .await?;
+            new_prev = super::relink_row(db, &chain_key, &mut row, new_prev).await?;
         }
         if last_page {
             break;

@@ -119,20 +119,7 @@ where
                 return Ok(Some(PlainChain::LeftBroken { org_id, broken }));
             }
             plain = Place::of(&row);
-            row.prev_hash = keyed_prev;
-            row.key_version = Some(chain_key.version());
-            row.hash = chain_key.mac(&Link::of(&row));
-            keyed_prev = row.hash.clone();
-            audit_event::Entity::update_many()
-                .col_expr(audit_event::Column::PrevHash, Expr::value(row.prev_hash))
-                .col_expr(audit_event::Column::Hash, Expr::value(row.hash))
-                .col_expr(
-                    audit_event::Column::KeyVersion,
-                    Expr::value(chain_key.version()),
-                )
-                .filter(audit_event::Column::Id.eq(row.id))
-                .exec(&txn)
-                .await?;
+            keyed_prev = super::relink_row(&txn, chain_key, &mut row, keyed_prev).await?;
         }
         if last_page {
             break;
