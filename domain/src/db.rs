@@ -179,6 +179,49 @@ fn create_sqlite_folder(url: &str) -> Result<(), ConnectError> {
     }
 }
 
+/// Takes turns on organization `org_id`'s row: a write first in `txn` (a no-op update), so that
+/// transactions of that organization which read and then write run one after another — a row
+/// lock on PostgreSQL; on SQLite the database's write lock, held from here. Without it, a
+/// SQLite transaction that read first fails its first write at once ("database is locked")
+/// when another connection wrote in between, whatever the busy timeout.
+pub async fn take_turns_on_organization(
+    txn: &impl sea_orm::ConnectionTrait,
+    org_id: i32,
+) -> Result<(), DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    use crate::entity::organization;
+    organization::Entity::update_many()
+        .col_expr(
+            organization::Column::Id,
+            Expr::col(organization::Column::Id).into(),
+        )
+        .filter(organization::Column::Id.eq(org_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Like [`take_turns_on_organization`], on member `member_id`'s row: for transactions about
+/// one member.
+pub async fn take_turns_on_member(
+    txn: &impl sea_orm::ConnectionTrait,
+    member_id: i32,
+) -> Result<(), DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    use crate::entity::user_account;
+    user_account::Entity::update_many()
+        .col_expr(
+            user_account::Column::Id,
+            Expr::col(user_account::Column::Id).into(),
+        )
+        .filter(user_account::Column::Id.eq(member_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

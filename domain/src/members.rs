@@ -331,6 +331,8 @@ async fn end_locks(
     now: DateTime<Utc>,
 ) -> Result<(), AccountError> {
     let txn = db.begin().await?;
+    // A write first: `unlock_all` reads the locks before it deletes them.
+    crate::db::take_turns_on_member(&txn, target.id).await?;
     let unlocked = lockout::unlock_all(&txn, target.id, now).await?;
     audit::record(
         &txn,

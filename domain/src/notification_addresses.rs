@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     audit::{self, AuditAction, Event, Outcome, Source},
     command::Command,
-    entity::{audit_event, notification_address, user_account},
+    entity::{audit_event, notification_address},
     identity::{self, Email, Member},
     input::FieldError,
     notifications::{self, Message, Notice, not_me},
@@ -89,14 +89,7 @@ pub async fn add(cmd: &Command<'_>, email: &str) -> Result<(), AddressError> {
     let txn = cmd.db.begin().await?;
     // A write first, on the member's own row: additions by one member take turns (a row lock
     // on PostgreSQL; SQLite has one writer), so the day's count below cannot go stale.
-    user_account::Entity::update_many()
-        .col_expr(
-            user_account::Column::Id,
-            Expr::col(user_account::Column::Id).into(),
-        )
-        .filter(user_account::Column::Id.eq(member.id))
-        .exec(&txn)
-        .await?;
+    crate::db::take_turns_on_member(&txn, member.id).await?;
     let added_today = audit_event::Entity::find()
         .filter(audit_event::Column::TargetId.eq(member.id))
         .filter(audit_event::Column::Action.eq(AuditAction::NotificationAddressAdded.as_str()))

@@ -238,14 +238,8 @@ pub async fn request(cmd: &Command<'_>, per_day: u32) -> Result<Job, BackupJobEr
     may_request(cmd).await?;
     let org_id = cmd.actor.org_id;
     let txn = cmd.db.begin().await?;
-    organization::Entity::update_many()
-        .col_expr(
-            organization::Column::Id,
-            Expr::col(organization::Column::Id).into(),
-        )
-        .filter(organization::Column::Id.eq(org_id))
-        .exec(&txn)
-        .await?;
+    // Requests take turns, so the day's count below cannot go stale.
+    crate::db::take_turns_on_organization(&txn, org_id).await?;
     let since = cmd.now - Duration::days(1);
     if requested_since(&txn, org_id, since).await? >= per_day {
         let oldest = backup_job::Entity::find()

@@ -4,10 +4,7 @@
 //! and seeing what was delivered. Each change is on the record (`webhook.added`,
 //! `webhook.removed`); [`crate::notifications::webhooks`] keeps and delivers them.
 
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
-};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -16,7 +13,6 @@ use crate::{
     audit::{AuditAction, keys},
     authz::{Action, Authz},
     command::{Attempt, Command},
-    entity::organization,
     identity::Member,
     input::{FieldError, single_line},
     notifications::webhooks::{
@@ -96,7 +92,7 @@ pub async fn add_webhook(
     let org_id = cmd.actor.org_id;
     let key = keys::installed()?;
     let txn = cmd.db.begin().await?;
-    take_turns(&txn, org_id).await?;
+    crate::db::take_turns_on_organization(&txn, org_id).await?;
     if webhooks::count(&txn, org_id).await? >= MAX_PER_ORG {
         return Err(FieldError::new(
             "name",
@@ -147,7 +143,7 @@ pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChan
     .await?;
     let org_id = cmd.actor.org_id;
     let txn = cmd.db.begin().await?;
-    take_turns(&txn, org_id).await?;
+    crate::db::take_turns_on_organization(&txn, org_id).await?;
     let Some(hook) = webhooks::find(&txn, org_id, id).await? else {
         return Err(PolicyChangeError::UnknownWebhook);
     };
@@ -167,20 +163,6 @@ pub async fn remove_webhook(cmd: &Command<'_>, id: i32) -> Result<(), PolicyChan
         return Err(PolicyChangeError::UnknownWebhook);
     }
     txn.commit().await?;
-    Ok(())
-}
-
-/// A write first, on the organization's row: changes to its webhooks take turns (a row lock
-/// on PostgreSQL; SQLite has one writer), so what the transaction reads next cannot go stale.
-async fn take_turns(txn: &DatabaseTransaction, org_id: i32) -> Result<(), DbErr> {
-    organization::Entity::update_many()
-        .col_expr(
-            organization::Column::Id,
-            Expr::col(organization::Column::Id).into(),
-        )
-        .filter(organization::Column::Id.eq(org_id))
-        .exec(txn)
-        .await?;
     Ok(())
 }
 

@@ -365,3 +365,54 @@ async fn failures_older_than_the_window_are_forgotten() {
         assert_eq!(count(db, owner.org_id, "password.locked").await, 0);
     }
 }
+
+/// 200 operator unlocks of one member at once, while as many events of the organization are
+/// written: every unlock goes through on its first try, and each is on the record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_unlocks_at_once_beside_other_writes_all_go_through() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &SecretKey::generate()).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        let mut burst = tokio::task::JoinSet::new();
+        for i in 0..400 {
+            let (db, owner, email) = (db.clone(), owner.clone(), member.email.clone());
+            burst.spawn(async move {
+                if i % 2 == 0 {
+                    audit::record(
+                        &db,
+                        owner.org_id,
+                        audit::Event {
+                            action: audit::AuditAction::SignInFailed,
+                            actor: Some(&owner),
+                            target: Some(&owner),
+                            outcome: audit::Outcome::Denied,
+                            details: serde_json::json!({ "attempt": i }),
+                        },
+                        &Source::default(),
+                        t0(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                } else {
+                    members::unlock_by_operator(&db, owner.org_id, &email, t0())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            });
+        }
+        while let Some(outcome) = burst.join_next().await {
+            outcome
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{:?}: {e}", test_db.backend));
+        }
+        assert_eq!(
+            count(db, owner.org_id, "member.unlocked").await,
+            200,
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
