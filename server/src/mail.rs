@@ -335,19 +335,30 @@ impl Delivery {
             }
         }))
         .await;
+        let mut sent = Vec::with_capacity(claimed.len());
         for (pending, outcome) in claimed.iter().zip(outcomes) {
-            // One row's trouble with the database holds up none of the others: its claim
-            // runs out and it is tried again.
-            let marked = match outcome {
-                Ok(()) => notifications::mark_sent(&self.db, pending.id, Utc::now())
-                    .await
-                    .map(|()| {
-                        tracing::debug!(id = pending.id, kind = %pending.kind, "notification sent");
-                    }),
-                Err(error) => self.count_failure(pending, &error).await,
-            };
-            if let Err(db_error) = marked {
-                tracing::warn!(id = pending.id, error = %db_error, "marking a notification");
+            match outcome {
+                Ok(()) => {
+                    tracing::debug!(id = pending.id, kind = %pending.kind, "notification sent");
+                    sent.push(pending.id);
+                }
+                // One row's trouble with the database holds up none of the others: its claim
+                // runs out and it is tried again.
+                Err(error) => {
+                    if let Err(db_error) = self.count_failure(pending, &error).await {
+                        tracing::warn!(id = pending.id, error = %db_error, "marking a notification");
+                    }
+                }
+            }
+        }
+        // The batch's sent messages in one commit; should that fail, one by one, so that one
+        // row's trouble holds up none of the others.
+        if let Err(db_error) = notifications::mark_all_sent(&self.db, &sent, Utc::now()).await {
+            tracing::warn!(error = %db_error, "marking a batch of notifications sent; one by one");
+            for id in sent {
+                if let Err(db_error) = notifications::mark_sent(&self.db, id, Utc::now()).await {
+                    tracing::warn!(id, error = %db_error, "marking a notification");
+                }
             }
         }
         Ok(claimed.len())

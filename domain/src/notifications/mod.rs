@@ -353,6 +353,20 @@ pub async fn mark_sent(
     id: i32,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    mark_all_sent(db, &[id], now).await
+}
+
+/// Marks the claimed messages `ids` sent, in one statement: a worker that sent a batch
+/// commits once for it (on SQLite every commit is a sync to disk, and the one writer at a
+/// time waits for it), not once per message. Nothing to do for no ids.
+pub async fn mark_all_sent(
+    db: &impl ConnectionTrait,
+    ids: &[i32],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     notification_outbox::Entity::update_many()
         .col_expr(notification_outbox::Column::SentAt, Expr::value(now))
         .col_expr(
@@ -367,7 +381,7 @@ pub async fn mark_sent(
             notification_outbox::Column::LastError,
             Expr::value(Option::<String>::None),
         )
-        .filter(notification_outbox::Column::Id.eq(id))
+        .filter(notification_outbox::Column::Id.is_in(ids.iter().copied()))
         .exec(db)
         .await?;
     Ok(())
