@@ -621,21 +621,8 @@ pub async fn delete(cmd: &Command<'_>, id: i32, folder: &Path) -> Result<(), Bac
         return Err(BackupJobError::NotYours);
     }
     let txn = cmd.db.begin().await?;
-    let deleted = backup_job::Entity::update_many()
-        .col_expr(
-            backup_job::Column::State,
-            Expr::value(JobState::Deleted.as_str()),
-        )
-        .col_expr(
-            backup_job::Column::File,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(backup_job::Column::UpdatedAt, Expr::value(cmd.now))
-        .filter(backup_job::Column::Id.eq(id))
-        .filter(backup_job::Column::State.eq(JobState::Ready.as_str()))
-        .exec(&txn)
-        .await?;
-    if deleted.rows_affected != 1 {
+    let deleted = retire_ready(&txn, id, JobState::Deleted, cmd.now).await?;
+    if !deleted {
         return Err(BackupJobError::NotReady);
     }
     cmd.record(
@@ -648,6 +635,29 @@ pub async fn delete(cmd: &Command<'_>, id: i32, folder: &Path) -> Result<(), Bac
         remove(&folder.join(file));
     }
     Ok(())
+}
+
+/// Takes ready backup `id` out of service as `state` (its archive's name forgotten; the caller
+/// removes the file once committed), in `txn`; whether it was still ready (a deletion and an
+/// expiry, or two sweeps, change it once).
+async fn retire_ready(
+    txn: &impl ConnectionTrait,
+    id: i32,
+    state: JobState,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let retired = backup_job::Entity::update_many()
+        .col_expr(backup_job::Column::State, Expr::value(state.as_str()))
+        .col_expr(
+            backup_job::Column::File,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(backup_job::Column::UpdatedAt, Expr::value(now))
+        .filter(backup_job::Column::Id.eq(id))
+        .filter(backup_job::Column::State.eq(JobState::Ready.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(retired.rows_affected == 1)
 }
 
 fn remove(path: &Path) {
@@ -683,21 +693,8 @@ pub async fn sweep(
         .await?;
     for job in due {
         let txn = db.begin().await?;
-        let expired = backup_job::Entity::update_many()
-            .col_expr(
-                backup_job::Column::State,
-                Expr::value(JobState::Expired.as_str()),
-            )
-            .col_expr(
-                backup_job::Column::File,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(backup_job::Column::UpdatedAt, Expr::value(now))
-            .filter(backup_job::Column::Id.eq(job.id))
-            .filter(backup_job::Column::State.eq(JobState::Ready.as_str()))
-            .exec(&txn)
-            .await?;
-        if expired.rows_affected == 1 {
+        let expired = retire_ready(&txn, job.id, JobState::Expired, now).await?;
+        if expired {
             audit::record(
                 &txn,
                 job.org_id,
@@ -715,9 +712,7 @@ pub async fn sweep(
             swept.expired += 1;
         }
         txn.commit().await?;
-        if expired.rows_affected == 1
-            && let Some(file) = job.file
-        {
+        if expired && let Some(file) = job.file {
             remove(&folder.join(file));
         }
     }
