@@ -5,7 +5,7 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+export PATH := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(PATH)
 
 # The server-side crates, built with the `ssr` feature of `app`.
 SSR_CRATES := -p server -p domain -p migrations -p app --features app/ssr
@@ -14,8 +14,11 @@ WASM_CRATES := -p frontend -p app --target wasm32-unknown-unknown
 
 .PHONY: run test tools test-tools fmt-check clippy unit build e2e release
 
+# Built with plain cargo and wasm-bindgen (scripts/build-site.sh), so that a first run does not
+# wait for cargo-leptos to compile; `cargo leptos watch` remains for live reload (README).
 run: tools
-	cargo leptos serve
+	@scripts/build-site.sh
+	target/debug/lifeline
 
 test: test-tools fmt-check clippy unit build e2e
 	@scripts/test-summary.sh
@@ -41,17 +44,16 @@ unit:
 
 # The server binary and the hydrated site (wasm, JS, CSS) the browser tests run against.
 build:
-	cargo leptos build
+	@scripts/build-site.sh
 
 e2e:
 	@mkdir -p target/test-logs
 	cd end2end && npx playwright test 2>&1 | tee ../target/test-logs/e2e.log
 
-# An optimised build: target/release/lifeline and target/site. cargo-leptos finds wasm-opt on
-# PATH instead of downloading it.
+# An optimised build: target/release/lifeline and target/site (wasm-opt and terser from npm).
 release:
 	@scripts/ensure-tools.sh --release
-	PATH="$(CURDIR)/target/tools/node_modules/.bin:$$PATH" cargo leptos build --release
+	@scripts/build-site.sh --release
 
 # Issue 8's figures on this machine (redemption, Casbin at scale, admin pages at 100,000
 # members and 1,000,000 events on SQLite and PostgreSQL, a wrong-password flood, the gzipped
