@@ -4,7 +4,7 @@
 # several instances behind a load balancer; see "Deployment" in README.md.
 
 # 1. Build: the server binary and the hydrated site, optimised, with the project's own tool
-#    installer (cargo-leptos, wasm-bindgen and wasm-opt from crates.io and npm).
+#    installer (wasm-bindgen from crates.io, wasm-opt and terser from npm) and build script.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \

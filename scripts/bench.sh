@@ -6,7 +6,7 @@
 #   2. the Casbin gate at 10,000 organizations          cargo bench -p domain --bench gate
 #   3. admin pages at 100,000 members, 1,000,000 events cargo bench -p domain --bench admin_pages
 #   4. flood of wrong passwords against the binary      cargo bench -p server --bench flood
-#   5. the browser's download, gzipped                  cargo leptos build --release --frontend-only
+#   5. the browser's download, gzipped                  scripts/build-site.sh --release --frontend-only
 #   6. guesses evaluated under a 200-way burst          cargo bench -p domain --bench burst
 #   7. security mail: outbox throughput to a local SMTP server, and a redemption's time with
 #      the delivery worker idle and busy                 cargo bench -p server --bench mail
@@ -87,8 +87,8 @@ if wants 5; then
     say "building the release frontend (wasm-release profile, wasm-opt) into target/bench-site"
     scripts/ensure-tools.sh --release >"$OUT/wasm-build.log" 2>&1 || true
     # Its own site root: target/site stays what the development server and browser tests use.
-    if PATH="$ROOT/target/tools/node_modules/.bin:$PATH" LEPTOS_SITE_ROOT="target/bench-site" \
-      cargo leptos build --release --frontend-only >>"$OUT/wasm-build.log" 2>&1; then
+    if LEPTOS_SITE_ROOT="target/bench-site" \
+      scripts/build-site.sh --release --frontend-only >>"$OUT/wasm-build.log" 2>&1; then
       wasm_build="release"
     else
       wasm_build="failed"
@@ -140,7 +140,7 @@ bundle() {
   fi
   if [ "$wasm_build" = release ]; then
     pkg=$ROOT/target/bench-site/pkg
-    kind="a release build made by this run (\`cargo leptos build --release --frontend-only\`: profile \`wasm-release\`, opt-level z, LTO, wasm-opt)"
+    kind="a release build made by this run (\`scripts/build-site.sh --release --frontend-only\`: profile \`wasm-release\`, opt-level z, LTO, wasm-opt -Oz, JS through terser)"
   elif [ -f "$ROOT/target/site/pkg/lifeline.wasm" ]; then
     pkg=$ROOT/target/site/pkg
     kind="**the existing \`target/site/pkg\`, not a release build made by this run** (release frontend build: $wasm_build); if that is a debug build the figure is far above what users download"

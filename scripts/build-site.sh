@@ -7,6 +7,7 @@
 #   scripts/build-site.sh --release  release: target/release/lifeline and target/site, the
 #                                    wasm in the `wasm-release` profile and through wasm-opt,
 #                                    the JS minified (tools from scripts/ensure-tools.sh --release)
+#   … --frontend-only                the site alone, not the server (make bench's download size)
 #
 # The site's layout is the one the server's Leptos options name (Cargo.toml's
 # `[[workspace.metadata.leptos]]`, `.cargo/config.toml`'s LEPTOS_OUTPUT_NAME):
@@ -29,11 +30,14 @@ say() { printf '\033[1mbuild-site:\033[0m %s\n' "$*"; }
 fail() { printf 'build-site: %s\n' "$*" >&2; exit 1; }
 
 release=false
-case "${1:-}" in
-  "") ;;
-  --release) release=true ;;
-  *) fail "unknown option '$1' (expected nothing or --release)" ;;
-esac
+server=true
+for option in "$@"; do
+  case "$option" in
+    --release) release=true ;;
+    --frontend-only) server=false ;;
+    *) fail "unknown option '$option' (expected --release, --frontend-only or nothing)" ;;
+  esac
+done
 
 command -v wasm-bindgen >/dev/null || fail "wasm-bindgen is missing: run scripts/ensure-tools.sh"
 
@@ -47,8 +51,10 @@ fi
 
 # The two builds share one target folder, so cargo runs them one after the other anyway; the
 # server first, because `make run` and the tests wait for it.
-say "the server binary"
-cargo build -p server --bin lifeline "${server_profile[@]}"
+if $server; then
+  say "the server binary"
+  cargo build -p server --bin lifeline "${server_profile[@]}"
+fi
 
 say "the browser side (frontend, wasm32-unknown-unknown, profile $wasm_profile)"
 if $release; then
@@ -84,4 +90,8 @@ cp -R public/. "$staging/"
 
 rm -rf "$SITE_ROOT"
 mv "$staging" "$SITE_ROOT"
-say "done: target/$([ "$release" = true ] && echo release || echo debug)/lifeline and $SITE_ROOT"
+if $server; then
+  say "done: target/$($release && echo release || echo debug)/lifeline and $SITE_ROOT"
+else
+  say "done: $SITE_ROOT"
+fi
