@@ -1,4 +1,4 @@
-// Starts the real `lifeline` binary (built by `cargo leptos build`) on a free port against a
+// Starts the real `lifeline` binary (built by `scripts/build-site.sh`) on a free port against a
 // fresh SQLite database in a temporary folder, and stops it when the run ends.
 //
 // The tests find it through process.env.LIFELINE_BASE_URL, and its database through
@@ -22,12 +22,19 @@ export function secretKeyFileOf(databaseUrl: string): string {
 
 /** A running `lifeline` on a fresh database, the folder its mail is written to, and how to
  * stop it. */
-export type Lifeline = { baseUrl: string; databaseUrl: string; mailDir: string; stop: () => Promise<void> };
+export type Lifeline = {
+  baseUrl: string;
+  databaseUrl: string;
+  mailDir: string;
+  /** Everything the server has logged so far. */
+  log: () => string;
+  stop: () => Promise<void>;
+};
 
 /** Starts `lifeline` on a free port against a fresh SQLite database, with `env` on top. */
 export async function startLifeline(env: Record<string, string> = {}): Promise<Lifeline> {
   if (!existsSync(binary)) {
-    throw new Error(`${binary} is missing: run 'cargo leptos build' first (make test does).`);
+    throw new Error(`${binary} is missing: run 'make build' first (make test does).`);
   }
   const workdir = mkdtempSync(path.join(tmpdir(), 'lifeline-e2e-'));
   const databaseUrl = `sqlite://${workdir}/lifeline.db`;
@@ -71,6 +78,7 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
     databaseUrl,
     // With no LIFELINE_SMTP_URL, the server writes each message here, under its working folder.
     mailDir: path.join(workdir, 'data/mail'),
+    log: () => log.join(''),
     stop: async () => {
       server.kill('SIGTERM');
       await new Promise((resolve) => server.once('exit', resolve));

@@ -195,7 +195,9 @@ mod from_domain {
                 AccountError::UnknownOrganization(_)
                 | AccountError::UnknownMember
                 | AccountError::NotAllowed
-                | AccountError::LastOwner => Self::Refused(error.to_string()),
+                | AccountError::LastOwner
+                | AccountError::AlreadySetUp
+                | AccountError::SetupLinkInvalid => Self::Refused(error.to_string()),
                 AccountError::Hash(cause) => cause.into(),
                 AccountError::Policy(cause) => Self::Internal.logged("authorization", &cause),
                 AccountError::Database(cause) => cause.into(),

@@ -26,7 +26,7 @@ use crate::{
     pages::{
         AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, BackupPage,
         CompliancePage, ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage,
-        NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage,
+        NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SetupPage,
         SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify, UnreadBadge,
         VerifyAddressPage, WebhooksPage,
     },
@@ -104,6 +104,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin/backup") view=BackupPage ssr=SsrMode::Async />
                         <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
                         <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
+                        <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
                     </Routes>
                 </main>
                 <footer class="site-footer no-print">

@@ -35,6 +35,9 @@ pub struct AppState {
     pub webhook_urls: domain::notifications::webhooks::UrlRules,
     /// Where requested backups are kept, and how many an organization may request a day.
     pub backups: BackupSettings,
+    /// The first-run link (`/setup?token=…`) while it works; none when the installation had an
+    /// organization at start-up.
+    pub setup: std::sync::Arc<domain::accounts::setup::SetupLink>,
 }
 
 /// The server's settings for backups requested in the console.

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
+    sea_query::Expr,
 };
 
 use crate::{
@@ -19,6 +20,8 @@ use crate::{
     lockout::{self, Attempter, Factor, Limits, Refusal, Ticket},
     secrets::Password,
 };
+
+pub mod setup;
 
 /// Passwords shorter than this are refused (NIST SP 800-63B asks for at least 8).
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -40,6 +43,13 @@ pub enum AccountError {
     NotAllowed,
     #[error("An organization keeps at least one owner: make another member an owner first.")]
     LastOwner,
+    #[error("This installation is already set up: sign in instead.")]
+    AlreadySetUp,
+    #[error(
+        "This setup link does not work: it was used, or the server restarted since. Use the \
+         link in the server's log."
+    )]
+    SetupLinkInvalid,
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -134,40 +144,67 @@ pub async fn create_organization(
     password: &Password,
     now: DateTime<Utc>,
 ) -> Result<(Organization, Member), AccountError> {
-    let name = check_org_name(name)?;
-    let slug = slug_from_name(&name)?;
-    let email = Email::parse(owner_email)?;
-    check_new_password(password)?;
+    let new = NewOrganization::check(name, owner_email, password)?;
     let password_hash = hasher.hash(password).await?;
-
     let txn = db.begin().await?;
-    let org = organization::ActiveModel {
-        name: Set(name),
-        slug: Set(slug),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(email_taken)?;
-    audit::start_chain(&txn, org.id).await?;
-    let owner = insert_member(&txn, org.id, &email, password_hash, Role::Owner, now).await?;
-    audit::record(
-        &txn,
-        org.id,
-        Event {
-            action: AuditAction::OrganizationCreated,
-            actor: None,
-            target: Some(&owner),
-            outcome: Outcome::Success,
-            details: serde_json::json!({ "name": org.name, "slug": org.slug }),
-        },
-        &Source::default(),
-        now,
-    )
-    .await?;
+    let created = new.insert(&txn, password_hash, now).await?;
     txn.commit().await?;
-    Ok((org.into(), owner))
+    Ok(created)
+}
+
+/// A new organization and its owner, checked before anything is hashed or written.
+struct NewOrganization {
+    name: String,
+    slug: String,
+    email: Email,
+}
+
+impl NewOrganization {
+    /// Errors: a field error on `name`, `email` or `password`.
+    fn check(name: &str, owner_email: &str, password: &Password) -> Result<Self, AccountError> {
+        let name = check_org_name(name)?;
+        let slug = slug_from_name(&name)?;
+        let email = Email::parse(owner_email)?;
+        check_new_password(password)?;
+        Ok(Self { name, slug, email })
+    }
+
+    /// Writes the organization, its audit chain, its owner and `organization.created` in
+    /// `txn`.
+    async fn insert(
+        self,
+        txn: &DatabaseTransaction,
+        password_hash: String,
+        now: DateTime<Utc>,
+    ) -> Result<(Organization, Member), AccountError> {
+        let org = organization::ActiveModel {
+            name: Set(self.name),
+            slug: Set(self.slug),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await
+        .map_err(email_taken)?;
+        audit::start_chain(txn, org.id).await?;
+        let owner =
+            insert_member(txn, org.id, &self.email, password_hash, Role::Owner, now).await?;
+        audit::record(
+            txn,
+            org.id,
+            Event {
+                action: AuditAction::OrganizationCreated,
+                actor: None,
+                target: Some(&owner),
+                outcome: Outcome::Success,
+                details: serde_json::json!({ "name": org.name, "slug": org.slug }),
+            },
+            &Source::default(),
+            now,
+        )
+        .await?;
+        Ok((org.into(), owner))
+    }
 }
 
 /// A member to add, as typed by an admin or on the command line.

@@ -116,6 +116,22 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+
+    /// `SELECT COUNT(*) FROM <from_where>`: how many rows, e.g.
+    /// `count("audit_event WHERE action = 'organization.created'")`.
+    pub async fn count(&self, from_where: &str) -> i64 {
+        let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {from_where}");
+        self.db
+            .query_one(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or_else(|| panic!("{sql}: no row"))
+            .try_get("", "n")
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
 }
 
 /// What a forger re-links after tampering with a chain ([`TestDatabase::forge_plain_links`]).

@@ -179,7 +179,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .reload_external_port
             .unwrap_or(leptos_options.reload_port)
     }));
+    // While no organization exists, a one-time link sets the installation up in the browser.
+    let setup_token = if domain::accounts::organization_count(&db)
+        .await
+        .map_err(ServeError::Migrate)?
+        == 0
+    {
+        let (link, token) = domain::accounts::setup::SetupLink::generate();
+        Some((std::sync::Arc::new(link), token))
+    } else {
+        None
+    };
+    let setup = setup_token.as_ref().map_or_else(
+        || std::sync::Arc::new(domain::accounts::setup::SetupLink::none()),
+        |(link, _)| link.clone(),
+    );
     let state = AppState {
+        setup,
         leptos_options,
         db: db.clone(),
         codes: domain::lookup_secret::BackupCodeHasher::new(hasher.clone(), &secret_key),
@@ -238,15 +254,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "listening on http://{local_addr}"
     );
 
-    if domain::accounts::organization_count(&db)
-        .await
-        .map_err(ServeError::Migrate)?
-        == 0
-    {
+    if let Some((_, token)) = &setup_token {
         let program = std::env::args().next().unwrap_or_else(|| "lifeline".into());
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        // The one secret this log carries, by design: whoever reads the log owns the
+        // installation anyway, and the link stops working once an organization exists.
         tracing::warn!(
-            "no organization yet; create one with: {program} create-org --name \"Acme\" \
-             --admin-email owner@acme.test (it asks for the owner's password)"
+            "no organization yet; open {}/setup?token={token} to create the first one (the \
+             link works once), or run: {program} create-org --name \"Acme\" --admin-email \
+             owner@acme.test",
+            base.trim_end_matches('/')
         );
     }
 

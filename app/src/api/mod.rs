@@ -14,6 +14,7 @@ pub mod not_me;
 pub mod notifications;
 pub mod policy;
 pub mod recovery;
+pub mod setup;
 pub mod sign_in;
 pub mod status;
 pub mod webhooks;

@@ -13,6 +13,7 @@ mod not_me;
 mod notifications;
 mod policy;
 mod recovery;
+mod setup;
 mod sign_in;
 mod webhooks;
 
@@ -29,5 +30,6 @@ pub use not_me::{NotMePage, NotMeReportedPage};
 pub use notifications::{AddressVerifiedPage, NotificationsPage, UnreadBadge, VerifyAddressPage};
 pub use policy::PolicyPage;
 pub use recovery::RecoveryPage;
+pub use setup::SetupPage;
 pub use sign_in::{SignInEmail, SignInHelp, SignInPassword, SignInVerify};
 pub use webhooks::WebhooksPage;

@@ -25,5 +25,6 @@ mod policy;
 mod scale_out;
 mod session_writes;
 mod sessions;
+mod setup;
 mod support;
 mod webhooks;

@@ -435,6 +435,24 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         args: &[arg("request_id", Kind::Id, "-1")],
         open: Open::Refused,
     },
+    // setup.rs: no sign-in needed, the link is the credential; with organizations in the
+    // database the installation is set up, so everything is refused.
+    ServerFunction {
+        endpoint: "setup/check",
+        args: &[arg("token", Kind::Text, "no-such-token")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "setup/create",
+        args: &[
+            arg("token", Kind::Text, "no-such-token"),
+            arg("name", Kind::Text, "Initech"),
+            arg("email", Kind::Text, "owner@initech.test"),
+            arg("password", Kind::Text, PASSWORD),
+            arg("confirm", Kind::Text, PASSWORD),
+        ],
+        open: Open::Refused,
+    },
     // sign_in.rs: without a password step passed, the code steps refuse everything. (What
     // they do with a pending sign-in is tested in accounts.rs and backup_codes.rs.)
     ServerFunction {
