@@ -95,6 +95,20 @@ pub fn FieldMessage(
     }
 }
 
+/// `aria-invalid` for the input of `field`: `"true"` while the last error is about it, else
+/// left out. With `aria-describedby="<field>-error"` on the input, a screen reader reads the
+/// [`FieldMessage`] with the field (WCAG 2.2 SC 3.3.1, 4.1.2).
+pub fn invalid(
+    error: Signal<Option<AppError>>,
+    field: &'static str,
+) -> impl Fn() -> Option<&'static str> + Send + Sync + Copy + 'static {
+    move || {
+        error
+            .with(|error| error.as_ref().and_then(|error| error.for_field(field)))
+            .map(|_| "true")
+    }
+}
+
 /// The message at the top of a form, for errors that are not about one field. When the
 /// change needs the password again, a link to confirm it and come back to this page.
 #[component]
@@ -141,6 +155,8 @@ pub fn CodeInput(
             maxlength="16"
             required
             autofocus=autofocus
+            aria-describedby="code-error"
+            aria-invalid=invalid(error, "code")
         />
         <FieldMessage error field="code" />
     }

@@ -11,7 +11,7 @@ use crate::{
         },
         sign_in::SignOut,
     },
-    forms::{CodeInput, FieldMessage, FormMessage, last_error},
+    forms::{CodeInput, FieldMessage, FormMessage, invalid, last_error},
     pages::backup_codes::RecoveryModes,
 };
 
@@ -45,6 +45,8 @@ pub fn ConfirmPage() -> impl IntoView {
                     maxlength="1024"
                     required
                     autofocus
+                    aria-describedby="password-error"
+                    aria-invalid=invalid(error, "password")
                 />
                 <FieldMessage error field="password" />
                 <button type="submit">"Confirm"</button>
@@ -143,6 +145,8 @@ fn MfaSection(enabled: bool) -> impl IntoView {
                                 autocomplete="current-password"
                                 maxlength="256"
                                 required
+                                aria-describedby="password-error"
+                                aria-invalid=invalid(error, "password")
                             />
                             <FieldMessage error field="password" />
                             <button type="submit">"Turn off"</button>

@@ -8,7 +8,7 @@ use leptos_router::components::Redirect;
 use crate::{
     api::alerts::{AlertsOverview, SaveAlerts, get_alerts},
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// `/admin/alerts`.
@@ -85,6 +85,8 @@ fn AlertsPanel(
                         max="1000"
                         required
                         value=overview.failed_redemptions_count.to_string()
+                        aria-describedby="failed_redemptions_count-error"
+                        aria-invalid=invalid(error, "failed_redemptions_count")
                     />
                     <FieldMessage error field="failed_redemptions_count" />
                     <label for="failed_redemptions_minutes">"Within this many minutes (1–1440)"</label>
@@ -97,6 +99,8 @@ fn AlertsPanel(
                         max="1440"
                         required
                         value=overview.failed_redemptions_minutes.to_string()
+                        aria-describedby="failed_redemptions_minutes-error"
+                        aria-invalid=invalid(error, "failed_redemptions_minutes")
                     />
                     <FieldMessage error field="failed_redemptions_minutes" />
                     <label class="check" for="alert-daily-digest">

@@ -9,7 +9,7 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 use crate::{
     api::audit::get_audit_log,
     error::AppError,
-    forms::{FieldMessage, FormMessage, percent_encode},
+    forms::{FieldMessage, FormMessage, invalid, percent_encode},
 };
 
 /// The filter fields, as the page's query string carries them.
@@ -63,13 +63,13 @@ pub fn AuditPage() -> impl IntoView {
                                 <form method="get" action="/admin/audit" class="audit-filter">
                                     <FormMessage error />
                                     <div class="filter-fields">
-                                        <label>"From (day)" <input type="text" name="from" placeholder="2026-01-01" value=field("from") /></label>
-                                        <label>"To (day)" <input type="text" name="to" placeholder="2026-12-31" value=field("to") /></label>
-                                        <label>"Actor" <input type="text" name="actor" placeholder="email" value=field("actor") /></label>
-                                        <label>"Action" <input type="text" name="action" placeholder="backup_code.redeemed" value=field("action") /></label>
+                                        <label>"From (day)" <input type="text" name="from" aria-describedby="from-error" aria-invalid=invalid(error, "from") placeholder="2026-01-01" value=field("from") /></label>
+                                        <label>"To (day)" <input type="text" name="to" aria-describedby="to-error" aria-invalid=invalid(error, "to") placeholder="2026-12-31" value=field("to") /></label>
+                                        <label>"Actor" <input type="text" name="actor" aria-describedby="actor-error" aria-invalid=invalid(error, "actor") placeholder="email" value=field("actor") /></label>
+                                        <label>"Action" <input type="text" name="action" aria-describedby="action-error" aria-invalid=invalid(error, "action") placeholder="backup_code.redeemed" value=field("action") /></label>
                                         <label>
                                             "Outcome"
-                                            <select name="outcome">
+                                            <select name="outcome" aria-describedby="outcome-error" aria-invalid=invalid(error, "outcome")>
                                                 {["", "success", "failure", "denied"]
                                                     .into_iter()
                                                     .map(|o| {

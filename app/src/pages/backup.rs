@@ -10,7 +10,7 @@ use leptos_router::components::Redirect;
 use crate::{
     api::backups::{BackupRow, BackupsOverview, DeleteBackup, RequestBackup, get_backups},
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// How often the page asks again while a backup is being built.
@@ -136,6 +136,7 @@ fn BackupPanel(
                         minlength="12"
                         required
                         aria-describedby="passphrase-error"
+                        aria-invalid=invalid(request_error, "passphrase")
                     />
                     <FieldMessage error=request_error field="passphrase" />
                     <label for="backup-passphrase-again">"Passphrase again"</label>
@@ -145,6 +146,8 @@ fn BackupPanel(
                         type="password"
                         autocomplete="new-password"
                         required
+                        aria-describedby="passphrase_again-error"
+                        aria-invalid=invalid(request_error, "passphrase_again")
                     />
                     <FieldMessage error=request_error field="passphrase_again" />
                     <button type="submit" class="primary">"Request backup"</button>

@@ -20,7 +20,7 @@ use crate::{
         sign_in::{SubmitBackupCode, backup_code_slot, get_sign_in_progress, sign_in_help},
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error, percent_encode},
+    forms::{FieldMessage, FormMessage, invalid, last_error, percent_encode},
 };
 
 /// What a member whose organization does not let them use backup codes reads.
@@ -280,6 +280,8 @@ fn GenerateButton(
                             autocomplete="current-password"
                             maxlength="256"
                             required
+                            aria-describedby="password-error"
+                            aria-invalid=invalid(error, "password")
                         />
                         <FieldMessage error field="password" />
                     }
@@ -475,6 +477,8 @@ pub fn SignInBackupCode() -> impl IntoView {
                                     maxlength="64"
                                     required
                                     autofocus
+                                    aria-describedby="code-error"
+                                    aria-invalid=invalid(error, "code")
                                 />
                                 <FieldMessage error field="code" />
                                 <button type="submit" class="primary">

@@ -11,7 +11,7 @@ use crate::{
         AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa, RevokeMemberCodes,
         UnlockMember, list_members,
     },
-    forms::{FieldMessage, FormMessage, last_error, percent_encode},
+    forms::{FieldMessage, FormMessage, invalid, last_error, percent_encode},
 };
 
 /// The members page for owners and admins.
@@ -132,7 +132,7 @@ pub fn MembersPage() -> impl IntoView {
             <ActionForm action=add>
                 <FormMessage error=add_error />
                 <label for="new-email">"Email address"</label>
-                <input id="new-email" name="email" type="email" maxlength="254" required />
+                <input id="new-email" name="email" type="email" maxlength="254" required aria-describedby="email-error" aria-invalid=invalid(add_error, "email") />
                 <FieldMessage error=add_error field="email" />
                 <label for="new-password">"Initial password"</label>
                 <input
@@ -142,10 +142,12 @@ pub fn MembersPage() -> impl IntoView {
                     autocomplete="new-password"
                     maxlength="256"
                     required
+                    aria-describedby="password-error"
+                    aria-invalid=invalid(add_error, "password")
                 />
                 <FieldMessage error=add_error field="password" />
                 <label for="new-role">"Role"</label>
-                <select id="new-role" name="role">
+                <select id="new-role" name="role" aria-describedby="role-error" aria-invalid=invalid(add_error, "role")>
                     <option value="member" selected>"Member"</option>
                     <option value="admin">"Admin"</option>
                 </select>

@@ -13,7 +13,7 @@ use crate::{
         unread_notifications,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// `/account/notifications`.
@@ -103,7 +103,7 @@ fn Addresses(
                 <label for="second-address">
                     {if overview.second_address.is_some() { "Replace the second address" } else { "Add a second address" }}
                 </label>
-                <input id="second-address" name="email" type="email" maxlength="254" autocomplete="email" required />
+                <input id="second-address" name="email" type="email" maxlength="254" autocomplete="email" required aria-describedby="email-error" aria-invalid=invalid(add_error, "email") />
                 <FieldMessage error=add_error field="email" />
                 <button type="submit">"Send a confirmation link"</button>
             </ActionForm>

@@ -15,7 +15,7 @@ use crate::{
         RemovePolicyException, SavePolicy, explain_decision, get_policy_overview, preview_policy,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// The policy form's fields, as the preview's query string carries them.
@@ -142,6 +142,8 @@ fn PolicySection(
                 min=min.to_string()
                 max=max.to_string()
                 required
+                aria-describedby=format!("{name}-error")
+                aria-invalid=invalid(preview_error, name)
             />
             <FieldMessage error=preview_error field=name />
         }
@@ -172,7 +174,7 @@ fn PolicySection(
             <form method="get" action="/admin/policy" class="policy-form">
                 <input type="hidden" name="preview" value="1" />
                 <FormMessage error=preview_error />
-                <fieldset>
+                <fieldset aria-describedby="backup_codes-error">
                     <legend>"Backup verification codes"</legend>
                     {radio("backup_codes", "not_allowed", "Not allowed", &fields.backup_codes)}
                     {radio("backup_codes", "allowed", "Allowed", &fields.backup_codes)}
@@ -184,7 +186,7 @@ fn PolicySection(
                 {number("low_codes_threshold", "Warn members at this many codes left", fields.low_codes_threshold.clone(), 0, 19)}
                 {number("lockout_attempts", "Lock backup-code sign-in after this many wrong codes", fields.lockout_attempts.clone(), 1, 20)}
                 {number("lockout_minutes", "Lockout duration in minutes", fields.lockout_minutes.clone(), 1, 1440)}
-                <fieldset>
+                <fieldset aria-describedby="code_entry-error">
                     <legend>"Code entry at sign-in"</legend>
                     {radio("code_entry", "any", "Any unused code", &fields.code_entry)}
                     {radio("code_entry", "numbered", "A specific numbered code the sign-in page asks for", &fields.code_entry)}
@@ -371,16 +373,16 @@ fn ExceptionsSection(
             <ActionForm action=add>
                 <FormMessage error=add_error />
                 <label for="exception-email">"Member's email address"</label>
-                <input id="exception-email" name="email" type="email" maxlength="254" required />
+                <input id="exception-email" name="email" type="email" maxlength="254" required aria-describedby="email-error" aria-invalid=invalid(add_error, "email") />
                 <FieldMessage error=add_error field="email" />
                 <label for="exception-codes">"Backup codes for this member"</label>
-                <select id="exception-codes" name="backup_codes">
+                <select id="exception-codes" name="backup_codes" aria-describedby="backup_codes-error" aria-invalid=invalid(add_error, "backup_codes")>
                     <option value="allow">"Allowed, whatever the setting"</option>
                     <option value="deny">"Not allowed, whatever the setting"</option>
                 </select>
                 <FieldMessage error=add_error field="backup_codes" />
                 <label for="exception-reason">"Reason"</label>
-                <input id="exception-reason" name="reason" type="text" maxlength="500" required />
+                <input id="exception-reason" name="reason" type="text" maxlength="500" required aria-describedby="reason-error" aria-invalid=invalid(add_error, "reason") />
                 <FieldMessage error=add_error field="reason" />
                 <button type="submit">"Add exception"</button>
             </ActionForm>
@@ -397,7 +399,15 @@ fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl In
             <form method="get" action="/admin/policy">
                 <FormMessage error />
                 <label for="explain-email">"Member's email address"</label>
-                <input id="explain-email" name="explain_email" type="email" maxlength="254" required />
+                <input
+                    id="explain-email"
+                    name="explain_email"
+                    type="email"
+                    maxlength="254"
+                    required
+                    aria-describedby="email-error"
+                    aria-invalid=invalid(error, "email")
+                />
                 <FieldMessage error field="email" />
                 <label for="explain-act">"Action"</label>
                 <select id="explain-act" name="explain_act">

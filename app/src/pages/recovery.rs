@@ -12,7 +12,7 @@ use crate::{
         RevealedCode, get_recovery_overview, reveal_recovery_code,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// `/admin/recovery`.
@@ -131,7 +131,7 @@ fn RequestsPanel(
             <ActionForm action=request>
                 <FormMessage error=request_error />
                 <label for="recovery-email">"Member's email address"</label>
-                <input id="recovery-email" name="email" type="email" maxlength="254" required />
+                <input id="recovery-email" name="email" type="email" maxlength="254" required aria-describedby="email-error" aria-invalid=invalid(request_error, "email") />
                 <FieldMessage error=request_error field="email" />
                 <button type="submit" class="primary">
                     "Request recovery code"

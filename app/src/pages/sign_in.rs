@@ -7,7 +7,7 @@ use leptos_router::components::Redirect;
 
 use crate::{
     api::sign_in::{SubmitCode, SubmitEmail, SubmitPassword, get_sign_in_progress, sign_in_help},
-    forms::{CodeInput, FieldMessage, FormMessage, last_error},
+    forms::{CodeInput, FieldMessage, FormMessage, invalid, last_error},
     pages::backup_codes::{AdminContacts, CODES_NOT_AVAILABLE},
 };
 
@@ -31,6 +31,8 @@ pub fn SignInEmail() -> impl IntoView {
                     maxlength="254"
                     required
                     autofocus
+                    aria-describedby="email-error"
+                    aria-invalid=invalid(error, "email")
                 />
                 <FieldMessage error field="email" />
                 <button type="submit" class="primary">
@@ -73,6 +75,8 @@ pub fn SignInPassword() -> impl IntoView {
                                             maxlength="256"
                                             required
                                             autofocus
+                                            aria-describedby="password-error"
+                                            aria-invalid=invalid(error, "password")
                                         />
                                         <FieldMessage error field="password" />
                                         <button type="submit" class="primary">

@@ -12,7 +12,7 @@ use crate::{
         get_webhooks,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, last_error},
+    forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
 /// Where the plain "Add webhook" form posts: the page itself.
@@ -150,7 +150,7 @@ fn WebhooksPanel(
                 <FormMessage error=add_error />
                 <fieldset disabled=full>
                     <label for="webhook-name">"Name"</label>
-                    <input id="webhook-name" name="name" type="text" maxlength="80" required value=form.name.clone() />
+                    <input id="webhook-name" name="name" type="text" maxlength="80" required value=form.name.clone() aria-describedby="name-error" aria-invalid=invalid(add_error, "name") />
                     <FieldMessage error=add_error field="name" />
                     <label for="webhook-url">"Address (https://)"</label>
                     <input
@@ -161,6 +161,8 @@ fn WebhooksPanel(
                         required
                         placeholder="https://siem.example.com/hooks/lifeline"
                         value=form.url.clone()
+                        aria-describedby="url-error"
+                        aria-invalid=invalid(add_error, "url")
                     />
                     <FieldMessage error=add_error field="url" />
                     <fieldset>
@@ -174,7 +176,7 @@ fn WebhooksPanel(
                                 let checked = form.events.contains(&family.name);
                                 view! {
                                     <label class="check" for=label_for>
-                                        <input type="checkbox" id=id name="events" value=family.name.clone() checked=checked />
+                                        <input type="checkbox" id=id name="events" value=family.name.clone() checked=checked aria-describedby="events-error" aria-invalid=invalid(add_error, "events") />
                                         <code>{format!("{}.*", family.name)}</code>
                                         {format!(" ({})", family.actions)}
                                     </label>
