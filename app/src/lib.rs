@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 mod forms;
+mod nav;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
@@ -71,11 +72,12 @@ pub fn App() -> impl IntoView {
                     <A href="/" attr:class="brand">
                         "Lifeline"
                     </A>
-                    <nav>
+                    <nav aria-label="Account">
                         <UnreadBadge />
                         <A href="/account">"Account"</A>
                     </nav>
                 </header>
+                <nav::AdminNav />
                 <main class="site-main">
                     // Async: pages are sent whole, with their data, so that they work without
                     // JavaScript too (streamed fragments need a script to fall into place).

@@ -95,23 +95,8 @@ fn AccountPanel(account: Account) -> impl IntoView {
                 .manages_members
                 .then(|| {
                     view! {
-                        <p>
-                            <a href="/admin/members">"Manage members"</a>
-                            " · "
-                            <a href="/admin/policy">"Backup-code policy"</a>
-                            " · "
-                            <a href="/admin/recovery">"Recovery codes"</a>
-                            " · "
-                            <a href="/admin/alerts">"Alerts"</a>
-                            " · "
-                            <a href="/admin/audit">"Audit log"</a>
-                            " · "
-                            <a href="/admin/compliance">"Compliance report"</a>
-                            {(account.role == "owner")
-                                .then(|| view! { " · " <a href="/admin/webhooks">"Webhooks"</a> })}
-                            {account
-                                .requests_backups
-                                .then(|| view! { " · " <a href="/admin/backup">"Data backup"</a> })}
+                        <p class="muted">
+                            "The organization's administration is in the bar at the top of every page."
                         </p>
                     }
                 })}
