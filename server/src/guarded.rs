@@ -15,6 +15,8 @@ pub enum AccountOf {
     PendingMember,
     /// The signed-in member.
     SignedInMember,
+    /// No account yet: the first-run setup creates the first one. Counted per address only.
+    NoAccount,
 }
 
 /// One guarded endpoint: a `POST` to `path`.
@@ -30,7 +32,7 @@ const fn guarded(path: &'static str, account: AccountOf) -> Guarded {
 
 /// Every endpoint that checks a secret or reaches argon2: the server functions (under
 /// `/api/`) and the plain forms that post to their own page.
-pub const GUARDED_PATHS: [Guarded; 11] = [
+pub const GUARDED_PATHS: [Guarded; 12] = [
     // The sign-in steps.
     guarded("/api/sign_in/password", AccountOf::RememberedEmail),
     guarded("/api/sign_in/code", AccountOf::PendingMember),
@@ -52,6 +54,8 @@ pub const GUARDED_PATHS: [Guarded; 11] = [
     // A recovery code made and digested, from the hydrated app and from the plain form.
     guarded("/api/admin/recovery/reveal", AccountOf::SignedInMember),
     guarded("/admin/recovery", AccountOf::SignedInMember),
+    // The first owner's password hashed, at the one-time setup link.
+    guarded("/api/setup/create", AccountOf::NoAccount),
 ];
 
 /// Whose attempts a `POST` to `path` spends, when it is guarded.

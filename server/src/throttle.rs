@@ -195,6 +195,7 @@ async fn account_tried(session: Option<Session>, account_of: AccountOf) -> Optio
         AccountOf::SignedInMember => app::auth::claimed_member_id(session)
             .await
             .map(|id| id.map(Account::Member)),
+        AccountOf::NoAccount => return None,
     };
     // The server function reads the same session and answers the error itself.
     account.ok().flatten()
