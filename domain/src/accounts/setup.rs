@@ -58,25 +58,27 @@ impl SetupLink {
 
     /// Whether `token` is this link's and it is still unused.
     fn opens_with(&self, token: &str) -> bool {
-        let presented = digest(token);
-        self.held()
-            .is_some_and(|held| bool::from(held[..].ct_eq(&presented[..])))
-    }
-
-    fn held(&self) -> Option<[u8; 32]> {
-        *self.digest.lock().unwrap_or_else(PoisonError::into_inner)
+        opens(*self.lock(), token)
     }
 
     /// Takes the link for one request: of many at once with the right token, one gets it.
     fn claim(&self, token: &str) -> Option<Claim<'_>> {
-        let presented = digest(token);
-        let mut held = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
-        let matches = held.is_some_and(|digest| bool::from(digest[..].ct_eq(&presented[..])));
-        matches.then(|| Claim {
+        let mut held = self.lock();
+        opens(*held, token).then(|| Claim {
             link: self,
             digest: held.take(),
         })
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<[u8; 32]>> {
+        self.digest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether `token` hashes to `held`, compared in constant time.
+fn opens(held: Option<[u8; 32]>, token: &str) -> bool {
+    let presented = digest(token);
+    held.is_some_and(|held| bool::from(held[..].ct_eq(&presented[..])))
 }
 
 /// A link taken by one request: given back when dropped unspent (the request failed before
@@ -96,11 +98,7 @@ impl Claim<'_> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if let Some(digest) = self.digest.take() {
-            *self
-                .link
-                .digest
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(digest);
+            *self.link.lock() = Some(digest);
         }
     }
 }
