@@ -1308,14 +1308,15 @@ async fn the_worker_side_claims_once_retries_with_backoff_and_gives_up_after_the
     }
 }
 
-#[tokio::test]
+/// 200 workers (as on many instances) claim batches of 3 from 400 messages at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_claiming_at_once_take_each_message_exactly_once() {
     let f = fixture();
     for test_db in migrated_databases().await {
         let test_db = Arc::new(test_db);
         // Without MFA: creating the organization tells nobody, so the outbox holds only these.
         let owner = owner(&test_db, &f.hasher).await;
-        for n in 0..60 {
+        for n in 0..400 {
             notifications::enqueue(
                 &test_db.db,
                 notifications::Message {
@@ -1334,16 +1335,16 @@ async fn workers_claiming_at_once_take_each_message_exactly_once() {
             .await
             .unwrap();
         }
-        assert_eq!(outbox(&test_db, 0).await.len(), 60);
+        assert_eq!(outbox(&test_db, 0).await.len(), 400);
         let now = at(1);
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..4 {
+        for _ in 0..200 {
             let test_db = Arc::clone(&test_db);
             workers.spawn(async move {
                 let mut taken = Vec::new();
                 loop {
                     let batch =
-                        notifications::claim_due(&test_db.db, now, 5, StdDuration::from_secs(60))
+                        notifications::claim_due(&test_db.db, now, 3, StdDuration::from_secs(60))
                             .await
                             .unwrap();
                     if batch.is_empty() {
@@ -1366,6 +1367,6 @@ async fn workers_claiming_at_once_take_each_message_exactly_once() {
             "{:?}: a message claimed twice",
             test_db.backend
         );
-        assert_eq!(taken.len(), 60, "{:?}", test_db.backend);
+        assert_eq!(taken.len(), 400, "{:?}", test_db.backend);
     }
 }
