@@ -30,7 +30,9 @@ use rand::{RngCore, rngs::OsRng};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
-    sea_query::{Expr, LockBehavior, LockType, OnConflict, Query},
+    sea_query::{
+        Alias, CommonTableExpression, Expr, LockBehavior, LockType, OnConflict, Query, WithClause,
+    },
 };
 use sha2::Digest;
 
@@ -244,7 +246,8 @@ fn due(now: DateTime<Utc>) -> Condition {
 /// oldest first: no other worker takes them until the lease runs out (a worker that dies
 /// holding them gives them back that way).
 ///
-/// One statement claims the whole batch, `UPDATE … WHERE id IN (the oldest due …) RETURNING`:
+/// One statement claims the whole batch, `WITH claimable AS MATERIALIZED (the oldest due …)
+/// UPDATE … WHERE id IN claimable RETURNING`:
 /// - on PostgreSQL the inner select locks its rows `FOR UPDATE SKIP LOCKED`, so workers on
 ///   several instances take different rows without waiting on each other;
 /// - on SQLite the statement runs under the database's one write lock.
@@ -302,14 +305,31 @@ async fn claim(
         .limit(batch)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .into_query();
+    // The oldest due rows are chosen once, in a materialized common table: as a plain
+    // `IN (subquery)`, PostgreSQL may run the locking subquery again for every row it
+    // updates, and claim far more than `batch` (seen: 3,000 rows in one claim).
+    let claimable = Alias::new("claimable");
+    let chosen = CommonTableExpression::new()
+        .query(oldest_due)
+        .table_name(claimable.clone())
+        .materialized(true)
+        .to_owned();
     let statement = Query::update()
         .table(notification_outbox::Entity)
         .value(Column::ClaimedUntil, until)
-        .and_where(Expr::col(Column::Id).in_subquery(oldest_due))
+        .and_where(
+            Expr::col(Column::Id).in_subquery(
+                Query::select()
+                    .column(Column::Id)
+                    .from(claimable)
+                    .to_owned(),
+            ),
+        )
         // Checked again where the row is written, whatever the inner select saw.
         .cond_where(due(now))
         .returning_all()
-        .to_owned();
+        .to_owned()
+        .with(WithClause::new().cte(chosen).to_owned());
     let mut rows =
         notification_outbox::Model::find_by_statement(db.get_database_backend().build(&statement))
             .all(db)

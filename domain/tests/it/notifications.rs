@@ -1350,6 +1350,11 @@ async fn workers_claiming_at_once_take_each_message_exactly_once() {
                     if batch.is_empty() {
                         return taken;
                     }
+                    assert!(
+                        batch.len() <= 3,
+                        "a claim took {} of a batch of 3",
+                        batch.len()
+                    );
                     taken.extend(batch.into_iter().map(|pending| pending.id));
                 }
             });
