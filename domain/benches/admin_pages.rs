@@ -44,7 +44,7 @@ const COMPLIANCE_ROUNDS: usize = 3;
 const COMPLIANCE_BUDGET: Duration = Duration::from_secs(30);
 const MEMBERS_TARGET_MS: f64 = 50.0;
 const AUDIT_TARGET_MS: f64 = 50.0;
-const COMPLIANCE_TARGET_MS: f64 = 250.0;
+const COMPLIANCE_TARGET_MS: f64 = 100.0;
 /// The audit page's page size (app/src/api/audit.rs).
 const AUDIT_PAGE: u64 = 50;
 
@@ -334,7 +334,7 @@ async fn measure(
         yardstick.push(t.elapsed());
 
         let t = Instant::now();
-        let page = members::page(db, &authz, &owner, "", None, Utc::now())
+        let page = members::page(db, &authz, &owner, "", None, None, Utc::now())
             .await
             .unwrap();
         members_page.push(t.elapsed());
@@ -366,7 +366,7 @@ async fn measure(
             .await
             .unwrap();
         compliance.push(t.elapsed());
-        compliance_members = report.members.len();
+        compliance_members = usize::try_from(report.counts.members).unwrap();
     }
 
     // Export: every event through `for_each_event` into CSV (written to nowhere), with the
@@ -493,7 +493,7 @@ async fn main() {
     out.push('\n');
     for f in &figures {
         out.push_str(&format!(
-            "- {}: first page of members ≤ 50 ms (median): {}; first page of audit log ≤ 50 ms (median): {}; compliance summary ≤ 250 ms (median): {}.\n",
+            "- {}: first page of members ≤ 50 ms (median): {}; first page of audit log ≤ 50 ms (median): {}; compliance summary ≤ 100 ms (median): {}.\n",
             f.backend,
             verdict(ms(percentile(&f.members_page, 50.0)), MEMBERS_TARGET_MS, "ms"),
             verdict(ms(percentile(&f.audit_page, 50.0)), AUDIT_TARGET_MS, "ms"),

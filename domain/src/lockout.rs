@@ -128,7 +128,7 @@ impl Attempter {
         }
     }
 
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             Self::Untrusted => String::new(),
             Self::Device(id) => format!("device:{id}"),

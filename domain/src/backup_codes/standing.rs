@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    RelationTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
+    QuerySelect, RelationTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,20 @@ impl CodePolicy {
     /// check, page and report uses.
     pub fn expired(&self, set: SetDates, now: DateTime<Utc>) -> bool {
         self.expires_at(set).is_some_and(|at| at <= now)
+    }
+
+    /// [`CodePolicy::expired`] as a condition on `backup_code_set` rows, for queries that
+    /// count or list members by their set's standing without reading each set.
+    pub fn expired_condition(&self, now: DateTime<Utc>) -> Condition {
+        let on_record = Condition::all()
+            .add(backup_code_set::Column::ExpiredAt.is_not_null())
+            .add(backup_code_set::Column::ExpiredAt.lte(now));
+        let mut expired = Condition::any().add(on_record);
+        if self.max_set_age_days > 0 {
+            let born_before = now - chrono::Duration::days(self.max_set_age_days.into());
+            expired = expired.add(backup_code_set::Column::GeneratedAt.lte(born_before));
+        }
+        expired
     }
 
     /// The numbers that lock sign-in factors.

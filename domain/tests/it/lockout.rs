@@ -226,7 +226,7 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         for _ in 0..5 {
             assert!(!password(db, &hasher, &admin, "wrong", at).await);
         }
-        let page = members::page(db, &authz, &owner, "a@acme.test", None, at)
+        let page = members::page(db, &authz, &owner, "a@acme.test", None, None, at)
             .await
             .unwrap();
         assert_eq!(page.rows[0].locked.len(), 1, "the console shows the lock");
@@ -238,7 +238,7 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         assert_eq!(event.target_id, Some(admin.id));
         assert_eq!(event.details["factors"], serde_json::json!(["password"]));
         assert!(password(db, &hasher, &admin, RIGHT, at).await);
-        let page = members::page(db, &authz, &owner, "a@acme.test", None, at)
+        let page = members::page(db, &authz, &owner, "a@acme.test", None, None, at)
             .await
             .unwrap();
         assert!(page.rows[0].locked.is_empty());

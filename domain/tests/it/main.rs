@@ -19,6 +19,7 @@ mod notification_addresses;
 mod notifications;
 mod org_policy;
 mod recovery_codes;
+mod report;
 mod setup;
 mod standing;
 mod storage;

@@ -1,0 +1,295 @@
+//! The compliance report's counts, made by the database, against the console's answer for
+//! each member: every standing, under every backup-code setting, on every backend. A new
+//! standing joins the table by being in `Standing::ALL`.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    audit::Source,
+    authz::{Action, Authz},
+    backup_codes,
+    command::Command,
+    hashing::PasswordHasher,
+    identity::{Member, Role},
+    lookup_secret::BackupCodeHasher,
+    members::{self, MemberStatus, Standing},
+    org_policy::{self, CodesMode, OrgPolicy},
+    secrets::{Password, SecretKey},
+    testing::{TestDatabase, migrated_databases},
+};
+
+use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0};
+
+/// Whether the console's row for a member puts them in `standing`: the meaning of each
+/// standing, one member at a time.
+fn stands(row: &MemberStatus, standing: Standing) -> bool {
+    let working = row.codes_remaining.is_some() && !row.set_expired;
+    match standing {
+        Standing::WithMfa => row.member.mfa_enabled,
+        Standing::HoldingCodes => working && row.codes_remaining > Some(0),
+        Standing::LowOnCodes => working && row.codes_low,
+        Standing::ExpiredSets => row.set_expired,
+        Standing::Locked => !row.locked.is_empty(),
+        Standing::NonCompliant => !row.compliant,
+        Standing::Exempted => row.exception.is_some(),
+    }
+}
+
+fn sql_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339()
+}
+
+/// The set in force of `member`, generated at `at`.
+async fn codes_at(
+    db: &domain::db::DatabaseConnection,
+    authz: &Authz,
+    codes: &BackupCodeHasher,
+    member: &Member,
+    at: DateTime<Utc>,
+) {
+    let source = Source::default();
+    backup_codes::generate(
+        &Command::new(db, authz, member, &source, at),
+        codes,
+        &OrgPolicy::default().code_policy(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Marks the first `spent` codes of `member`'s set in force used.
+async fn spend(test_db: &TestDatabase, member: &Member, spent: u32) {
+    test_db
+        .execute(&format!(
+            "UPDATE backup_code SET used_at = '{}' WHERE slot <= {spent} AND set_id IN \
+             (SELECT id FROM backup_code_set WHERE user_id = {} AND ended_at IS NULL)",
+            sql_time(t0() - Duration::hours(1)),
+            member.id
+        ))
+        .await;
+}
+
+/// An organization with a member in every state the report tells apart, and a second
+/// organization whose members must never be counted. Returns the owner.
+async fn population(
+    test_db: &TestDatabase,
+    hasher: &PasswordHasher,
+    key: &SecretKey,
+    codes: &BackupCodeHasher,
+) -> Member {
+    let db = &test_db.db;
+    let authz = Authz::load(db).await.unwrap();
+    let (owner, _) = owner_with_mfa(test_db, hasher, key).await;
+    let org = owner.org_id;
+    let with_mfa = |email: &'static str| member_with_mfa(test_db, hasher, key, org, email);
+
+    add_member(test_db, hasher, org, "no-mfa@acme.test", Role::Member).await;
+    add_member(test_db, hasher, org, "admin-no-mfa@acme.test", Role::Admin).await;
+    with_mfa("no-codes@acme.test").await;
+    codes_at(db, &authz, codes, &owner, t0()).await;
+    let full = with_mfa("full@acme.test").await;
+    codes_at(db, &authz, codes, &full, t0()).await;
+    let low = with_mfa("low@acme.test").await;
+    codes_at(db, &authz, codes, &low, t0()).await;
+    spend(test_db, &low, 8).await;
+    let spent = with_mfa("spent@acme.test").await;
+    codes_at(db, &authz, codes, &spent, t0()).await;
+    spend(test_db, &spent, 10).await;
+    let expired = with_mfa("expired-on-record@acme.test").await;
+    codes_at(db, &authz, codes, &expired, t0()).await;
+    test_db
+        .execute(&format!(
+            "UPDATE backup_code_set SET expired_at = '{}' WHERE user_id = {}",
+            sql_time(t0() - Duration::minutes(5)),
+            expired.id
+        ))
+        .await;
+    let old = with_mfa("old@acme.test").await;
+    codes_at(db, &authz, codes, &old, t0() - Duration::days(40)).await;
+    let locked = with_mfa("locked@acme.test").await;
+    codes_at(db, &authz, codes, &locked, t0()).await;
+    test_db
+        .execute(&format!(
+            "INSERT INTO factor_attempt \
+             (user_id, factor, source, attempts, window_started_at, locked_until, lockouts) \
+             VALUES ({}, 'backup_code', '', 5, '{}', '{}', 1)",
+            locked.id,
+            sql_time(t0() - Duration::minutes(1)),
+            sql_time(t0() + Duration::minutes(14)),
+        ))
+        .await;
+    // A lock that has run out is no lock.
+    let unlocked = with_mfa("lock-over@acme.test").await;
+    test_db
+        .execute(&format!(
+            "INSERT INTO factor_attempt \
+             (user_id, factor, source, attempts, window_started_at, locked_until, lockouts) \
+             VALUES ({}, 'password', '', 5, '{}', '{}', 1)",
+            unlocked.id,
+            sql_time(t0() - Duration::hours(2)),
+            sql_time(t0() - Duration::hours(1)),
+        ))
+        .await;
+    with_mfa("denied@acme.test").await;
+    with_mfa("allowed@acme.test").await;
+    let source = Source::default();
+    let cmd = Command::new(db, &authz, &owner, &source, t0());
+    org_policy::add_exception(&cmd, "denied@acme.test", false, "contractor")
+        .await
+        .unwrap();
+    org_policy::add_exception(&cmd, "allowed@acme.test", true, "on call")
+        .await
+        .unwrap();
+
+    // Another organization, in most of those states too.
+    let (_, stranger) = domain::accounts::create_organization(
+        db,
+        hasher,
+        "Globex",
+        "owner@globex.test",
+        &Password::new("correct horse battery"),
+        t0(),
+    )
+    .await
+    .unwrap();
+    let theirs = member_with_mfa(test_db, hasher, key, stranger.org_id, "m@globex.test").await;
+    codes_at(db, &authz, codes, &theirs, t0()).await;
+    spend(test_db, &theirs, 9).await;
+    owner
+}
+
+#[tokio::test]
+async fn each_count_is_the_number_of_members_the_console_puts_there() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let backend = test_db.backend;
+        let owner = population(&test_db, &hasher, &key, &codes).await;
+        let authz = Authz::load(db).await.unwrap();
+        let mut version = org_policy::current(db, owner.org_id).await.unwrap().version;
+        for mode in [
+            CodesMode::Allowed,
+            CodesMode::Required,
+            CodesMode::NotAllowed,
+        ] {
+            let policy = OrgPolicy {
+                codes: mode,
+                max_set_age_days: 30,
+                ..OrgPolicy::default()
+            };
+            org_policy::save(
+                &Command::new(db, &authz, &owner, &source, t0()),
+                version,
+                &policy,
+            )
+            .await
+            .unwrap();
+            version += 1;
+
+            let console = members::page(db, &authz, &owner, "", None, None, t0())
+                .await
+                .unwrap();
+            assert!(console.next_after.is_none(), "one page holds them all");
+            let counts = members::standing_counts(db, &authz, &owner, t0())
+                .await
+                .unwrap();
+            assert_eq!(counts.policy, mode);
+            assert_eq!(counts.members, console.rows.len() as u64);
+            for standing in Standing::ALL {
+                let mut expected: Vec<i32> = console
+                    .rows
+                    .iter()
+                    .filter(|row| stands(row, standing))
+                    .map(|row| row.member.id)
+                    .collect();
+                expected.sort_unstable();
+                assert_eq!(
+                    counts.of(standing),
+                    expected.len() as u64,
+                    "{backend:?}, {mode:?}: the count of {standing:?}"
+                );
+                let listed: Vec<i32> =
+                    members::page(db, &authz, &owner, "", Some(standing), None, t0())
+                        .await
+                        .unwrap()
+                        .rows
+                        .iter()
+                        .map(|row| row.member.id)
+                        .collect();
+                assert_eq!(
+                    listed, expected,
+                    "{backend:?}, {mode:?}: the members listed as {standing:?}"
+                );
+            }
+            // The population tells every standing apart, so a wrong condition shows.
+            if mode == CodesMode::Required {
+                for standing in Standing::ALL {
+                    assert!(
+                        counts.of(standing) > 0,
+                        "{backend:?}: nobody is {standing:?}"
+                    );
+                    assert!(
+                        counts.of(standing) < counts.members,
+                        "{backend:?}: everybody is {standing:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_gate_s_allowance_answers_as_the_gate_does_for_each_member() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let owner = population(&test_db, &hasher, &key, &codes).await;
+        let authz = Authz::load(db).await.unwrap();
+        let console = members::page(db, &authz, &owner, "", None, None, t0())
+            .await
+            .unwrap();
+        for action in [
+            Action::GenerateBackupCodes,
+            Action::ViewAudit,
+            Action::ManagePolicy,
+        ] {
+            let allowance = authz.allowance(owner.org_id, action).await.unwrap();
+            for row in &console.rows {
+                assert_eq!(
+                    allowance.allows(&row.member),
+                    authz
+                        .allows(&row.member, owner.org_id, action)
+                        .await
+                        .unwrap(),
+                    "{:?}: {} and {action:?}",
+                    test_db.backend,
+                    row.member.email
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_those_who_read_the_audit_record_get_the_counts() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let member = add_member(&test_db, &hasher, owner.org_id, "m@acme.test", Role::Member).await;
+        assert!(matches!(
+            members::standing_counts(db, &authz, &member, t0()).await,
+            Err(domain::accounts::AccountError::NotAllowed)
+        ));
+        assert!(matches!(
+            members::page(db, &authz, &member, "", Some(Standing::Locked), None, t0()).await,
+            Err(domain::accounts::AccountError::NotAllowed)
+        ));
+    }
+}
