@@ -25,11 +25,11 @@ use leptos_router::{
 use crate::{
     forms::ServedPage,
     pages::{
-        AccountPage, AddressVerifiedPage, AlertsPage, AuditPage, BackupCodesPage, BackupPage,
-        CompliancePage, ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound, NotMePage,
-        NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SetupPage,
-        SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify, UnreadBadge,
-        VerifyAddressPage, WebhooksPage,
+        AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, AuditPage, BackupCodesPage,
+        BackupPage, CompliancePage, ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound,
+        NotMePage, NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage,
+        SetupPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
+        UnreadBadge, VerifyAddressPage, WebhooksPage,
     },
 };
 
@@ -96,6 +96,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/account/notifications") view=NotificationsPage ssr=SsrMode::Async />
                         <Route path=path!("/account/notification-address/verify") view=VerifyAddressPage ssr=SsrMode::Async />
                         <Route path=path!("/account/notification-address/verified") view=AddressVerifiedPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
                         <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />

@@ -17,7 +17,12 @@ struct Area {
 }
 
 /// Every administration area, in the order the bar shows them. A new area joins here.
-const AREAS: [Area; 8] = [
+const AREAS: [Area; 9] = [
+    Area {
+        href: "/admin",
+        name: "Overview",
+        shown: |_| true,
+    },
     Area {
         href: "/admin/members",
         name: "Manage members",
@@ -80,7 +85,8 @@ pub fn AdminNav() -> impl IntoView {
                         let links = AREAS
                             .iter()
                             .filter(|area| (area.shown)(&account))
-                            .map(|area| view! { <A href=area.href>{area.name}</A> })
+                            // Exact: the overview at /admin is not "current" on every area under it.
+                            .map(|area| view! { <A href=area.href exact=true>{area.name}</A> })
                             .collect_view();
                         view! {
                             <nav class="admin-nav no-print" aria-label="Administration">

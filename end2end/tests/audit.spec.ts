@@ -53,13 +53,41 @@ test('an owner filters the log to one member’s redemptions and downloads the C
   expect(lines[1]).not.toContain(code.replace(/ /g, ''));
   expect(lines[1]).not.toContain(code);
 
-  // The compliance report counts who stands where, links each number to its members, and
-  // charts the redemption.
+  // The compliance report counts who stands where, links each number to the members page
+  // filtered to them, downloads every member's standing, and charts the redemption.
   await page.goto('/admin/compliance');
   await expect(page.locator('.count-total')).toHaveText('2');
   await expect(page.locator('.count-with-mfa')).toHaveText('1');
   await expect(page.locator('.count-holding-codes')).toHaveText('1');
-  await page.locator('.count-holding-codes').click();
-  await expect(page.locator('#holding-codes')).toContainText(member);
   await expect(page.getByRole('img', { name: 'Backup codes in the last 30 days: 1 used, 0 refused' })).toBeVisible();
+  const [standings] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: "Download every member's standing as CSV" }).click(),
+  ]);
+  expect(standings.suggestedFilename()).toMatch(/^lifeline-compliance-\d{4}-\d{2}-\d{2}\.csv$/);
+  const rows = readFileSync(await standings.path(), 'utf8').trim().split('\n');
+  expect(rows[0]).toBe('email,role,mfa,codes_remaining,set_expired,compliant,exception');
+  expect(rows.slice(1).sort()).toEqual([
+    `${member},member,true,9,false,true,`,
+    `${owner},owner,false,,false,true,`,
+  ]);
+  await hydrated(page);
+  await page.locator('.count-holding-codes').click();
+  await expect(page).toHaveURL(/\/admin\/members\?standing=holding-codes$/);
+  await expect(page.locator('.standing')).toHaveText('Holding backup codes');
+  await expect(page.locator('table.members tbody tr')).toHaveCount(1);
+  await expect(page.locator('table.members tbody')).toContainText(member);
+
+  // The administration home: the same numbers, nothing waiting, the redemption among the
+  // newest events, the chart.
+  await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Overview' }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await expect(page.locator('.count-holding-codes')).toHaveText('1');
+  await expect(page.locator('.count-non-compliant')).toHaveText('0');
+  await expect(page.locator('.nothing-waiting')).toBeVisible();
+  await expect(page.locator('table.recent-events')).toContainText('backup_code.redeemed');
+  await expect(page.getByRole('img', { name: 'Backup codes in the last 30 days: 1 used, 0 refused' })).toBeVisible();
+  await page.locator('.count-with-mfa').click();
+  await expect(page).toHaveURL(/\/admin\/members\?standing=with-mfa$/);
+  await expect(page.locator('table.members tbody tr')).toHaveCount(1);
 });

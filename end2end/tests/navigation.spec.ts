@@ -6,6 +6,7 @@ import { test, expect, hydrated, lifelineCli, password, signInWithPassword } fro
 
 /** Every area of the bar, as an owner sees it. */
 const AREAS: [string, RegExp][] = [
+  ['Overview', /\/admin$/],
   ['Manage members', /\/admin\/members$/],
   ['Backup-code policy', /\/admin\/policy$/],
   ['Recovery codes', /\/admin\/recovery$/],

@@ -335,6 +335,7 @@ pub fn router(
         )
         .route("/admin/webhooks", post(post_add_webhook))
         .route("/admin/audit/export", get(export_audit))
+        .route("/admin/compliance/export", get(export_compliance))
         .route("/admin/backup/{id}/download", get(crate::backups::download))
         .route("/admin/policy/export", get(export_policy))
         .leptos_routes_with_context(
@@ -475,8 +476,6 @@ async fn export_audit(
     session: tower_sessions::Session,
     query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    use axum::http::header;
-
     let refuse = |status: StatusCode, message: &str| (status, message.to_owned()).into_response();
     let Ok(axum::extract::Query(query)) = query else {
         return refuse(
@@ -545,18 +544,10 @@ async fn export_audit(
         String::new()
     };
     let head = format!("{header_line}{}", render(&first));
-    let next_after = first.last().map(|event| event.seq);
-    let stream = futures::stream::unfold(
-        (Some(head), next_after, state, member, filter),
-        move |(pending, after, state, member, filter)| async move {
-            if let Some(text) = pending {
-                return Some((
-                    Ok::<_, std::io::Error>(text),
-                    (None, after, state, member, filter),
-                ));
-            }
-            let after = after?;
-            match domain::audit::export_chunk_seen_by(
+    let stream = chunked(head, first.last().map(|event| event.seq), move |after| {
+        let (state, member, filter) = (state.clone(), member.clone(), filter.clone());
+        async move {
+            let chunk = domain::audit::export_chunk_seen_by(
                 &state.db,
                 &state.authz,
                 &member,
@@ -564,28 +555,125 @@ async fn export_audit(
                 after,
             )
             .await
-            {
-                Ok(chunk) if chunk.is_empty() => None,
-                Ok(chunk) => {
-                    let next = chunk.last().map(|event| event.seq);
-                    Some((Ok(render(&chunk)), (None, next, state, member, filter)))
-                }
-                Err(error) => Some((
-                    Err(std::io::Error::other(error.to_string())),
-                    (None, None, state, member, filter),
-                )),
-            }
-        },
-    );
+            .map_err(|error| error.to_string())?;
+            Ok(chunk
+                .last()
+                .map(|event| event.seq)
+                .map(|next| (render(&chunk), next)))
+        }
+    });
     let (content_type, extension) = if csv {
         ("text/csv; charset=utf-8", "csv")
     } else {
         ("application/x-ndjson", "jsonl")
     };
-    let name = format!(
-        "lifeline-audit-{}.{extension}",
-        chrono::Utc::now().format("%Y-%m-%d")
+    download(
+        content_type,
+        &format!("lifeline-audit-{}.{extension}", today()),
+        stream,
+    )
+}
+
+/// `GET /admin/compliance/export`: every member of the viewer's organization with their
+/// standing (the compliance report's columns), as a CSV download streamed a chunk of members
+/// at a time, for owners and admins.
+async fn export_compliance(
+    State(state): State<AppState>,
+    session: tower_sessions::Session,
+) -> Response {
+    let refuse = |status: StatusCode, message: &str| (status, message.to_owned()).into_response();
+    let member = match app::auth::current_member(&state, &session).await {
+        Ok(Some(member)) => member,
+        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "Please sign in to continue."),
+        Err(error) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    };
+    let render = |rows: &[domain::members::MemberStatus]| -> String {
+        rows.iter()
+            .map(|row| format!("{}\n", domain::members::csv_line(row)))
+            .collect()
+    };
+    // The gate's word before the first byte; every later chunk asks again.
+    let now = chrono::Utc::now();
+    let first =
+        match domain::members::export_chunk(&state.db, &state.authz, &member, None, now).await {
+            Ok(first) => first,
+            Err(domain::accounts::AccountError::NotAllowed) => {
+                return refuse(StatusCode::FORBIDDEN, "You are not allowed to do that.");
+            }
+            Err(error) => {
+                tracing::error!(%error, "compliance export");
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side. Please try again.",
+                );
+            }
+        };
+    let head = format!(
+        "{}\n{}",
+        domain::members::report::CSV_HEADER,
+        render(&first.rows)
     );
+    let stream = chunked(head, first.next_after, move |after| {
+        let (state, member) = (state.clone(), member.clone());
+        async move {
+            let page =
+                domain::members::export_chunk(&state.db, &state.authz, &member, Some(after), now)
+                    .await
+                    .map_err(|error| error.to_string())?;
+            Ok(page
+                .rows
+                .last()
+                .map(|row| (render(&page.rows), row.member.id)))
+        }
+    });
+    download(
+        "text/csv; charset=utf-8",
+        &format!("lifeline-compliance-{}.csv", today()),
+        stream,
+    )
+}
+
+/// Today's date (UTC) for a download's name: `2026-11-30`.
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// A download streamed a chunk at a time, in constant memory however long it is: `head`
+/// first (read before the response began, so that a refusal is a plain 403), then
+/// `next(after)` for each later chunk, which gives the text and the key after which the one
+/// following starts, or nothing when it is done. An error ends the body early.
+fn chunked<K, F, Fut>(
+    head: String,
+    after: Option<K>,
+    next: F,
+) -> impl futures::Stream<Item = Result<String, std::io::Error>> + Send + 'static
+where
+    K: Send + 'static,
+    F: Fn(K) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<(String, K)>, String>> + Send,
+{
+    futures::stream::unfold(
+        (Some(head), after, next),
+        |(pending, after, next)| async move {
+            if let Some(text) = pending {
+                return Some((Ok(text), (None, after, next)));
+            }
+            match next(after?).await {
+                Ok(None) => None,
+                Ok(Some((text, following))) => Some((Ok(text), (None, Some(following), next))),
+                Err(error) => Some((Err(std::io::Error::other(error)), (None, None, next))),
+            }
+        },
+    )
+}
+
+/// The response for a download of `content_type` named `name`, never cached.
+fn download(
+    content_type: &str,
+    name: &str,
+    body: impl futures::Stream<Item = Result<String, std::io::Error>> + Send + 'static,
+) -> Response {
+    use axum::http::header;
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(
@@ -593,8 +681,10 @@ async fn export_audit(
             format!("attachment; filename=\"{name}\""),
         )
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "export"))
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| {
+            (StatusCode::INTERNAL_SERVER_ERROR, "export".to_owned()).into_response()
+        })
 }
 
 /// Which policy `GET /admin/policy/export` gives: the one in force, or the one in force `at`

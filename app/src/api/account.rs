@@ -13,7 +13,8 @@ pub struct Account {
     pub role: String,
     pub organization: String,
     pub mfa_enabled: bool,
-    /// Owners and admins manage the organization's members.
+    /// Owners and admins manage the organization's members (not from a session limited to
+    /// MFA settings after a backup-code sign-in, which the administration areas refuse).
     pub manages_members: bool,
     /// The gate lets them request backups of the organization's data.
     pub requests_backups: bool,
@@ -54,7 +55,8 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: member.role != domain::identity::Role::Member,
+            manages_members: member.role != domain::identity::Role::Member
+                && !crate::auth::only_mfa_settings(&session).await?,
         }))
     })
     .await

@@ -22,6 +22,22 @@ pub struct AuditRow {
     pub details: String,
 }
 
+#[cfg(feature = "ssr")]
+impl From<domain::audit::Recorded> for AuditRow {
+    fn from(e: domain::audit::Recorded) -> Self {
+        Self {
+            seq: e.seq,
+            at: crate::api::readable_time(e.at),
+            actor: e.actor.unwrap_or_default(),
+            action: e.action,
+            target: e.target.unwrap_or_default(),
+            outcome: e.outcome,
+            source_ip: e.source.ip.unwrap_or_default(),
+            details: e.details.to_string(),
+        }
+    }
+}
+
 /// One page of the log, and the chain's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditView {
@@ -71,19 +87,7 @@ pub async fn get_audit_log(
         )
         .await?;
         Ok(AuditView {
-            rows: events
-                .into_iter()
-                .map(|e| AuditRow {
-                    seq: e.seq,
-                    at: crate::api::readable_time(e.at),
-                    actor: e.actor.unwrap_or_default(),
-                    action: e.action,
-                    target: e.target.unwrap_or_default(),
-                    outcome: e.outcome,
-                    source_ip: e.source.ip.unwrap_or_default(),
-                    details: e.details.to_string(),
-                })
-                .collect(),
+            rows: events.into_iter().map(AuditRow::from).collect(),
             next_before,
             chain_intact: !matches!(
                 &chain,

@@ -33,26 +33,45 @@ pub struct MemberRow {
 /// One page of the members list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembersView {
+    /// The compliance report category the list is filtered to, by its label.
+    pub standing: Option<String>,
     pub rows: Vec<MemberRow>,
     /// Where the next page starts, if there is one.
     pub next_after: Option<i32>,
 }
 
-/// A page of the viewer's organization's members whose email contains `q`, after the
+/// A page of the viewer's organization's members whose email contains `q` and who stand
+/// where `standing` says (a compliance report category: `low-on-codes`, …), after the
 /// member `after`.
 #[server(endpoint = "members")]
-pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<MembersView, AppError> {
+pub async fn list_members(
+    q: Option<String>,
+    standing: Option<String>,
+    after: Option<i32>,
+) -> Result<MembersView, AppError> {
     crate::api::respond(async {
         let crate::auth::SignedIn {
             state,
             member: viewer,
             ..
         } = crate::auth::signed_in().await?;
+        let standing = match standing.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(slug) => Some(domain::members::Standing::from_slug(slug).ok_or_else(|| {
+                AppError::Invalid {
+                    field: "standing".to_owned(),
+                    message: "There is no such list of members. Open it from the compliance \
+                              report."
+                        .to_owned(),
+                }
+            })?),
+        };
         let page = domain::members::page(
             &state.db,
             &state.authz,
             &viewer,
             q.as_deref().unwrap_or_default(),
+            standing,
             after,
             chrono::Utc::now(),
         )
@@ -88,6 +107,7 @@ pub async fn list_members(q: Option<String>, after: Option<i32>) -> Result<Membe
                 })
                 .collect(),
             next_after: page.next_after,
+            standing: standing.map(|standing| standing.label().to_owned()),
         })
     })
     .await

@@ -4,6 +4,7 @@
 //! Each has a fixed endpoint under `/api/` so that forms post to stable addresses.
 
 pub mod account;
+pub mod admin;
 pub mod alerts;
 pub mod audit;
 pub mod backup_codes;

@@ -95,8 +95,9 @@ fn AccountPanel(account: Account) -> impl IntoView {
                 .manages_members
                 .then(|| {
                     view! {
-                        <p class="muted">
-                            "The organization's administration is in the bar at the top of every page."
+                        <p>
+                            <a href="/admin">"Administration overview"</a>
+                            " — every area is also in the bar at the top of every page."
                         </p>
                     }
                 })}

@@ -1,14 +1,14 @@
-//! `/admin/compliance`: the compliance report. Each number links to the members behind it;
-//! a chart shows code redemptions and refused codes per day over the last 30 days.
+//! `/admin/compliance`: the compliance report. Each number links to the members page
+//! filtered to the members behind it; the whole list downloads as CSV; a chart shows code
+//! redemptions and refused codes per day over the last 30 days.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
 
 use crate::{
-    api::compliance::{ComplianceView, Day, get_compliance_report},
+    api::compliance::{Category, ComplianceView, Day, get_compliance_report},
     error::AppError,
-    forms::percent_encode,
 };
 
 /// `/admin/compliance`.
@@ -36,59 +36,46 @@ pub fn CompliancePage() -> impl IntoView {
 
 #[component]
 fn Report(report: ComplianceView) -> impl IntoView {
-    let csv = format!(
-        "data:text/csv;charset=utf-8,{}",
-        percent_encode(&report.csv)
-    );
     view! {
         <p class="muted">{format!("Backup codes: {}", report.policy)}</p>
+        <Figures total=report.total categories=report.categories />
+        <p>
+            <a href="/admin/compliance/export" download rel="external">
+                "Download every member's standing as CSV"
+            </a>
+        </p>
+        <h2>"Backup codes used and refused, last 30 days"</h2>
+        <Chart days=report.days />
+    }
+}
+
+/// The report's numbers, each linking to the members page filtered to its members.
+#[component]
+pub fn Figures(total: u64, categories: Vec<Category>) -> impl IntoView {
+    view! {
         <dl class="facts report-numbers">
             <dt>"Members"</dt>
-            <dd class="count-total">{report.total}</dd>
-            {report
-                .categories
-                .iter()
+            <dd>
+                <a href="/admin/members" class="count-total">{total}</a>
+            </dd>
+            {categories
+                .into_iter()
                 .map(|c| {
-                    let href = format!("#{}", c.id);
                     view! {
                         <dt>{c.label.clone()}</dt>
                         <dd>
-                            <a href=href class=format!("count-{}", c.id)>{c.members.len()}</a>
+                            <a href=c.href() class=format!("count-{}", c.id)>{c.count}</a>
                         </dd>
                     }
                 })
                 .collect_view()}
         </dl>
-        <p>
-            <a href=csv download="lifeline-compliance.csv">"Download as CSV"</a>
-        </p>
-        <h2>"Backup codes used and refused, last 30 days"</h2>
-        <Chart days=report.days />
-        {report
-            .categories
-            .into_iter()
-            .map(|c| {
-                view! {
-                    <section class="category" id=c.id>
-                        <h3>{format!("{} ({})", c.label, c.members.len())}</h3>
-                        {if c.members.is_empty() {
-                            view! { <p class="muted">"Nobody."</p> }.into_any()
-                        } else {
-                            view! {
-                                <ul>{c.members.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
-                            }
-                                .into_any()
-                        }}
-                    </section>
-                }
-            })
-            .collect_view()}
     }
 }
 
 /// Two bars a day: redemptions (blue) and refused codes (orange), scaled to the busiest day.
 #[component]
-fn Chart(days: Vec<Day>) -> impl IntoView {
+pub fn Chart(days: Vec<Day>) -> impl IntoView {
     const WIDTH: usize = 600;
     const HEIGHT: usize = 160;
     let most = days

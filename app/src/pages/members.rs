@@ -39,12 +39,15 @@ pub fn MembersPage() -> impl IntoView {
         .next()
     });
     let search = move || query.with(|q| q.get("q").unwrap_or_default());
+    // A compliance report category (`low-on-codes`, …): the list is filtered to it.
+    let standing = move || query.with(|q| q.get("standing").unwrap_or_default());
     let after = move || query.with(|q| q.get("after").and_then(|a| a.parse::<i32>().ok()));
     // Reloaded after every change, and for every search or page.
     let members = Resource::new(
         move || {
             (
                 search(),
+                standing(),
                 after(),
                 add.version().get(),
                 remove.version().get(),
@@ -54,7 +57,7 @@ pub fn MembersPage() -> impl IntoView {
                 role.version().get(),
             )
         },
-        |(q, after, ..)| list_members(Some(q), after),
+        |(q, standing, after, ..)| list_members(Some(q), Some(standing), after),
     );
     let actions = RowActions {
         remove,
@@ -71,6 +74,11 @@ pub fn MembersPage() -> impl IntoView {
             <form method="get" action="/admin/members" class="search" role="search">
                 <label for="member-search">"Search by email"</label>
                 <input id="member-search" name="q" type="search" maxlength="254" value=search />
+                {move || {
+                    let standing = standing();
+                    (!standing.is_empty())
+                        .then(|| view! { <input type="hidden" name="standing" value=standing /> })
+                }}
                 <button type="submit">"Search"</button>
             </form>
             <FormMessage error=action_error />
@@ -84,10 +92,28 @@ pub fn MembersPage() -> impl IntoView {
                                 let next = page
                                     .next_after
                                     .map(|next| {
-                                        let q = search();
-                                        format!("/admin/members?q={}&after={next}", percent_encode(&q))
+                                        format!(
+                                            "/admin/members?q={}&standing={}&after={next}",
+                                            percent_encode(&search()),
+                                            percent_encode(&standing()),
+                                        )
+                                    });
+                                let filtered = page
+                                    .standing
+                                    .map(|label| {
+                                        view! {
+                                            <p class="filtered">
+                                                "Showing: "
+                                                <strong class="standing">{label}</strong>
+                                                " · "
+                                                <a href="/admin/members">"Show every member"</a>
+                                                " · "
+                                                <a href="/admin/compliance">"Compliance report"</a>
+                                            </p>
+                                        }
                                     });
                                 view! {
+                                    {filtered}
                                     <table class="members">
                                         <thead>
                                             <tr>

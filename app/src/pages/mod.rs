@@ -1,11 +1,12 @@
 //! The routed pages.
 
 mod account;
+mod admin;
 mod alerts;
 mod audit;
 mod backup;
 mod backup_codes;
-mod compliance;
+pub(crate) mod compliance;
 mod home;
 mod members;
 mod not_found;
@@ -18,6 +19,7 @@ mod sign_in;
 mod webhooks;
 
 pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
+pub use admin::AdminHomePage;
 pub use alerts::AlertsPage;
 pub use audit::AuditPage;
 pub use backup::BackupPage;

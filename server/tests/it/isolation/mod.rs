@@ -273,6 +273,12 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         args: &[arg("password", Kind::OptText, "")],
         open: Open::Refused,
     },
+    // admin.rs
+    ServerFunction {
+        endpoint: "admin/home",
+        args: &[],
+        open: Open::SignedIn,
+    },
     // compliance.rs
     ServerFunction {
         endpoint: "admin/compliance",
@@ -282,7 +288,11 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
     // members.rs
     ServerFunction {
         endpoint: "members",
-        args: &[unsent("q", Kind::Search), unsent("after", Kind::After)],
+        args: &[
+            unsent("q", Kind::Search),
+            unsent("standing", Kind::OptText),
+            unsent("after", Kind::After),
+        ],
         open: Open::SignedIn,
     },
     ServerFunction {

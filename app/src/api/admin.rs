@@ -1,0 +1,117 @@
+//! The administration home (`/admin`): the organization at a glance for owners and admins.
+//! Each part is the area's own reading, cut short (counts the database makes, the newest
+//! events, the open requests), so the page reads in the same few statements at any size.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    api::{audit::AuditRow, compliance::ComplianceView},
+    error::AppError,
+};
+
+/// Events the home page lists.
+pub const RECENT_EVENTS: u64 = 10;
+
+/// Something an administrator should look at, with the page where it is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    /// For the page's classes: `approvals`, `locked`, `failed-notifications`.
+    pub id: String,
+    /// "2 sign-in codes waiting for approval".
+    pub text: String,
+    pub href: String,
+}
+
+/// The administration home.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminHome {
+    /// The compliance report's numbers and chart.
+    pub report: ComplianceView,
+    /// What needs attention now; empty when nothing does.
+    pub attention: Vec<Attention>,
+    /// The newest security events, newest first.
+    pub recent: Vec<AuditRow>,
+}
+
+/// "1 thing" or "2 things".
+#[cfg(feature = "ssr")]
+fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// The administration home for owners and admins.
+#[server(endpoint = "admin/home")]
+pub async fn get_admin_home() -> Result<AdminHome, AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
+        let (db, authz, now) = (&state.db, &state.authz, chrono::Utc::now());
+        let report = domain::members::compliance(db, authz, &member, now).await?;
+        let locked = report.counts.of(domain::members::Standing::Locked);
+
+        let mut attention = Vec::new();
+        let waiting = domain::recovery_codes::open_requests(db, authz, &member, now)
+            .await?
+            .into_iter()
+            .filter(|request| {
+                request.state == domain::recovery_codes::RecoveryState::AwaitingApproval
+            })
+            .count();
+        if waiting > 0 {
+            attention.push(Attention {
+                id: "approvals".to_owned(),
+                text: format!(
+                    "{} waiting for a second administrator's approval",
+                    counted(waiting, "sign-in code", "sign-in codes")
+                ),
+                href: "/admin/recovery".to_owned(),
+            });
+        }
+        if locked > 0 {
+            attention.push(Attention {
+                id: "locked".to_owned(),
+                text: format!(
+                    "{} locked out after wrong attempts",
+                    counted(
+                        usize::try_from(locked).unwrap_or(usize::MAX),
+                        "member",
+                        "members"
+                    )
+                ),
+                href: format!(
+                    "/admin/members?standing={}",
+                    domain::members::Standing::Locked.slug()
+                ),
+            });
+        }
+        let failed = domain::org_policy::alerts::failed_deliveries(db, authz, &member)
+            .await?
+            .len();
+        if failed > 0 {
+            attention.push(Attention {
+                id: "failed-notifications".to_owned(),
+                text: format!(
+                    "{} could not be delivered: tell the members another way",
+                    counted(failed, "security message", "security messages")
+                ),
+                href: "/admin/alerts".to_owned(),
+            });
+        }
+
+        let (events, _) = domain::audit::page_seen_by(
+            db,
+            authz,
+            &member,
+            &domain::audit::Filter::default(),
+            None,
+            RECENT_EVENTS,
+        )
+        .await?;
+        Ok(AdminHome {
+            report: report.into(),
+            attention,
+            recent: events.into_iter().map(AuditRow::from).collect(),
+        })
+    })
+    .await
+}
