@@ -85,6 +85,10 @@ const RATIO_TARGET: f64 = 1.25;
 /// How long one wait for the worker (to start, or to finish its batch) may take.
 const WORKER_LIMIT: Duration = Duration::from_secs(30);
 const OWNER: &str = "owner@bench.test";
+/// Unsent security mail: what the worker's own index holds, so that the benchmark's polls
+/// and its marking read that index rather than every message (here, with no webhooks and no
+/// failures, it is every unsent row).
+const UNSENT: &str = "sent_at IS NULL AND failed_at IS NULL AND webhook_id IS NULL";
 
 /// What the worker did with one full outbox.
 struct Throughput {
@@ -228,10 +232,7 @@ async fn throughput(
 ) -> (Server, Throughput) {
     enqueue(database, org_id, owner_id, MESSAGES).await;
     let db = &database.db;
-    assert_eq!(
-        outbox_count(db, "sent_at IS NULL", vec![]).await,
-        MESSAGES as i64
-    );
+    assert_eq!(outbox_count(db, UNSENT, vec![]).await, MESSAGES as i64);
     let smtp_url = sink.url();
     eprintln!("{backend}: {MESSAGES} messages in the outbox; starting lifeline");
     let started = Instant::now();
@@ -244,7 +245,7 @@ async fn throughput(
     let startup = started.elapsed();
     let sent_at_listening = outbox_count(db, "sent_at IS NOT NULL", vec![]).await;
     let total = loop {
-        let unsent = outbox_count(db, "sent_at IS NULL", vec![]).await;
+        let unsent = outbox_count(db, UNSENT, vec![]).await;
         let elapsed = started.elapsed();
         if unsent == 0 || elapsed > DELIVERY_LIMIT {
             break elapsed;
@@ -295,7 +296,7 @@ async fn quiesce(db: &impl ConnectionTrait) {
     let backend = db.get_database_backend();
     db.execute(statement(
         backend,
-        "UPDATE notification_outbox SET sent_at = ? WHERE sent_at IS NULL",
+        &format!("UPDATE notification_outbox SET sent_at = ? WHERE {UNSENT}"),
         vec![Utc::now().into()],
     ))
     .await

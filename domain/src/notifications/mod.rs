@@ -282,13 +282,13 @@ enum Channel {
     Webhooks,
 }
 
-async fn claim(
-    db: &impl ConnectionTrait,
+/// The statement that claims up to `batch` due messages of `channel` at `now` ([`claim`]).
+fn claim_statement(
     now: DateTime<Utc>,
     batch: u64,
     lease: Duration,
     channel: Channel,
-) -> Result<Vec<Pending>, DbErr> {
+) -> sea_orm::sea_query::WithQuery {
     use notification_outbox::Column;
 
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
@@ -314,7 +314,7 @@ async fn claim(
         .table_name(claimable.clone())
         .materialized(true)
         .to_owned();
-    let statement = Query::update()
+    Query::update()
         .table(notification_outbox::Entity)
         .value(Column::ClaimedUntil, until)
         .and_where(
@@ -329,7 +329,17 @@ async fn claim(
         .cond_where(due(now))
         .returning_all()
         .to_owned()
-        .with(WithClause::new().cte(chosen).to_owned());
+        .with(WithClause::new().cte(chosen).to_owned())
+}
+
+async fn claim(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    batch: u64,
+    lease: Duration,
+    channel: Channel,
+) -> Result<Vec<Pending>, DbErr> {
+    let statement = claim_statement(now, batch, lease, channel);
     let mut rows =
         notification_outbox::Model::find_by_statement(db.get_database_backend().build(&statement))
             .all(db)
@@ -558,6 +568,79 @@ pub async fn mark_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SQLite's plan for a claim, on a table of many sent messages and a few pending: it
+    /// must read the pending index, never walk the table (whose rows carry the message bodies
+    /// before the columns a claim tests). Without statistics SQLite may otherwise walk the
+    /// table in id order, reading every sent message first.
+    #[tokio::test]
+    async fn a_claim_reads_the_pending_index_not_the_table() {
+        use sea_orm::{ConnectionTrait, Statement};
+
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let backend = db.get_database_backend();
+        for sql in [
+            "INSERT INTO organization (name, slug, created_at) VALUES ('Acme', 'acme', '2026-11-30T08:00:00+00:00')",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             INSERT INTO notification_outbox (org_id, kind, recipient, subject, body_text, \
+             body_html, idempotency_key, created_at, attempts, next_attempt_at, sent_at) \
+             SELECT 1, 'k', 'r@acme.test', 's', printf('%.5000c', 'x'), '', 'key-' || i, \
+             '2026-11-30T08:00:00+00:00', 1, '2026-11-30T08:00:00+00:00', \
+             CASE WHEN i > 2990 THEN NULL ELSE '2026-11-30T08:00:01+00:00' END FROM n",
+        ] {
+            db.execute(Statement::from_string(backend, sql))
+                .await
+                .unwrap();
+        }
+        for channel in [Channel::Mail, Channel::Webhooks] {
+            let claim = backend.build(&claim_statement(
+                "2026-11-30T09:00:00Z".parse().unwrap(),
+                10,
+                Duration::from_secs(60),
+                channel,
+            ));
+            let plan: Vec<String> = db
+                .query_all(Statement::from_sql_and_values(
+                    backend,
+                    format!("EXPLAIN QUERY PLAN {}", claim.sql),
+                    claim.values.map(|values| values.0).unwrap_or_default(),
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String>("", "detail").unwrap())
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains(match channel {
+                    Channel::Mail => "ix_notification_outbox_pending_mail",
+                    Channel::Webhooks => "ix_notification_outbox_pending_webhooks",
+                })),
+                "{channel:?}: {plan:?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|step| step.trim() == "SCAN notification_outbox"),
+                "{channel:?}: a claim walks the table: {plan:?}"
+            );
+            // And it claims what is due, at most its batch.
+            let claimed = claim_due(
+                &db,
+                "2026-11-30T09:00:00Z".parse().unwrap(),
+                4,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+            if channel == Channel::Mail {
+                assert_eq!(
+                    claimed.iter().map(|p| p.id).collect::<Vec<_>>(),
+                    [2991, 2992, 2993, 2994]
+                );
+            }
+        }
+    }
 
     #[test]
     fn each_wait_is_twice_the_one_before_up_to_the_longest() {
