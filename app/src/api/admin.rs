@@ -47,9 +47,7 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
         let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let (db, authz, now) = (&state.db, &state.authz, chrono::Utc::now());
         let report = domain::members::compliance(db, authz, &member, now).await?;
-        let locked = report.counts.of(domain::members::Standing::Locked);
 
-        let mut attention = Vec::new();
         let waiting = domain::recovery_codes::open_requests(db, authz, &member, now)
             .await?
             .into_iter()
@@ -57,46 +55,47 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
                 request.state == domain::recovery_codes::RecoveryState::AwaitingApproval
             })
             .count();
-        if waiting > 0 {
-            attention.push(Attention {
-                id: "approvals".to_owned(),
-                text: format!(
-                    "{} waiting for a second administrator's approval",
-                    counted(waiting, "sign-in code", "sign-in codes")
-                ),
-                href: "/admin/recovery".to_owned(),
-            });
-        }
-        if locked > 0 {
-            attention.push(Attention {
-                id: "locked".to_owned(),
-                text: format!(
-                    "{} locked out after wrong attempts",
-                    counted(
-                        usize::try_from(locked).unwrap_or(usize::MAX),
-                        "member",
-                        "members"
-                    )
-                ),
-                href: format!(
-                    "/admin/members?standing={}",
-                    domain::members::Standing::Locked.slug()
-                ),
-            });
-        }
         let failed = domain::org_policy::alerts::failed_deliveries(db, authz, &member)
             .await?
             .len();
-        if failed > 0 {
-            attention.push(Attention {
-                id: "failed-notifications".to_owned(),
-                text: format!(
-                    "{} could not be delivered: tell the members another way",
-                    counted(failed, "security message", "security messages")
+        let locked = usize::try_from(report.counts.of(domain::members::Standing::Locked))
+            .unwrap_or(usize::MAX);
+        // (id, how many, what they are, where they are dealt with): listed when any.
+        let items = [
+            (
+                "approvals",
+                waiting,
+                ("sign-in code", "sign-in codes"),
+                "waiting for a second administrator's approval",
+                "/admin/recovery".to_owned(),
+            ),
+            (
+                "locked",
+                locked,
+                ("member", "members"),
+                "locked out after wrong attempts",
+                format!(
+                    "/admin/members?standing={}",
+                    domain::members::Standing::Locked.slug()
                 ),
-                href: "/admin/alerts".to_owned(),
-            });
-        }
+            ),
+            (
+                "failed-notifications",
+                failed,
+                ("security message", "security messages"),
+                "could not be delivered: tell the members another way",
+                "/admin/alerts".to_owned(),
+            ),
+        ];
+        let attention = items
+            .into_iter()
+            .filter(|(_, count, ..)| *count > 0)
+            .map(|(id, count, (one, many), what, href)| Attention {
+                id: id.to_owned(),
+                text: format!("{} {what}", counted(count, one, many)),
+                href,
+            })
+            .collect();
 
         let (events, _) = domain::audit::page_seen_by(
             db,

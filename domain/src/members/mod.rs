@@ -114,8 +114,9 @@ pub(crate) async fn page_of(
     if !search.is_empty() {
         query = query.filter(user_account::Column::Email.contains(&search));
     }
+    let policy = org_policy::current(db, viewer.org_id).await?.policy;
     if let Some(standing) = standing {
-        let standings = Standings::load(db, authz, viewer.org_id, now).await?;
+        let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
         query = query.filter(standings.condition(standing));
     }
     let mut rows = query.all(db).await?;
@@ -142,7 +143,6 @@ pub(crate) async fn page_of(
         .into_iter()
         .map(|row| (row.user_id, row.effect == "allow"))
         .collect();
-    let policy = org_policy::current(db, viewer.org_id).await?.policy;
     let rules = policy.code_policy();
 
     let members = rows

@@ -23,7 +23,7 @@ use crate::{
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
-    org_policy::{self, CodesMode},
+    org_policy::{self, CodesMode, OrgPolicy},
 };
 
 /// Where a member stands, as the compliance report counts and the console filters.
@@ -101,14 +101,13 @@ pub(crate) struct Standings {
 }
 
 impl Standings {
-    /// The organization `org_id`'s policy in force and the gate's answer, at `now`.
-    pub(crate) async fn load(
-        db: &impl ConnectionTrait,
+    /// Under `policy` (the organization `org_id`'s, in force) with the gate's answer, at `now`.
+    pub(crate) async fn new(
         authz: &Authz,
         org_id: i32,
+        policy: &OrgPolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, AccountError> {
-        let policy = org_policy::current(db, org_id).await?.policy;
         Ok(Self {
             codes: policy.codes,
             rules: policy.code_policy(),
@@ -262,7 +261,8 @@ pub async fn standing_counts(
     authz
         .require(viewer, viewer.org_id, Action::ViewAudit)
         .await?;
-    let standings = Standings::load(db, authz, viewer.org_id, now).await?;
+    let policy = org_policy::current(db, viewer.org_id).await?.policy;
+    let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
     let mut query = Query::select();
     query
         .expr_as(

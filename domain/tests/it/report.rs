@@ -68,6 +68,20 @@ async fn spend(test_db: &TestDatabase, member: &Member, spent: u32) {
         .await;
 }
 
+/// Locks `member`'s `factor` until `until`, as five wrong attempts from anywhere would.
+async fn lock(test_db: &TestDatabase, member: &Member, factor: &str, until: DateTime<Utc>) {
+    test_db
+        .execute(&format!(
+            "INSERT INTO factor_attempt \
+             (user_id, factor, source, attempts, window_started_at, locked_until, lockouts) \
+             VALUES ({}, '{factor}', '', 5, '{}', '{}', 1)",
+            member.id,
+            sql_time(until - Duration::minutes(15)),
+            sql_time(until),
+        ))
+        .await;
+}
+
 /// An organization with a member in every state the report tells apart, and a second
 /// organization whose members must never be counted. Returns the owner.
 async fn population(
@@ -107,28 +121,16 @@ async fn population(
     codes_at(db, &authz, codes, &old, t0() - Duration::days(40)).await;
     let locked = with_mfa("locked@acme.test").await;
     codes_at(db, &authz, codes, &locked, t0()).await;
-    test_db
-        .execute(&format!(
-            "INSERT INTO factor_attempt \
-             (user_id, factor, source, attempts, window_started_at, locked_until, lockouts) \
-             VALUES ({}, 'backup_code', '', 5, '{}', '{}', 1)",
-            locked.id,
-            sql_time(t0() - Duration::minutes(1)),
-            sql_time(t0() + Duration::minutes(14)),
-        ))
-        .await;
+    lock(
+        test_db,
+        &locked,
+        "backup_code",
+        t0() + Duration::minutes(14),
+    )
+    .await;
     // A lock that has run out is no lock.
     let unlocked = with_mfa("lock-over@acme.test").await;
-    test_db
-        .execute(&format!(
-            "INSERT INTO factor_attempt \
-             (user_id, factor, source, attempts, window_started_at, locked_until, lockouts) \
-             VALUES ({}, 'password', '', 5, '{}', '{}', 1)",
-            unlocked.id,
-            sql_time(t0() - Duration::hours(2)),
-            sql_time(t0() - Duration::hours(1)),
-        ))
-        .await;
+    lock(test_db, &unlocked, "password", t0() - Duration::hours(1)).await;
     with_mfa("denied@acme.test").await;
     with_mfa("allowed@acme.test").await;
     let source = Source::default();
