@@ -318,6 +318,19 @@ impl From<domain::incidents::ReportError> for AppError {
 }
 
 #[cfg(feature = "ssr")]
+impl From<domain::api_tokens::TokenError> for AppError {
+    fn from(error: domain::api_tokens::TokenError) -> Self {
+        use domain::api_tokens::TokenError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::NotAllowed | E::Unknown => Self::Refused(error.to_string()),
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
 impl From<domain::recovery_codes::RecoveryError> for AppError {
     fn from(error: domain::recovery_codes::RecoveryError) -> Self {
         use domain::recovery_codes::RecoveryError as E;

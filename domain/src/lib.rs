@@ -15,7 +15,8 @@
 //! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
 //!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests),
 //!    [`notification_addresses`] (a member's second, verified address for notices).
-//! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy).
+//! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy) and
+//!    [`api_tokens`] (personal access tokens for the JSON API, and the record of their calls).
 //! 4. [`org_policy`] (the organization's settings and exceptions, compiled to rules).
 //! 5. [`accounts`] (organizations, members, passwords under the lockout) and
 //!    [`recovery_codes`] (codes administrators issue, under the policy).
@@ -28,6 +29,7 @@
 //! a connection, the viewer and the time, and return typed results.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod authz;
 pub mod backup;

@@ -26,6 +26,7 @@ mod m20261129_000018_create_incident_report_and_alert_settings;
 mod m20261130_000019_create_webhook;
 mod m20261130_000020_create_backup_job;
 mod m20261130_000021_index_pending_notifications;
+mod m20261130_000022_create_api_token;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000019_create_webhook::Migration),
             Box::new(m20261130_000020_create_backup_job::Migration),
             Box::new(m20261130_000021_index_pending_notifications::Migration),
+            Box::new(m20261130_000022_create_api_token::Migration),
         ]
     }
 }

@@ -82,6 +82,9 @@ audit_actions! {
     BackupExpired = "backup.expired", "A backup's archive was deleted at the end of its time";
     BackupDeleted = "backup.deleted", "A backup's archive was deleted before its time";
     BackupRestored = "backup.restored", "The organization was restored from a backup";
+    ApiTokenCreated = "api_token.created", "Personal access token for the API created";
+    ApiTokenRevoked = "api_token.revoked", "Personal access token for the API revoked";
+    ApiTokenUsed = "api_token.used", "The API was called with a personal access token";
 }
 
 impl AuditAction {

@@ -626,6 +626,22 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
             if_you: "Nothing more is needed.".to_owned(),
             if_not_you: format!("Someone who can sign in as you removed it. {REPORT_IT}"),
         },
+        A::ApiTokenCreated if success => Words {
+            subject: "A personal access token was created for your account".to_owned(),
+            what: format!(
+                "A personal access token named \"{}\" was created for your account by {by}. \
+                 Programs holding it can call Lifeline's API as you, within its scopes ({}).",
+                text(event, "name").unwrap_or("(unnamed)"),
+                text(event, "scopes").unwrap_or("none")
+            ),
+            status: None,
+            if_you: "Nothing more is needed. Revoke it on the API tokens page when it is no \
+                     longer used."
+                .to_owned(),
+            if_not_you: format!(
+                "Someone who can sign in as you can now reach the API. {REPORT_IT}"
+            ),
+        },
         // Told by the module that knows who is affected, or not a notice for the member:
         // - policy.saved: org_policy tells the members whose codes stop working.
         // - sign-ins and refusals: too many to tell one by one; locks and alerts cover them.
@@ -667,7 +683,10 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::BackupDownloaded
         | A::BackupExpired
         | A::BackupDeleted
-        | A::BackupRestored => return None,
+        | A::BackupRestored
+        | A::ApiTokenCreated
+        | A::ApiTokenRevoked
+        | A::ApiTokenUsed => return None,
     };
     Some(words)
 }
@@ -807,7 +826,10 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::BackupDownloaded
         | A::BackupExpired
         | A::BackupDeleted
-        | A::BackupRestored => return None,
+        | A::BackupRestored
+        | A::ApiTokenCreated
+        | A::ApiTokenRevoked
+        | A::ApiTokenUsed => return None,
     };
     Some(alert)
 }

@@ -240,6 +240,9 @@ pub async fn page_seen_by(
     Ok(page(db, viewer.org_id, filter, before_seq, limit).await?)
 }
 
+/// Events in one chunk of [`export_chunk_seen_by`].
+pub const EXPORT_CHUNK: u64 = PAGE;
+
 /// One chunk of an owner's or admin's export of their organization's log, after the gate's
 /// word (asked for every chunk, so a long download stops when the right is withdrawn).
 pub async fn export_chunk_seen_by(

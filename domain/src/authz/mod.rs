@@ -82,6 +82,8 @@ pub enum Action {
     /// Request, download and delete backups of the organization's data (owners; admins when
     /// the policy lets them).
     RequestBackups,
+    /// Create personal access tokens for the JSON API, and see and revoke the organization's.
+    ManageApiTokens,
 }
 
 impl Action {
@@ -101,6 +103,7 @@ impl Action {
             Self::ViewAudit => ("audit".to_owned(), "view"),
             Self::ManageWebhooks => ("webhooks".to_owned(), "manage"),
             Self::RequestBackups => (BACKUPS.to_owned(), "request"),
+            Self::ManageApiTokens => ("api_tokens".to_owned(), "manage"),
         }
     }
 }
@@ -552,6 +555,7 @@ mod tests {
             ViewAudit,
             ManageWebhooks,
             RequestBackups,
+            ManageApiTokens,
         ];
         let own_codes = [GenerateBackupCodes, RedeemBackupCode, ViewBackupCodes];
         // (role, allowed actions in its own organization)
@@ -571,6 +575,7 @@ mod tests {
                     IssueRecoveryCode(Member),
                     ManageMember(Member),
                     ViewAudit,
+                    ManageApiTokens,
                 ],
             ),
             (Member, &own_codes),

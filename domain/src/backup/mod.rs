@@ -36,7 +36,8 @@
 //! their authenticator and make new ones) and says how many.
 //!
 //! What is not in a backup: mail and webhook deliveries waiting in the outbox (a restore
-//! must not send them again), sessions, and the sign-in throttles' counters.
+//! must not send them again), sessions, personal access tokens for the API (credentials like
+//! sessions: a restored organization makes new ones), and the sign-in throttles' counters.
 
 pub mod jobs;
 mod renumber;

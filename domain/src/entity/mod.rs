@@ -2,6 +2,7 @@
 
 pub mod alert_digest_item;
 pub mod alert_settings;
+pub mod api_token;
 pub mod audit_chain_head;
 pub mod audit_checkpoint;
 pub mod audit_event;

@@ -86,6 +86,30 @@ pub async fn page(
     page_of(db, authz, viewer, search, standing, after, PAGE_SIZE, now).await
 }
 
+/// The member `member_id` of `viewer`'s organization as the console shows them, or `None`
+/// when the organization has no such member (another organization's reads the same).
+pub async fn one(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    member_id: i32,
+    now: DateTime<Utc>,
+) -> Result<Option<MemberStatus>, AccountError> {
+    // The keyset page that starts at the member: one row, theirs if they are there.
+    let page = page_of(
+        db,
+        authz,
+        viewer,
+        "",
+        None,
+        member_id.checked_sub(1),
+        1,
+        now,
+    )
+    .await?;
+    Ok(page.rows.into_iter().find(|row| row.member.id == member_id))
+}
+
 /// [`page`] with `limit` members a page (the report's download reads in larger ones).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn page_of(

@@ -43,11 +43,13 @@ pub enum Standing {
     NonCompliant,
     /// An exception for this member, either way.
     Exempted,
+    /// No working code to sign in with: no set in force, an expired one, or every code used.
+    WithoutCodes,
 }
 
 impl Standing {
     /// Every standing, in the report's order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::WithMfa,
         Self::HoldingCodes,
         Self::LowOnCodes,
@@ -55,6 +57,7 @@ impl Standing {
         Self::Locked,
         Self::NonCompliant,
         Self::Exempted,
+        Self::WithoutCodes,
     ];
 
     /// Its name in addresses: `/admin/members?standing=low-on-codes`.
@@ -67,6 +70,7 @@ impl Standing {
             Self::Locked => "locked",
             Self::NonCompliant => "non-compliant",
             Self::Exempted => "exempted",
+            Self::WithoutCodes => "without-codes",
         }
     }
 
@@ -87,6 +91,7 @@ impl Standing {
             Self::Locked => "Locked now",
             Self::NonCompliant => "Non-compliant",
             Self::Exempted => "Exempted (an exception)",
+            Self::WithoutCodes => "Without backup codes",
         }
     }
 }
@@ -123,6 +128,7 @@ impl Standings {
         match standing {
             Standing::WithMfa => with_mfa(),
             Standing::HoldingCodes => Condition::all().add(id().in_subquery(self.holding())),
+            Standing::WithoutCodes => Condition::all().add(id().not_in_subquery(self.holding())),
             Standing::LowOnCodes => Condition::all().add(id().in_subquery(self.low())),
             Standing::ExpiredSets => Condition::all().add(id().in_subquery(self.expired())),
             Standing::Locked => Condition::all().add(id().in_subquery(self.locked())),

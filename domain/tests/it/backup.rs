@@ -261,6 +261,7 @@ fn actions() -> Vec<Action> {
         Action::ManagePolicy,
         Action::ViewAudit,
         Action::ManageWebhooks,
+        Action::ManageApiTokens,
     ];
     for role in Role::ALL.iter().copied() {
         actions.extend([

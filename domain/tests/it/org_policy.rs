@@ -584,9 +584,11 @@ fn expected(
             exception.unwrap_or(mode != CodesMode::NotAllowed)
         }
         Action::ViewBackupCodes => true,
-        Action::ViewPolicy | Action::ManagePolicy | Action::ListMembers | Action::ViewAudit => {
-            manages
-        }
+        Action::ViewPolicy
+        | Action::ManagePolicy
+        | Action::ListMembers
+        | Action::ViewAudit
+        | Action::ManageApiTokens => manages,
         // With the policy's default: only owners request data backups.
         Action::ManageWebhooks | Action::RequestBackups => role == Role::Owner,
         Action::AddAccount(target)
@@ -618,6 +620,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ViewAudit,
         Action::ManageWebhooks,
         Action::RequestBackups,
+        Action::ManageApiTokens,
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;

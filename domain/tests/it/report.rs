@@ -26,6 +26,7 @@ fn stands(row: &MemberStatus, standing: Standing) -> bool {
     match standing {
         Standing::WithMfa => row.member.mfa_enabled,
         Standing::HoldingCodes => working && row.codes_remaining > Some(0),
+        Standing::WithoutCodes => !(working && row.codes_remaining > Some(0)),
         Standing::LowOnCodes => working && row.codes_low,
         Standing::ExpiredSets => row.set_expired,
         Standing::Locked => !row.locked.is_empty(),
