@@ -34,6 +34,9 @@ pub const DEFAULT_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE: u32 = 10;
 /// `LIFELINE_SIGN_IN_STARTS_PER_MINUTE` when not set: sign-ins begun (the email step, which
 /// makes a session) per network address per minute.
 pub const DEFAULT_SIGN_IN_STARTS_PER_MINUTE: u32 = 30;
+/// `LIFELINE_API_REQUESTS_PER_MINUTE` when not set: calls one API token may make per minute
+/// per instance (a SIEM polling every few seconds and a directory sync fit well within it).
+pub const DEFAULT_API_REQUESTS_PER_MINUTE: u32 = 120;
 /// `LIFELINE_IPV6_THROTTLE_PREFIX` when not set: one bucket per /64, the smallest network a
 /// site is usually given, so one client cannot rotate through its addresses.
 pub const DEFAULT_IPV6_THROTTLE_PREFIX: u32 = 64;
@@ -94,6 +97,9 @@ pub struct Config {
     /// `LIFELINE_SIGN_IN_STARTS_PER_MINUTE`: sign-ins each network address may begin per
     /// minute (per instance); each makes a session.
     pub sign_in_starts_per_minute: u32,
+    /// `LIFELINE_API_REQUESTS_PER_MINUTE`: calls each personal access token may make per
+    /// minute (per instance), before `429 Too Many Requests` with `Retry-After`.
+    pub api_requests_per_minute: u32,
     /// `LIFELINE_IPV6_THROTTLE_PREFIX`: IPv6 clients share one per-address bucket per network
     /// of this prefix length.
     pub ipv6_throttle_prefix: u8,
@@ -351,6 +357,12 @@ impl Config {
             1..=1_000_000,
             "sign-ins",
         )?;
+        let api_requests_per_minute = number(
+            "LIFELINE_API_REQUESTS_PER_MINUTE",
+            DEFAULT_API_REQUESTS_PER_MINUTE,
+            1..=1_000_000,
+            "calls",
+        )?;
         let ipv6_throttle_prefix = number(
             "LIFELINE_IPV6_THROTTLE_PREFIX",
             DEFAULT_IPV6_THROTTLE_PREFIX,
@@ -522,6 +534,7 @@ impl Config {
             sign_in_attempts_per_minute,
             sign_in_attempts_per_account_per_minute,
             sign_in_starts_per_minute,
+            api_requests_per_minute,
             ipv6_throttle_prefix,
             trusted_proxies,
             audit_checkpoint_seconds,
@@ -609,6 +622,7 @@ mod tests {
         assert_eq!(config.sign_in_attempts_per_minute, 30);
         assert_eq!(config.sign_in_attempts_per_account_per_minute, 10);
         assert_eq!(config.sign_in_starts_per_minute, 30);
+        assert_eq!(config.api_requests_per_minute, 120);
         assert_eq!(config.ipv6_throttle_prefix, 64);
         assert!(config.trusted_proxies.is_empty(), "no proxy is trusted");
         assert_eq!(config.audit_checkpoint_seconds, 900);

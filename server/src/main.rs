@@ -4,6 +4,7 @@
 //! environment, opens the database, applies pending migrations and serves until SIGTERM or
 //! Ctrl-C, finishing the requests in flight.
 
+mod api;
 mod backup_schedule;
 mod backups;
 mod checkpoints;

@@ -292,8 +292,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         &state.leptos_options.site_pkg_dir,
     );
     // The peer address reaches the client-address layer through ConnectInfo.
+    let api_per_minute = attempts(config.api_requests_per_minute);
     let app = crate::sessions::where_used(
-        router(state, security, proxies, throttle),
+        router(state, security, proxies, throttle, api_per_minute),
         session_layer,
         extend_every,
         session_free,
@@ -316,6 +317,7 @@ pub fn router(
     security: BrowserSecurity,
     proxies: TrustedProxies,
     throttle: Throttle,
+    api_per_minute: std::num::NonZeroU32,
 ) -> Router {
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
@@ -334,10 +336,13 @@ pub fn router(
             post(post_to_page::<app::api::recovery::RevealForm>),
         )
         .route("/admin/webhooks", post(post_add_webhook))
+        .route("/admin/api-tokens", post(post_new_api_token))
         .route("/admin/audit/export", get(export_audit))
         .route("/admin/compliance/export", get(export_compliance))
         .route("/admin/backup/{id}/download", get(crate::backups::download))
         .route("/admin/policy/export", get(export_policy))
+        // The JSON API, for integrations with a personal access token.
+        .merge(crate::api::routes(state.clone(), api_per_minute))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -434,6 +439,19 @@ async fn post_add_webhook(
     let pairs =
         form_urlencoded::parse(&body).map(|(name, value)| (name.into_owned(), value.into_owned()));
     let form = app::api::webhooks::AddWebhookForm::from_pairs(pairs);
+    render_with_form(state, parts, form).await
+}
+
+/// `POST /admin/api-tokens`: the "New token" form, whose scope checkboxes share one name,
+/// read field by field; the page makes the token from it.
+async fn post_new_api_token(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs =
+        form_urlencoded::parse(&body).map(|(name, value)| (name.into_owned(), value.into_owned()));
+    let form = app::api::api_tokens::NewTokenForm::from_pairs(pairs);
     render_with_form(state, parts, form).await
 }
 

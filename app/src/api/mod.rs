@@ -6,6 +6,7 @@
 pub mod account;
 pub mod admin;
 pub mod alerts;
+pub mod api_tokens;
 pub mod audit;
 pub mod backup_codes;
 pub mod backups;

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod admin_home;
+mod api;
 mod audit;
 mod backup;
 mod backup_codes;

@@ -155,6 +155,39 @@ async fn a_whole_journey_logged_at_trace_level_writes_no_password_code_key_or_se
     .await;
     assert_eq!(added.status(), StatusCode::OK);
 
+    // A personal access token for the API, and a sign-in code issued through it.
+    let made = post(
+        &client,
+        &server,
+        "/api/admin/api-tokens/create",
+        Some(&owner),
+        &[
+            ("name", "Log hygiene"),
+            ("scopes[0]", "sign_in_codes:issue"),
+            ("lifetime_days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let made: serde_json::Value = made.json().await.unwrap();
+    let token = made["token"].as_str().unwrap().to_owned();
+    let issued = client
+        .post(server.url("/api/v1/members/2/sign-in-code"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), StatusCode::CREATED);
+    let issued: serde_json::Value = issued.json().await.unwrap();
+    for spelling in code_spellings(issued["code"].as_str().unwrap()) {
+        secrets.push(("a sign-in code issued through the API".into(), spelling));
+    }
+    secrets.push(("an API token".into(), token.clone()));
+    secrets.push((
+        "an API token's secret part".into(),
+        token.trim_start_matches("lifeline_pat_").to_owned(),
+    ));
+
     // Generating backup codes.
     let Reply::Done(codes) =
         regenerate(client.clone(), server.base_url.clone(), owner.clone()).await

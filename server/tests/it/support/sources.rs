@@ -178,8 +178,10 @@ pub enum RouteKind {
 
 /// The file that lists the app's pages.
 pub const PAGES_FILE: &str = "app/src/lib.rs";
-/// The file that builds the server's router.
-pub const ROUTER_FILE: &str = "server/src/web.rs";
+/// The files that build the server's router: its own routes, and the JSON API's.
+pub const ROUTER_FILES: [&str; 2] = ["server/src/web.rs", "server/src/api.rs"];
+/// The routers one of [`ROUTER_FILES`] merges in, each built in one of them.
+const MERGES_READ: [&str; 2] = [".merge(crate::api::routes(", ".merge(authenticated)"];
 
 /// Every route the server answers, read from the sources: the app's pages (`GET`), the server
 /// functions (`POST /api/…`) and the server's own routes, sorted. A route written in a way
@@ -229,46 +231,56 @@ pub fn page_routes() -> Vec<Route> {
     routes
 }
 
-/// The server's own routes: every `.route("…", method(…)…)` in `server/src/web.rs`, one per
-/// method. Routes added any other way (`nest`, `merge`, `route_service`) fail loudly.
+/// The server's own routes: every `.route("…", method(…)…)` in [`ROUTER_FILES`], one per
+/// method. Routes added any other way (`nest`, `route_service`, a `merge` not in
+/// [`MERGES_READ`]) fail loudly. `any(…)` routes are the API's catch-alls, which answer 404.
 pub fn server_routes() -> Vec<Route> {
-    let file = SourceFile::read(&workspace_path(ROUTER_FILE));
-    for other in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
-        assert!(
-            !file.code.contains(other),
-            "{ROUTER_FILE} adds routes with `{other}`, which the route catalogue cannot read"
-        );
-    }
     let mut routes = Vec::new();
-    for (at, _) in file.code.match_indices(".route(") {
-        let open = at + ".route".len();
-        let close = matching_brace(&file.code, open);
-        let path = file.text[open..close]
-            .split('"')
-            .nth(1)
-            .unwrap_or_else(|| panic!("{ROUTER_FILE}: a route without a literal path"))
-            .to_owned();
-        let call = &file.code[open..close];
-        let methods: Vec<&'static str> = ["get", "post", "put", "patch", "delete"]
-            .into_iter()
-            .filter(|method| calls(call, method) || call.contains(&format!(".{method}(")))
-            .collect();
-        assert!(
-            !methods.is_empty(),
-            "{ROUTER_FILE}: the route {path} answers methods this cannot read"
-        );
-        for method in methods {
-            routes.push(Route {
-                method: match method {
-                    "get" => "GET",
-                    "post" => "POST",
-                    "put" => "PUT",
-                    "patch" => "PATCH",
-                    _ => "DELETE",
-                },
-                path: path.clone(),
-                kind: RouteKind::Server,
-            });
+    for router_file in ROUTER_FILES {
+        let file = SourceFile::read(&workspace_path(router_file));
+        let mut code = file.code.clone();
+        for merge in MERGES_READ {
+            code = code.replace(merge, "");
+        }
+        for other in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
+            assert!(
+                !code.contains(other),
+                "{router_file} adds routes with `{other}`, which the route catalogue cannot read"
+            );
+        }
+        for (at, _) in file.code.match_indices(".route(") {
+            let open = at + ".route".len();
+            let close = matching_brace(&file.code, open);
+            let path = file.text[open..close]
+                .split('"')
+                .nth(1)
+                .unwrap_or_else(|| panic!("{router_file}: a route without a literal path"))
+                .to_owned();
+            let call = &file.code[open..close];
+            if calls(call, "any") {
+                continue;
+            }
+            let methods: Vec<&'static str> = ["get", "post", "put", "patch", "delete"]
+                .into_iter()
+                .filter(|method| calls(call, method) || call.contains(&format!(".{method}(")))
+                .collect();
+            assert!(
+                !methods.is_empty(),
+                "{router_file}: the route {path} answers methods this cannot read"
+            );
+            for method in methods {
+                routes.push(Route {
+                    method: match method {
+                        "get" => "GET",
+                        "post" => "POST",
+                        "put" => "PUT",
+                        "patch" => "PATCH",
+                        _ => "DELETE",
+                    },
+                    path: path.clone(),
+                    kind: RouteKind::Server,
+                });
+            }
         }
     }
     routes
