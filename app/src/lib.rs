@@ -25,11 +25,11 @@ use leptos_router::{
 use crate::{
     forms::ServedPage,
     pages::{
-        AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, AuditPage, BackupCodesPage,
-        BackupPage, CompliancePage, ConfirmPage, HomePage, MembersPage, MfaSetupPage, NotFound,
-        NotMePage, NotMeReportedPage, NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage,
-        SetupPage, SignInBackupCode, SignInEmail, SignInHelp, SignInPassword, SignInVerify,
-        UnreadBadge, VerifyAddressPage, WebhooksPage,
+        AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, ApiTokensPage, AuditPage,
+        BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, HomePage, MembersPage,
+        MfaSetupPage, NotFound, NotMePage, NotMeReportedPage, NotificationsPage, PolicyPage,
+        RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode, SignInEmail, SignInHelp,
+        SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
     },
 };
 
@@ -104,6 +104,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
                         <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/webhooks") view=WebhooksPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/api-tokens") view=ApiTokensPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/backup") view=BackupPage ssr=SsrMode::Async />
                         <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
                         <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />

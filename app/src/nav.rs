@@ -17,7 +17,7 @@ struct Area {
 }
 
 /// Every administration area, in the order the bar shows them. A new area joins here.
-const AREAS: [Area; 9] = [
+const AREAS: [Area; 10] = [
     Area {
         href: "/admin",
         name: "Overview",
@@ -58,6 +58,12 @@ const AREAS: [Area; 9] = [
         href: "/admin/webhooks",
         name: "Webhooks",
         shown: |account| account.role == "owner",
+    },
+    // Owners and admins (Casbin `api_tokens/manage`): everyone the bar is shown to.
+    Area {
+        href: "/admin/api-tokens",
+        name: "API tokens",
+        shown: |_| true,
     },
     // Owners, and admins when the policy lets them request backups.
     Area {

@@ -14,10 +14,12 @@ const AREAS: [string, RegExp][] = [
   ['Audit log', /\/admin\/audit$/],
   ['Compliance report', /\/admin\/compliance$/],
   ['Webhooks', /\/admin\/webhooks$/],
+  ['API tokens', /\/admin\/api-tokens$/],
   ['Data backup', /\/admin\/backup$/],
 ];
 
-/** Who sees which areas, under the default policy (admins do not request backups). */
+/** Who sees which areas, under the default policy (admins do not request backups); API
+ * tokens are for owners and admins alike. */
 const ROLES: [string, string[]][] = [
   ['owner', AREAS.map(([name]) => name)],
   ['admin', AREAS.map(([name]) => name).filter((name) => name !== 'Webhooks' && name !== 'Data backup')],

@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod alerts;
+mod api_tokens;
 mod audit;
 mod backup;
 mod backup_codes;
@@ -21,6 +22,7 @@ mod webhooks;
 pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
 pub use admin::AdminHomePage;
 pub use alerts::AlertsPage;
+pub use api_tokens::ApiTokensPage;
 pub use audit::AuditPage;
 pub use backup::BackupPage;
 pub use backup_codes::{BackupCodesPage, RecoveredPage, SignInBackupCode};

@@ -41,7 +41,7 @@ use crate::support::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// A required `i32` naming a row: a member, an exception, a recovery-code request, a
-    /// webhook, a requested backup.
+    /// webhook, a requested backup, an API token.
     Id,
     /// The policy version a save is based on: a required `i32`.
     Version,
@@ -221,6 +221,30 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
             unsent("fields[daily_digest]", Kind::Checkbox),
         ],
         open: Open::SignedIn,
+    },
+    // api_tokens.rs: owners and admins.
+    ServerFunction {
+        endpoint: "admin/api-tokens",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // A name and a lifetime but no scope ticked: refused before anything is written, for
+        // anyone. (An organization may have any number of tokens, so a valid call from Acme's
+        // owner would add one; the sweep changes one argument at a time, and no malformed
+        // value is a scope's name, so its calls are refused too.)
+        endpoint: "admin/api-tokens/create",
+        args: &[
+            arg("name", Kind::Text, "Directory sync"),
+            unsent("scopes", Kind::OptText),
+            arg("lifetime_days", Kind::Text, "30"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/api-tokens/revoke",
+        args: &[arg("token_id", Kind::Id, "-1")],
+        open: Open::Refused,
     },
     // audit.rs
     ServerFunction {
@@ -581,6 +605,8 @@ fn the_route_catalogue_reads_every_kind_of_route() {
         ("POST", "/admin/recovery", RouteKind::Server),
         ("GET", "/admin/webhooks", RouteKind::Page),
         ("POST", "/admin/webhooks", RouteKind::Server),
+        ("GET", "/admin/api-tokens", RouteKind::Page),
+        ("POST", "/admin/api-tokens", RouteKind::Server),
         ("GET", "/admin/backup", RouteKind::Page),
         (
             "POST",

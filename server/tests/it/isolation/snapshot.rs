@@ -55,7 +55,8 @@ pub const BACKUP_PASSPHRASE: &str = "violet tractor whispers under copper rain";
 /// owner, who has no codes for it to stop and no session yet for it to end; the notices
 /// these make, to the owner and the admins, are left unread. Then as many webhooks as Acme
 /// may have ([`MAX_PER_ORG`]), each for `incident` events only, which no call of the tests
-/// makes: nothing is delivered, and adding one more is refused. `key` is the key the server
+/// makes: nothing is delivered, and adding one more is refused. And an API token of its
+/// owner's ([`ACME_TOKEN_ID`]). `key` is the key the server
 /// starts with, which signs the report's link. Returns the webhooks' ids.
 pub async fn add_acme_notification_rows(
     database: &TestDatabase,
@@ -105,8 +106,23 @@ pub async fn add_acme_notification_rows(
         .unwrap();
         webhooks.push(add_webhook(&by_owner, &hook).await.unwrap().webhook.id);
     }
+    // A personal access token of Acme's owner ([`ACME_TOKEN_ID`]), for the API.
+    let token = domain::api_tokens::create(
+        &by_owner,
+        &domain::api_tokens::TokenForm {
+            name: "Acme directory sync".to_owned(),
+            scopes: vec!["members:read".to_owned()],
+            lifetime_days: "30".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.listing.id, ACME_TOKEN_ID);
     webhooks
 }
+
+/// The id of Acme's API token: the first one made.
+pub const ACME_TOKEN_ID: i32 = 1;
 
 /// Where the server keeps the backups requested in the console in these tests
 /// (`LIFELINE_BACKUP_DIR`): a folder in a temporary folder of the test's own, whose path no
@@ -297,7 +313,7 @@ pub async fn acme_snapshot(
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 17] = [
+    let tables: [(&str, &str, String); 18] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -379,6 +395,12 @@ pub async fn acme_snapshot(
             "webhook",
             "id, org_id, name, url, length(secret), key_version, events, created_at, \
              created_by",
+            format!("org_id = {org}"),
+        ),
+        (
+            "api_token",
+            "id, org_id, member_id, name, prefix, length(digest), scopes, created_at, \
+             expires_at, last_used_at, revoked_at",
             format!("org_id = {org}"),
         ),
         (

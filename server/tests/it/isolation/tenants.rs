@@ -18,9 +18,9 @@ use super::{
     answers::{Answer, assert_sound, call, form, get},
     baseline_with, pairs,
     snapshot::{
-        ACME_SECOND_ADDRESS, ACME_WEBHOOK_HOST, AcmeBackups, BACKUP_PASSPHRASE, BackupFolder,
-        acme_snapshot, add_acme_backups, add_acme_notification_rows, assert_acme_chain_intact,
-        assert_acme_unchanged,
+        ACME_SECOND_ADDRESS, ACME_TOKEN_ID, ACME_WEBHOOK_HOST, AcmeBackups, BACKUP_PASSPHRASE,
+        BackupFolder, acme_snapshot, add_acme_backups, add_acme_notification_rows,
+        assert_acme_chain_intact, assert_acme_unchanged,
     },
 };
 use crate::support::{
@@ -111,6 +111,7 @@ fn acme_values(arg: &Arg, acme: &Acme, webhooks: &[i32], backups: &[i32]) -> Vec
         (Kind::Id, "request_id") => ids(&acme.request_ids),
         (Kind::Id, "webhook_id") => ids(webhooks),
         (Kind::Id, "backup_id") => ids(backups),
+        (Kind::Id, "token_id") => ids(&[ACME_TOKEN_ID]),
         (Kind::Version, _) => vec![acme.policy_version.to_string()],
         // From the first member on: a page that would show Acme's, were they not filtered.
         (Kind::After, _) => vec!["0".into()],
@@ -158,6 +159,7 @@ fn admin_pages() -> Vec<String> {
         "/admin/audit/export?format=jsonl",
         "/admin/policy/export",
         "/admin/compliance/export",
+        "/admin/api-tokens",
     ];
     let standings = domain::members::Standing::ALL
         .into_iter()
