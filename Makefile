@@ -50,6 +50,12 @@ e2e:
 	@mkdir -p target/test-logs
 	cd end2end && npx playwright test 2>&1 | tee ../target/test-logs/e2e.log
 
+# The README's pictures (docs/images/members-console.png, codes-sheet.png), taken by
+# end2end/screenshots against the real binary on a fresh database. Not part of `test`.
+.PHONY: screenshots
+screenshots: test-tools build
+	cd end2end && npx playwright test --config screenshots.config.ts
+
 # An optimised build: target/release/lifeline and target/site (wasm-opt and terser from npm).
 release:
 	@scripts/ensure-tools.sh --release
