@@ -296,3 +296,84 @@ async fn only_those_who_read_the_audit_record_get_the_counts() {
         ));
     }
 }
+
+#[tokio::test]
+async fn the_chart_counts_each_utc_days_redemptions_and_refusals_of_the_organization() {
+    use chrono::TimeZone;
+    use domain::audit::{self, AuditAction, Event, Outcome};
+
+    let hasher = PasswordHasher::new(2).unwrap();
+    let at = |d: u32, h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap();
+    let october =
+        |d: u32, h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 10, d, h, m, s).unwrap();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let backend = test_db.backend;
+        let authz = Authz::load(db).await.unwrap();
+        let owner = crate::fixtures::owner(&test_db, &hasher).await;
+        let (_, other) = domain::accounts::create_organization(
+            db,
+            &hasher,
+            "Globex",
+            "owner@globex.test",
+            &domain::secrets::Password::new("correct horse battery"),
+            t0(),
+        )
+        .await
+        .unwrap();
+        let events = [
+            // The day before the first day of the chart (t0 is 27 November, 12:00 UTC).
+            (
+                &owner,
+                AuditAction::BackupCodeRedeemed,
+                october(28, 23, 59, 59),
+            ),
+            (
+                &owner,
+                AuditAction::BackupCodeRedeemed,
+                october(29, 0, 0, 0),
+            ),
+            (
+                &owner,
+                AuditAction::BackupCodeRefused,
+                october(29, 23, 59, 59),
+            ),
+            (&owner, AuditAction::BackupCodeRefused, at(27, 0, 0, 0)),
+            (&owner, AuditAction::BackupCodeRedeemed, at(27, 11, 0, 0)),
+            (&owner, AuditAction::BackupCodeRedeemed, at(27, 11, 30, 0)),
+            (&owner, AuditAction::BackupCodesGenerated, at(27, 11, 0, 0)),
+            (&other, AuditAction::BackupCodeRedeemed, at(27, 11, 0, 0)),
+            (&other, AuditAction::BackupCodeRefused, at(15, 8, 0, 0)),
+        ];
+        for (member, action, when) in events {
+            audit::record(
+                db,
+                member.org_id,
+                Event {
+                    action,
+                    actor: Some(member),
+                    target: Some(member),
+                    outcome: Outcome::Success,
+                    details: serde_json::json!({}),
+                },
+                &Source::default(),
+                when,
+            )
+            .await
+            .unwrap();
+        }
+        let report = members::compliance(db, &authz, &owner, t0()).await.unwrap();
+        let days: Vec<(String, u32, u32)> = report
+            .days
+            .iter()
+            .map(|d| (d.day.to_string(), d.redeemed, d.refused))
+            .collect();
+        assert_eq!(days.len(), 30, "{backend:?}");
+        assert_eq!(days[0], ("2026-10-29".to_owned(), 1, 1), "{backend:?}");
+        assert_eq!(days[29], ("2026-11-27".to_owned(), 2, 1), "{backend:?}");
+        assert!(
+            days[1..29].iter().all(|(_, r, f)| (*r, *f) == (0, 0)),
+            "{backend:?}: {days:?}"
+        );
+    }
+}
