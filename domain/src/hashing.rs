@@ -10,15 +10,16 @@
 //! before the hash is done.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, Version,
     password_hash::SaltString,
 };
 use rand::rngs::OsRng;
+use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::secrets::Password;
@@ -94,6 +95,34 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
     /// Argon2 evaluations started, by this hasher and its clones.
     evaluations: Arc<AtomicU64>,
+    /// argon2's working memory, kept between evaluations ([`Memory`]).
+    memory: Memory,
+}
+
+/// argon2's working memory (19 MiB an evaluation), kept between evaluations: a buffer is
+/// taken for an evaluation and given back after it, so there are never more buffers than
+/// evaluations running at once (the permits), and the server's memory for hashing stays at
+/// that many buffers. Allocated afresh each time instead, every blocking thread's allocator
+/// arena kept its own 19 MiB after the evaluation was done: a flood of wrong passwords lifted
+/// the server past 1 GiB.
+#[derive(Clone, Default)]
+struct Memory(Arc<Mutex<Vec<Vec<Block>>>>);
+
+impl Memory {
+    /// Runs `work` with `blocks` blocks of working memory.
+    fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut buffer = taken.unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        let output = work(buffer.get_mut(..blocks).unwrap_or_default());
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buffer);
+        output
+    }
 }
 
 /// Hashing did not happen.
@@ -121,6 +150,7 @@ impl PasswordHasher {
             places: usize::MAX,
             dummy_hash: dummy_hash.into(),
             evaluations: Arc::new(AtomicU64::new(0)),
+            memory: Memory::default(),
         })
     }
 
@@ -180,9 +210,7 @@ impl PasswordHasher {
         pepper: Arc<[u8; 32]>,
         params: DigestParams,
     ) -> Result<[u8; 32], HashError> {
-        self.admit()?
-            .run(move || digest_blocking(&secret, &salt, &pepper, params))
-            .await?
+        self.admit()?.digest(secret, salt, pepper, params).await
     }
 
     /// [`PasswordHasher::digest`] of each of `secrets`, in order, as one caller: it takes
@@ -232,10 +260,11 @@ impl PasswordHasher {
             .map(|(chunk, permit)| {
                 let (salt, pepper, place) =
                     (Arc::clone(&salt), Arc::clone(&pepper), Arc::clone(&place));
+                let memory = self.memory.clone();
                 spawn_holding((permit, place), move || {
                     chunk
                         .iter()
-                        .map(|secret| digest_blocking(secret, &salt, &pepper, params))
+                        .map(|secret| digest_blocking(&memory, secret, &salt, &pepper, params))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -270,7 +299,10 @@ impl Admission {
             Some(hash) => (hash.to_owned(), true),
             None => (self.hasher.dummy_hash.to_string(), false),
         };
-        let matched = self.run(move || verify_blocking(&password, &hash)).await?;
+        let memory = self.hasher.memory.clone();
+        let matched = self
+            .run(move || verify_blocking(&memory, &password, &hash))
+            .await?;
         Ok(matched && real)
     }
 
@@ -282,7 +314,8 @@ impl Admission {
         pepper: Arc<[u8; 32]>,
         params: DigestParams,
     ) -> Result<[u8; 32], HashError> {
-        self.run(move || digest_blocking(&secret, &salt, &pepper, params))
+        let memory = self.hasher.memory.clone();
+        self.run(move || digest_blocking(&memory, &secret, &salt, &pepper, params))
             .await?
     }
 
@@ -341,6 +374,7 @@ fn argon2() -> Result<Argon2<'static>, HashError> {
 }
 
 fn digest_blocking(
+    memory: &Memory,
     secret: &[u8],
     salt: &[u8],
     pepper: &[u8; 32],
@@ -348,11 +382,14 @@ fn digest_blocking(
 ) -> Result<[u8; 32], HashError> {
     let params = Params::new(params.memory_kib, params.passes, params.lanes, Some(32))
         .map_err(|e| HashError::Failed(e.to_string()))?;
+    let blocks = params.block_count();
     let argon2 = Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
         .map_err(|e| HashError::Failed(e.to_string()))?;
     let mut out = [0u8; 32];
-    argon2
-        .hash_password_into(secret, salt, &mut out)
+    memory
+        .with(blocks, |blocks| {
+            argon2.hash_password_into_with_memory(secret, salt, &mut out, blocks)
+        })
         .map_err(|e| HashError::Failed(e.to_string()))?;
     Ok(out)
 }
@@ -365,16 +402,38 @@ fn hash_blocking(password: &Password) -> Result<String, HashError> {
         .map_err(|e| HashError::Failed(e.to_string()))
 }
 
-fn verify_blocking(password: &Password, stored: &str) -> bool {
+/// Whether `password` matches the PHC string `stored`, evaluated in `memory`: what argon2's
+/// own `verify_password` does (the algorithm, version, parameters and salt come from the
+/// stored hash, so stronger future settings still verify; the outputs are compared in
+/// constant time), without allocating its working memory each time.
+fn verify_blocking(memory: &Memory, password: &Password, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return false;
     };
-    // The parameters come from the stored hash, so stronger future settings still verify.
-    argon2().is_ok_and(|argon2| {
-        argon2
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok()
-    })
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let computed = memory.with(blocks, |blocks| {
+        argon2.hash_password_into_with_memory(password.expose().as_bytes(), salt, &mut out, blocks)
+    });
+    computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -402,6 +461,106 @@ mod tests {
         assert!(matches("correct horse", &hash).await);
         assert!(!matches("correct horsE", &hash).await);
         assert!(!matches("correct horse", "garbage").await);
+        // Hashes made by argon2 itself with other parameters, algorithms and versions
+        // verify as argon2's own verifier verifies them: the stored hash decides.
+        for (algorithm, version, params) in [
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8 * 1024, 1, 1, None),
+            ),
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(16 * 1024, 3, 2, Some(16)),
+            ),
+            (
+                Algorithm::Argon2i,
+                Version::V0x13,
+                Params::new(8 * 1024, 2, 1, None),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x10,
+                Params::new(8 * 1024, 2, 1, None),
+            ),
+        ] {
+            let argon2 = Argon2::new(algorithm, version, params.unwrap());
+            let salt = SaltString::generate(&mut OsRng);
+            let other = argon2
+                .hash_password(b"correct horse", &salt)
+                .unwrap()
+                .to_string();
+            assert!(matches("correct horse", &other).await, "{other}");
+            assert!(!matches("correct horsE", &other).await, "{other}");
+            let parsed = PasswordHash::new(&other).unwrap();
+            assert!(
+                argon2::PasswordVerifier::verify_password(&argon2, b"correct horse", &parsed)
+                    .is_ok()
+            );
+        }
+    }
+
+    /// However many evaluations run, the hasher keeps at most one working memory per permit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn working_memory_is_kept_one_buffer_per_permit() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let hash = hasher.hash(&Password::new("correct horse")).await.unwrap();
+        let checks = (0..16).map(|n| {
+            let (hasher, hash) = (hasher.clone(), hash.clone());
+            tokio::spawn(async move {
+                let typed = if n % 2 == 0 { "correct horse" } else { "wrong" };
+                hasher
+                    .matches(&Password::new(typed), Some(&hash))
+                    .await
+                    .unwrap()
+            })
+        });
+        let answers: Vec<bool> = futures_join(checks).await;
+        assert_eq!(answers.iter().filter(|matched| **matched).count(), 8);
+        let pepper = Arc::new([7u8; 32]);
+        let digests = hasher
+            .digest_all(
+                (0..6u8).map(|n| vec![n; 12]).collect(),
+                vec![1; 16],
+                pepper,
+                DigestParams::CURRENT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(digests.len(), 6);
+        // The same digests as argon2 computes with memory of its own: stored digests still
+        // verify.
+        for (n, digest) in (0..6u8).zip(&digests) {
+            let params = Params::new(MEMORY_KIB, PASSES, LANES, Some(32)).unwrap();
+            let plain =
+                Argon2::new_with_secret(&[7u8; 32], Algorithm::Argon2id, Version::V0x13, params)
+                    .unwrap();
+            let mut out = [0u8; 32];
+            plain
+                .hash_password_into(&[n; 12], &[1; 16], &mut out)
+                .unwrap();
+            assert_eq!(&out, digest);
+        }
+        let kept = hasher.memory.0.lock().unwrap();
+        assert!(
+            (1..=2).contains(&kept.len()),
+            "{} buffers kept for 2 permits",
+            kept.len()
+        );
+        let blocks = DigestParams::CURRENT.memory_kib as usize;
+        assert!(kept.iter().all(|buffer| buffer.len() == blocks));
+    }
+
+    /// Awaits every task, in order.
+    async fn futures_join<T>(
+        tasks: impl IntoIterator<Item = tokio::task::JoinHandle<T>>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
     }
 
     #[test]
