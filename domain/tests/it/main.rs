@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod api_tokens;
 mod audit;
 mod backup;
 mod backup_codes;
