@@ -90,4 +90,11 @@ test('an owner filters the log to one member’s redemptions and downloads the C
   await page.locator('.count-with-mfa').click();
   await expect(page).toHaveURL(/\/admin\/members\?standing=with-mfa$/);
   await expect(page.locator('table.members tbody tr')).toHaveCount(1);
+
+  // The chart's series link to the events behind them: the one redemption.
+  await page.goto('/admin/compliance');
+  await page.locator('.legend').getByRole('link', { name: 'used', exact: true }).click();
+  await expect(page).toHaveURL(/\/admin\/audit\?from=\d{4}-\d{2}-\d{2}&to=\d{4}-\d{2}-\d{2}&action=backup_code\.redeemed$/);
+  await expect(page.locator('table.audit tbody tr')).toHaveCount(1);
+  await expect(page.locator('table.audit tbody')).toContainText('backup_code.redeemed');
 });

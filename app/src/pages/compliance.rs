@@ -93,6 +93,13 @@ pub fn Chart(days: Vec<Day>) -> impl IntoView {
         days.iter().map(|d| d.refused).sum::<u32>(),
     );
     let label = summary.clone();
+    // Each series links to the audit log's events behind it, over the chart's days.
+    let (first, last) = (
+        days.first().map(|d| d.day.clone()).unwrap_or_default(),
+        days.last().map(|d| d.day.clone()).unwrap_or_default(),
+    );
+    let audit_of =
+        move |action: &str| format!("/admin/audit?from={first}&to={last}&action={action}");
     view! {
         <svg class="chart" viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=label>
             <title>{summary}</title>
@@ -117,10 +124,15 @@ pub fn Chart(days: Vec<Day>) -> impl IntoView {
             <text x=WIDTH.to_string() y=(HEIGHT - 4).to_string() class="label" text-anchor="end">{days.last().map(|d| d.day.clone()).unwrap_or_default()}</text>
         </svg>
         <p class="legend">
-            <span class="key used"></span>
-            " used "
-            <span class="key refused"></span>
-            " refused"
+            <a href=audit_of("backup_code.redeemed")>
+                <span class="key used"></span>
+                " used"
+            </a>
+            " "
+            <a href=audit_of("backup_code.refused")>
+                <span class="key refused"></span>
+                " refused"
+            </a>
         </p>
     }
 }
