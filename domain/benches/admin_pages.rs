@@ -1,7 +1,8 @@
 //! The admin pages at scale: one organization of 100,000 members and 1,000,000 audit
 //! events, on SQLite and on PostgreSQL. Times what the server does for the first page of
 //! members, the first page of the audit log (with the chain's word, as the page shows it),
-//! the compliance summary, and an export of every event (events per second, and the growth
+//! the compliance summary (and its counts alone), the policy impact preview, and an export
+//! of every event (events per second, and the growth
 //! of the process's peak resident memory while it runs).
 //!
 //! The data is written with multi-row INSERTs, not through the domain one event at a time:
@@ -45,6 +46,7 @@ const COMPLIANCE_BUDGET: Duration = Duration::from_secs(30);
 const MEMBERS_TARGET_MS: f64 = 50.0;
 const AUDIT_TARGET_MS: f64 = 50.0;
 const COMPLIANCE_TARGET_MS: f64 = 100.0;
+const IMPACT_TARGET_MS: f64 = 250.0;
 /// The audit page's page size (app/src/api/audit.rs).
 const AUDIT_PAGE: u64 = 50;
 
@@ -118,6 +120,71 @@ async fn seed_members(db: &DatabaseConnection, count: usize, password_hash: &str
         .await;
     }
     txn.commit().await.unwrap();
+}
+
+/// Codes in each seeded set.
+const SEEDED_CODES: usize = 10;
+
+/// Gives every member with MFA on (nine in ten) a set in force of [`SEEDED_CODES`] codes,
+/// made between 0 and 399 days ago (so a maximum age cuts some), with `id % 11` of its
+/// codes spent (so some are low and a few used up). Returns how many sets.
+async fn seed_sets(db: &DatabaseConnection, members: usize) -> usize {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = db.begin().await.unwrap();
+    let with_sets: Vec<i32> = (2..=members as i32).filter(|id| id % 10 != 0).collect();
+    let params = domain::hashing::DigestParams::CURRENT.to_string();
+    // The set of member `id` is set `n` (its place among them), so its codes can name it.
+    for (batch_no, batch) in with_sets.chunks(4000).enumerate() {
+        let mut sets = Vec::with_capacity(batch.len() * 6);
+        let mut codes = Vec::with_capacity(batch.len() * SEEDED_CODES * 4);
+        for (i, &id) in batch.iter().enumerate() {
+            let set_id = (batch_no * 4000 + i + 1) as i32;
+            sets.extend([
+                Value::from(set_id),
+                Value::from(id),
+                Value::from(now - chrono::Duration::days(i64::from(id % 400))),
+                Value::from(vec![0u8; 16]),
+                Value::from(params.clone()),
+                Value::from(SEEDED_CODES as i32),
+            ]);
+            for slot in 1..=SEEDED_CODES as i32 {
+                codes.extend([
+                    Value::from(set_id),
+                    Value::from(slot),
+                    Value::from(vec![slot as u8; 32]),
+                    Value::from((slot <= id % 11).then_some(now)),
+                ]);
+            }
+        }
+        insert_rows(
+            &txn,
+            "backup_code_set",
+            "id, user_id, generated_at, salt, params, code_count",
+            6,
+            sets,
+        )
+        .await;
+        for chunk in codes.chunks(4 * 4000) {
+            insert_rows(
+                &txn,
+                "backup_code",
+                "set_id, slot, digest, used_at",
+                4,
+                chunk.to_vec(),
+            )
+            .await;
+        }
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(
+            "SELECT setval(pg_get_serial_sequence('backup_code_set', 'id'), \
+             (SELECT MAX(id) FROM backup_code_set))",
+        )
+        .await
+        .unwrap();
+    }
+    txn.commit().await.unwrap();
+    with_sets.len()
 }
 
 /// Appends events to organization 1's chain until it holds `total`, spread over the last
@@ -247,6 +314,12 @@ struct Figures {
     yardstick: Vec<Duration>,
     compliance: Vec<Duration>,
     compliance_members: usize,
+    /// The counts alone ([`members::standing_counts`]), timed in the same rounds; the rest of
+    /// the summary is the 30-day chart.
+    counts: Vec<Duration>,
+    sets: usize,
+    /// The policy impact preview of making codes "Required" with a 90-day maximum age.
+    impact: Vec<Duration>,
     export_time: Duration,
     export_events: u64,
     export_bytes: u64,
@@ -288,6 +361,7 @@ async fn measure(
     eprintln!("{backend}: seeding {members_n} members and {events_n} events");
     let t = Instant::now();
     seed_members(db, members_n, &hash).await;
+    let sets = seed_sets(db, members_n).await;
     let seed_members_time = t.elapsed();
     let t = Instant::now();
     seed_events(db, events_n, members_n).await;
@@ -355,6 +429,15 @@ async fn measure(
 
     let mut compliance = Vec::new();
     let mut compliance_members = 0;
+    let (mut counts, mut impacts) = (Vec::new(), Vec::new());
+    let stricter = domain::org_policy::OrgPolicy {
+        codes: domain::org_policy::CodesMode::Required,
+        max_set_age_days: 90,
+        ..domain::org_policy::current(db, owner.org_id)
+            .await
+            .unwrap()
+            .policy
+    };
     let budget = Instant::now();
     for _ in 0..COMPLIANCE_ROUNDS {
         // A slow report is measured fewer times, to keep the run bounded.
@@ -367,6 +450,19 @@ async fn measure(
             .unwrap();
         compliance.push(t.elapsed());
         compliance_members = usize::try_from(report.counts.members).unwrap();
+        let t = Instant::now();
+        std::hint::black_box(
+            members::standing_counts(db, &authz, &owner, Utc::now())
+                .await
+                .unwrap(),
+        );
+        counts.push(t.elapsed());
+        let t = Instant::now();
+        let impact = domain::org_policy::impact(db, &authz, &owner, &stricter, Utc::now())
+            .await
+            .unwrap();
+        impacts.push(t.elapsed());
+        assert!(impact.effects.len() >= 2, "{impact:?}");
     }
 
     // Export: every event through `for_each_event` into CSV (written to nowhere), with the
@@ -402,6 +498,9 @@ async fn measure(
         yardstick,
         compliance,
         compliance_members,
+        counts,
+        sets,
+        impact: impacts,
         export_time,
         export_events: count,
         export_bytes: bytes,
@@ -438,7 +537,7 @@ async fn main() {
     out.push_str("## 3. Admin pages at scale\n\n");
     out.push_str(&format!(
         "`cargo bench -p domain --bench admin_pages`. One organization of {members_n} members \
-         (nine in ten with MFA on, no backup-code sets) and {events_n} audit events in one \
+         (nine in ten with MFA on, each of those with a set of {SEEDED_CODES} codes made up to 399 days ago, some spent) and {events_n} audit events in one \
          valid hash chain, seeded with multi-row INSERTs. Server-side time of the domain call \
          each page makes; pages are the median and worst of {ROUNDS} interleaved rounds, the \
          compliance summary of up to {COMPLIANCE_ROUNDS} (fewer when one takes long; the count is shown). The audit page's time includes the \
@@ -448,8 +547,8 @@ async fn main() {
     ));
     out.push_str(
         "| backend | seed members / events | one primary-key read (yardstick) | first page of members | first page of audit log | \
-         compliance summary | full chain verification | export of every event | peak RSS growth during export |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         compliance summary | of it, the counts | policy impact preview (Required, 90-day age) | full chain verification | export of every event | peak RSS growth during export |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for f in &figures {
         let growth = f.export_peak_kib.saturating_sub(f.export_rss_before_kib);
@@ -460,7 +559,7 @@ async fn main() {
             f.export_rss_kib.iter().copied().max().unwrap_or(0),
         );
         out.push_str(&format!(
-            "| {} | {} / {} | {} | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}, {} runs, {} members) | {} ({} events, {:.0} events/s) | {} ({:.0} events/s, {:.0} MiB of CSV) | {:.1} MiB (RSS {:.1} → peak {:.1} MiB{}; RSS every 100,000 events between {:.1} and {:.1} MiB) |\n",
+            "| {} | {} / {} | {} | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}) | {} = {:.0}× (worst {}, {} runs, {} members) | {} | {} ({} sets) | {} ({} events, {:.0} events/s) | {} ({:.0} events/s, {:.0} MiB of CSV) | {:.1} MiB (RSS {:.1} → peak {:.1} MiB{}; RSS every 100,000 events between {:.1} and {:.1} MiB) |\n",
             f.backend,
             human(f.seed_members),
             human(f.seed_events),
@@ -476,6 +575,9 @@ async fn main() {
             human(percentile(&f.compliance, 100.0)),
             f.compliance.len(),
             f.compliance_members,
+            human(percentile(&f.counts, 50.0)),
+            human(percentile(&f.impact, 50.0)),
+            f.sets,
             human(f.chain_verify),
             f.chain_events,
             f.chain_events as f64 / f.chain_verify.as_secs_f64(),
@@ -493,11 +595,12 @@ async fn main() {
     out.push('\n');
     for f in &figures {
         out.push_str(&format!(
-            "- {}: first page of members ≤ 50 ms (median): {}; first page of audit log ≤ 50 ms (median): {}; compliance summary ≤ 100 ms (median): {}.\n",
+            "- {}: first page of members ≤ 50 ms (median): {}; first page of audit log ≤ 50 ms (median): {}; compliance summary ≤ 100 ms (median): {}; policy impact preview ≤ 250 ms (median): {}.\n",
             f.backend,
             verdict(ms(percentile(&f.members_page, 50.0)), MEMBERS_TARGET_MS, "ms"),
             verdict(ms(percentile(&f.audit_page, 50.0)), AUDIT_TARGET_MS, "ms"),
             verdict(ms(percentile(&f.compliance, 50.0)), COMPLIANCE_TARGET_MS, "ms"),
+            verdict(ms(percentile(&f.impact, 50.0)), IMPACT_TARGET_MS, "ms"),
         ));
     }
     for note in notes {
