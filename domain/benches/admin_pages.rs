@@ -127,7 +127,8 @@ const SEEDED_CODES: usize = 10;
 
 /// Gives every member with MFA on (nine in ten) a set in force of [`SEEDED_CODES`] codes,
 /// made between 0 and 399 days ago (so a maximum age cuts some), with `id % 11` of its
-/// codes spent (so some are low and a few used up). Returns how many sets.
+/// codes spent (so some are low and a few used up), counted on the set as a redemption
+/// counts them. Returns how many sets.
 async fn seed_sets(db: &DatabaseConnection, members: usize) -> usize {
     let now = Utc::now().trunc_subsecs(6);
     let txn = db.begin().await.unwrap();
@@ -135,7 +136,7 @@ async fn seed_sets(db: &DatabaseConnection, members: usize) -> usize {
     let params = domain::hashing::DigestParams::CURRENT.to_string();
     // The set of member `id` is set `n` (its place among them), so its codes can name it.
     for (batch_no, batch) in with_sets.chunks(4000).enumerate() {
-        let mut sets = Vec::with_capacity(batch.len() * 6);
+        let mut sets = Vec::with_capacity(batch.len() * 8);
         let mut codes = Vec::with_capacity(batch.len() * SEEDED_CODES * 4);
         for (i, &id) in batch.iter().enumerate() {
             let set_id = (batch_no * 4000 + i + 1) as i32;
@@ -146,6 +147,8 @@ async fn seed_sets(db: &DatabaseConnection, members: usize) -> usize {
                 Value::from(vec![0u8; 16]),
                 Value::from(params.clone()),
                 Value::from(SEEDED_CODES as i32),
+                Value::from((id % 11).min(SEEDED_CODES as i32)),
+                Value::from((id % 11 > 0).then_some(now)),
             ]);
             for slot in 1..=SEEDED_CODES as i32 {
                 codes.extend([
@@ -159,8 +162,8 @@ async fn seed_sets(db: &DatabaseConnection, members: usize) -> usize {
         insert_rows(
             &txn,
             "backup_code_set",
-            "id, user_id, generated_at, salt, params, code_count",
-            6,
+            "id, user_id, generated_at, salt, params, code_count, codes_used, last_used_at",
+            8,
             sets,
         )
         .await;

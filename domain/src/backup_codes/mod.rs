@@ -232,6 +232,8 @@ pub async fn generate_replacing(
         salt: Set(salt.to_vec()),
         params: Set(params.to_string()),
         code_count: Set(i32::from(policy.codes_per_set.max(1))),
+        codes_used: Set(0),
+        last_used_at: Set(None),
         ..Default::default()
     }
     .insert(&txn)
@@ -462,8 +464,14 @@ pub async fn redeem(
         return Err(BackupCodeError::Rejected);
     }
     ticket.passed(&txn).await?;
-    // The numbered code asked for is answered: the next sign-in asks afresh.
+    // The set counts the code spent (in this transaction, so the count is always the codes
+    // spent), and the numbered code asked for is answered: the next sign-in asks afresh.
     backup_code_set::Entity::update_many()
+        .col_expr(
+            backup_code_set::Column::CodesUsed,
+            Expr::col(backup_code_set::Column::CodesUsed).add(1),
+        )
+        .col_expr(backup_code_set::Column::LastUsedAt, Expr::value(now))
         .col_expr(
             backup_code_set::Column::AskedSlot,
             Expr::value(Option::<i32>::None),

@@ -12,7 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    entity::{backup_code, backup_code_set, user_account},
+    entity::{backup_code_set, user_account},
     lockout::Limits,
 };
 
@@ -191,7 +191,8 @@ pub enum Scope<'a> {
 pub const IDS_PER_STATEMENT: usize = 1000;
 
 /// The sets in force in `scope`, each with its total and unused codes and its last use, in
-/// no particular order.
+/// no particular order: one row per set, read from the set itself (its `codes_used` and
+/// `last_used_at` are written with each code spent), never from its codes.
 pub async fn sets_in_force(
     db: &impl ConnectionTrait,
     scope: Scope<'_>,
@@ -215,8 +216,8 @@ type SetRow = (
     i32,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
-    i64,
-    i64,
+    i32,
+    i32,
     Option<DateTime<Utc>>,
 );
 
@@ -231,14 +232,9 @@ async fn read(
         .column(backup_code_set::Column::UserId)
         .column(backup_code_set::Column::GeneratedAt)
         .column(backup_code_set::Column::ExpiredAt)
-        .column_as(backup_code::Column::Id.count(), "total")
-        // COUNT of a column counts its non-null values: the codes spent.
-        .column_as(backup_code::Column::UsedAt.count(), "spent")
-        .column_as(backup_code::Column::UsedAt.max(), "last_used")
-        .join(
-            JoinType::LeftJoin,
-            backup_code_set::Relation::BackupCode.def(),
-        );
+        .column(backup_code_set::Column::CodeCount)
+        .column(backup_code_set::Column::CodesUsed)
+        .column(backup_code_set::Column::LastUsedAt);
     if join_accounts {
         query = query.join(
             JoinType::InnerJoin,
@@ -248,14 +244,10 @@ async fn read(
     let rows: Vec<SetRow> = query
         .filter(backup_code_set::Column::EndedAt.is_null())
         .filter(condition)
-        .group_by(backup_code_set::Column::Id)
-        .group_by(backup_code_set::Column::UserId)
-        .group_by(backup_code_set::Column::GeneratedAt)
-        .group_by(backup_code_set::Column::ExpiredAt)
         .into_tuple()
         .all(db)
         .await?;
-    let count = |n: i64| u32::try_from(n).unwrap_or(0);
+    let count = |n: i32| u32::try_from(n).unwrap_or(0);
     Ok(rows
         .into_iter()
         .map(
@@ -266,7 +258,7 @@ async fn read(
                     generated_at,
                     expired_at,
                     total: count(total),
-                    remaining: count(total - spent),
+                    remaining: count(total.saturating_sub(spent)),
                     last_used_at,
                 }
             },

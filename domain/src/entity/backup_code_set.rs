@@ -18,6 +18,11 @@ pub struct Model {
     pub expired_at: Option<DateTimeUtc>,
     /// The numbered code a sign-in page asked for and is waiting for.
     pub asked_slot: Option<i32>,
+    /// Codes of the set spent so far: counted up in the transaction that spends each one, so
+    /// it always equals the codes whose `used_at` is set.
+    pub codes_used: i32,
+    /// When the last code of the set was spent, written with `codes_used`.
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

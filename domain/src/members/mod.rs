@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,9 @@ pub(crate) async fn page_of(
     let policy = org_policy::current(db, viewer.org_id).await?.policy;
     if let Some(standing) = standing {
         let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
-        query = query.filter(standings.condition(standing));
+        query = query
+            .join(JoinType::LeftJoin, report::set_in_force())
+            .filter(standings.condition(standing));
     }
     let mut rows = query.all(db).await?;
     let next_after = (rows.len() as u64 > limit).then(|| {

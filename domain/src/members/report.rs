@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
     QueryTrait, RelationTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, IntoCondition, Query, SelectStatement, SimpleExpr},
+    sea_query::{Alias, Expr, ExprTrait, Func, IntoCondition, Query, SelectStatement},
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::{
     accounts::AccountError,
     authz::{Action, Allowance, Authz},
     backup_codes::standing::CodePolicy,
-    entity::{backup_code, backup_code_set, factor_attempt, policy_exception, user_account},
+    entity::{backup_code_set, factor_attempt, policy_exception, user_account},
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
@@ -121,16 +121,26 @@ impl Standings {
         })
     }
 
-    /// The members of `standing`, as a condition on `user_account` rows.
+    /// The members of `standing`, as a condition on `user_account` rows joined to their set
+    /// in force by [`set_in_force`] (one row per member: at most one set is in force).
     pub(crate) fn condition(&self, standing: Standing) -> Condition {
         let id = || Expr::col((user_account::Entity, user_account::Column::Id));
         let with_mfa = || Condition::all().add(user_account::Column::TotpEnabledAt.is_not_null());
         match standing {
             Standing::WithMfa => with_mfa(),
-            Standing::HoldingCodes => Condition::all().add(self.holds()),
-            Standing::WithoutCodes => Condition::all().add(self.holds().not()),
-            Standing::LowOnCodes => Condition::all().add(id().in_subquery(self.low())),
-            Standing::ExpiredSets => Condition::all().add(id().in_subquery(self.expired())),
+            Standing::HoldingCodes => self.holds(),
+            Standing::WithoutCodes => self.holds().not(),
+            Standing::LowOnCodes => self.working_set().add(
+                Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount))
+                    .sub(Expr::col((
+                        backup_code_set::Entity,
+                        backup_code_set::Column::CodesUsed,
+                    )))
+                    .lte(i32::from(self.rules.low_codes_threshold)),
+            ),
+            Standing::ExpiredSets => Condition::all()
+                .add(backup_code_set::Column::Id.is_not_null())
+                .add(self.rules.expired_condition(self.now)),
             Standing::Locked => Condition::all().add(id().in_subquery(self.locked())),
             Standing::Exempted => Condition::all().add(
                 id().in_subquery(
@@ -169,67 +179,22 @@ impl Standings {
             )
     }
 
-    /// Sets in force that have not expired.
-    fn working_sets(&self) -> Condition {
+    /// The member holds a set in force that has not expired. Written so that a member
+    /// without a set (the join's `NULL`s) is plainly false, never `NULL`, and its negation
+    /// true.
+    fn working_set(&self) -> Condition {
         Condition::all()
-            .add(backup_code_set::Column::EndedAt.is_null())
+            .add(backup_code_set::Column::Id.is_not_null())
             .add(self.rules.expired_condition(self.now).not())
     }
 
-    /// Whether the member of the row holds a working set with an unused code: `EXISTS`,
-    /// correlated on the member, read through the one set in force per member. Not `IN` or
-    /// `NOT IN` over every unused code: PostgreSQL cannot hash a `NOT IN` of hundreds of
-    /// thousands of rows and scans them again for each member (minutes at 100,000 members).
-    fn holds(&self) -> SimpleExpr {
-        let unused_code = backup_code_set::Entity::find()
-            .select_only()
-            .column(backup_code_set::Column::UserId)
-            .join(
-                JoinType::InnerJoin,
-                backup_code_set::Relation::BackupCode.def(),
-            )
-            .filter(self.working_sets())
-            .filter(backup_code::Column::UsedAt.is_null())
-            .filter(
-                Expr::col((backup_code_set::Entity, backup_code_set::Column::UserId))
-                    .equals((user_account::Entity, user_account::Column::Id)),
-            )
-            .into_query();
-        Expr::exists(unused_code)
-    }
-
-    /// Owners of a working set with at most the low-codes threshold unused.
-    fn low(&self) -> SelectStatement {
-        let unused = Func::count(Expr::col((backup_code::Entity, backup_code::Column::Id)));
-        let threshold = i64::from(self.rules.low_codes_threshold);
-        backup_code_set::Entity::find()
-            .select_only()
-            .column(backup_code_set::Column::UserId)
-            .join(
-                JoinType::LeftJoin,
-                backup_code_set::Relation::BackupCode
-                    .def()
-                    .on_condition(|_set, code| {
-                        Expr::col((code, backup_code::Column::UsedAt))
-                            .is_null()
-                            .into_condition()
-                    }),
-            )
-            .filter(self.working_sets())
-            .group_by(backup_code_set::Column::Id)
-            .group_by(backup_code_set::Column::UserId)
-            .having(SimpleExpr::from(unused).lte(threshold))
-            .into_query()
-    }
-
-    /// Owners of a set in force that has expired.
-    fn expired(&self) -> SelectStatement {
-        backup_code_set::Entity::find()
-            .select_only()
-            .column(backup_code_set::Column::UserId)
-            .filter(backup_code_set::Column::EndedAt.is_null())
-            .filter(self.rules.expired_condition(self.now))
-            .into_query()
+    /// The member holds a working set with an unused code.
+    fn holds(&self) -> Condition {
+        self.working_set().add(
+            Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount)).gt(Expr::col(
+                (backup_code_set::Entity, backup_code_set::Column::CodesUsed),
+            )),
+        )
     }
 
     /// Members with a sign-in factor locked now ([`crate::lockout::locks`]).
@@ -241,6 +206,20 @@ impl Standings {
             .filter(factor_attempt::Column::LockedUntil.gt(self.now))
             .into_query()
     }
+}
+
+/// `user_account` → the member's set in force, if any (`LEFT JOIN backup_code_set ON user_id
+/// = user_account.id AND ended_at IS NULL`): what [`Standings::condition`] reads. The unique
+/// index on sets in force keeps it one row per member, and it reads one index entry each.
+pub(crate) fn set_in_force() -> sea_orm::RelationDef {
+    backup_code_set::Relation::UserAccount
+        .def()
+        .rev()
+        .on_condition(|_member, set| {
+            Expr::col((set, backup_code_set::Column::EndedAt))
+                .is_null()
+                .into_condition()
+        })
 }
 
 /// How many members of an organization stand where.
@@ -277,14 +256,15 @@ pub async fn standing_counts(
         .await?;
     let policy = org_policy::current(db, viewer.org_id).await?.policy;
     let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
-    let mut query = Query::select();
-    query
-        .expr_as(
-            Func::count(Expr::col((user_account::Entity, user_account::Column::Id))),
-            Alias::new("members"),
-        )
-        .from(user_account::Entity)
-        .and_where(user_account::Column::OrgId.eq(viewer.org_id));
+    let mut query = user_account::Entity::find()
+        .select_only()
+        .join(JoinType::LeftJoin, set_in_force())
+        .filter(user_account::Column::OrgId.eq(viewer.org_id))
+        .into_query();
+    query.expr_as(
+        Func::count(Expr::col((user_account::Entity, user_account::Column::Id))),
+        Alias::new("members"),
+    );
     for (n, standing) in Standing::ALL.into_iter().enumerate() {
         // SUM(CASE WHEN … THEN 1 ELSE 0 END): one pass counts every standing.
         let counted = Expr::case(standings.condition(standing), 1).finally(0);

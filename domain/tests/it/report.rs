@@ -57,14 +57,24 @@ async fn codes_at(
     .unwrap();
 }
 
-/// Marks the first `spent` codes of `member`'s set in force used.
+/// Marks the first `spent` codes of `member`'s set in force used, and counts them on the set,
+/// as `spent` redemptions would.
 async fn spend(test_db: &TestDatabase, member: &Member, spent: u32) {
+    let at = sql_time(t0() - Duration::hours(1));
+    let in_force = format!(
+        "SELECT id FROM backup_code_set WHERE user_id = {} AND ended_at IS NULL",
+        member.id
+    );
     test_db
         .execute(&format!(
-            "UPDATE backup_code SET used_at = '{}' WHERE slot <= {spent} AND set_id IN \
-             (SELECT id FROM backup_code_set WHERE user_id = {} AND ended_at IS NULL)",
-            sql_time(t0() - Duration::hours(1)),
-            member.id
+            "UPDATE backup_code SET used_at = '{at}' WHERE slot <= {spent} AND set_id IN \
+             ({in_force})"
+        ))
+        .await;
+    test_db
+        .execute(&format!(
+            "UPDATE backup_code_set SET codes_used = {spent}, last_used_at = '{at}' \
+             WHERE id IN ({in_force})"
         ))
         .await;
 }

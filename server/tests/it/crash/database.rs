@@ -46,15 +46,19 @@ pub async fn spent(db: &DatabaseConnection, set_id: i64, slot: usize) -> bool {
     int(&found[0], "spent") == 1
 }
 
-/// Every set, in force or ended, holds exactly its `code_count` codes in slots 1..=n; every
-/// set has exactly one audit event saying it was generated, and every such event its set.
+/// Every set, in force or ended, holds exactly its `code_count` codes in slots 1..=n, and
+/// counts as spent (`codes_used`, `last_used_at`) exactly its codes spent; every set has
+/// exactly one audit event saying it was generated, and every such event its set.
 pub async fn assert_sets_are_whole(db: &DatabaseConnection) {
     let sets = rows(
         db,
-        "SELECT s.id, s.code_count, COUNT(c.id) AS codes, \
+        "SELECT s.id, s.code_count, s.codes_used, COUNT(c.id) AS codes, \
+         COUNT(c.used_at) AS spent, \
+         CASE WHEN s.last_used_at IS NOT DISTINCT FROM MAX(c.used_at) THEN 1 ELSE 0 END \
+         AS last_use_agrees, \
          COALESCE(MIN(c.slot), 0) AS first, COALESCE(MAX(c.slot), 0) AS last \
          FROM backup_code_set s LEFT JOIN backup_code c ON c.set_id = s.id \
-         GROUP BY s.id, s.code_count ORDER BY s.id",
+         GROUP BY s.id, s.code_count, s.codes_used, s.last_used_at ORDER BY s.id",
     )
     .await;
     let mut set_ids = Vec::new();
@@ -64,6 +68,11 @@ pub async fn assert_sets_are_whole(db: &DatabaseConnection) {
             (int(set, "codes"), int(set, "first"), int(set, "last")),
             (count, 1, count),
             "set {id} is not whole"
+        );
+        assert_eq!(
+            (int(set, "codes_used"), int(set, "last_use_agrees")),
+            (int(set, "spent"), 1),
+            "set {id} counts other codes spent than it holds"
         );
         set_ids.push(id);
     }

@@ -328,7 +328,7 @@ pub async fn acme_snapshot(
         (
             "backup_code_set",
             "id, user_id, generated_at, ended_at, end_reason, length(salt), params, \
-             code_count, expired_at",
+             code_count, expired_at, codes_used, last_used_at",
             format!("user_id IN ({members})"),
         ),
         (
