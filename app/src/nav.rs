@@ -1,5 +1,5 @@
 //! The administration areas' navigation, under the site header of every page for the members
-//! who manage the organization (owners and admins), so that they move between the areas
+//! who help run the organization (owners, admins, the help desk, auditors), so that they move between the areas
 //! without going back to the account page. The link to the page shown carries
 //! `aria-current="page"` (the router's `<A>`), which screen readers announce and the
 //! stylesheet marks.
@@ -16,7 +16,8 @@ struct Area {
     shown: fn(&crate::api::account::Account) -> bool,
 }
 
-/// Every administration area, in the order the bar shows them. A new area joins here.
+/// Every administration area, in the order the bar shows them, each shown to whom the gate
+/// opens it ([`crate::api::account::Areas`]). A new area joins here.
 const AREAS: [Area; 10] = [
     Area {
         href: "/admin",
@@ -26,54 +27,51 @@ const AREAS: [Area; 10] = [
     Area {
         href: "/admin/members",
         name: "Manage members",
-        shown: |_| true,
+        shown: |account| account.may.list_members,
     },
     Area {
         href: "/admin/policy",
         name: "Backup-code policy",
-        shown: |_| true,
+        shown: |account| account.may.view_policy,
     },
     Area {
         href: "/admin/recovery",
         name: "Recovery codes",
-        shown: |_| true,
+        shown: |account| account.may.issue_recovery_codes,
     },
     Area {
         href: "/admin/alerts",
         name: "Alerts",
-        shown: |_| true,
+        shown: |account| account.may.view_policy,
     },
     Area {
         href: "/admin/audit",
         name: "Audit log",
-        shown: |_| true,
+        shown: |account| account.may.view_audit,
     },
     Area {
         href: "/admin/compliance",
         name: "Compliance report",
-        shown: |_| true,
+        shown: |account| account.may.view_audit,
     },
-    // Webhooks are the owners' (the gate refuses admins; the page says so).
     Area {
         href: "/admin/webhooks",
         name: "Webhooks",
-        shown: |account| account.role == "owner",
+        shown: |account| account.may.manage_webhooks,
     },
-    // Owners and admins (Casbin `api_tokens/manage`): everyone the bar is shown to.
     Area {
         href: "/admin/api-tokens",
         name: "API tokens",
-        shown: |_| true,
+        shown: |account| account.may.manage_api_tokens,
     },
-    // Owners, and admins when the policy lets them request backups.
     Area {
         href: "/admin/backup",
         name: "Data backup",
-        shown: |account| account.requests_backups,
+        shown: |account| account.may.request_backups,
     },
 ];
 
-/// The administration bar, for owners and admins; nothing for anyone else. Read again on
+/// The administration bar, for members the gate opens an area to; nothing for anyone else. Read again on
 /// every move to another page, so that signing in or out shows or hides it.
 #[component]
 pub fn AdminNav() -> impl IntoView {

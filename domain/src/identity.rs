@@ -67,11 +67,17 @@ impl std::fmt::Display for Email {
 }
 
 /// What a member may do in their organization. The gate ([`crate::authz`]) decides what
-/// each role may do; this is only the name.
+/// each role may do (`policies/policy.csv`); this is only the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Role {
     /// Signs in and manages their own MFA and backup codes.
     Member,
+    /// Also reads, and changes nothing: the audit log, the compliance report, the policy and
+    /// its history, and their exports.
+    Auditor,
+    /// Also helps members (never admins, owners or other help-desk staff) back into their
+    /// accounts: unlocks them and requests, approves and reveals recovery codes for them.
+    Helpdesk,
     /// Also manages members and the organization's policy.
     Admin,
     /// The first admin; also manages admins.
@@ -80,25 +86,41 @@ pub enum Role {
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Self; 3] = [Self::Owner, Self::Admin, Self::Member];
+    pub const ALL: [Self; 5] = [
+        Self::Owner,
+        Self::Admin,
+        Self::Helpdesk,
+        Self::Auditor,
+        Self::Member,
+    ];
 
+    /// Its name in the database, in Casbin rules and in forms.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Member => "member",
+            Self::Auditor => "auditor",
+            Self::Helpdesk => "helpdesk",
             Self::Admin => "admin",
             Self::Owner => "owner",
         }
     }
 
     /// # Errors
-    /// [`FieldError`] on `role` for anything but member, admin or owner.
+    /// [`FieldError`] on `role` for anything but a role's name ([`Role::as_str`]);
+    /// `help-desk` is read as `helpdesk`.
     pub fn parse(input: &str) -> Result<Self, FieldError> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "member" => Ok(Self::Member),
-            "admin" => Ok(Self::Admin),
-            "owner" => Ok(Self::Owner),
-            _ => Err(FieldError::new("role", "Choose member, admin or owner.")),
-        }
+        let name = input.trim().to_ascii_lowercase();
+        let name = if name == "help-desk" {
+            "helpdesk"
+        } else {
+            name.as_str()
+        };
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == name)
+            .ok_or_else(|| {
+                FieldError::new("role", "Choose member, auditor, helpdesk, admin or owner.")
+            })
     }
 }
 

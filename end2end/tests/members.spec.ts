@@ -80,7 +80,7 @@ test('an owner sees a member’s codes, revokes them, resets their MFA and makes
   await expect(row.locator('td').nth(2)).toHaveText('Off');
   await page.getByLabel(`Role of ${member}`, { exact: true }).selectOption('admin');
   await page.getByRole('button', { name: `Change role of ${member}` }).click();
-  await expect(row.locator('td').nth(1)).toHaveText('admin');
+  await expect(row.locator('td').nth(1)).toHaveText('Admin');
 
   // The member must set MFA up again at their next sign-in.
   const again = await browser.newPage({ baseURL });

@@ -1,4 +1,4 @@
-// The administration bar: an owner, an admin and a member see the areas their role opens,
+// The administration bar: each role sees the areas its role opens,
 // on every page, and the area shown is marked for the eye and for screen readers
 // (aria-current="page"); an owner moves through every area by the bar alone. With
 // JavaScript (client-side moves) and without (each a page the server sends).
@@ -19,10 +19,13 @@ const AREAS: [string, RegExp][] = [
 ];
 
 /** Who sees which areas, under the default policy (admins do not request backups); API
- * tokens are for owners and admins alike. */
+ * tokens are for owners and admins alike; the help desk helps members back in; auditors
+ * read (README, "Roles"). */
 const ROLES: [string, string[]][] = [
   ['owner', AREAS.map(([name]) => name)],
   ['admin', AREAS.map(([name]) => name).filter((name) => name !== 'Webhooks' && name !== 'Data backup')],
+  ['helpdesk', ['Overview', 'Manage members', 'Recovery codes']],
+  ['auditor', ['Overview', 'Manage members', 'Backup-code policy', 'Alerts', 'Audit log', 'Compliance report']],
   ['member', []],
 ];
 
@@ -35,7 +38,7 @@ for (const javascript of [true, false]) {
     test(`each role sees the areas it may open (${label})`, async ({ browser }) => {
       const slug = javascript ? 'nav-js' : 'nav-html';
       lifelineCli(['create-org', '--name', slug, '--admin-email', `owner@${slug}.test`], password);
-      for (const role of ['admin', 'member']) {
+      for (const role of ['admin', 'helpdesk', 'auditor', 'member']) {
         lifelineCli(['create-user', '--org', slug, '--email', `${role}@${slug}.test`, '--role', role], password);
       }
       for (const [role, areas] of ROLES) {

@@ -29,6 +29,7 @@ mod m20261130_000021_index_pending_notifications;
 mod m20261130_000022_create_api_token;
 mod m20261130_000023_index_audit_event_org_action_at;
 mod m20261130_000024_count_spent_codes_on_set;
+mod m20261130_000025_withhold_codes_from_new_roles;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000022_create_api_token::Migration),
             Box::new(m20261130_000023_index_audit_event_org_action_at::Migration),
             Box::new(m20261130_000024_count_spent_codes_on_set::Migration),
+            Box::new(m20261130_000025_withhold_codes_from_new_roles::Migration),
         ]
     }
 }

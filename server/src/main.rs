@@ -77,7 +77,7 @@ enum Command {
         /// The member's email address.
         #[arg(long)]
         email: String,
-        /// member, admin or owner.
+        /// member, auditor, helpdesk, admin or owner.
         #[arg(long, default_value = "member")]
         role: String,
     },

@@ -9,15 +9,105 @@ use crate::error::AppError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub email: String,
-    /// `owner`, `admin` or `member`.
+    /// `owner`, `admin`, `helpdesk`, `auditor` or `member`.
     pub role: String,
     pub organization: String,
     pub mfa_enabled: bool,
-    /// Owners and admins manage the organization's members (not from a session limited to
-    /// MFA settings after a backup-code sign-in, which the administration areas refuse).
+    /// The gate opens at least one administration area to them (never to a session limited
+    /// to MFA settings after a backup-code sign-in, which the administration areas refuse).
     pub manages_members: bool,
-    /// The gate lets them request backups of the organization's data.
-    pub requests_backups: bool,
+    /// The administration areas the gate opens to them.
+    pub may: Areas,
+}
+
+/// Which administration areas the gate opens to a member, one Casbin question each (see
+/// `policies/policy.csv`); the administration bar shows exactly these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Areas {
+    /// `members/list`: the members console.
+    pub list_members: bool,
+    /// `policy/view`: the policy, its history and the alerts.
+    pub view_policy: bool,
+    /// `recovery_code:member/issue`: sign-in codes for members.
+    pub issue_recovery_codes: bool,
+    /// `audit/view`: the audit log and the compliance report.
+    pub view_audit: bool,
+    /// `webhooks/manage`.
+    pub manage_webhooks: bool,
+    /// `api_tokens/manage`.
+    pub manage_api_tokens: bool,
+    /// `backups/request`: backups of the organization's data.
+    pub request_backups: bool,
+}
+
+impl Areas {
+    /// Whether any area is open.
+    pub fn any(self) -> bool {
+        let Self {
+            list_members,
+            view_policy,
+            issue_recovery_codes,
+            view_audit,
+            manage_webhooks,
+            manage_api_tokens,
+            request_backups,
+        } = self;
+        list_members
+            || view_policy
+            || issue_recovery_codes
+            || view_audit
+            || manage_webhooks
+            || manage_api_tokens
+            || request_backups
+    }
+
+    /// What the gate answers for `member`.
+    #[cfg(feature = "ssr")]
+    pub async fn of(
+        authz: &domain::authz::Authz,
+        member: &domain::identity::Member,
+    ) -> Result<Self, AppError> {
+        use domain::{authz::Action, identity::Role};
+        // One look at the rules' revision for every question.
+        let gate = authz
+            .refreshed()
+            .await
+            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
+        let asks = [
+            Action::ListMembers,
+            Action::ViewPolicy,
+            Action::IssueRecoveryCode(Role::Member),
+            Action::ViewAudit,
+            Action::ManageWebhooks,
+            Action::ManageApiTokens,
+            Action::RequestBackups,
+        ];
+        let mut answers = [false; 7];
+        for (answer, action) in answers.iter_mut().zip(asks) {
+            *answer = gate
+                .allows(member, member.org_id, action)
+                .await
+                .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
+        }
+        let [
+            list_members,
+            view_policy,
+            issue_recovery_codes,
+            view_audit,
+            manage_webhooks,
+            manage_api_tokens,
+            request_backups,
+        ] = answers;
+        Ok(Self {
+            list_members,
+            view_policy,
+            issue_recovery_codes,
+            view_audit,
+            manage_webhooks,
+            manage_api_tokens,
+            request_backups,
+        })
+    }
 }
 
 /// What the set-up page shows while an authenticator is being added: the QR code and the
@@ -40,23 +130,14 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             return Ok(None);
         };
         let organization = domain::accounts::organization(&state.db, member.org_id).await?;
-        let requests_backups = state
-            .authz
-            .allows(
-                &member,
-                member.org_id,
-                domain::authz::Action::RequestBackups,
-            )
-            .await
-            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
+        let may = Areas::of(&state.authz, &member).await?;
         Ok(Some(Account {
-            requests_backups,
             email: member.email,
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: member.role != domain::identity::Role::Member
-                && !crate::auth::only_mfa_settings(&session).await?,
+            manages_members: may.any() && !crate::auth::only_mfa_settings(&session).await?,
+            may,
         }))
     })
     .await

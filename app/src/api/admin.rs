@@ -1,4 +1,5 @@
-//! The administration home (`/admin`): the organization at a glance for owners and admins.
+//! The administration home (`/admin`): the organization at a glance, each part for whom the
+//! gate opens its area to.
 //! Each part is the area's own reading, cut short (counts the database makes, the newest
 //! events, the open requests), so the page reads in the same few statements at any size.
 
@@ -23,15 +24,15 @@ pub struct Attention {
     pub href: String,
 }
 
-/// The administration home.
+/// The administration home: each part only for a viewer the gate opens its area to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminHome {
-    /// The compliance report's numbers and chart.
-    pub report: ComplianceView,
-    /// What needs attention now; empty when nothing does.
+    /// The compliance report's numbers and chart (`audit/view`).
+    pub report: Option<ComplianceView>,
+    /// What needs attention now, of what the viewer may deal with; empty when nothing does.
     pub attention: Vec<Attention>,
-    /// The newest security events, newest first.
-    pub recent: Vec<AuditRow>,
+    /// The newest security events, newest first (`audit/view`).
+    pub recent: Option<Vec<AuditRow>>,
 }
 
 /// "1 thing" or "2 things".
@@ -40,26 +41,43 @@ fn counted(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }
 
-/// The administration home for owners and admins.
+/// The administration home, for a member the gate opens any administration area to.
 #[server(endpoint = "admin/home")]
 pub async fn get_admin_home() -> Result<AdminHome, AppError> {
     crate::api::respond(async {
         let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let (db, authz, now) = (&state.db, &state.authz, chrono::Utc::now());
-        let report = domain::members::compliance(db, authz, &member, now).await?;
-
-        let waiting = domain::recovery_codes::open_requests(db, authz, &member, now)
-            .await?
-            .into_iter()
-            .filter(|request| {
-                request.state == domain::recovery_codes::RecoveryState::AwaitingApproval
-            })
-            .count();
-        let failed = domain::org_policy::alerts::failed_deliveries(db, authz, &member)
-            .await?
-            .len();
-        let locked = usize::try_from(report.counts.of(domain::members::Standing::Locked))
-            .unwrap_or(usize::MAX);
+        let may = crate::api::account::Areas::of(authz, &member).await?;
+        if !may.any() {
+            return Err(domain::accounts::AccountError::NotAllowed.into());
+        }
+        let report = if may.view_audit {
+            Some(domain::members::compliance(db, authz, &member, now).await?)
+        } else {
+            None
+        };
+        let waiting = if may.issue_recovery_codes {
+            domain::recovery_codes::open_requests(db, authz, &member, now)
+                .await?
+                .into_iter()
+                .filter(|request| {
+                    request.state == domain::recovery_codes::RecoveryState::AwaitingApproval
+                })
+                .count()
+        } else {
+            0
+        };
+        let failed = if may.view_policy {
+            domain::org_policy::alerts::failed_deliveries(db, authz, &member)
+                .await?
+                .len()
+        } else {
+            0
+        };
+        let locked = report.as_ref().map_or(0, |report| {
+            usize::try_from(report.counts.of(domain::members::Standing::Locked))
+                .unwrap_or(usize::MAX)
+        });
         // (id, how many, what they are, where they are dealt with): listed when any.
         let items = [
             (
@@ -97,19 +115,24 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
             })
             .collect();
 
-        let (events, _) = domain::audit::page_seen_by(
-            db,
-            authz,
-            &member,
-            &domain::audit::Filter::default(),
-            None,
-            RECENT_EVENTS,
-        )
-        .await?;
+        let recent = if may.view_audit {
+            let (events, _) = domain::audit::page_seen_by(
+                db,
+                authz,
+                &member,
+                &domain::audit::Filter::default(),
+                None,
+                RECENT_EVENTS,
+            )
+            .await?;
+            Some(events.into_iter().map(AuditRow::from).collect())
+        } else {
+            None
+        };
         Ok(AdminHome {
-            report: report.into(),
+            report: report.map(Into::into),
             attention,
-            recent: events.into_iter().map(AuditRow::from).collect(),
+            recent,
         })
     })
     .await

@@ -24,8 +24,10 @@ pub struct MemberRow {
     /// Sign-in factors locked after wrong attempts, in words with the lock's end
     /// ("password until 28 Nov 2026 14:05 UTC").
     pub locked: Vec<String>,
-    /// Whether the viewer may revoke codes, reset MFA, unlock and change the role.
+    /// Whether the viewer may revoke codes, reset MFA and change the role.
     pub manageable: bool,
+    /// Whether the viewer may end the member's sign-in locks.
+    pub unlockable: bool,
     /// Whether the viewer may remove this member.
     pub removable: bool,
 }
@@ -38,6 +40,8 @@ pub struct MembersView {
     pub rows: Vec<MemberRow>,
     /// Where the next page starts, if there is one.
     pub next_after: Option<i32>,
+    /// The gate lets the viewer add members (`account:member/add`): the page offers the form.
+    pub may_add: bool,
 }
 
 /// A page of the viewer's organization's members whose email contains `q` and who stand
@@ -76,7 +80,17 @@ pub async fn list_members(
             chrono::Utc::now(),
         )
         .await?;
+        let may_add = state
+            .authz
+            .allows(
+                &viewer,
+                viewer.org_id,
+                domain::authz::Action::AddAccount(domain::identity::Role::Member),
+            )
+            .await
+            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
         Ok(MembersView {
+            may_add,
             rows: page
                 .rows
                 .into_iter()
@@ -103,6 +117,7 @@ pub async fn list_members(
                         })
                         .collect(),
                     manageable: row.manageable,
+                    unlockable: row.unlockable,
                     removable: row.removable,
                 })
                 .collect(),

@@ -36,10 +36,59 @@ pub fn AdminHomePage() -> impl IntoView {
 
 #[component]
 fn Home(home: AdminHome) -> impl IntoView {
-    let report = home.report;
+    let (figures, chart) = match home.report {
+        Some(report) => (
+            Some(view! {
+                <p class="muted">{format!("Backup codes: {}", report.policy)}</p>
+                <Figures total=report.total categories=report.categories />
+            }),
+            Some(view! {
+                <h2>"Backup codes used and refused, last 30 days"</h2>
+                <Chart days=report.days />
+                <p>
+                    <a href="/admin/compliance">"Compliance report"</a>
+                </p>
+            }),
+        ),
+        None => (None, None),
+    };
+    let recent = home.recent.map(|recent| {
+        view! {
+            <h2>"Recent security events"</h2>
+            <table class="audit recent-events">
+                <thead>
+                    <tr>
+                        <th scope="col">"When"</th>
+                        <th scope="col">"Who"</th>
+                        <th scope="col">"What"</th>
+                        <th scope="col">"About"</th>
+                        <th scope="col">"Outcome"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {recent
+                        .into_iter()
+                        .map(|event| {
+                            view! {
+                                <tr>
+                                    <td>{event.at}</td>
+                                    <td>{event.actor}</td>
+                                    <td class="audit-action">{event.action}</td>
+                                    <td>{event.target}</td>
+                                    <td>{event.outcome}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+            <p>
+                <a href="/admin/audit">"The whole audit log"</a>
+            </p>
+        }
+    });
     view! {
-        <p class="muted">{format!("Backup codes: {}", report.policy)}</p>
-        <Figures total=report.total categories=report.categories />
+        {figures}
         <h2>"Needs attention"</h2>
         {if home.attention.is_empty() {
             view! { <p class="muted nothing-waiting">"Nothing is waiting for you."</p> }.into_any()
@@ -61,42 +110,7 @@ fn Home(home: AdminHome) -> impl IntoView {
             }
                 .into_any()
         }}
-        <h2>"Recent security events"</h2>
-        <table class="audit recent-events">
-            <thead>
-                <tr>
-                    <th scope="col">"When"</th>
-                    <th scope="col">"Who"</th>
-                    <th scope="col">"What"</th>
-                    <th scope="col">"About"</th>
-                    <th scope="col">"Outcome"</th>
-                </tr>
-            </thead>
-            <tbody>
-                {home
-                    .recent
-                    .into_iter()
-                    .map(|event| {
-                        view! {
-                            <tr>
-                                <td>{event.at}</td>
-                                <td>{event.actor}</td>
-                                <td class="audit-action">{event.action}</td>
-                                <td>{event.target}</td>
-                                <td>{event.outcome}</td>
-                            </tr>
-                        }
-                    })
-                    .collect_view()}
-            </tbody>
-        </table>
-        <p>
-            <a href="/admin/audit">"The whole audit log"</a>
-        </p>
-        <h2>"Backup codes used and refused, last 30 days"</h2>
-        <Chart days=report.days />
-        <p>
-            <a href="/admin/compliance">"Compliance report"</a>
-        </p>
+        {recent}
+        {chart}
     }
 }

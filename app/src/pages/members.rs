@@ -11,6 +11,7 @@ use crate::{
         AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa, RevokeMemberCodes,
         UnlockMember, list_members,
     },
+    error::AppError,
     forms::{FieldMessage, FormMessage, invalid, last_error, percent_encode},
 };
 
@@ -153,6 +154,26 @@ pub fn MembersPage() -> impl IntoView {
                 }}
             </Transition>
         </section>
+        // Only for whom the gate lets add members (not the help desk or auditors).
+        <Transition>
+            {move || {
+                members
+                    .get()
+                    .and_then(Result::ok)
+                    .filter(|page| page.may_add)
+                    .map(|_| view! { <AddMemberForm add add_error /> })
+            }}
+        </Transition>
+    }
+}
+
+/// The form that adds a member, with their first password and role.
+#[component]
+fn AddMemberForm(
+    add: ServerAction<AddMember>,
+    add_error: Signal<Option<AppError>>,
+) -> impl IntoView {
+    view! {
         <section class="panel">
             <h2>"Add a member"</h2>
             <ActionForm action=add>
@@ -174,8 +195,17 @@ pub fn MembersPage() -> impl IntoView {
                 <FieldMessage error=add_error field="password" />
                 <label for="new-role">"Role"</label>
                 <select id="new-role" name="role" aria-describedby="role-error" aria-invalid=invalid(add_error, "role")>
-                    <option value="member" selected>"Member"</option>
-                    <option value="admin">"Admin"</option>
+                    {ROLES
+                        .into_iter()
+                        .filter(|(role, _)| *role != "owner")
+                        .map(|(role, label)| {
+                            view! {
+                                <option value=role selected=role == "member">
+                                    {label}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
                 </select>
                 <FieldMessage error=add_error field="role" />
                 <button type="submit" class="primary">
@@ -184,6 +214,24 @@ pub fn MembersPage() -> impl IntoView {
             </ActionForm>
         </section>
     }
+}
+
+/// Every role a member can hold (`domain::identity::Role`'s names) and how the page names
+/// it, least powerful first. What each may do is the gate's, documented in the README.
+const ROLES: [(&str, &str); 5] = [
+    ("member", "Member"),
+    ("auditor", "Auditor"),
+    ("helpdesk", "Help desk"),
+    ("admin", "Admin"),
+    ("owner", "Owner"),
+];
+
+/// How the page names the role `role`.
+fn role_name(role: &str) -> &str {
+    ROLES
+        .into_iter()
+        .find(|(name, _)| *name == role)
+        .map_or(role, |(_, label)| label)
 }
 
 /// The row actions' server actions, shared by every row.
@@ -226,7 +274,7 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
     view! {
         <tr>
             <td>{member.email.clone()}</td>
-            <td>{member.role.clone()}</td>
+            <td>{role_name(&member.role).to_owned()}</td>
             <td>{if member.mfa_enabled { "On" } else { "Off" }}</td>
             <td class="codes-left">{codes}</td>
             <td>{member.set_generated_at.unwrap_or_default()}</td>
@@ -239,12 +287,12 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
                     .then(|| {
                         let role_id = format!("role-{member_id}");
                         let role_for = role_id.clone();
-                        let options = ["member", "admin", "owner"]
+                        let options = ROLES
                             .into_iter()
-                            .map(|role| {
+                            .map(|(role, label)| {
                                 view! {
                                     <option value=role selected=role == current_role>
-                                        {role}
+                                        {label}
                                     </option>
                                 }
                             })
@@ -262,17 +310,6 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
                                     "Reset MFA"
                                 </button>
                             </ActionForm>
-                            {locked
-                                .then(|| {
-                                    view! {
-                                        <ActionForm action=actions.unlock>
-                                            {hidden_id(member_id)}
-                                            <button type="submit" aria-label=unlock_label>
-                                                "Unlock"
-                                            </button>
-                                        </ActionForm>
-                                    }
-                                })}
                             <ActionForm action=actions.role>
                                 {hidden_id(member_id)}
                                 <label for=role_for class="visually-hidden">
@@ -283,6 +320,17 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
                                 </select>
                                 <button type="submit" aria-label=change_label>
                                     "Change role"
+                                </button>
+                            </ActionForm>
+                        }
+                    })}
+                {(locked && member.unlockable)
+                    .then(|| {
+                        view! {
+                            <ActionForm action=actions.unlock>
+                                {hidden_id(member_id)}
+                                <button type="submit" aria-label=unlock_label>
+                                    "Unlock"
                                 </button>
                             </ActionForm>
                         }

@@ -75,6 +75,8 @@ pub enum Action {
     IssueRecoveryCode(Role),
     /// Revoke the codes of, reset the MFA of, or change the role of a member with this role.
     ManageMember(Role),
+    /// End the locks on the sign-in factors of a member with this role.
+    UnlockMember(Role),
     /// Read and export the organization's audit log.
     ViewAudit,
     /// Register and remove the organization's webhooks, and see their deliveries.
@@ -100,6 +102,7 @@ impl Action {
             Self::ManagePolicy => ("policy".to_owned(), "manage"),
             Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
             Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
+            Self::UnlockMember(role) => (format!("member:{}", role.as_str()), "unlock"),
             Self::ViewAudit => ("audit".to_owned(), "view"),
             Self::ManageWebhooks => ("webhooks".to_owned(), "manage"),
             Self::RequestBackups => (BACKUPS.to_owned(), "request"),

@@ -59,6 +59,9 @@ pub struct MemberStatus {
     pub locked: Vec<(Factor, DateTime<Utc>)>,
     /// The viewer may revoke their codes, reset their MFA and change their role.
     pub manageable: bool,
+    /// The viewer may end the locks on their sign-in factors.
+    #[serde(default)]
+    pub unlockable: bool,
     /// The viewer may remove them.
     pub removable: bool,
 }
@@ -179,7 +182,7 @@ pub(crate) async fn page_of(
         .allows_each(&members, viewer.org_id, Action::GenerateBackupCodes)
         .await?;
     // What the viewer may do to a member depends on the member's role alone.
-    let mut may_act: HashMap<Role, (bool, bool)> = HashMap::new();
+    let mut may_act: HashMap<Role, (bool, bool, bool)> = HashMap::new();
     let mut statuses = Vec::with_capacity(members.len());
     for (member, usable) in members.into_iter().zip(usable) {
         let set = sets.get(&member.id);
@@ -190,22 +193,25 @@ pub(crate) async fn page_of(
             member.mfa_enabled,
             standing.as_ref(),
         );
-        let (may_manage, may_remove) = match may_act.get(&member.role) {
+        let (may_manage, may_unlock, may_remove) = match may_act.get(&member.role) {
             Some(known) => *known,
             None => {
-                let known = (
-                    authz
-                        .allows(viewer, member.org_id, Action::ManageMember(member.role))
-                        .await?,
-                    authz
-                        .allows(viewer, member.org_id, Action::RemoveAccount(member.role))
-                        .await?,
-                );
-                may_act.insert(member.role, known);
-                known
+                let mut known = [false; 3];
+                let asked = [
+                    Action::ManageMember(member.role),
+                    Action::UnlockMember(member.role),
+                    Action::RemoveAccount(member.role),
+                ];
+                for (answer, action) in known.iter_mut().zip(asked) {
+                    *answer = authz.allows(viewer, member.org_id, action).await?;
+                }
+                let [manage, unlock, remove] = known;
+                may_act.insert(member.role, (manage, unlock, remove));
+                (manage, unlock, remove)
             }
         };
         let manageable = member.id != viewer.id && may_manage;
+        let unlockable = member.id != viewer.id && may_unlock;
         let removable = member.id != viewer.id && may_remove;
         statuses.push(MemberStatus {
             codes_low: standing.as_ref().is_some_and(|s| s.low),
@@ -217,6 +223,7 @@ pub(crate) async fn page_of(
             exception: exceptions.get(&member.id).copied(),
             locked: locked.remove(&member.id).unwrap_or_default(),
             manageable,
+            unlockable,
             removable,
             member,
         });
@@ -237,6 +244,18 @@ async fn managed(
     member_id: i32,
     action: AuditAction,
 ) -> Result<Member, AccountError> {
+    acted_on(cmd, member_id, action, Action::ManageMember).await
+}
+
+/// The member `member_id` of the actor's organization, once the gate lets the actor do
+/// `allowed(their role)` to them; never the actor themselves. A refusal is recorded as
+/// `action`.
+async fn acted_on(
+    cmd: &Command<'_>,
+    member_id: i32,
+    action: AuditAction,
+    allowed: fn(Role) -> Action,
+) -> Result<Member, AccountError> {
     let actor = cmd.actor;
     // Another organization's member reads as no member at all: ids do not leak across.
     let target = crate::identity::member(cmd.db, member_id)
@@ -251,8 +270,7 @@ async fn managed(
         target: Some(&target),
         details: serde_json::json!({ "role": target.role.as_str() }),
     };
-    cmd.require(Action::ManageMember(target.role), attempt)
-        .await?;
+    cmd.require(allowed(target.role), attempt).await?;
     Ok(target)
 }
 
@@ -334,7 +352,13 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
 /// codes) and forgets their wrong attempts, for a member who proved who they are to an
 /// administrator.
 pub async fn unlock(cmd: &Command<'_>, member_id: i32) -> Result<Member, AccountError> {
-    let target = managed(cmd, member_id, AuditAction::MemberUnlocked).await?;
+    let target = acted_on(
+        cmd,
+        member_id,
+        AuditAction::MemberUnlocked,
+        Action::UnlockMember,
+    )
+    .await?;
     end_locks(cmd.db, Some(cmd.actor), &target, cmd.source, cmd.now).await?;
     Ok(target)
 }

@@ -21,6 +21,7 @@ mod notifications;
 mod org_policy;
 mod recovery_codes;
 mod report;
+mod roles;
 mod setup;
 mod standing;
 mod storage;

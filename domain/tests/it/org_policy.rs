@@ -22,9 +22,35 @@ use crate::fixtures::{add_member, owner_with_mfa, t0};
 struct Org {
     owner: Member,
     admin: Member,
+    helpdesk: Member,
+    auditor: Member,
     member: Member,
     /// The owner of another organization.
     stranger: Member,
+}
+
+impl Org {
+    /// One member of each role, most powerful first (as [`Role::ALL`]).
+    fn everyone(&self) -> [&Member; 5] {
+        [
+            &self.owner,
+            &self.admin,
+            &self.helpdesk,
+            &self.auditor,
+            &self.member,
+        ]
+    }
+
+    /// The organization's member whose role is `role`.
+    fn with_role(&self, role: Role) -> &Member {
+        match role {
+            Role::Owner => &self.owner,
+            Role::Admin => &self.admin,
+            Role::Helpdesk => &self.helpdesk,
+            Role::Auditor => &self.auditor,
+            Role::Member => &self.member,
+        }
+    }
 }
 
 async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -> Org {
@@ -45,6 +71,22 @@ async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -
         Role::Member,
     )
     .await;
+    let helpdesk = add_member(
+        test_db,
+        hasher,
+        owner.org_id,
+        "helpdesk@acme.test",
+        Role::Helpdesk,
+    )
+    .await;
+    let auditor = add_member(
+        test_db,
+        hasher,
+        owner.org_id,
+        "auditor@acme.test",
+        Role::Auditor,
+    )
+    .await;
     let (_, stranger) = accounts::create_organization(
         &test_db.db,
         hasher,
@@ -58,6 +100,8 @@ async fn org(test_db: &TestDatabase, hasher: &PasswordHasher, key: &SecretKey) -
     Org {
         owner,
         admin,
+        helpdesk,
+        auditor,
         member,
         stranger,
     }
@@ -578,24 +622,28 @@ fn expected(
     if !own_org {
         return false;
     }
-    let manages = role != Role::Member;
+    let manages = matches!(role, Role::Owner | Role::Admin);
+    // Below an admin: the roles an admin acts on.
+    let below_admin =
+        |target: Role| matches!(target, Role::Member | Role::Helpdesk | Role::Auditor);
+    let over = |target: Role| role == Role::Owner || (role == Role::Admin && below_admin(target));
     match action {
         Action::GenerateBackupCodes | Action::RedeemBackupCode => {
             exception.unwrap_or(mode != CodesMode::NotAllowed)
         }
         Action::ViewBackupCodes => true,
-        Action::ViewPolicy
-        | Action::ManagePolicy
-        | Action::ListMembers
-        | Action::ViewAudit
-        | Action::ManageApiTokens => manages,
+        Action::ListMembers => role != Role::Member,
+        // Auditors read; they change nothing.
+        Action::ViewPolicy | Action::ViewAudit => manages || role == Role::Auditor,
+        Action::ManagePolicy | Action::ManageApiTokens => manages,
         // With the policy's default: only owners request data backups.
         Action::ManageWebhooks | Action::RequestBackups => role == Role::Owner,
         Action::AddAccount(target)
         | Action::RemoveAccount(target)
-        | Action::IssueRecoveryCode(target)
-        | Action::ManageMember(target) => {
-            role == Role::Owner || (role == Role::Admin && target == Role::Member)
+        | Action::ManageMember(target) => over(target),
+        // The help desk helps members, and only members, back in.
+        Action::IssueRecoveryCode(target) | Action::UnlockMember(target) => {
+            over(target) || (role == Role::Helpdesk && target == Role::Member)
         }
     }
 }
@@ -612,11 +660,19 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ManagePolicy,
         Action::ListMembers,
         Action::AddAccount(Role::Member),
+        Action::AddAccount(Role::Helpdesk),
         Action::RemoveAccount(Role::Admin),
+        Action::RemoveAccount(Role::Auditor),
         Action::IssueRecoveryCode(Role::Member),
+        Action::IssueRecoveryCode(Role::Helpdesk),
+        Action::IssueRecoveryCode(Role::Admin),
         Action::IssueRecoveryCode(Role::Owner),
         Action::ManageMember(Role::Member),
+        Action::ManageMember(Role::Auditor),
         Action::ManageMember(Role::Admin),
+        Action::UnlockMember(Role::Member),
+        Action::UnlockMember(Role::Helpdesk),
+        Action::UnlockMember(Role::Owner),
         Action::ViewAudit,
         Action::ManageWebhooks,
         Action::RequestBackups,
@@ -648,7 +704,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                     .unwrap();
                 }
                 if let Some(allowed) = exception {
-                    for actor in [&org.owner, &org.admin, &org.member] {
+                    for actor in org.everyone() {
                         org_policy::add_exception(
                             &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
                             &actor.email,
@@ -660,12 +716,12 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                     }
                 }
                 // The batch form answers exactly as one question at a time would.
-                let everyone = [
-                    org.owner.clone(),
-                    org.admin.clone(),
-                    org.member.clone(),
-                    org.stranger.clone(),
-                ];
+                let everyone: Vec<Member> = org
+                    .everyone()
+                    .into_iter()
+                    .chain([&org.stranger])
+                    .cloned()
+                    .collect();
                 for action in actions {
                     for org_id in [org.owner.org_id, org.stranger.org_id] {
                         let mut one_by_one = Vec::new();
@@ -676,7 +732,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                         assert_eq!(batch, one_by_one, "{action:?} in org {org_id}");
                     }
                 }
-                for actor in [&org.owner, &org.admin, &org.member] {
+                for actor in org.everyone() {
                     for action in actions {
                         for (org_id, own) in
                             [(org.owner.org_id, true), (org.stranger.org_id, false)]
@@ -696,7 +752,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                 }
             }
         }
-        assert_eq!(cells, 3 * 3 * 3 * actions.len() * 2);
+        assert_eq!(cells, 3 * 3 * Role::ALL.len() * actions.len() * 2);
     }
 }
 
@@ -920,11 +976,7 @@ async fn admins_may_request_backups_only_while_the_policy_lets_them() {
             Role::Admin,
         )
         .await;
-        let actor = |role: Role| match role {
-            Role::Owner => &org.owner,
-            Role::Admin => &org.admin,
-            Role::Member => &org.member,
-        };
+        let actor = |role: Role| org.with_role(role);
         let admin_rule = format!("p, admin, org:{org_id}, backups, request, allow");
         let mut cells = 0;
         for (step, setting) in [false, true, false].into_iter().enumerate() {

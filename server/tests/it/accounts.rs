@@ -144,7 +144,7 @@ async fn the_command_line_refuses_bad_input_in_one_line_and_writes_nothing() {
                 "king",
             ],
             PASSWORD,
-            "--role: Choose member, admin or owner.",
+            "--role: Choose member, auditor, helpdesk, admin or owner.",
         ),
     ] {
         let (ok, _, stderr) = cli(&database.url, &args, &format!("{stdin}\n")).await;
