@@ -30,6 +30,7 @@ mod m20261130_000022_create_api_token;
 mod m20261130_000023_index_audit_event_org_action_at;
 mod m20261130_000024_count_spent_codes_on_set;
 mod m20261130_000025_withhold_codes_from_new_roles;
+mod m20261130_000026_create_code_use_day;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000023_index_audit_event_org_action_at::Migration),
             Box::new(m20261130_000024_count_spent_codes_on_set::Migration),
             Box::new(m20261130_000025_withhold_codes_from_new_roles::Migration),
+            Box::new(m20261130_000026_create_code_use_day::Migration),
         ]
     }
 }

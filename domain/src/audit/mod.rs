@@ -6,6 +6,7 @@
 //! - [`keys`]: the server's secret key as the log uses it, installed once per process.
 //! - [`chain`]: writing an event as the next keyed link of its organization's chain,
 //!   verifying the chain, and re-linking the plain chains from before the key.
+//! - [`daily`]: backup-code use counted per day as the events are written, for the chart.
 //! - [`checkpoint`]: signed checkpoints of a chain's head, to hold outside the database.
 //! - [`notices`]: who hears of an event (the member, the administrators), written to the
 //!   notification outbox in the event's transaction.
@@ -17,6 +18,7 @@
 pub mod actions;
 pub mod chain;
 pub mod checkpoint;
+pub mod daily;
 pub mod keys;
 pub mod notices;
 pub mod reading;

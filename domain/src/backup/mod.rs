@@ -886,6 +886,10 @@ async fn restore_into(
         return Err(BackupError::RestoredChain(broken.to_string()));
     }
 
+    // The chart's daily counts are the events', counted again (a restore writes events
+    // without recording them one by one).
+    audit::daily::recount(&txn, org_id).await?;
+
     // The code digests need the pepper they were made with.
     let codes_ended = if manifest.code_pepper == lookup_secret::pepper_id(key) {
         0

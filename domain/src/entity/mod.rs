@@ -10,6 +10,7 @@ pub mod backup_code;
 pub mod backup_code_set;
 pub mod backup_job;
 pub mod casbin_rule;
+pub mod code_use_day;
 pub mod factor_attempt;
 pub mod incident_report;
 pub mod notification_address;

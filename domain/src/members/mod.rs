@@ -497,113 +497,31 @@ pub async fn compliance(
     })
 }
 
-/// The statement counting organization `org_id`'s redemptions and refused codes since
-/// `since`, per action and UTC day (`YYYY-MM-DD`): columns `action`, `day`, `n`.
-fn code_use_statement(
-    backend: sea_orm::DbBackend,
-    org_id: i32,
-    since: DateTime<Utc>,
-) -> sea_orm::Statement {
-    // SQLite keeps times as RFC 3339 text in UTC, PostgreSQL as `timestamptz`.
-    let (day, marks) = match backend {
-        sea_orm::DbBackend::Postgres => (
-            "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-            ["$1", "$2", "$3", "$4"],
-        ),
-        _ => ("substr(at, 1, 10)", ["?", "?", "?", "?"]),
-    };
-    let [org, first, second, from] = marks;
-    sea_orm::Statement::from_sql_and_values(
-        backend,
-        format!(
-            "SELECT action, {day} AS day, COUNT(*) AS n FROM audit_event \
-             WHERE org_id = {org} AND action IN ({first}, {second}) AND at >= {from} \
-             GROUP BY action, day"
-        ),
-        [
-            org_id.into(),
-            AuditAction::BackupCodeRedeemed.as_str().into(),
-            AuditAction::BackupCodeRefused.as_str().into(),
-            since.into(),
-        ],
-    )
-}
-
 /// Redemptions and refused codes in organization `org_id` per day (UTC), oldest first, over
-/// the [`REPORT_DAYS`] days up to `now`: counted by the database in one statement, over
-/// `ix_audit_event_org_action_at` alone (the events themselves are never read).
+/// the [`REPORT_DAYS`] days up to `now`: one row a day, counted as the events were written
+/// (`audit::daily`), never the events themselves.
 pub(crate) async fn code_use_by_day(
     db: &DatabaseConnection,
     org_id: i32,
     now: DateTime<Utc>,
 ) -> Result<Vec<DailyCodes>, AccountError> {
-    use sea_orm::ConnectionTrait;
-
     let start = (now - chrono::Duration::days(REPORT_DAYS - 1)).date_naive();
-    let since = start
-        .and_hms_opt(0, 0, 0)
-        .map(|midnight| midnight.and_utc())
-        .unwrap_or(now);
-    let (redeemed, refused) = (
-        AuditAction::BackupCodeRedeemed.as_str(),
-        AuditAction::BackupCodeRefused.as_str(),
-    );
-    let rows = db
-        .query_all(code_use_statement(db.get_database_backend(), org_id, since))
-        .await?;
-    let mut counted: HashMap<(String, String), u32> = HashMap::new();
-    for row in rows {
-        let action: String = row.try_get("", "action")?;
-        let day: String = row.try_get("", "day")?;
-        let n: i64 = row.try_get("", "n")?;
-        counted.insert((action, day), u32::try_from(n).unwrap_or(u32::MAX));
-    }
-    let on = |action: &str, day: chrono::NaiveDate| {
-        counted
-            .get(&(action.to_owned(), day.format("%Y-%m-%d").to_string()))
-            .copied()
-            .unwrap_or(0)
-    };
+    let counted: HashMap<chrono::NaiveDate, (u32, u32)> =
+        crate::audit::daily::since(db, org_id, start)
+            .await?
+            .into_iter()
+            .map(|(day, redeemed, refused)| (day, (redeemed, refused)))
+            .collect();
     let days = (0..REPORT_DAYS)
         .filter_map(|offset| start.checked_add_days(chrono::Days::new(offset as u64)))
-        .map(|day| DailyCodes {
-            day,
-            redeemed: on(redeemed, day),
-            refused: on(refused, day),
+        .map(|day| {
+            let (redeemed, refused) = counted.get(&day).copied().unwrap_or_default();
+            DailyCodes {
+                day,
+                redeemed,
+                refused,
+            }
         })
         .collect();
     Ok(days)
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{ConnectionTrait, Statement};
-
-    use super::*;
-
-    /// The chart's count reads the index of (organization, action, time) and nothing else,
-    /// however many other events the organization has.
-    #[tokio::test]
-    async fn the_chart_reads_only_its_index() {
-        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        let backend = db.get_database_backend();
-        let statement = code_use_statement(backend, 1, "2026-11-01T00:00:00Z".parse().unwrap());
-        let plan: Vec<String> = db
-            .query_all(Statement::from_sql_and_values(
-                backend,
-                format!("EXPLAIN QUERY PLAN {}", statement.sql),
-                statement.values.map(|values| values.0).unwrap_or_default(),
-            ))
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", "detail").unwrap())
-            .collect();
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("COVERING INDEX ix_audit_event_org_action_at")),
-            "{plan:?}"
-        );
-    }
 }

@@ -385,5 +385,17 @@ async fn the_chart_counts_each_utc_days_redemptions_and_refusals_of_the_organiza
             days[1..29].iter().all(|(_, r, f)| (*r, *f) == (0, 0)),
             "{backend:?}: {days:?}"
         );
+        // Counted again from the events (as a restore does), the days are the same: the
+        // database's day of an event is the one it was counted on as it was written.
+        for org_id in [owner.org_id, other.org_id] {
+            audit::daily::recount(db, org_id).await.unwrap();
+        }
+        let recounted = members::compliance(db, &authz, &owner, t0()).await.unwrap();
+        assert_eq!(recounted.days, report.days, "{backend:?}");
+        let rows = test_db.count("code_use_day").await;
+        assert_eq!(
+            rows, 5,
+            "{backend:?}: one row per organization and day with use"
+        );
     }
 }

@@ -156,6 +156,8 @@ where
         .filter(audit_chain_head::Column::OrgId.eq(org_id))
         .exec(&txn)
         .await?;
+    // The chart's count of the day, in the same transaction: it never disagrees with the log.
+    super::daily::count(&txn, org_id, event.action, at).await?;
     // Whoever should hear of it, in the same transaction: no event goes untold.
     super::notices::follow(&txn, org_id, &event, source, at).await?;
     // And the organization's own systems, through its webhooks.

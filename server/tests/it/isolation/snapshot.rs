@@ -313,7 +313,7 @@ pub async fn acme_snapshot(
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 18] = [
+    let tables: [(&str, &str, String); 19] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -413,6 +413,11 @@ pub async fn acme_snapshot(
         (
             "audit_chain_head",
             "org_id, seq, hash",
+            format!("org_id = {org}"),
+        ),
+        (
+            "code_use_day",
+            "org_id, day, redeemed, refused",
             format!("org_id = {org}"),
         ),
         (

@@ -110,8 +110,9 @@ impl Acme {
     }
 }
 
-/// Acme with data in every table, and Globex (owner, admin, member) beside it. The server
-/// must be started with `key`, which sealed Acme's TOTP secrets.
+/// Acme with data in every table (its member has spent a backup code), and Globex (owner,
+/// admin, member, help desk, auditor) beside it. The server must be started with `key`,
+/// which sealed Acme's TOTP secrets.
 pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme {
     let url = &database.url;
     create_org(url, "Acme", "owner@acme.test").await;
@@ -121,6 +122,8 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     create_org(url, "Globex", "owner@globex.test").await;
     create_user(url, "globex", "admin@globex.test", "admin").await;
     create_user(url, "globex", "member@globex.test", "member").await;
+    create_user(url, "globex", "helpdesk@globex.test", "helpdesk").await;
+    create_user(url, "globex", "auditor@globex.test", "auditor").await;
 
     let db = &database.db;
     let source = Source::default();
@@ -151,7 +154,19 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
 
     // The owner has an authenticator being set up; the member has MFA and backup codes.
     mfa::begin_enrolment(db, key, owner.id).await.unwrap();
-    enrol_with_codes(db, &authz, key, member.id, now).await;
+    let enrolled = enrol_with_codes(db, &authz, key, member.id, now).await;
+    // The member has signed in with one of them (the compliance chart counts it).
+    let member = by_email("member@acme.test").await;
+    backup_codes::redeem(
+        &Command::new(db, &authz, &member, &source, now),
+        &BackupCodeHasher::new(PasswordHasher::new(2).unwrap(), key),
+        &CodePolicy::default(),
+        &backup_codes::CodeEntry::any(&enrolled.codes[0]),
+        None,
+        &[],
+    )
+    .await
+    .unwrap();
 
     // Two recovery-code requests: one awaiting approval, one approved and ready to reveal.
     let waiting = recovery_codes::request(&by_owner, "member@acme.test")
