@@ -7,67 +7,67 @@
 use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_location};
 
-use crate::api::account::current_account;
+use crate::api::account::{Area, current_account};
 
-/// One administration area: its address, its name, and who sees it.
-struct Area {
+/// One administration area in the bar: its address, its name, and who sees it.
+struct Entry {
     href: &'static str,
     name: &'static str,
     shown: fn(&crate::api::account::Account) -> bool,
 }
 
 /// Every administration area, in the order the bar shows them, each shown to whom the gate
-/// opens it ([`crate::api::account::Areas`]). A new area joins here.
-const AREAS: [Area; 10] = [
-    Area {
+/// opens it ([`Area`]). A new area joins here.
+const AREAS: [Entry; 10] = [
+    Entry {
         href: "/admin",
         name: "Overview",
         shown: |_| true,
     },
-    Area {
+    Entry {
         href: "/admin/members",
         name: "Manage members",
-        shown: |account| account.may.list_members,
+        shown: |account| account.may.contains(&Area::ListMembers),
     },
-    Area {
+    Entry {
         href: "/admin/policy",
         name: "Backup-code policy",
-        shown: |account| account.may.view_policy,
+        shown: |account| account.may.contains(&Area::ViewPolicy),
     },
-    Area {
+    Entry {
         href: "/admin/recovery",
         name: "Recovery codes",
-        shown: |account| account.may.issue_recovery_codes,
+        shown: |account| account.may.contains(&Area::IssueRecoveryCodes),
     },
-    Area {
+    Entry {
         href: "/admin/alerts",
         name: "Alerts",
-        shown: |account| account.may.view_policy,
+        shown: |account| account.may.contains(&Area::ViewPolicy),
     },
-    Area {
+    Entry {
         href: "/admin/audit",
         name: "Audit log",
-        shown: |account| account.may.view_audit,
+        shown: |account| account.may.contains(&Area::ViewAudit),
     },
-    Area {
+    Entry {
         href: "/admin/compliance",
         name: "Compliance report",
-        shown: |account| account.may.view_audit,
+        shown: |account| account.may.contains(&Area::ViewAudit),
     },
-    Area {
+    Entry {
         href: "/admin/webhooks",
         name: "Webhooks",
-        shown: |account| account.may.manage_webhooks,
+        shown: |account| account.may.contains(&Area::ManageWebhooks),
     },
-    Area {
+    Entry {
         href: "/admin/api-tokens",
         name: "API tokens",
-        shown: |account| account.may.manage_api_tokens,
+        shown: |account| account.may.contains(&Area::ManageApiTokens),
     },
-    Area {
+    Entry {
         href: "/admin/backup",
         name: "Data backup",
-        shown: |account| account.may.request_backups,
+        shown: |account| account.may.contains(&Area::RequestBackups),
     },
 ];
 

@@ -16,97 +16,77 @@ pub struct Account {
     /// The gate opens at least one administration area to them (never to a session limited
     /// to MFA settings after a backup-code sign-in, which the administration areas refuse).
     pub manages_members: bool,
-    /// The administration areas the gate opens to them.
-    pub may: Areas,
+    /// The administration areas the gate opens to them ([`Area::ALL`]'s order).
+    pub may: Vec<Area>,
 }
 
-/// Which administration areas the gate opens to a member, one Casbin question each (see
-/// `policies/policy.csv`); the administration bar shows exactly these.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Areas {
+/// An administration area as the gate opens it: one Casbin question each (see
+/// `policies/policy.csv`). The administration bar shows exactly the areas a member may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Area {
     /// `members/list`: the members console.
-    pub list_members: bool,
+    ListMembers,
     /// `policy/view`: the policy, its history and the alerts.
-    pub view_policy: bool,
+    ViewPolicy,
     /// `recovery_code:member/issue`: sign-in codes for members.
-    pub issue_recovery_codes: bool,
+    IssueRecoveryCodes,
     /// `audit/view`: the audit log and the compliance report.
-    pub view_audit: bool,
+    ViewAudit,
     /// `webhooks/manage`.
-    pub manage_webhooks: bool,
+    ManageWebhooks,
     /// `api_tokens/manage`.
-    pub manage_api_tokens: bool,
+    ManageApiTokens,
     /// `backups/request`: backups of the organization's data.
-    pub request_backups: bool,
+    RequestBackups,
 }
 
-impl Areas {
-    /// Whether any area is open.
-    pub fn any(self) -> bool {
-        let Self {
-            list_members,
-            view_policy,
-            issue_recovery_codes,
-            view_audit,
-            manage_webhooks,
-            manage_api_tokens,
-            request_backups,
-        } = self;
-        list_members
-            || view_policy
-            || issue_recovery_codes
-            || view_audit
-            || manage_webhooks
-            || manage_api_tokens
-            || request_backups
+impl Area {
+    /// Every area. A new one joins here and in [`Area::action`].
+    pub const ALL: [Self; 7] = [
+        Self::ListMembers,
+        Self::ViewPolicy,
+        Self::IssueRecoveryCodes,
+        Self::ViewAudit,
+        Self::ManageWebhooks,
+        Self::ManageApiTokens,
+        Self::RequestBackups,
+    ];
+
+    /// The gate's question for it.
+    #[cfg(feature = "ssr")]
+    fn action(self) -> domain::authz::Action {
+        use domain::{authz::Action, identity::Role};
+        match self {
+            Self::ListMembers => Action::ListMembers,
+            Self::ViewPolicy => Action::ViewPolicy,
+            Self::IssueRecoveryCodes => Action::IssueRecoveryCode(Role::Member),
+            Self::ViewAudit => Action::ViewAudit,
+            Self::ManageWebhooks => Action::ManageWebhooks,
+            Self::ManageApiTokens => Action::ManageApiTokens,
+            Self::RequestBackups => Action::RequestBackups,
+        }
     }
 
-    /// What the gate answers for `member`.
+    /// The areas the gate opens to `member`, asked on one look at the rules' revision.
     #[cfg(feature = "ssr")]
-    pub async fn of(
+    pub async fn open_to(
         authz: &domain::authz::Authz,
         member: &domain::identity::Member,
-    ) -> Result<Self, AppError> {
-        use domain::{authz::Action, identity::Role};
-        // One look at the rules' revision for every question.
-        let gate = authz
-            .refreshed()
-            .await
-            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
-        let asks = [
-            Action::ListMembers,
-            Action::ViewPolicy,
-            Action::IssueRecoveryCode(Role::Member),
-            Action::ViewAudit,
-            Action::ManageWebhooks,
-            Action::ManageApiTokens,
-            Action::RequestBackups,
-        ];
-        let mut answers = [false; 7];
-        for (answer, action) in answers.iter_mut().zip(asks) {
-            *answer = gate
-                .allows(member, member.org_id, action)
+    ) -> Result<Vec<Self>, AppError> {
+        let denied =
+            |cause: domain::authz::PolicyError| AppError::Internal.logged("authorization", &cause);
+        let gate = authz.refreshed().await.map_err(denied)?;
+        let mut open = Vec::new();
+        for area in Self::ALL {
+            if gate
+                .allows(member, member.org_id, area.action())
                 .await
-                .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
+                .map_err(denied)?
+            {
+                open.push(area);
+            }
         }
-        let [
-            list_members,
-            view_policy,
-            issue_recovery_codes,
-            view_audit,
-            manage_webhooks,
-            manage_api_tokens,
-            request_backups,
-        ] = answers;
-        Ok(Self {
-            list_members,
-            view_policy,
-            issue_recovery_codes,
-            view_audit,
-            manage_webhooks,
-            manage_api_tokens,
-            request_backups,
-        })
+        Ok(open)
     }
 }
 
@@ -130,13 +110,13 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             return Ok(None);
         };
         let organization = domain::accounts::organization(&state.db, member.org_id).await?;
-        let may = Areas::of(&state.authz, &member).await?;
+        let may = Area::open_to(&state.authz, &member).await?;
         Ok(Some(Account {
             email: member.email,
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: may.any() && !crate::auth::only_mfa_settings(&session).await?,
+            manages_members: !may.is_empty() && !crate::auth::only_mfa_settings(&session).await?,
             may,
         }))
     })

@@ -45,18 +45,19 @@ fn counted(count: usize, one: &str, many: &str) -> String {
 #[server(endpoint = "admin/home")]
 pub async fn get_admin_home() -> Result<AdminHome, AppError> {
     crate::api::respond(async {
+        use crate::api::account::Area;
         let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let (db, authz, now) = (&state.db, &state.authz, chrono::Utc::now());
-        let may = crate::api::account::Areas::of(authz, &member).await?;
-        if !may.any() {
+        let may = crate::api::account::Area::open_to(authz, &member).await?;
+        if may.is_empty() {
             return Err(domain::accounts::AccountError::NotAllowed.into());
         }
-        let report = if may.view_audit {
+        let report = if may.contains(&Area::ViewAudit) {
             Some(domain::members::compliance(db, authz, &member, now).await?)
         } else {
             None
         };
-        let waiting = if may.issue_recovery_codes {
+        let waiting = if may.contains(&Area::IssueRecoveryCodes) {
             domain::recovery_codes::open_requests(db, authz, &member, now)
                 .await?
                 .into_iter()
@@ -67,7 +68,7 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
         } else {
             0
         };
-        let failed = if may.view_policy {
+        let failed = if may.contains(&Area::ViewPolicy) {
             domain::org_policy::alerts::failed_deliveries(db, authz, &member)
                 .await?
                 .len()
@@ -115,7 +116,7 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
             })
             .collect();
 
-        let recent = if may.view_audit {
+        let recent = if may.contains(&Area::ViewAudit) {
             let (events, _) = domain::audit::page_seen_by(
                 db,
                 authz,

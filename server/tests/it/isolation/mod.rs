@@ -5,7 +5,8 @@
 //! requests, audit events, notices, alert settings, a second notification address, a "This
 //! wasn't me" report, as many webhooks as it may have, requested backups with an archive in
 //! the server's backup folder), and Globex beside it. Globex's owner,
-//! admin and a plain member call every server function with Acme's ids and emails; Acme's
+//! admin, a plain member, a help-desk member and an auditor call every server function with
+//! Acme's ids and emails; Acme's
 //! owner and a visitor with no session send every server function malformed input. Acme's
 //! rows (and archives) are compared before and after, and no answer may carry Acme's data or
 //! the server's insides.

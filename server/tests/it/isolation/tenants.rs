@@ -1,6 +1,6 @@
-//! Globex's owner, admin and member call every server function, and open every admin page
-//! and download, with Acme's ids and emails: nothing of Acme's comes back, and nothing of it
-//! changes. The backup Globex's owner requests holds nothing of Acme's either.
+//! Globex's owner, admin, member, help desk and auditor call every server function, and
+//! open every admin page and download, with Acme's ids and emails: nothing of Acme's comes
+//! back, and nothing of it changes. The backup Globex's owner requests holds nothing of Acme's either.
 
 use chrono::Utc;
 use domain::{
@@ -342,6 +342,8 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
             ("Globex's owner", "owner@globex.test"),
             ("Globex's admin", "admin@globex.test"),
             ("Globex's member", "member@globex.test"),
+            ("Globex's help desk", "helpdesk@globex.test"),
+            ("Globex's auditor", "auditor@globex.test"),
         ];
         let mut sessions = Vec::new();
         for (who, email) in callers {
@@ -376,6 +378,19 @@ async fn globex_reaches_nothing_of_acme_through_any_server_function_or_page() {
                 &acme_ids,
             )
             .await;
+        }
+
+        // The help desk's and the auditor's: each page the gate opens or refuses them, with
+        // nothing of Acme's either way.
+        for (who, _, session) in &sessions[3..] {
+            for path in admin_pages() {
+                let answer = get(&client, &server, &path, Some(session)).await;
+                tried += 1;
+                let what = format!("{who} GET {path}");
+                assert!(answer.status < 500, "{what}: {}", answer.status);
+                assert_sound(&what, &answer);
+                assert_nothing_of_acme(&what, &answer.body, &everything, &acme_ids);
+            }
         }
 
         for (who, email, session) in &sessions {
