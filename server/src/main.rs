@@ -205,13 +205,25 @@ enum AuditCommand {
 /// default, and a stack overflow aborts the whole server: 8 MiB leaves room to spare.
 const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
+/// How long the process waits, once the command or the server is done, for work still on the
+/// runtime's threads (a password hash under way) before it exits anyway.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
         .build()
     {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => {
+            let code = runtime.block_on(run());
+            // Not an unbounded wait: sqlx 0.8.6's pool housekeeping task can spin without
+            // yielding once its idle count wraps below zero, and dropping the runtime would
+            // then wait for that thread forever (seen: `lifeline create-org` at 100 % CPU
+            // after it had finished, holding up the browser tests).
+            runtime.shutdown_timeout(SHUTDOWN_WAIT);
+            code
+        }
         Err(error) => fail(&error),
     }
 }
