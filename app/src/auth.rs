@@ -4,7 +4,7 @@
 //! browser holds only the session cookie.
 
 use chrono::Utc;
-use domain::{accounts, audit::Source, command::Command, identity::Member};
+use domain::{accounts, audit::Source, command::Command, identity::Member, sign_in::SessionLimit};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -22,8 +22,12 @@ const SESSION_EPOCH: &str = "session_epoch";
 /// The email typed at the first sign-in step.
 const SIGN_IN_EMAIL: &str = "sign_in.email";
 /// Set after a sign-in with a backup code when the organization allows only MFA settings
-/// until the authenticator is set up again or new codes are generated.
+/// until the authenticator is set up again or new codes are generated
+/// ([`SessionLimit::MfaSettings`]).
 const ONLY_MFA_SETTINGS: &str = "only_mfa_settings";
+/// Set after a sign-in with a backup code that left the member's codes running low, when
+/// the organization requires a new set then ([`SessionLimit::NewSet`]).
+const NEW_SET_OWED: &str = "new_set_owed";
 /// A member who passed the password step and still owes a second factor.
 const SIGN_IN_PENDING: &str = "sign_in.pending";
 
@@ -145,14 +149,24 @@ pub async fn pending_member() -> Result<PendingMember, AppError> {
     })
 }
 
+/// Why a session limited by `limit` reaches only the member's MFA settings, and what lifts
+/// it, as the member reads it (the banner on their backup-codes page, and every refusal).
+pub fn limit_explained(limit: SessionLimit) -> &'static str {
+    match limit {
+        SessionLimit::MfaSettings => {
+            "You signed in with a backup code. Generate new codes or set up your authenticator again first: until then only your MFA settings are available."
+        }
+        SessionLimit::NewSet => {
+            "You signed in with a backup code and your codes are running low. Your organization asks you to generate a new set first: until then only your MFA settings are available."
+        }
+    }
+}
+
 /// The refusal of everything beyond the member's own MFA settings, sign-out and the public
-/// pages, while this session is limited to them ([`only_mfa_settings`]). The server refuses
+/// pages, while this session is limited to them ([`session_limit`]). The server refuses
 /// such requests in one layer, before any route runs (`server::restriction`), with this.
-pub fn beyond_mfa_settings() -> AppError {
-    AppError::Refused(
-        "You signed in with a backup code. Generate new codes or set up your authenticator again first: until then only your MFA settings are available."
-            .into(),
-    )
+pub fn beyond_mfa_settings(limit: SessionLimit) -> AppError {
+    AppError::Refused(limit_explained(limit).into())
 }
 
 /// Like [`signed_in`], for an administrator's change (members, policy, recovery codes):
@@ -181,50 +195,77 @@ pub fn local_path(next: &str) -> String {
     }
 }
 
-/// Whether this session may only change MFA settings for now.
-pub async fn only_mfa_settings(session: &Session) -> Result<bool, AppError> {
-    Ok(session
-        .get::<bool>(ONLY_MFA_SETTINGS)
-        .await
-        .map_err(storage)?
-        .unwrap_or(false))
+/// The session's key for `limit`.
+fn limit_key(limit: SessionLimit) -> &'static str {
+    match limit {
+        SessionLimit::MfaSettings => ONLY_MFA_SETTINGS,
+        SessionLimit::NewSet => NEW_SET_OWED,
+    }
 }
 
-/// Limits this session to MFA settings (after a sign-in with a backup code), or lifts the
-/// limit (new codes generated, or a new authenticator set up).
-///
-/// Limiting it also closes the recent-authentication window that the sign-in opened: a
-/// backup code is not the password typed again, and lifting the limit asks for that
-/// ([`confirm_recent_authentication`] before new codes, [`may_lift_only_mfa_settings`]
-/// before a new authenticator).
-pub async fn set_only_mfa_settings(session: &Session, only: bool) -> Result<(), AppError> {
-    if only {
-        session
-            .remove_value(AUTHENTICATED_AT)
+/// How this session is limited to MFA settings for now, if it is: a new set owed first,
+/// being the stricter.
+pub async fn session_limit(session: &Session) -> Result<Option<SessionLimit>, AppError> {
+    for limit in [SessionLimit::NewSet, SessionLimit::MfaSettings] {
+        let set = session
+            .get::<bool>(limit_key(limit))
             .await
             .map_err(storage)?;
-        session
-            .insert(ONLY_MFA_SETTINGS, true)
-            .await
-            .map_err(storage)
-    } else {
-        session
-            .remove_value(ONLY_MFA_SETTINGS)
-            .await
-            .map(|_| ())
-            .map_err(storage)
+        if set == Some(true) {
+            return Ok(Some(limit));
+        }
     }
+    Ok(None)
+}
+
+/// Limits this session to MFA settings after a sign-in with a backup code
+/// ([`domain::sign_in::BackupSignIn::limit`]).
+///
+/// It also closes the recent-authentication window that the sign-in opened: a backup code
+/// is not the password typed again, and lifting the limit asks for that
+/// ([`confirm_recent_authentication`] before new codes, [`may_lift_session_limit`] before a
+/// new authenticator).
+pub async fn limit_session(session: &Session, limit: SessionLimit) -> Result<(), AppError> {
+    session
+        .remove_value(AUTHENTICATED_AT)
+        .await
+        .map_err(storage)?;
+    session
+        .insert(limit_key(limit), true)
+        .await
+        .map_err(storage)
+}
+
+/// What the member did to secure their account again after a backup-code sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secured {
+    /// A new set of backup codes: lifts every limit.
+    NewCodes,
+    /// A new authenticator: lifts [`SessionLimit::MfaSettings`], not a new set owed.
+    NewAuthenticator,
+}
+
+/// Lifts the limits on this session that what the member did (`secured`) answers.
+pub async fn lift_session_limit(session: &Session, secured: Secured) -> Result<(), AppError> {
+    let lifted: &[SessionLimit] = match secured {
+        Secured::NewCodes => &[SessionLimit::MfaSettings, SessionLimit::NewSet],
+        Secured::NewAuthenticator => &[SessionLimit::MfaSettings],
+    };
+    for limit in lifted {
+        session
+            .remove_value(limit_key(*limit))
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
 }
 
 /// `Ok` when the change about to be made may lift this session's limit to MFA settings:
 /// the session is not limited, or the member typed their password again since the sign-in
 /// with a backup code (which opened no recent-authentication window). Otherwise
 /// [`AppError::ReauthenticationRequired`], whose message links to confirming the password.
-pub async fn may_lift_only_mfa_settings(
-    state: &AppState,
-    session: &Session,
-) -> Result<(), AppError> {
-    if only_mfa_settings(session).await? && !recently_authenticated(state, session).await? {
+pub async fn may_lift_session_limit(state: &AppState, session: &Session) -> Result<(), AppError> {
+    if session_limit(session).await?.is_some() && !recently_authenticated(state, session).await? {
         return Err(AppError::ReauthenticationRequired);
     }
     Ok(())
@@ -306,7 +347,7 @@ pub async fn complete_sign_in(
         .remove_value(SIGN_IN_PENDING)
         .await
         .map_err(storage)?;
-    set_only_mfa_settings(session, false).await?;
+    lift_session_limit(session, Secured::NewCodes).await?;
     session.insert(MEMBER, member.id).await.map_err(storage)?;
     session
         .insert(SESSION_EPOCH, member.session_epoch)

@@ -22,7 +22,7 @@ use crate::{
     lockout::{self, Factor},
     lookup_secret::BackupCodeHasher,
     mfa::{self, MfaError},
-    org_policy::{self, CodeEntry as EntryRule},
+    org_policy::{self, CodeEntry as EntryRule, OrgPolicy},
     recovery_codes,
     secrets::{Password, SecretKey},
 };
@@ -173,8 +173,44 @@ pub async fn authenticator_code(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackupSignIn {
     pub redeemed: Redeemed,
-    /// The organization allows only MFA settings after such a sign-in.
-    pub only_mfa_settings: bool,
+    /// What the session may do until the member secures the account again; `None`: all
+    /// their role allows.
+    pub limit: Option<SessionLimit>,
+}
+
+/// How the organization's policy limits a session right after a backup-code sign-in: to
+/// the member's own MFA settings (their account, authenticator, backup codes and
+/// notifications) until they do what lifts the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimit {
+    /// "Only MFA settings after a backup-code sign-in": lifted by new codes or a new
+    /// authenticator.
+    MfaSettings,
+    /// "New set required when codes run low", and the sign-in left the member at or below
+    /// the low-codes threshold: lifted by a new set only, since a new authenticator leaves
+    /// the codes as few as they were (NIST SP 800-63B-4 §4.1.1 asks for a replacement once
+    /// a recovery code is used).
+    NewSet,
+}
+
+impl SessionLimit {
+    /// Every limit, for the tests that sweep each one.
+    pub const ALL: [Self; 2] = [Self::MfaSettings, Self::NewSet];
+
+    /// The limit `policy` sets on a session whose backup-code sign-in left `remaining`
+    /// unused codes, for a member who `may_generate` a new set (one who may not is never
+    /// asked for one: nothing they could do would lift it). A new set owed outranks the
+    /// MFA-settings limit: it is the stricter of the two.
+    pub fn after_sign_in(policy: &OrgPolicy, remaining: u32, may_generate: bool) -> Option<Self> {
+        let low = remaining <= u32::from(policy.low_codes_threshold);
+        if policy.replace_when_low && low && may_generate {
+            Some(Self::NewSet)
+        } else if policy.restrict_after_backup_sign_in {
+            Some(Self::MfaSettings)
+        } else {
+            None
+        }
+    }
 }
 
 /// The backup-code step of the command's actor, who passed the password step: one of their
@@ -198,6 +234,10 @@ pub async fn backup_code(
     } else {
         None
     };
+    // Asked before the code is spent, so that nothing after it can fail but the database.
+    let may_generate = backup_codes::usable(cmd.authz, member)
+        .await
+        .map_err(|error| StepRefused::new(error, false, allowed))?;
     let issued = recovery_codes::sign_in::Issued {
         cmd,
         hasher,
@@ -220,7 +260,7 @@ pub async fn backup_code(
     lockout::signed_in(cmd.db, member.id).await?;
     Ok(BackupSignIn {
         redeemed,
-        only_mfa_settings: policy.restrict_after_backup_sign_in,
+        limit: SessionLimit::after_sign_in(&policy, redeemed.remaining, may_generate),
     })
 }
 
@@ -259,4 +299,42 @@ pub async fn help(
         contacts: accounts::admin_contacts(db, member.org_id).await?,
         backup_codes: backup_codes::usable(authz, member).await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every combination of the two switches, the codes left against a threshold of 3, and
+    /// whether the member may generate, with the limit written out as a rule.
+    #[test]
+    fn the_limit_after_a_backup_code_sign_in_follows_the_policy() {
+        for restrict_after_backup_sign_in in [false, true] {
+            for replace_when_low in [false, true] {
+                for remaining in [0, 2, 3, 4, 9] {
+                    for may_generate in [false, true] {
+                        let policy = OrgPolicy {
+                            low_codes_threshold: 3,
+                            restrict_after_backup_sign_in,
+                            replace_when_low,
+                            ..OrgPolicy::default()
+                        };
+                        let expected = if replace_when_low && remaining <= 3 && may_generate {
+                            Some(SessionLimit::NewSet)
+                        } else if restrict_after_backup_sign_in {
+                            Some(SessionLimit::MfaSettings)
+                        } else {
+                            None
+                        };
+                        assert_eq!(
+                            SessionLimit::after_sign_in(&policy, remaining, may_generate),
+                            expected,
+                            "restrict {restrict_after_backup_sign_in}, replace {replace_when_low}, \
+                             {remaining} left, may generate {may_generate}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,14 +1,17 @@
 // The organization's backup-code policy, as an owner and a member meet it: the owner
 // previews and saves "Not allowed"; the member's codes stop working at sign-in and their
 // account page says why; a direct call is refused too; the owner allows codes again and
-// the member signs in with one.
+// the member signs in with one. Running low means replacing: under the policy switch, a
+// backup-code sign-in that leaves the owner low opens nothing but a new set.
 import type { Page } from '@playwright/test';
 import {
   test,
   expect,
+  enterBackupCode,
   hydrated,
   lifelineCli,
   password,
+  reachBackupCodeStep,
   signInWithPassword,
   signOut,
   totpCode,
@@ -169,3 +172,54 @@ for (const javascript of [true, false]) {
     });
   });
 }
+
+test('running low means replacing: a backup-code sign-in that leaves few codes asks for a new set first', async ({ page }) => {
+  const owner = 'owner@low.test';
+  lifelineCli(['create-org', '--name', 'Low Org', '--admin-email', owner], password);
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await turnOnMfa(page);
+  await page.locator('#recovery').getByRole('button', { name: 'Generate New Codes' }).click();
+  const codes = (await page.locator('.codes-sheet .backup-code').allInnerTexts()).map((c) => c.trim());
+  expect(codes).toHaveLength(10);
+  await page.getByLabel('I have saved these codes').check();
+  await page.getByRole('button', { name: 'Done' }).click();
+
+  // Nine codes left is low, and low asks for a new set.
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel('Warn members at this many codes left').fill('9');
+  await page.getByLabel(/require a new set before anything else/).check();
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await expect(page.locator('#preview .changes')).toContainText('New set required when codes run low: Off → On');
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+  await signOut(page);
+
+  await reachBackupCodeStep(page, owner, true);
+  await enterBackupCode(page, codes[0]);
+  await expect(page).toHaveURL(/\/account\/recovered$/);
+  const limited = 'You signed in with a backup code and your codes are running low.';
+  await expect(page.getByRole('alert').filter({ hasText: limited })).toBeVisible();
+  await expect(page.locator('.codes-left')).toHaveText('You have 9 backup verification codes left.');
+
+  // Anything beyond the MFA settings is refused, with the reason.
+  const members = await page.goto('/admin/members');
+  expect(members?.status()).toBe(403);
+  await expect(page.getByRole('alert')).toContainText(limited);
+
+  // A new set, after the password typed again (a backup code is not it), lifts the limit.
+  await page.goto('/account/recovered');
+  await hydrated(page);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Generate New Codes' }).click();
+  await expect(page).toHaveURL(/\/account\/backup-codes$/);
+  const fresh = (await page.locator('.codes-sheet .backup-code').allInnerTexts()).map((c) => c.trim());
+  expect(fresh).toHaveLength(10);
+  await page.getByLabel('I have saved these codes').check();
+  await page.getByRole('button', { name: 'Done' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: limited })).toHaveCount(0);
+  const open = await page.goto('/admin/members');
+  expect(open?.status()).toBe(200);
+  await expect(page.getByRole('heading', { name: 'Members' })).toBeVisible();
+});

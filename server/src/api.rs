@@ -771,6 +771,9 @@ pub struct PolicySettings {
     pub recovery_code_approval: bool,
     /// Administrators, not only owners, may request data backups.
     pub admins_request_backups: bool,
+    /// A backup-code sign-in that leaves the member at or below `low_codes_threshold`
+    /// requires a new set before anything else (off: a warning).
+    pub replace_when_low: bool,
 }
 
 impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
@@ -786,6 +789,7 @@ impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
             restrict_after_backup_sign_in: policy.restrict_after_backup_sign_in,
             recovery_code_approval: policy.recovery_code_approval,
             admins_request_backups: policy.admins_request_backups,
+            replace_when_low: policy.replace_when_low,
         }
     }
 }
@@ -805,6 +809,7 @@ impl PolicySettings {
             restrict_after_backup_sign_in: tick(self.restrict_after_backup_sign_in),
             recovery_code_approval: tick(self.recovery_code_approval),
             admins_request_backups: tick(self.admins_request_backups),
+            replace_when_low: tick(self.replace_when_low),
         }
     }
 }

@@ -1,12 +1,13 @@
-//! "Only MFA settings after a sign-in with a backup code" (an organization's policy switch),
-//! enforced for every route in one place.
+//! "Only MFA settings after a sign-in with a backup code" and "New set required when codes
+//! run low" (an organization's policy switches), enforced for every route in one place.
 //!
-//! A session so limited ([`app::auth::only_mfa_settings`]) reaches only the routes in
+//! A session so limited ([`app::auth::session_limit`]) reaches only the routes in
 //! [`STILL_OPEN`]: the public pages and the sign-in steps, signing out, and the member's own
 //! account and MFA settings. Every other route (pages, server functions, downloads, the plain
 //! forms, and any route added later) is refused by [`refuse_beyond_mfa_settings`], a layer
-//! around the whole router, before its handler runs. The limit is lifted by new codes or a
-//! new authenticator, after the password is typed again (`app::auth`).
+//! around the whole router, before its handler runs. The limit is lifted by new codes (or a
+//! new authenticator, unless a new set is owed because the codes ran low), after the
+//! password is typed again (`app::auth`).
 
 use axum::{
     body::Body,
@@ -107,14 +108,19 @@ async fn refusal_for(
     if still_open(path) {
         return None;
     }
-    match app::auth::only_mfa_settings(session?).await {
-        Ok(false) => None,
-        Ok(true) => {
+    match app::auth::session_limit(session?).await {
+        Ok(None) => None,
+        Ok(Some(limit)) => {
             tracing::info!(
                 path,
+                ?limit,
                 "refused beyond MFA settings after a backup-code sign-in"
             );
-            Some(refusal(path, headers, app::auth::beyond_mfa_settings()))
+            Some(refusal(
+                path,
+                headers,
+                app::auth::beyond_mfa_settings(limit),
+            ))
         }
         // The session could not be read: nothing may go on unchecked.
         Err(error) => Some(refusal(path, headers, error)),

@@ -116,7 +116,8 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: !may.is_empty() && !crate::auth::only_mfa_settings(&session).await?,
+            manages_members: !may.is_empty()
+                && crate::auth::session_limit(&session).await?.is_none(),
             may,
         }))
     })
@@ -157,7 +158,7 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
         } = crate::auth::signed_in().await?;
         // A new authenticator lifts the limit to MFA settings below: only once the password
         // was typed again since the sign-in with a backup code, which this asks for first.
-        crate::auth::may_lift_only_mfa_settings(&state, &session).await?;
+        crate::auth::may_lift_session_limit(&state, &session).await?;
         domain::mfa::confirm_enrolment(
             &state.db,
             &state.secret_key,
@@ -168,7 +169,7 @@ pub async fn confirm_totp(code: String) -> Result<(), AppError> {
         )
         .await?;
         // A new authenticator secures the account again after a sign-in with a backup code.
-        crate::auth::set_only_mfa_settings(&session, false).await?;
+        crate::auth::lift_session_limit(&session, crate::auth::Secured::NewAuthenticator).await?;
         tracing::info!(member = member.id, "multi-factor authentication turned on");
         leptos_axum::redirect("/account");
         Ok(())

@@ -24,9 +24,9 @@ pub struct RecoveryStatus {
     /// The generate form's `replaces` field: the set in force now, so that the form makes
     /// one set and a resend of it is refused ([`domain::backup_codes::Replacing`]).
     pub replaces: String,
-    /// After a sign-in with a backup code, only MFA settings are open until new codes are
-    /// generated or the authenticator is set up again.
-    pub only_mfa_settings: bool,
+    /// Why only MFA settings are open for now, after a sign-in with a backup code, and what
+    /// lifts it (`auth::limit_explained`); `None` when the session is not limited.
+    pub limited: Option<String>,
     /// The member's latest security events, newest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -111,7 +111,9 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
                 codes.set.as_ref().map(|set| set.set_id),
             ),
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
-            only_mfa_settings: crate::auth::only_mfa_settings(&session).await?,
+            limited: crate::auth::session_limit(&session)
+                .await?
+                .map(|limit| crate::auth::limit_explained(limit).to_owned()),
             history: domain::audit::own_history(&state.db, &member, 10)
                 .await?
                 .into_iter()
@@ -154,7 +156,7 @@ pub async fn generate_backup_codes(
         )
         .await?;
         // New codes secure the account again after a sign-in with a backup code.
-        crate::auth::set_only_mfa_settings(&session, false).await?;
+        crate::auth::lift_session_limit(&session, crate::auth::Secured::NewCodes).await?;
         // The codes are in this answer: no cache, shared or private, may keep it.
         crate::api::no_store();
         tracing::info!(

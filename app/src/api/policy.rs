@@ -28,6 +28,9 @@ pub struct PolicyFields {
     /// A checkbox: `Some` when ticked.
     #[serde(default)]
     pub admins_request_backups: Option<String>,
+    /// A checkbox: `Some` when ticked.
+    #[serde(default)]
+    pub replace_when_low: Option<String>,
 }
 
 /// One setting a version changed.
@@ -292,6 +295,7 @@ fn form_of(fields: PolicyFields) -> domain::org_policy::PolicyForm {
         restrict_after_backup_sign_in: fields.restrict_after_backup_sign_in,
         recovery_code_approval: fields.recovery_code_approval,
         admins_request_backups: fields.admins_request_backups,
+        replace_when_low: fields.replace_when_low,
     }
 }
 
@@ -308,6 +312,7 @@ fn fields_of(form: &domain::org_policy::PolicyForm) -> PolicyFields {
         restrict_after_backup_sign_in: form.restrict_after_backup_sign_in.clone(),
         recovery_code_approval: form.recovery_code_approval.clone(),
         admins_request_backups: form.admins_request_backups.clone(),
+        replace_when_low: form.replace_when_low.clone(),
     }
 }
 

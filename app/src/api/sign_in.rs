@@ -128,8 +128,8 @@ pub async fn submit_backup_code(code: String) -> Result<(), AppError> {
             Err(refused) => return Err(refused_step(&session, pending, refused).await),
         };
         crate::auth::complete_sign_in(&state, &session, &member, &source).await?;
-        if signed_in.only_mfa_settings {
-            crate::auth::set_only_mfa_settings(&session, true).await?;
+        if let Some(limit) = signed_in.limit {
+            crate::auth::limit_session(&session, limit).await?;
         }
         tracing::info!(
             member = member.id,

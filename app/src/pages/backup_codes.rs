@@ -53,11 +53,11 @@ pub fn RecoveryModes() -> impl IntoView {
                             Ok(status) => {
                                 view! {
                                     {status
-                                        .only_mfa_settings
-                                        .then(|| {
+                                        .limited
+                                        .map(|why| {
                                             view! {
                                                 <p class="banner" role="alert">
-                                                    "You signed in with a backup code. Generate new codes or set up your authenticator again: until then only your MFA settings are available."
+                                                    {why}
                                                 </p>
                                             }
                                         })}
@@ -522,6 +522,15 @@ pub fn RecoveredPage() -> impl IntoView {
                                     n => format!("You have {n} backup verification codes left."),
                                 };
                                 view! {
+                                    {status
+                                        .limited
+                                        .map(|why| {
+                                            view! {
+                                                <p class="banner" role="alert">
+                                                    {why}
+                                                </p>
+                                            }
+                                        })}
                                     <p>"That code is now used and will not work again."</p>
                                     <p class=if remaining == 0 || status.codes.as_ref().is_some_and(|c| c.low) {
                                         "status warn codes-left"

@@ -32,6 +32,7 @@ fn fields_from_query(query: &ParamsMap) -> PolicyFields {
         restrict_after_backup_sign_in: query.get("restrict_after_backup_sign_in"),
         recovery_code_approval: query.get("recovery_code_approval"),
         admins_request_backups: query.get("admins_request_backups"),
+        replace_when_low: query.get("replace_when_low"),
     }
 }
 
@@ -184,6 +185,16 @@ fn PolicySection(
                 {number("codes_per_set", "Codes per set (5–20)", fields.codes_per_set.clone(), 5, 20)}
                 {number("max_set_age_days", "Maximum set age in days (0: no limit)", fields.max_set_age_days.clone(), 0, 3650)}
                 {number("low_codes_threshold", "Warn members at this many codes left", fields.low_codes_threshold.clone(), 0, 19)}
+                <label class="check" for="replace_when_low">
+                    <input
+                        type="checkbox"
+                        id="replace_when_low"
+                        name="replace_when_low"
+                        value="on"
+                        checked=fields.replace_when_low.is_some()
+                    />
+                    "When a sign-in with a backup code leaves a member this many codes or fewer, require a new set before anything else (instead of a warning)"
+                </label>
                 {number("lockout_attempts", "Lock backup-code sign-in after this many wrong codes", fields.lockout_attempts.clone(), 1, 20)}
                 {number("lockout_minutes", "Lockout duration in minutes", fields.lockout_minutes.clone(), 1, 1440)}
                 <fieldset aria-describedby="code_entry-error">
@@ -301,6 +312,9 @@ fn PreviewPanel(
                         {fields
                             .admins_request_backups
                             .map(|value| hidden("admins_request_backups", value))}
+                        {fields
+                            .replace_when_low
+                            .map(|value| hidden("replace_when_low", value))}
                         <button type="submit" class="primary">
                             "Save policy"
                         </button>

@@ -24,6 +24,9 @@ pub struct Model {
     pub recovery_code_approval: bool,
     /// Administrators, not only owners, may request data backups.
     pub admins_request_backups: bool,
+    /// A backup-code sign-in that leaves the member at or below the low-codes threshold
+    /// requires a new set before anything else.
+    pub replace_when_low: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,9 @@ pub struct PolicyForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     pub admins_request_backups: Option<String>,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    pub replace_when_low: Option<String>,
 }
 
 impl PolicyForm {
@@ -46,6 +49,7 @@ impl PolicyForm {
                 .then(|| "on".to_owned()),
             recovery_code_approval: policy.recovery_code_approval.then(|| "on".to_owned()),
             admins_request_backups: policy.admins_request_backups.then(|| "on".to_owned()),
+            replace_when_low: policy.replace_when_low.then(|| "on".to_owned()),
         }
     }
 
@@ -101,6 +105,7 @@ impl PolicyForm {
             restrict_after_backup_sign_in: self.restrict_after_backup_sign_in.is_some(),
             recovery_code_approval: self.recovery_code_approval.is_some(),
             admins_request_backups: self.admins_request_backups.is_some(),
+            replace_when_low: self.replace_when_low.is_some(),
         })
     }
 }
@@ -160,8 +165,9 @@ mod tests {
             prop::option::of(typed()),
             prop::option::of(typed()),
             prop::option::of(typed()),
+            prop::option::of(typed()),
         )
-            .prop_map(|(fields, restrict, approval, backups)| {
+            .prop_map(|(fields, restrict, approval, backups, replace)| {
                 let [codes, per_set, age, low, attempts, minutes, entry] = fields;
                 PolicyForm {
                     backup_codes: codes,
@@ -174,6 +180,7 @@ mod tests {
                     restrict_after_backup_sign_in: restrict,
                     recovery_code_approval: approval,
                     admins_request_backups: backups,
+                    replace_when_low: replace,
                 }
             })
     }
@@ -194,6 +201,7 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
         )
             .prop_map(
                 |(
@@ -207,6 +215,7 @@ mod tests {
                     restrict,
                     approval,
                     backups,
+                    replace,
                 )| {
                     OrgPolicy {
                         codes,
@@ -223,6 +232,7 @@ mod tests {
                         restrict_after_backup_sign_in: restrict,
                         recovery_code_approval: approval,
                         admins_request_backups: backups,
+                        replace_when_low: replace,
                     }
                 },
             )

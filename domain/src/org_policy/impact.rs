@@ -149,6 +149,31 @@ pub async fn impact(
             newly.iter().map(|h| h.email.clone()).collect(),
         );
     }
+    // Who a backup-code sign-in would ask for a new set first: a usable set at or below
+    // the threshold, under "New set required when codes run low".
+    let asked_for_new_set = |h: &Holding, p: &OrgPolicy| {
+        p.replace_when_low
+            && !p.codes.withholds_codes()
+            && exempt.get(&h.member_id) != Some(&false)
+            && standing(h, p).is_some_and(|s| s.low && !s.expired && s.remaining > 0)
+    };
+    if policy.replace_when_low {
+        let asked: Vec<&Holding> = holdings
+            .iter()
+            .filter(|h| asked_for_new_set(h, policy) && !asked_for_new_set(h, &before))
+            .collect();
+        if !before.replace_when_low || !asked.is_empty() {
+            add(
+                format!(
+                    "{} {} at or below the low-codes threshold: their next backup-code \
+                     sign-in will ask for a new set before anything else.",
+                    asked.len(),
+                    plural(asked.len() as u64, "member is", "members are"),
+                ),
+                asked.iter().map(|h| h.email.clone()).collect(),
+            );
+        }
+    }
     if before.recovery_code_approval && !policy.recovery_code_approval {
         add(
             format!(

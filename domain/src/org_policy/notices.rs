@@ -114,6 +114,13 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
         loosened
             .push("a backup-code sign-in no longer limits the session to MFA settings".to_owned());
     }
+    if before.replace_when_low && !after.replace_when_low {
+        loosened.push(
+            "members whose backup codes run low after a backup-code sign-in are warned instead \
+             of asked for a new set first"
+                .to_owned(),
+        );
+    }
     // A backup holds every member's password hash and the whole audit log: one more role
     // that may take one away is a loosening.
     if !before.admins_request_backups && after.admins_request_backups {
@@ -140,6 +147,7 @@ mod tests {
             recovery_code_approval: true,
             restrict_after_backup_sign_in: true,
             admins_request_backups: false,
+            replace_when_low: true,
             ..OrgPolicy::default()
         };
         let loose = OrgPolicy {
@@ -149,9 +157,10 @@ mod tests {
             recovery_code_approval: false,
             restrict_after_backup_sign_in: false,
             admins_request_backups: true,
+            replace_when_low: false,
             ..OrgPolicy::default()
         };
-        assert_eq!(loosenings(&strict, &loose).len(), 6);
+        assert_eq!(loosenings(&strict, &loose).len(), 7);
         assert!(loosenings(&loose, &strict).is_empty());
         assert!(loosenings(&strict, &strict).is_empty());
     }

@@ -115,6 +115,13 @@ pub struct OrgPolicy {
     /// document written before the setting existed.
     #[serde(default)]
     pub admins_request_backups: bool,
+    /// What running low means: off, a warning (the account page and a notice); on, a
+    /// backup-code sign-in that leaves the member at or below `low_codes_threshold` unused
+    /// codes limits the session to generating a new set before anything else (NIST SP
+    /// 800-63B-4 §4.1.1: a replacement once a recovery code is used). Off in a document
+    /// written before the setting existed.
+    #[serde(default)]
+    pub replace_when_low: bool,
 }
 
 impl Default for OrgPolicy {
@@ -131,6 +138,7 @@ impl Default for OrgPolicy {
             restrict_after_backup_sign_in: false,
             recovery_code_approval: false,
             admins_request_backups: false,
+            replace_when_low: false,
         }
     }
 }
@@ -160,6 +168,10 @@ impl OrgPolicy {
                 },
             ),
             ("Low-codes warning at", self.low_codes_threshold.to_string()),
+            (
+                "New set required when codes run low",
+                on_off(self.replace_when_low),
+            ),
             ("Lock after wrong codes", self.lockout_attempts.to_string()),
             (
                 "Lockout duration",
@@ -237,6 +249,7 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
             restrict_after_backup_sign_in: row.restrict_after_backup_sign_in,
             recovery_code_approval: row.recovery_code_approval,
             admins_request_backups: row.admins_request_backups,
+            replace_when_low: row.replace_when_low,
         };
         Ok(Self {
             version: row.version,
@@ -340,6 +353,7 @@ pub async fn save(
         restrict_after_backup_sign_in: Set(policy.restrict_after_backup_sign_in),
         recovery_code_approval: Set(policy.recovery_code_approval),
         admins_request_backups: Set(policy.admins_request_backups),
+        replace_when_low: Set(policy.replace_when_low),
         saved_by_id: Set(Some(actor.id)),
         saved_by: Set(Some(actor.email.clone())),
         saved_at: Set(now),

@@ -15,6 +15,7 @@ use domain::{
     lookup_secret::BackupCodeHasher,
     mfa,
     secrets::{Password, SecretKey},
+    sign_in::SessionLimit,
     testing::{TestDatabase, migrated_databases},
 };
 use sea_orm::{ConnectionTrait, Statement};
@@ -681,5 +682,45 @@ async fn wrong_codes_counted_on_the_account_lock_backup_code_sign_in_for_a_while
         redeem(fresh.codes[1].grouped(), t0() + Duration::minutes(16))
             .await
             .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_that_leaves_the_codes_low_owes_a_new_set_when_the_policy_says_so() {
+    let f = fixture().await;
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let member = f.member(&test_db).await;
+        let fresh = f.generate(&test_db, &member).await;
+        let cmd = Command::new(db, &f.authz, &member, &f.source, t0());
+        let sign_in = |index: usize| {
+            let (cmd, f, code) = (&cmd, &f, fresh.codes[index].grouped());
+            async move {
+                domain::sign_in::backup_code(cmd, &f.codes, &code)
+                    .await
+                    .unwrap_or_else(|refused| panic!("{:?}", refused.error))
+            }
+        };
+        // Off (the default): running low is only a warning, whatever is left.
+        for index in 0..2 {
+            assert_eq!(sign_in(index).await.limit, None);
+        }
+        let policy = domain::org_policy::OrgPolicy {
+            low_codes_threshold: 6,
+            replace_when_low: true,
+            ..Default::default()
+        };
+        domain::org_policy::save(&cmd, 0, &policy).await.unwrap();
+        // Seven left: above the threshold.
+        assert_eq!(sign_in(2).await.limit, None);
+        // Six left, then five: at it, and below it.
+        for index in 3..5 {
+            let signed_in = sign_in(index).await;
+            assert_eq!(
+                signed_in.redeemed.remaining,
+                u32::try_from(9 - index).unwrap()
+            );
+            assert_eq!(signed_in.limit, Some(SessionLimit::NewSet));
+        }
     }
 }

@@ -910,6 +910,26 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
         .await;
         assert_eq!(aged.effects, vec!["1 set expires at once."]);
 
+        // Nine codes left: low at a threshold of 9, not at the default 3.
+        let replace = |low_codes_threshold| OrgPolicy {
+            low_codes_threshold,
+            replace_when_low: true,
+            ..OrgPolicy::default()
+        };
+        let asked = preview(replace(9), t0()).await;
+        assert_eq!(
+            asked.effects,
+            vec![
+                "1 member is at or below the low-codes threshold: their next backup-code \
+                 sign-in will ask for a new set before anything else."
+            ]
+        );
+        assert_eq!(asked.members, vec![vec!["owner@acme.test".to_owned()]]);
+        assert!(
+            preview(replace(3), t0()).await.effects[0].starts_with("0 members are at or below"),
+            "turning it on says so even when nobody is low yet"
+        );
+
         let required = preview(with_mode(CodesMode::Required), t0()).await;
         save(
             &test_db,

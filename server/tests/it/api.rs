@@ -110,6 +110,7 @@ fn policy_body(version: i32, codes_per_set: Value) -> Value {
             "restrict_after_backup_sign_in": policy.restrict_after_backup_sign_in,
             "recovery_code_approval": policy.recovery_code_approval,
             "admins_request_backups": policy.admins_request_backups,
+            "replace_when_low": policy.replace_when_low,
         }
     })
 }
