@@ -27,9 +27,9 @@ use crate::{
     pages::{
         AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, ApiTokensPage, AuditPage,
         BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, HomePage, MembersPage,
-        MfaSetupPage, NotFound, NotMePage, NotMeReportedPage, NotificationsPage, PolicyPage,
-        RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode, SignInEmail, SignInHelp,
-        SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
+        MfaReplacePage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage, NotificationsPage,
+        PolicyPage, RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode, SignInEmail,
+        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
     },
 };
 
@@ -90,6 +90,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
                         <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                         <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                        <Route path=path!("/account/mfa/replace") view=MfaReplacePage ssr=SsrMode::Async />
                         <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
                         <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
                         <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />

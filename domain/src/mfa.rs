@@ -6,6 +6,11 @@
 //! beside the key version that sealed it ([`reseal_secrets`] moves them all to a new one).
 //! It leaves the server only while enrolment is pending (the set-up page, so that a reload
 //! shows the same key); once MFA is on, it is never sent anywhere again.
+//!
+//! A member with MFA on replaces their authenticator without turning MFA off
+//! ([`current_replacement`], [`confirm_replacement`]): the new secret waits beside the one
+//! in force, which (like a backup code) still signs in until a code from the new one
+//! confirms it; then the new one takes its place in one conditional update.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -59,18 +64,68 @@ pub async fn key_opens_stored_secrets(
 /// Secrets re-sealed per query by [`reseal_secrets`].
 const RESEAL_PAGE: u64 = 500;
 
-/// Re-seals every stored TOTP secret (in force or pending) that another version sealed under
-/// `key`'s newest version, for `lifeline rotate-key`; returns how many. Each is opened with the
-/// version that sealed it and replaced only if it is still the one opened (an enrolment or a
-/// disabling meanwhile wins), so it may run while servers serve. Errors: a secret that does
-/// not open (this key is not the one that sealed it), or the database's.
+/// Re-seals every stored TOTP secret (in force, pending, or a replacement waiting) that
+/// another version sealed under `key`'s newest version, for `lifeline rotate-key`; returns
+/// how many. Each is opened with the version that sealed it and replaced only if it is still
+/// the one opened (an enrolment, a replacement or a disabling meanwhile wins), so it may run
+/// while servers serve. Errors: a secret that does not open (this key is not the one that
+/// sealed it), or the database's.
 pub async fn reseal_secrets(db: &DatabaseConnection, key: &SecretKey) -> Result<usize, MfaError> {
+    let mut resealed = 0;
+    for stored in [Stored::InForce, Stored::Replacement] {
+        resealed += reseal(db, key, stored).await?;
+    }
+    Ok(resealed)
+}
+
+/// Which of an account's two TOTP secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// `totp_secret`: in force, or pending enrolment while MFA is off.
+    InForce,
+    /// `totp_replacement_secret`: a new authenticator waiting to be confirmed.
+    Replacement,
+}
+
+impl Stored {
+    fn columns(self) -> (user_account::Column, user_account::Column) {
+        match self {
+            Self::InForce => (
+                user_account::Column::TotpSecret,
+                user_account::Column::TotpKeyVersion,
+            ),
+            Self::Replacement => (
+                user_account::Column::TotpReplacementSecret,
+                user_account::Column::TotpReplacementKeyVersion,
+            ),
+        }
+    }
+
+    /// The sealed secret and the key version that sealed it, if this one is stored.
+    fn of(self, row: &user_account::Model) -> Option<(&[u8], i32)> {
+        match self {
+            Self::InForce => Some((row.totp_secret.as_deref()?, row.totp_key_version)),
+            Self::Replacement => Some((
+                row.totp_replacement_secret.as_deref()?,
+                row.totp_replacement_key_version?,
+            )),
+        }
+    }
+}
+
+/// [`reseal_secrets`] for one of the two secrets.
+async fn reseal(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    stored: Stored,
+) -> Result<usize, MfaError> {
     let version = key.current_version();
+    let (secret_column, version_column) = stored.columns();
     let (mut resealed, mut after_id) = (0, 0);
     loop {
         let rows = user_account::Entity::find()
-            .filter(user_account::Column::TotpSecret.is_not_null())
-            .filter(user_account::Column::TotpKeyVersion.ne(version))
+            .filter(secret_column.is_not_null())
+            .filter(version_column.ne(version))
             .filter(user_account::Column::Id.gt(after_id))
             .order_by_asc(user_account::Column::Id)
             .limit(RESEAL_PAGE)
@@ -80,24 +135,21 @@ pub async fn reseal_secrets(db: &DatabaseConnection, key: &SecretKey) -> Result<
             return Ok(resealed);
         };
         after_id = last.id;
-        for row in rows {
-            let Some(sealed) = row.totp_secret.as_deref() else {
+        for row in &rows {
+            let Some((sealed, sealed_by)) = stored.of(row) else {
                 continue;
             };
             let secret = key
-                .open(row.totp_key_version, sealed, &seal_context(row.id))
+                .open(sealed_by, sealed, &seal_context(row.id))
                 .map_err(|e| MfaError::Secret(format!("account {}: {e}", row.id)))?;
             let fresh = key
                 .seal(&secret, &seal_context(row.id))
                 .map_err(|e| MfaError::Secret(e.to_string()))?;
             let updated = user_account::Entity::update_many()
-                .col_expr(user_account::Column::TotpSecret, Expr::value(fresh.bytes))
-                .col_expr(
-                    user_account::Column::TotpKeyVersion,
-                    Expr::value(fresh.version),
-                )
+                .col_expr(secret_column, Expr::value(fresh.bytes))
+                .col_expr(version_column, Expr::value(fresh.version))
                 .filter(user_account::Column::Id.eq(row.id))
-                .filter(user_account::Column::TotpSecret.eq(sealed.to_vec()))
+                .filter(secret_column.eq(sealed.to_vec()))
                 .exec(db)
                 .await?;
             resealed += usize::try_from(updated.rows_affected).unwrap_or(0);
@@ -260,7 +312,8 @@ pub async fn confirm_enrolment(
     let Some(sealed) = row.totp_secret.as_deref() else {
         return Err(MfaError::NotEnrolling);
     };
-    let step = matching_step(key, &row, sealed, &code, now)?.ok_or(MfaError::WrongCode)?;
+    let step = matching_step(key, &row, (sealed, row.totp_key_version), &code, now)?
+        .ok_or(MfaError::WrongCode)?;
     let txn = db.begin().await?;
     let updated = user_account::Entity::update_many()
         .col_expr(user_account::Column::TotpEnabledAt, Expr::value(now))
@@ -284,6 +337,127 @@ pub async fn confirm_enrolment(
             target: Some(&member),
             outcome: Outcome::Success,
             details: serde_json::json!({ "method": "totp" }),
+        },
+        source,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The new authenticator being set up for a member whose MFA is on, started if there is
+/// none: a reload of the page shows the same key until it is confirmed
+/// ([`confirm_replacement`]). The authenticator in force keeps working meanwhile. Errors:
+/// [`MfaError::NotEnabled`] when MFA is off (set it up instead).
+pub async fn current_replacement(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member_id: i32,
+) -> Result<TotpEnrolment, MfaError> {
+    let row = account(db, member_id).await?;
+    if row.totp_enabled_at.is_none() {
+        return Err(MfaError::NotEnabled);
+    }
+    if let Some((sealed, version)) = Stored::Replacement.of(&row) {
+        let secret = key
+            .open(version, sealed, &seal_context(member_id))
+            .map_err(|e| MfaError::Secret(e.to_string()))?;
+        return enrolment(&secret, &row.email);
+    }
+    let secret: [u8; SECRET_BYTES] = rand::random();
+    let sealed = key
+        .seal(&secret, &seal_context(member_id))
+        .map_err(|e| MfaError::Secret(e.to_string()))?;
+    // Only while MFA is on and none is waiting: two set-up pages opened at once must not each
+    // store a secret and leave one of them showing a key that can never be confirmed.
+    let stored = user_account::Entity::update_many()
+        .col_expr(
+            user_account::Column::TotpReplacementSecret,
+            Expr::value(sealed.bytes),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementKeyVersion,
+            Expr::value(sealed.version),
+        )
+        .filter(user_account::Column::Id.eq(member_id))
+        .filter(user_account::Column::TotpEnabledAt.is_not_null())
+        .filter(user_account::Column::TotpReplacementSecret.is_null())
+        .exec(db)
+        .await?;
+    if stored.rows_affected == 1 {
+        return enrolment(&secret, &row.email);
+    }
+    // Another request stored one a moment ago (show that one), or MFA went off.
+    Box::pin(current_replacement(db, key, member_id)).await
+}
+
+/// Puts the new authenticator in the place of the one in force, once `code` (from the new
+/// one) proves it works: one conditional update, so that of any number of confirmations at
+/// once exactly one replaces, and MFA is never off in between. The backup codes stay unless
+/// `keep_codes` is false, when the set in force ends in the same transaction. Recorded as
+/// `mfa.replaced`. Errors: [`MfaError::WrongCode`], [`MfaError::NotEnrolling`] (no new
+/// authenticator waiting, or another confirmation won), [`MfaError::NotEnabled`].
+pub async fn confirm_replacement(
+    db: &DatabaseConnection,
+    key: &SecretKey,
+    member_id: i32,
+    code: &str,
+    keep_codes: bool,
+    source: &Source,
+    now: DateTime<Utc>,
+) -> Result<(), MfaError> {
+    let code = parse_code(code)?;
+    let row = account(db, member_id).await?;
+    if row.totp_enabled_at.is_none() {
+        return Err(MfaError::NotEnabled);
+    }
+    let Some((sealed, version)) = Stored::Replacement.of(&row) else {
+        return Err(MfaError::NotEnrolling);
+    };
+    let step =
+        matching_step(key, &row, (sealed, version), &code, now)?.ok_or(MfaError::WrongCode)?;
+    let txn = db.begin().await?;
+    let replaced = user_account::Entity::update_many()
+        .col_expr(
+            user_account::Column::TotpSecret,
+            Expr::value(sealed.to_vec()),
+        )
+        .col_expr(user_account::Column::TotpKeyVersion, Expr::value(version))
+        // The confirming code does not sign in again.
+        .col_expr(user_account::Column::TotpLastStep, Expr::value(step))
+        .col_expr(
+            user_account::Column::TotpReplacementSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementKeyVersion,
+            Expr::value(Option::<i32>::None),
+        )
+        .filter(user_account::Column::Id.eq(member_id))
+        .filter(user_account::Column::TotpEnabledAt.is_not_null())
+        .filter(user_account::Column::TotpReplacementSecret.eq(sealed.to_vec()))
+        .exec(&txn)
+        .await?;
+    if replaced.rows_affected != 1 {
+        return Err(MfaError::NotEnrolling);
+    }
+    let member = Member::try_from(row.clone())?;
+    let codes_ended = !keep_codes
+        && crate::backup_codes::end_set_in_force(&txn, member.id, "authenticator_replaced", now)
+            .await?;
+    audit::record(
+        &txn,
+        member.org_id,
+        Event {
+            action: AuditAction::MfaReplaced,
+            actor: Some(&member),
+            target: Some(&member),
+            outcome: Outcome::Success,
+            details: serde_json::json!({
+                "method": "totp",
+                "backup_codes_ended": codes_ended,
+            }),
         },
         source,
         now,
@@ -374,7 +548,8 @@ async fn step_to_claim(
     let (Some(_), Some(sealed)) = (row.totp_enabled_at, row.totp_secret.as_deref()) else {
         return Err(MfaError::NotEnabled);
     };
-    let step = matching_step(key, &row, sealed, &code, now)?.ok_or(MfaError::WrongCode)?;
+    let step = matching_step(key, &row, (sealed, row.totp_key_version), &code, now)?
+        .ok_or(MfaError::WrongCode)?;
     if row.totp_last_step.is_some_and(|last| step <= last) {
         return Err(MfaError::WrongCode);
     }
@@ -432,6 +607,14 @@ pub async fn disable(
         .col_expr(
             user_account::Column::TotpLastStep,
             Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementKeyVersion,
+            Expr::value(Option::<i32>::None),
         )
         .filter(user_account::Column::Id.eq(member_id))
         .exec(&txn)
@@ -519,16 +702,16 @@ fn enrolment(secret: &[u8], email: &str) -> Result<TotpEnrolment, MfaError> {
 }
 
 /// The time step (previous, current or next) whose code equals `code`, compared in constant
-/// time.
+/// time. `sealed` is one of `row`'s secrets with the key version that sealed it.
 fn matching_step(
     key: &SecretKey,
     row: &user_account::Model,
-    sealed: &[u8],
+    (sealed, version): (&[u8], i32),
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, MfaError> {
     let secret = key
-        .open(row.totp_key_version, sealed, &seal_context(row.id))
+        .open(version, sealed, &seal_context(row.id))
         .map_err(|e| MfaError::Secret(e.to_string()))?;
     let totp = totp(&secret, &row.email)?;
     let current = now.timestamp().div_euclid(STEP_SECONDS);

@@ -32,7 +32,7 @@ const fn guarded(path: &'static str, account: AccountOf) -> Guarded {
 
 /// Every endpoint that checks a secret or reaches argon2: the server functions (under
 /// `/api/`) and the plain forms that post to their own page.
-pub const GUARDED_PATHS: [Guarded; 12] = [
+pub const GUARDED_PATHS: [Guarded; 13] = [
     // The sign-in steps.
     guarded("/api/sign_in/password", AccountOf::RememberedEmail),
     guarded("/api/sign_in/code", AccountOf::PendingMember),
@@ -42,6 +42,11 @@ pub const GUARDED_PATHS: [Guarded; 12] = [
     guarded("/api/account/mfa/disable", AccountOf::SignedInMember),
     // An authenticator code that switches MFA on.
     guarded("/api/account/mfa/confirm", AccountOf::SignedInMember),
+    // An authenticator code that puts a new authenticator in the old one's place.
+    guarded(
+        "/api/account/mfa/replace/confirm",
+        AccountOf::SignedInMember,
+    ),
     // New backup codes (the password again when it is not recent, and a digest per code),
     // from the hydrated app and from the plain form.
     guarded(

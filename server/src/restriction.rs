@@ -25,7 +25,7 @@ use tower_sessions::Session;
 
 /// The paths a session limited to MFA settings may still use, with any method. Exact paths:
 /// a route not named here is refused, so a new route is covered without anyone thinking of it.
-const STILL_OPEN: [&str; 42] = [
+const STILL_OPEN: [&str; 45] = [
     // Public: the home page and its status check, the health checks, the sign-in steps.
     "/",
     "/api/check_status",
@@ -60,6 +60,9 @@ const STILL_OPEN: [&str; 42] = [
     "/api/account/mfa/setup",
     "/api/account/mfa/confirm",
     "/api/account/mfa/disable",
+    "/account/mfa/replace",
+    "/api/account/mfa/replace",
+    "/api/account/mfa/replace/confirm",
     "/account/confirm",
     "/api/account/confirm",
     "/account/backup-codes",

@@ -131,17 +131,86 @@ pub async fn get_totp_setup() -> Result<TotpSetup, AppError> {
         let crate::auth::SignedIn { state, member, .. } = crate::auth::signed_in().await?;
         let enrolment =
             domain::mfa::current_enrolment(&state.db, &state.secret_key, member.id).await?;
-        // The key is a secret: no cache, shared or private, may keep this response.
-        crate::api::no_store();
-        let qr_svg = qrcode::QrCode::new(enrolment.otpauth_url.as_bytes())
-            .map_err(|cause| AppError::Internal.logged("QR code", &cause))?
-            .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(200, 200)
-            .build();
-        Ok(TotpSetup {
-            setup_key: group_in_fours(&enrolment.setup_key),
-            qr_svg,
-        })
+        setup_page(&enrolment)
+    })
+    .await
+}
+
+/// What the set-up page shows of `enrolment`: the key grouped for typing and its QR code.
+/// The key is a secret: no cache, shared or private, may keep the response.
+#[cfg(feature = "ssr")]
+fn setup_page(enrolment: &domain::mfa::TotpEnrolment) -> Result<TotpSetup, AppError> {
+    crate::api::no_store();
+    let qr_svg = qrcode::QrCode::new(enrolment.otpauth_url.as_bytes())
+        .map_err(|cause| AppError::Internal.logged("QR code", &cause))?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .build();
+    Ok(TotpSetup {
+        setup_key: group_in_fours(&enrolment.setup_key),
+        qr_svg,
+    })
+}
+
+/// The new authenticator being set up while MFA stays on, for moving to a new phone: the
+/// old authenticator (and backup codes) still sign in until a code from the new one
+/// confirms it ([`confirm_totp_replacement`]). Needs the password typed within the
+/// re-authentication window: the key is a secret, and it changes how the account is
+/// protected. Errors: `ReauthenticationRequired`; MFA off (set it up instead).
+#[server(endpoint = "account/mfa/replace")]
+pub async fn get_totp_replacement() -> Result<TotpSetup, AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+            ..
+        } = crate::auth::signed_in().await?;
+        if !crate::auth::recently_authenticated(&state, &session).await? {
+            return Err(AppError::ReauthenticationRequired);
+        }
+        let enrolment =
+            domain::mfa::current_replacement(&state.db, &state.secret_key, member.id).await?;
+        setup_page(&enrolment)
+    })
+    .await
+}
+
+/// Puts the new authenticator in the old one's place once `code` from it proves it works;
+/// the backup codes stay when `keep_codes` is ticked (the form ticks it), else they end.
+/// Like a first authenticator, it lifts the limit to MFA settings after a backup-code
+/// sign-in (not a new set owed). Needs the password typed within the re-authentication
+/// window.
+#[server(endpoint = "account/mfa/replace/confirm")]
+pub async fn confirm_totp_replacement(
+    code: String,
+    keep_codes: Option<String>,
+) -> Result<(), AppError> {
+    crate::api::respond(async {
+        let crate::auth::SignedIn {
+            state,
+            session,
+            member,
+            source,
+        } = crate::auth::signed_in().await?;
+        if !crate::auth::recently_authenticated(&state, &session).await? {
+            return Err(AppError::ReauthenticationRequired);
+        }
+        let keep_codes = keep_codes.is_some_and(|ticked| !ticked.is_empty());
+        domain::mfa::confirm_replacement(
+            &state.db,
+            &state.secret_key,
+            member.id,
+            &code,
+            keep_codes,
+            &source,
+            chrono::Utc::now(),
+        )
+        .await?;
+        crate::auth::lift_session_limit(&session, crate::auth::Secured::NewAuthenticator).await?;
+        tracing::info!(member = member.id, keep_codes, "authenticator replaced");
+        leptos_axum::redirect("/account?authenticator=replaced");
+        Ok(())
     })
     .await
 }

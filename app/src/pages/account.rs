@@ -7,7 +7,8 @@ use leptos_router::components::Redirect;
 use crate::{
     api::{
         account::{
-            Account, ConfirmItsYou, ConfirmTotp, DisableTotp, current_account, get_totp_setup,
+            Account, ConfirmItsYou, ConfirmTotp, ConfirmTotpReplacement, DisableTotp, TotpSetup,
+            current_account, get_totp_replacement, get_totp_setup,
         },
         sign_in::SignOut,
     },
@@ -113,12 +114,31 @@ fn AccountPanel(account: Account) -> impl IntoView {
 fn MfaSection(enabled: bool) -> impl IntoView {
     let disable = ServerAction::<DisableTotp>::new();
     let error = last_error(disable);
+    let query = leptos_router::hooks::use_query_map();
+    let replaced = move || query.with(|q| q.get("authenticator")).as_deref() == Some("replaced");
     view! {
         <section class="panel" id="mfa">
             <h2>"Multi-factor Authentication"</h2>
             {if enabled {
                 view! {
                     <p class="status ok">"On: signing in asks for a code from your authenticator app."</p>
+                    {move || {
+                        replaced()
+                            .then(|| {
+                                view! {
+                                    <p class="status ok" role="status">
+                                        "Your new authenticator is in use: codes from the old one no longer sign in."
+                                    </p>
+                                }
+                            })
+                    }}
+                    <p>
+                        <a class="button" href="/account/mfa/replace">
+                            "Replace your authenticator"
+                        </a>
+                        " "
+                        <span class="muted">"New phone? Set it up while this one still works."</span>
+                    </p>
                     <details>
                         <summary>"Turn off multi-factor authentication"</summary>
                         <ActionForm action=disable>
@@ -174,22 +194,7 @@ pub fn MfaSetupPage() -> impl IntoView {
                             Err(_) => view! { <Redirect path="/account" /> }.into_any(),
                             Ok(setup) => {
                                 view! {
-                                    <ol class="steps">
-                                        <li>
-                                            "Scan this QR code with your authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …)."
-                                        </li>
-                                        <li>
-                                            "Can't scan it? Type this setup key instead: "
-                                            <code class="setup-key">{setup.setup_key}</code>
-                                        </li>
-                                        <li>"Enter the 6-digit code the app shows."</li>
-                                    </ol>
-                                    <div
-                                        class="qr"
-                                        role="img"
-                                        aria-label="QR code for your authenticator app"
-                                        inner_html=setup.qr_svg
-                                    ></div>
+                                    <SetupKey setup />
                                     <ActionForm action=confirm>
                                         <FormMessage error />
                                         <CodeInput error />
@@ -204,5 +209,86 @@ pub fn MfaSetupPage() -> impl IntoView {
                 }}
             </Suspense>
         </section>
+    }
+}
+
+/// `/account/mfa/replace`: a new authenticator set up while MFA stays on. The old one
+/// still signs in until the new one's code confirms it; the backup codes stay unless the
+/// member unticks keeping them.
+#[component]
+pub fn MfaReplacePage() -> impl IntoView {
+    let setup = Resource::new(|| (), |()| get_totp_replacement());
+    let confirm = ServerAction::<ConfirmTotpReplacement>::new();
+    let error = last_error(confirm);
+    view! {
+        <Title text="Replace your authenticator" />
+        <section class="panel">
+            <h1>"Replace your authenticator"</h1>
+            <p>
+                "Your current authenticator and your backup codes keep working until the new one is confirmed: multi-factor authentication stays on throughout."
+            </p>
+            <Suspense>
+                {move || {
+                    setup
+                        .get()
+                        .map(|setup| match setup {
+                            Err(load_error) if matches!(load_error, crate::error::AppError::ReauthenticationRequired) => {
+                                let load_error = Signal::derive(move || Some(load_error.clone()));
+                                view! { <FormMessage error=load_error /> }.into_any()
+                            }
+                            Err(_) => view! { <Redirect path="/account" /> }.into_any(),
+                            Ok(setup) => {
+                                view! {
+                                    <SetupKey setup />
+                                    <ActionForm action=confirm>
+                                        <FormMessage error />
+                                        <CodeInput error />
+                                        <label class="check" for="keep_codes">
+                                            <input
+                                                type="checkbox"
+                                                id="keep_codes"
+                                                name="keep_codes"
+                                                value="on"
+                                                checked=true
+                                            />
+                                            "Keep my backup codes (untick to end them: generate a new set afterwards)"
+                                        </label>
+                                        <button type="submit" class="primary">
+                                            "Replace"
+                                        </button>
+                                    </ActionForm>
+                                    <p>
+                                        <a href="/account">"Keep the current authenticator"</a>
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
+            </Suspense>
+        </section>
+    }
+}
+
+/// The steps to add a key to an authenticator app: its QR code, and the key as text.
+#[component]
+fn SetupKey(setup: TotpSetup) -> impl IntoView {
+    view! {
+        <ol class="steps">
+            <li>
+                "Scan this QR code with your authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …)."
+            </li>
+            <li>
+                "Can't scan it? Type this setup key instead: "
+                <code class="setup-key">{setup.setup_key}</code>
+            </li>
+            <li>"Enter the 6-digit code the app shows."</li>
+        </ol>
+        <div
+            class="qr"
+            role="img"
+            aria-label="QR code for your authenticator app"
+            inner_html=setup.qr_svg
+        ></div>
     }
 }

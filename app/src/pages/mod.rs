@@ -19,7 +19,7 @@ mod setup;
 mod sign_in;
 mod webhooks;
 
-pub use account::{AccountPage, ConfirmPage, MfaSetupPage};
+pub use account::{AccountPage, ConfirmPage, MfaReplacePage, MfaSetupPage};
 pub use admin::AdminHomePage;
 pub use alerts::AlertsPage;
 pub use api_tokens::ApiTokensPage;

@@ -46,6 +46,7 @@ audit_actions! {
     MemberUnlocked = "member.unlocked", "Sign-in unlocked by an administrator";
     MfaEnabled = "mfa.enabled", "Multi-factor authentication turned on";
     MfaDisabled = "mfa.disabled", "Multi-factor authentication turned off";
+    MfaReplaced = "mfa.replaced", "Authenticator replaced (multi-factor authentication stayed on)";
     MfaReset = "mfa.reset", "Multi-factor authentication reset by an administrator";
     SignInSucceeded = "sign_in.succeeded", "Signed in";
     SignInFailed = "sign_in.failed", "A sign-in failed";

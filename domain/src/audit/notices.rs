@@ -436,6 +436,23 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
                 "Someone who can sign in as you set up an authenticator. {REPORT_IT}"
             ),
         },
+        A::MfaReplaced if success => Words {
+            subject: "Your authenticator was replaced".to_owned(),
+            what: format!(
+                "A new authenticator replaced the one your account used: codes from the old one \
+                 no longer sign in.{}",
+                if event.details.get("backup_codes_ended") == Some(&true.into()) {
+                    " Your backup codes stopped working, as asked."
+                } else {
+                    " Your backup codes still work."
+                }
+            ),
+            status: None,
+            if_you: "Nothing more is needed.".to_owned(),
+            if_not_you: format!(
+                "Someone who can sign in as you set up their own authenticator. {REPORT_IT}"
+            ),
+        },
         A::MfaDisabled if success => Words {
             subject: "Multi-factor authentication was turned off".to_owned(),
             what: format!(
@@ -653,6 +670,7 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::RecoveryCodeUsed
         | A::MfaEnabled
         | A::MfaDisabled
+        | A::MfaReplaced
         | A::MfaReset
         | A::RecoveryCodeRequested
         | A::RecoveryCodeApproved
@@ -801,6 +819,7 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::MemberUnlocked
         | A::MfaEnabled
         | A::MfaDisabled
+        | A::MfaReplaced
         | A::MfaReset
         | A::SignInSucceeded
         | A::SignInFailed

@@ -495,6 +495,9 @@ fn archive_form(
         Table::UserAccount => {
             let context = crate::mfa::seal_context(row_id(&row));
             open_secret(&mut row, "totp_secret", "totp_key_version", key, &context)?;
+            // A new authenticator half set up is not kept: the member starts it again.
+            row["totp_replacement_secret"] = serde_json::Value::Null;
+            row["totp_replacement_key_version"] = serde_json::Value::Null;
         }
         Table::Webhook => {
             let context = crate::notifications::webhooks::seal_context(org_id);

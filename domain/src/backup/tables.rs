@@ -6,7 +6,9 @@
 //! object per line, the row's columns under their own names (the entity's serde form). Two
 //! columns differ from the database: `user_account.totp_secret` and `webhook.secret` hold
 //! the secret's own bytes, not the server key's seal of them, and their key version is 0; the archive's encryption protects them, and a
-//! restore seals them under the restoring installation's key.
+//! restore seals them under the restoring installation's key. A new authenticator waiting to
+//! be confirmed (`user_account.totp_replacement_secret`) is left out: the member starts it
+//! again.
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,

@@ -22,6 +22,11 @@ pub struct Model {
     pub mfa_setup_required: bool,
     /// Sessions signed in under another number are over (see `accounts::end_sessions`).
     pub session_epoch: i32,
+    /// A new authenticator being set up while MFA stays on (`mfa::current_replacement`),
+    /// sealed like `totp_secret`; it takes that one's place once a code from it confirms it.
+    pub totp_replacement_secret: Option<Vec<u8>>,
+    /// The secret key version that sealed `totp_replacement_secret`.
+    pub totp_replacement_key_version: Option<i32>,
 }
 
 impl std::fmt::Debug for Model {

@@ -324,6 +324,14 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
             user_account::Column::TotpLastStep,
             Expr::value(Option::<i64>::None),
         )
+        .col_expr(
+            user_account::Column::TotpReplacementSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementKeyVersion,
+            Expr::value(Option::<i32>::None),
+        )
         .col_expr(user_account::Column::MfaSetupRequired, Expr::value(true))
         .filter(user_account::Column::Id.eq(target.id))
         .exec(&txn)

@@ -45,6 +45,7 @@ const SECRET_CHECKS: &[(&str, Check)] = &[
     ("recovery_codes::sign_in::Issued", Check::Argon2),
     ("sign_in::authenticator_code", Check::Totp),
     ("mfa::confirm_enrolment", Check::Totp),
+    ("mfa::confirm_replacement", Check::Totp),
 ];
 
 /// The types that run argon2 for the domain.

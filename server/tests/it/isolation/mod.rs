@@ -179,6 +179,20 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         open: Open::Refused,
     },
     ServerFunction {
+        // Acme's owner has no MFA in force: nothing to replace, nothing shown or stored.
+        endpoint: "account/mfa/replace",
+        args: &[],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "account/mfa/replace/confirm",
+        args: &[
+            arg("code", Kind::Text, "000000"),
+            unsent("keep_codes", Kind::Checkbox),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
         // Acme's owner has no MFA in force: refused before the password is checked.
         endpoint: "account/mfa/disable",
         args: &[arg("password", Kind::Text, "")],

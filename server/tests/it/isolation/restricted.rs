@@ -35,7 +35,7 @@ use crate::support::{
 /// What a session limited to MFA settings still reaches: the public pages and the sign-in
 /// steps, signing out, and the member's own account and MFA settings. Every other route is
 /// refused; a route added here is a decision to review.
-const STILL_OPEN: [&str; 42] = [
+const STILL_OPEN: [&str; 45] = [
     // Public.
     "/",
     "/api/check_status",
@@ -67,6 +67,9 @@ const STILL_OPEN: [&str; 42] = [
     "/api/account/mfa/setup",
     "/api/account/mfa/confirm",
     "/api/account/mfa/disable",
+    "/account/mfa/replace",
+    "/api/account/mfa/replace",
+    "/api/account/mfa/replace/confirm",
     "/account/confirm",
     "/api/account/confirm",
     "/account/backup-codes",

@@ -322,7 +322,8 @@ pub async fn acme_snapshot(
         (
             "user_account",
             "id, org_id, email, password_hash, role, length(totp_secret), totp_enabled_at, \
-             totp_last_step, created_at, mfa_setup_required",
+             totp_last_step, created_at, mfa_setup_required, \
+             length(totp_replacement_secret), totp_replacement_key_version",
             format!("org_id = {org}"),
         ),
         (
