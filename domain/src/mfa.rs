@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::Expr,
+    TransactionTrait, UpdateMany, sea_query::Expr,
 };
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
@@ -418,22 +418,15 @@ pub async fn confirm_replacement(
     let step =
         matching_step(key, &row, (sealed, version), &code, now)?.ok_or(MfaError::WrongCode)?;
     let txn = db.begin().await?;
-    let replaced = user_account::Entity::update_many()
+    let swap = user_account::Entity::update_many()
         .col_expr(
             user_account::Column::TotpSecret,
             Expr::value(sealed.to_vec()),
         )
         .col_expr(user_account::Column::TotpKeyVersion, Expr::value(version))
         // The confirming code does not sign in again.
-        .col_expr(user_account::Column::TotpLastStep, Expr::value(step))
-        .col_expr(
-            user_account::Column::TotpReplacementSecret,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpReplacementKeyVersion,
-            Expr::value(Option::<i32>::None),
-        )
+        .col_expr(user_account::Column::TotpLastStep, Expr::value(step));
+    let replaced = without_replacement(swap)
         .filter(user_account::Column::Id.eq(member_id))
         .filter(user_account::Column::TotpEnabledAt.is_not_null())
         .filter(user_account::Column::TotpReplacementSecret.eq(sealed.to_vec()))
@@ -595,27 +588,7 @@ pub async fn disable(
         return Err(MfaError::WrongPassword);
     }
     let txn = db.begin().await?;
-    user_account::Entity::update_many()
-        .col_expr(
-            user_account::Column::TotpSecret,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpEnabledAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpLastStep,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpReplacementSecret,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpReplacementKeyVersion,
-            Expr::value(Option::<i32>::None),
-        )
+    without_authenticator(user_account::Entity::update_many())
         .filter(user_account::Column::Id.eq(member_id))
         .exec(&txn)
         .await?;
@@ -646,6 +619,42 @@ pub async fn disable(
     .await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// `update` with the authenticator gone: no secret in force or pending, no step accepted,
+/// and no replacement being set up (turning MFA off, an administrator's reset).
+pub(crate) fn without_authenticator(
+    update: UpdateMany<user_account::Entity>,
+) -> UpdateMany<user_account::Entity> {
+    let update = update
+        .col_expr(
+            user_account::Column::TotpSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpEnabledAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpLastStep,
+            Expr::value(Option::<i64>::None),
+        );
+    without_replacement(update)
+}
+
+/// `update` with no replacement being set up.
+fn without_replacement(
+    update: UpdateMany<user_account::Entity>,
+) -> UpdateMany<user_account::Entity> {
+    update
+        .col_expr(
+            user_account::Column::TotpReplacementSecret,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .col_expr(
+            user_account::Column::TotpReplacementKeyVersion,
+            Expr::value(Option::<i32>::None),
+        )
 }
 
 /// The code an authenticator shows at `time`, for tests and tools that stand in for one.

@@ -52,15 +52,7 @@ pub fn RecoveryModes() -> impl IntoView {
                             }
                             Ok(status) => {
                                 view! {
-                                    {status
-                                        .limited
-                                        .map(|why| {
-                                            view! {
-                                                <p class="banner" role="alert">
-                                                    {why}
-                                                </p>
-                                            }
-                                        })}
+                                    <LimitBanner limited=status.limited.clone() />
                                     {status
                                         .missing_required_codes
                                         .then(|| {
@@ -522,15 +514,7 @@ pub fn RecoveredPage() -> impl IntoView {
                                     n => format!("You have {n} backup verification codes left."),
                                 };
                                 view! {
-                                    {status
-                                        .limited
-                                        .map(|why| {
-                                            view! {
-                                                <p class="banner" role="alert">
-                                                    {why}
-                                                </p>
-                                            }
-                                        })}
+                                    <LimitBanner limited=status.limited.clone() />
                                     <p>"That code is now used and will not work again."</p>
                                     <p class=if remaining == 0 || status.codes.as_ref().is_some_and(|c| c.low) {
                                         "status warn codes-left"
@@ -558,6 +542,19 @@ pub fn RecoveredPage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// Why this session reaches only the member's MFA settings for now, and what lifts it;
+/// nothing when it is not limited.
+#[component]
+fn LimitBanner(limited: Option<String>) -> impl IntoView {
+    limited.map(|why| {
+        view! {
+            <p class="banner" role="alert">
+                {why}
+            </p>
+        }
+    })
 }
 
 /// The codes as the downloaded file and the clipboard hold them.

@@ -311,27 +311,7 @@ pub async fn reset_mfa(cmd: &Command<'_>, member_id: i32) -> Result<Member, Acco
     let (db, now) = (cmd.db, cmd.now);
     let target = managed(cmd, member_id, AuditAction::MfaReset).await?;
     let txn = db.begin().await?;
-    user_account::Entity::update_many()
-        .col_expr(
-            user_account::Column::TotpSecret,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpEnabledAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpLastStep,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpReplacementSecret,
-            Expr::value(Option::<Vec<u8>>::None),
-        )
-        .col_expr(
-            user_account::Column::TotpReplacementKeyVersion,
-            Expr::value(Option::<i32>::None),
-        )
+    crate::mfa::without_authenticator(user_account::Entity::update_many())
         .col_expr(user_account::Column::MfaSetupRequired, Expr::value(true))
         .filter(user_account::Column::Id.eq(target.id))
         .exec(&txn)
