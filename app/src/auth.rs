@@ -169,11 +169,12 @@ pub fn beyond_mfa_settings(limit: SessionLimit) -> AppError {
     AppError::Refused(limit_explained(limit).into())
 }
 
-/// Like [`signed_in`], for an administrator's change (members, policy, recovery codes):
-/// refused with [`AppError::ReauthenticationRequired`] unless the member proved who they
-/// are within the re-authentication window, so that a session left open is not enough to
-/// change who may do what.
-pub async fn admin_change() -> Result<SignedIn, AppError> {
+/// Like [`signed_in`], for a sensitive change: an administrator's (members, policy,
+/// recovery codes) or a member's own to how they sign in (a new authenticator). Refused
+/// with [`AppError::ReauthenticationRequired`] unless the member proved who they are within
+/// the re-authentication window, so that a session left open is not enough to change who
+/// may do what, or to see and replace a second factor.
+pub async fn sensitive_change() -> Result<SignedIn, AppError> {
     let signed_in = signed_in().await?;
     if !recently_authenticated(&signed_in.state, &signed_in.session).await? {
         return Err(AppError::ReauthenticationRequired);
@@ -347,6 +348,7 @@ pub async fn complete_sign_in(
         .remove_value(SIGN_IN_PENDING)
         .await
         .map_err(storage)?;
+    // A sign-in starts unlimited: new codes lift every limit, so the same keys go.
     lift_session_limit(session, Secured::NewCodes).await?;
     session.insert(MEMBER, member.id).await.map_err(storage)?;
     session

@@ -160,15 +160,7 @@ fn setup_page(enrolment: &domain::mfa::TotpEnrolment) -> Result<TotpSetup, AppEr
 #[server(endpoint = "account/mfa/replace")]
 pub async fn get_totp_replacement() -> Result<TotpSetup, AppError> {
     crate::api::respond(async {
-        let crate::auth::SignedIn {
-            state,
-            session,
-            member,
-            ..
-        } = crate::auth::signed_in().await?;
-        if !crate::auth::recently_authenticated(&state, &session).await? {
-            return Err(AppError::ReauthenticationRequired);
-        }
+        let crate::auth::SignedIn { state, member, .. } = crate::auth::sensitive_change().await?;
         let enrolment =
             domain::mfa::current_replacement(&state.db, &state.secret_key, member.id).await?;
         setup_page(&enrolment)
@@ -192,10 +184,7 @@ pub async fn confirm_totp_replacement(
             session,
             member,
             source,
-        } = crate::auth::signed_in().await?;
-        if !crate::auth::recently_authenticated(&state, &session).await? {
-            return Err(AppError::ReauthenticationRequired);
-        }
+        } = crate::auth::sensitive_change().await?;
         let keep_codes = keep_codes.is_some_and(|ticked| !ticked.is_empty());
         domain::mfa::confirm_replacement(
             &state.db,

@@ -117,7 +117,7 @@ pub async fn save_alerts(fields: AlertFields) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let form = domain::org_policy::alerts::AlertsForm {
             issued_code: fields.issued_code,
             privileged_backup_sign_in: fields.privileged_backup_sign_in,

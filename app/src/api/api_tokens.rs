@@ -150,7 +150,7 @@ pub async fn create_api_token(
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let created = domain::api_tokens::create(
             &crate::auth::command(&state, &member, &source),
             &domain::api_tokens::TokenForm {
@@ -192,7 +192,7 @@ pub async fn revoke_api_token(token_id: i32) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::api_tokens::revoke(&crate::auth::command(&state, &member, &source), token_id)
             .await?;
         leptos_axum::redirect("/admin/api-tokens?revoked=1");

@@ -128,7 +128,7 @@ pub async fn request_backup(passphrase: String, passphrase_again: String) -> Res
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let cmd = crate::auth::command(&state, &member, &source);
         // The gate first, so that a member who may not request one learns that, not how
         // strong a passphrase must be.
@@ -169,7 +169,7 @@ pub async fn delete_backup(backup_id: i32) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::backup::jobs::delete(
             &crate::auth::command(&state, &member, &source),
             backup_id,

@@ -163,7 +163,7 @@ async fn act_on_member(member_id: i32, action: MemberAction) -> Result<(), AppEr
             member: viewer,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let cmd = crate::auth::command(&state, &viewer, &source);
         match action {
             MemberAction::RevokeCodes => domain::members::revoke_codes(&cmd, member_id).await,
@@ -184,7 +184,7 @@ pub async fn change_member_role(member_id: i32, role: String) -> Result<(), AppE
             member: viewer,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let role = domain::identity::Role::parse(&role)?;
         domain::members::change_role(
             &crate::auth::command(&state, &viewer, &source),
@@ -206,7 +206,7 @@ pub async fn add_member(email: String, password: String, role: String) -> Result
             member: viewer,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let role = domain::identity::Role::parse(&role)?;
         let password = domain::secrets::Password::new(password);
         let new = domain::accounts::NewMember {
@@ -238,7 +238,7 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
             member: viewer,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let removed = domain::accounts::remove_member(
             &crate::auth::command(&state, &viewer, &source),
             member_id,

@@ -184,7 +184,7 @@ pub async fn save_policy(expected_version: i32, fields: PolicyFields) -> Result<
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let proposed = form_of(fields).parse()?;
         let saved = domain::org_policy::save(
             &crate::auth::command(&state, &member, &source),
@@ -218,7 +218,7 @@ pub async fn add_policy_exception(
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let allowed = match backup_codes.as_str() {
             "allow" => true,
             "deny" => false,
@@ -251,7 +251,7 @@ pub async fn remove_policy_exception(exception_id: i32) -> Result<(), AppError> 
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::org_policy::remove_exception(
             &crate::auth::command(&state, &member, &source),
             exception_id,

@@ -108,7 +108,7 @@ pub async fn request_recovery_code(email: String) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::recovery_codes::request(&crate::auth::command(&state, &member, &source), &email)
             .await?;
         leptos_axum::redirect("/admin/recovery");
@@ -126,7 +126,7 @@ pub async fn approve_recovery_code(request_id: i32) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::recovery_codes::approve(
             &crate::auth::command(&state, &member, &source),
             request_id,
@@ -148,7 +148,7 @@ pub async fn cancel_recovery_code(request_id: i32) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::recovery_codes::cancel(&crate::auth::command(&state, &member, &source), request_id)
             .await?;
         leptos_axum::redirect("/admin/recovery");
@@ -166,7 +166,7 @@ pub async fn reveal_recovery_code(request_id: i32) -> Result<RevealedCode, AppEr
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let (request, code) = domain::recovery_codes::reveal(
             &crate::auth::command(&state, &member, &source),
             &state.codes,

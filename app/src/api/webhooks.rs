@@ -181,7 +181,7 @@ pub async fn add_webhook(
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         let hook = domain::org_policy::webhooks::WebhookForm { name, url, events }
             .parse(&state.webhook_urls)?;
         let added = domain::org_policy::webhooks::add_webhook(
@@ -214,7 +214,7 @@ pub async fn remove_webhook(webhook_id: i32) -> Result<(), AppError> {
             member,
             source,
             ..
-        } = crate::auth::admin_change().await?;
+        } = crate::auth::sensitive_change().await?;
         domain::org_policy::webhooks::remove_webhook(
             &crate::auth::command(&state, &member, &source),
             webhook_id,

@@ -61,7 +61,7 @@ const WHOSE_SESSION: [(&str, AccountOf); 4] = [
     ("remembered_email", AccountOf::RememberedEmail),
     ("pending_member", AccountOf::PendingMember),
     ("signed_in", AccountOf::SignedInMember),
-    ("admin_change", AccountOf::SignedInMember),
+    ("sensitive_change", AccountOf::SignedInMember),
 ];
 
 /// Whether `code` names `ty` as a whole word.
