@@ -234,10 +234,12 @@ pub async fn backup_code(
     } else {
         None
     };
-    // Asked before the code is spent, so that nothing after it can fail but the database.
-    let may_generate = backup_codes::usable(cmd.authz, member)
-        .await
-        .map_err(|error| StepRefused::new(error, false, allowed))?;
+    // Asked before the code is spent, so that nothing after it can fail but the database;
+    // and only when the answer can matter, not on every attempt.
+    let may_generate = policy.replace_when_low
+        && backup_codes::usable(cmd.authz, member)
+            .await
+            .map_err(|error| StepRefused::new(error, false, allowed))?;
     let issued = recovery_codes::sign_in::Issued {
         cmd,
         hasher,

@@ -383,12 +383,15 @@ async fn a_new_set_owed_is_lifted_by_new_codes_and_not_by_a_new_authenticator() 
         let error: serde_json::Value = members.json().await.unwrap();
         assert_eq!(error["Refused"], refusal_words(limit).as_str());
     };
+    let codes_status = || async {
+        call("/api/account/backup-codes", vec![])
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
     members_refused().await;
-    let status: serde_json::Value = call("/api/account/backup-codes", vec![])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = codes_status().await;
     assert_eq!(status["limited"], app::auth::limit_explained(limit));
     assert_eq!(status["codes"]["remaining"], 9);
 
@@ -422,11 +425,7 @@ async fn a_new_set_owed_is_lifted_by_new_codes_and_not_by_a_new_authenticator() 
     members_refused().await;
 
     // A new set lifts it.
-    let status: serde_json::Value = call("/api/account/backup-codes", vec![])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = codes_status().await;
     let replaces = status["replaces"].as_str().unwrap().to_owned();
     let fresh = call(
         "/api/account/backup-codes/generate",
@@ -440,10 +439,6 @@ async fn a_new_set_owed_is_lifted_by_new_codes_and_not_by_a_new_authenticator() 
         fresh.text().await.unwrap()
     );
     assert_eq!(call("/api/members", vec![]).await.status(), StatusCode::OK);
-    let status: serde_json::Value = call("/api/account/backup-codes", vec![])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = codes_status().await;
     assert_eq!(status["limited"], serde_json::Value::Null);
 }
