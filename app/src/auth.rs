@@ -159,6 +159,9 @@ pub fn limit_explained(limit: SessionLimit) -> &'static str {
         SessionLimit::NewSet => {
             "You signed in with a backup code and your codes are running low. Your organization asks you to generate a new set first: until then only your MFA settings are available."
         }
+        SessionLimit::CodesRequired => {
+            "Your organization requires backup codes, and the date to generate them has passed. Generate a set first: until then only your MFA settings are available."
+        }
     }
 }
 
@@ -196,27 +199,65 @@ pub fn local_path(next: &str) -> String {
     }
 }
 
-/// The session's key for `limit`.
-fn limit_key(limit: SessionLimit) -> &'static str {
+/// The session's key for `limit`, when a backup-code sign-in sets it; `None` for
+/// [`SessionLimit::CodesRequired`], which is the member's standing, read on every request.
+fn limit_key(limit: SessionLimit) -> Option<&'static str> {
     match limit {
-        SessionLimit::MfaSettings => ONLY_MFA_SETTINGS,
-        SessionLimit::NewSet => NEW_SET_OWED,
+        SessionLimit::MfaSettings => Some(ONLY_MFA_SETTINGS),
+        SessionLimit::NewSet => Some(NEW_SET_OWED),
+        SessionLimit::CodesRequired => None,
     }
 }
 
-/// How this session is limited to MFA settings for now, if it is: a new set owed first,
-/// being the stricter.
+/// How a backup-code sign-in limited this session to MFA settings, if it did: a new set
+/// owed first, being the stricter.
 pub async fn session_limit(session: &Session) -> Result<Option<SessionLimit>, AppError> {
     for limit in [SessionLimit::NewSet, SessionLimit::MfaSettings] {
-        let set = session
-            .get::<bool>(limit_key(limit))
-            .await
-            .map_err(storage)?;
-        if set == Some(true) {
+        let Some(key) = limit_key(limit) else {
+            continue;
+        };
+        if session.get::<bool>(key).await.map_err(storage)? == Some(true) {
             return Ok(Some(limit));
         }
     }
     Ok(None)
+}
+
+/// How this session is limited to MFA settings now, if it is: by its backup-code sign-in
+/// ([`session_limit`]), else by the member's standing under "Required" once their deadline
+/// has passed ([`domain::org_policy::grace`]), read from the database on each call so that
+/// it binds sessions signed in before the deadline and lifts the moment they comply.
+pub async fn limit_now(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<SessionLimit>, AppError> {
+    if let Some(limit) = session_limit(session).await? {
+        return Ok(Some(limit));
+    }
+    let Some(member) = current_member(state, session).await? else {
+        return Ok(None);
+    };
+    Ok(codes_required(&deadline_of(state, &member).await?))
+}
+
+/// `member`'s deadline under "Required", if they do not comply and it sets a date.
+pub async fn deadline_of(
+    state: &AppState,
+    member: &Member,
+) -> Result<Option<domain::org_policy::grace::Deadline>, AppError> {
+    Ok(
+        domain::org_policy::grace::member_deadline(&state.db, &state.authz, member, Utc::now())
+            .await?,
+    )
+}
+
+/// [`SessionLimit::CodesRequired`] once `deadline` has passed.
+pub fn codes_required(
+    deadline: &Option<domain::org_policy::grace::Deadline>,
+) -> Option<SessionLimit> {
+    deadline
+        .is_some_and(|deadline| deadline.passed())
+        .then_some(SessionLimit::CodesRequired)
 }
 
 /// Limits this session to MFA settings after a sign-in with a backup code
@@ -227,14 +268,17 @@ pub async fn session_limit(session: &Session) -> Result<Option<SessionLimit>, Ap
 /// ([`confirm_recent_authentication`] before new codes, [`may_lift_session_limit`] before a
 /// new authenticator).
 pub async fn limit_session(session: &Session, limit: SessionLimit) -> Result<(), AppError> {
+    let key = limit_key(limit).ok_or_else(|| {
+        AppError::Internal.logged(
+            "limit_session",
+            &format!("{limit:?} is not kept in sessions"),
+        )
+    })?;
     session
         .remove_value(AUTHENTICATED_AT)
         .await
         .map_err(storage)?;
-    session
-        .insert(limit_key(limit), true)
-        .await
-        .map_err(storage)
+    session.insert(key, true).await.map_err(storage)
 }
 
 /// What the member did to secure their account again after a backup-code sign-in.
@@ -252,11 +296,8 @@ pub async fn lift_session_limit(session: &Session, secured: Secured) -> Result<(
         Secured::NewCodes => &[SessionLimit::MfaSettings, SessionLimit::NewSet],
         Secured::NewAuthenticator => &[SessionLimit::MfaSettings],
     };
-    for limit in lifted {
-        session
-            .remove_value(limit_key(*limit))
-            .await
-            .map_err(storage)?;
+    for key in lifted.iter().filter_map(|limit| limit_key(*limit)) {
+        session.remove_value(key).await.map_err(storage)?;
     }
     Ok(())
 }

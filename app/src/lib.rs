@@ -77,7 +77,7 @@ pub fn App() -> impl IntoView {
                         <A href="/account">"Account"</A>
                     </nav>
                 </header>
-                <nav::AdminNav />
+                <nav::AccountBars />
                 <main class="site-main">
                     // Async: pages are sent whole, with their data, so that they work without
                     // JavaScript too (streamed fragments need a script to fall into place).

@@ -178,9 +178,10 @@ pub struct BackupSignIn {
     pub limit: Option<SessionLimit>,
 }
 
-/// How the organization's policy limits a session right after a backup-code sign-in: to
-/// the member's own MFA settings (their account, authenticator, backup codes and
-/// notifications) until they do what lifts the limit.
+/// How the organization's policy limits a session: to the member's own MFA settings (their
+/// account, authenticator, backup codes and notifications) until they do what lifts the
+/// limit. The first two are set by a backup-code sign-in and kept with the session; the
+/// third is the member's standing under "Required", read again on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionLimit {
     /// "Only MFA settings after a backup-code sign-in": lifted by new codes or a new
@@ -191,11 +192,15 @@ pub enum SessionLimit {
     /// the codes as few as they were (NIST SP 800-63B-4 §4.1.1 asks for a replacement once
     /// a recovery code is used).
     NewSet,
+    /// "Required" with a date, and the member's deadline has passed while they hold no
+    /// working code ([`crate::org_policy::grace`]): lifted by whatever makes them comply
+    /// (a new set, or an administrator's exception), whichever session they use.
+    CodesRequired,
 }
 
 impl SessionLimit {
     /// Every limit, for the tests that sweep each one.
-    pub const ALL: [Self; 2] = [Self::MfaSettings, Self::NewSet];
+    pub const ALL: [Self; 3] = [Self::MfaSettings, Self::NewSet, Self::CodesRequired];
 
     /// The limit `policy` sets on a session whose backup-code sign-in left `remaining`
     /// unused codes, for a member who `may_generate` a new set (one who may not is never

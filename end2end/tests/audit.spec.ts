@@ -66,10 +66,10 @@ test('an owner filters the log to one member’s redemptions and downloads the C
   ]);
   expect(standings.suggestedFilename()).toMatch(/^lifeline-compliance-\d{4}-\d{2}-\d{2}\.csv$/);
   const rows = readFileSync(await standings.path(), 'utf8').trim().split('\n');
-  expect(rows[0]).toBe('email,role,mfa,codes_remaining,set_expired,compliant,exception');
+  expect(rows[0]).toBe('email,role,mfa,codes_remaining,set_expired,compliant,exception,limited_from');
   expect(rows.slice(1).sort()).toEqual([
-    `${member},member,true,9,false,true,`,
-    `${owner},owner,false,,false,true,`,
+    `${member},member,true,9,false,true,,`,
+    `${owner},owner,false,,false,true,,`,
   ]);
   await hydrated(page);
   await page.locator('.count-holding-codes').click();

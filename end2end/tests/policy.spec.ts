@@ -2,7 +2,9 @@
 // previews and saves "Not allowed"; the member's codes stop working at sign-in and their
 // account page says why; a direct call is refused too; the owner allows codes again and
 // the member signs in with one. Running low means replacing: under the policy switch, a
-// backup-code sign-in that leaves the owner low opens nothing but a new set.
+// backup-code sign-in that leaves the owner low opens nothing but a new set. A grace period
+// for "Required": before its date a countdown on every page, from it only the MFA settings
+// until a set is generated.
 import type { Page } from '@playwright/test';
 import {
   test,
@@ -30,6 +32,22 @@ async function setCodes(page: Page, label: string, expectedEffect: RegExp) {
   await expect(page.locator('#preview .effects')).toContainText(expectedEffect);
   await page.getByRole('button', { name: 'Save policy' }).click();
   await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+}
+
+/**
+ * On a page with the "Generate New Codes" form: a new set, saved, lifts the session's limit
+ * (`limited`, its words): the banner goes and the members console opens.
+ */
+async function newSetLifts(page: Page, limited: string) {
+  await page.getByRole('button', { name: 'Generate New Codes' }).click();
+  await expect(page).toHaveURL(/\/account\/backup-codes$/);
+  const fresh = (await page.locator('.codes-sheet .backup-code').allInnerTexts()).map((c) => c.trim());
+  expect(fresh).toHaveLength(10);
+  await page.getByLabel('I have saved these codes').check();
+  await page.getByRole('button', { name: 'Done' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: limited })).toHaveCount(0);
+  const open = await page.goto('/admin/members');
+  expect(open?.status()).toBe(200);
 }
 
 test('an owner disallows backup codes, the member is refused, then allowed again', async ({ page }) => {
@@ -212,14 +230,64 @@ test('running low means replacing: a backup-code sign-in that leaves few codes a
   await page.goto('/account/recovered');
   await hydrated(page);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Generate New Codes' }).click();
-  await expect(page).toHaveURL(/\/account\/backup-codes$/);
-  const fresh = (await page.locator('.codes-sheet .backup-code').allInnerTexts()).map((c) => c.trim());
-  expect(fresh).toHaveLength(10);
-  await page.getByLabel('I have saved these codes').check();
-  await page.getByRole('button', { name: 'Done' }).click();
-  await expect(page.getByRole('alert').filter({ hasText: limited })).toHaveCount(0);
-  const open = await page.goto('/admin/members');
-  expect(open?.status()).toBe(200);
+  await newSetLifts(page, limited);
   await expect(page.getByRole('heading', { name: 'Members' })).toBeVisible();
+});
+
+/** The UTC day `days` from today, as a date field takes it (`2026-12-05`). */
+function utcDay(days: number): string {
+  return new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+test('a grace period for Required: a countdown before the date, only MFA settings from it until codes', async ({ page }) => {
+  const owner = 'owner@grace.test';
+  lifelineCli(['create-org', '--name', 'Grace Org', '--admin-email', owner], password);
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await turnOnMfa(page);
+
+  // "Required" from five days ahead: the preview names the owner (MFA on, no codes).
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel(/^Required/).check();
+  await page.getByLabel(/limit members without codes from/).fill(utcDay(5));
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  const onTheDate = page.locator('#preview .effects li').filter({ hasText: 'will be able to use only their MFA settings' });
+  await expect(onTheDate).toContainText('1 member holds no working backup code');
+  await expect(onTheDate).toContainText(owner);
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+
+  // Every page counts down, and the members console says "in grace".
+  const countdown = page.locator('.codes-due');
+  await page.goto('/admin/members');
+  await expect(countdown).toContainText('Your organization requires backup codes');
+  await expect(countdown).toContainText('(5 days left)');
+  await expect(page.locator('table.members tbody')).toContainText('Non-compliant, in grace, 5 days left');
+  await page.goto('/account');
+  await expect(countdown).toBeVisible();
+
+  // The date moved to today, which has begun: limited from the moment of saving.
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel(/limit members without codes from/).fill(utcDay(0));
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  const atOnce = page.locator('#preview .effects li').filter({ hasText: 'from the moment you save' });
+  await expect(atOnce).toContainText(owner);
+  await page.getByRole('button', { name: 'Save policy' }).click();
+
+  // The owner, named in the preview, is limited at once: the policy page itself says so.
+  const limited = 'Your organization requires backup codes, and the date to generate them has passed.';
+  await expect(page.getByText(limited)).toBeVisible();
+  const members = await page.goto('/admin/members');
+  expect(members?.status()).toBe(403);
+  await expect(page.getByRole('alert')).toContainText(limited);
+  await expect(countdown).toHaveCount(0);
+
+  // A set lifts it at once: nothing else to do.
+  await page.goto('/account');
+  await hydrated(page);
+  await expect(page.locator('#recovery').getByRole('alert').filter({ hasText: limited })).toBeVisible();
+  await newSetLifts(page, limited);
+  await expect(page.locator('table.members tbody')).toContainText('Compliant');
 });

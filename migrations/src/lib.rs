@@ -33,6 +33,7 @@ mod m20261130_000025_withhold_codes_from_new_roles;
 mod m20261130_000026_create_code_use_day;
 mod m20261130_000027_add_replace_when_low;
 mod m20261130_000028_add_totp_replacement;
+mod m20261130_000029_add_required_from;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000026_create_code_use_day::Migration),
             Box::new(m20261130_000027_add_replace_when_low::Migration),
             Box::new(m20261130_000028_add_totp_replacement::Migration),
+            Box::new(m20261130_000029_add_required_from::Migration),
         ]
     }
 }

@@ -774,6 +774,13 @@ pub struct PolicySettings {
     /// A backup-code sign-in that leaves the member at or below `low_codes_threshold`
     /// requires a new set before anything else (off: a warning).
     pub replace_when_low: bool,
+    /// Under `required`, the day (`YYYY-MM-DD`, from 00:00 UTC) from which a member with MFA
+    /// who holds no working code can use only their MFA settings until they generate a set;
+    /// `null`: "Required" is reported and limits no session.
+    pub required_from: Option<String>,
+    /// Days a member has from joining before `required_from` binds them, when that is later
+    /// (0–365).
+    pub grace_days: u32,
 }
 
 impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
@@ -790,6 +797,11 @@ impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
             recovery_code_approval: policy.recovery_code_approval,
             admins_request_backups: policy.admins_request_backups,
             replace_when_low: policy.replace_when_low,
+            required_from: policy.required_from.map(|day| {
+                day.format(domain::org_policy::form::DATE_FORMAT)
+                    .to_string()
+            }),
+            grace_days: policy.grace_days.into(),
         }
     }
 }
@@ -810,6 +822,8 @@ impl PolicySettings {
             recovery_code_approval: tick(self.recovery_code_approval),
             admins_request_backups: tick(self.admins_request_backups),
             replace_when_low: tick(self.replace_when_low),
+            required_from: self.required_from.clone().unwrap_or_default(),
+            grace_days: self.grace_days.to_string(),
         }
     }
 }

@@ -1,17 +1,20 @@
-//! "Only MFA settings after a sign-in with a backup code" and "New set required when codes
-//! run low" (an organization's policy switches), enforced for every route in one place.
+//! "Only MFA settings after a sign-in with a backup code", "New set required when codes
+//! run low" (an organization's policy switches) and "Required" past a member's deadline
+//! (its date and grace period), enforced for every route in one place.
 //!
-//! A session so limited ([`app::auth::session_limit`]) reaches only the routes in
+//! A session so limited ([`app::auth::limit_now`]) reaches only the routes in
 //! [`STILL_OPEN`]: the public pages and the sign-in steps, signing out, and the member's own
 //! account and MFA settings. Every other route (pages, server functions, downloads, the plain
 //! forms, and any route added later) is refused by [`refuse_beyond_mfa_settings`], a layer
-//! around the whole router, before its handler runs. The limit is lifted by new codes (or a
-//! new authenticator, unless a new set is owed because the codes ran low), after the
-//! password is typed again (`app::auth`).
+//! around the whole router, before its handler runs. A backup-code sign-in's limit is lifted
+//! by new codes (or a new authenticator, unless a new set is owed because the codes ran low),
+//! after the password is typed again (`app::auth`); "Required"'s by whatever makes the
+//! member comply, read again on each request.
 
+use app::state::AppState;
 use axum::{
     body::Body,
-    extract::Request,
+    extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -92,9 +95,20 @@ fn still_open(path: &str) -> bool {
 /// Middleware (inside the session layer): refuses every route but [`STILL_OPEN`] to a
 /// session limited to MFA settings. A request without a session (the site's files, the
 /// health checks) or whose session is not limited goes on untouched.
-pub async fn refuse_beyond_mfa_settings(request: Request, next: Next) -> Response {
+pub async fn refuse_beyond_mfa_settings(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     // Kept small: this frame stays on the stack while the page below renders.
-    match refusal_for(request.uri(), request.headers(), request.extensions().get()).await {
+    let refused = Box::pin(refusal_for(
+        &state,
+        request.uri(),
+        request.headers(),
+        request.extensions().get(),
+    ))
+    .await;
+    match refused {
         Some(refusal) => refusal,
         None => next.run(request).await,
     }
@@ -103,6 +117,7 @@ pub async fn refuse_beyond_mfa_settings(request: Request, next: Next) -> Respons
 /// The refusal a request for `uri` gets, if its `session` is limited to MFA settings and its
 /// route is not [`STILL_OPEN`].
 async fn refusal_for(
+    state: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
     session: Option<&Session>,
@@ -111,14 +126,10 @@ async fn refusal_for(
     if still_open(path) {
         return None;
     }
-    match app::auth::session_limit(session?).await {
+    match app::auth::limit_now(state, session?).await {
         Ok(None) => None,
         Ok(Some(limit)) => {
-            tracing::info!(
-                path,
-                ?limit,
-                "refused beyond MFA settings after a backup-code sign-in"
-            );
+            tracing::info!(path, ?limit, "refused beyond MFA settings");
             Some(refusal(
                 path,
                 headers,

@@ -132,7 +132,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(ServeError::Setup)?;
     sessions.spawn_expired_deletion(std::time::Duration::from_secs(600));
-    crate::expiry::spawn(db.clone());
     crate::backups::spawn_sweeper(db.clone(), config.backup_dir.clone());
     crate::backup_schedule::spawn(
         db.clone(),
@@ -169,6 +168,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let authz = domain::authz::Authz::load(&db)
         .await
         .map_err(|e| ServeError::Setup(e.to_string()))?;
+    crate::expiry::spawn(db.clone(), authz.clone());
 
     let leptos_options = get_configuration(None)
         .map_err(|e| ServeError::Site(e.to_string()))?
@@ -201,7 +201,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         codes: domain::lookup_secret::BackupCodeHasher::new(hasher.clone(), &secret_key),
         hasher,
         secret_key,
-        authz,
+        authz: authz.clone(),
         chain: domain::audit::ChainMonitor::default(),
         reauthenticate_after: chrono::Duration::seconds(i64::from(
             config.reauthenticate_after_seconds,
@@ -357,7 +357,10 @@ pub fn router(
         // limits, so a refused request still gets the headers, and is refused unread.
         // Innermost, around every route (the fallback too) and inside the session layer:
         // a session limited to MFA settings reaches nothing else, whatever the route…
-        .layer(from_fn(crate::restriction::refuse_beyond_mfa_settings))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::restriction::refuse_beyond_mfa_settings,
+        ))
         // …and a page shows a server function's error from its address only when this
         // server sent it there (the refusal's own error included).
         .layer(from_fn(crate::form_errors::only_errors_lifeline_sent))

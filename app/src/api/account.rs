@@ -18,6 +18,18 @@ pub struct Account {
     pub manages_members: bool,
     /// The administration areas the gate opens to them ([`Area::ALL`]'s order).
     pub may: Vec<Area>,
+    /// "Required" asks them for backup codes by a date that has not come yet: the countdown
+    /// every page shows.
+    pub codes_due: Option<CodesDue>,
+}
+
+/// A deadline to generate backup codes under "Required", ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodesDue {
+    /// When, as people read it.
+    pub by: String,
+    /// Whole days left, rounded up (the last day reads 1).
+    pub days_left: u32,
 }
 
 /// An administration area as the gate opens it: one Casbin question each (see
@@ -111,14 +123,24 @@ pub async fn current_account() -> Result<Option<Account>, AppError> {
         };
         let organization = domain::accounts::organization(&state.db, member.org_id).await?;
         let may = Area::open_to(&state.authz, &member).await?;
+        let deadline = crate::auth::deadline_of(&state, &member).await?;
+        let limited = crate::auth::session_limit(&session).await?.is_some()
+            || crate::auth::codes_required(&deadline).is_some();
+        let codes_due = match deadline {
+            Some(domain::org_policy::grace::Deadline::Ahead { at, days_left }) => Some(CodesDue {
+                by: crate::api::readable_time(at),
+                days_left,
+            }),
+            _ => None,
+        };
         Ok(Some(Account {
             email: member.email,
             role: member.role.as_str().to_owned(),
             organization: organization.name,
             mfa_enabled: member.mfa_enabled,
-            manages_members: !may.is_empty()
-                && crate::auth::session_limit(&session).await?.is_none(),
+            manages_members: !may.is_empty() && !limited,
             may,
+            codes_due,
         }))
     })
     .await

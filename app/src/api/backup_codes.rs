@@ -113,6 +113,7 @@ pub async fn get_recovery_status() -> Result<RecoveryStatus, AppError> {
             admin_contacts: domain::accounts::admin_contacts(&state.db, member.org_id).await?,
             limited: crate::auth::session_limit(&session)
                 .await?
+                .or_else(|| crate::auth::codes_required(&codes.deadline))
                 .map(|limit| crate::auth::limit_explained(limit).to_owned()),
             history: domain::audit::own_history(&state.db, &member, 10)
                 .await?

@@ -19,6 +19,9 @@ pub struct MemberRow {
     pub set_expired: bool,
     /// Meets the organization's policy.
     pub compliant: bool,
+    /// Not compliant under "Required" with a date: "in grace, 5 days left" or "limited to
+    /// MFA settings", with when.
+    pub deadline: Option<String>,
     /// An exception: codes allowed (`Some(true)`) or not (`Some(false)`) for this member.
     pub exception: Option<bool>,
     /// Sign-in factors locked after wrong attempts, in words with the lock's end
@@ -104,6 +107,7 @@ pub async fn list_members(
                     last_code_used_at: row.last_code_used_at.map(crate::api::readable_time),
                     set_expired: row.set_expired,
                     compliant: row.compliant,
+                    deadline: row.deadline.map(deadline_words),
                     exception: row.exception,
                     locked: row
                         .locked
@@ -248,4 +252,21 @@ pub async fn remove_member(member_id: i32) -> Result<(), AppError> {
         Ok(())
     })
     .await
+}
+
+/// A member's deadline under "Required", as the console shows it.
+#[cfg(feature = "ssr")]
+fn deadline_words(deadline: domain::org_policy::grace::Deadline) -> String {
+    use domain::org_policy::grace::Deadline;
+    match deadline {
+        Deadline::Ahead { at, days_left } => format!(
+            "in grace, {days_left} {} left (until {})",
+            if days_left == 1 { "day" } else { "days" },
+            crate::api::readable_time(at)
+        ),
+        Deadline::Passed { at } => format!(
+            "limited to MFA settings since {}",
+            crate::api::readable_time(at)
+        ),
+    }
 }

@@ -31,6 +31,12 @@ pub struct PolicyFields {
     /// A checkbox: `Some` when ticked.
     #[serde(default)]
     pub replace_when_low: Option<String>,
+    /// `YYYY-MM-DD`, or blank.
+    #[serde(default)]
+    pub required_from: String,
+    /// Days.
+    #[serde(default)]
+    pub grace_days: String,
 }
 
 /// One setting a version changed.
@@ -296,6 +302,8 @@ fn form_of(fields: PolicyFields) -> domain::org_policy::PolicyForm {
         recovery_code_approval: fields.recovery_code_approval,
         admins_request_backups: fields.admins_request_backups,
         replace_when_low: fields.replace_when_low,
+        required_from: fields.required_from,
+        grace_days: fields.grace_days,
     }
 }
 
@@ -313,6 +321,8 @@ fn fields_of(form: &domain::org_policy::PolicyForm) -> PolicyFields {
         recovery_code_approval: form.recovery_code_approval.clone(),
         admins_request_backups: form.admins_request_backups.clone(),
         replace_when_low: form.replace_when_low.clone(),
+        required_from: form.required_from.clone(),
+        grace_days: form.grace_days.clone(),
     }
 }
 

@@ -265,11 +265,17 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
         (Some(_), true) => "Expired".to_owned(),
         (Some(n), false) => n.to_string(),
     };
-    let compliance = match (member.compliant, member.exception) {
-        (_, Some(true)) => "Exception: codes allowed",
+    let standing = match (member.compliant, member.exception) {
+        (true, Some(true)) => "Exception: codes allowed",
+        (false, Some(true)) => "Non-compliant (exception: codes allowed)",
         (_, Some(false)) => "Exception: no codes",
         (true, None) => "Compliant",
         (false, None) => "Non-compliant",
+    };
+    // Under "Required" with a date: in grace, or limited.
+    let compliance = match &member.deadline {
+        Some(deadline) => format!("{standing}, {deadline}"),
+        None => standing.to_owned(),
     };
     view! {
         <tr>

@@ -33,6 +33,8 @@ fn fields_from_query(query: &ParamsMap) -> PolicyFields {
         recovery_code_approval: query.get("recovery_code_approval"),
         admins_request_backups: query.get("admins_request_backups"),
         replace_when_low: query.get("replace_when_low"),
+        required_from: get("required_from"),
+        grace_days: get("grace_days"),
     }
 }
 
@@ -181,6 +183,20 @@ fn PolicySection(
                     {radio("backup_codes", "allowed", "Allowed", &fields.backup_codes)}
                     {radio("backup_codes", "required", "Required: every member with MFA must hold a valid set", &fields.backup_codes)}
                     <FieldMessage error=preview_error field="backup_codes" />
+                    <label for="required_from">"Under Required, limit members without codes from (00:00 UTC; blank: report only, never limit)"</label>
+                    <input
+                        type="date"
+                        id="required_from"
+                        name="required_from"
+                        value=fields.required_from.clone()
+                        aria-describedby="required_from-hint required_from-error"
+                        aria-invalid=invalid(preview_error, "required_from")
+                    />
+                    <p class="muted" id="required_from-hint">
+                        "Before the date, members who hold no working code see a countdown and get reminders 7 days and 1 day before. From it, until they generate a set, they can use only their MFA settings."
+                    </p>
+                    <FieldMessage error=preview_error field="required_from" />
+                    {number("grace_days", "Grace period for new members, in days after joining (0–365)", fields.grace_days.clone(), 0, 365)}
                 </fieldset>
                 {number("codes_per_set", "Codes per set (5–20)", fields.codes_per_set.clone(), 5, 20)}
                 {number("max_set_age_days", "Maximum set age in days (0: no limit)", fields.max_set_age_days.clone(), 0, 3650)}
@@ -303,6 +319,8 @@ fn PreviewPanel(
                         {hidden("lockout_attempts", fields.lockout_attempts)}
                         {hidden("lockout_minutes", fields.lockout_minutes)}
                         {hidden("code_entry", fields.code_entry)}
+                        {hidden("required_from", fields.required_from)}
+                        {hidden("grace_days", fields.grace_days)}
                         {fields
                             .restrict_after_backup_sign_in
                             .map(|value| hidden("restrict_after_backup_sign_in", value))}

@@ -113,10 +113,42 @@ pub async fn to_member(
     member: &Member,
     kind: &str,
     words: Words,
-    mut facts: Vec<(&'static str, String)>,
+    facts: Vec<(&'static str, String)>,
     link: bool,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    deliver(txn, member, kind, words, facts, link, None, at).await?;
+    Ok(())
+}
+
+/// Like [`to_member`] without the "This wasn't me" link (nothing happened to report), unless
+/// a notice was written before for the same `dedupe`: whether this one was. For a reminder
+/// that must go out once however often, and on however many instances, it is sent.
+pub async fn to_member_once(
+    txn: &impl ConnectionTrait,
+    member: &Member,
+    kind: &str,
+    words: Words,
+    facts: Vec<(&'static str, String)>,
+    dedupe: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    deliver(txn, member, kind, words, facts, false, Some(dedupe), at).await
+}
+
+/// A notice to `member` at every address on record, written once per `dedupe` when given;
+/// whether any was written.
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    txn: &impl ConnectionTrait,
+    member: &Member,
+    kind: &str,
+    words: Words,
+    mut facts: Vec<(&'static str, String)>,
+    link: bool,
+    dedupe: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let organization = organization_name(txn, member.org_id).await?;
     facts.push(("Organization", organization));
     let not_me = if link {
@@ -139,21 +171,27 @@ pub async fn to_member(
     let second = notifications::second_address(txn, member.id)
         .await?
         .and_then(|(address, verified)| verified.then_some(address));
+    let mut written = false;
     for recipient in std::iter::once(member.email.as_str()).chain(second.as_deref()) {
-        notifications::enqueue(
-            txn,
-            Message {
-                org_id: member.org_id,
-                user_id: Some(member.id),
-                kind,
-                recipient,
-                rendered: rendered.clone(),
-            },
-            at,
-        )
-        .await?;
+        let message = Message {
+            org_id: member.org_id,
+            user_id: Some(member.id),
+            kind,
+            recipient,
+            rendered: rendered.clone(),
+        };
+        written |= match dedupe {
+            Some(dedupe) => {
+                let once = format!("{dedupe}:{recipient}");
+                notifications::enqueue_once(txn, message, &once, at).await?
+            }
+            None => {
+                notifications::enqueue(txn, message, at).await?;
+                true
+            }
+        };
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Writes an alert to each owner and admin of `org_id` but those in `skip` (who acted, or

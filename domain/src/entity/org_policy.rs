@@ -27,6 +27,11 @@ pub struct Model {
     /// A backup-code sign-in that leaves the member at or below the low-codes threshold
     /// requires a new set before anything else.
     pub replace_when_low: bool,
+    /// "Required" limits the sessions of members who do not comply from this moment
+    /// (00:00 UTC of the day the administrators chose); `None`: it never does.
+    pub required_from: Option<DateTimeUtc>,
+    /// Days a member who joins has before "Required" limits their session.
+    pub grace_days: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -52,6 +52,10 @@ pub struct MemberStatus {
     pub codes_low: bool,
     /// Meets the organization's policy (always, unless codes are "Required").
     pub compliant: bool,
+    /// Not compliant, and "Required" sets a date: their deadline, ahead (in grace, with the
+    /// days left) or passed (their session reaches only their MFA settings).
+    #[serde(default)]
+    pub deadline: Option<crate::org_policy::grace::Deadline>,
     /// An exception for this member: codes allowed (true) or not (false).
     pub exception: Option<bool>,
     /// Sign-in factors locked after wrong attempts, and until when.
@@ -213,7 +217,12 @@ pub(crate) async fn page_of(
         let manageable = member.id != viewer.id && may_manage;
         let unlockable = member.id != viewer.id && may_unlock;
         let removable = member.id != viewer.id && may_remove;
+        let deadline = (!compliant)
+            .then(|| crate::org_policy::grace::deadline(&policy, member.created_at))
+            .flatten()
+            .map(|at| crate::org_policy::grace::Deadline::at(at, now));
         statuses.push(MemberStatus {
+            deadline,
             codes_low: standing.as_ref().is_some_and(|s| s.low),
             codes_remaining: standing.as_ref().map(|s| s.remaining),
             set_generated_at: standing.as_ref().map(|s| s.generated_at),

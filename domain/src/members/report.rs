@@ -7,7 +7,7 @@
 //! gate's [`Allowance`] for who may use codes, [`crate::backup_codes::compliant`]'s definition for
 //! "Required". The tests hold the counts to the console's answers member by member.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
     QueryTrait, RelationTrait,
@@ -23,7 +23,7 @@ use crate::{
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
-    org_policy::{self, CodesMode, OrgPolicy},
+    org_policy::{self, CodesMode, OrgPolicy, grace},
 };
 
 /// Where a member stands, as the compliance report counts and the console filters.
@@ -45,17 +45,21 @@ pub enum Standing {
     Exempted,
     /// No working code to sign in with: no set in force, an expired one, or every code used.
     WithoutCodes,
+    /// Non-compliant, before their deadline under "Required"'s date and grace period
+    /// ([`crate::org_policy::grace`]): not limited yet.
+    InGrace,
 }
 
 impl Standing {
     /// Every standing, in the report's order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::WithMfa,
         Self::HoldingCodes,
         Self::LowOnCodes,
         Self::ExpiredSets,
         Self::Locked,
         Self::NonCompliant,
+        Self::InGrace,
         Self::Exempted,
         Self::WithoutCodes,
     ];
@@ -71,6 +75,7 @@ impl Standing {
             Self::NonCompliant => "non-compliant",
             Self::Exempted => "exempted",
             Self::WithoutCodes => "without-codes",
+            Self::InGrace => "in-grace",
         }
     }
 
@@ -92,6 +97,7 @@ impl Standing {
             Self::NonCompliant => "Non-compliant",
             Self::Exempted => "Exempted (an exception)",
             Self::WithoutCodes => "Without backup codes",
+            Self::InGrace => "Non-compliant, in grace",
         }
     }
 }
@@ -102,6 +108,8 @@ pub(crate) struct Standings {
     rules: CodePolicy,
     /// Who the gate lets generate codes: the members "Required" binds.
     usable: Allowance,
+    /// "Required"'s date (from 00:00 UTC) and grace period for new members, if it sets one.
+    grace: Option<(DateTime<Utc>, Duration)>,
     now: DateTime<Utc>,
 }
 
@@ -117,6 +125,12 @@ impl Standings {
             codes: policy.codes,
             rules: policy.code_policy(),
             usable: authz.allowance(org_id, Action::GenerateBackupCodes).await?,
+            grace: policy.required_from.map(|day| {
+                (
+                    grace::start_of(day),
+                    Duration::days(policy.grace_days.into()),
+                )
+            }),
             now,
         })
     }
@@ -157,6 +171,15 @@ impl Standings {
                 .add(self.usable())
                 .add(self.holds().not()),
             Standing::NonCompliant => Condition::all().add(Expr::value(false)),
+            // `grace::deadline` after now: the date is ahead, or the member joined within
+            // the grace period.
+            Standing::InGrace => match self.grace {
+                Some((from, _)) if from > self.now => self.condition(Standing::NonCompliant),
+                Some((_, days)) => self
+                    .condition(Standing::NonCompliant)
+                    .add(user_account::Column::CreatedAt.gt(self.now - days)),
+                None => Condition::all().add(Expr::value(false)),
+            },
         }
     }
 
@@ -298,7 +321,8 @@ pub async fn standing_counts(
 pub const EXPORT_CHUNK: u64 = 1000;
 
 /// The compliance download's first line.
-pub const CSV_HEADER: &str = "email,role,mfa,codes_remaining,set_expired,compliant,exception";
+pub const CSV_HEADER: &str =
+    "email,role,mfa,codes_remaining,set_expired,compliant,exception,limited_from";
 
 /// One member's line of the compliance download, in [`CSV_HEADER`]'s columns (no line end).
 pub fn csv_line(row: &MemberStatus) -> String {
@@ -317,6 +341,10 @@ pub fn csv_line(row: &MemberStatus) -> String {
             None => "",
         }
         .to_owned(),
+        // Under "Required" with a date, when a member who does not comply is (or was) limited.
+        row.deadline
+            .map(|deadline| deadline.when().to_rfc3339())
+            .unwrap_or_default(),
     ])
 }
 

@@ -1,13 +1,20 @@
 //! The policy form as typed: every setting a string, checked into an [`OrgPolicy`] within
 //! every bound, or refused next to the one field that is wrong.
 
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::settings::{
-    CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_LOCKOUT_ATTEMPTS, MAX_LOCKOUT_MINUTES,
-    MAX_SET_AGE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
+    CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_GRACE_DAYS, MAX_LOCKOUT_ATTEMPTS,
+    MAX_LOCKOUT_MINUTES, MAX_SET_AGE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
 };
 use crate::input::FieldError;
+
+/// How the form writes a date: an `<input type=date>`'s value.
+pub const DATE_FORMAT: &str = "%Y-%m-%d";
+/// The years a date in the form may fall in.
+const MIN_YEAR: i32 = 2000;
+const MAX_YEAR: i32 = 2999;
 
 /// The policy form as typed: every setting a string, checked by [`PolicyForm::parse`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +38,12 @@ pub struct PolicyForm {
     /// A checkbox: present when ticked.
     #[serde(default)]
     pub replace_when_low: Option<String>,
+    /// A date, `YYYY-MM-DD` (an `<input type=date>`); blank: none.
+    #[serde(default)]
+    pub required_from: String,
+    /// Days; blank reads as 0 (a form from before the setting existed).
+    #[serde(default)]
+    pub grace_days: String,
 }
 
 impl PolicyForm {
@@ -50,6 +63,11 @@ impl PolicyForm {
             recovery_code_approval: policy.recovery_code_approval.then(|| "on".to_owned()),
             admins_request_backups: policy.admins_request_backups.then(|| "on".to_owned()),
             replace_when_low: policy.replace_when_low.then(|| "on".to_owned()),
+            required_from: policy
+                .required_from
+                .map(|day| day.format(DATE_FORMAT).to_string())
+                .unwrap_or_default(),
+            grace_days: policy.grace_days.to_string(),
         }
     }
 
@@ -94,6 +112,27 @@ impl PolicyForm {
                 "Choose any unused code or a specific numbered code.",
             )
         })?;
+        let required_from = match self.required_from.trim() {
+            "" => None,
+            typed => Some(
+                NaiveDate::parse_from_str(typed, DATE_FORMAT)
+                    .ok()
+                    .filter(|day| (MIN_YEAR..=MAX_YEAR).contains(&day.year()))
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "required_from",
+                            format!(
+                                "Enter a date as YYYY-MM-DD between {MIN_YEAR} and {MAX_YEAR}, \
+                                 or leave it blank."
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        let grace_days: u16 = match self.grace_days.trim() {
+            "" => 0,
+            typed => number("grace_days", typed, 0, MAX_GRACE_DAYS.into())?,
+        };
         Ok(OrgPolicy {
             codes,
             codes_per_set,
@@ -106,6 +145,8 @@ impl PolicyForm {
             recovery_code_approval: self.recovery_code_approval.is_some(),
             admins_request_backups: self.admins_request_backups.is_some(),
             replace_when_low: self.replace_when_low.is_some(),
+            required_from,
+            grace_days,
         })
     }
 }
@@ -166,23 +207,29 @@ mod tests {
             prop::option::of(typed()),
             prop::option::of(typed()),
             prop::option::of(typed()),
+            prop_oneof![typed(), "[0-9]{4}-[0-9]{2}-[0-9]{2}"],
+            typed(),
         )
-            .prop_map(|(fields, restrict, approval, backups, replace)| {
-                let [codes, per_set, age, low, attempts, minutes, entry] = fields;
-                PolicyForm {
-                    backup_codes: codes,
-                    codes_per_set: per_set,
-                    max_set_age_days: age,
-                    low_codes_threshold: low,
-                    lockout_attempts: attempts,
-                    lockout_minutes: minutes,
-                    code_entry: entry,
-                    restrict_after_backup_sign_in: restrict,
-                    recovery_code_approval: approval,
-                    admins_request_backups: backups,
-                    replace_when_low: replace,
-                }
-            })
+            .prop_map(
+                |(fields, restrict, approval, backups, replace, from, grace)| {
+                    let [codes, per_set, age, low, attempts, minutes, entry] = fields;
+                    PolicyForm {
+                        backup_codes: codes,
+                        codes_per_set: per_set,
+                        max_set_age_days: age,
+                        low_codes_threshold: low,
+                        lockout_attempts: attempts,
+                        lockout_minutes: minutes,
+                        code_entry: entry,
+                        restrict_after_backup_sign_in: restrict,
+                        recovery_code_approval: approval,
+                        admins_request_backups: backups,
+                        replace_when_low: replace,
+                        required_from: from,
+                        grace_days: grace,
+                    }
+                },
+            )
     }
 
     fn any_policy() -> impl Strategy<Value = OrgPolicy> {
@@ -202,6 +249,10 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            (
+                prop::option::of((MIN_YEAR..=MAX_YEAR, 1..=366u32)),
+                0..=MAX_GRACE_DAYS,
+            ),
         )
             .prop_map(
                 |(
@@ -216,6 +267,7 @@ mod tests {
                     approval,
                     backups,
                     replace,
+                    (from, grace_days),
                 )| {
                     OrgPolicy {
                         codes,
@@ -233,6 +285,11 @@ mod tests {
                         recovery_code_approval: approval,
                         admins_request_backups: backups,
                         replace_when_low: replace,
+                        required_from: from.and_then(|(year, ordinal)| {
+                            NaiveDate::from_yo_opt(year, ordinal)
+                                .or_else(|| NaiveDate::from_yo_opt(year, 365))
+                        }),
+                        grace_days,
                     }
                 },
             )
@@ -245,9 +302,10 @@ mod tests {
         /// the one field that is wrong; it never panics.
         #[test]
         fn any_input_gives_a_policy_in_bounds_or_names_its_field(form in any_form()) {
-            const FIELDS: [&str; 7] = [
+            const FIELDS: [&str; 9] = [
                 "backup_codes", "codes_per_set", "max_set_age_days", "low_codes_threshold",
-                "lockout_attempts", "lockout_minutes", "code_entry",
+                "lockout_attempts", "lockout_minutes", "code_entry", "required_from",
+                "grace_days",
             ];
             match form.parse() {
                 Ok(policy) => {
@@ -256,6 +314,10 @@ mod tests {
                     prop_assert!(policy.low_codes_threshold < policy.codes_per_set);
                     prop_assert!((1..=MAX_LOCKOUT_ATTEMPTS).contains(&policy.lockout_attempts));
                     prop_assert!((1..=MAX_LOCKOUT_MINUTES).contains(&policy.lockout_minutes));
+                    prop_assert!(policy.grace_days <= MAX_GRACE_DAYS);
+                    prop_assert!(policy
+                        .required_from
+                        .is_none_or(|day| (MIN_YEAR..=MAX_YEAR).contains(&day.year())));
                 }
                 Err(error) => {
                     prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field);
@@ -280,7 +342,7 @@ mod tests {
     fn every_setting_out_of_range_or_not_a_number_is_refused_next_to_its_field() {
         /// Sets one field of the form.
         type Setter = fn(&mut PolicyForm, &str);
-        let cases: [(Setter, &str, &[&str]); 7] = [
+        let cases: [(Setter, &str, &[&str]); 9] = [
             (
                 |f, v| f.backup_codes = v.into(),
                 "backup_codes",
@@ -312,6 +374,23 @@ mod tests {
                 &["0", "1441", "' OR 1=1"],
             ),
             (|f, v| f.code_entry = v.into(), "code_entry", &["", "every"]),
+            (
+                |f, v| f.required_from = v.into(),
+                "required_from",
+                &[
+                    "tomorrow",
+                    "2026-02-30",
+                    "1999-12-31",
+                    "3000-01-01",
+                    "14/12/2026",
+                    "2026-12-14T00:00",
+                ],
+            ),
+            (
+                |f, v| f.grace_days = v.into(),
+                "grace_days",
+                &["-1", "366", "7.5", "a week"],
+            ),
         ];
         for (set, field, values) in cases {
             for value in values {

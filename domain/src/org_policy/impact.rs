@@ -10,12 +10,16 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{CodesMode, OrgPolicy, PolicyChangeError, current, exceptions};
+use super::{
+    CodesMode, OrgPolicy, PolicyChangeError, current, exceptions,
+    grace::{self, Deadline},
+};
 use crate::{
     authz::{Action, Authz},
     backup_codes::{Scope, SetInForce, sets_in_force},
     entity::user_account,
     identity::Member,
+    notifications::rendering::readable_time,
 };
 
 /// What saving a policy would do, counted and listed, before it is saved.
@@ -149,6 +153,65 @@ pub async fn impact(
             newly.iter().map(|h| h.email.clone()).collect(),
         );
     }
+    // Who "Required"'s date limits: at once (their deadline has passed), or on the date.
+    let deadline_moved = before.codes != policy.codes
+        || before.required_from != policy.required_from
+        || before.grace_days != policy.grace_days;
+    if policy.codes == CodesMode::Required && deadline_moved {
+        let bound = |h: &&Holding| {
+            exempt.get(&h.member_id) != Some(&false)
+                && !crate::backup_codes::compliant(
+                    true,
+                    true,
+                    h.mfa_enabled,
+                    standing(h, policy).as_ref(),
+                )
+        };
+        let deadlines: Vec<(&Holding, Deadline)> = holdings
+            .iter()
+            .filter(bound)
+            .filter_map(|h| {
+                grace::deadline(policy, h.joined_at).map(|at| (h, Deadline::at(at, now)))
+            })
+            .collect();
+        let at_once: Vec<&Holding> = deadlines
+            .iter()
+            .filter(|(_, deadline)| deadline.passed())
+            .map(|(h, _)| *h)
+            .collect();
+        if !at_once.is_empty() {
+            add(
+                format!(
+                    "{} {} no working backup code: from the moment you save, until they \
+                     generate a set, they can use only their MFA settings.",
+                    at_once.len(),
+                    plural(at_once.len() as u64, "member holds", "members hold"),
+                ),
+                at_once.iter().map(|h| h.email.clone()).collect(),
+            );
+        }
+        if let Some(from) = policy
+            .required_from
+            .map(grace::start_of)
+            .filter(|from| *from > now)
+        {
+            let on_the_date: Vec<&Holding> = deadlines
+                .iter()
+                .filter(|(_, deadline)| deadline.when() == from)
+                .map(|(h, _)| *h)
+                .collect();
+            add(
+                format!(
+                    "{} {} no working backup code: from {}, until they generate a set, they \
+                     will be able to use only their MFA settings.",
+                    on_the_date.len(),
+                    plural(on_the_date.len() as u64, "member holds", "members hold"),
+                    readable_time(from),
+                ),
+                on_the_date.iter().map(|h| h.email.clone()).collect(),
+            );
+        }
+    }
     // Who a backup-code sign-in would ask for a new set first: a usable set at or below
     // the threshold, under "New set required when codes run low".
     let asked_for_new_set = |h: &Holding, p: &OrgPolicy| {
@@ -236,6 +299,7 @@ pub(super) struct Holding {
     pub(super) member_id: i32,
     pub(super) email: String,
     mfa_enabled: bool,
+    joined_at: DateTime<Utc>,
     pub(super) set: Option<SetInForce>,
 }
 
@@ -251,11 +315,14 @@ pub(super) async fn holdings(
     db: &impl ConnectionTrait,
     org_id: i32,
 ) -> Result<Vec<Holding>, DbErr> {
-    let members: Vec<(i32, String, Option<DateTime<Utc>>)> = user_account::Entity::find()
+    // Id, email, when MFA was turned on, when they joined.
+    type Row = (i32, String, Option<DateTime<Utc>>, DateTime<Utc>);
+    let members: Vec<Row> = user_account::Entity::find()
         .select_only()
         .column(user_account::Column::Id)
         .column(user_account::Column::Email)
         .column(user_account::Column::TotpEnabledAt)
+        .column(user_account::Column::CreatedAt)
         .filter(user_account::Column::OrgId.eq(org_id))
         .order_by_asc(user_account::Column::Id)
         .into_tuple()
@@ -268,10 +335,11 @@ pub(super) async fn holdings(
         .collect();
     Ok(members
         .into_iter()
-        .map(|(member_id, email, mfa_on)| Holding {
+        .map(|(member_id, email, mfa_on, joined_at)| Holding {
             member_id,
             email,
             mfa_enabled: mfa_on.is_some(),
+            joined_at,
             set: sets.remove(&member_id),
         })
         .collect())

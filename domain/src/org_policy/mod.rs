@@ -21,13 +21,14 @@ pub mod approval;
 pub mod exceptions;
 pub mod export;
 pub mod form;
+pub mod grace;
 pub mod impact;
 mod notices;
 pub mod settings;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 
 pub use self::{
@@ -37,8 +38,8 @@ pub use self::{
     form::PolicyForm,
     impact::{Impact, impact},
     settings::{
-        CodeEntry, CodesMode, MAX_CODES_PER_SET, MIN_CODES_PER_SET, OrgPolicy, PolicyVersion,
-        current, history, save,
+        CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_GRACE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
+        PolicyVersion, current, history, save,
     },
 };
 pub use crate::audit::Change;
@@ -111,6 +112,9 @@ pub struct MemberCodes {
     pub set: Option<crate::backup_codes::CodeStatus>,
     /// The organization's rules for codes (set size, warning threshold, maximum age).
     pub rules: CodePolicy,
+    /// When they do not comply and "Required" sets a date: their deadline
+    /// ([`grace::Deadline`]).
+    pub deadline: Option<grace::Deadline>,
 }
 
 impl MemberCodes {
@@ -122,19 +126,36 @@ impl MemberCodes {
 
 /// `member`'s codes under their organization's policy.
 pub async fn member_codes(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     authz: &Authz,
     member: &Member,
     now: DateTime<Utc>,
 ) -> Result<MemberCodes, crate::backup_codes::BackupCodeError> {
     let policy = current(db, member.org_id).await?.policy;
+    member_codes_under(db, authz, member, &policy, now).await
+}
+
+/// `member`'s codes under `policy`, their organization's in force.
+pub(crate) async fn member_codes_under(
+    db: &impl ConnectionTrait,
+    authz: &Authz,
+    member: &Member,
+    policy: &OrgPolicy,
+    now: DateTime<Utc>,
+) -> Result<MemberCodes, crate::backup_codes::BackupCodeError> {
     let rules = policy.code_policy();
     let set = crate::backup_codes::status(db, authz, member, &rules, now).await?;
     let usable = crate::backup_codes::usable(authz, member).await?;
-    Ok(MemberCodes {
+    let mut codes = MemberCodes {
         usable,
         required: policy.codes == CodesMode::Required,
         set,
         rules,
-    })
+        deadline: None,
+    };
+    if !codes.compliant(member.mfa_enabled) {
+        codes.deadline =
+            grace::deadline(policy, member.created_at).map(|at| grace::Deadline::at(at, now));
+    }
+    Ok(codes)
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{OrgPolicy, exceptions, impact};
+use super::{CodesMode, OrgPolicy, exceptions, impact};
 use crate::{
     audit::{
         AuditAction,
@@ -121,6 +121,28 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
                 .to_owned(),
         );
     }
+    // Under "Required", its limit on members without codes coming later, or not at all.
+    if before.codes == CodesMode::Required && after.codes == CodesMode::Required {
+        let day = |day: chrono::NaiveDate| day.format("%-d %B %Y").to_string();
+        match (before.required_from, after.required_from) {
+            (Some(_), None) => loosened.push(
+                "\"Required\" no longer limits the sessions of members without backup codes"
+                    .to_owned(),
+            ),
+            (Some(was), Some(is)) if is > was => loosened.push(format!(
+                "members without backup codes are limited from {} instead of {}",
+                day(is),
+                day(was)
+            )),
+            _ => {}
+        }
+        if after.required_from.is_some() && after.grace_days > before.grace_days {
+            loosened.push(format!(
+                "new members have {} days before \"Required\" limits them instead of {}",
+                after.grace_days, before.grace_days
+            ));
+        }
+    }
     // A backup holds every member's password hash and the whole audit log: one more role
     // that may take one away is a loosening.
     if !before.admins_request_backups && after.admins_request_backups {
@@ -136,7 +158,6 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org_policy::CodesMode;
 
     #[test]
     fn each_loosening_is_named_and_tightening_is_not_one() {
@@ -163,6 +184,35 @@ mod tests {
         assert_eq!(loosenings(&strict, &loose).len(), 7);
         assert!(loosenings(&loose, &strict).is_empty());
         assert!(loosenings(&strict, &strict).is_empty());
+    }
+
+    #[test]
+    fn a_later_or_no_date_and_a_longer_grace_period_loosen_required() {
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 12, d);
+        let required = |required_from, grace_days| OrgPolicy {
+            codes: CodesMode::Required,
+            required_from,
+            grace_days,
+            ..OrgPolicy::default()
+        };
+        // (before, after, loosenings), written out.
+        let cases = [
+            (required(day(10), 0), required(None, 0), 1),
+            (required(day(10), 0), required(day(20), 0), 1),
+            (required(day(10), 0), required(day(20), 7), 2),
+            (required(day(20), 7), required(day(10), 0), 0),
+            (required(None, 0), required(day(10), 0), 0),
+            (required(day(10), 7), required(day(10), 7), 0),
+            // Grace days without a date bind nobody.
+            (required(None, 0), required(None, 30), 0),
+        ];
+        for (before, after, expected) in cases {
+            assert_eq!(
+                loosenings(&before, &after).len(),
+                expected,
+                "{before:?} → {after:?}"
+            );
+        }
     }
 
     #[test]

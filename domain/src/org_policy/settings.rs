@@ -2,7 +2,7 @@
 //! and saving a new one (with the Casbin rules it compiles to, for backup codes and for data
 //! backups, its audit event and the revision bump, in one transaction).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, Set, SqlErr, TransactionTrait,
@@ -91,6 +91,8 @@ pub const MAX_CODES_PER_SET: u8 = 20;
 pub(super) const MAX_SET_AGE_DAYS: u16 = 3650;
 pub(super) const MAX_LOCKOUT_ATTEMPTS: u8 = 20;
 pub(super) const MAX_LOCKOUT_MINUTES: u16 = 24 * 60;
+/// The longest grace period for new members, in days (JumpCloud's enrolment period is 1–365).
+pub const MAX_GRACE_DAYS: u16 = 365;
 
 /// An organization's backup-code policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +124,17 @@ pub struct OrgPolicy {
     /// written before the setting existed.
     #[serde(default)]
     pub replace_when_low: bool,
+    /// Under "Required", the day (from 00:00 UTC) a member bound by it who holds no working
+    /// code starts to reach only their MFA settings, until they generate a set
+    /// ([`super::grace`]); before it they see a countdown and get reminders. `None`:
+    /// "Required" is reported and never limits a session, as before the setting existed.
+    #[serde(default)]
+    pub required_from: Option<NaiveDate>,
+    /// Days a member has from joining before "Required" limits their session, when that is
+    /// later than `required_from` (the grace period for new members), 0 to
+    /// [`MAX_GRACE_DAYS`].
+    #[serde(default)]
+    pub grace_days: u16,
 }
 
 impl Default for OrgPolicy {
@@ -139,6 +152,8 @@ impl Default for OrgPolicy {
             recovery_code_approval: false,
             admins_request_backups: false,
             replace_when_low: false,
+            required_from: None,
+            grace_days: 0,
         }
     }
 }
@@ -172,6 +187,14 @@ impl OrgPolicy {
                 "New set required when codes run low",
                 on_off(self.replace_when_low),
             ),
+            (
+                "Sessions limited under Required from",
+                match self.required_from {
+                    Some(day) => format!("{} (00:00 UTC)", day.format("%-d %B %Y")),
+                    None => "Never (reported only)".to_owned(),
+                },
+            ),
+            ("Grace period for new members", days(self.grace_days)),
             ("Lock after wrong codes", self.lockout_attempts.to_string()),
             (
                 "Lockout duration",
@@ -215,6 +238,14 @@ impl OrgPolicy {
     }
 }
 
+/// A number of days as people read it.
+fn days(n: u16) -> String {
+    match n {
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    }
+}
+
 /// A switch as people read it.
 fn on_off(on: bool) -> String {
     if on { "On" } else { "Off" }.to_owned()
@@ -250,6 +281,11 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
             recovery_code_approval: row.recovery_code_approval,
             admins_request_backups: row.admins_request_backups,
             replace_when_low: row.replace_when_low,
+            required_from: row.required_from.map(|at| at.date_naive()),
+            grace_days: u16::try_from(row.grace_days)
+                .ok()
+                .filter(|days| *days <= MAX_GRACE_DAYS)
+                .ok_or_else(|| bad("grace_days"))?,
         };
         Ok(Self {
             version: row.version,
@@ -354,6 +390,8 @@ pub async fn save(
         recovery_code_approval: Set(policy.recovery_code_approval),
         admins_request_backups: Set(policy.admins_request_backups),
         replace_when_low: Set(policy.replace_when_low),
+        required_from: Set(policy.required_from.map(super::grace::start_of)),
+        grace_days: Set(policy.grace_days.into()),
         saved_by_id: Set(Some(actor.id)),
         saved_by: Set(Some(actor.email.clone())),
         saved_at: Set(now),

@@ -11,6 +11,7 @@ mod backup_jobs;
 mod digest;
 mod events;
 mod fixtures;
+mod grace;
 mod incidents;
 mod layers;
 mod lockout;

@@ -32,6 +32,7 @@ fn stands(row: &MemberStatus, standing: Standing) -> bool {
         Standing::Locked => !row.locked.is_empty(),
         Standing::NonCompliant => !row.compliant,
         Standing::Exempted => row.exception.is_some(),
+        Standing::InGrace => row.deadline.is_some_and(|deadline| !deadline.passed()),
     }
 }
 
@@ -109,7 +110,15 @@ async fn population(
 
     add_member(test_db, hasher, org, "no-mfa@acme.test", Role::Member).await;
     add_member(test_db, hasher, org, "admin-no-mfa@acme.test", Role::Admin).await;
-    with_mfa("no-codes@acme.test").await;
+    let long_ago = with_mfa("no-codes@acme.test").await;
+    test_db
+        .execute(&format!(
+            "UPDATE user_account SET created_at = '{}' WHERE id = {}",
+            sql_time(t0() - Duration::days(60)),
+            long_ago.id
+        ))
+        .await;
+    with_mfa("no-codes-new@acme.test").await;
     codes_at(db, &authz, codes, &owner, t0()).await;
     let full = with_mfa("full@acme.test").await;
     codes_at(db, &authz, codes, &full, t0()).await;
@@ -187,9 +196,13 @@ async fn each_count_is_the_number_of_members_the_console_puts_there() {
             CodesMode::Required,
             CodesMode::NotAllowed,
         ] {
+            // Under "Required", a date passed ten days ago and 30 days for new members: those
+            // who joined at t0 are in grace, the one who joined 60 days before is not.
             let policy = OrgPolicy {
                 codes: mode,
                 max_set_age_days: 30,
+                required_from: Some((t0() - Duration::days(10)).date_naive()),
+                grace_days: 30,
                 ..OrgPolicy::default()
             };
             org_policy::save(

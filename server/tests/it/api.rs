@@ -111,6 +111,8 @@ fn policy_body(version: i32, codes_per_set: Value) -> Value {
             "recovery_code_approval": policy.recovery_code_approval,
             "admins_request_backups": policy.admins_request_backups,
             "replace_when_low": policy.replace_when_low,
+            "required_from": policy.required_from,
+            "grace_days": policy.grace_days,
         }
     })
 }

@@ -129,7 +129,7 @@ struct ServerFunction {
 const LIMITED_PER_MEMBER: [&str; 1] = ["account/notifications/address"];
 
 /// `PolicyFields`, as the policy form posts it: the settings Acme's owner would keep.
-const POLICY_FIELDS: [Arg; 11] = [
+const POLICY_FIELDS: [Arg; 13] = [
     arg("fields[backup_codes]", Kind::Text, "allowed"),
     arg("fields[codes_per_set]", Kind::Text, "10"),
     arg("fields[max_set_age_days]", Kind::Text, "0"),
@@ -141,11 +141,14 @@ const POLICY_FIELDS: [Arg; 11] = [
     unsent("fields[recovery_code_approval]", Kind::Checkbox),
     unsent("fields[admins_request_backups]", Kind::Checkbox),
     unsent("fields[replace_when_low]", Kind::Checkbox),
+    // Blank: "Required" sets no date; 0 (or blank) days of grace.
+    unsent("fields[required_from]", Kind::OptText),
+    arg("fields[grace_days]", Kind::OptText, "0"),
 ];
 
 /// `save_policy`'s arguments: a version that is never current, then the policy fields.
-const SAVE_POLICY: [Arg; 12] = {
-    let mut args = [arg("expected_version", Kind::Version, "-1"); 12];
+const SAVE_POLICY: [Arg; 14] = {
+    let mut args = [arg("expected_version", Kind::Version, "-1"); 14];
     let mut i = 0;
     while i < POLICY_FIELDS.len() {
         args[i + 1] = POLICY_FIELDS[i];

@@ -6,13 +6,14 @@
 //! server functions, the server's own routes), so a route added later is tried here without
 //! anyone listing it: unless it is in [`STILL_OPEN`], it must be refused.
 
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use domain::{
     accounts,
     audit::Source,
     authz::Authz,
     command::Command,
-    org_policy::{self, OrgPolicy},
+    mfa,
+    org_policy::{self, CodesMode, OrgPolicy},
     secrets::SecretKey,
     sign_in::SessionLimit,
     testing::{TestDatabase, postgres_admin_url},
@@ -26,8 +27,9 @@ use super::{
 };
 use crate::support::{
     PASSWORD,
+    cli::create_org,
     client::{SecondFactor, client, post, sign_in_with},
-    organizations::owner_with_codes,
+    organizations::enrol_with_codes,
     process::Server,
     sources::{Route, RouteKind, every_route},
 };
@@ -88,7 +90,9 @@ const STILL_OPEN: [&str; 45] = [
     "/api/account/notifications/address/verify",
 ];
 
-/// A policy under which a backup-code sign-in with the first of ten codes sets `limit`.
+/// A policy that sets `limit` on Acme's owner: on a backup-code sign-in with the first of
+/// ten codes, or (`CodesRequired`) at once, their set being older than its maximum age and
+/// "Required"'s date yesterday.
 fn policy_setting(limit: SessionLimit) -> OrgPolicy {
     match limit {
         SessionLimit::MfaSettings => OrgPolicy {
@@ -101,17 +105,30 @@ fn policy_setting(limit: SessionLimit) -> OrgPolicy {
             replace_when_low: true,
             ..OrgPolicy::default()
         },
+        SessionLimit::CodesRequired => OrgPolicy {
+            codes: CodesMode::Required,
+            max_set_age_days: 1,
+            required_from: Some((Utc::now() - Duration::days(1)).date_naive()),
+            ..OrgPolicy::default()
+        },
     }
 }
 
-/// Acme's owner, with MFA and ten backup codes, under a policy that sets `limit` on a
-/// backup-code sign-in, signed in with one: the server, a client and the session.
-async fn signed_in_with_a_backup_code(
+/// Acme's owner, with MFA and ten backup codes, under a policy that sets `limit`
+/// ([`policy_setting`]), signed in: with a backup code, or (`CodesRequired`, whose set made
+/// two days ago has expired) with the authenticator. The server, a client and the session.
+async fn signed_in_limited(
     database: &TestDatabase,
     limit: SessionLimit,
 ) -> (Server, Client, String) {
     let key = SecretKey::generate();
-    let codes = owner_with_codes(database, &key).await;
+    create_org(&database.url, "Acme", "owner@acme.test").await;
+    let baseline = Authz::baseline().await.unwrap();
+    let made = match limit {
+        SessionLimit::CodesRequired => Utc::now() - Duration::days(2),
+        SessionLimit::MfaSettings | SessionLimit::NewSet => Utc::now(),
+    };
+    let enrolled = enrol_with_codes(&database.db, &baseline, &key, 1, made).await;
     let owner = accounts::member(&database.db, 1).await.unwrap().unwrap();
     let authz = Authz::load(&database.db).await.unwrap();
     let source = Source::default();
@@ -125,13 +142,14 @@ async fn signed_in_with_a_backup_code(
     .unwrap();
     let server = Server::start_with_key(&database.url, &key, &[]).await;
     let client = client();
-    let session = sign_in_with(
-        &client,
-        &server,
-        "owner@acme.test",
-        SecondFactor::BackupCode(&codes[0]),
-    )
-    .await;
+    let authenticator = mfa::code_at(&enrolled.setup_key, Utc::now()).unwrap();
+    let factor = match limit {
+        SessionLimit::CodesRequired => SecondFactor::AuthenticatorCode(&authenticator),
+        SessionLimit::MfaSettings | SessionLimit::NewSet => {
+            SecondFactor::BackupCode(&enrolled.codes[0])
+        }
+    };
+    let session = sign_in_with(&client, &server, "owner@acme.test", factor).await;
     (server, client, session)
 }
 
@@ -172,7 +190,7 @@ async fn send(client: &Client, server: &Server, route: &Route, session: &str) ->
 }
 
 #[tokio::test]
-async fn after_a_backup_code_sign_in_every_route_but_the_mfa_settings_is_refused() {
+async fn under_each_limit_every_route_but_the_mfa_settings_is_refused() {
     let routes = every_route();
     for open in STILL_OPEN {
         assert!(
@@ -189,7 +207,7 @@ async fn after_a_backup_code_sign_in_every_route_but_the_mfa_settings_is_refused
             (true, Some(admin_url)) => TestDatabase::postgres(&admin_url).await,
             (true, None) => continue,
         };
-        let (server, client, session) = signed_in_with_a_backup_code(&database, limit).await;
+        let (server, client, session) = signed_in_limited(&database, limit).await;
         let refused_words = refusal_words(limit);
         let mut failures = Vec::new();
         // Signing out ends the session: it goes last.
@@ -232,7 +250,7 @@ async fn after_a_backup_code_sign_in_every_route_but_the_mfa_settings_is_refused
 async fn the_downloads_are_refused_like_every_other_admin_route() {
     let database = TestDatabase::sqlite().await;
     let limit = SessionLimit::MfaSettings;
-    let (server, client, session) = signed_in_with_a_backup_code(&database, limit).await;
+    let (server, client, session) = signed_in_limited(&database, limit).await;
     let refused_words = refusal_words(limit);
     let members = post(&client, &server, "/api/members", Some(&session), &[]).await;
     assert_eq!(members.status(), StatusCode::FORBIDDEN);
@@ -281,8 +299,7 @@ async fn the_downloads_are_refused_like_every_other_admin_route() {
 #[tokio::test]
 async fn lifting_the_limit_needs_the_password_typed_again() {
     let database = TestDatabase::sqlite().await;
-    let (server, client, session) =
-        signed_in_with_a_backup_code(&database, SessionLimit::MfaSettings).await;
+    let (server, client, session) = signed_in_limited(&database, SessionLimit::MfaSettings).await;
     let members = || post(&client, &server, "/api/members", Some(&session), &[]);
 
     // The backup-code sign-in is not the password typed again: new codes ask for it.
@@ -369,7 +386,7 @@ async fn lifting_the_limit_needs_the_password_typed_again() {
 async fn a_new_set_owed_is_lifted_by_new_codes_and_not_by_a_new_authenticator() {
     let database = TestDatabase::sqlite().await;
     let limit = SessionLimit::NewSet;
-    let (server, client, session) = signed_in_with_a_backup_code(&database, limit).await;
+    let (server, client, session) = signed_in_limited(&database, limit).await;
     let call = |path: &'static str, fields: Vec<(&'static str, String)>| {
         let (client, server, session) = (&client, &server, &session);
         async move {

@@ -354,7 +354,8 @@ pub async fn acme_snapshot(
             "id, org_id, version, backup_codes, codes_per_set, max_set_age_days, \
              low_codes_threshold, lockout_attempts, lockout_minutes, code_entry, \
              restrict_after_backup_sign_in, saved_by_id, saved_by, saved_at, changes, \
-             recovery_code_approval, admins_request_backups, replace_when_low",
+             recovery_code_approval, admins_request_backups, replace_when_low, required_from, \
+             grace_days",
             format!("org_id = {org}"),
         ),
         (
