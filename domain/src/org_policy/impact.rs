@@ -1,24 +1,21 @@
 //! What saving a policy would do, counted and listed before it is saved: codes that stop
 //! working, sets that expire at once, members who become non-compliant.
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Alias, Expr, ExprTrait, Func, Query, SimpleExpr},
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
-    CodesMode, OrgPolicy, PolicyChangeError, current, exceptions,
-    grace::{self, Deadline},
-};
+use super::{CodesMode, OrgPolicy, PolicyChangeError, current, exceptions, grace};
 use crate::{
     authz::{Action, Authz},
     backup_codes::{Scope, SetInForce, sets_in_force},
-    entity::user_account,
+    entity::{backup_code_set, policy_exception, user_account},
     identity::Member,
+    members::report::set_in_force,
     notifications::rendering::readable_time,
 };
 
@@ -34,7 +31,15 @@ pub struct Impact {
 /// How many members to name under each effect.
 const LISTED_MEMBERS: usize = 20;
 
-/// What saving `policy` over the one in force would do to the organization's members.
+/// What saving `policy` over the one in force would do to the organization's members: one
+/// statement counts every effect (whatever the organization's size), then one short
+/// statement per effect that has members names its first [`LISTED_MEMBERS`], by id.
+///
+/// Each effect is a condition on `user_account` rows joined to their set in force
+/// ([`set_in_force`]), written from the rules the console applies to one member: a set's
+/// expiry ([`crate::backup_codes::CodePolicy::expired_condition`]), "Required"'s
+/// ([`crate::backup_codes::compliant`]) and its deadline ([`grace::deadline`]). The tests
+/// hold the counts and names to those rules member by member.
 pub async fn impact(
     db: &DatabaseConnection,
     authz: &Authz,
@@ -45,224 +50,332 @@ pub async fn impact(
     authz
         .require(actor, actor.org_id, Action::ViewPolicy)
         .await?;
-    let before = current(db, actor.org_id).await?.policy;
-    let holdings = holdings(db, actor.org_id).await?;
-    let exempt = exceptions::exceptions_by_member(db, actor.org_id).await?;
-    let mut impact = Impact::default();
-    let mut add = |effect: String, members: Vec<String>| {
-        impact.effects.push(effect);
-        impact
-            .members
-            .push(members.into_iter().take(LISTED_MEMBERS).collect());
-    };
+    let org_id = actor.org_id;
+    let before = current(db, org_id).await?.policy;
+    let rows = Rows { org_id, now };
+    let mut effects: Vec<Effect> = Vec::new();
 
     if policy.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
-        let losing = disallowed_holdings(&holdings, &exempt, &before, policy);
-        let codes: u64 = losing.iter().map(|h| u64::from(h.unused())).sum();
-        add(
-            format!(
-                "{} {} {} unused {} that will stop working.",
-                losing.len(),
-                plural(losing.len() as u64, "member holds", "members hold"),
-                codes,
-                plural(codes, "code", "codes"),
-            ),
-            losing.iter().map(|h| h.email.clone()).collect(),
-        );
+        // `disallowed_holdings`: unused codes, unless an exception allows them.
+        effects.push(Effect::always(
+            rows.unused().add(rows.exception("allow").not()),
+            |n, codes| {
+                format!(
+                    "{n} {} {codes} unused {} that will stop working.",
+                    plural(n, "member holds", "members hold"),
+                    plural(codes, "code", "codes"),
+                )
+            },
+        ));
     }
-    // Each holding's standing under a policy: the same rule the members page applies.
-    let standing =
-        |h: &Holding, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
-    let expired_under = |h: &Holding, p: &OrgPolicy| standing(h, p).is_some_and(|s| s.expired);
     if age_lowered(&before, policy) {
-        let expiring: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| expired_under(h, policy) && !expired_under(h, &before))
-            .collect();
-        add(
-            format!(
-                "{} {} at once.",
-                expiring.len(),
-                plural(expiring.len() as u64, "set expires", "sets expire")
-            ),
-            expiring.iter().map(|h| h.email.clone()).collect(),
-        );
+        effects.push(Effect::always(
+            rows.expired(policy).add(rows.expired(&before).not()),
+            |n, _| format!("{n} {} at once.", plural(n, "set expires", "sets expire")),
+        ));
     }
     // A longer or no maximum age never revives an expired set (saving records expiries
     // first), and the preview says so rather than "no member affected".
     let age_raised = before.max_set_age_days > 0
         && (policy.max_set_age_days == 0 || policy.max_set_age_days > before.max_set_age_days);
     if age_raised {
-        let staying: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| expired_under(h, &before))
-            .collect();
-        if !staying.is_empty() {
-            add(
-                format!(
-                    "{} expired {} expired: a longer maximum age does not bring {} back, \
-                     so {} must generate new codes.",
-                    staying.len(),
-                    plural(staying.len() as u64, "set stays", "sets stay"),
-                    plural(staying.len() as u64, "it", "them"),
-                    plural(staying.len() as u64, "its member", "their members"),
-                ),
-                staying.iter().map(|h| h.email.clone()).collect(),
-            );
-        }
+        effects.push(Effect::if_any(rows.expired(&before), |n, _| {
+            format!(
+                "{n} expired {} expired: a longer maximum age does not bring {} back, so {} \
+                 must generate new codes.",
+                plural(n, "set stays", "sets stay"),
+                plural(n, "it", "them"),
+                plural(n, "its member", "their members"),
+            )
+        }));
     }
     if before.codes.withholds_codes() && !policy.codes.withholds_codes() {
         // Codes withheld by "Not allowed" work again, except for members whose exception
         // decides either way; expired sets stay expired.
-        let reviving: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| h.unused() > 0 && !expired_under(h, policy))
-            .filter(|h| !exempt.contains_key(&h.member_id))
-            .collect();
-        let codes: u64 = reviving.iter().map(|h| u64::from(h.unused())).sum();
-        add(
-            format!(
-                "{} {} {} unused {} that will work again.",
-                reviving.len(),
-                plural(reviving.len() as u64, "member holds", "members hold"),
-                codes,
-                plural(codes, "code", "codes"),
-            ),
-            reviving.iter().map(|h| h.email.clone()).collect(),
-        );
+        effects.push(Effect::always(
+            rows.unused()
+                .add(rows.expired(policy).not())
+                .add(rows.exception("allow").not())
+                .add(rows.exception("deny").not()),
+            |n, codes| {
+                format!(
+                    "{n} {} {codes} unused {} that will work again.",
+                    plural(n, "member holds", "members hold"),
+                    plural(codes, "code", "codes"),
+                )
+            },
+        ));
     }
+    // "Required" binds members with MFA whom no exception withholds codes from (the role's
+    // word is the gate's, and "Required" is read as it would be after the save).
+    let bound = || {
+        Condition::all()
+            .add(rows.exception("deny").not())
+            .add(rows.compliant(policy).not())
+    };
     if policy.codes == CodesMode::Required {
-        // Exempted-out members are filtered below, so the gate's word is "usable" here.
-        let compliant = |h: &Holding, p: &OrgPolicy| {
-            crate::backup_codes::compliant(true, true, h.mfa_enabled, standing(h, p).as_ref())
-        };
-        let newly: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| exempt.get(&h.member_id) != Some(&false))
-            .filter(|h| {
-                !compliant(h, policy)
-                    && (before.codes != CodesMode::Required || compliant(h, &before))
-            })
-            .collect();
-        add(
+        let mut newly = bound();
+        if before.codes == CodesMode::Required {
+            newly = newly.add(rows.compliant(&before));
+        }
+        effects.push(Effect::always(newly, |n, _| {
             format!(
-                "{} {} non-compliant.",
-                newly.len(),
-                plural(newly.len() as u64, "member becomes", "members become")
-            ),
-            newly.iter().map(|h| h.email.clone()).collect(),
-        );
+                "{n} {} non-compliant.",
+                plural(n, "member becomes", "members become")
+            )
+        }));
     }
     // Who "Required"'s date limits: at once (their deadline has passed), or on the date.
     let deadline_moved = before.codes != policy.codes
         || before.required_from != policy.required_from
         || before.grace_days != policy.grace_days;
-    if policy.codes == CodesMode::Required && deadline_moved {
-        let bound = |h: &&Holding| {
-            exempt.get(&h.member_id) != Some(&false)
-                && !crate::backup_codes::compliant(
-                    true,
-                    true,
-                    h.mfa_enabled,
-                    standing(h, policy).as_ref(),
-                )
-        };
-        let deadlines: Vec<(&Holding, Deadline)> = holdings
-            .iter()
-            .filter(bound)
-            .filter_map(|h| {
-                grace::deadline(policy, h.joined_at).map(|at| (h, Deadline::at(at, now)))
-            })
-            .collect();
-        let at_once: Vec<&Holding> = deadlines
-            .iter()
-            .filter(|(_, deadline)| deadline.passed())
-            .map(|(h, _)| *h)
-            .collect();
-        if !at_once.is_empty() {
-            add(
+    if let Some(from) = policy
+        .required_from
+        .filter(|_| policy.codes == CodesMode::Required && deadline_moved)
+        .map(grace::start_of)
+    {
+        // `grace::deadline`: the later of the date and joining plus the grace days.
+        let grace_days = Duration::days(policy.grace_days.into());
+        let joined_by = |at: DateTime<Utc>| user_account::Column::CreatedAt.lte(at - grace_days);
+        if from <= now {
+            effects.push(Effect::if_any(bound().add(joined_by(now)), |n, _| {
                 format!(
-                    "{} {} no working backup code: from the moment you save, until they \
+                    "{n} {} no working backup code: from the moment you save, until they \
                      generate a set, they can use only their MFA settings.",
-                    at_once.len(),
-                    plural(at_once.len() as u64, "member holds", "members hold"),
-                ),
-                at_once.iter().map(|h| h.email.clone()).collect(),
-            );
-        }
-        if let Some(from) = policy
-            .required_from
-            .map(grace::start_of)
-            .filter(|from| *from > now)
-        {
-            let on_the_date: Vec<&Holding> = deadlines
-                .iter()
-                .filter(|(_, deadline)| deadline.when() == from)
-                .map(|(h, _)| *h)
-                .collect();
-            add(
+                    plural(n, "member holds", "members hold"),
+                )
+            }));
+        } else {
+            let on = readable_time(from);
+            effects.push(Effect::always(bound().add(joined_by(from)), move |n, _| {
                 format!(
-                    "{} {} no working backup code: from {}, until they generate a set, they \
-                     will be able to use only their MFA settings.",
-                    on_the_date.len(),
-                    plural(on_the_date.len() as u64, "member holds", "members hold"),
-                    readable_time(from),
-                ),
-                on_the_date.iter().map(|h| h.email.clone()).collect(),
-            );
+                    "{n} {} no working backup code: from {on}, until they generate a set, \
+                     they will be able to use only their MFA settings.",
+                    plural(n, "member holds", "members hold"),
+                )
+            }));
         }
     }
     // Who a backup-code sign-in would ask for a new set first: a usable set at or below
     // the threshold, under "New set required when codes run low".
-    let asked_for_new_set = |h: &Holding, p: &OrgPolicy| {
-        p.replace_when_low
-            && !p.codes.withholds_codes()
-            && exempt.get(&h.member_id) != Some(&false)
-            && standing(h, p).is_some_and(|s| s.low && !s.expired && s.remaining > 0)
-    };
     if policy.replace_when_low {
-        let asked: Vec<&Holding> = holdings
-            .iter()
-            .filter(|h| asked_for_new_set(h, policy) && !asked_for_new_set(h, &before))
-            .collect();
-        if !before.replace_when_low || !asked.is_empty() {
-            add(
-                format!(
-                    "{} {} at or below the low-codes threshold: their next backup-code \
-                     sign-in will ask for a new set before anything else.",
-                    asked.len(),
-                    plural(asked.len() as u64, "member is", "members are"),
-                ),
-                asked.iter().map(|h| h.email.clone()).collect(),
-            );
-        }
+        let asked = rows
+            .asked_for_new_set(policy)
+            .add(rows.asked_for_new_set(&before).not());
+        let words = |n: u64, _| {
+            format!(
+                "{n} {} at or below the low-codes threshold: their next backup-code sign-in \
+                 will ask for a new set before anything else.",
+                plural(n, "member is", "members are"),
+            )
+        };
+        effects.push(if before.replace_when_low {
+            Effect::if_any(asked, words)
+        } else {
+            Effect::always(asked, words)
+        });
     }
+
+    let mut impact = Impact::default();
+    for (effect, (count, codes)) in effects.iter().zip(rows.count(db, &effects).await?) {
+        if count == 0 && !effect.always {
+            continue;
+        }
+        impact.effects.push((effect.words)(count, codes));
+        impact.members.push(if count == 0 {
+            Vec::new()
+        } else {
+            rows.first_emails(db, effect.members.clone()).await?
+        });
+    }
+    let add = |impact: &mut Impact, effect: String| {
+        impact.effects.push(effect);
+        impact.members.push(Vec::new());
+    };
     if before.recovery_code_approval && !policy.recovery_code_approval {
         add(
+            &mut impact,
             format!(
-                "Two-admin approval stays on for {} hours after saving, then ends: \
-                 until then every recovery code still needs a second admin.",
+                "Two-admin approval stays on for {} hours after saving, then ends: until then \
+             every recovery code still needs a second admin.",
                 super::APPROVAL_OFF_DELAY.num_hours()
             ),
-            Vec::new(),
         );
     }
     if policy.codes_per_set != before.codes_per_set {
         add(
+            &mut impact,
             format!(
                 "New sets will hold {} codes; sets already generated keep theirs.",
                 policy.codes_per_set
             ),
-            Vec::new(),
         );
     }
     if impact.effects.is_empty() {
-        impact
-            .effects
-            .push("No member's codes are affected.".to_owned());
-        impact.members.push(Vec::new());
+        add(&mut impact, "No member's codes are affected.".to_owned());
     }
     Ok(impact)
+}
+
+/// One effect of a save on members: who it is about, and its sentence from their count and
+/// the unused codes they hold.
+struct Effect {
+    members: Condition,
+    /// Said even when no member is affected ("0 sets expire at once.").
+    always: bool,
+    words: Box<dyn Fn(u64, u64) -> String + Send + Sync>,
+}
+
+impl Effect {
+    fn always(
+        members: Condition,
+        words: impl Fn(u64, u64) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            members,
+            always: true,
+            words: Box::new(words),
+        }
+    }
+
+    fn if_any(
+        members: Condition,
+        words: impl Fn(u64, u64) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            always: false,
+            ..Self::always(members, words)
+        }
+    }
+}
+
+/// The organization's members joined to their set in force, at a moment: the conditions
+/// the effects are written in, and the two reads.
+struct Rows {
+    org_id: i32,
+    now: DateTime<Utc>,
+}
+
+impl Rows {
+    fn set(&self) -> Condition {
+        Condition::all().add(backup_code_set::Column::Id.is_not_null())
+    }
+
+    fn unused_codes() -> SimpleExpr {
+        Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount)).sub(Expr::col((
+            backup_code_set::Entity,
+            backup_code_set::Column::CodesUsed,
+        )))
+    }
+
+    /// A set in force with an unused code, expired or not.
+    fn unused(&self) -> Condition {
+        self.set().add(Self::unused_codes().gt(0))
+    }
+
+    /// A set in force that has expired under `policy` (never `NULL`: false without a set).
+    fn expired(&self, policy: &OrgPolicy) -> Condition {
+        self.set()
+            .add(policy.code_policy().expired_condition(self.now))
+    }
+
+    /// A working code under `policy`.
+    fn holds(&self, policy: &OrgPolicy) -> Condition {
+        self.unused().add(self.expired(policy).not())
+    }
+
+    /// `backup_codes::compliant` under "Required", for a member the gate lets use codes:
+    /// no MFA, or a working code.
+    fn compliant(&self, policy: &OrgPolicy) -> Condition {
+        Condition::any()
+            .add(user_account::Column::TotpEnabledAt.is_null())
+            .add(self.holds(policy))
+    }
+
+    /// An exception with `effect` (`allow` or `deny`) for the member.
+    fn exception(&self, effect: &str) -> Condition {
+        Condition::all().add(
+            user_account::Column::Id.in_subquery(
+                Query::select()
+                    .column(policy_exception::Column::UserId)
+                    .from(policy_exception::Entity)
+                    .and_where(policy_exception::Column::OrgId.eq(self.org_id))
+                    .and_where(policy_exception::Column::Effect.eq(effect))
+                    .to_owned(),
+            ),
+        )
+    }
+
+    /// Whom a backup-code sign-in would ask for a new set first under `policy`: a working
+    /// set at or below the low-codes threshold, codes not withheld from them.
+    fn asked_for_new_set(&self, policy: &OrgPolicy) -> Condition {
+        if !policy.replace_when_low || policy.codes.withholds_codes() {
+            return Condition::all().add(Expr::value(false));
+        }
+        self.holds(policy)
+            .add(Self::unused_codes().lte(i32::from(policy.low_codes_threshold)))
+            .add(self.exception("deny").not())
+    }
+
+    /// The organization's members joined to their set in force.
+    fn select(&self) -> sea_orm::Select<user_account::Entity> {
+        user_account::Entity::find()
+            .select_only()
+            .join(JoinType::LeftJoin, set_in_force())
+            .filter(user_account::Column::OrgId.eq(self.org_id))
+    }
+
+    /// Each effect's members counted, and the unused codes they hold: one statement.
+    async fn count(
+        &self,
+        db: &impl ConnectionTrait,
+        effects: &[Effect],
+    ) -> Result<Vec<(u64, u64)>, DbErr> {
+        if effects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = self.select().into_query();
+        for (n, effect) in effects.iter().enumerate() {
+            // SUM(CASE WHEN … THEN … ELSE 0 END): one pass counts every effect.
+            let sum = |then: SimpleExpr| {
+                let counted = Expr::case(effect.members.clone(), then).finally(0);
+                Func::coalesce([Func::sum(counted).into(), Expr::val(0).into()])
+            };
+            query.expr_as(sum(Expr::val(1).into()), Alias::new(format!("n{n}")));
+            query.expr_as(
+                sum(Func::coalesce([Self::unused_codes(), Expr::val(0).into()]).into()),
+                Alias::new(format!("c{n}")),
+            );
+        }
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one(backend.build(&query))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("the counts' row".to_owned()))?;
+        let number = |column: String| -> Result<u64, DbErr> {
+            let value: i64 = row.try_get("", &column)?;
+            Ok(u64::try_from(value).unwrap_or(0))
+        };
+        (0..effects.len())
+            .map(|n| Ok((number(format!("n{n}"))?, number(format!("c{n}"))?)))
+            .collect()
+    }
+
+    /// The emails of the first [`LISTED_MEMBERS`] members (by id) `members` names.
+    async fn first_emails(
+        &self,
+        db: &impl ConnectionTrait,
+        members: Condition,
+    ) -> Result<Vec<String>, DbErr> {
+        self.select()
+            .column(user_account::Column::Email)
+            .filter(members)
+            .order_by_asc(user_account::Column::Id)
+            .limit(LISTED_MEMBERS as u64)
+            .into_tuple()
+            .all(db)
+            .await
+    }
 }
 
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
@@ -276,71 +389,22 @@ fn age_lowered(before: &OrgPolicy, after: &OrgPolicy) -> bool {
         && (before.max_set_age_days == 0 || after.max_set_age_days < before.max_set_age_days)
 }
 
-/// The members holding unused codes that stop working because `after` makes backup codes
-/// "Not allowed" where `before` did not; members an exception allows codes keep theirs.
-/// What the preview counts and what the save tells each of them.
-pub(super) fn disallowed_holdings<'h>(
-    holdings: &'h [Holding],
-    exempt: &HashMap<i32, bool>,
-    before: &OrgPolicy,
-    after: &OrgPolicy,
-) -> Vec<&'h Holding> {
-    if after.codes != CodesMode::NotAllowed || before.codes == CodesMode::NotAllowed {
-        return Vec::new();
-    }
-    holdings
-        .iter()
-        .filter(|h| h.unused() > 0 && exempt.get(&h.member_id) != Some(&true))
-        .collect()
-}
-
-/// One member's backup codes, for the impact preview and the save's notices.
-pub(super) struct Holding {
-    pub(super) member_id: i32,
-    pub(super) email: String,
-    mfa_enabled: bool,
-    joined_at: DateTime<Utc>,
-    pub(super) set: Option<SetInForce>,
-}
-
-impl Holding {
-    pub(super) fn unused(&self) -> u32 {
-        self.set.as_ref().map_or(0, |set| set.remaining)
-    }
-}
-
-/// Every member of the organization with their set in force, if any: two statements that
-/// bind only the organization, however many members it has.
-pub(super) async fn holdings(
+/// The sets in force whose unused codes stop working because `after` makes backup codes
+/// "Not allowed" where `before` did not; members an exception allows codes keep theirs. What
+/// the save tells each of their members (the preview counts the same members in SQL).
+pub(super) async fn disallowed_sets(
     db: &impl ConnectionTrait,
     org_id: i32,
-) -> Result<Vec<Holding>, DbErr> {
-    // Id, email, when MFA was turned on, when they joined.
-    type Row = (i32, String, Option<DateTime<Utc>>, DateTime<Utc>);
-    let members: Vec<Row> = user_account::Entity::find()
-        .select_only()
-        .column(user_account::Column::Id)
-        .column(user_account::Column::Email)
-        .column(user_account::Column::TotpEnabledAt)
-        .column(user_account::Column::CreatedAt)
-        .filter(user_account::Column::OrgId.eq(org_id))
-        .order_by_asc(user_account::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut sets: HashMap<i32, SetInForce> = sets_in_force(db, Scope::Organization(org_id))
+    before: &OrgPolicy,
+    after: &OrgPolicy,
+) -> Result<Vec<SetInForce>, DbErr> {
+    if after.codes != CodesMode::NotAllowed || before.codes == CodesMode::NotAllowed {
+        return Ok(Vec::new());
+    }
+    let exempt = exceptions::exceptions_by_member(db, org_id).await?;
+    Ok(sets_in_force(db, Scope::Organization(org_id))
         .await?
         .into_iter()
-        .map(|set| (set.member_id, set))
-        .collect();
-    Ok(members
-        .into_iter()
-        .map(|(member_id, email, mfa_on, joined_at)| Holding {
-            member_id,
-            email,
-            mfa_enabled: mfa_on.is_some(),
-            joined_at,
-            set: sets.remove(&member_id),
-        })
+        .filter(|set| set.remaining > 0 && exempt.get(&set.member_id) != Some(&true))
         .collect())
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{CodesMode, OrgPolicy, exceptions, impact};
+use super::{CodesMode, OrgPolicy, impact};
 use crate::{
     audit::{
         AuditAction,
@@ -31,13 +31,11 @@ pub(super) async fn tell(
             ("By", format!("{} ({})", actor.email, actor.role.as_str())),
         ]
     };
-    let holdings = impact::holdings(txn, org_id).await?;
-    let exempt = exceptions::exceptions_by_member(txn, org_id).await?;
-    for holding in impact::disallowed_holdings(&holdings, &exempt, before, after) {
-        let Some(member) = identity::member(txn, holding.member_id).await? else {
+    for set in impact::disallowed_sets(txn, org_id, before, after).await? {
+        let Some(member) = identity::member(txn, set.member_id).await? else {
             continue;
         };
-        let unused = holding.unused();
+        let unused = set.remaining;
         let words = Words {
             subject: "Your backup codes stopped working".to_owned(),
             what: format!(

@@ -412,3 +412,210 @@ async fn the_chart_counts_each_utc_days_redemptions_and_refusals_of_the_organiza
         );
     }
 }
+
+/// One member as the impact preview's rules read them, for the oracle below.
+struct Held {
+    id: i32,
+    email: String,
+    mfa: bool,
+    joined: DateTime<Utc>,
+    exception: Option<bool>,
+    set: Option<backup_codes::SetInForce>,
+}
+
+/// What each effect of saving `after` over `before` is about, member by member, written out
+/// from the rules the console applies to one member: the count, the codes held (for the two
+/// effects that say it) and the first 20 emails by id, in the preview's order.
+fn oracle(held: &[Held], before: &OrgPolicy, after: &OrgPolicy) -> Vec<(u64, Vec<String>)> {
+    let now = t0();
+    let standing =
+        |h: &Held, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
+    let expired = |h: &Held, p: &OrgPolicy| standing(h, p).is_some_and(|s| s.expired);
+    let unused = |h: &Held| h.set.as_ref().map_or(0, |set| set.remaining);
+    let compliant = |h: &Held, p: &OrgPolicy| {
+        backup_codes::compliant(true, true, h.mfa, standing(h, p).as_ref())
+    };
+    let asked = |h: &Held, p: &OrgPolicy| {
+        p.replace_when_low
+            && p.codes != CodesMode::NotAllowed
+            && h.exception != Some(false)
+            && standing(h, p).is_some_and(|s| s.low && !s.expired && s.remaining > 0)
+    };
+    let mut effects: Vec<(Vec<&Held>, bool)> = Vec::new();
+    let pick = |rule: &dyn Fn(&Held) -> bool| held.iter().filter(|h| rule(h)).collect::<Vec<_>>();
+    if after.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
+        effects.push((pick(&|h| unused(h) > 0 && h.exception != Some(true)), true));
+    }
+    let age = |p: &OrgPolicy| p.max_set_age_days;
+    if age(after) > 0 && (age(before) == 0 || age(after) < age(before)) {
+        effects.push((pick(&|h| expired(h, after) && !expired(h, before)), true));
+    }
+    if age(before) > 0 && (age(after) == 0 || age(after) > age(before)) {
+        effects.push((pick(&|h| expired(h, before)), false));
+    }
+    if before.codes == CodesMode::NotAllowed && after.codes != CodesMode::NotAllowed {
+        effects.push((
+            pick(&|h| unused(h) > 0 && !expired(h, after) && h.exception.is_none()),
+            true,
+        ));
+    }
+    let bound = |h: &Held| h.exception != Some(false) && !compliant(h, after);
+    if after.codes == CodesMode::Required {
+        effects.push((
+            pick(&|h| bound(h) && (before.codes != CodesMode::Required || compliant(h, before))),
+            true,
+        ));
+    }
+    let moved = before.codes != after.codes
+        || before.required_from != after.required_from
+        || before.grace_days != after.grace_days;
+    if moved && let Some(from) = after.required_from.map(org_policy::grace::start_of) {
+        let deadline = |h: &Held| org_policy::grace::deadline(after, h.joined).unwrap();
+        if after.codes == CodesMode::Required {
+            if from <= now {
+                effects.push((pick(&|h| bound(h) && deadline(h) <= now), false));
+            } else {
+                effects.push((pick(&|h| bound(h) && deadline(h) == from), true));
+            }
+        }
+    }
+    if after.replace_when_low {
+        effects.push((
+            pick(&|h| asked(h, after) && !asked(h, before)),
+            !before.replace_when_low,
+        ));
+    }
+    effects
+        .into_iter()
+        .filter(|(members, always)| *always || !members.is_empty())
+        .map(|(members, _)| {
+            let mut members: Vec<&Held> = members;
+            members.sort_by_key(|h| h.id);
+            (
+                members.len() as u64,
+                members.iter().take(20).map(|h| h.email.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_impact_preview_names_whom_the_rules_name_for_each_change() {
+    use domain::backup_codes::{Scope, sets_in_force};
+
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    let source = Source::default();
+    let past = Some((t0() - Duration::days(10)).date_naive());
+    let ahead = Some((t0() + Duration::days(10)).date_naive());
+    let base = OrgPolicy {
+        max_set_age_days: 30,
+        ..OrgPolicy::default()
+    };
+    let required = |required_from, grace_days| OrgPolicy {
+        codes: CodesMode::Required,
+        required_from,
+        grace_days,
+        ..base
+    };
+    // (in force, previewed), written out: each effect the preview has, at least once.
+    let changes = [
+        (
+            base,
+            OrgPolicy {
+                codes: CodesMode::NotAllowed,
+                ..base
+            },
+        ),
+        (
+            base,
+            OrgPolicy {
+                max_set_age_days: 10,
+                ..base
+            },
+        ),
+        (
+            base,
+            OrgPolicy {
+                max_set_age_days: 0,
+                ..base
+            },
+        ),
+        (
+            OrgPolicy {
+                codes: CodesMode::NotAllowed,
+                ..base
+            },
+            base,
+        ),
+        (base, required(None, 0)),
+        (required(None, 0), required(past, 0)),
+        (required(None, 0), required(past, 30)),
+        (base, required(ahead, 0)),
+        (required(past, 0), required(ahead, 40)),
+        (
+            base,
+            OrgPolicy {
+                replace_when_low: true,
+                low_codes_threshold: 5,
+                ..base
+            },
+        ),
+    ];
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let backend = test_db.backend;
+        let owner = population(&test_db, &hasher, &key, &codes).await;
+        let authz = Authz::load(db).await.unwrap();
+        for (before, after) in changes {
+            let version = org_policy::current(db, owner.org_id).await.unwrap().version;
+            org_policy::save(
+                &Command::new(db, &authz, &owner, &source, t0()),
+                version,
+                &before,
+            )
+            .await
+            .unwrap();
+            let mut sets: std::collections::HashMap<i32, backup_codes::SetInForce> =
+                sets_in_force(db, Scope::Organization(owner.org_id))
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|set| (set.member_id, set))
+                    .collect();
+            let held: Vec<Held> = members::page(db, &authz, &owner, "", None, None, t0())
+                .await
+                .unwrap()
+                .rows
+                .into_iter()
+                .map(|row| Held {
+                    id: row.member.id,
+                    email: row.member.email.clone(),
+                    mfa: row.member.mfa_enabled,
+                    joined: row.member.created_at,
+                    exception: row.exception,
+                    set: sets.remove(&row.member.id),
+                })
+                .collect();
+            let preview = org_policy::impact(db, &authz, &owner, &after, t0())
+                .await
+                .unwrap();
+            let found: Vec<(u64, Vec<String>)> = preview
+                .effects
+                .iter()
+                .zip(&preview.members)
+                .map(|(effect, members)| {
+                    let count = effect.split(' ').next().unwrap().parse().unwrap();
+                    (count, members.clone())
+                })
+                .collect();
+            assert_eq!(
+                found,
+                oracle(&held, &before, &after),
+                "{backend:?}: {before:?} → {after:?}: {:?}",
+                preview.effects
+            );
+        }
+    }
+}
