@@ -430,6 +430,10 @@ pub struct MemberOut {
     pub codes_low: bool,
     /// Meets the policy (always, unless backup codes are required).
     pub compliant: bool,
+    /// Not compliant, under `required` with a `required_from` date: when their session is
+    /// (or will be) limited to their MFA settings until they generate a set (the later of
+    /// the date and joining plus `grace_days`); absent otherwise.
+    pub limited_from: Option<DateTime<Utc>>,
     /// An exception for them: `allow` or `deny` backup codes.
     pub exception: Option<String>,
     /// Sign-in factors locked after wrong attempts, and until when.
@@ -458,6 +462,7 @@ impl From<MemberStatus> for MemberOut {
             set_expired: row.set_expired,
             codes_low: row.codes_low,
             compliant: row.compliant,
+            limited_from: row.deadline.map(|deadline| deadline.when()),
             exception: row
                 .exception
                 .map(|allow| if allow { "allow" } else { "deny" }.to_owned()),
@@ -486,7 +491,7 @@ pub struct MembersOut {
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// Only members who stand here: `with-mfa`, `holding-codes`, `low-on-codes`,
-    /// `expired-sets`, `locked`, `non-compliant`, `exempted`, `without-codes`.
+    /// `expired-sets`, `locked`, `non-compliant`, `in-grace`, `exempted`, `without-codes`.
     standing: Option<String>,
     /// Only members whose email contains this.
     q: Option<String>,
@@ -776,10 +781,11 @@ pub struct PolicySettings {
     pub replace_when_low: bool,
     /// Under `required`, the day (`YYYY-MM-DD`, from 00:00 UTC) from which a member with MFA
     /// who holds no working code can use only their MFA settings until they generate a set;
-    /// `null`: "Required" is reported and limits no session.
+    /// `null` or absent: "Required" is reported and limits no session.
     pub required_from: Option<String>,
     /// Days a member has from joining before `required_from` binds them, when that is later
-    /// (0–365).
+    /// (0–365); absent: 0.
+    #[serde(default)]
     pub grace_days: u32,
 }
 

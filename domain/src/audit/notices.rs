@@ -123,7 +123,8 @@ pub async fn to_member(
 
 /// Like [`to_member`] without the "This wasn't me" link (nothing happened to report), unless
 /// a notice was written before for the same `dedupe`: whether this one was. For a reminder
-/// that must go out once however often, and on however many instances, it is sent.
+/// that must go out once however often, and on however many instances, it is sent. Each
+/// address's message is written once for `{dedupe}:{address}` ([`once_key`]).
 pub async fn to_member_once(
     txn: &impl ConnectionTrait,
     member: &Member,
@@ -134,6 +135,11 @@ pub async fn to_member_once(
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     deliver(txn, member, kind, words, facts, false, Some(dedupe), at).await
+}
+
+/// What a notice written once for `dedupe` to `address` is deduplicated by.
+pub fn once_key(dedupe: &str, address: &str) -> String {
+    format!("{dedupe}:{address}")
 }
 
 /// A notice to `member` at every address on record, written once per `dedupe` when given;
@@ -182,8 +188,7 @@ async fn deliver(
         };
         written |= match dedupe {
             Some(dedupe) => {
-                let once = format!("{dedupe}:{recipient}");
-                notifications::enqueue_once(txn, message, &once, at).await?
+                notifications::enqueue_once(txn, message, &once_key(dedupe, recipient), at).await?
             }
             None => {
                 notifications::enqueue(txn, message, at).await?;

@@ -87,6 +87,20 @@ pub async fn enqueue_once(
     insert(txn, message, &dedupe_key(dedupe), now, None).await
 }
 
+/// Whether a message was written for `dedupe` ([`enqueue_once`]): one lookup by its key, so
+/// that work done again and again (a periodic reminder) skips what it wrote already before
+/// rendering anything.
+pub async fn written_once(db: &impl ConnectionTrait, dedupe: &str) -> Result<bool, DbErr> {
+    Ok(notification_outbox::Entity::find()
+        .select_only()
+        .column(notification_outbox::Column::Id)
+        .filter(notification_outbox::Column::IdempotencyKey.eq(dedupe_key(dedupe)))
+        .into_tuple::<i32>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// The idempotency key of the message written once for `dedupe`: its SHA-256, shaped as
 /// every other key.
 fn dedupe_key(dedupe: &str) -> String {

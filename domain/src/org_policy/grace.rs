@@ -30,7 +30,7 @@ use crate::{
     entity::user_account,
     identity::{self, Member},
     members::report::{Standing, Standings, set_in_force},
-    notifications::rendering::readable_time,
+    notifications::{self, rendering::readable_time},
 };
 
 /// How many days before a member's deadline each reminder goes out, the earliest first.
@@ -156,11 +156,18 @@ pub async fn send_reminders(
             let Some(at) = deadline(&policy, member.created_at) else {
                 continue;
             };
-            let Some(days) = Deadline::at(at, now).reminder_due() else {
+            let standing = Deadline::at(at, now);
+            let (Deadline::Ahead { days_left, .. }, Some(days)) =
+                (standing, standing.reminder_due())
+            else {
                 continue;
             };
             let dedupe = format!("required-reminder:{}:{}:{days}", member.id, at.timestamp());
-            let words = reminder_words(at, days);
+            // Sent by an earlier run (or another instance): one lookup, nothing rendered.
+            if notifications::written_once(db, &notices::once_key(&dedupe, &member.email)).await? {
+                continue;
+            }
+            let words = reminder_words(at, days_left);
             let facts = vec![("Deadline", readable_time(at))];
             if notices::to_member_once(db, &member, REMINDER_KIND, words, facts, &dedupe, now)
                 .await?
@@ -172,7 +179,7 @@ pub async fn send_reminders(
     Ok(sent)
 }
 
-/// What a reminder `days` before the deadline `at` says.
+/// What a reminder with `days` left (rounded up) before the deadline `at` says.
 fn reminder_words(at: DateTime<Utc>, days: u32) -> Words {
     let left = if days == 1 {
         "a day".to_owned()

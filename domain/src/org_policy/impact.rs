@@ -131,21 +131,27 @@ pub async fn impact(
         || before.grace_days != policy.grace_days;
     if let Some(from) = policy
         .required_from
-        .filter(|_| policy.codes == CodesMode::Required && deadline_moved)
+        .filter(|_| policy.codes == CodesMode::Required)
         .map(grace::start_of)
     {
         // `grace::deadline`: the later of the date and joining plus the grace days.
         let grace_days = Duration::days(policy.grace_days.into());
         let joined_by = |at: DateTime<Utc>| user_account::Column::CreatedAt.lte(at - grace_days);
         if from <= now {
-            effects.push(Effect::if_any(bound().add(joined_by(now)), |n, _| {
+            // Newly limited: all bound past their deadline when it moved, else those the
+            // save makes non-compliant (a shorter maximum age, say).
+            let mut limited = bound().add(joined_by(now));
+            if !deadline_moved {
+                limited = limited.add(rows.compliant(&before));
+            }
+            effects.push(Effect::if_any(limited, |n, _| {
                 format!(
                     "{n} {} no working backup code: from the moment you save, until they \
                      generate a set, they can use only their MFA settings.",
                     plural(n, "member holds", "members hold"),
                 )
             }));
-        } else {
+        } else if deadline_moved {
             let on = readable_time(from);
             effects.push(Effect::always(bound().add(joined_by(from)), move |n, _| {
                 format!(

@@ -137,6 +137,9 @@ async fn population(
             expired.id
         ))
         .await;
+    // Under a 10-day maximum age this set expires; under 30 days it does not.
+    let aging = with_mfa("aging@acme.test").await;
+    codes_at(db, &authz, codes, &aging, t0() - Duration::days(20)).await;
     let old = with_mfa("old@acme.test").await;
     codes_at(db, &authz, codes, &old, t0() - Duration::days(40)).await;
     let locked = with_mfa("locked@acme.test").await;
@@ -424,9 +427,13 @@ struct Held {
 }
 
 /// What each effect of saving `after` over `before` is about, member by member, written out
-/// from the rules the console applies to one member: the count, the codes held (for the two
-/// effects that say it) and the first 20 emails by id, in the preview's order.
-fn oracle(held: &[Held], before: &OrgPolicy, after: &OrgPolicy) -> Vec<(u64, Vec<String>)> {
+/// from the rules the console applies to one member: the count, the unused codes they hold
+/// (for the two effects that say it) and the first 20 emails by id, in the preview's order.
+fn oracle(
+    held: &[Held],
+    before: &OrgPolicy,
+    after: &OrgPolicy,
+) -> Vec<(u64, Option<u64>, Vec<String>)> {
     let now = t0();
     let standing =
         |h: &Held, p: &OrgPolicy| h.set.as_ref().map(|set| p.code_policy().standing(set, now));
@@ -441,21 +448,31 @@ fn oracle(held: &[Held], before: &OrgPolicy, after: &OrgPolicy) -> Vec<(u64, Vec
             && h.exception != Some(false)
             && standing(h, p).is_some_and(|s| s.low && !s.expired && s.remaining > 0)
     };
-    let mut effects: Vec<(Vec<&Held>, bool)> = Vec::new();
+    // (members, said even when none, says the codes they hold)
+    let mut effects: Vec<(Vec<&Held>, bool, bool)> = Vec::new();
     let pick = |rule: &dyn Fn(&Held) -> bool| held.iter().filter(|h| rule(h)).collect::<Vec<_>>();
     if after.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
-        effects.push((pick(&|h| unused(h) > 0 && h.exception != Some(true)), true));
+        effects.push((
+            pick(&|h| unused(h) > 0 && h.exception != Some(true)),
+            true,
+            true,
+        ));
     }
     let age = |p: &OrgPolicy| p.max_set_age_days;
     if age(after) > 0 && (age(before) == 0 || age(after) < age(before)) {
-        effects.push((pick(&|h| expired(h, after) && !expired(h, before)), true));
+        effects.push((
+            pick(&|h| expired(h, after) && !expired(h, before)),
+            true,
+            false,
+        ));
     }
     if age(before) > 0 && (age(after) == 0 || age(after) > age(before)) {
-        effects.push((pick(&|h| expired(h, before)), false));
+        effects.push((pick(&|h| expired(h, before)), false, false));
     }
     if before.codes == CodesMode::NotAllowed && after.codes != CodesMode::NotAllowed {
         effects.push((
             pick(&|h| unused(h) > 0 && !expired(h, after) && h.exception.is_none()),
+            true,
             true,
         ));
     }
@@ -464,35 +481,45 @@ fn oracle(held: &[Held], before: &OrgPolicy, after: &OrgPolicy) -> Vec<(u64, Vec
         effects.push((
             pick(&|h| bound(h) && (before.codes != CodesMode::Required || compliant(h, before))),
             true,
+            false,
         ));
     }
     let moved = before.codes != after.codes
         || before.required_from != after.required_from
         || before.grace_days != after.grace_days;
-    if moved && let Some(from) = after.required_from.map(org_policy::grace::start_of) {
+    if let Some(from) = after
+        .required_from
+        .filter(|_| after.codes == CodesMode::Required)
+        .map(org_policy::grace::start_of)
+    {
         let deadline = |h: &Held| org_policy::grace::deadline(after, h.joined).unwrap();
-        if after.codes == CodesMode::Required {
-            if from <= now {
-                effects.push((pick(&|h| bound(h) && deadline(h) <= now), false));
-            } else {
-                effects.push((pick(&|h| bound(h) && deadline(h) == from), true));
-            }
+        if from <= now {
+            let newly = |h: &Held| moved || compliant(h, before);
+            effects.push((
+                pick(&|h| bound(h) && deadline(h) <= now && newly(h)),
+                false,
+                false,
+            ));
+        } else if moved {
+            effects.push((pick(&|h| bound(h) && deadline(h) == from), true, false));
         }
     }
     if after.replace_when_low {
         effects.push((
             pick(&|h| asked(h, after) && !asked(h, before)),
             !before.replace_when_low,
+            false,
         ));
     }
     effects
         .into_iter()
-        .filter(|(members, always)| *always || !members.is_empty())
-        .map(|(members, _)| {
-            let mut members: Vec<&Held> = members;
+        .filter(|(members, always, _)| *always || !members.is_empty())
+        .map(|(mut members, _, says_codes)| {
             members.sort_by_key(|h| h.id);
+            let codes = members.iter().map(|h| u64::from(unused(h))).sum();
             (
                 members.len() as u64,
+                says_codes.then_some(codes),
                 members.iter().take(20).map(|h| h.email.clone()).collect(),
             )
         })
@@ -555,6 +582,13 @@ async fn the_impact_preview_names_whom_the_rules_name_for_each_change() {
         (base, required(ahead, 0)),
         (required(past, 0), required(ahead, 40)),
         (
+            required(past, 0),
+            OrgPolicy {
+                max_set_age_days: 10,
+                ..required(past, 0)
+            },
+        ),
+        (
             base,
             OrgPolicy {
                 replace_when_low: true,
@@ -601,18 +635,26 @@ async fn the_impact_preview_names_whom_the_rules_name_for_each_change() {
             let preview = org_policy::impact(db, &authz, &owner, &after, t0())
                 .await
                 .unwrap();
-            let found: Vec<(u64, Vec<String>)> = preview
+            // "3 members hold 24 unused codes …": the count, and the codes when said.
+            let found: Vec<(u64, Option<u64>, Vec<String>)> = preview
                 .effects
                 .iter()
                 .zip(&preview.members)
                 .map(|(effect, members)| {
-                    let count = effect.split(' ').next().unwrap().parse().unwrap();
-                    (count, members.clone())
+                    let words: Vec<&str> = effect.split(' ').collect();
+                    let codes =
+                        (words.get(4) == Some(&"unused")).then(|| words[3].parse().unwrap());
+                    (words[0].parse().unwrap(), codes, members.clone())
                 })
                 .collect();
+            let expected = oracle(&held, &before, &after);
+            // The population tells each change apart: some effect names somebody.
+            assert!(
+                expected.iter().any(|(_, _, members)| !members.is_empty()),
+                "{backend:?}: {before:?} → {after:?} names nobody"
+            );
             assert_eq!(
-                found,
-                oracle(&held, &before, &after),
+                found, expected,
                 "{backend:?}: {before:?} → {after:?}: {:?}",
                 preview.effects
             );
