@@ -14,7 +14,8 @@ pub struct Account {
     pub organization: String,
     pub mfa_enabled: bool,
     /// The gate opens at least one administration area to them (never to a session limited
-    /// to MFA settings after a backup-code sign-in, which the administration areas refuse).
+    /// to MFA settings, after a backup-code sign-in or past "Required"'s deadline, which the
+    /// administration areas refuse).
     pub manages_members: bool,
     /// The administration areas the gate opens to them ([`Area::ALL`]'s order).
     pub may: Vec<Area>,
