@@ -1,7 +1,7 @@
 //! The policy's clock: puts the expiry of code sets on the audit record soon after it
 //! happens, rather than only when their owner next tries a code (an auditor reading the log
 //! sees when each set stopped working under the organization's maximum set age), and sends
-//! the reminders of "Required"'s deadline ([`domain::org_policy::grace::send_reminders`]).
+//! the reminders of "Required"'s deadline ([`domain::members::reminders::send_reminders`]).
 
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ pub fn spawn(db: DatabaseConnection, authz: Authz) {
                 Err(error) => tracing::warn!(%error, "recording code set expiries"),
             }
             let now = chrono::Utc::now();
-            match domain::org_policy::grace::send_reminders(&db, &authz, now).await {
+            match domain::members::reminders::send_reminders(&db, &authz, now).await {
                 Ok(0) => {}
                 Ok(sent) => tracing::info!(sent, "reminders of Required's deadline sent"),
                 Err(error) => tracing::warn!(%error, "sending reminders of Required's deadline"),

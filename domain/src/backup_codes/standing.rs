@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
     QuerySelect, RelationTrait,
+    sea_query::{Expr, IntoCondition},
 };
 use serde::{Deserialize, Serialize};
 
@@ -264,6 +265,20 @@ async fn read(
             },
         )
         .collect())
+}
+
+/// `user_account` → the member's set in force, if any (`LEFT JOIN backup_code_set ON user_id
+/// = user_account.id AND ended_at IS NULL`): what `members::report`'s standings and the policy's impact preview read. The unique
+/// index on sets in force keeps it one row per member, and it reads one index entry each.
+pub(crate) fn set_in_force_join() -> sea_orm::RelationDef {
+    backup_code_set::Relation::UserAccount
+        .def()
+        .rev()
+        .on_condition(|_member, set| {
+            Expr::col((set, backup_code_set::Column::EndedAt))
+                .is_null()
+                .into_condition()
+        })
 }
 
 #[cfg(test)]

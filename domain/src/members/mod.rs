@@ -6,6 +6,7 @@
 //! Only owners act on admins and owners; nobody acts on another organization's members (they
 //! read as no member at all) or on themselves here.
 
+pub mod reminders;
 pub mod report;
 
 use std::collections::HashMap;
@@ -149,7 +150,10 @@ pub(crate) async fn page_of(
     if let Some(standing) = standing {
         let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
         query = query
-            .join(JoinType::LeftJoin, report::set_in_force())
+            .join(
+                JoinType::LeftJoin,
+                crate::backup_codes::standing::set_in_force_join(),
+            )
             .filter(standings.condition(standing));
     }
     let mut rows = query.all(db).await?;

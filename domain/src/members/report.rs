@@ -10,15 +10,15 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    QueryTrait, RelationTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, IntoCondition, Query, SelectStatement},
+    QueryTrait,
+    sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     accounts::AccountError,
     authz::{Action, Allowance, Authz},
-    backup_codes::standing::CodePolicy,
+    backup_codes::standing::{CodePolicy, set_in_force_join},
     entity::{backup_code_set, factor_attempt, policy_exception, user_account},
     identity::Member,
     lockout::Attempter,
@@ -136,7 +136,7 @@ impl Standings {
     }
 
     /// The members of `standing`, as a condition on `user_account` rows joined to their set
-    /// in force by [`set_in_force`] (one row per member: at most one set is in force).
+    /// in force by [`set_in_force_join`] (one row per member: at most one set is in force).
     pub(crate) fn condition(&self, standing: Standing) -> Condition {
         let id = || Expr::col((user_account::Entity, user_account::Column::Id));
         let with_mfa = || Condition::all().add(user_account::Column::TotpEnabledAt.is_not_null());
@@ -231,20 +231,6 @@ impl Standings {
     }
 }
 
-/// `user_account` → the member's set in force, if any (`LEFT JOIN backup_code_set ON user_id
-/// = user_account.id AND ended_at IS NULL`): what [`Standings::condition`] reads. The unique
-/// index on sets in force keeps it one row per member, and it reads one index entry each.
-pub(crate) fn set_in_force() -> sea_orm::RelationDef {
-    backup_code_set::Relation::UserAccount
-        .def()
-        .rev()
-        .on_condition(|_member, set| {
-            Expr::col((set, backup_code_set::Column::EndedAt))
-                .is_null()
-                .into_condition()
-        })
-}
-
 /// How many members of an organization stand where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StandingCounts {
@@ -281,7 +267,7 @@ pub async fn standing_counts(
     let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
     let mut query = user_account::Entity::find()
         .select_only()
-        .join(JoinType::LeftJoin, set_in_force())
+        .join(JoinType::LeftJoin, set_in_force_join())
         .filter(user_account::Column::OrgId.eq(viewer.org_id))
         .into_query();
     query.expr_as(

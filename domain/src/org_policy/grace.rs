@@ -9,7 +9,8 @@
 //! [`OrgPolicy::grace_days`]:
 //!
 //! - before it they are *in grace*: every page shows a countdown, and a reminder goes out
-//!   7 days and 1 day before ([`send_reminders`], once each, however many instances run it);
+//!   7 days and 1 day before ([`REMINDER_DAYS`]; `members::reminders` sends them, once each,
+//!   however many instances run it);
 //! - from it (the moment itself included) their session reaches only their MFA settings
 //!   until they comply ([`crate::sign_in::SessionLimit::CodesRequired`]), which the server
 //!   checks on every request, so it binds sessions signed in before the deadline too.
@@ -18,26 +19,14 @@
 //! limits no session, as it did before the setting existed.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 
 use super::{CodesMode, OrgPolicy, current};
-use crate::{
-    accounts::AccountError,
-    audit::notices::{self, Words},
-    authz::Authz,
-    backup_codes::BackupCodeError,
-    entity::user_account,
-    identity::{self, Member},
-    members::report::{Standing, Standings, set_in_force},
-    notifications::{self, rendering::readable_time},
-};
+use crate::{authz::Authz, backup_codes::BackupCodeError, identity::Member};
 
 /// How many days before a member's deadline each reminder goes out, the earliest first.
 pub const REMINDER_DAYS: [u32; 2] = [7, 1];
-
-/// What a reminder's notification is filed under in the member's list.
-pub const REMINDER_KIND: &str = "codes.required_reminder";
 
 /// The first moment of `day`, in UTC: when a date chosen in the policy form takes effect.
 pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
@@ -120,84 +109,6 @@ pub async fn member_deadline(
     Ok(super::member_codes_under(db, authz, member, &policy, now)
         .await?
         .deadline)
-}
-
-/// Sends each member in grace the reminder due now ([`Deadline::reminder_due`]), across all
-/// organizations, at most once per member, deadline and reminder however often (and on
-/// however many instances) it runs: the outbox's idempotency key is derived from the three.
-/// The server runs this periodically. Returns how many reminders it wrote.
-pub async fn send_reminders(
-    db: &sea_orm::DatabaseConnection,
-    authz: &Authz,
-    now: DateTime<Utc>,
-) -> Result<u32, AccountError> {
-    let mut sent = 0;
-    for org_id in identity::organization_ids(db).await? {
-        let policy = current(db, org_id).await?.policy;
-        let Some(from) = policy.required_from.map(start_of) else {
-            continue;
-        };
-        let earliest = Duration::days(REMINDER_DAYS[0].into());
-        if policy.codes != CodesMode::Required || from > now + earliest {
-            continue;
-        }
-        let standings = Standings::new(authz, org_id, &policy, now).await?;
-        // In grace, with a deadline within the earliest reminder: joined early enough.
-        let grace = Duration::days(policy.grace_days.into());
-        let due: Vec<user_account::Model> = user_account::Entity::find()
-            .join(JoinType::LeftJoin, set_in_force())
-            .filter(user_account::Column::OrgId.eq(org_id))
-            .filter(standings.condition(Standing::InGrace))
-            .filter(user_account::Column::CreatedAt.lte(now + earliest - grace))
-            .all(db)
-            .await?;
-        for row in due {
-            let member = Member::try_from(row)?;
-            let Some(at) = deadline(&policy, member.created_at) else {
-                continue;
-            };
-            let standing = Deadline::at(at, now);
-            let (Deadline::Ahead { days_left, .. }, Some(days)) =
-                (standing, standing.reminder_due())
-            else {
-                continue;
-            };
-            let dedupe = format!("required-reminder:{}:{}:{days}", member.id, at.timestamp());
-            // Sent by an earlier run (or another instance): one lookup, nothing rendered.
-            if notifications::written_once(db, &notices::once_key(&dedupe, &member.email)).await? {
-                continue;
-            }
-            let words = reminder_words(at, days_left);
-            let facts = vec![("Deadline", readable_time(at))];
-            if notices::to_member_once(db, &member, REMINDER_KIND, words, facts, &dedupe, now)
-                .await?
-            {
-                sent += 1;
-            }
-        }
-    }
-    Ok(sent)
-}
-
-/// What a reminder with `days` left (rounded up) before the deadline `at` says.
-fn reminder_words(at: DateTime<Utc>, days: u32) -> Words {
-    let left = if days == 1 {
-        "a day".to_owned()
-    } else {
-        format!("{days} days")
-    };
-    Words {
-        subject: format!("Generate your backup codes within {left}"),
-        what: format!(
-            "Your organization requires every member with MFA to hold backup codes. You hold \
-             none that work. From {}, until you generate a set, you will be able to use only \
-             your MFA settings.",
-            readable_time(at)
-        ),
-        status: Some("Sign in and open Backup codes on your account page.".to_owned()),
-        if_you: "Generate a set now and keep it somewhere safe: it takes a minute.".to_owned(),
-        if_not_you: "If you think you should not be asked, contact your administrators.".to_owned(),
-    }
 }
 
 #[cfg(test)]

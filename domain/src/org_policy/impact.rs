@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{CodesMode, OrgPolicy, PolicyChangeError, current, exceptions, grace};
 use crate::{
     authz::{Action, Authz},
-    backup_codes::{Scope, SetInForce, sets_in_force},
+    backup_codes::{Scope, SetInForce, sets_in_force, standing::set_in_force_join},
     entity::{backup_code_set, policy_exception, user_account},
     identity::Member,
-    members::report::set_in_force,
     notifications::rendering::readable_time,
 };
 
@@ -36,7 +35,7 @@ const LISTED_MEMBERS: usize = 20;
 /// statement per effect that has members names its first [`LISTED_MEMBERS`], by id.
 ///
 /// Each effect is a condition on `user_account` rows joined to their set in force
-/// ([`set_in_force`]), written from the rules the console applies to one member: a set's
+/// ([`set_in_force_join`]), written from the rules the console applies to one member: a set's
 /// expiry ([`crate::backup_codes::CodePolicy::expired_condition`]), "Required"'s
 /// ([`crate::backup_codes::compliant`]) and its deadline ([`grace::deadline`]). The tests
 /// hold the counts and names to those rules member by member.
@@ -327,7 +326,7 @@ impl Rows {
     fn select(&self) -> sea_orm::Select<user_account::Entity> {
         user_account::Entity::find()
             .select_only()
-            .join(JoinType::LeftJoin, set_in_force())
+            .join(JoinType::LeftJoin, set_in_force_join())
             .filter(user_account::Column::OrgId.eq(self.org_id))
     }
 

@@ -12,6 +12,7 @@ use domain::{
     hashing::PasswordHasher,
     identity::{Member, Role},
     lookup_secret::BackupCodeHasher,
+    members::reminders,
     org_policy::{
         self, CodesMode, OrgPolicy,
         grace::{self, Deadline},
@@ -203,7 +204,7 @@ async fn each_reminder_goes_out_once_however_many_runs_arrive_at_once() {
             test_db
                 .count(&format!(
                     "notification_outbox WHERE kind = '{}' AND user_id = {}",
-                    grace::REMINDER_KIND,
+                    reminders::REMINDER_KIND,
                     due.id
                 ))
                 .await
@@ -212,7 +213,7 @@ async fn each_reminder_goes_out_once_however_many_runs_arrive_at_once() {
             test_db
                 .count(&format!(
                     "notification_outbox WHERE kind = '{}'",
-                    grace::REMINDER_KIND
+                    reminders::REMINDER_KIND
                 ))
                 .await
         };
@@ -220,7 +221,7 @@ async fn each_reminder_goes_out_once_however_many_runs_arrive_at_once() {
             let runs: Vec<_> = (0..200)
                 .map(|_| {
                     let (db, authz) = (db.clone(), authz.clone());
-                    tokio::spawn(async move { grace::send_reminders(&db, &authz, now).await })
+                    tokio::spawn(async move { reminders::send_reminders(&db, &authz, now).await })
                 })
                 .collect();
             async move {
