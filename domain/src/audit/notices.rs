@@ -117,7 +117,7 @@ pub async fn to_member(
     link: bool,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    deliver(txn, member, kind, words, facts, link, None, at).await?;
+    deliver(txn, member, kind, words, facts, Sending::Each { link }, at).await?;
     Ok(())
 }
 
@@ -134,7 +134,7 @@ pub async fn to_member_once(
     dedupe: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    deliver(txn, member, kind, words, facts, false, Some(dedupe), at).await
+    deliver(txn, member, kind, words, facts, Sending::Once(dedupe), at).await
 }
 
 /// What a notice written once for `dedupe` to `address` is deduplicated by.
@@ -142,22 +142,28 @@ pub fn once_key(dedupe: &str, address: &str) -> String {
     format!("{dedupe}:{address}")
 }
 
-/// A notice to `member` at every address on record, written once per `dedupe` when given;
-/// whether any was written.
-#[allow(clippy::too_many_arguments)]
+/// How a notice is written.
+enum Sending<'a> {
+    /// Each time, with a "This wasn't me" link when `link`.
+    Each { link: bool },
+    /// Once per `dedupe` and address, without a link.
+    Once(&'a str),
+}
+
+/// A notice to `member` at every address on record, as `sending` says; whether any was
+/// written.
 async fn deliver(
     txn: &impl ConnectionTrait,
     member: &Member,
     kind: &str,
     words: Words,
     mut facts: Vec<(&'static str, String)>,
-    link: bool,
-    dedupe: Option<&str>,
+    sending: Sending<'_>,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let organization = organization_name(txn, member.org_id).await?;
     facts.push(("Organization", organization));
-    let not_me = if link {
+    let not_me = if matches!(sending, Sending::Each { link: true }) {
         Some(NotMe::new(member.org_id, member.id, at).link(&keys::installed()?))
     } else {
         None
@@ -186,11 +192,11 @@ async fn deliver(
             recipient,
             rendered: rendered.clone(),
         };
-        written |= match dedupe {
-            Some(dedupe) => {
+        written |= match sending {
+            Sending::Once(dedupe) => {
                 notifications::enqueue_once(txn, message, &once_key(dedupe, recipient), at).await?
             }
-            None => {
+            Sending::Each { .. } => {
                 notifications::enqueue(txn, message, at).await?;
                 true
             }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter,
     QuerySelect, RelationTrait,
-    sea_query::{Expr, IntoCondition},
+    sea_query::{Expr, ExprTrait, IntoCondition, SimpleExpr},
 };
 use serde::{Deserialize, Serialize};
 
@@ -268,8 +268,9 @@ async fn read(
 }
 
 /// `user_account` → the member's set in force, if any (`LEFT JOIN backup_code_set ON user_id
-/// = user_account.id AND ended_at IS NULL`): what `members::report`'s standings and the policy's impact preview read. The unique
-/// index on sets in force keeps it one row per member, and it reads one index entry each.
+/// = user_account.id AND ended_at IS NULL`): what `members::report`'s standings and the
+/// policy's impact preview read, with the conditions below. The unique index on sets in
+/// force keeps it one row per member, and it reads one index entry each.
 pub(crate) fn set_in_force_join() -> sea_orm::RelationDef {
     backup_code_set::Relation::UserAccount
         .def()
@@ -279,6 +280,46 @@ pub(crate) fn set_in_force_join() -> sea_orm::RelationDef {
                 .is_null()
                 .into_condition()
         })
+}
+
+/// On rows joined by [`set_in_force_join`]: the member holds a set in force. The conditions
+/// built on it are written so that a member without a set (the join's `NULL`s) is plainly
+/// false, never `NULL`, and their negation true.
+pub(crate) fn has_set_in_force() -> Condition {
+    Condition::all().add(backup_code_set::Column::Id.is_not_null())
+}
+
+/// On rows joined by [`set_in_force_join`]: the unused codes of the set in force (`NULL`
+/// without one).
+pub(crate) fn unused_codes_in_force() -> SimpleExpr {
+    Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount)).sub(Expr::col((
+        backup_code_set::Entity,
+        backup_code_set::Column::CodesUsed,
+    )))
+}
+
+/// On rows joined by [`set_in_force_join`]: a set in force with an unused code, expired or not.
+pub(crate) fn unused_code_in_force() -> Condition {
+    has_set_in_force().add(unused_codes_in_force().gt(0))
+}
+
+impl CodePolicy {
+    /// On rows joined by [`set_in_force_join`]: a set in force that has expired at `now`.
+    pub(crate) fn expired_set_condition(&self, now: DateTime<Utc>) -> Condition {
+        has_set_in_force().add(self.expired_condition(now))
+    }
+
+    /// On rows joined by [`set_in_force_join`]: a set in force that has not expired at `now`.
+    pub(crate) fn working_set_condition(&self, now: DateTime<Utc>) -> Condition {
+        has_set_in_force().add(self.expired_condition(now).not())
+    }
+
+    /// On rows joined by [`set_in_force_join`]: a working code at `now` (a set in force, not
+    /// expired, with an unused code).
+    pub(crate) fn holds_condition(&self, now: DateTime<Utc>) -> Condition {
+        self.working_set_condition(now)
+            .add(unused_codes_in_force().gt(0))
+    }
 }
 
 #[cfg(test)]

@@ -222,9 +222,8 @@ pub(crate) async fn page_of(
         let unlockable = member.id != viewer.id && may_unlock;
         let removable = member.id != viewer.id && may_remove;
         let deadline = (!compliant)
-            .then(|| crate::org_policy::grace::deadline(&policy, member.created_at))
-            .flatten()
-            .map(|at| crate::org_policy::grace::Deadline::at(at, now));
+            .then(|| crate::org_policy::grace::deadline_at(&policy, member.created_at, now))
+            .flatten();
         statuses.push(MemberStatus {
             deadline,
             codes_low: standing.as_ref().is_some_and(|s| s.low),

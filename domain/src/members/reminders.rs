@@ -17,7 +17,7 @@ use crate::{
     notifications::{self, rendering::readable_time},
     org_policy::{
         CodesMode, current,
-        grace::{Deadline, REMINDER_DAYS, deadline, start_of},
+        grace::{Deadline, REMINDER_DAYS, deadline_at, start_of},
     },
 };
 
@@ -55,11 +55,10 @@ pub async fn send_reminders(
             .await?;
         for row in due {
             let member = Member::try_from(row)?;
-            let Some(at) = deadline(&policy, member.created_at) else {
+            let Some(standing) = deadline_at(&policy, member.created_at, now) else {
                 continue;
             };
-            let standing = Deadline::at(at, now);
-            let (Deadline::Ahead { days_left, .. }, Some(days)) =
+            let (Deadline::Ahead { at, days_left }, Some(days)) =
                 (standing, standing.reminder_due())
             else {
                 continue;

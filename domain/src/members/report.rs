@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     accounts::AccountError,
     authz::{Action, Allowance, Authz},
-    backup_codes::standing::{CodePolicy, set_in_force_join},
-    entity::{backup_code_set, factor_attempt, policy_exception, user_account},
+    backup_codes::standing::{CodePolicy, set_in_force_join, unused_codes_in_force},
+    entity::{factor_attempt, policy_exception, user_account},
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
@@ -144,17 +144,11 @@ impl Standings {
             Standing::WithMfa => with_mfa(),
             Standing::HoldingCodes => self.holds(),
             Standing::WithoutCodes => self.holds().not(),
-            Standing::LowOnCodes => self.working_set().add(
-                Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount))
-                    .sub(Expr::col((
-                        backup_code_set::Entity,
-                        backup_code_set::Column::CodesUsed,
-                    )))
-                    .lte(i32::from(self.rules.low_codes_threshold)),
-            ),
-            Standing::ExpiredSets => Condition::all()
-                .add(backup_code_set::Column::Id.is_not_null())
-                .add(self.rules.expired_condition(self.now)),
+            Standing::LowOnCodes => self
+                .rules
+                .working_set_condition(self.now)
+                .add(unused_codes_in_force().lte(i32::from(self.rules.low_codes_threshold))),
+            Standing::ExpiredSets => self.rules.expired_set_condition(self.now),
             Standing::Locked => Condition::all().add(id().in_subquery(self.locked())),
             Standing::Exempted => Condition::all().add(
                 id().in_subquery(
@@ -202,22 +196,9 @@ impl Standings {
             )
     }
 
-    /// The member holds a set in force that has not expired. Written so that a member
-    /// without a set (the join's `NULL`s) is plainly false, never `NULL`, and its negation
-    /// true.
-    fn working_set(&self) -> Condition {
-        Condition::all()
-            .add(backup_code_set::Column::Id.is_not_null())
-            .add(self.rules.expired_condition(self.now).not())
-    }
-
-    /// The member holds a working set with an unused code.
+    /// The member holds a working code ([`CodePolicy::holds_condition`]).
     fn holds(&self) -> Condition {
-        self.working_set().add(
-            Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount)).gt(Expr::col(
-                (backup_code_set::Entity, backup_code_set::Column::CodesUsed),
-            )),
-        )
+        self.rules.holds_condition(self.now)
     }
 
     /// Members with a sign-in factor locked now ([`crate::lockout::locks`]).

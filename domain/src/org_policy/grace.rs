@@ -44,6 +44,16 @@ pub fn deadline(policy: &OrgPolicy, joined: DateTime<Utc>) -> Option<DateTime<Ut
     Some(from.max(joined + Duration::days(policy.grace_days.into())))
 }
 
+/// Where a member who joined at `joined` and does not comply stands against their deadline
+/// under `policy` at `now`; `None` when the policy sets none ([`deadline`]).
+pub fn deadline_at(
+    policy: &OrgPolicy,
+    joined: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Deadline> {
+    deadline(policy, joined).map(|at| Deadline::at(at, now))
+}
+
 /// Where a member who does not comply with "Required" stands against their deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Deadline {

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::{CodesMode, OrgPolicy, PolicyChangeError, current, exceptions, grace};
 use crate::{
     authz::{Action, Authz},
-    backup_codes::{Scope, SetInForce, sets_in_force, standing::set_in_force_join},
-    entity::{backup_code_set, policy_exception, user_account},
+    backup_codes::{
+        Scope, SetInForce, sets_in_force,
+        standing::{set_in_force_join, unused_code_in_force, unused_codes_in_force},
+    },
+    entity::{policy_exception, user_account},
     identity::Member,
     notifications::rendering::readable_time,
 };
@@ -57,7 +60,7 @@ pub async fn impact(
     if policy.codes == CodesMode::NotAllowed && before.codes != CodesMode::NotAllowed {
         // `disallowed_holdings`: unused codes, unless an exception allows them.
         effects.push(Effect::always(
-            rows.unused().add(rows.exception("allow").not()),
+            unused_code_in_force().add(rows.exception("allow").not()),
             |n, codes| {
                 format!(
                     "{n} {} {codes} unused {} that will stop working.",
@@ -92,7 +95,7 @@ pub async fn impact(
         // Codes withheld by "Not allowed" work again, except for members whose exception
         // decides either way; expired sets stay expired.
         effects.push(Effect::always(
-            rows.unused()
+            unused_code_in_force()
                 .add(rows.expired(policy).not())
                 .add(rows.exception("allow").not())
                 .add(rows.exception("deny").not()),
@@ -262,31 +265,14 @@ struct Rows {
 }
 
 impl Rows {
-    fn set(&self) -> Condition {
-        Condition::all().add(backup_code_set::Column::Id.is_not_null())
-    }
-
-    fn unused_codes() -> SimpleExpr {
-        Expr::col((backup_code_set::Entity, backup_code_set::Column::CodeCount)).sub(Expr::col((
-            backup_code_set::Entity,
-            backup_code_set::Column::CodesUsed,
-        )))
-    }
-
-    /// A set in force with an unused code, expired or not.
-    fn unused(&self) -> Condition {
-        self.set().add(Self::unused_codes().gt(0))
-    }
-
-    /// A set in force that has expired under `policy` (never `NULL`: false without a set).
+    /// A set in force that has expired under `policy`.
     fn expired(&self, policy: &OrgPolicy) -> Condition {
-        self.set()
-            .add(policy.code_policy().expired_condition(self.now))
+        policy.code_policy().expired_set_condition(self.now)
     }
 
     /// A working code under `policy`.
     fn holds(&self, policy: &OrgPolicy) -> Condition {
-        self.unused().add(self.expired(policy).not())
+        policy.code_policy().holds_condition(self.now)
     }
 
     /// `backup_codes::compliant` under "Required", for a member the gate lets use codes:
@@ -318,7 +304,7 @@ impl Rows {
             return Condition::all().add(Expr::value(false));
         }
         self.holds(policy)
-            .add(Self::unused_codes().lte(i32::from(policy.low_codes_threshold)))
+            .add(unused_codes_in_force().lte(i32::from(policy.low_codes_threshold)))
             .add(self.exception("deny").not())
     }
 
@@ -348,7 +334,7 @@ impl Rows {
             };
             query.expr_as(sum(Expr::val(1).into()), Alias::new(format!("n{n}")));
             query.expr_as(
-                sum(Func::coalesce([Self::unused_codes(), Expr::val(0).into()]).into()),
+                sum(Func::coalesce([unused_codes_in_force(), Expr::val(0).into()]).into()),
                 Alias::new(format!("c{n}")),
             );
         }

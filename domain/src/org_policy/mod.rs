@@ -154,8 +154,7 @@ pub(crate) async fn member_codes_under(
         deadline: None,
     };
     if !codes.compliant(member.mfa_enabled) {
-        codes.deadline =
-            grace::deadline(policy, member.created_at).map(|at| grace::Deadline::at(at, now));
+        codes.deadline = grace::deadline_at(policy, member.created_at, now);
     }
     Ok(codes)
 }
