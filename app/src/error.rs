@@ -341,6 +341,7 @@ impl From<domain::recovery_codes::RecoveryError> for AppError {
             | E::UnknownRequest
             | E::ForYourself
             | E::CodesNotAllowed
+            | E::CodesOff
             | E::OwnRequest
             | E::ApproveForYourself
             | E::ApproverWithoutMfa

@@ -87,7 +87,7 @@ scopes! {
     MembersRead = "members:read", "List members with their MFA and backup-code standing";
     CodesRevoke = "codes:revoke", "Revoke a member's backup codes";
     MfaReset = "mfa:reset", "Reset a member's MFA";
-    SignInCodesIssue = "sign_in_codes:issue", "Issue a one-time sign-in code for a member";
+    SignInCodesIssue = "sign_in_codes:issue", "Issue a sign-in code for a member";
     AuditRead = "audit:read", "Read the audit log";
     PolicyRead = "policy:read", "Read the backup-code policy and its history";
     PolicyWrite = "policy:write", "Change the backup-code policy";

@@ -52,6 +52,11 @@ pub fn single_line<'a>(
     Ok(text)
 }
 
+/// A moment as every page and message writes it: `28 Nov 2026, 09:15 UTC`.
+pub fn readable_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %b %Y, %H:%M UTC").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,7 +155,7 @@ for (const javascript of [true, false]) {
       await page.getByLabel("Member's email address").fill(member);
       await page.getByRole('button', { name: 'Request recovery code' }).click();
       const row = page.locator('#requests tr', { hasText: member });
-      await expect(row.locator('.request-state')).toContainText('Approved: ready to reveal');
+      await expect(row.locator('.request-state')).toContainText('Ready to reveal');
       const [answer] = await Promise.all([
         page.waitForResponse((r) => r.url().endsWith('/admin/recovery') && r.request().method() === 'POST'),
         row.getByRole('button', { name: 'Reveal' }).click(),
@@ -164,8 +164,9 @@ for (const javascript of [true, false]) {
       await expect(page.getByRole('heading', { name: 'Recovery code' })).toBeVisible();
       const code = (await page.locator('.recovery-code .backup-code').innerText()).trim();
       expect(code).toMatch(/^\d{4} \d{4} \d{4}$/);
+      await expect(page.locator('.code-terms')).toContainText('It works once, until');
       await page.getByRole('link', { name: 'Done' }).click();
-      await expect(page.locator('#requests .request-state')).toContainText('Revealed');
+      await expect(page.locator('#requests .request-state')).toContainText('Active: it works once, until');
       await expect(page.locator('body')).not.toContainText(code);
       await signOut(page);
 
@@ -290,4 +291,100 @@ test('a grace period for Required: a countdown before the date, only MFA setting
   await expect(page.locator('#recovery').getByRole('alert').filter({ hasText: limited })).toBeVisible();
   await newSetLifts(page, limited);
   await expect(page.locator('table.members tbody')).toContainText('Compliant');
+});
+
+test("the organization's rules for recovery codes: a lifetime, a later start, uses, and codes off", async ({ page }) => {
+  const owner = 'owner@code-rules.test';
+  const member = 'member@code-rules.test';
+  lifelineCli(['create-org', '--name', 'Code Rules', '--admin-email', owner], password);
+  lifelineCli(['create-user', '--org', 'code-rules', '--email', member, '--role', 'member'], password);
+  await signInWithPassword(page, member, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await turnOnMfa(page);
+  await signOut(page);
+
+  // The owner lets codes live up to a week and allow two sign-ins.
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel('Longest lifetime').fill('7d');
+  await page.getByLabel(/^Uses per code, at most/).fill('2');
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await expect(page.locator('#preview .changes')).toContainText('Longest recovery code lifetime: 1 day → 7 days');
+  await expect(page.locator('#preview .changes')).toContainText('Uses per recovery code: One-time → Up to 2');
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+
+  // A code that starts in two days: not valid yet.
+  const request = async (lifetime: string, startsAt: string, uses: string) => {
+    await page.goto('/admin/recovery');
+    await hydrated(page);
+    await page.getByLabel("Member's email address").fill(member);
+    await page.getByLabel('Lifetime', { exact: true }).fill(lifetime);
+    await page.getByLabel('Starts (UTC)').fill(startsAt);
+    await page.getByLabel('Uses').fill(uses);
+    await page.getByRole('button', { name: 'Request recovery code' }).click();
+    const row = page.locator('#requests tbody tr').first();
+    await expect(row.locator('.request-state')).toContainText('Ready to reveal');
+    await row.getByRole('button', { name: 'Reveal' }).click();
+    const code = (await page.locator('.recovery-code .backup-code').innerText()).trim();
+    const terms = await page.locator('.code-terms').innerText();
+    await page.getByRole('link', { name: 'Done' }).click();
+    return { code, terms };
+  };
+  // Too long for the rules: refused next to the field, and nothing is issued.
+  await page.goto('/admin/recovery');
+  await hydrated(page);
+  await page.getByLabel("Member's email address").fill(member);
+  await page.getByLabel('Lifetime', { exact: true }).fill('8d');
+  await page.getByRole('button', { name: 'Request recovery code' }).click();
+  await expect(page.locator('#lifetime-error')).toContainText('from 1 hour to 7 days');
+  await expect(page.locator('#requests tbody tr')).toHaveCount(0);
+
+  const inTwoDays = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 16);
+  const later = await request('2d', inTwoDays, '2');
+  expect(later.terms).toContain('It works 2 times, from');
+  await expect(page.locator('#requests tbody tr').first().locator('.request-state')).toContainText(
+    'Not valid yet: it works from',
+  );
+  await signOut(page);
+  await reachBackupCodeStep(page, member, true);
+  await enterBackupCode(page, later.code);
+  await expect(page.locator('#code-error')).toContainText('not valid, or it has been used already');
+
+  // A new code, working now, replaces it; it signs in twice, then no more.
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  const now = await request('1d', '', '2');
+  expect(now.terms).toContain('It works 2 times, until');
+  const rows = page.locator('#requests tbody tr');
+  await expect(rows.nth(0).locator('.request-state')).toContainText('Active: 2 of 2 uses left');
+  await expect(rows.nth(1).locator('.request-state')).toContainText('Replaced by a newer code for this member.');
+  await signOut(page);
+  for (let use = 0; use < 2; use++) {
+    await reachBackupCodeStep(page, member, true);
+    await enterBackupCode(page, now.code);
+    await expect(page).toHaveURL(/\/account\/recovered$/);
+    await signOut(page);
+  }
+  await reachBackupCodeStep(page, member, true);
+  await enterBackupCode(page, now.code);
+  await expect(page.locator('#code-error')).toContainText('not valid, or it has been used already');
+
+  // Used up, on the list; then codes off: nobody may issue, and the page says so.
+  await signInWithPassword(page, owner, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.goto('/admin/recovery');
+  await expect(rows.nth(0).locator('.request-state')).toContainText('Used up: all 2 uses spent.');
+  await page.goto('/admin/policy');
+  await hydrated(page);
+  await page.getByLabel(/^Nobody: recovery codes off/).check();
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await expect(page.locator('#preview .effects')).toContainText('Recovery codes turn off');
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved as version \d+\.$/ })).toBeVisible();
+  await page.goto('/admin/recovery');
+  await expect(page.locator('#codes-off')).toContainText('recovery codes turned off');
+  await expect(page.getByRole('button', { name: 'Request recovery code' })).toHaveCount(0);
 });

@@ -12,6 +12,16 @@ import {
   turnOnMfa,
 } from './fixtures';
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** Minutes since the epoch of a time as the pages write it: `28 Nov 2026, 09:15 UTC`. */
+function utcMinutes(written: string): number {
+  const match = written.trim().match(/^(\d{1,2}) (\w{3}) (\d{4}), (\d{2}):(\d{2}) UTC$/);
+  expect(match, written).not.toBeNull();
+  const [, day, month, year, hour, minute] = match!;
+  return Date.UTC(Number(year), MONTHS.indexOf(month), Number(day), Number(hour), Number(minute)) / 60000;
+}
+
 test('the help desk issues a sign-in code for a member only, and an auditor reads it but changes nothing', async ({ page }) => {
   const org = 'roles-org';
   const [owner, helpdesk, auditor, admin, member] = ['owner', 'helpdesk', 'auditor', 'admin', 'member'].map(
@@ -43,14 +53,20 @@ test('the help desk issues a sign-in code for a member only, and an auditor read
   await page.getByRole('button', { name: 'Request recovery code' }).click();
   await expect(page.getByText('You are not allowed to do that.')).toBeVisible();
   await expect(page.locator('#requests tr', { hasText: admin })).toHaveCount(0);
+  // A code for an hour (the policy allows 1 hour to 1 day by default).
   await page.getByLabel("Member's email address").fill(member);
+  await page.getByLabel('Lifetime').fill('1h');
   await page.getByRole('button', { name: 'Request recovery code' }).click();
   const row = page.locator('#requests tr', { hasText: member });
-  await expect(row.locator('.request-state')).toContainText('Approved: ready to reveal');
+  await expect(row.locator('.request-state')).toContainText('Ready to reveal');
   await row.getByRole('button', { name: 'Reveal' }).click();
   const code = (await page.locator('.recovery-code .backup-code').innerText()).trim();
   expect(code).toMatch(/^\d{4} \d{4} \d{4}$/);
   await page.getByRole('link', { name: 'Done' }).click();
+  // It works for an hour from now: the row gives both ends, an hour apart.
+  const works = await row.locator('td').nth(3).innerText();
+  const [from, until] = works.split(' \u2013 ').map(utcMinutes);
+  expect(until - from).toBe(60);
   await signOut(page);
 
   // The member signs in with it.
@@ -60,6 +76,13 @@ test('the help desk issues a sign-in code for a member only, and an auditor read
   await page.getByLabel('Backup verification code').fill(code);
   await page.getByRole('button', { name: 'VERIFY' }).click();
   await expect(page).toHaveURL(/\/account\/recovered$/);
+  await signOut(page);
+
+  // The help desk sees it used.
+  await signInWithPassword(page, helpdesk, true);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.goto('/admin/recovery');
+  await expect(row.locator('.request-state')).toContainText('Used: the member signed in with it.');
   await signOut(page);
 
   // The auditor reads the record, and changes nothing.

@@ -34,6 +34,7 @@ mod m20261130_000026_create_code_use_day;
 mod m20261130_000027_add_replace_when_low;
 mod m20261130_000028_add_totp_replacement;
 mod m20261130_000029_add_required_from;
+mod m20261201_000030_add_recovery_code_rules;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000027_add_replace_when_low::Migration),
             Box::new(m20261130_000028_add_totp_replacement::Migration),
             Box::new(m20261130_000029_add_required_from::Migration),
+            Box::new(m20261201_000030_add_recovery_code_rules::Migration),
         ]
     }
 }

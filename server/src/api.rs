@@ -285,6 +285,15 @@ impl From<domain::accounts::AccountError> for ApiError {
     fn from(error: domain::accounts::AccountError) -> Self {
         use domain::accounts::AccountError as E;
         match error {
+            // The terms as `IssueSignInCode` names them.
+            E::Invalid(field) => Self::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                match field.field.as_str() {
+                    "lifetime" => "lifetime_minutes",
+                    other => other,
+                },
+                field.message,
+            ),
             E::UnknownMember => Self::not_found("Your organization has no member with that id."),
             E::NotAllowed => Self::new(StatusCode::FORBIDDEN, error.to_string()),
             E::LastOwner => Self::new(StatusCode::CONFLICT, error.to_string()),
@@ -297,11 +306,21 @@ impl From<domain::recovery_codes::RecoveryError> for ApiError {
     fn from(error: domain::recovery_codes::RecoveryError) -> Self {
         use domain::recovery_codes::RecoveryError as E;
         match error {
+            // The terms as `IssueSignInCode` names them.
+            E::Invalid(field) => Self::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                match field.field.as_str() {
+                    "lifetime" => "lifetime_minutes",
+                    other => other,
+                },
+                field.message,
+            ),
             E::UnknownMember => Self::not_found("Your organization has no member with that id."),
             E::UnknownRequest => Self::not_found(&error.to_string()),
             E::NotAllowed | E::NotRequester => Self::new(StatusCode::FORBIDDEN, error.to_string()),
             E::ForYourself
             | E::CodesNotAllowed
+            | E::CodesOff
             | E::NotApproved
             | E::Closed
             | E::OwnRequest
@@ -317,11 +336,22 @@ impl From<domain::org_policy::PolicyChangeError> for ApiError {
     fn from(error: domain::org_policy::PolicyChangeError) -> Self {
         use domain::org_policy::PolicyChangeError as E;
         match error {
-            E::Invalid(field) => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("policy.{}", field.field),
-                field.message,
-            ),
+            E::Invalid(field) => {
+                // The console's form names the recovery-code rules flat; the document nests them.
+                let name = match field.field.as_str() {
+                    "recovery_code_issuers" => "sign_in_codes.issuers",
+                    "recovery_code_shortest" => "sign_in_codes.shortest_minutes",
+                    "recovery_code_longest" => "sign_in_codes.longest_minutes",
+                    "recovery_code_default" => "sign_in_codes.default_minutes",
+                    "recovery_code_max_uses" => "sign_in_codes.max_uses",
+                    other => other,
+                };
+                Self::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("policy.{name}"),
+                    field.message,
+                )
+            }
             E::NotAllowed => Self::new(StatusCode::FORBIDDEN, error.to_string()),
             E::Conflict => Self::field(
                 StatusCode::CONFLICT,
@@ -653,7 +683,7 @@ async fn reset_mfa(
 
 // ---- Sign-in codes ----
 
-/// A one-time sign-in code issued for a member.
+/// A sign-in code issued for a member.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignInCodeOut {
     /// The request's id, for `/api/v1/sign-in-codes/{id}/reveal`.
@@ -664,44 +694,90 @@ pub struct SignInCodeOut {
     pub state: String,
     /// The 12-digit code, in groups of four: in this one answer, never again.
     pub code: Option<String>,
+    /// It works from then…
+    pub starts_at: DateTime<Utc>,
+    /// …until then…
     pub expires_at: DateTime<Utc>,
+    /// …for this many sign-ins.
+    pub uses: u32,
 }
 
-/// Issues a one-time sign-in code for a member who lost their authenticator and codes. A
-/// newer request replaces an open one. With two-administrator approval on, the code is
-/// revealed once another administrator approves the request in the console.
+impl SignInCodeOut {
+    fn of(request: &domain::recovery_codes::RecoveryRequest, code: Option<String>) -> Self {
+        Self {
+            request: request.id,
+            member_id: request.member_id,
+            state: if code.is_some() {
+                "revealed"
+            } else {
+                "awaiting_approval"
+            }
+            .to_owned(),
+            code,
+            starts_at: request.starts_at,
+            expires_at: request.expires_at,
+            uses: request.max_uses.into(),
+        }
+    }
+}
+
+/// What an issuer may choose for one code, within the organization's rules; each absent
+/// field takes the default (the policy's default lifetime, starting now, one use).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueSignInCode {
+    /// Minutes the code lives, from its start.
+    pub lifetime_minutes: Option<u32>,
+    /// When it starts to work (from now to 30 days ahead).
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Sign-ins it allows (1 to the policy's `max_uses`).
+    pub uses: Option<u8>,
+}
+
+/// Issues a sign-in code for a member who lost their authenticator and codes, on the terms
+/// the body asks within the organization's rules (no body: the defaults). A newer request
+/// replaces an open one. With two-administrator approval on, the code is revealed once
+/// another administrator approves the request in the console.
 #[utoipa::path(
     post, path = "/api/v1/members/{id}/sign-in-code", tag = "sign-in codes",
     params(("id" = i32, Path, description = "The member's id")),
+    request_body(content = Option<IssueSignInCode>, description = "The code's terms; none: the defaults"),
     security(("token" = ["sign_in_codes:issue"])),
     responses(
         (status = 201, description = "Issued; the code is in this answer only", body = SignInCodeOut),
         (status = 202, description = "Requested; a second administrator must approve it", body = SignInCodeOut),
+        (status = 400, description = "Not a JSON document", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Not for this member now (yourself, or codes not allowed for them)", body = ErrorBody),
+        (status = 409, description = "Not for this member now (yourself, codes not allowed for them, or codes off)", body = ErrorBody),
+        (status = 422, description = "A term is outside the rules; `field` names it", body = ErrorBody),
     )
 )]
 async fn issue_sign_in_code(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RouteId(id): RouteId,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::SignInCodesIssue)?;
+    let terms: IssueSignInCode = if body.iter().all(u8::is_ascii_whitespace) {
+        IssueSignInCode::default()
+    } else {
+        read_json(&body)?
+    };
     let cmd = caller.command(&state);
     let member = domain::accounts::member(&state.db, id)
         .await?
         .filter(|member| member.org_id == caller.bearer.member.org_id)
         .ok_or_else(|| ApiError::not_found("Your organization has no member with that id."))?;
-    let request = domain::recovery_codes::request(&cmd, &member.email).await?;
+    let choice = domain::org_policy::issued_codes::CodeChoice {
+        lifetime_minutes: terms.lifetime_minutes,
+        starts_at: terms.starts_at,
+        uses: terms.uses,
+    };
+    let request = domain::recovery_codes::request(&cmd, &member.email, choice).await?;
     if request.state == domain::recovery_codes::RecoveryState::AwaitingApproval {
-        let out = SignInCodeOut {
-            request: request.id,
-            member_id: request.member_id,
-            state: "awaiting_approval".to_owned(),
-            code: None,
-            expires_at: request.expires_at,
-        };
+        let out = SignInCodeOut::of(&request, None);
         return Ok((StatusCode::ACCEPTED, Json(out)).into_response());
     }
     reveal(&state, &cmd, request.id).await
@@ -735,13 +811,7 @@ async fn reveal(
     request_id: i32,
 ) -> Result<Response, ApiError> {
     let (request, code) = domain::recovery_codes::reveal(cmd, &state.codes, request_id).await?;
-    let out = SignInCodeOut {
-        request: request.id,
-        member_id: request.member_id,
-        state: "revealed".to_owned(),
-        code: Some(code.grouped()),
-        expires_at: request.expires_at,
-    };
+    let out = SignInCodeOut::of(&request, Some(code.grouped()));
     let mut response = (StatusCode::CREATED, Json(out)).into_response();
     // The code is in this answer: no cache may keep it.
     response
@@ -787,6 +857,45 @@ pub struct PolicySettings {
     /// (0–365); absent: 0.
     #[serde(default)]
     pub grace_days: u32,
+    /// Sign-in codes administrators issue: who may issue them, their lifetimes and uses;
+    /// absent: the defaults (the help desk and up, 1 hour to 1 day, one use).
+    #[serde(default)]
+    pub sign_in_codes: SignInCodeRules,
+}
+
+/// The organization's rules for sign-in codes administrators issue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInCodeRules {
+    /// `nobody` (codes off: issued codes stop working too), `owners`, `admins` (owners and
+    /// administrators) or `helpdesk` (those and the help desk).
+    pub issuers: String,
+    /// The shortest lifetime an issuer may choose, in minutes (10–43200).
+    pub shortest_minutes: u32,
+    /// The longest, in minutes (10–43200, at least `shortest_minutes`).
+    pub longest_minutes: u32,
+    /// The lifetime when the issuer chooses none, in minutes, from shortest to longest.
+    pub default_minutes: u32,
+    /// The most sign-ins one code may allow (1–10; 1: one-time codes only).
+    pub max_uses: u32,
+}
+
+impl Default for SignInCodeRules {
+    fn default() -> Self {
+        (&domain::org_policy::RecoveryCodeRules::default()).into()
+    }
+}
+
+impl From<&domain::org_policy::RecoveryCodeRules> for SignInCodeRules {
+    fn from(rules: &domain::org_policy::RecoveryCodeRules) -> Self {
+        Self {
+            issuers: rules.issuers.as_str().to_owned(),
+            shortest_minutes: rules.shortest_minutes,
+            longest_minutes: rules.longest_minutes,
+            default_minutes: rules.default_minutes,
+            max_uses: rules.max_uses.into(),
+        }
+    }
 }
 
 impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
@@ -808,6 +917,7 @@ impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
                     .to_string()
             }),
             grace_days: policy.grace_days.into(),
+            sign_in_codes: (&policy.recovery_codes).into(),
         }
     }
 }
@@ -830,8 +940,19 @@ impl PolicySettings {
             replace_when_low: tick(self.replace_when_low),
             required_from: self.required_from.clone().unwrap_or_default(),
             grace_days: self.grace_days.to_string(),
+            recovery_code_issuers: self.sign_in_codes.issuers.clone(),
+            recovery_code_shortest: minutes(self.sign_in_codes.shortest_minutes),
+            recovery_code_longest: minutes(self.sign_in_codes.longest_minutes),
+            recovery_code_default: minutes(self.sign_in_codes.default_minutes),
+            recovery_code_max_uses: self.sign_in_codes.max_uses.to_string(),
         }
     }
+}
+
+/// Minutes as the form types a lifetime, `90m`; 0 stays a value the form refuses, not a
+/// blank it would read as the default.
+fn minutes(minutes: u32) -> String {
+    format!("{minutes}m")
 }
 
 /// One setting a version changed.

@@ -58,7 +58,7 @@ pub async fn get_admin_home() -> Result<AdminHome, AppError> {
             None
         };
         let waiting = if may.contains(&Area::IssueRecoveryCodes) {
-            domain::recovery_codes::open_requests(db, authz, &member, now)
+            domain::recovery_codes::recent(db, authz, &member, now)
                 .await?
                 .into_iter()
                 .filter(|request| {

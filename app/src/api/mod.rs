@@ -43,5 +43,5 @@ pub(crate) fn no_store() {
 /// `28 Nov 2026, 09:15 UTC`: how times read on every page.
 #[cfg(feature = "ssr")]
 pub(crate) fn readable_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%-d %b %Y, %H:%M UTC").to_string()
+    domain::input::readable_time(at)
 }

@@ -37,6 +37,19 @@ pub struct PolicyFields {
     /// Days.
     #[serde(default)]
     pub grace_days: String,
+    /// `nobody`, `owners`, `admins` or `helpdesk`.
+    #[serde(default)]
+    pub recovery_code_issuers: String,
+    /// Lifetimes as people write them: `30m`, `8h`, `7d`.
+    #[serde(default)]
+    pub recovery_code_shortest: String,
+    #[serde(default)]
+    pub recovery_code_longest: String,
+    #[serde(default)]
+    pub recovery_code_default: String,
+    /// Uses per code.
+    #[serde(default)]
+    pub recovery_code_max_uses: String,
 }
 
 /// One setting a version changed.
@@ -304,6 +317,11 @@ fn form_of(fields: PolicyFields) -> domain::org_policy::PolicyForm {
         replace_when_low: fields.replace_when_low,
         required_from: fields.required_from,
         grace_days: fields.grace_days,
+        recovery_code_issuers: fields.recovery_code_issuers,
+        recovery_code_shortest: fields.recovery_code_shortest,
+        recovery_code_longest: fields.recovery_code_longest,
+        recovery_code_default: fields.recovery_code_default,
+        recovery_code_max_uses: fields.recovery_code_max_uses,
     }
 }
 
@@ -323,6 +341,11 @@ fn fields_of(form: &domain::org_policy::PolicyForm) -> PolicyFields {
         replace_when_low: form.replace_when_low.clone(),
         required_from: form.required_from.clone(),
         grace_days: form.grace_days.clone(),
+        recovery_code_issuers: form.recovery_code_issuers.clone(),
+        recovery_code_shortest: form.recovery_code_shortest.clone(),
+        recovery_code_longest: form.recovery_code_longest.clone(),
+        recovery_code_default: form.recovery_code_default.clone(),
+        recovery_code_max_uses: form.recovery_code_max_uses.clone(),
     }
 }
 

@@ -35,6 +35,11 @@ fn fields_from_query(query: &ParamsMap) -> PolicyFields {
         replace_when_low: query.get("replace_when_low"),
         required_from: get("required_from"),
         grace_days: get("grace_days"),
+        recovery_code_issuers: get("recovery_code_issuers"),
+        recovery_code_shortest: get("recovery_code_shortest"),
+        recovery_code_longest: get("recovery_code_longest"),
+        recovery_code_default: get("recovery_code_default"),
+        recovery_code_max_uses: get("recovery_code_max_uses"),
     }
 }
 
@@ -132,6 +137,22 @@ fn PolicySection(
                 <input type="radio" id=id name=name value=value checked=checked />
                 {label}
             </label>
+        }
+    };
+    let lifetime = |name: &'static str, label: &'static str, value: String| {
+        view! {
+            <label for=name>{label}</label>
+            <input
+                type="text"
+                id=name
+                name=name
+                value=value
+                maxlength="32"
+                required
+                aria-describedby=format!("{name}-error")
+                aria-invalid=invalid(preview_error, name)
+            />
+            <FieldMessage error=preview_error field=name />
         }
     };
     let number = |name: &'static str, label: &'static str, value: String, min: u32, max: u32| {
@@ -239,6 +260,20 @@ fn PolicySection(
                     />
                     "Two-admin approval: a recovery code an admin issues is revealed only after a second admin approves it (turning this off takes effect 24 hours after saving)"
                 </label>
+                <fieldset aria-describedby="recovery_code_issuers-error">
+                    <legend>"Recovery codes administrators issue"</legend>
+                    <p class="muted">"Who may issue them (each only for the roles it may act on: the help desk for members alone):"</p>
+                    {radio("recovery_code_issuers", "helpdesk", "Owners, administrators and the help desk", &fields.recovery_code_issuers)}
+                    {radio("recovery_code_issuers", "admins", "Owners and administrators", &fields.recovery_code_issuers)}
+                    {radio("recovery_code_issuers", "owners", "Owners", &fields.recovery_code_issuers)}
+                    {radio("recovery_code_issuers", "nobody", "Nobody: recovery codes off (codes issued before stop working)", &fields.recovery_code_issuers)}
+                    <FieldMessage error=preview_error field="recovery_code_issuers" />
+                    <p class="muted">"Lifetimes as 30m, 8h or 7d, from 10 minutes to 30 days:"</p>
+                    {lifetime("recovery_code_shortest", "Shortest lifetime", fields.recovery_code_shortest.clone())}
+                    {lifetime("recovery_code_longest", "Longest lifetime", fields.recovery_code_longest.clone())}
+                    {lifetime("recovery_code_default", "Default lifetime", fields.recovery_code_default.clone())}
+                    {number("recovery_code_max_uses", "Uses per code, at most (1: one-time codes only)", fields.recovery_code_max_uses.clone(), 1, 10)}
+                </fieldset>
                 <fieldset>
                     <legend>"Data backups"</legend>
                     <label class="check" for="admins_request_backups">
@@ -321,6 +356,11 @@ fn PreviewPanel(
                         {hidden("code_entry", fields.code_entry)}
                         {hidden("required_from", fields.required_from)}
                         {hidden("grace_days", fields.grace_days)}
+                        {hidden("recovery_code_issuers", fields.recovery_code_issuers)}
+                        {hidden("recovery_code_shortest", fields.recovery_code_shortest)}
+                        {hidden("recovery_code_longest", fields.recovery_code_longest)}
+                        {hidden("recovery_code_default", fields.recovery_code_default)}
+                        {hidden("recovery_code_max_uses", fields.recovery_code_max_uses)}
                         {fields
                             .restrict_after_backup_sign_in
                             .map(|value| hidden("restrict_after_backup_sign_in", value))}

@@ -84,10 +84,10 @@ fn RevealedPanel(code: RevealedCode) -> impl IntoView {
             <p class="recovery-code">
                 <code class="backup-code">{code.code}</code>
             </p>
-            <p>
+            <p class="code-terms">
                 {format!(
-                    "It works once, until {}, at \u{201c}Problem signing in?\u{201d} \u{2192} \u{201c}Use Backup Verification code\u{201d}.",
-                    code.expires_at
+                    "{}, at \u{201c}Problem signing in?\u{201d} \u{2192} \u{201c}Use Backup Verification code\u{201d}.",
+                    code.terms
                 )}
             </p>
             <p class="no-print">
@@ -108,7 +108,6 @@ fn RequestsPanel(
     cancel: ServerAction<CancelRecoveryCode>,
     reveal_error: Option<AppError>,
 ) -> impl IntoView {
-    let request_error = last_error(request);
     let approve_error = last_error(approve);
     let cancel_error = last_error(cancel);
     let reveal_error = Signal::stored(reveal_error);
@@ -116,32 +115,39 @@ fn RequestsPanel(
         <section class="panel">
             <h1>"Recovery codes"</h1>
             <p>
-                "For a member who lost both their authenticator and their backup codes: one code that works once, for 24 hours."
+                "For a member who lost both their authenticator and their backup codes: a 12-digit code they enter where backup codes go. Your organization's policy allows lifetimes "
+                {overview.lifetimes.clone()}
+                {if overview.max_uses == 1 {
+                    ", one use each.".to_owned()
+                } else {
+                    format!(", up to {} uses each.", overview.max_uses)
+                }}
                 {overview
                     .approval_required
                     .then_some(" Your organization's policy asks a second admin to approve each code before it is revealed.")}
                 {overview
                     .approval_ends_at
+                    .clone()
                     .map(|at| format!(" Two-admin approval was turned off and still applies until {at}."))}
             </p>
             <FormMessage error=reveal_error />
             <FormMessage error=approve_error />
             <FormMessage error=cancel_error />
-            <h2>"Issue a recovery code"</h2>
-            <ActionForm action=request>
-                <FormMessage error=request_error />
-                <label for="recovery-email">"Member's email address"</label>
-                <input id="recovery-email" name="email" type="email" maxlength="254" required aria-describedby="email-error" aria-invalid=invalid(request_error, "email") />
-                <FieldMessage error=request_error field="email" />
-                <button type="submit" class="primary">
-                    "Request recovery code"
-                </button>
-            </ActionForm>
+            {if overview.codes_off {
+                view! {
+                    <p class="form-error" id="codes-off">
+                        "Your organization's policy has recovery codes turned off: nobody may issue one, and codes issued before do not work. An owner or admin can turn them on in the policy."
+                    </p>
+                }
+                    .into_any()
+            } else {
+                view! { <IssueForm overview=overview.clone() request /> }.into_any()
+            }}
         </section>
         <section class="panel" id="requests">
-            <h2>"Open requests"</h2>
+            <h2>"Recovery codes"</h2>
             {if overview.requests.is_empty() {
-                view! { <p>"No open requests."</p> }.into_any()
+                view! { <p>"No recovery codes in the last week."</p> }.into_any()
             } else {
                 view! {
                     <table class="members requests">
@@ -150,7 +156,8 @@ fn RequestsPanel(
                                 <th scope="col">"Member"</th>
                                 <th scope="col">"Requested"</th>
                                 <th scope="col">"State"</th>
-                                <th scope="col">"Expires"</th>
+                                <th scope="col">"Works"</th>
+                                <th scope="col">"Uses"</th>
                                 <th scope="col"></th>
                             </tr>
                         </thead>
@@ -164,10 +171,13 @@ fn RequestsPanel(
                                             <td>{r.member_email.clone()}</td>
                                             <td>{format!("{} by {}", r.requested_at, r.requested_by)}</td>
                                             <td class="request-state">
-                                                {r.state.clone()}
+                                                <strong>{r.state.clone()}</strong>
                                                 {r.approved_by.clone().map(|by| format!(" (approved by {by})"))}
+                                                <br />
+                                                <span class="request-reason">{r.reason.clone()}</span>
                                             </td>
-                                            <td>{r.expires_at.clone()}</td>
+                                            <td>{format!("{} \u{2013} {}", r.starts_at, r.expires_at)}</td>
+                                            <td>{r.uses.clone()}</td>
                                             <td>
                                                 {r
                                                     .can_approve
@@ -189,15 +199,21 @@ fn RequestsPanel(
                                                             </form>
                                                         }
                                                     })}
-                                                <ActionForm action=cancel>
-                                                    <input type="hidden" name="request_id" value=r.id.to_string() />
-                                                    <button
-                                                        type="submit"
-                                                        aria-label=format!("Cancel the recovery code for {}", r.member_email)
-                                                    >
-                                                        "Cancel"
-                                                    </button>
-                                                </ActionForm>
+                                                {r
+                                                    .open
+                                                    .then(|| {
+                                                        view! {
+                                                            <ActionForm action=cancel>
+                                                                <input type="hidden" name="request_id" value=r.id.to_string() />
+                                                                <button
+                                                                    type="submit"
+                                                                    aria-label=format!("Cancel the recovery code for {}", r.member_email)
+                                                                >
+                                                                    "Cancel"
+                                                                </button>
+                                                            </ActionForm>
+                                                        }
+                                                    })}
                                             </td>
                                         </tr>
                                     }
@@ -209,5 +225,67 @@ fn RequestsPanel(
                     .into_any()
             }}
         </section>
+    }
+}
+
+/// The form that requests a code: the member, and its terms within the policy's rules.
+#[component]
+fn IssueForm(
+    overview: RecoveryOverview,
+    request: ServerAction<RequestRecoveryCode>,
+) -> impl IntoView {
+    let request_error = last_error(request);
+    view! {
+        <h2>"Issue a recovery code"</h2>
+        <ActionForm action=request>
+            <FormMessage error=request_error />
+            <label for="recovery-email">"Member's email address"</label>
+            <input id="recovery-email" name="email" type="email" maxlength="254" required aria-describedby="email-error" aria-invalid=invalid(request_error, "email") />
+            <FieldMessage error=request_error field="email" />
+            <label for="recovery-lifetime">"Lifetime"</label>
+            <input
+                id="recovery-lifetime"
+                name="lifetime"
+                type="text"
+                maxlength="32"
+                value=overview.default_lifetime.clone()
+                aria-describedby="lifetime-hint lifetime-error"
+                aria-invalid=invalid(request_error, "lifetime")
+            />
+            <p class="muted" id="lifetime-hint">
+                {format!("e.g. 30m, 8h or 7d: {}.", overview.lifetimes)}
+            </p>
+            <FieldMessage error=request_error field="lifetime" />
+            <label for="recovery-starts-at">"Starts (UTC)"</label>
+            <input
+                id="recovery-starts-at"
+                name="starts_at"
+                type="datetime-local"
+                aria-describedby="starts-at-hint starts_at-error"
+                aria-invalid=invalid(request_error, "starts_at")
+            />
+            <p class="muted" id="starts-at-hint">"Blank: from now; it works once revealed."</p>
+            <FieldMessage error=request_error field="starts_at" />
+            {(overview.max_uses > 1)
+                .then(|| {
+                    view! {
+                        <label for="recovery-uses">"Uses"</label>
+                        <input
+                            id="recovery-uses"
+                            name="uses"
+                            type="number"
+                            min="1"
+                            max=overview.max_uses.to_string()
+                            value="1"
+                            aria-describedby="uses-error"
+                            aria-invalid=invalid(request_error, "uses")
+                        />
+                        <FieldMessage error=request_error field="uses" />
+                    }
+                })}
+            <button type="submit" class="primary">
+                "Request recovery code"
+            </button>
+        </ActionForm>
     }
 }

@@ -586,7 +586,7 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         A::RecoveryCodeRequested if success => Words {
             subject: "An administrator requested a sign-in code for you".to_owned(),
             what: format!(
-                "A one-time sign-in code for your account was requested by {by}. It lets \
+                "A sign-in code for your account was requested by {by}. It lets \
                  someone sign in without your authenticator or backup codes."
             ),
             status: None,
@@ -600,7 +600,7 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         },
         A::RecoveryCodeApproved if success => Words {
             subject: "A sign-in code for you was approved".to_owned(),
-            what: format!("A one-time sign-in code for your account was approved by {by}."),
+            what: format!("A sign-in code for your account was approved by {by}."),
             status: None,
             if_you: "Your administrators will give you the code in person or by a channel you \
                      trust."
@@ -613,7 +613,7 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         A::RecoveryCodeRevealed if success => Words {
             subject: "A sign-in code for you was shown to an administrator".to_owned(),
             what: format!(
-                "The one-time sign-in code for your account was shown to {by}, who requested \
+                "The sign-in code for your account was shown to {by}, who requested \
                  it."
             ),
             status: None,
@@ -629,7 +629,7 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         A::RecoveryCodeEnded if success && text(event, "reason") == Some("cancelled") => Words {
             subject: "The sign-in code issued for you was cancelled".to_owned(),
             what: format!(
-                "The one-time sign-in code issued for your account was cancelled by {by}: it \
+                "The sign-in code issued for your account was cancelled by {by}: it \
                  no longer works."
             ),
             status: None,

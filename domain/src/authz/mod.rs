@@ -100,7 +100,7 @@ impl Action {
             Self::ViewBackupCodes => (BACKUP_CODES.to_owned(), "status"),
             Self::ViewPolicy => ("policy".to_owned(), "view"),
             Self::ManagePolicy => ("policy".to_owned(), "manage"),
-            Self::IssueRecoveryCode(role) => (format!("recovery_code:{}", role.as_str()), "issue"),
+            Self::IssueRecoveryCode(role) => (recovery_code_object(role), ISSUE),
             Self::ManageMember(role) => (format!("member:{}", role.as_str()), "manage"),
             Self::UnlockMember(role) => (format!("member:{}", role.as_str()), "unlock"),
             Self::ViewAudit => ("audit".to_owned(), "view"),
@@ -116,6 +116,14 @@ pub const BACKUP_CODES: &str = "backup_codes";
 
 /// The Casbin object of data backups, as organization rules name it.
 pub const BACKUPS: &str = "backups";
+
+/// The Casbin object of issuing recovery codes for members with `role`.
+pub fn recovery_code_object(role: Role) -> String {
+    format!("recovery_code:{}", role.as_str())
+}
+
+/// The Casbin action of issuing a recovery code.
+pub const ISSUE: &str = "issue";
 
 /// The Casbin domain of an organization.
 pub fn org_domain(org_id: i32) -> String {

@@ -10,7 +10,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, sea_query::Expr,
 };
 
-use super::{BACKUP_CODES, BACKUPS, BASELINE_POLICY, member_subject, org_domain};
+use super::{
+    BACKUP_CODES, BACKUPS, BASELINE_POLICY, ISSUE, member_subject, org_domain, recovery_code_object,
+};
 use crate::{
     entity::{casbin_rule, policy_revision},
     identity::Role,
@@ -151,6 +153,42 @@ pub(crate) async fn write_backup_rules(
         .exec(db)
         .await?;
     insert(db, backup_rules(org_id, admins_may)).await?;
+    bump_revision(db).await
+}
+
+/// The rules of organization `org_id` for issuing recovery codes: each role in `barred`
+/// (those the baseline lets issue that the organization's policy leaves out) is denied
+/// issuing a code for any role. None when nobody is barred.
+pub fn issuer_rules(org_id: i32, barred: &[Role]) -> Vec<Rule> {
+    barred
+        .iter()
+        .flat_map(|issuer| {
+            Role::ALL.iter().map(move |target| Rule {
+                subject: issuer.as_str().to_owned(),
+                domain: org_domain(org_id),
+                object: recovery_code_object(*target),
+                act: ISSUE.to_owned(),
+                effect: "deny",
+            })
+        })
+        .collect()
+}
+
+/// Replaces the organization's rules for issuing recovery codes with those
+/// [`issuer_rules`] gives, and raises the revision. `db` is the transaction saving the policy.
+pub(crate) async fn write_issuer_rules(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    barred: &[Role],
+) -> Result<(), DbErr> {
+    let objects = Role::ALL.map(recovery_code_object);
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V2.is_in(objects))
+        .exec(db)
+        .await?;
+    insert(db, issuer_rules(org_id, barred)).await?;
     bump_revision(db).await
 }
 

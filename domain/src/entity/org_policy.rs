@@ -32,6 +32,17 @@ pub struct Model {
     pub required_from: Option<DateTimeUtc>,
     /// Days a member who joins has before "Required" limits their session.
     pub grace_days: i32,
+    /// The shortest lifetime an administrator may give a recovery code, in minutes.
+    pub recovery_code_shortest_minutes: i32,
+    /// The longest lifetime, in minutes.
+    pub recovery_code_longest_minutes: i32,
+    /// The lifetime a code gets when its issuer does not choose one, in minutes.
+    pub recovery_code_default_minutes: i32,
+    /// The most uses an issuer may give one code (1: every code is one-time).
+    pub recovery_code_max_uses: i32,
+    /// Who may issue recovery codes: `nobody`, `owners`, `admins` (owners and
+    /// administrators) or `helpdesk` (those and the help desk).
+    pub recovery_code_issuers: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,15 @@ pub struct Model {
     pub used_at: Option<DateTimeUtc>,
     pub ended_at: Option<DateTimeUtc>,
     pub expires_at: DateTimeUtc,
+    /// The code works from then (the request time unless the issuer chose a later one).
+    pub starts_at: DateTimeUtc,
+    /// Sign-ins the code allows.
+    pub max_uses: i32,
+    /// Sign-ins made with it so far; `used_at` is the last.
+    pub uses: i32,
+    /// Why `ended_at` is set: `replaced`, `cancelled`, or a reason of
+    /// [`crate::recovery_codes::stand_ins::EndReason`].
+    pub end_reason: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -33,7 +42,11 @@ impl std::fmt::Debug for Model {
             .field("approved_by", &self.approved_by)
             .field("revealed_at", &self.revealed_at)
             .field("used_at", &self.used_at)
+            .field("starts_at", &self.starts_at)
             .field("expires_at", &self.expires_at)
+            .field("uses", &self.uses)
+            .field("max_uses", &self.max_uses)
+            .field("end_reason", &self.end_reason)
             .finish_non_exhaustive()
     }
 }

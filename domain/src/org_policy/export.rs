@@ -101,6 +101,10 @@ pub async fn export_at(
     let own = rules::compile(org_id, policy.codes.withholds_codes(), &named)
         .into_iter()
         .chain(rules::backup_rules(org_id, policy.admins_request_backups))
+        .chain(rules::issuer_rules(
+            org_id,
+            policy.recovery_codes.issuers.barred(),
+        ))
         .map(|rule| rule.line())
         .collect();
     Ok(PolicyExport {

@@ -4,6 +4,7 @@
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use super::issued_codes::{Issuers, MAX_USES, RecoveryCodeRules, minutes_text, parse_lifetime};
 use super::settings::{
     CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_GRACE_DAYS, MAX_LOCKOUT_ATTEMPTS,
     MAX_LOCKOUT_MINUTES, MAX_SET_AGE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
@@ -44,6 +45,20 @@ pub struct PolicyForm {
     /// Days; blank reads as 0 (a form from before the setting existed).
     #[serde(default)]
     pub grace_days: String,
+    /// Who may issue recovery codes ([`Issuers::as_str`]); blank reads as the default, as
+    /// do the four below (a form from before the settings existed).
+    #[serde(default)]
+    pub recovery_code_issuers: String,
+    /// A lifetime as people write one: `30m`, `8h`, `7d`.
+    #[serde(default)]
+    pub recovery_code_shortest: String,
+    #[serde(default)]
+    pub recovery_code_longest: String,
+    #[serde(default)]
+    pub recovery_code_default: String,
+    /// Uses per code, 1 (one-time) to [`MAX_USES`].
+    #[serde(default)]
+    pub recovery_code_max_uses: String,
 }
 
 impl PolicyForm {
@@ -68,6 +83,11 @@ impl PolicyForm {
                 .map(|day| day.format(DATE_FORMAT).to_string())
                 .unwrap_or_default(),
             grace_days: policy.grace_days.to_string(),
+            recovery_code_issuers: policy.recovery_codes.issuers.as_str().to_owned(),
+            recovery_code_shortest: minutes_text(policy.recovery_codes.shortest_minutes),
+            recovery_code_longest: minutes_text(policy.recovery_codes.longest_minutes),
+            recovery_code_default: minutes_text(policy.recovery_codes.default_minutes),
+            recovery_code_max_uses: policy.recovery_codes.max_uses.to_string(),
         }
     }
 
@@ -133,6 +153,7 @@ impl PolicyForm {
             "" => 0,
             typed => number("grace_days", typed, 0, MAX_GRACE_DAYS.into())?,
         };
+        let recovery_codes = self.recovery_code_rules()?;
         Ok(OrgPolicy {
             codes,
             codes_per_set,
@@ -147,7 +168,49 @@ impl PolicyForm {
             replace_when_low: self.replace_when_low.is_some(),
             required_from,
             grace_days,
+            recovery_codes,
         })
+    }
+
+    /// The recovery-code rules as typed, each blank field read as the default.
+    fn recovery_code_rules(&self) -> Result<RecoveryCodeRules, FieldError> {
+        let default = RecoveryCodeRules::default();
+        let issuers = match self.recovery_code_issuers.trim() {
+            "" => default.issuers,
+            typed => Issuers::parse(typed).ok_or_else(|| {
+                FieldError::new(
+                    "recovery_code_issuers",
+                    "Choose nobody, owners, owners and administrators, or those and the help desk.",
+                )
+            })?,
+        };
+        let lifetime = |field: &str, typed: &str, default: u32| {
+            parse_lifetime(field, typed).map(|minutes| minutes.unwrap_or(default))
+        };
+        let max_uses: u8 = match self.recovery_code_max_uses.trim() {
+            "" => default.max_uses,
+            typed => number("recovery_code_max_uses", typed, 1, MAX_USES.into())?,
+        };
+        RecoveryCodeRules {
+            shortest_minutes: lifetime(
+                "recovery_code_shortest",
+                &self.recovery_code_shortest,
+                default.shortest_minutes,
+            )?,
+            longest_minutes: lifetime(
+                "recovery_code_longest",
+                &self.recovery_code_longest,
+                default.longest_minutes,
+            )?,
+            default_minutes: lifetime(
+                "recovery_code_default",
+                &self.recovery_code_default,
+                default.default_minutes,
+            )?,
+            max_uses,
+            issuers,
+        }
+        .checked()
     }
 }
 
@@ -171,6 +234,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::org_policy::issued_codes;
 
     fn form() -> PolicyForm {
         PolicyForm::from_policy(&OrgPolicy::default())
@@ -209,9 +273,16 @@ mod tests {
             prop::option::of(typed()),
             prop_oneof![typed(), "[0-9]{4}-[0-9]{2}-[0-9]{2}"],
             typed(),
+            prop::array::uniform5(prop_oneof![
+                typed(),
+                "[0-9]{1,3}[mhd]",
+                prop::sample::select(vec!["nobody", "owners", "admins", "helpdesk"])
+                    .prop_map(str::to_owned),
+            ]),
         )
             .prop_map(
-                |(fields, restrict, approval, backups, replace, from, grace)| {
+                |(fields, restrict, approval, backups, replace, from, grace, codes_rules)| {
+                    let [issuers, shortest, longest, default, max_uses] = codes_rules;
                     let [codes, per_set, age, low, attempts, minutes, entry] = fields;
                     PolicyForm {
                         backup_codes: codes,
@@ -227,6 +298,11 @@ mod tests {
                         replace_when_low: replace,
                         required_from: from,
                         grace_days: grace,
+                        recovery_code_issuers: issuers,
+                        recovery_code_shortest: shortest,
+                        recovery_code_longest: longest,
+                        recovery_code_default: default,
+                        recovery_code_max_uses: max_uses,
                     }
                 },
             )
@@ -252,6 +328,13 @@ mod tests {
             (
                 prop::option::of((MIN_YEAR..=MAX_YEAR, 1..=366u32)),
                 0..=MAX_GRACE_DAYS,
+                prop::sample::select(Issuers::ALL.to_vec()),
+                (
+                    issued_codes::SHORTEST_MINUTES..=issued_codes::LONGEST_MINUTES,
+                    issued_codes::SHORTEST_MINUTES..=issued_codes::LONGEST_MINUTES,
+                    any::<u32>(),
+                    1..=MAX_USES,
+                ),
             ),
         )
             .prop_map(
@@ -267,8 +350,9 @@ mod tests {
                     approval,
                     backups,
                     replace,
-                    (from, grace_days),
+                    (from, grace_days, issuers, (a, b, within, max_uses)),
                 )| {
+                    let (shortest, longest) = (a.min(b), a.max(b));
                     OrgPolicy {
                         codes,
                         codes_per_set: per_set,
@@ -290,6 +374,13 @@ mod tests {
                                 .or_else(|| NaiveDate::from_yo_opt(year, 365))
                         }),
                         grace_days,
+                        recovery_codes: RecoveryCodeRules {
+                            shortest_minutes: shortest,
+                            longest_minutes: longest,
+                            default_minutes: shortest + within % (longest - shortest + 1),
+                            max_uses,
+                            issuers,
+                        },
                     }
                 },
             )
@@ -302,10 +393,11 @@ mod tests {
         /// the one field that is wrong; it never panics.
         #[test]
         fn any_input_gives_a_policy_in_bounds_or_names_its_field(form in any_form()) {
-            const FIELDS: [&str; 9] = [
+            const FIELDS: [&str; 14] = [
                 "backup_codes", "codes_per_set", "max_set_age_days", "low_codes_threshold",
                 "lockout_attempts", "lockout_minutes", "code_entry", "required_from",
-                "grace_days",
+                "grace_days", "recovery_code_issuers", "recovery_code_shortest",
+                "recovery_code_longest", "recovery_code_default", "recovery_code_max_uses",
             ];
             match form.parse() {
                 Ok(policy) => {
@@ -318,6 +410,7 @@ mod tests {
                     prop_assert!(policy
                         .required_from
                         .is_none_or(|day| (MIN_YEAR..=MAX_YEAR).contains(&day.year())));
+                    prop_assert_eq!(policy.recovery_codes.checked(), Ok(policy.recovery_codes));
                 }
                 Err(error) => {
                     prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field);
@@ -342,7 +435,7 @@ mod tests {
     fn every_setting_out_of_range_or_not_a_number_is_refused_next_to_its_field() {
         /// Sets one field of the form.
         type Setter = fn(&mut PolicyForm, &str);
-        let cases: [(Setter, &str, &[&str]); 9] = [
+        let cases: [(Setter, &str, &[&str]); 14] = [
             (
                 |f, v| f.backup_codes = v.into(),
                 "backup_codes",
@@ -390,6 +483,31 @@ mod tests {
                 |f, v| f.grace_days = v.into(),
                 "grace_days",
                 &["-1", "366", "7.5", "a week"],
+            ),
+            (
+                |f, v| f.recovery_code_issuers = v.into(),
+                "recovery_code_issuers",
+                &["everyone", "HELPDESK", "member"],
+            ),
+            (
+                |f, v| f.recovery_code_shortest = v.into(),
+                "recovery_code_shortest",
+                &["9m", "31d", "soon", "90", "30s"],
+            ),
+            (
+                |f, v| f.recovery_code_longest = v.into(),
+                "recovery_code_longest",
+                &["31d", "30m", "forever"],
+            ),
+            (
+                |f, v| f.recovery_code_default = v.into(),
+                "recovery_code_default",
+                &["59m", "25h", "0m", "tomorrow"],
+            ),
+            (
+                |f, v| f.recovery_code_max_uses = v.into(),
+                "recovery_code_max_uses",
+                &["0", "11", "many"],
             ),
         ];
         for (set, field, values) in cases {

@@ -210,6 +210,23 @@ pub async fn impact(
             ),
         );
     }
+    let (was, is) = (&before.recovery_codes, &policy.recovery_codes);
+    if was.issuers.codes_on() && !is.issuers.codes_on() {
+        add(
+            &mut impact,
+            "Recovery codes turn off: nobody may issue one, and codes already issued stop \
+             working until they are turned on again."
+                .to_owned(),
+        );
+    } else if is.issuers.breadth() < was.issuers.breadth() {
+        add(
+            &mut impact,
+            format!(
+                "Only {} may issue recovery codes from now on; codes already issued keep working.",
+                is.issuers.label().to_lowercase()
+            ),
+        );
+    }
     if policy.codes_per_set != before.codes_per_set {
         add(
             &mut impact,

@@ -12,6 +12,8 @@
 //! - [`exceptions`]: exceptions for named members, and "Explain".
 //! - [`export`]: the policy in force now or at a past moment, as a document.
 //! - [`impact`]: what a save would do, before it is saved.
+//! - [`issued_codes`]: the rules for recovery codes administrators issue (lifetimes, uses,
+//!   who may issue, the last compiled to Casbin rules).
 //! - [`approval`]: two-admin approval as it binds at a moment (turning it off binds later).
 //! - [`alerts`]: which events the administrators are alerted to.
 //! - `notices`: what a save tells the members whose codes stop, and the administrators.
@@ -23,6 +25,7 @@ pub mod export;
 pub mod form;
 pub mod grace;
 pub mod impact;
+pub mod issued_codes;
 mod notices;
 pub mod settings;
 pub mod webhooks;
@@ -37,6 +40,7 @@ pub use self::{
     export::{PolicyExport, export, export_at, export_seen_by, parse_as_of},
     form::PolicyForm,
     impact::{Impact, impact},
+    issued_codes::{Issuers, RecoveryCodeRules},
     settings::{
         CodeEntry, CodesMode, MAX_CODES_PER_SET, MAX_GRACE_DAYS, MIN_CODES_PER_SET, OrgPolicy,
         PolicyVersion, current, history, save,

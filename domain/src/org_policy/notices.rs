@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{CodesMode, OrgPolicy, impact};
+use super::{CodesMode, OrgPolicy, impact, issued_codes::minutes_words};
 use crate::{
     audit::{
         AuditAction,
@@ -141,6 +141,27 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
             ));
         }
     }
+    let (was, is) = (&before.recovery_codes, &after.recovery_codes);
+    if is.issuers.breadth() > was.issuers.breadth() {
+        loosened.push(format!(
+            "recovery codes may now be issued by: {} (was: {})",
+            is.issuers.label().to_lowercase(),
+            was.issuers.label().to_lowercase()
+        ));
+    }
+    if is.issuers.codes_on() && is.longest_minutes > was.longest_minutes {
+        loosened.push(format!(
+            "a recovery code may now live up to {} instead of {}",
+            minutes_words(is.longest_minutes),
+            minutes_words(was.longest_minutes)
+        ));
+    }
+    if is.issuers.codes_on() && is.max_uses > was.max_uses {
+        loosened.push(format!(
+            "a recovery code may now allow {} sign-ins instead of {}",
+            is.max_uses, was.max_uses
+        ));
+    }
     // A backup holds every member's password hash and the whole audit log: one more role
     // that may take one away is a loosening.
     if !before.admins_request_backups && after.admins_request_backups {
@@ -225,5 +246,73 @@ mod tests {
         assert!(words[0].contains("administrators may now request data backups"));
         assert!(words[0].contains("password hash"));
         assert!(loosenings(&on, &off).is_empty());
+    }
+
+    #[test]
+    fn wider_issuers_longer_lifetimes_and_more_uses_loosen_recovery_codes() {
+        use crate::org_policy::{Issuers, RecoveryCodeRules};
+        let rules = |issuers, longest_minutes, max_uses| OrgPolicy {
+            recovery_codes: RecoveryCodeRules {
+                shortest_minutes: 10,
+                longest_minutes,
+                default_minutes: 10,
+                max_uses,
+                issuers,
+            },
+            ..OrgPolicy::default()
+        };
+        // (before, after, loosenings), written out.
+        let cases = [
+            (
+                rules(Issuers::Owners, 60, 1),
+                rules(Issuers::Admins, 60, 1),
+                1,
+            ),
+            (
+                rules(Issuers::Nobody, 60, 1),
+                rules(Issuers::Owners, 60, 1),
+                1,
+            ),
+            (
+                rules(Issuers::Admins, 60, 1),
+                rules(Issuers::Owners, 60, 1),
+                0,
+            ),
+            (
+                rules(Issuers::Owners, 60, 1),
+                rules(Issuers::Owners, 120, 1),
+                1,
+            ),
+            (
+                rules(Issuers::Owners, 60, 1),
+                rules(Issuers::Owners, 60, 3),
+                1,
+            ),
+            (
+                rules(Issuers::Owners, 60, 1),
+                rules(Issuers::HelpDesk, 1440, 5),
+                3,
+            ),
+            (
+                rules(Issuers::Owners, 1440, 5),
+                rules(Issuers::Owners, 60, 1),
+                0,
+            ),
+            // With codes off, longer lifetimes and more uses open nothing.
+            (
+                rules(Issuers::Nobody, 60, 1),
+                rules(Issuers::Nobody, 1440, 5),
+                0,
+            ),
+        ];
+        for (before, after, expected) in cases {
+            assert_eq!(
+                loosenings(&before, &after).len(),
+                expected,
+                "{:?} → {:?}",
+                before.recovery_codes,
+                after.recovery_codes
+            );
+        }
     }
 }

@@ -9,7 +9,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::PolicyChangeError;
+use super::{
+    PolicyChangeError,
+    issued_codes::{Issuers, RecoveryCodeRules, minutes_words},
+};
 use crate::{
     audit::{AuditAction, Change, PolicySavedDetails},
     authz::{Action, Authz, rules},
@@ -135,6 +138,10 @@ pub struct OrgPolicy {
     /// [`MAX_GRACE_DAYS`].
     #[serde(default)]
     pub grace_days: u16,
+    /// Recovery codes administrators issue: their lifetimes, uses and issuers. What was
+    /// fixed in a document written before the rules existed.
+    #[serde(default)]
+    pub recovery_codes: RecoveryCodeRules,
 }
 
 impl Default for OrgPolicy {
@@ -154,6 +161,7 @@ impl Default for OrgPolicy {
             replace_when_low: false,
             required_from: None,
             grace_days: 0,
+            recovery_codes: RecoveryCodeRules::default(),
         }
     }
 }
@@ -216,6 +224,29 @@ impl OrgPolicy {
                 on_off(self.recovery_code_approval),
             ),
             (
+                "Who may issue recovery codes",
+                self.recovery_codes.issuers.label().to_owned(),
+            ),
+            (
+                "Shortest recovery code lifetime",
+                minutes_words(self.recovery_codes.shortest_minutes),
+            ),
+            (
+                "Longest recovery code lifetime",
+                minutes_words(self.recovery_codes.longest_minutes),
+            ),
+            (
+                "Default recovery code lifetime",
+                minutes_words(self.recovery_codes.default_minutes),
+            ),
+            (
+                "Uses per recovery code",
+                match self.recovery_codes.max_uses {
+                    1 => "One-time".to_owned(),
+                    n => format!("Up to {n}"),
+                },
+            ),
+            (
                 "Administrators may request data backups",
                 on_off(self.admins_request_backups),
             ),
@@ -267,6 +298,7 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
     fn try_from(row: org_policy::Model) -> Result<Self, DbErr> {
         let bad = |what: &str| DbErr::Type(format!("org_policy {}: bad {what}", row.id));
         let small = |value: i32, what: &str| u8::try_from(value).map_err(|_| bad(what));
+        let minutes = |value: i32| u32::try_from(value).map_err(|_| bad("recovery code lifetime"));
         let policy = OrgPolicy {
             codes: CodesMode::parse(&row.backup_codes).ok_or_else(|| bad("backup_codes"))?,
             codes_per_set: small(row.codes_per_set, "codes_per_set")?,
@@ -286,6 +318,16 @@ impl TryFrom<org_policy::Model> for PolicyVersion {
                 .ok()
                 .filter(|days| *days <= MAX_GRACE_DAYS)
                 .ok_or_else(|| bad("grace_days"))?,
+            recovery_codes: RecoveryCodeRules {
+                shortest_minutes: minutes(row.recovery_code_shortest_minutes)?,
+                longest_minutes: minutes(row.recovery_code_longest_minutes)?,
+                default_minutes: minutes(row.recovery_code_default_minutes)?,
+                max_uses: small(row.recovery_code_max_uses, "recovery_code_max_uses")?,
+                issuers: Issuers::parse(&row.recovery_code_issuers)
+                    .ok_or_else(|| bad("recovery_code_issuers"))?,
+            }
+            .checked()
+            .map_err(|error| bad(&error.field))?,
         };
         Ok(Self {
             version: row.version,
@@ -358,6 +400,11 @@ pub async fn save(
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     cmd.require(Action::ManagePolicy, Attempt::of(AuditAction::PolicySaved))
         .await?;
+    // Every way in (the form, the JSON API, a restored backup) is held to the same bounds.
+    policy.recovery_codes.checked()?;
+    let whole = |minutes: u32| {
+        i32::try_from(minutes).map_err(|_| DbErr::Custom("recovery code lifetime".to_owned()))
+    };
     let org_id = actor.org_id;
     let txn = db.begin().await?;
     // Taking the revision row first serialises policy changes (PostgreSQL row lock; SQLite
@@ -392,6 +439,11 @@ pub async fn save(
         replace_when_low: Set(policy.replace_when_low),
         required_from: Set(policy.required_from.map(super::grace::start_of)),
         grace_days: Set(policy.grace_days.into()),
+        recovery_code_shortest_minutes: Set(whole(policy.recovery_codes.shortest_minutes)?),
+        recovery_code_longest_minutes: Set(whole(policy.recovery_codes.longest_minutes)?),
+        recovery_code_default_minutes: Set(whole(policy.recovery_codes.default_minutes)?),
+        recovery_code_max_uses: Set(policy.recovery_codes.max_uses.into()),
+        recovery_code_issuers: Set(policy.recovery_codes.issuers.as_str().to_owned()),
         saved_by_id: Set(Some(actor.id)),
         saved_by: Set(Some(actor.email.clone())),
         saved_at: Set(now),
@@ -407,6 +459,7 @@ pub async fn save(
     })?;
     rules::write_role_rules(&txn, org_id, policy.codes.withholds_codes()).await?;
     rules::write_backup_rules(&txn, org_id, policy.admins_request_backups).await?;
+    rules::write_issuer_rules(&txn, org_id, policy.recovery_codes.issuers.barred()).await?;
     let details = PolicySavedDetails {
         version,
         changes: changes.clone(),

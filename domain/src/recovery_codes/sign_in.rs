@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rand::{RngCore, rngs::OsRng};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::Expr,
 };
 use subtle::ConstantTimeEq;
@@ -19,25 +19,43 @@ use crate::{
     lookup_secret::{BackupCodeHasher, PlainCode},
 };
 
-/// The member's revealed, unused and unexpired recovery code, if any.
-pub(crate) async fn usable_code(
-    db: &impl ConnectionTrait,
-    member_id: i32,
-    now: DateTime<Utc>,
-) -> Result<Option<recovery_code::Model>, DbErr> {
-    recovery_code::Entity::find()
-        .filter(recovery_code::Column::UserId.eq(member_id))
-        .filter(recovery_code::Column::RevealedAt.is_not_null())
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::EndedAt.is_null())
-        .filter(recovery_code::Column::ExpiresAt.gt(now))
-        .one(db)
-        .await
+/// The condition on the member's code that works at `now`: revealed, started, and open
+/// ([`super::open_condition`]: not ended, uses left, not expired).
+fn usable(member_id: i32, now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(recovery_code::Column::UserId.eq(member_id))
+        .add(recovery_code::Column::RevealedAt.is_not_null())
+        .add(recovery_code::Column::StartsAt.lte(now))
+        .add(super::open_condition(now))
 }
 
-/// Whether `code` is the command's actor's usable recovery code; if so it is spent, once,
-/// with its audit event and `also_record` (the sign-in itself), in one transaction. One
-/// argon2 evaluation whether or not a code is waiting.
+/// The member's recovery code that works now, if any, and if the policy lets them use one.
+pub(crate) async fn usable_code(
+    db: &impl ConnectionTrait,
+    authz: &crate::authz::Authz,
+    member: &crate::identity::Member,
+    now: DateTime<Utc>,
+) -> Result<Option<recovery_code::Model>, RecoveryError> {
+    let Some(row) = recovery_code::Entity::find()
+        .filter(usable(member.id, now))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let rules = crate::org_policy::current(db, member.org_id)
+        .await?
+        .policy
+        .recovery_codes;
+    Ok(super::policy_allows(authz, member, &rules)
+        .await?
+        .then_some(row))
+}
+
+/// Whether `code` is the command's actor's usable recovery code; if so one of its uses is
+/// spent, with its audit event and `also_record` (the sign-in itself), in one transaction:
+/// one conditional update, so a code with N uses signs in N times however many sign-ins
+/// arrive at once. One argon2 evaluation whether or not a code is waiting.
 pub async fn spend(
     cmd: &Command<'_>,
     hasher: &BackupCodeHasher,
@@ -45,7 +63,7 @@ pub async fn spend(
     also_record: &[Event<'_>],
 ) -> Result<bool, RecoveryError> {
     let (db, member, now) = (cmd.db, cmd.actor, cmd.now);
-    let waiting = usable_code(db, member.id, now).await?;
+    let waiting = usable_code(db, cmd.authz, member, now).await?;
     let stored = waiting
         .as_ref()
         .and_then(|row| match (&row.salt, &row.digest, &row.params) {
@@ -65,14 +83,22 @@ pub async fn spend(
     let txn = db.begin().await?;
     let claimed = recovery_code::Entity::update_many()
         .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
+        .col_expr(
+            recovery_code::Column::Uses,
+            Expr::col(recovery_code::Column::Uses).add(1),
+        )
         .filter(recovery_code::Column::Id.eq(id))
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::EndedAt.is_null())
+        .filter(usable(member.id, now))
         .exec(&txn)
         .await?;
     if claimed.rows_affected != 1 {
         return Ok(false);
     }
+    // Read in this transaction, after the update: other uses may have landed since the read.
+    let uses_left = recovery_code::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .map_or(0, |row| (row.max_uses - row.uses).max(0));
     // The backup codes it leaves, for the member's notice: none that count once their
     // expiry is on the record.
     let remaining = sets_in_force(&txn, Scope::Member(member.id))
@@ -85,7 +111,11 @@ pub async fn spend(
                 set.remaining
             }
         });
-    let details = serde_json::json!({ "request": id, "remaining": remaining });
+    let details = serde_json::json!({
+        "request": id,
+        "remaining": remaining,
+        "uses_left": uses_left,
+    });
     cmd.record(
         &txn,
         cmd.event(AuditAction::RecoveryCodeUsed, Some(member), details),

@@ -19,7 +19,7 @@ pub struct StandInsEnded {
     /// A backup-code set was in force.
     pub backup_codes: bool,
     /// A recovery code an administrator issued was waiting (requested, approved or revealed,
-    /// not used).
+    /// with uses left).
     pub recovery_code: bool,
 }
 
@@ -40,6 +40,35 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    pub const ALL: [Self; 7] = [
+        Self::CodesRevoked,
+        Self::MfaReset,
+        Self::MfaDisabled,
+        Self::MemberRemoved,
+        Self::Cancelled,
+        Self::IncidentReported,
+        Self::RestoredElsewhere,
+    ];
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == stored)
+    }
+
+    /// The reason as the recovery page gives it, after "Ended: ".
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::CodesRevoked => "the member's codes were revoked",
+            Self::MfaReset => "the member's MFA was reset",
+            Self::MfaDisabled => "the member turned MFA off",
+            Self::MemberRemoved => "the member was removed",
+            Self::Cancelled => "an administrator cancelled it",
+            Self::IncidentReported => "the member reported \u{201c}This wasn't me\u{201d}",
+            Self::RestoredElsewhere => "the organization was restored into another installation",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CodesRevoked => "codes_revoked",
@@ -70,9 +99,7 @@ pub(crate) async fn end_stand_ins(
         crate::backup_codes::end_set_in_force(db, target.id, reason.as_str(), now).await?;
     let open: Vec<i32> = recovery_code::Entity::find()
         .filter(recovery_code::Column::UserId.eq(target.id))
-        .filter(recovery_code::Column::EndedAt.is_null())
-        .filter(recovery_code::Column::UsedAt.is_null())
-        .filter(recovery_code::Column::ExpiresAt.gt(now))
+        .filter(super::open_condition(now))
         .all(db)
         .await?
         .into_iter()
@@ -81,6 +108,10 @@ pub(crate) async fn end_stand_ins(
     for id in &open {
         recovery_code::Entity::update_many()
             .col_expr(recovery_code::Column::EndedAt, Expr::value(now))
+            .col_expr(
+                recovery_code::Column::EndReason,
+                Expr::value(reason.as_str()),
+            )
             .filter(recovery_code::Column::Id.eq(*id))
             .filter(recovery_code::Column::EndedAt.is_null())
             .exec(db)

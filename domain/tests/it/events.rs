@@ -533,6 +533,7 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
         let refused = recovery_codes::request(
             &Command::new(db, &authz, &member, &source, t0()),
             "admin@acme.test",
+            Default::default(),
         )
         .await;
         assert!(matches!(refused, Err(RecoveryError::NotAllowed)));
@@ -542,6 +543,7 @@ async fn every_security_action_writes_exactly_one_event_with_the_right_fields() 
         let request = recovery_codes::request(
             &Command::new(db, &authz, &admin, &source, t0()),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();

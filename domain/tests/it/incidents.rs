@@ -71,7 +71,7 @@ impl Reporting {
         .await
         .unwrap();
         let by_owner = Command::new(&test_db.db, &authz, &owner, &source, at(1));
-        let request = recovery_codes::request(&by_owner, &member.email)
+        let request = recovery_codes::request(&by_owner, &member.email, Default::default())
             .await
             .unwrap();
         let (_, issued) = recovery_codes::reveal(&by_owner, &codes, request.id)

@@ -185,9 +185,13 @@ impl Org {
 
     /// The owner requests a sign-in code for the member.
     async fn request(&self, now: DateTime<Utc>) -> RecoveryRequest {
-        recovery_codes::request(&self.cmd(&self.owner, now), &self.member.email)
-            .await
-            .unwrap()
+        recovery_codes::request(
+            &self.cmd(&self.owner, now),
+            &self.member.email,
+            Default::default(),
+        )
+        .await
+        .unwrap()
     }
 
     /// The owner reveals the code of `request`.

@@ -1,5 +1,6 @@
-//! Admin-issued recovery codes on every backend: request, approval, reveal once, use once,
-//! expiry, and who may do what.
+//! Admin-issued recovery codes on every backend: request, approval, reveal once, their
+//! terms under the organization's rules (lifetime, start, uses), expiry, one open code per
+//! member, and who may do what.
 
 use chrono::Duration;
 use domain::{
@@ -10,7 +11,9 @@ use domain::{
     hashing::PasswordHasher,
     identity::{Member, Role},
     lookup_secret::BackupCodeHasher,
-    org_policy::{self, CodesMode, OrgPolicy},
+    org_policy::{
+        self, CodesMode, Issuers, OrgPolicy, RecoveryCodeRules, issued_codes::CodeChoice,
+    },
     recovery_codes::{self, RecoveryError, RecoveryState},
     secrets::SecretKey,
     testing::{TestDatabase, migrated_databases},
@@ -48,6 +51,28 @@ async fn redeem(
     code: &str,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<backup_codes::Redeemed, BackupCodeError> {
+    redeem_under(
+        &OrgPolicy::default(),
+        test_db,
+        authz,
+        codes,
+        member,
+        code,
+        at,
+    )
+    .await
+}
+
+/// [`redeem`] under `policy`'s code rules (its lockout, say).
+async fn redeem_under(
+    policy: &OrgPolicy,
+    test_db: &TestDatabase,
+    authz: &Authz,
+    codes: &BackupCodeHasher,
+    member: &Member,
+    code: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<backup_codes::Redeemed, BackupCodeError> {
     let source = Source::default();
     let cmd = Command::new(&test_db.db, authz, member, &source, at);
     let issued = recovery_codes::sign_in::Issued {
@@ -58,7 +83,7 @@ async fn redeem(
     backup_codes::redeem(
         &cmd,
         codes,
-        &OrgPolicy::default().code_policy(),
+        &policy.code_policy(),
         &CodeEntry::any(code),
         Some(&issued),
         &[],
@@ -79,6 +104,7 @@ async fn an_issued_code_is_revealed_once_to_its_requester_and_works_once() {
         let request = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, t0()),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -101,7 +127,7 @@ async fn an_issued_code_is_revealed_once_to_its_requester_and_works_once() {
         )
         .await
         .unwrap();
-        assert_eq!(revealed.state, RecoveryState::Revealed);
+        assert_eq!(revealed.state, RecoveryState::Active);
         assert!(matches!(
             recovery_codes::reveal(
                 &Command::new(db, &authz, &org.admin, &source, t0()),
@@ -140,8 +166,16 @@ async fn an_issued_code_is_revealed_once_to_its_requester_and_works_once() {
                 "recovery_code.requested"
             ]
         );
+        // It stays on the list for a week, used, with its reason.
+        let listed = recovery_codes::recent(db, &authz, &org.admin, t0())
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, RecoveryState::UsedUp);
+        assert_eq!(listed[0].reason(), "Used: the member signed in with it.");
+        let week_later = t0() + Duration::days(recovery_codes::LISTED_AFTER_DAYS + 2);
         assert!(
-            recovery_codes::open_requests(db, &authz, &org.admin, t0())
+            recovery_codes::recent(db, &authz, &org.admin, week_later)
                 .await
                 .unwrap()
                 .is_empty()
@@ -172,6 +206,7 @@ async fn under_two_admin_approval_a_second_admin_must_approve_before_the_reveal(
         let request = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, t0()),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -272,9 +307,13 @@ async fn a_second_admin_is_someone_else_with_mfa() {
             let (authz, actor, email, source) =
                 (&authz, actor.clone(), email.to_owned(), source.clone());
             async move {
-                recovery_codes::request(&Command::new(db, authz, &actor, &source, t0()), &email)
-                    .await
-                    .unwrap()
+                recovery_codes::request(
+                    &Command::new(db, authz, &actor, &source, t0()),
+                    &email,
+                    Default::default(),
+                )
+                .await
+                .unwrap()
             }
         };
         let for_member = request(&org.admin, "member@acme.test").await;
@@ -308,7 +347,7 @@ async fn a_second_admin_is_someone_else_with_mfa() {
                 approver.email
             );
         }
-        let open = recovery_codes::open_requests(db, &authz, &org.owner, t0())
+        let open = recovery_codes::recent(db, &authz, &org.owner, t0())
             .await
             .unwrap();
         assert!(
@@ -369,6 +408,7 @@ async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
         let alone = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, at(0)),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -383,7 +423,7 @@ async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
             .await,
             Err(RecoveryError::NotApproved)
         ));
-        let listed = recovery_codes::open_requests(db, &authz, &org.owner, at(0))
+        let listed = recovery_codes::recent(db, &authz, &org.owner, at(0))
             .await
             .unwrap();
         assert_eq!(listed[0].state, RecoveryState::AwaitingApproval);
@@ -434,6 +474,7 @@ async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
         let during = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, at(2)),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -455,6 +496,7 @@ async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
         let after = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, at(25)),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -464,6 +506,7 @@ async fn approval_is_checked_again_at_reveal_and_turning_it_off_waits_a_day() {
         let again = recovery_codes::request(
             &Command::new(db, &authz, &org.admin, &source, at(26)),
             "member@acme.test",
+            Default::default(),
         )
         .await
         .unwrap();
@@ -485,8 +528,12 @@ async fn who_may_issue_for_whom_and_when_codes_are_not_allowed() {
             let (authz, actor, email, source) =
                 (&authz, actor.clone(), email.to_owned(), source.clone());
             async move {
-                recovery_codes::request(&Command::new(db, authz, &actor, &source, t0()), &email)
-                    .await
+                recovery_codes::request(
+                    &Command::new(db, authz, &actor, &source, t0()),
+                    &email,
+                    Default::default(),
+                )
+                .await
             }
         };
         // Only owners issue for admins and owners; members issue for nobody.
@@ -619,7 +666,9 @@ async fn every_event_that_ends_a_stand_in_for_the_second_factor_ends_them_all() 
                     .await
                     .unwrap();
             let by_owner = Command::new(db, &authz, &owner, &source, t0());
-            let request = recovery_codes::request(&by_owner, &email).await.unwrap();
+            let request = recovery_codes::request(&by_owner, &email, Default::default())
+                .await
+                .unwrap();
             let (_, issued) = recovery_codes::reveal(&by_owner, &codes, request.id)
                 .await
                 .unwrap();
@@ -744,7 +793,9 @@ async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_i
                     )
                 };
                 if issued_waiting {
-                    let request = recovery_codes::request(&by_owner, &email).await.unwrap();
+                    let request = recovery_codes::request(&by_owner, &email, Default::default())
+                        .await
+                        .unwrap();
                     recovery_codes::reveal(&by_owner, &codes, request.id)
                         .await
                         .unwrap();
@@ -814,5 +865,520 @@ async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_i
             cost, expected,
             "{refusal:?}, issued code waiting: {issued_waiting}"
         );
+    }
+}
+
+/// Saves `rules` as the organization's recovery-code rules, over version `version`.
+async fn save_rules(
+    db: &sea_orm::DatabaseConnection,
+    authz: &Authz,
+    owner: &Member,
+    version: i32,
+    rules: RecoveryCodeRules,
+) {
+    org_policy::save(
+        &Command::new(db, authz, owner, &Source::default(), t0()),
+        version,
+        &OrgPolicy {
+            recovery_codes: rules,
+            ..OrgPolicy::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Requests (as `by`) and reveals a code for `member` on `choice`'s terms, at `at`.
+async fn issue(
+    db: &sea_orm::DatabaseConnection,
+    authz: &Authz,
+    codes: &BackupCodeHasher,
+    by: &Member,
+    member: &Member,
+    choice: CodeChoice,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(recovery_codes::RecoveryRequest, String), RecoveryError> {
+    let source = Source::default();
+    let request = recovery_codes::request(
+        &Command::new(db, authz, by, &source, at),
+        &member.email,
+        choice,
+    )
+    .await?;
+    let (revealed, code) =
+        recovery_codes::reveal(&Command::new(db, authz, by, &source, at), codes, request.id)
+            .await?;
+    Ok((revealed, code.grouped()))
+}
+
+/// The state and reason of the code `id` on the recovery page's list at `at`.
+async fn listed(
+    db: &sea_orm::DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    id: i32,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (RecoveryState, String) {
+    let request = recovery_codes::recent(db, authz, viewer, at)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("listed");
+    (request.state, request.reason())
+}
+
+#[tokio::test]
+async fn a_code_works_from_its_start_until_its_lifetime_ends_for_its_uses() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            0,
+            RecoveryCodeRules {
+                shortest_minutes: 10,
+                longest_minutes: 30 * 24 * 60,
+                default_minutes: 60,
+                max_uses: 2,
+                issuers: Issuers::HelpDesk,
+            },
+        )
+        .await;
+        let starts = t0() + Duration::hours(3);
+        let choice = CodeChoice {
+            lifetime_minutes: Some(60),
+            starts_at: Some(starts),
+            uses: Some(2),
+        };
+        let (request, code) = issue(db, &authz, &codes, &org.admin, &org.member, choice, t0())
+            .await
+            .unwrap();
+        assert_eq!(
+            (request.starts_at, request.expires_at, request.max_uses),
+            (starts, starts + Duration::hours(1), 2)
+        );
+        let use_at = |at| redeem(&test_db, &authz, &codes, &org.member, &code, at);
+
+        // Before its start: not valid yet, and refused as any wrong code is.
+        let before = starts - Duration::minutes(1);
+        let (state, reason) = listed(db, &authz, &org.admin, request.id, before).await;
+        assert_eq!(state, RecoveryState::NotYetValid, "{backend:?}");
+        assert!(
+            reason.starts_with("Not valid yet: it works from"),
+            "{reason}"
+        );
+        assert!(matches!(
+            use_at(before).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        // From its start: active, two uses, then used up.
+        let (state, reason) = listed(db, &authz, &org.admin, request.id, starts).await;
+        assert_eq!(state, RecoveryState::Active);
+        assert!(reason.starts_with("Active: 2 of 2 uses left"), "{reason}");
+        use_at(starts).await.unwrap();
+        let (_, reason) = listed(db, &authz, &org.admin, request.id, starts).await;
+        assert!(reason.starts_with("Active: 1 of 2 uses left"), "{reason}");
+        use_at(starts + Duration::minutes(5)).await.unwrap();
+        assert!(matches!(
+            use_at(starts + Duration::minutes(6)).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        let (state, reason) = listed(db, &authz, &org.admin, request.id, starts).await;
+        assert_eq!(
+            (state, reason.as_str()),
+            (RecoveryState::UsedUp, "Used up: all 2 uses spent.")
+        );
+
+        // A one-use code past its lifetime: expired, and refused at the last minute's end.
+        let (request, code) = issue(
+            db,
+            &authz,
+            &codes,
+            &org.admin,
+            &org.member,
+            CodeChoice::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(request.expires_at, t0() + Duration::minutes(60));
+        let expired_at = request.expires_at;
+        let (state, _) = listed(db, &authz, &org.admin, request.id, expired_at).await;
+        assert_eq!(state, RecoveryState::Expired);
+        assert!(matches!(
+            redeem(&test_db, &authz, &codes, &org.member, &code, expired_at).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        redeem(
+            &test_db,
+            &authz,
+            &codes,
+            &org.member,
+            &code,
+            expired_at - Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+
+        // Terms outside the rules are refused next to their field, and nothing is written.
+        let requests_before = test_db.count("recovery_code").await;
+        for (choice, field) in [
+            (
+                CodeChoice {
+                    lifetime_minutes: Some(9),
+                    ..CodeChoice::default()
+                },
+                "lifetime",
+            ),
+            (
+                CodeChoice {
+                    lifetime_minutes: Some(30 * 24 * 60 + 1),
+                    ..CodeChoice::default()
+                },
+                "lifetime",
+            ),
+            (
+                CodeChoice {
+                    uses: Some(3),
+                    ..CodeChoice::default()
+                },
+                "uses",
+            ),
+            (
+                CodeChoice {
+                    starts_at: Some(t0() - Duration::hours(1)),
+                    ..CodeChoice::default()
+                },
+                "starts_at",
+            ),
+        ] {
+            let refused = recovery_codes::request(
+                &Command::new(db, &authz, &org.admin, &Source::default(), t0()),
+                &org.member.email,
+                choice,
+            )
+            .await;
+            assert!(
+                matches!(&refused, Err(RecoveryError::Invalid(e)) if e.field == field),
+                "{choice:?}: {refused:?}"
+            );
+        }
+        assert_eq!(test_db.count("recovery_code").await, requests_before);
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_sign_ins_at_once_spend_exactly_the_uses_a_code_has() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            0,
+            RecoveryCodeRules {
+                max_uses: 3,
+                ..RecoveryCodeRules::default()
+            },
+        )
+        .await;
+        let choice = CodeChoice {
+            uses: Some(3),
+            ..CodeChoice::default()
+        };
+        let (request, code) = issue(db, &authz, &codes, &org.admin, &org.member, choice, t0())
+            .await
+            .unwrap();
+        let test_db = std::sync::Arc::new(test_db);
+        let attempts: Vec<_> = (0..200)
+            .map(|_| {
+                let (test_db, authz, codes, member, code) = (
+                    test_db.clone(),
+                    authz.clone(),
+                    codes.clone(),
+                    org.member.clone(),
+                    code.clone(),
+                );
+                tokio::spawn(
+                    async move { redeem(&test_db, &authz, &codes, &member, &code, t0()).await },
+                )
+            })
+            .collect();
+        let mut signed_in = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(_) => signed_in += 1,
+                Err(BackupCodeError::Rejected) => {}
+                Err(other) => panic!("{backend:?}: {other}"),
+            }
+        }
+        assert_eq!(signed_in, 3, "{backend:?}");
+        let (state, _) = listed(&test_db.db, &authz, &org.admin, request.id, t0()).await;
+        assert_eq!(state, RecoveryState::UsedUp);
+        assert_eq!(
+            test_db
+                .count("audit_event WHERE action = 'recovery_code.used'")
+                .await,
+            3,
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_requests_at_once_for_one_member_leave_one_open_code() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let requests: Vec<_> = (0..200)
+            .map(|i| {
+                let (db, authz, admin, email) = (
+                    db.clone(),
+                    authz.clone(),
+                    if i % 2 == 0 {
+                        org.admin.clone()
+                    } else {
+                        org.owner.clone()
+                    },
+                    org.member.email.clone(),
+                );
+                tokio::spawn(async move {
+                    let source = Source::default();
+                    recovery_codes::request(
+                        &Command::new(&db, &authz, &admin, &source, t0()),
+                        &email,
+                        CodeChoice::default(),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for request in requests {
+            request.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            test_db.count("recovery_code WHERE ended_at IS NULL").await,
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(
+            test_db
+                .count("recovery_code WHERE end_reason = 'replaced'")
+                .await,
+            199,
+            "{backend:?}"
+        );
+        // Each replaced code's end is on the record.
+        assert_eq!(
+            test_db
+                .count("audit_event WHERE action = 'recovery_code.ended'")
+                .await,
+            199,
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issued() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let codes = BackupCodeHasher::new(hasher.clone(), &key);
+    for test_db in migrated_databases().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        let authz = Authz::load(db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let helpdesk = add_member(
+            &test_db,
+            &hasher,
+            org.owner.org_id,
+            "helpdesk@acme.test",
+            Role::Helpdesk,
+        )
+        .await;
+        let (request, code) = issue(
+            db,
+            &authz,
+            &codes,
+            &org.admin,
+            &org.member,
+            CodeChoice::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+
+        // Each choice of issuers, as each role asks for a member: the gate decides.
+        // (Each save changes the policy, so that each makes a version.)
+        let issuers_cases = [
+            (Issuers::Admins, [true, true, false]),
+            (Issuers::Owners, [true, false, false]),
+            (Issuers::HelpDesk, [true, true, true]),
+        ];
+        let mut version = 0;
+        for (issuers, allowed) in issuers_cases {
+            save_rules(
+                db,
+                &authz,
+                &org.owner,
+                version,
+                RecoveryCodeRules {
+                    issuers,
+                    ..RecoveryCodeRules::default()
+                },
+            )
+            .await;
+            version += 1;
+            for (issuer, allowed) in [&org.owner, &org.admin, &helpdesk].into_iter().zip(allowed) {
+                let asked = recovery_codes::request(
+                    &Command::new(db, &authz, issuer, &Source::default(), t0()),
+                    &org.member.email,
+                    CodeChoice::default(),
+                )
+                .await;
+                assert_eq!(
+                    asked.is_ok(),
+                    allowed,
+                    "{backend:?} {issuers:?} {}: {asked:?}",
+                    issuer.email
+                );
+                if !allowed {
+                    assert!(matches!(asked, Err(RecoveryError::NotAllowed)));
+                }
+            }
+        }
+        // Those requests replaced the code issued first.
+        let (state, reason) = listed(db, &authz, &org.owner, request.id, t0()).await;
+        assert_eq!(state, RecoveryState::Replaced);
+        assert_eq!(reason, "Replaced by a newer code for this member.");
+        assert!(matches!(
+            redeem(&test_db, &authz, &codes, &org.member, &code, t0()).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        let (request, code2) = issue(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &org.member,
+            CodeChoice::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+
+        // Off: nobody may issue, and the issued code is disabled by policy, not ended.
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            version,
+            RecoveryCodeRules {
+                issuers: Issuers::Nobody,
+                ..RecoveryCodeRules::default()
+            },
+        )
+        .await;
+        let (state, reason) = listed(db, &authz, &org.owner, request.id, t0()).await;
+        assert_eq!(state, RecoveryState::DisabledByPolicy, "{backend:?}");
+        assert!(reason.starts_with("Disabled by policy"), "{reason}");
+        assert!(matches!(
+            redeem(&test_db, &authz, &codes, &org.member, &code2, t0()).await,
+            Err(BackupCodeError::Rejected)
+        ));
+        for issuer in [&org.owner, &org.admin, &helpdesk] {
+            assert!(matches!(
+                recovery_codes::request(
+                    &Command::new(db, &authz, issuer, &Source::default(), t0()),
+                    &org.member.email,
+                    CodeChoice::default(),
+                )
+                .await,
+                Err(RecoveryError::CodesOff)
+            ));
+        }
+        // Those who manage the policy may still cancel it while codes are off; the help desk
+        // may not.
+        assert!(matches!(
+            recovery_codes::cancel(
+                &Command::new(db, &authz, &helpdesk, &Source::default(), t0()),
+                request.id
+            )
+            .await,
+            Err(RecoveryError::NotAllowed)
+        ));
+        // On again: the same code works, once.
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            version + 1,
+            RecoveryCodeRules {
+                issuers: Issuers::Owners,
+                ..RecoveryCodeRules::default()
+            },
+        )
+        .await;
+        redeem(&test_db, &authz, &codes, &org.member, &code2, t0())
+            .await
+            .unwrap();
+        // A code cancelled while codes were off stays cancelled when they are on again.
+        let (cancelled, code3) = issue(
+            db,
+            &authz,
+            &codes,
+            &org.owner,
+            &org.member,
+            CodeChoice::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            version + 2,
+            RecoveryCodeRules {
+                issuers: Issuers::Nobody,
+                ..RecoveryCodeRules::default()
+            },
+        )
+        .await;
+        recovery_codes::cancel(
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
+            cancelled.id,
+        )
+        .await
+        .unwrap();
+        save_rules(
+            db,
+            &authz,
+            &org.owner,
+            version + 3,
+            RecoveryCodeRules::default(),
+        )
+        .await;
+        let (state, _) = listed(db, &authz, &org.owner, cancelled.id, t0()).await;
+        assert_eq!(state, RecoveryState::Cancelled, "{backend:?}");
+        assert!(matches!(
+            redeem(&test_db, &authz, &codes, &org.member, &code3, t0()).await,
+            Err(BackupCodeError::Rejected)
+        ));
     }
 }

@@ -130,7 +130,9 @@ async fn help_desk_and_auditors_do_exactly_what_their_role_allows() {
                     let done = match (operation, &on) {
                         (Operation::Unlock, Some(on)) => members::unlock(&cmd, on.id).await.is_ok(),
                         (Operation::RequestSignInCode, Some(on)) => {
-                            recovery_codes::request(&cmd, &on.email).await.is_ok()
+                            recovery_codes::request(&cmd, &on.email, Default::default())
+                                .await
+                                .is_ok()
                         }
                         (Operation::RevokeCodes, Some(on)) => {
                             members::revoke_codes(&cmd, on.id).await.is_ok()
@@ -190,7 +192,11 @@ async fn a_role_refused_leaves_the_refusal_on_the_record_and_nothing_else() {
         let source = Source::default();
         for (actor, email) in [(&helpdesk, &admin.email), (&auditor, &helpdesk.email)] {
             let cmd = Command::new(db, &authz, actor, &source, t0());
-            assert!(recovery_codes::request(&cmd, email).await.is_err());
+            assert!(
+                recovery_codes::request(&cmd, email, Default::default())
+                    .await
+                    .is_err()
+            );
             let last = audit::latest(db, owner.org_id, 1).await.unwrap();
             let last = last.first().unwrap();
             assert_eq!(

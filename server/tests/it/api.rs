@@ -113,6 +113,13 @@ fn policy_body(version: i32, codes_per_set: Value) -> Value {
             "replace_when_low": policy.replace_when_low,
             "required_from": policy.required_from,
             "grace_days": policy.grace_days,
+            "sign_in_codes": {
+                "issuers": policy.recovery_codes.issuers.as_str(),
+                "shortest_minutes": policy.recovery_codes.shortest_minutes,
+                "longest_minutes": policy.recovery_codes.longest_minutes,
+                "default_minutes": policy.recovery_codes.default_minutes,
+                "max_uses": policy.recovery_codes.max_uses,
+            },
         }
     })
 }
@@ -513,10 +520,17 @@ async fn malformed_input_is_named_and_writes_nothing() {
     for database in fresh_databases().await {
         let backend = database.backend;
         create_org(&database.url, "Acme", "owner@acme.test").await;
+        create_user(&database.url, "acme", "member@acme.test", "member").await;
         let token = token_for(&database, 1, Scope::ALL).await;
         let bearer = format!("Bearer {token}");
         let server = Server::start(&database.url).await;
         let policy = |codes: Value| Some(policy_body(0, codes).to_string());
+        let rules = |name: &str, value: Value| {
+            let mut body = policy_body(0, 10.into());
+            body["policy"]["sign_in_codes"][name] = value;
+            Some(body.to_string())
+        };
+        let terms = |body: Value| Some(body.to_string());
         let mut unknown_field = policy_body(0, 10.into());
         unknown_field["policy"]["colour"] = "blue".into();
         let mut no_version = policy_body(0, 10.into());
@@ -609,6 +623,85 @@ async fn malformed_input_is_named_and_writes_nothing() {
             ),
             ("POST", "/api/v1/members/999/revoke-codes", None, 404, None),
             ("POST", "/api/v1/members/1/sign-in-code", None, 409, None),
+            // A sign-in code's terms outside the organization's rules (1 hour to 1 day, one
+            // use, by default), or not what the document says.
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                terms(serde_json::json!({ "lifetime_minutes": 59 })),
+                422,
+                Some("lifetime_minutes"),
+            ),
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                terms(serde_json::json!({ "uses": 2 })),
+                422,
+                Some("uses"),
+            ),
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                terms(serde_json::json!({ "uses": "two" })),
+                422,
+                Some("uses"),
+            ),
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                terms(serde_json::json!({ "starts_at": "2000-01-01T00:00:00Z" })),
+                422,
+                Some("starts_at"),
+            ),
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                terms(serde_json::json!({ "starts_at": "tomorrow" })),
+                422,
+                Some("starts_at"),
+            ),
+            (
+                "POST",
+                "/api/v1/members/2/sign-in-code",
+                Some("{not json".to_owned()),
+                400,
+                None,
+            ),
+            (
+                "PUT",
+                "/api/v1/policy",
+                rules("shortest_minutes", 9.into()),
+                422,
+                Some("policy.sign_in_codes.shortest_minutes"),
+            ),
+            (
+                "PUT",
+                "/api/v1/policy",
+                rules("default_minutes", (7 * 24 * 60).into()),
+                422,
+                Some("policy.sign_in_codes.default_minutes"),
+            ),
+            (
+                "PUT",
+                "/api/v1/policy",
+                rules("max_uses", 11.into()),
+                422,
+                Some("policy.sign_in_codes.max_uses"),
+            ),
+            (
+                "PUT",
+                "/api/v1/policy",
+                rules("issuers", "everyone".into()),
+                422,
+                Some("policy.sign_in_codes.issuers"),
+            ),
+            (
+                "PUT",
+                "/api/v1/policy",
+                rules("issuers", 3.into()),
+                422,
+                Some("policy.sign_in_codes.issuers"),
+            ),
             (
                 "GET",
                 "/api/v1/audit/events?after=-x",
@@ -659,6 +752,25 @@ async fn malformed_input_is_named_and_writes_nothing() {
         assert_eq!(saved.status, 200, "{backend:?}: {}", saved.json);
         assert_eq!(saved.json["version"], 1, "{backend:?}");
         assert_eq!(saved.json["policy"]["codes_per_set"], 12, "{backend:?}");
+        // A sign-in code on terms within the rules: its start, lifetime and uses as asked.
+        let issued = call(
+            &server,
+            "POST",
+            "/api/v1/members/2/sign-in-code",
+            Some(&bearer),
+            terms(serde_json::json!({ "lifetime_minutes": 90 })),
+        )
+        .await;
+        assert_eq!(issued.status, 201, "{backend:?}: {}", issued.json);
+        let at = |name: &str| {
+            issued.json[name]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<Utc>>()
+                .unwrap()
+        };
+        assert_eq!(at("expires_at") - at("starts_at"), Duration::minutes(90));
+        assert_eq!(issued.json["uses"], 1, "{backend:?}");
         server.terminate().await;
     }
 }

@@ -129,7 +129,7 @@ struct ServerFunction {
 const LIMITED_PER_MEMBER: [&str; 1] = ["account/notifications/address"];
 
 /// `PolicyFields`, as the policy form posts it: the settings Acme's owner would keep.
-const POLICY_FIELDS: [Arg; 13] = [
+const POLICY_FIELDS: [Arg; 18] = [
     arg("fields[backup_codes]", Kind::Text, "allowed"),
     arg("fields[codes_per_set]", Kind::Text, "10"),
     arg("fields[max_set_age_days]", Kind::Text, "0"),
@@ -144,11 +144,17 @@ const POLICY_FIELDS: [Arg; 13] = [
     // Blank: "Required" sets no date; 0 (or blank) days of grace.
     unsent("fields[required_from]", Kind::OptText),
     arg("fields[grace_days]", Kind::OptText, "0"),
+    // The recovery-code rules, as the defaults (each blank reads as its default too).
+    arg("fields[recovery_code_issuers]", Kind::OptText, "helpdesk"),
+    arg("fields[recovery_code_shortest]", Kind::OptText, "1h"),
+    arg("fields[recovery_code_longest]", Kind::OptText, "24h"),
+    arg("fields[recovery_code_default]", Kind::OptText, "24h"),
+    arg("fields[recovery_code_max_uses]", Kind::OptText, "1"),
 ];
 
 /// `save_policy`'s arguments: a version that is never current, then the policy fields.
-const SAVE_POLICY: [Arg; 14] = {
-    let mut args = [arg("expected_version", Kind::Version, "-1"); 14];
+const SAVE_POLICY: [Arg; 19] = {
+    let mut args = [arg("expected_version", Kind::Version, "-1"); 19];
     let mut i = 0;
     while i < POLICY_FIELDS.len() {
         args[i + 1] = POLICY_FIELDS[i];
@@ -470,7 +476,13 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
     },
     ServerFunction {
         endpoint: "admin/recovery/request",
-        args: &[arg("email", Kind::Text, "nobody@acme.test")],
+        args: &[
+            arg("email", Kind::Text, "nobody@acme.test"),
+            // Blank or absent: the policy's default lifetime, starting now, one use.
+            arg("lifetime", Kind::OptText, "1h"),
+            unsent("starts_at", Kind::OptText),
+            arg("uses", Kind::OptText, "1"),
+        ],
         open: Open::Refused,
     },
     ServerFunction {

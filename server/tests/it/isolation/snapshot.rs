@@ -341,7 +341,7 @@ pub async fn acme_snapshot(
             "recovery_code",
             "id, org_id, user_id, requested_by_id, requested_by, requested_at, \
              approved_by_id, approved_by, approved_at, length(salt), length(digest), params, \
-             revealed_at, used_at, ended_at, expires_at",
+             revealed_at, used_at, ended_at, expires_at, starts_at, max_uses, uses, end_reason",
             format!("org_id = {org}"),
         ),
         (
@@ -355,7 +355,8 @@ pub async fn acme_snapshot(
              low_codes_threshold, lockout_attempts, lockout_minutes, code_entry, \
              restrict_after_backup_sign_in, saved_by_id, saved_by, saved_at, changes, \
              recovery_code_approval, admins_request_backups, replace_when_low, required_from, \
-             grace_days",
+             grace_days, recovery_code_shortest_minutes, recovery_code_longest_minutes, \
+             recovery_code_default_minutes, recovery_code_max_uses, recovery_code_issuers",
             format!("org_id = {org}"),
         ),
         (

@@ -169,10 +169,10 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     .unwrap();
 
     // Two recovery-code requests: one awaiting approval, one approved and ready to reveal.
-    let waiting = recovery_codes::request(&by_owner, "member@acme.test")
+    let waiting = recovery_codes::request(&by_owner, "member@acme.test", Default::default())
         .await
         .unwrap();
-    let ready = recovery_codes::request(&by_owner, "hidden@acme.test")
+    let ready = recovery_codes::request(&by_owner, "hidden@acme.test", Default::default())
         .await
         .unwrap();
     // The approving admin has MFA on, as approving needs.
