@@ -285,15 +285,6 @@ impl From<domain::accounts::AccountError> for ApiError {
     fn from(error: domain::accounts::AccountError) -> Self {
         use domain::accounts::AccountError as E;
         match error {
-            // The terms as `IssueSignInCode` names them.
-            E::Invalid(field) => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                match field.field.as_str() {
-                    "lifetime" => "lifetime_minutes",
-                    other => other,
-                },
-                field.message,
-            ),
             E::UnknownMember => Self::not_found("Your organization has no member with that id."),
             E::NotAllowed => Self::new(StatusCode::FORBIDDEN, error.to_string()),
             E::LastOwner => Self::new(StatusCode::CONFLICT, error.to_string()),

@@ -486,6 +486,7 @@ fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl In
                     <option value="redeem">"Sign in with a backup code"</option>
                     <option value="generate">"Generate backup codes"</option>
                     <option value="request_backups">"Request a data backup"</option>
+                    <option value="issue_codes">"Issue recovery codes for members"</option>
                 </select>
                 <button type="submit">"Explain"</button>
             </form>
@@ -495,6 +496,7 @@ fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl In
                     let verb = match e.act.as_str() {
                         "generate" => "generate backup codes",
                         "request_backups" => "request a data backup",
+                        "issue_codes" => "issue recovery codes for members",
                         _ => "sign in with a backup code",
                     };
                     view! {

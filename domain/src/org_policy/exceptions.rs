@@ -18,7 +18,7 @@ use crate::{
     },
     command::{Attempt, Command},
     entity::{audit_event, policy_exception, user_account},
-    identity::{Email, Member},
+    identity::{Email, Member, Role},
     input::{FieldError, single_line},
 };
 
@@ -219,8 +219,8 @@ fn details_json(details: &ExceptionDetails) -> Result<serde_json::Value, DbErr> 
 }
 
 /// Why the gate would allow or deny the member with `email` an action the policy governs
-/// (`generate` or `redeem` their backup codes, or `request_backups` of the organization's
-/// data), with the rules that decided.
+/// (`generate` or `redeem` their backup codes, `request_backups` of the organization's data,
+/// or `issue_codes`: issue recovery codes for members), with the rules that decided.
 pub async fn explain(
     db: &DatabaseConnection,
     authz: &Authz,
@@ -235,10 +235,13 @@ pub async fn explain(
         "generate" => Action::GenerateBackupCodes,
         "redeem" => Action::RedeemBackupCode,
         "request_backups" => Action::RequestBackups,
+        "issue_codes" => Action::IssueRecoveryCode(Role::Member),
         _ => {
-            return Err(
-                FieldError::new("act", "Choose generate, redeem or request backups.").into(),
-            );
+            return Err(FieldError::new(
+                "act",
+                "Choose generate, redeem, request backups or issue recovery codes.",
+            )
+            .into());
         }
     };
     let email = Email::parse(email)?;

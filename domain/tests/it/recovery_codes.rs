@@ -868,6 +868,14 @@ async fn every_refusal_of_a_backup_code_costs_the_same_work_with_or_without_an_i
     }
 }
 
+/// The default rules with `issuers`.
+fn issued_by(issuers: Issuers) -> RecoveryCodeRules {
+    RecoveryCodeRules {
+        issuers,
+        ..RecoveryCodeRules::default()
+    }
+}
+
 /// Saves `rules` as the organization's recovery-code rules, over version `version`.
 async fn save_rules(
     db: &sea_orm::DatabaseConnection,
@@ -1232,17 +1240,7 @@ async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issu
         ];
         let mut version = 0;
         for (issuers, allowed) in issuers_cases {
-            save_rules(
-                db,
-                &authz,
-                &org.owner,
-                version,
-                RecoveryCodeRules {
-                    issuers,
-                    ..RecoveryCodeRules::default()
-                },
-            )
-            .await;
+            save_rules(db, &authz, &org.owner, version, issued_by(issuers)).await;
             version += 1;
             for (issuer, allowed) in [&org.owner, &org.admin, &helpdesk].into_iter().zip(allowed) {
                 let asked = recovery_codes::request(
@@ -1259,6 +1257,20 @@ async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issu
                 );
                 if !allowed {
                     assert!(matches!(asked, Err(RecoveryError::NotAllowed)));
+                }
+                // "Explain" gives the same answer, and names the organization's deny rule.
+                let (_, explained) =
+                    org_policy::explain(db, &authz, &org.owner, &issuer.email, "issue_codes")
+                        .await
+                        .unwrap();
+                assert_eq!(explained.allowed, allowed, "{issuers:?} {}", issuer.email);
+                if !allowed {
+                    let rule = format!(
+                        "p, {}, org:{}, recovery_code:member, issue, deny",
+                        issuer.role.as_str(),
+                        org.owner.org_id
+                    );
+                    assert!(explained.rules.contains(&rule), "{:?}", explained.rules);
                 }
             }
         }
@@ -1283,17 +1295,7 @@ async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issu
         .unwrap();
 
         // Off: nobody may issue, and the issued code is disabled by policy, not ended.
-        save_rules(
-            db,
-            &authz,
-            &org.owner,
-            version,
-            RecoveryCodeRules {
-                issuers: Issuers::Nobody,
-                ..RecoveryCodeRules::default()
-            },
-        )
-        .await;
+        save_rules(db, &authz, &org.owner, version, issued_by(Issuers::Nobody)).await;
         let (state, reason) = listed(db, &authz, &org.owner, request.id, t0()).await;
         assert_eq!(state, RecoveryState::DisabledByPolicy, "{backend:?}");
         assert!(reason.starts_with("Disabled by policy"), "{reason}");
@@ -1328,10 +1330,7 @@ async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issu
             &authz,
             &org.owner,
             version + 1,
-            RecoveryCodeRules {
-                issuers: Issuers::Owners,
-                ..RecoveryCodeRules::default()
-            },
+            issued_by(Issuers::Owners),
         )
         .await;
         redeem(&test_db, &authz, &codes, &org.member, &code2, t0())
@@ -1354,10 +1353,7 @@ async fn the_policy_decides_who_issues_and_turning_codes_off_disables_those_issu
             &authz,
             &org.owner,
             version + 2,
-            RecoveryCodeRules {
-                issuers: Issuers::Nobody,
-                ..RecoveryCodeRules::default()
-            },
+            issued_by(Issuers::Nobody),
         )
         .await;
         recovery_codes::cancel(
