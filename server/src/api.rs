@@ -849,9 +849,10 @@ pub struct PolicySettings {
     #[serde(default)]
     pub grace_days: u32,
     /// Sign-in codes administrators issue: who may issue them, their lifetimes and uses;
-    /// absent: the defaults (the help desk and up, 1 hour to 1 day, one use).
+    /// absent in a save: the rules in force stay as they are (a client written before the
+    /// rules existed does not turn codes back on).
     #[serde(default)]
-    pub sign_in_codes: SignInCodeRules,
+    pub sign_in_codes: Option<SignInCodeRules>,
 }
 
 /// The organization's rules for sign-in codes administrators issue.
@@ -869,12 +870,6 @@ pub struct SignInCodeRules {
     pub default_minutes: u32,
     /// The most sign-ins one code may allow (1–10; 1: one-time codes only).
     pub max_uses: u32,
-}
-
-impl Default for SignInCodeRules {
-    fn default() -> Self {
-        (&domain::org_policy::RecoveryCodeRules::default()).into()
-    }
 }
 
 impl From<&domain::org_policy::RecoveryCodeRules> for SignInCodeRules {
@@ -908,15 +903,23 @@ impl From<&domain::org_policy::OrgPolicy> for PolicySettings {
                     .to_string()
             }),
             grace_days: policy.grace_days.into(),
-            sign_in_codes: (&policy.recovery_codes).into(),
+            sign_in_codes: Some((&policy.recovery_codes).into()),
         }
     }
 }
 
 impl PolicySettings {
-    /// The console's form with these settings, so that one parser holds every bound.
-    fn form(&self) -> domain::org_policy::form::PolicyForm {
+    /// The console's form with these settings, so that one parser holds every bound; the
+    /// sign-in code rules absent are `in_force`.
+    fn form(
+        &self,
+        in_force: &domain::org_policy::RecoveryCodeRules,
+    ) -> domain::org_policy::form::PolicyForm {
         let tick = |on: bool| on.then(|| "on".to_owned());
+        let codes = self
+            .sign_in_codes
+            .clone()
+            .unwrap_or_else(|| in_force.into());
         domain::org_policy::form::PolicyForm {
             backup_codes: self.backup_codes.clone(),
             codes_per_set: self.codes_per_set.to_string(),
@@ -931,11 +934,11 @@ impl PolicySettings {
             replace_when_low: tick(self.replace_when_low),
             required_from: self.required_from.clone().unwrap_or_default(),
             grace_days: self.grace_days.to_string(),
-            recovery_code_issuers: self.sign_in_codes.issuers.clone(),
-            recovery_code_shortest: minutes(self.sign_in_codes.shortest_minutes),
-            recovery_code_longest: minutes(self.sign_in_codes.longest_minutes),
-            recovery_code_default: minutes(self.sign_in_codes.default_minutes),
-            recovery_code_max_uses: self.sign_in_codes.max_uses.to_string(),
+            recovery_code_issuers: codes.issuers,
+            recovery_code_shortest: minutes(codes.shortest_minutes),
+            recovery_code_longest: minutes(codes.longest_minutes),
+            recovery_code_default: minutes(codes.default_minutes),
+            recovery_code_max_uses: codes.max_uses.to_string(),
         }
     }
 }
@@ -1067,9 +1070,13 @@ async fn save_policy(
 ) -> Result<Json<PolicyOut>, ApiError> {
     caller.require(Scope::PolicyWrite)?;
     let change: SavePolicy = read_json(&body)?;
+    let in_force = domain::org_policy::current(&state.db, caller.bearer.member.org_id)
+        .await?
+        .policy
+        .recovery_codes;
     let policy = change
         .policy
-        .form()
+        .form(&in_force)
         .parse()
         .map_err(domain::org_policy::PolicyChangeError::from)?;
     let saved =

@@ -256,10 +256,14 @@ pub async fn reveal_recovery_code(request_id: i32) -> Result<RevealedCode, AppEr
             n => format!("{n} times"),
         };
         Ok(RevealedCode {
-            terms: if request.state == domain::recovery_codes::RecoveryState::NotYetValid {
-                format!("It works {times}, from {from} until {until}")
-            } else {
-                format!("It works {times}, until {until}")
+            terms: match request.state {
+                domain::recovery_codes::RecoveryState::NotYetValid => {
+                    format!("It works {times}, from {from} until {until}")
+                }
+                domain::recovery_codes::RecoveryState::Active => {
+                    format!("It works {times}, until {until}")
+                }
+                _ => format!("It does not work now ({})", request.reason()),
             },
             member_email: request.member_email,
             code: code.grouped(),

@@ -64,7 +64,7 @@ audit_actions! {
     RecoveryCodeApproved = "recovery_code.approved", "Recovery code approved";
     RecoveryCodeRevealed = "recovery_code.revealed", "Recovery code revealed to the requesting administrator";
     RecoveryCodeUsed = "recovery_code.used", "Signed in with a recovery code from an administrator";
-    RecoveryCodeEnded = "recovery_code.ended", "A recovery code from an administrator was ended before use";
+    RecoveryCodeEnded = "recovery_code.ended", "A recovery code from an administrator was ended (cancelled, replaced, or with the member's other stand-ins)";
     PolicySaved = "policy.saved", "Backup-code policy saved";
     PolicyExceptionAdded = "policy.exception_added", "Policy exception added";
     PolicyExceptionRemoved = "policy.exception_removed", "Policy exception removed";

@@ -781,7 +781,7 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
             AlertKind::IssuedCode,
             Words {
                 subject: format!("a sign-in code was requested for {target}"),
-                what: format!("{actor} requested a one-time sign-in code for {target}."),
+                what: format!("{actor} requested a sign-in code for {target}."),
                 status: None,
                 if_you: "If this was agreed with the member, nothing more is needed.".to_owned(),
                 if_not_you: "If nobody asked for it, cancel the code from the members page."

@@ -149,14 +149,16 @@ pub(super) fn loosenings(before: &OrgPolicy, after: &OrgPolicy) -> Vec<String> {
             was.issuers.label().to_lowercase()
         ));
     }
-    if is.issuers.codes_on() && is.longest_minutes > was.longest_minutes {
+    // Reported even while codes are off, so that turning them on later cannot bring in
+    // looser terms unreported.
+    if is.longest_minutes > was.longest_minutes {
         loosened.push(format!(
             "a recovery code may now live up to {} instead of {}",
             minutes_words(is.longest_minutes),
             minutes_words(was.longest_minutes)
         ));
     }
-    if is.issuers.codes_on() && is.max_uses > was.max_uses {
+    if is.max_uses > was.max_uses {
         loosened.push(format!(
             "a recovery code may now allow {} sign-ins instead of {}",
             is.max_uses, was.max_uses
@@ -298,11 +300,11 @@ mod tests {
                 rules(Issuers::Owners, 60, 1),
                 0,
             ),
-            // With codes off, longer lifetimes and more uses open nothing.
+            // Even with codes off: turned on later, they would bring those terms in.
             (
                 rules(Issuers::Nobody, 60, 1),
                 rules(Issuers::Nobody, 1440, 5),
-                0,
+                2,
             ),
         ];
         for (before, after, expected) in cases {

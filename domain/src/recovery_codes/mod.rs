@@ -23,8 +23,8 @@
 //! step is audited. A code's [`RecoveryState`] says why it does or does not work now.
 //!
 //! This module holds the administrators' side (request, approve, reveal, cancel);
-//! [`sign_in`] the member's (spending the code once), and [`stand_ins`] ending a member's
-//! backup codes and issued code together.
+//! [`sign_in`] the member's (spending one of the code's uses), and [`stand_ins`] ending a
+//! member's backup codes and issued code together.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::{RngCore, rngs::OsRng};
@@ -56,7 +56,7 @@ use crate::{
 
 /// How long an ended, expired or used-up code stays on the recovery page's list.
 pub const LISTED_AFTER_DAYS: i64 = 7;
-/// The most codes the recovery page lists.
+/// The most codes that stopped the recovery page lists (it lists every open one).
 pub const LISTED_AT_MOST: u64 = 100;
 
 /// Where a code stands now, and so whether it works: each state but `Active` is a reason it
@@ -151,17 +151,16 @@ impl RecoveryRequest {
             }
             RecoveryState::Cancelled => "Cancelled by an administrator.".to_owned(),
             RecoveryState::Replaced => "Replaced by a newer code for this member.".to_owned(),
-            RecoveryState::Ended => format!(
-                "Ended: {}.",
-                self.end_reason
-                    .as_deref()
-                    .and_then(EndReason::parse)
-                    .map_or("ended", EndReason::words)
-            ),
-            RecoveryState::DisabledByPolicy => {
-                "Disabled by policy: your organization's policy does not let this member                  sign in with a recovery code now."
-                    .to_owned()
-            }
+            // Codes that ended before reasons were kept have none.
+            RecoveryState::Ended => match self.end_reason.as_deref().and_then(EndReason::parse) {
+                Some(reason) => format!("Ended: {}.", reason.words()),
+                None => "Ended.".to_owned(),
+            },
+            RecoveryState::DisabledByPolicy => concat!(
+                "Disabled by policy: your organization's policy does not let this member ",
+                "sign in with a recovery code now."
+            )
+            .to_owned(),
         }
     }
 }
@@ -327,8 +326,9 @@ const REVEALED: AuditAction = AuditAction::RecoveryCodeRevealed;
 /// The member `member_id` of the actor's organization, and the gate's word on issuing them
 /// a code (which holds the organization's choice of issuers); a refusal is recorded as
 /// `action`, denied. With codes off ([`org_policy::Issuers::Nobody`]) nothing is issued,
-/// approved or revealed ([`RecoveryError::CodesOff`]), but those who manage the policy may
-/// still cancel a code, so that it does not come back when codes are turned on again.
+/// approved or revealed ([`RecoveryError::CodesOff`]), but those who manage the member (the
+/// gate's `ManageMember` for their role) may still cancel a code, so that it does not come
+/// back when codes are turned on again.
 async fn target(
     cmd: &Command<'_>,
     member_id: i32,
@@ -351,10 +351,11 @@ async fn target(
         target: Some(&member),
         details: serde_json::json!({ "role": member.role.as_str() }),
     };
+    // With codes off nobody may issue: cancelling then takes managing the member.
     let gate = if codes_on {
         Action::IssueRecoveryCode(member.role)
     } else {
-        Action::ManagePolicy
+        Action::ManageMember(member.role)
     };
     cmd.require(gate, attempt).await?;
     Ok(member)
@@ -628,7 +629,7 @@ pub async fn reveal(
 }
 
 /// The organization's codes, newest first: every one that may still work, and those that
-/// stopped within the last [`LISTED_AFTER_DAYS`] days (at most [`LISTED_AT_MOST`]), each
+/// stopped within the last [`LISTED_AFTER_DAYS`] days (the newest [`LISTED_AT_MOST`]), each
 /// with where it stands now. For those who may issue codes for members (owners,
 /// administrators, the help desk, unless the policy leaves them out) — and, to read why a
 /// code stopped, while the policy has codes off.
@@ -647,19 +648,26 @@ pub async fn recent(
     };
     authz.require(actor, actor.org_id, reader).await?;
     let since = now - Duration::days(LISTED_AFTER_DAYS);
-    let rows = recovery_code::Entity::find()
-        .filter(recovery_code::Column::OrgId.eq(actor.org_id))
+    let of_org = || {
+        recovery_code::Entity::find()
+            .filter(recovery_code::Column::OrgId.eq(actor.org_id))
+            .order_by_desc(recovery_code::Column::Id)
+    };
+    // Every code that may still work (at most one per member), however many stopped lately.
+    let mut rows = of_org().filter(open_condition(now)).all(db).await?;
+    let stopped = of_org()
+        .filter(open_condition(now).not())
         .filter(
             sea_orm::Condition::any()
-                .add(open_condition(now))
                 .add(recovery_code::Column::ExpiresAt.gt(since))
                 .add(recovery_code::Column::EndedAt.gt(since))
                 .add(recovery_code::Column::UsedAt.gt(since)),
         )
-        .order_by_desc(recovery_code::Column::Id)
         .limit(LISTED_AT_MOST)
         .all(db)
         .await?;
+    rows.extend(stopped);
+    rows.sort_by_key(|row| std::cmp::Reverse(row.id));
     let required = org_policy::two_admin_approval(db, actor.org_id, now)
         .await?
         .required;
@@ -695,7 +703,7 @@ async fn open_request(
 }
 
 /// Cancels an issued recovery code without issuing another: it ends at once, whatever its
-/// step (waiting for approval, ready, or revealed and not used yet).
+/// step (waiting for approval, ready, or revealed with uses left).
 pub async fn cancel(cmd: &Command<'_>, request_id: i32) -> Result<(), RecoveryError> {
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;

@@ -1,5 +1,5 @@
-//! The member's side of an issued recovery code: spending it at the backup-code step, once,
-//! at the cost of one argon2 evaluation whether or not a code is waiting.
+//! The member's side of an issued recovery code: spending one of its uses at the backup-code
+//! step, at the cost of one argon2 evaluation whether or not a code is waiting.
 
 use chrono::{DateTime, Utc};
 use rand::{RngCore, rngs::OsRng};
@@ -30,26 +30,24 @@ fn usable(member_id: i32, now: DateTime<Utc>) -> Condition {
 }
 
 /// The member's recovery code that works now, if any, and if the policy lets them use one.
+/// The policy and the gate are asked whether or not a code is waiting, so that the answer
+/// takes the same reads either way.
 pub(crate) async fn usable_code(
     db: &impl ConnectionTrait,
     authz: &crate::authz::Authz,
     member: &crate::identity::Member,
     now: DateTime<Utc>,
 ) -> Result<Option<recovery_code::Model>, RecoveryError> {
-    let Some(row) = recovery_code::Entity::find()
-        .filter(usable(member.id, now))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
     let rules = crate::org_policy::current(db, member.org_id)
         .await?
         .policy
         .recovery_codes;
-    Ok(super::policy_allows(authz, member, &rules)
-        .await?
-        .then_some(row))
+    let allowed = super::policy_allows(authz, member, &rules).await?;
+    let row = recovery_code::Entity::find()
+        .filter(usable(member.id, now))
+        .one(db)
+        .await?;
+    Ok(row.filter(|_| allowed))
 }
 
 /// Whether `code` is the command's actor's usable recovery code; if so one of its uses is

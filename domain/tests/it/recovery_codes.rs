@@ -1153,6 +1153,14 @@ async fn two_hundred_requests_at_once_for_one_member_leave_one_open_code() {
         let (db, backend) = (&test_db.db, test_db.backend);
         let authz = Authz::load(db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
+        // An open code for someone else first: older than every one the flood replaces.
+        let earlier = recovery_codes::request(
+            &Command::new(db, &authz, &org.owner, &Source::default(), t0()),
+            &org.admin.email,
+            CodeChoice::default(),
+        )
+        .await
+        .unwrap();
         let requests: Vec<_> = (0..200)
             .map(|i| {
                 let (db, authz, admin, email) = (
@@ -1180,7 +1188,12 @@ async fn two_hundred_requests_at_once_for_one_member_leave_one_open_code() {
             request.await.unwrap().unwrap();
         }
         assert_eq!(
-            test_db.count("recovery_code WHERE ended_at IS NULL").await,
+            test_db
+                .count(&format!(
+                    "recovery_code WHERE ended_at IS NULL AND user_id = {}",
+                    org.member.id
+                ))
+                .await,
             1,
             "{backend:?}"
         );
@@ -1197,6 +1210,21 @@ async fn two_hundred_requests_at_once_for_one_member_leave_one_open_code() {
                 .count("audit_event WHERE action = 'recovery_code.ended'")
                 .await,
             199,
+            "{backend:?}"
+        );
+        // The page lists both open codes, however many stopped since the older one.
+        let listed = recovery_codes::recent(db, &authz, &org.owner, t0())
+            .await
+            .unwrap();
+        assert!(listed.iter().any(|r| r.id == earlier.id), "{backend:?}");
+        assert_eq!(
+            listed.iter().filter(|r| !r.state.is_over()).count(),
+            2,
+            "{backend:?}"
+        );
+        assert_eq!(
+            listed.len(),
+            2 + usize::try_from(recovery_codes::LISTED_AT_MOST).unwrap(),
             "{backend:?}"
         );
     }

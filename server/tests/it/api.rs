@@ -752,6 +752,38 @@ async fn malformed_input_is_named_and_writes_nothing() {
         assert_eq!(saved.status, 200, "{backend:?}: {}", saved.json);
         assert_eq!(saved.json["version"], 1, "{backend:?}");
         assert_eq!(saved.json["policy"]["codes_per_set"], 12, "{backend:?}");
+        // A save without the sign-in code rules (a client written before they existed) keeps
+        // those in force: codes limited to owners stay so.
+        let mut owners_only = policy_body(1, 12.into());
+        owners_only["policy"]["sign_in_codes"]["issuers"] = "owners".into();
+        let saved = call(
+            &server,
+            "PUT",
+            "/api/v1/policy",
+            Some(&bearer),
+            Some(owners_only.to_string()),
+        )
+        .await;
+        assert_eq!(saved.status, 200, "{backend:?}: {}", saved.json);
+        let mut without_rules = policy_body(2, 13.into());
+        without_rules["policy"]
+            .as_object_mut()
+            .unwrap()
+            .remove("sign_in_codes");
+        let saved = call(
+            &server,
+            "PUT",
+            "/api/v1/policy",
+            Some(&bearer),
+            Some(without_rules.to_string()),
+        )
+        .await;
+        assert_eq!(saved.status, 200, "{backend:?}: {}", saved.json);
+        assert_eq!(saved.json["version"], 3, "{backend:?}");
+        assert_eq!(
+            saved.json["policy"]["sign_in_codes"]["issuers"], "owners",
+            "{backend:?}"
+        );
         // A sign-in code on terms within the rules: its start, lifetime and uses as asked.
         let issued = call(
             &server,
