@@ -369,6 +369,31 @@ fn text<'e>(event: &'e Event<'_>, key: &str) -> Option<&'e str> {
     event.details.get(key).and_then(serde_json::Value::as_str)
 }
 
+/// A requested sign-in code's terms, from its event, for after "…backup codes":
+/// `, from … until …, 2 times`; empty for an event recorded before codes had terms.
+fn code_terms(event: &Event<'_>) -> String {
+    let moment = |key| {
+        text(event, key)
+            .and_then(|at| at.parse::<DateTime<Utc>>().ok())
+            .map(readable_time)
+    };
+    let uses = event
+        .details
+        .get("uses")
+        .and_then(serde_json::Value::as_u64);
+    match (moment("starts_at"), moment("expires_at"), uses) {
+        (Some(from), Some(until), Some(uses)) => format!(
+            ", from {from} until {until}, {}",
+            if uses == 1 {
+                "once".to_owned()
+            } else {
+                format!("{uses} times")
+            }
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Who acted, for a sentence: `an administrator (a@b.c)` when someone other than the member.
 fn by_whom(event: &Event<'_>) -> String {
     match (event.actor, event.target) {
@@ -587,7 +612,8 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
             subject: "An administrator requested a sign-in code for you".to_owned(),
             what: format!(
                 "A sign-in code for your account was requested by {by}. It lets \
-                 someone sign in without your authenticator or backup codes."
+                 someone sign in without your authenticator or backup codes{}.",
+                code_terms(event)
             ),
             status: None,
             if_you: "If you asked your administrators for help signing in, they will give you \

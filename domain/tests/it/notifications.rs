@@ -661,7 +661,20 @@ async fn unlocked(org: &Org) -> Acted {
 
 async fn recovery_requested(org: &Org) -> Acted {
     let since = org.mark().await;
-    org.request(at(1)).await;
+    let request = org.request(at(1)).await;
+    // The member's notice gives the code's terms, as the messages write times.
+    let notice = outbox(&org.test_db, since)
+        .await
+        .into_iter()
+        .find(|row| row.user_id == Some(org.member.id))
+        .expect("the member's notice");
+    let moment = domain::notifications::rendering::readable_time;
+    let terms = format!(
+        "from {} until {}, once",
+        moment(request.starts_at),
+        moment(request.expires_at)
+    );
+    assert!(notice.text.contains(&terms), "{}", notice.text);
     Acted {
         to: org.member.clone(),
         since,
