@@ -151,26 +151,19 @@ pub async fn request_recovery_code(
     uses: Option<String>,
 ) -> Result<(), AppError> {
     crate::api::respond(async {
-        use domain::org_policy::issued_codes::{CodeChoice, MAX_USES, parse_lifetime, parse_start};
+        use domain::org_policy::issued_codes::{
+            CodeChoice, parse_lifetime, parse_start, parse_uses,
+        };
         let crate::auth::SignedIn {
             state,
             member,
             source,
             ..
         } = crate::auth::sensitive_change().await?;
-        let uses = match uses.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(typed) => Some(typed.parse::<u8>().map_err(|_| {
-                domain::input::FieldError::new(
-                    "uses",
-                    format!("Enter a whole number of uses from 1 to {MAX_USES}."),
-                )
-            })?),
-        };
         let choice = CodeChoice {
             lifetime_minutes: parse_lifetime("lifetime", lifetime.as_deref().unwrap_or(""))?,
             starts_at: parse_start(starts_at.as_deref().unwrap_or(""))?,
-            uses,
+            uses: parse_uses(uses.as_deref().unwrap_or(""))?,
         };
         domain::recovery_codes::request(
             &crate::auth::command(&state, &member, &source),

@@ -261,6 +261,20 @@ pub fn parse_start(typed: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
     }
 }
 
+/// A number of uses as the issue form types it; blank is `None`. Whether it is within the
+/// rules is [`RecoveryCodeRules::terms`]'s to say.
+pub fn parse_uses(typed: &str) -> Result<Option<u8>, FieldError> {
+    match typed.trim() {
+        "" => Ok(None),
+        typed => typed.parse().map(Some).map_err(|_| {
+            FieldError::new(
+                "uses",
+                format!("Enter a whole number of uses from 1 to {MAX_USES}."),
+            )
+        }),
+    }
+}
+
 /// Minutes as the form writes them back, which [`parse_lifetime`] reads: `7d`, `8h`, `90m`.
 pub fn minutes_text(minutes: u32) -> String {
     match minutes {
@@ -494,6 +508,19 @@ mod tests {
         assert_eq!(minutes_words(90), "1 hour 30 minutes");
         assert_eq!(minutes_words(24 * 60), "1 day");
         assert_eq!(minutes_words(LONGEST_MINUTES), "30 days");
+    }
+
+    #[test]
+    fn uses_are_typed_as_whole_numbers_or_blank() {
+        assert_eq!(parse_uses(" ").unwrap(), None);
+        assert_eq!(parse_uses(" 3 ").unwrap(), Some(3));
+        for refused in ["two", "-1", "1.5", "256"] {
+            assert_eq!(
+                parse_uses(refused).unwrap_err().field,
+                "uses",
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]

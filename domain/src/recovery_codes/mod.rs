@@ -315,7 +315,7 @@ async fn listing(
 
 /// A stored count of uses, which the rules keep within 1–[`org_policy::issued_codes::MAX_USES`].
 fn count(stored: i32) -> u8 {
-    u8::try_from(stored.clamp(0, u8::MAX.into())).unwrap_or(u8::MAX)
+    u8::try_from(stored.max(0)).unwrap_or(u8::MAX)
 }
 
 /// The audit actions of a recovery code's life, done or refused.
@@ -328,13 +328,14 @@ const REVEALED: AuditAction = AuditAction::RecoveryCodeRevealed;
 /// `action`, denied. With codes off ([`org_policy::Issuers::Nobody`]) nothing is issued,
 /// approved or revealed ([`RecoveryError::CodesOff`]), but those who manage the member (the
 /// gate's `ManageMember` for their role) may still cancel a code, so that it does not come
-/// back when codes are turned on again.
+/// back when codes are turned on again. Also gives the rules it read, for the step's use.
 async fn target(
     cmd: &Command<'_>,
     member_id: i32,
     action: AuditAction,
-) -> Result<Member, RecoveryError> {
-    let codes_on = rules_of(cmd.db, cmd.actor.org_id).await?.issuers.codes_on();
+) -> Result<(Member, RecoveryCodeRules), RecoveryError> {
+    let rules = rules_of(cmd.db, cmd.actor.org_id).await?;
+    let codes_on = rules.issuers.codes_on();
     if !codes_on && action != AuditAction::RecoveryCodeEnded {
         return Err(RecoveryError::CodesOff);
     }
@@ -358,7 +359,7 @@ async fn target(
         Action::ManageMember(member.role)
     };
     cmd.require(gate, attempt).await?;
-    Ok(member)
+    Ok((member, rules))
 }
 
 /// Whether `row`'s approval holds now. Without two-admin approval (`required` false), any
@@ -438,7 +439,7 @@ pub async fn request(
         .await?
         .ok_or(RecoveryError::UnknownMember)?
         .id;
-    let member = target(cmd, member_id, REQUESTED).await?;
+    let (member, rules) = target(cmd, member_id, REQUESTED).await?;
     if member.id == actor.id {
         return Err(RecoveryError::ForYourself);
     }
@@ -449,7 +450,7 @@ pub async fn request(
     {
         return Err(RecoveryError::CodesNotAllowed);
     }
-    let terms = rules_of(db, actor.org_id).await?.terms(choice, now)?;
+    let terms = rules.terms(choice, now)?;
     let needs_approval = org_policy::two_admin_approval(db, actor.org_id, now)
         .await?
         .required;
@@ -525,7 +526,7 @@ pub async fn request(
 pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryRequest, RecoveryError> {
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(cmd, row.user_id, APPROVED).await?;
+    let (member, rules) = target(cmd, row.user_id, APPROVED).await?;
     if row.requested_by_id == Some(actor.id) {
         return Err(RecoveryError::OwnRequest);
     }
@@ -571,7 +572,7 @@ pub async fn approve(cmd: &Command<'_>, request_id: i32) -> Result<RecoveryReque
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
     let approved = approval_holds(db, cmd.authz, &row, &member, required).await?;
-    let allows = policy_allows(cmd.authz, &member, &rules_of(db, actor.org_id).await?).await?;
+    let allows = policy_allows(cmd.authz, &member, &rules).await?;
     Ok(listing(db, row, approved, allows, now).await?)
 }
 
@@ -584,7 +585,7 @@ pub async fn reveal(
 ) -> Result<(RecoveryRequest, PlainCode), RecoveryError> {
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(cmd, row.user_id, REVEALED).await?;
+    let (member, rules) = target(cmd, row.user_id, REVEALED).await?;
     if row.requested_by_id != Some(actor.id) {
         return Err(RecoveryError::NotRequester);
     }
@@ -624,7 +625,7 @@ pub async fn reveal(
         .await?;
     txn.commit().await?;
     let row = open_request(db, actor, request_id, now).await?;
-    let allows = policy_allows(cmd.authz, &member, &rules_of(db, actor.org_id).await?).await?;
+    let allows = policy_allows(cmd.authz, &member, &rules).await?;
     Ok((listing(db, row, true, allows, now).await?, code))
 }
 
@@ -707,7 +708,7 @@ async fn open_request(
 pub async fn cancel(cmd: &Command<'_>, request_id: i32) -> Result<(), RecoveryError> {
     let (db, actor, now) = (cmd.db, cmd.actor, cmd.now);
     let row = open_request(db, actor, request_id, now).await?;
-    let member = target(cmd, row.user_id, AuditAction::RecoveryCodeEnded).await?;
+    let (member, _) = target(cmd, row.user_id, AuditAction::RecoveryCodeEnded).await?;
     let txn = db.begin().await?;
     let ended = recovery_code::Entity::update_many()
         .col_expr(recovery_code::Column::EndedAt, Expr::value(now))
