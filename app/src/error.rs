@@ -279,6 +279,23 @@ impl From<domain::org_policy::PolicyChangeError> for AppError {
 }
 
 #[cfg(feature = "ssr")]
+impl From<domain::groups::GroupError> for AppError {
+    fn from(error: domain::groups::GroupError) -> Self {
+        use domain::groups::GroupError as E;
+        match error {
+            E::Invalid(field) => field.into(),
+            E::NotAllowed
+            | E::UnknownGroup
+            | E::UnknownMember
+            | E::FileHasProblems { .. }
+            | E::InUseByScope(_) => Self::Refused(error.to_string()),
+            E::Policy(cause) => Self::Internal.logged("authorization", &cause),
+            E::Database(cause) => cause.into(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
 impl From<domain::backup::jobs::BackupJobError> for AppError {
     fn from(error: domain::backup::jobs::BackupJobError) -> Self {
         use domain::backup::jobs::BackupJobError as E;

@@ -26,10 +26,11 @@ use crate::{
     forms::ServedPage,
     pages::{
         AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, ApiTokensPage, AuditPage,
-        BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, HomePage, MembersPage,
-        MfaReplacePage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage, NotificationsPage,
-        PolicyPage, RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode, SignInEmail,
-        SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
+        BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, GroupsPage, HomePage,
+        MembersPage, MfaReplacePage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage,
+        NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode,
+        SignInEmail, SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage,
+        WebhooksPage,
     },
 };
 
@@ -99,6 +100,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/account/notification-address/verified") view=AddressVerifiedPage ssr=SsrMode::Async />
                         <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
                         <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
+                        <Route path=path!("/admin/groups") view=GroupsPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
                         <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />

@@ -19,7 +19,7 @@ struct Entry {
 
 /// Every administration area, in the order the bar shows them, each shown to whom the gate
 /// opens it ([`Area`]). A new area joins here.
-const AREAS: [Entry; 10] = [
+const AREAS: [Entry; 11] = [
     Entry {
         href: "/admin",
         name: "Overview",
@@ -28,6 +28,11 @@ const AREAS: [Entry; 10] = [
     Entry {
         href: "/admin/members",
         name: "Manage members",
+        shown: |account| account.may.contains(&Area::ListMembers),
+    },
+    Entry {
+        href: "/admin/groups",
+        name: "Groups",
         shown: |account| account.may.contains(&Area::ListMembers),
     },
     Entry {

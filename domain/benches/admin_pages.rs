@@ -414,9 +414,16 @@ async fn measure(
         yardstick.push(t.elapsed());
 
         let t = Instant::now();
-        let page = members::page(db, &authz, &owner, "", None, None, Utc::now())
-            .await
-            .unwrap();
+        let page = members::page(
+            db,
+            &authz,
+            &owner,
+            members::Filter::default(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         members_page.push(t.elapsed());
         assert_eq!(page.rows.len() as u64, members::PAGE_SIZE);
 

@@ -1,7 +1,9 @@
 //! The authorization gate at scale: `domain::authz::Authz` loaded with the rules of 10,000
-//! organizations (a third of them "Not allowed", every one with member exceptions), the
-//! cost of one decision (p50/p99 over many), and how long a policy saved through one gate
-//! takes to change the decisions of a second gate on the same database (another server).
+//! organizations (a third of them "Not allowed", every one with member exceptions and 20
+//! groups of members, two of them with exceptions, one a help-desk member is scoped to),
+//! the cost of one decision (p50/p99 over many), and how long a policy saved through one
+//! gate takes to change the decisions of a second gate on the same database (another
+//! server).
 //!
 //! Run with `cargo bench -p domain --bench gate`; `make bench` runs it for BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -64,8 +66,29 @@ fn excepted_member(org: i32, k: i32) -> i32 {
     1_000_000 + org * 10 + k
 }
 
-/// `casbin_rule` rows as the policy page writes them: "Not allowed" (deny for every role)
-/// in every third organization, and two exceptions (one allow, one deny) in each.
+/// Groups per organization, and members per group.
+const GROUPS: i32 = 20;
+const GROUP_MEMBERS: i32 = 3;
+
+/// The group `g` (0 to [`GROUPS`]) of organization `org`.
+fn group(org: i32, g: i32) -> i32 {
+    org * GROUPS + g
+}
+
+/// The synthetic member `k` of group `g` of organization `org`.
+fn grouped_member(org: i32, g: i32, k: i32) -> i32 {
+    2_000_000 + (org * GROUPS + g) * GROUP_MEMBERS + k
+}
+
+/// The help-desk member of organization `org`, scoped to its group 0.
+fn scoped_help_desk(org: i32) -> i32 {
+    1_500_000 + org
+}
+
+/// `casbin_rule` rows as the policy and groups pages write them: "Not allowed" (deny for
+/// every role) in every third organization, and two exceptions (one allow, one deny) in
+/// each; [`GROUPS`] groups of [`GROUP_MEMBERS`] members each, group 0 with an "allowed"
+/// exception, group 1 with a "not allowed" one, and a help-desk member scoped to group 0.
 async fn seed_rules(db: &sea_orm::DatabaseConnection) -> usize {
     let mut rows = Vec::new();
     for org in 1..=orgs() {
@@ -83,6 +106,24 @@ async fn seed_rules(db: &sea_orm::DatabaseConnection) -> usize {
                 rows.push(format!(
                     "('p','member:{}','{domain}','backup_codes','{act}','{effect}','')",
                     excepted_member(org, k)
+                ));
+                rows.push(format!(
+                    "('p','group:{}','{domain}','backup_codes','{act}','{effect}','')",
+                    group(org, k)
+                ));
+            }
+        }
+        rows.push(format!(
+            "('p','member:{}','{domain}','group:{}','assist','allow','')",
+            scoped_help_desk(org),
+            group(org, 0)
+        ));
+        for g in 0..GROUPS {
+            for k in 0..GROUP_MEMBERS {
+                rows.push(format!(
+                    "('g','member:{}','group:{}','{domain}','','','')",
+                    grouped_member(org, g, k),
+                    group(org, g)
                 ));
             }
         }
@@ -125,13 +166,15 @@ async fn main() {
     let other_db = db::connect(&test_db.url).await.unwrap();
     let other = Authz::load(&other_db).await.unwrap();
 
-    // The questions: a member, an excepted member and an admin of organizations spread
-    // over all 10,000, about redeeming and generating codes and listing members.
+    // The questions: a member, an excepted member, an admin, an outsider, a member of a
+    // group with an exception and a scoped help-desk member, of organizations spread over
+    // all 10,000, about redeeming and generating codes, listing members, reading the audit
+    // log and assisting a member.
     let orgs = orgs();
     let questions: Vec<(Member, i32, Action)> = (0..QUESTIONS)
         .map(|i| {
             let org = 1 + (i * 7919) % orgs;
-            match i % 4 {
+            match i % 6 {
                 0 => (
                     actor(i + 10, org, Role::Member),
                     org,
@@ -143,7 +186,17 @@ async fn main() {
                     Action::GenerateBackupCodes,
                 ),
                 2 => (actor(i + 10, org, Role::Admin), org, Action::ListMembers),
-                _ => (actor(i + 10, org + 1, Role::Owner), org, Action::ViewAudit),
+                3 => (actor(i + 10, org + 1, Role::Owner), org, Action::ViewAudit),
+                4 => (
+                    actor(grouped_member(org, 1, i % GROUP_MEMBERS), org, Role::Member),
+                    org,
+                    Action::RedeemBackupCode,
+                ),
+                _ => (
+                    actor(scoped_help_desk(org), org, Role::Helpdesk),
+                    org,
+                    Action::Assist(grouped_member(org, i % 2, 0)),
+                ),
             }
         })
         .collect();
@@ -168,6 +221,28 @@ async fn main() {
         .await
         .unwrap()
     );
+
+    // A group's exception decides for its members; a scoped help desk reaches its group.
+    let org = 4;
+    for (k, allowed) in [(0, true), (1, false)] {
+        let who = actor(grouped_member(org, k, 1), org, Role::Member);
+        assert_eq!(
+            gate.allows(&who, org, Action::RedeemBackupCode)
+                .await
+                .unwrap(),
+            allowed
+        );
+    }
+    let help_desk = actor(scoped_help_desk(org), org, Role::Helpdesk);
+    for (g, reaches) in [(0, true), (5, false)] {
+        let target = grouped_member(org, g, 2);
+        assert_eq!(
+            gate.allows(&help_desk, org, Action::Assist(target))
+                .await
+                .unwrap(),
+            reaches
+        );
+    }
 
     // What a request pays: `allows` on the server's gate, which first checks the rules'
     // revision in the database; and the decision alone, on a `refreshed` gate (what a page
@@ -251,7 +326,9 @@ async fn main() {
     out.push_str(&format!(
         "`cargo bench -p domain --bench gate`. SQLite; {rules} organization rules in \
          `casbin_rule` ({orgs} organizations: every third \"Not allowed\", each with two \
-         member exceptions) plus the committed baseline. `Authz::load` took {}.\n\n",
+         member exceptions and {GROUPS} groups of {GROUP_MEMBERS} members, two groups with \
+         exceptions, one help-desk member scoped to a group) plus the committed baseline. \
+         `Authz::load` took {}.\n\n",
         human(load_time)
     ));
     out.push_str("| one decision | samples | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n");

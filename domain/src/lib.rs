@@ -15,8 +15,9 @@
 //! 2. [`command`] (who does what, from where, when; refusals on the record), [`lockout`]
 //!    (per-account factor locks), [`lookup_secret`] (12-digit codes and their digests),
 //!    [`notification_addresses`] (a member's second, verified address for notices).
-//! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy) and
-//!    [`api_tokens`] (personal access tokens for the JSON API, and the record of their calls).
+//! 3. [`backup_codes`] (sets, redemption, and how a set stands under a policy),
+//!    [`api_tokens`] (personal access tokens for the JSON API, and the record of their calls)
+//!    and [`groups`] (groups of members, their exceptions, the help desk's scope).
 //! 4. [`org_policy`] (the organization's settings and exceptions, compiled to rules).
 //! 5. [`accounts`] (organizations, members, passwords under the lockout) and
 //!    [`recovery_codes`] (codes administrators issue, under the policy).
@@ -38,6 +39,7 @@ pub mod command;
 pub mod db;
 pub mod device;
 mod entity;
+pub mod groups;
 pub mod hashing;
 pub mod identity;
 pub mod incidents;

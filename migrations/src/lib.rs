@@ -35,6 +35,7 @@ mod m20261130_000027_add_replace_when_low;
 mod m20261130_000028_add_totp_replacement;
 mod m20261130_000029_add_required_from;
 mod m20261201_000030_add_recovery_code_rules;
+mod m20261201_000031_create_member_group;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000028_add_totp_replacement::Migration),
             Box::new(m20261130_000029_add_required_from::Migration),
             Box::new(m20261201_000030_add_recovery_code_rules::Migration),
+            Box::new(m20261201_000031_create_member_group::Migration),
         ]
     }
 }

@@ -516,6 +516,9 @@ pub struct MembersQuery {
     standing: Option<String>,
     /// Only members whose email contains this.
     q: Option<String>,
+    /// Only members of this group (its id).
+    #[param(value_type = Option<i32>)]
+    group: Option<String>,
     /// The `next_after` of the previous page.
     #[param(value_type = Option<i32>)]
     after: Option<String>,
@@ -557,12 +560,16 @@ async fn list_members(
         })
         .transpose()?;
     let after = number("after", params.after.as_deref())?;
+    let group = number("group", params.group.as_deref())?;
     let page = domain::members::page(
         &state.db,
         &state.authz,
         &caller.bearer.member,
-        params.q.as_deref().unwrap_or_default(),
-        standing,
+        domain::members::Filter {
+            search: params.q.as_deref().unwrap_or_default(),
+            standing,
+            group,
+        },
         after,
         caller.now,
     )

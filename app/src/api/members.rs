@@ -45,15 +45,20 @@ pub struct MembersView {
     pub next_after: Option<i32>,
     /// The gate lets the viewer add members (`account:member/add`): the page offers the form.
     pub may_add: bool,
+    /// The organization's groups, by id and name, to filter by.
+    pub groups: Vec<(i32, String)>,
+    /// The group the list is filtered to, by name.
+    pub group: Option<String>,
 }
 
-/// A page of the viewer's organization's members whose email contains `q` and who stand
-/// where `standing` says (a compliance report category: `low-on-codes`, …), after the
-/// member `after`.
+/// A page of the viewer's organization's members whose email contains `q`, who stand where
+/// `standing` says (a compliance report category: `low-on-codes`, …) and who are in
+/// `group`, after the member `after`.
 #[server(endpoint = "members")]
 pub async fn list_members(
     q: Option<String>,
     standing: Option<String>,
+    #[server(default)] group: Option<i32>,
     after: Option<i32>,
 ) -> Result<MembersView, AppError> {
     crate::api::respond(async {
@@ -77,12 +82,26 @@ pub async fn list_members(
             &state.db,
             &state.authz,
             &viewer,
-            q.as_deref().unwrap_or_default(),
-            standing,
+            domain::members::Filter {
+                search: q.as_deref().unwrap_or_default(),
+                standing,
+                group,
+            },
             after,
             chrono::Utc::now(),
         )
         .await?;
+        let groups: Vec<(i32, String)> = domain::groups::list(&state.db, &state.authz, &viewer)
+            .await?
+            .into_iter()
+            .map(|group| (group.id, group.name))
+            .collect();
+        let group = group.and_then(|id| {
+            groups
+                .iter()
+                .find(|(known, _)| *known == id)
+                .map(|(_, name)| name.clone())
+        });
         let may_add = state
             .authz
             .allows(
@@ -127,6 +146,8 @@ pub async fn list_members(
                 .collect(),
             next_after: page.next_after,
             standing: standing.map(|standing| standing.label().to_owned()),
+            groups,
+            group,
         })
     })
     .await

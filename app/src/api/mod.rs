@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backup_codes;
 pub mod backups;
 pub mod compliance;
+pub mod groups;
 pub mod members;
 pub mod not_me;
 pub mod notifications;

@@ -42,6 +42,8 @@ pub fn MembersPage() -> impl IntoView {
     let search = move || query.with(|q| q.get("q").unwrap_or_default());
     // A compliance report category (`low-on-codes`, …): the list is filtered to it.
     let standing = move || query.with(|q| q.get("standing").unwrap_or_default());
+    // A group of members (its id): the list is filtered to it.
+    let group = move || query.with(|q| q.get("group").and_then(|g| g.parse::<i32>().ok()));
     let after = move || query.with(|q| q.get("after").and_then(|a| a.parse::<i32>().ok()));
     // Reloaded after every change, and for every search or page.
     let members = Resource::new(
@@ -49,6 +51,7 @@ pub fn MembersPage() -> impl IntoView {
             (
                 search(),
                 standing(),
+                group(),
                 after(),
                 add.version().get(),
                 remove.version().get(),
@@ -58,7 +61,7 @@ pub fn MembersPage() -> impl IntoView {
                 role.version().get(),
             )
         },
-        |(q, standing, after, ..)| list_members(Some(q), Some(standing), after),
+        |(q, standing, group, after, ..)| list_members(Some(q), Some(standing), group, after),
     );
     let actions = RowActions {
         remove,
@@ -75,6 +78,7 @@ pub fn MembersPage() -> impl IntoView {
             <form method="get" action="/admin/members" class="search" role="search">
                 <label for="member-search">"Search by email"</label>
                 <input id="member-search" name="q" type="search" maxlength="254" value=search />
+                <GroupFilter members group=Signal::derive(group) />
                 {move || {
                     let standing = standing();
                     (!standing.is_empty())
@@ -94,9 +98,10 @@ pub fn MembersPage() -> impl IntoView {
                                     .next_after
                                     .map(|next| {
                                         format!(
-                                            "/admin/members?q={}&standing={}&after={next}",
+                                            "/admin/members?q={}&standing={}&group={}&after={next}",
                                             percent_encode(&search()),
                                             percent_encode(&standing()),
+                                            group().map(|g| g.to_string()).unwrap_or_default(),
                                         )
                                     });
                                 let filtered = page
@@ -113,8 +118,21 @@ pub fn MembersPage() -> impl IntoView {
                                             </p>
                                         }
                                     });
+                                let in_group = page
+                                    .group
+                                    .map(|name| {
+                                        view! {
+                                            <p class="filtered">
+                                                "Group: "
+                                                <strong class="group">{name}</strong>
+                                                " · "
+                                                <a href="/admin/members">"Show every member"</a>
+                                            </p>
+                                        }
+                                    });
                                 view! {
                                     {filtered}
+                                    {in_group}
                                     <table class="members">
                                         <thead>
                                             <tr>
@@ -361,4 +379,43 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
 /// The hidden field that names the member a row's form acts on.
 fn hidden_id(member_id: i32) -> impl IntoView {
     view! { <input type="hidden" name="member_id" value=member_id.to_string() /> }
+}
+
+/// The "Group" choice of the search form, once the organization has groups.
+#[component]
+fn GroupFilter(
+    members: Resource<Result<crate::api::members::MembersView, AppError>>,
+    group: Signal<Option<i32>>,
+) -> impl IntoView {
+    view! {
+        <Transition>
+            {move || {
+                members
+                    .get()
+                    .and_then(Result::ok)
+                    .filter(|page| !page.groups.is_empty())
+                    .map(|page| {
+                        view! {
+                            <label for="member-group">"Group"</label>
+                            <select id="member-group" name="group">
+                                <option value="" selected=group.get().is_none()>
+                                    "Every group"
+                                </option>
+                                {page
+                                    .groups
+                                    .into_iter()
+                                    .map(|(id, name)| {
+                                        view! {
+                                            <option value=id.to_string() selected=group.get() == Some(id)>
+                                                {name}
+                                            </option>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </select>
+                        }
+                    })
+            }}
+        </Transition>
+    }
 }

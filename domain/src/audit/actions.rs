@@ -86,6 +86,12 @@ audit_actions! {
     ApiTokenCreated = "api_token.created", "Personal access token for the API created";
     ApiTokenRevoked = "api_token.revoked", "Personal access token for the API revoked";
     ApiTokenUsed = "api_token.used", "The API was called with a personal access token";
+    GroupCreated = "group.created", "Group of members created";
+    GroupDeleted = "group.deleted", "Group of members deleted";
+    GroupMembersAdded = "group.members_added", "Members added to a group";
+    GroupMemberRemoved = "group.member_removed", "Member taken out of a group";
+    GroupExceptionSet = "group.exception_set", "A group's exception from the backup-code setting changed";
+    GroupScopeSet = "group.scope_set", "A help-desk member's groups changed (whom they assist)";
 }
 
 impl AuditAction {
@@ -155,6 +161,28 @@ impl ExceptionDetails {
     pub fn allows(&self) -> bool {
         self.backup_codes == "allow"
     }
+}
+
+/// The details of every `group.*` event: what the export of a past date replays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDetails {
+    /// The group's id (`group.scope_set`: none).
+    #[serde(default)]
+    pub group: Option<i32>,
+    /// The group's name then.
+    #[serde(default)]
+    pub name: String,
+    /// `group.members_added`: the ids of the members added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<i32>,
+    /// `group.exception_set`: `allow`, `deny`, or none (the group follows the setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_codes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `group.scope_set`: the groups the help-desk member assists now (none: everyone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<i32>,
 }
 
 /// One setting that a policy save changed, as the save's details record it.

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use self::chain::start_chain;
 pub use self::{
-    actions::{AuditAction, Change, ExceptionDetails, PolicySavedDetails, describe},
+    actions::{AuditAction, Change, ExceptionDetails, GroupDetails, PolicySavedDetails, describe},
     chain::{
         ChainBreak, ChainMonitor, ChainReport, ChainState, GENESIS, PlainChain,
         chains_await_keying, record, upgrade_plain_chains, verify,

@@ -779,7 +779,13 @@ pub fn member_words(event: &Event<'_>) -> Option<Words> {
         | A::BackupRestored
         | A::ApiTokenCreated
         | A::ApiTokenRevoked
-        | A::ApiTokenUsed => return None,
+        | A::ApiTokenUsed
+        | A::GroupCreated
+        | A::GroupDeleted
+        | A::GroupMembersAdded
+        | A::GroupMemberRemoved
+        | A::GroupExceptionSet
+        | A::GroupScopeSet => return None,
     };
     Some(words)
 }
@@ -923,7 +929,13 @@ pub fn alert_words(event: &Event<'_>) -> Option<(AlertKind, Words)> {
         | A::BackupRestored
         | A::ApiTokenCreated
         | A::ApiTokenRevoked
-        | A::ApiTokenUsed => return None,
+        | A::ApiTokenUsed
+        | A::GroupCreated
+        | A::GroupDeleted
+        | A::GroupMembersAdded
+        | A::GroupMemberRemoved
+        | A::GroupExceptionSet
+        | A::GroupScopeSet => return None,
     };
     Some(alert)
 }

@@ -56,10 +56,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_least_recently_used_organization_enforcer_goes_first() {
-        let enforcer = Arc::new(OrgRules {
-            enforcer: enforcer_with(BASELINE_POLICY).await.unwrap(),
-            named_members: None,
-        });
+        let enforcer = Arc::new(OrgRules::new(enforcer_with(BASELINE_POLICY).await.unwrap()));
         let mut cache = EnforcerCache::default();
         for org in 0..ENFORCERS_KEPT {
             cache.insert(i32::try_from(org).unwrap(), Arc::clone(&enforcer));

@@ -10,12 +10,15 @@
 //! organization's rules only, built on first use and kept for the most recently used
 //! organizations ([`ENFORCERS_KEPT`]).
 //!
-//! Two subjects are asked about, in this order:
+//! Three subjects are asked about, most particular first; the first whose rules speak of the
+//! act decides:
 //! 1. the member themself (`member:<id>`): an exception an admin made for them in their
-//!    organization decides, when there is one;
-//! 2. otherwise their role in the organization the request is about, read from the account
-//!    (one source of truth, the accounts table); anyone from another organization is an
-//!    `outsider` there.
+//!    organization;
+//! 2. each group Casbin's grouping (`g, member:<id>, group:<id>, org:<id>`) puts them in, in
+//!    the organization the request is about: an exception for the group (when two of their
+//!    groups speak and disagree, deny wins, as it does between one subject's rules);
+//! 3. their role in that organization, read from the account (one source of truth, the
+//!    accounts table); anyone from another organization is an `outsider` there.
 //!
 //! Every instance sharing a database sees a change on its next decision: changes raise a
 //! revision counter in the same transaction, and the gate reloads its rules when the counter
@@ -30,7 +33,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, StringAdapter};
+use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi, StringAdapter};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::{
@@ -86,6 +89,13 @@ pub enum Action {
     RequestBackups,
     /// Create personal access tokens for the JSON API, and see and revoke the organization's.
     ManageApiTokens,
+    /// Assist the member with this id (issue them recovery codes, end their locks): what a
+    /// help-desk member scoped to groups may do for those groups' members alone. Asked beside
+    /// the role-based question ([`Action::IssueRecoveryCode`], [`Action::UnlockMember`]).
+    Assist(i32),
+    /// Create, fill and delete groups of members, scope the help desk to them, and give them
+    /// exceptions.
+    ManageGroups,
 }
 
 impl Action {
@@ -107,6 +117,8 @@ impl Action {
             Self::ManageWebhooks => ("webhooks".to_owned(), "manage"),
             Self::RequestBackups => (BACKUPS.to_owned(), "request"),
             Self::ManageApiTokens => ("api_tokens".to_owned(), "manage"),
+            Self::Assist(member_id) => (member_subject(member_id), ASSIST),
+            Self::ManageGroups => ("groups".to_owned(), "manage"),
         }
     }
 }
@@ -125,6 +137,9 @@ pub fn recovery_code_object(role: Role) -> String {
 /// The Casbin action of issuing a recovery code.
 pub const ISSUE: &str = "issue";
 
+/// The Casbin action of assisting a member ([`Action::Assist`]).
+pub const ASSIST: &str = "assist";
+
 /// The Casbin domain of an organization.
 pub fn org_domain(org_id: i32) -> String {
     format!("org:{org_id}")
@@ -133,6 +148,11 @@ pub fn org_domain(org_id: i32) -> String {
 /// The Casbin subject of one member, for exceptions made for them.
 pub fn member_subject(member_id: i32) -> String {
     format!("member:{member_id}")
+}
+
+/// The Casbin subject (and grouping role) of one group of members.
+pub fn group_subject(group_id: i32) -> String {
+    format!("group:{group_id}")
 }
 
 /// A refusal from the gate.
@@ -155,7 +175,9 @@ impl PolicyError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
-    /// The subject the deciding rules were about: `member:<id>` for an exception, or a role.
+    /// The subject the deciding rules were about: `member:<id>` for an exception,
+    /// `group:<id>` for a group's (several, comma-separated, when more than one group spoke),
+    /// or a role.
     pub subject: String,
     /// The matching rules, each as `p, sub, dom, obj, act, eft`; empty when no rule matched
     /// (then the answer is no).
@@ -183,19 +205,111 @@ enum Rules {
     },
 }
 
-/// One organization's enforcer, and the members its rules name.
+/// One organization's enforcer, and what its rules say of particular members and groups.
 struct OrgRules {
     enforcer: Enforcer,
-    /// The `member:<id>` subjects of the organization's rules; `None` when unknown (a fixed
-    /// policy), so that every member is asked about.
-    named_members: Option<HashSet<String>>,
+    /// Each `member:<id>` and `group:<id>` subject of the rules, with the acts its rules speak
+    /// of: such a subject decides those acts (and only those) for its members.
+    speaks: HashMap<String, HashSet<String>>,
+    /// The acts some group's rules speak of (most organizations: none, and then the grouping
+    /// is not consulted).
+    group_acts: HashSet<String>,
 }
 
 impl OrgRules {
-    fn may_name(&self, subject: &str) -> bool {
-        self.named_members
-            .as_ref()
-            .is_none_or(|named| named.contains(subject))
+    fn new(enforcer: Enforcer) -> Self {
+        let mut speaks: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut group_acts = HashSet::new();
+        for rule in enforcer.get_policy() {
+            let (Some(subject), Some(act)) = (rule.first(), rule.get(3)) else {
+                continue;
+            };
+            if subject.starts_with("group:") {
+                group_acts.insert(act.clone());
+            } else if !subject.starts_with("member:") {
+                continue;
+            }
+            speaks
+                .entry(subject.clone())
+                .or_default()
+                .insert(act.clone());
+        }
+        Self {
+            enforcer,
+            speaks,
+            group_acts,
+        }
+    }
+
+    /// Whether `subject`'s own rules speak of `act`.
+    fn speaks_of(&self, subject: &str, act: &str) -> bool {
+        self.speaks
+            .get(subject)
+            .is_some_and(|acts| acts.contains(act))
+    }
+
+    /// The groups Casbin's grouping puts `member` in, in `domain`, whose rules speak of `act`.
+    fn groups_speaking(&self, member: &str, domain: &str, act: &str) -> Vec<String> {
+        if !self.group_acts.contains(act) {
+            return Vec::new();
+        }
+        self.enforcer
+            .get_roles_for_user(member, Some(domain))
+            .into_iter()
+            .filter(|group| self.speaks_of(group, act))
+            .collect()
+    }
+
+    /// Whether anything particular may decide for `member` in `domain`: rules of their own,
+    /// or groups at all (a report asks about them one by one, not by role).
+    fn is_particular(&self, member: &str, domain: &str) -> bool {
+        self.speaks.contains_key(member)
+            || (!self.group_acts.is_empty()
+                && !self
+                    .enforcer
+                    .get_roles_for_user(member, Some(domain))
+                    .is_empty())
+    }
+
+    /// What the member's own rules, or else their groups', decide of `act` on `object` in
+    /// `domain`; `None` when neither speaks of it (their role decides).
+    fn particular(
+        &self,
+        member: &str,
+        domain: &str,
+        object: &str,
+        act: &str,
+    ) -> Result<Option<Decision>, PolicyError> {
+        let ask = |subject: &str| {
+            self.enforcer
+                .enforce_ex((subject, domain, object, act))
+                .map_err(PolicyError::from)
+        };
+        if self.speaks_of(member, act) {
+            let (allowed, matched) = ask(member)?;
+            return Ok(Some(Decision {
+                allowed,
+                subject: member.to_owned(),
+                rules: matched.iter().map(|rule| format_rule(rule)).collect(),
+            }));
+        }
+        let groups = self.groups_speaking(member, domain, act);
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let mut decision = Decision {
+            allowed: true,
+            subject: groups.join(", "),
+            rules: Vec::new(),
+        };
+        for group in &groups {
+            let (allowed, matched) = ask(group)?;
+            decision.allowed &= allowed;
+            decision
+                .rules
+                .extend(matched.iter().map(|rule| format_rule(rule)));
+        }
+        Ok(Some(decision))
     }
 }
 
@@ -209,10 +323,9 @@ impl Authz {
     /// (tests use it to check that a refusal is obeyed everywhere).
     pub async fn with_policy(csv: &str) -> Result<Self, PolicyError> {
         Ok(Self {
-            rules: Arc::new(Rules::Fixed(Arc::new(OrgRules {
-                enforcer: enforcer_with(csv).await?,
-                named_members: None,
-            }))),
+            rules: Arc::new(Rules::Fixed(Arc::new(OrgRules::new(
+                enforcer_with(csv).await?,
+            )))),
             checks_revision: false,
         })
     }
@@ -291,24 +404,13 @@ impl Authz {
         let (object, act) = action.object_and_act();
         let domain = org_domain(org_id);
         let rules = self.enforcer_for(org_id).await?;
-        let ask = |subject: &str| {
-            rules
-                .enforcer
-                .enforce_ex((subject, domain.as_str(), object.as_str(), act))
-                .map_err(PolicyError::from)
-        };
-        // An exception made for this member in this organization decides first (asked only
-        // when a rule may name them: most members have none).
-        let subject = member_subject(actor.id);
-        if actor.org_id == org_id && rules.may_name(&subject) {
-            let (allowed, matched) = ask(&subject)?;
-            if !matched.is_empty() {
-                return Ok(Decision {
-                    allowed,
-                    subject,
-                    rules: matched.iter().map(|rule| format_rule(rule)).collect(),
-                });
-            }
+        // An exception made for this member, or else for their groups, in this organization
+        // decides first (most members have neither: two set lookups).
+        if actor.org_id == org_id
+            && let Some(decision) =
+                rules.particular(&member_subject(actor.id), &domain, &object, act)?
+        {
+            return Ok(decision);
         }
         // An actor from another organization holds no role there.
         let subject = if actor.org_id == org_id {
@@ -316,7 +418,10 @@ impl Authz {
         } else {
             "outsider"
         };
-        let (allowed, matched) = ask(subject)?;
+        let (allowed, matched) = rules
+            .enforcer
+            .enforce_ex((subject, domain.as_str(), object.as_str(), act))
+            .map_err(PolicyError::from)?;
         Ok(Decision {
             allowed,
             subject: subject.to_owned(),
@@ -326,8 +431,8 @@ impl Authz {
 
     /// Whether each of `members` may do `action` in the organization `org_id`, in order:
     /// [`Authz::allows`] for each, but one rules revision for all, and one question per
-    /// role for the members no rule names (most of them), so that a report over 100,000
-    /// members asks Casbin a handful of times.
+    /// role for the members neither a rule nor a group names (most of them), so that a
+    /// report over 100,000 members asks Casbin a handful of times.
     pub async fn allows_each(
         &self,
         members: &[Member],
@@ -336,11 +441,12 @@ impl Authz {
     ) -> Result<Vec<bool>, PolicyError> {
         let gate = self.refreshed().await?;
         let rules = gate.enforcer_for(org_id).await?;
+        let domain = org_domain(org_id);
         let mut by_role: HashMap<(Role, bool), bool> = HashMap::new();
         let mut answers = Vec::with_capacity(members.len());
         for member in members {
             let own = member.org_id == org_id;
-            let answer = if own && rules.may_name(&member_subject(member.id)) {
+            let answer = if own && rules.is_particular(&member_subject(member.id), &domain) {
                 gate.allows(member, org_id, action).await?
             } else if let Some(known) = by_role.get(&(member.role, own)) {
                 *known
@@ -355,7 +461,8 @@ impl Authz {
     }
 
     /// Who in organization `org_id` may do `action`, as [`Authz::decide`] would answer for
-    /// each of its members: one question per role, and one per member an exception names.
+    /// each of its members: one question per role, one per member an exception names and one
+    /// per group whose exception speaks of the action.
     /// What a database query needs to count or list the members the gate lets act, without
     /// asking Casbin once per member.
     pub async fn allowance(&self, org_id: i32, action: Action) -> Result<Allowance, PolicyError> {
@@ -375,28 +482,36 @@ impl Authz {
                 roles.push(role);
             }
         }
-        let mut named: Vec<(i32, bool)> = Vec::new();
-        let subjects: HashSet<String> = rules
-            .enforcer
-            .get_policy()
-            .into_iter()
-            .filter(|rule| rule.get(1).is_some_and(|d| *d == domain || d == "*"))
-            .filter_map(|rule| rule.into_iter().next())
-            .collect();
-        for subject in subjects {
-            let Some(id) = subject
+        let member_id = |subject: &str| {
+            subject
                 .strip_prefix("member:")
                 .and_then(|id| id.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            // A member's rule decides only when it speaks of this action; otherwise their
-            // role does, as in `decide`.
-            let (allowed, matched) = ask(&subject)?;
-            if !matched.is_empty() {
-                named.push((id, allowed));
+        };
+        // The members whose own rules speak of the action, then those their groups' do:
+        // the same order as `decide`.
+        let mut named: HashMap<i32, bool> = HashMap::new();
+        for subject in rules.speaks.keys() {
+            if let Some(id) = member_id(subject)
+                && rules.speaks_of(subject, act)
+            {
+                named.insert(id, ask(subject)?.0);
             }
         }
+        let mut by_groups: HashMap<i32, bool> = HashMap::new();
+        for group in rules.speaks.keys().filter(|s| s.starts_with("group:")) {
+            if !rules.speaks_of(group, act) {
+                continue;
+            }
+            let allowed = ask(group)?.0;
+            for member in rules.enforcer.get_users_for_role(group, Some(&domain)) {
+                if let Some(id) = member_id(&member).filter(|id| !named.contains_key(id)) {
+                    // Deny wins between two groups.
+                    *by_groups.entry(id).or_insert(true) &= allowed;
+                }
+            }
+        }
+        named.extend(by_groups);
+        let mut named: Vec<(i32, bool)> = named.into_iter().collect();
         named.sort_unstable();
         Ok(Allowance { roles, named })
     }
@@ -455,20 +570,25 @@ async fn organization_enforcer(
     db: &DatabaseConnection,
     org_id: i32,
 ) -> Result<OrgRules, PolicyError> {
+    let domain = org_domain(org_id);
     let own: Vec<Vec<String>> = casbin_rule::Entity::find()
         .filter(casbin_rule::Column::Ptype.eq("p"))
-        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V1.eq(&domain))
         .all(db)
         .await
         .map_err(PolicyError::from)?
         .into_iter()
         .map(|rule| vec![rule.v0, rule.v1, rule.v2, rule.v3, rule.v4])
         .collect();
-    let named_members = own
-        .iter()
-        .filter_map(|rule| rule.first())
-        .filter(|subject| subject.starts_with("member:"))
-        .cloned()
+    // Grouping rows carry their domain third: `g, member:<id>, group:<id>, org:<id>`.
+    let grouping: Vec<Vec<String>> = casbin_rule::Entity::find()
+        .filter(casbin_rule::Column::Ptype.eq("g"))
+        .filter(casbin_rule::Column::V2.eq(&domain))
+        .all(db)
+        .await
+        .map_err(PolicyError::from)?
+        .into_iter()
+        .map(|rule| vec![rule.v0, rule.v1, rule.v2])
         .collect();
     let mut enforcer = enforcer_with(BASELINE_POLICY).await?;
     if !own.is_empty() {
@@ -477,10 +597,13 @@ async fn organization_enforcer(
             .await
             .map_err(PolicyError::from)?;
     }
-    Ok(OrgRules {
-        enforcer,
-        named_members: Some(named_members),
-    })
+    if !grouping.is_empty() {
+        enforcer
+            .add_grouping_policies(grouping)
+            .await
+            .map_err(PolicyError::from)?;
+    }
+    Ok(OrgRules::new(enforcer))
 }
 
 /// Who in one organization may do one action ([`Authz::allowance`]).

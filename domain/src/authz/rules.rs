@@ -11,7 +11,8 @@ use sea_orm::{
 };
 
 use super::{
-    BACKUP_CODES, BACKUPS, BASELINE_POLICY, ISSUE, member_subject, org_domain, recovery_code_object,
+    ASSIST, BACKUP_CODES, BACKUPS, BASELINE_POLICY, ISSUE, group_subject, member_subject,
+    org_domain, recovery_code_object,
 };
 use crate::{
     entity::{casbin_rule, policy_revision},
@@ -192,6 +193,150 @@ pub(crate) async fn write_issuer_rules(
     bump_revision(db).await
 }
 
+/// The rules of a group's exception: backup codes allowed for its members or not, whatever
+/// the organization's setting (a member's own exception still decides for them).
+pub fn group_exception_rules(org_id: i32, group_id: i32, allowed: bool) -> Vec<Rule> {
+    let effect = if allowed { "allow" } else { "deny" };
+    backup_code_rules(org_id, &group_subject(group_id), effect)
+}
+
+/// Replaces a group's exception rules with those of `allowed` (none: the group follows the
+/// setting), and raises the revision.
+pub(crate) async fn write_group_exception(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    group_id: i32,
+    allowed: Option<bool>,
+) -> Result<(), DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.eq(group_subject(group_id)))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V2.eq(BACKUP_CODES))
+        .exec(db)
+        .await?;
+    if let Some(allowed) = allowed {
+        insert(db, group_exception_rules(org_id, group_id, allowed)).await?;
+    }
+    bump_revision(db).await
+}
+
+/// The rules scoping help-desk member `member_id` to `groups`: they assist those groups'
+/// members (the grouping matches the member assisted against each group), and, having rules
+/// of their own for `assist`, nobody else. None when `groups` is empty (not scoped).
+pub fn scope_rules(org_id: i32, member_id: i32, groups: &[i32]) -> Vec<Rule> {
+    groups
+        .iter()
+        .map(|group| Rule {
+            subject: member_subject(member_id),
+            domain: org_domain(org_id),
+            object: group_subject(*group),
+            act: ASSIST.to_owned(),
+            effect: "allow",
+        })
+        .collect()
+}
+
+/// Replaces the scope of help-desk member `member_id` with `groups` (none: unscoped), and
+/// raises the revision.
+pub(crate) async fn write_scope(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    member_id: i32,
+    groups: &[i32],
+) -> Result<(), DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("p"))
+        .filter(casbin_rule::Column::V0.eq(member_subject(member_id)))
+        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V3.eq(ASSIST))
+        .exec(db)
+        .await?;
+    insert(db, scope_rules(org_id, member_id, groups)).await?;
+    bump_revision(db).await
+}
+
+/// Puts `members` in group `group_id` for the gate (`g, member:<id>, group:<id>, org:<id>`),
+/// and raises the revision.
+pub(crate) async fn write_membership(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    group_id: i32,
+    members: &[i32],
+) -> Result<(), DbErr> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    casbin_rule::Entity::insert_many(members.iter().map(|member| casbin_rule::ActiveModel {
+        ptype: Set("g".to_owned()),
+        v0: Set(member_subject(*member)),
+        v1: Set(group_subject(group_id)),
+        v2: Set(org_domain(org_id)),
+        v3: Set(String::new()),
+        v4: Set(String::new()),
+        v5: Set(String::new()),
+        ..Default::default()
+    }))
+    .exec(db)
+    .await?;
+    bump_revision(db).await
+}
+
+/// Takes member `member_id` out of group `group_id` for the gate, and raises the revision.
+pub(crate) async fn forget_membership(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    group_id: i32,
+    member_id: i32,
+) -> Result<(), DbErr> {
+    casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::Ptype.eq("g"))
+        .filter(casbin_rule::Column::V0.eq(member_subject(member_id)))
+        .filter(casbin_rule::Column::V1.eq(group_subject(group_id)))
+        .filter(casbin_rule::Column::V2.eq(org_domain(org_id)))
+        .exec(db)
+        .await?;
+    bump_revision(db).await
+}
+
+/// Deletes every rule of group `group_id`: its exception, its memberships, and the help-desk
+/// scopes naming it; raises the revision.
+pub(crate) async fn forget_group(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    group_id: i32,
+) -> Result<(), DbErr> {
+    let (group, domain) = (group_subject(group_id), org_domain(org_id));
+    casbin_rule::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                // its exception
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("p")
+                        .and(casbin_rule::Column::V0.eq(&group))
+                        .and(casbin_rule::Column::V1.eq(&domain)),
+                )
+                // scopes naming it
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("p")
+                        .and(casbin_rule::Column::V1.eq(&domain))
+                        .and(casbin_rule::Column::V2.eq(&group)),
+                )
+                // its members
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("g")
+                        .and(casbin_rule::Column::V1.eq(&group))
+                        .and(casbin_rule::Column::V2.eq(&domain)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    bump_revision(db).await
+}
+
 /// Writes the rules of one member's exception, and raises the revision.
 pub(crate) async fn write_exception(
     db: &impl ConnectionTrait,
@@ -202,9 +347,9 @@ pub(crate) async fn write_exception(
     bump_revision(db).await
 }
 
-/// Deletes the rules naming a member (their exception removed, or they are leaving the
-/// organization), and raises the revision when there were any.
-pub(crate) async fn forget_member(
+/// Deletes the rules of a member's exception (their exception removed), and raises the
+/// revision when there were any. Their help-desk scope and groups stay.
+pub(crate) async fn forget_exception(
     db: &impl ConnectionTrait,
     org_id: i32,
     member_id: i32,
@@ -213,6 +358,38 @@ pub(crate) async fn forget_member(
         .filter(casbin_rule::Column::Ptype.eq("p"))
         .filter(casbin_rule::Column::V0.eq(member_subject(member_id)))
         .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(casbin_rule::Column::V2.eq(BACKUP_CODES))
+        .exec(db)
+        .await?;
+    if forgotten.rows_affected > 0 {
+        bump_revision(db).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every rule naming a member (they are leaving the organization): their exception,
+/// their help-desk scope, their groups; raises the revision when there were any.
+pub(crate) async fn forget_member(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+    member_id: i32,
+) -> Result<(), DbErr> {
+    let (member, domain) = (member_subject(member_id), org_domain(org_id));
+    let forgotten = casbin_rule::Entity::delete_many()
+        .filter(casbin_rule::Column::V0.eq(&member))
+        .filter(
+            sea_orm::Condition::any()
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("p")
+                        .and(casbin_rule::Column::V1.eq(&domain)),
+                )
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("g")
+                        .and(casbin_rule::Column::V2.eq(&domain)),
+                ),
+        )
         .exec(db)
         .await?;
     if forgotten.rows_affected > 0 {
@@ -245,14 +422,27 @@ pub(crate) async fn bump_revision(db: &impl ConnectionTrait) -> Result<(), DbErr
     Ok(())
 }
 
-/// The organization's own rules as stored, each as [`Rule::line`] gives it.
+/// The organization's own rules as stored, each as [`Rule::line`] gives it (grouping rows
+/// too: `g, member:<id>, group:<id>, org:<id>, , `).
 pub async fn stored_lines(db: &impl ConnectionTrait, org_id: i32) -> Result<Vec<String>, DbErr> {
+    let domain = org_domain(org_id);
     Ok(casbin_rule::Entity::find()
-        .filter(casbin_rule::Column::V1.eq(org_domain(org_id)))
+        .filter(
+            sea_orm::Condition::any()
+                .add(casbin_rule::Column::V1.eq(&domain))
+                .add(
+                    casbin_rule::Column::Ptype
+                        .eq("g")
+                        .and(casbin_rule::Column::V2.eq(&domain)),
+                ),
+        )
         .all(db)
         .await?
         .into_iter()
-        .map(|r| line(&r.ptype, &r.v0, &r.v1, &r.v2, &r.v3, &r.v4))
+        .map(|r| match r.ptype.as_str() {
+            "g" => format!("g, {}, {}, {}", r.v0, r.v1, r.v2),
+            _ => line(&r.ptype, &r.v0, &r.v1, &r.v2, &r.v3, &r.v4),
+        })
         .collect())
 }
 

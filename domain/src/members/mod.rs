@@ -24,7 +24,7 @@ use crate::{
     authz::{Action, Authz},
     backup_codes::{self, Scope, sets_in_force},
     command::{Attempt, Command},
-    entity::{policy_exception, user_account},
+    entity::{group_member, policy_exception, user_account},
     identity::{Member, Role},
     input::single_line,
     lockout::{self, Factor},
@@ -79,19 +79,28 @@ pub struct MembersPage {
     pub next_after: Option<i32>,
 }
 
-/// Members of `viewer`'s organization whose email contains `search` and, given a
-/// `standing`, who stand there (the compliance report's counts, listed), ordered by id, after
-/// the member `after` (keyset pagination: each page is an index range scan, however deep).
+/// Which members a page lists: all of the organization's, unless narrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Part of their email address (any case); empty for everyone.
+    pub search: &'a str,
+    /// Those who stand there (the compliance report's counts, listed).
+    pub standing: Option<Standing>,
+    /// Those in this group of the organization (another organization's lists nobody).
+    pub group: Option<i32>,
+}
+
+/// Members of `viewer`'s organization that `filter` lets through, ordered by id, after the
+/// member `after` (keyset pagination: each page is an index range scan, however deep).
 pub async fn page(
     db: &DatabaseConnection,
     authz: &Authz,
     viewer: &Member,
-    search: &str,
-    standing: Option<Standing>,
+    filter: Filter<'_>,
     after: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<MembersPage, AccountError> {
-    page_of(db, authz, viewer, search, standing, after, PAGE_SIZE, now).await
+    page_of(db, authz, viewer, filter, after, PAGE_SIZE, now).await
 }
 
 /// The member `member_id` of `viewer`'s organization as the console shows them, or `None`
@@ -108,8 +117,7 @@ pub async fn one(
         db,
         authz,
         viewer,
-        "",
-        None,
+        Filter::default(),
         member_id.checked_sub(1),
         1,
         now,
@@ -119,13 +127,11 @@ pub async fn one(
 }
 
 /// [`page`] with `limit` members a page (the report's download reads in larger ones).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn page_of(
     db: &DatabaseConnection,
     authz: &Authz,
     viewer: &Member,
-    search: &str,
-    standing: Option<Standing>,
+    filter: Filter<'_>,
     after: Option<i32>,
     limit: u64,
     now: DateTime<Utc>,
@@ -135,7 +141,7 @@ pub(crate) async fn page_of(
     authz
         .require(viewer, viewer.org_id, Action::ListMembers)
         .await?;
-    let search = single_line("q", search, MAX_SEARCH_CHARS)?.to_lowercase();
+    let search = single_line("q", filter.search, MAX_SEARCH_CHARS)?.to_lowercase();
     let mut query = user_account::Entity::find()
         .filter(user_account::Column::OrgId.eq(viewer.org_id))
         .order_by_asc(user_account::Column::Id)
@@ -146,8 +152,20 @@ pub(crate) async fn page_of(
     if !search.is_empty() {
         query = query.filter(user_account::Column::Email.contains(&search));
     }
+    if let Some(group) = filter.group {
+        query = query.filter(
+            user_account::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(group_member::Column::UserId)
+                    .from(group_member::Entity)
+                    .and_where(group_member::Column::GroupId.eq(group))
+                    .and_where(group_member::Column::OrgId.eq(viewer.org_id))
+                    .to_owned(),
+            ),
+        );
+    }
     let policy = org_policy::current(db, viewer.org_id).await?.policy;
-    if let Some(standing) = standing {
+    if let Some(standing) = filter.standing {
         let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
         query = query
             .join(
@@ -219,7 +237,12 @@ pub(crate) async fn page_of(
             }
         };
         let manageable = member.id != viewer.id && may_manage;
-        let unlockable = member.id != viewer.id && may_unlock;
+        // A help-desk member scoped to groups unlocks those groups' members alone.
+        let unlockable = member.id != viewer.id
+            && may_unlock
+            && authz
+                .allows(viewer, viewer.org_id, Action::Assist(member.id))
+                .await?;
         let removable = member.id != viewer.id && may_remove;
         let deadline = (!compliant)
             .then(|| crate::org_policy::grace::deadline_at(&policy, member.created_at, now))
@@ -277,12 +300,14 @@ async fn acted_on(
     if target.id == actor.id {
         return Err(AccountError::NotAllowed);
     }
-    let attempt = Attempt {
+    let attempt = || Attempt {
         action,
         target: Some(&target),
         details: serde_json::json!({ "role": target.role.as_str() }),
     };
-    cmd.require(allowed(target.role), attempt).await?;
+    cmd.require(allowed(target.role), attempt()).await?;
+    // A help-desk member scoped to groups acts for those groups' members alone.
+    cmd.require(Action::Assist(target.id), attempt()).await?;
     Ok(target)
 }
 
@@ -440,6 +465,10 @@ pub async fn change_role(
     let txn = db.begin().await?;
     if role != Role::Owner {
         crate::accounts::keep_an_owner(&txn, target.org_id, target.id).await?;
+    }
+    // A scope is the help desk's: in another role they assist as that role does.
+    if target.role == Role::Helpdesk {
+        crate::groups::end_scope(&txn, target.org_id, target.id).await?;
     }
     user_account::Entity::update_many()
         .col_expr(user_account::Column::Role, Expr::value(role.as_str()))

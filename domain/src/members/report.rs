@@ -330,5 +330,14 @@ pub async fn export_chunk(
     authz
         .require(viewer, viewer.org_id, Action::ViewAudit)
         .await?;
-    super::page_of(db, authz, viewer, "", None, after, EXPORT_CHUNK, now).await
+    super::page_of(
+        db,
+        authz,
+        viewer,
+        super::Filter::default(),
+        after,
+        EXPORT_CHUNK,
+        now,
+    )
+    .await
 }

@@ -190,7 +190,7 @@ pub async fn remove_exception(
     policy_exception::Entity::delete_by_id(row.id)
         .exec(&txn)
         .await?;
-    rules::forget_member(&txn, actor.org_id, row.user_id).await?;
+    rules::forget_exception(&txn, actor.org_id, row.user_id).await?;
     let target = user_account::Entity::find_by_id(row.user_id)
         .one(&txn)
         .await?

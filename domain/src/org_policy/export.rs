@@ -29,7 +29,8 @@ pub struct PolicyExport {
     pub saved_at: Option<DateTime<Utc>>,
     pub settings: OrgPolicy,
     pub exceptions: Vec<Exception>,
-    /// Each as `p, subject, domain, object, action, effect`, baseline first, then sorted.
+    /// Each as `p, subject, domain, object, action, effect` (a group's member as
+    /// `g, member:<id>, group:<id>, org:<id>`), baseline first, then sorted.
     pub rules: Vec<String>,
 }
 
@@ -106,6 +107,7 @@ pub async fn export_at(
             policy.recovery_codes.issuers.barred(),
         ))
         .map(|rule| rule.line())
+        .chain(crate::groups::lines_at(db, org_id, at).await?)
         .collect();
     Ok(PolicyExport {
         organization: organization.name,

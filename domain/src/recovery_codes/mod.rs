@@ -358,7 +358,9 @@ async fn target(
     } else {
         Action::ManageMember(member.role)
     };
-    cmd.require(gate, attempt).await?;
+    cmd.require(gate, attempt.clone()).await?;
+    // A help-desk member scoped to groups issues codes for those groups' members alone.
+    cmd.require(Action::Assist(member.id), attempt).await?;
     Ok((member, rules))
 }
 
@@ -401,6 +403,9 @@ async fn approval_holds(
                 approver.org_id,
                 Action::IssueRecoveryCode(target.role),
             )
+            .await?
+        && authz
+            .allows(&approver, approver.org_id, Action::Assist(target.id))
             .await?)
 }
 
@@ -677,6 +682,13 @@ pub async fn recent(
         let Some(target) = crate::identity::member(db, row.user_id).await? else {
             continue;
         };
+        // A help-desk member scoped to groups sees their groups' members' codes alone.
+        if !authz
+            .allows(actor, actor.org_id, Action::Assist(target.id))
+            .await?
+        {
+            continue;
+        }
         let approved = approval_holds(db, authz, &row, &target, required).await?;
         let allows = policy_allows(authz, &target, &rules).await?;
         requests.push(listing(db, row, approved, allows, now).await?);

@@ -226,9 +226,19 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         for _ in 0..5 {
             assert!(!password(db, &hasher, &admin, "wrong", at).await);
         }
-        let page = members::page(db, &authz, &owner, "a@acme.test", None, None, at)
-            .await
-            .unwrap();
+        let page = members::page(
+            db,
+            &authz,
+            &owner,
+            members::Filter {
+                search: "a@acme.test",
+                ..Default::default()
+            },
+            None,
+            at,
+        )
+        .await
+        .unwrap();
         assert_eq!(page.rows[0].locked.len(), 1, "the console shows the lock");
         members::unlock(&Command::new(db, &authz, &owner, &source, at), admin.id)
             .await
@@ -238,9 +248,19 @@ async fn wrong_authenticator_codes_lock_that_factor_and_an_admin_unlocks_everyth
         assert_eq!(event.target_id, Some(admin.id));
         assert_eq!(event.details["factors"], serde_json::json!(["password"]));
         assert!(password(db, &hasher, &admin, RIGHT, at).await);
-        let page = members::page(db, &authz, &owner, "a@acme.test", None, None, at)
-            .await
-            .unwrap();
+        let page = members::page(
+            db,
+            &authz,
+            &owner,
+            members::Filter {
+                search: "a@acme.test",
+                ..Default::default()
+            },
+            None,
+            at,
+        )
+        .await
+        .unwrap();
         assert!(page.rows[0].locked.is_empty());
 
         // Past the lock, the right code works and the count starts over.

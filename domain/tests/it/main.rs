@@ -12,6 +12,7 @@ mod digest;
 mod events;
 mod fixtures;
 mod grace;
+mod groups;
 mod incidents;
 mod layers;
 mod lockout;

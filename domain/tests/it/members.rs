@@ -60,7 +60,7 @@ async fn pages_follow_the_key_and_search_finds_by_email_within_the_organization(
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = members::page(db, &authz, &owner, "", None, after, t0())
+            let page = members::page(db, &authz, &owner, members::Filter::default(), after, t0())
                 .await
                 .unwrap();
             assert!(page.rows.len() as u64 <= PAGE_SIZE);
@@ -73,9 +73,19 @@ async fn pages_follow_the_key_and_search_finds_by_email_within_the_organization(
         assert_eq!(seen.len(), 121, "{:?}", test_db.backend);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
 
-        let found = members::page(db, &authz, &owner, " USER-07", None, None, t0())
-            .await
-            .unwrap();
+        let found = members::page(
+            db,
+            &authz,
+            &owner,
+            members::Filter {
+                search: " USER-07",
+                ..Default::default()
+            },
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
         let emails: Vec<&str> = found.rows.iter().map(|r| r.member.email.as_str()).collect();
         assert_eq!(emails.len(), 10, "{emails:?}");
         assert!(
@@ -86,12 +96,22 @@ async fn pages_follow_the_key_and_search_finds_by_email_within_the_organization(
         assert_eq!(found.next_after, None);
 
         // Another organization sees only its own.
-        let theirs = members::page(db, &authz, &stranger, "user-", None, None, t0())
-            .await
-            .unwrap();
+        let theirs = members::page(
+            db,
+            &authz,
+            &stranger,
+            members::Filter {
+                search: "user-",
+                ..Default::default()
+            },
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
         assert_eq!(theirs.rows.len(), 1);
         assert!(matches!(
-            members::page(db, &authz, &owner, &"x".repeat(300), None, None, t0()).await,
+            members::page(db, &authz, &owner, members::Filter { search: &"x".repeat(300), ..Default::default() }, None, t0()).await,
             Err(AccountError::Invalid(e)) if e.field == "q"
         ));
     }
@@ -141,7 +161,7 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         )
         .await
         .unwrap();
-        let page = members::page(db, &authz, &admin, "", None, None, t0())
+        let page = members::page(db, &authz, &admin, members::Filter::default(), None, t0())
             .await
             .unwrap();
         let row = |email: &str| {
@@ -204,9 +224,19 @@ async fn the_console_shows_codes_and_compliance_and_admins_revoke_reset_and_chan
         .unwrap();
         let reset = accounts::member(db, owner.id).await.unwrap().unwrap();
         assert!(!reset.mfa_enabled && reset.mfa_setup_required);
-        let page = members::page(db, &authz, &co_owner, "owner@", None, None, t0())
-            .await
-            .unwrap();
+        let page = members::page(
+            db,
+            &authz,
+            &co_owner,
+            members::Filter {
+                search: "owner@",
+                ..Default::default()
+            },
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
         assert_eq!(page.rows[0].codes_remaining, None);
         let enrolment = mfa::begin_enrolment(db, &key, owner.id).await.unwrap();
         let code = mfa::code_at(&enrolment.setup_key, t0()).unwrap();

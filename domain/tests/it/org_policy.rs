@@ -9,6 +9,7 @@ use domain::{
     authz::{Action, Authz},
     backup_codes::{self, BackupCodeError},
     command::Command,
+    groups,
     hashing::PasswordHasher,
     identity::{Member, Role},
     lookup_secret::BackupCodeHasher,
@@ -611,12 +612,13 @@ async fn the_policy_at_a_past_date_exports_as_it_did_on_that_date() {
 }
 
 /// What the gate must answer, written out from the product's rules rather than from the
-/// code: roles × actions × the org's setting × an exception × own or other organization.
+/// code: roles × actions × the org's setting × a member's exception × their group's
+/// exception × own or other organization.
 fn expected(
     role: Role,
     action: Action,
     mode: CodesMode,
-    exception: Option<bool>,
+    (exception, group_exception): (Option<bool>, Option<bool>),
     own_org: bool,
 ) -> bool {
     if !own_org {
@@ -628,14 +630,17 @@ fn expected(
         |target: Role| matches!(target, Role::Member | Role::Helpdesk | Role::Auditor);
     let over = |target: Role| role == Role::Owner || (role == Role::Admin && below_admin(target));
     match action {
-        Action::GenerateBackupCodes | Action::RedeemBackupCode => {
-            exception.unwrap_or(mode != CodesMode::NotAllowed)
-        }
+        // The member's exception wins over their group's, which wins over the setting.
+        Action::GenerateBackupCodes | Action::RedeemBackupCode => exception
+            .or(group_exception)
+            .unwrap_or(mode != CodesMode::NotAllowed),
         Action::ViewBackupCodes => true,
         Action::ListMembers => role != Role::Member,
         // Auditors read; they change nothing.
         Action::ViewPolicy | Action::ViewAudit => manages || role == Role::Auditor,
-        Action::ManagePolicy | Action::ManageApiTokens => manages,
+        Action::ManagePolicy | Action::ManageApiTokens | Action::ManageGroups => manages,
+        // Whom one assists: anyone, for the roles that assist (no help desk is scoped here).
+        Action::Assist(_) => manages || role == Role::Helpdesk,
         // With the policy's default: only owners request data backups.
         Action::ManageWebhooks | Action::RequestBackups => role == Role::Owner,
         Action::AddAccount(target)
@@ -677,11 +682,24 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
         Action::ManageWebhooks,
         Action::RequestBackups,
         Action::ManageApiTokens,
+        Action::ManageGroups,
     ];
     for test_db in migrated_databases().await {
         let db = &test_db.db;
         let authz = Authz::load(db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
+        let actions: Vec<Action> = actions
+            .into_iter()
+            .chain([Action::Assist(org.member.id)])
+            .collect();
+        // Everyone is in one group, whose exception each cell sets.
+        let source = Source::default();
+        let by_owner = Command::new(db, &authz, &org.owner, &source, t0());
+        let everyone_group = groups::create(&by_owner, "Everyone").await.unwrap();
+        let csv: Vec<&str> = org.everyone().iter().map(|m| m.email.as_str()).collect();
+        groups::add_from_csv(&by_owner, everyone_group.id, &csv.join("\n"))
+            .await
+            .unwrap();
         let mut cells = 0;
         for mode in [
             CodesMode::Allowed,
@@ -691,7 +709,13 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
             save(&test_db, &authz, &org.owner, with_mode(mode))
                 .await
                 .unwrap();
-            for exception in [None, Some(true), Some(false)] {
+            for (exception, group_exception) in [None, Some(true), Some(false)]
+                .into_iter()
+                .flat_map(|e| [None, Some(true), Some(false)].map(|g| (e, g)))
+            {
+                groups::set_exception(&by_owner, everyone_group.id, group_exception, "contractors")
+                    .await
+                    .unwrap();
                 for existing in org_policy::exceptions(db, &authz, &org.owner)
                     .await
                     .unwrap()
@@ -722,7 +746,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                     .chain([&org.stranger])
                     .cloned()
                     .collect();
-                for action in actions {
+                for &action in &actions {
                     for org_id in [org.owner.org_id, org.stranger.org_id] {
                         let mut one_by_one = Vec::new();
                         for actor in &everyone {
@@ -733,15 +757,21 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                     }
                 }
                 for actor in org.everyone() {
-                    for action in actions {
+                    for &action in &actions {
                         for (org_id, own) in
                             [(org.owner.org_id, true), (org.stranger.org_id, false)]
                         {
                             let allowed = authz.allows(actor, org_id, action).await.unwrap();
                             assert_eq!(
                                 allowed,
-                                expected(actor.role, action, mode, exception, own),
-                                "{:?} {:?} {mode:?} exception {exception:?} own org {own} ({:?})",
+                                expected(
+                                    actor.role,
+                                    action,
+                                    mode,
+                                    (exception, group_exception),
+                                    own
+                                ),
+                                "{:?} {:?} {mode:?} exception {exception:?} group {group_exception:?} own org {own} ({:?})",
                                 actor.role,
                                 action,
                                 test_db.backend
@@ -752,7 +782,7 @@ async fn every_cell_of_roles_actions_settings_exceptions_and_organizations() {
                 }
             }
         }
-        assert_eq!(cells, 3 * 3 * Role::ALL.len() * actions.len() * 2);
+        assert_eq!(cells, 3 * 3 * 3 * Role::ALL.len() * actions.len() * 2);
     }
 }
 

@@ -217,7 +217,7 @@ async fn each_count_is_the_number_of_members_the_console_puts_there() {
             .unwrap();
             version += 1;
 
-            let console = members::page(db, &authz, &owner, "", None, None, t0())
+            let console = members::page(db, &authz, &owner, members::Filter::default(), None, t0())
                 .await
                 .unwrap();
             assert!(console.next_after.is_none(), "one page holds them all");
@@ -239,14 +239,23 @@ async fn each_count_is_the_number_of_members_the_console_puts_there() {
                     expected.len() as u64,
                     "{backend:?}, {mode:?}: the count of {standing:?}"
                 );
-                let listed: Vec<i32> =
-                    members::page(db, &authz, &owner, "", Some(standing), None, t0())
-                        .await
-                        .unwrap()
-                        .rows
-                        .iter()
-                        .map(|row| row.member.id)
-                        .collect();
+                let listed: Vec<i32> = members::page(
+                    db,
+                    &authz,
+                    &owner,
+                    members::Filter {
+                        standing: Some(standing),
+                        ..Default::default()
+                    },
+                    None,
+                    t0(),
+                )
+                .await
+                .unwrap()
+                .rows
+                .iter()
+                .map(|row| row.member.id)
+                .collect();
                 assert_eq!(
                     listed, expected,
                     "{backend:?}, {mode:?}: the members listed as {standing:?}"
@@ -278,7 +287,7 @@ async fn the_gate_s_allowance_answers_as_the_gate_does_for_each_member() {
         let db = &test_db.db;
         let owner = population(&test_db, &hasher, &key, &codes).await;
         let authz = Authz::load(db).await.unwrap();
-        let console = members::page(db, &authz, &owner, "", None, None, t0())
+        let console = members::page(db, &authz, &owner, members::Filter::default(), None, t0())
             .await
             .unwrap();
         for action in [
@@ -317,7 +326,18 @@ async fn only_those_who_read_the_audit_record_get_the_counts() {
             Err(domain::accounts::AccountError::NotAllowed)
         ));
         assert!(matches!(
-            members::page(db, &authz, &member, "", Some(Standing::Locked), None, t0()).await,
+            members::page(
+                db,
+                &authz,
+                &member,
+                members::Filter {
+                    standing: Some(Standing::Locked),
+                    ..Default::default()
+                },
+                None,
+                t0()
+            )
+            .await,
             Err(domain::accounts::AccountError::NotAllowed)
         ));
     }
@@ -618,20 +638,21 @@ async fn the_impact_preview_names_whom_the_rules_name_for_each_change() {
                     .into_iter()
                     .map(|set| (set.member_id, set))
                     .collect();
-            let held: Vec<Held> = members::page(db, &authz, &owner, "", None, None, t0())
-                .await
-                .unwrap()
-                .rows
-                .into_iter()
-                .map(|row| Held {
-                    id: row.member.id,
-                    email: row.member.email.clone(),
-                    mfa: row.member.mfa_enabled,
-                    joined: row.member.created_at,
-                    exception: row.exception,
-                    set: sets.remove(&row.member.id),
-                })
-                .collect();
+            let held: Vec<Held> =
+                members::page(db, &authz, &owner, members::Filter::default(), None, t0())
+                    .await
+                    .unwrap()
+                    .rows
+                    .into_iter()
+                    .map(|row| Held {
+                        id: row.member.id,
+                        email: row.member.email.clone(),
+                        mfa: row.member.mfa_enabled,
+                        joined: row.member.created_at,
+                        exception: row.exception,
+                        set: sets.remove(&row.member.id),
+                    })
+                    .collect();
             let preview = org_policy::impact(db, &authz, &owner, &after, t0())
                 .await
                 .unwrap();

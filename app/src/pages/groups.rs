@@ -1,0 +1,441 @@
+//! `/admin/groups`: the organization's groups of members; adding members to one from a CSV
+//! of emails (previewed row by row, then added all at once or not at all); a group's
+//! exception from the backup-code setting; and the groups each help-desk member assists.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use crate::{
+    api::groups::{
+        AddGroupCsv, CreateGroup, CsvPreviewView, DeleteGroup, GroupRow, GroupsOverview,
+        PreviewGroupCsv, ScopeRow, SetGroupException, SetHelpDeskScope, get_groups,
+    },
+    error::AppError,
+    forms::{FieldMessage, FormMessage, invalid, last_error, last_result},
+};
+
+/// `/admin/groups`.
+#[component]
+pub fn GroupsPage() -> impl IntoView {
+    let create = ServerAction::<CreateGroup>::new();
+    let delete = ServerAction::<DeleteGroup>::new();
+    let preview = ServerAction::<PreviewGroupCsv>::new();
+    let add = ServerAction::<AddGroupCsv>::new();
+    let exception = ServerAction::<SetGroupException>::new();
+    let scope = ServerAction::<SetHelpDeskScope>::new();
+    let overview = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                delete.version().get(),
+                add.version().get(),
+                exception.version().get(),
+                scope.version().get(),
+            )
+        },
+        |_| get_groups(),
+    );
+    let actions = GroupActions {
+        create,
+        delete,
+        preview,
+        add,
+        exception,
+        scope,
+    };
+    view! {
+        <Title text="Groups" />
+        <Suspense>
+            {move || {
+                overview
+                    .get()
+                    .map(|overview| match overview {
+                        Err(AppError::SignInRequired) => {
+                            view! { <Redirect path="/sign-in" /> }.into_any()
+                        }
+                        Err(error) => {
+                            view! {
+                                <section class="panel">
+                                    <h1>"Groups"</h1>
+                                    <p class="form-error">{error.to_string()}</p>
+                                </section>
+                            }
+                                .into_any()
+                        }
+                        Ok(overview) => view! { <GroupsPanels overview actions /> }.into_any(),
+                    })
+            }}
+        </Suspense>
+    }
+}
+
+/// The page's actions, shared by its panels.
+#[derive(Clone, Copy)]
+struct GroupActions {
+    create: ServerAction<CreateGroup>,
+    delete: ServerAction<DeleteGroup>,
+    preview: ServerAction<PreviewGroupCsv>,
+    add: ServerAction<AddGroupCsv>,
+    exception: ServerAction<SetGroupException>,
+    scope: ServerAction<SetHelpDeskScope>,
+}
+
+#[component]
+fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoView {
+    let delete_error = last_error(actions.delete);
+    let manage = overview.may_manage;
+    let choices: Vec<(i32, String)> = overview
+        .groups
+        .iter()
+        .map(|group| (group.id, group.name.clone()))
+        .collect();
+    view! {
+        <section class="panel wide">
+            <h1>"Groups"</h1>
+            <p>
+                "Groups of members, such as a team or your contractors. A group may have its own exception from the organization's backup-code setting (a member's own exception still wins), and a help-desk member may be scoped to groups: they then issue recovery codes for, and unlock, those groups' members alone."
+            </p>
+            <FormMessage error=delete_error />
+            {if overview.groups.is_empty() {
+                view! { <p>"No groups yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="members groups">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Group"</th>
+                                <th scope="col">"Members"</th>
+                                <th scope="col">"Backup codes"</th>
+                                <th scope="col">"Help desk scoped to it"</th>
+                                {manage.then(|| view! { <th scope="col">"Actions"</th> })}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {overview
+                                .groups
+                                .into_iter()
+                                .map(|group| view! { <GroupLine group manage delete=actions.delete /> })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                }
+                    .into_any()
+            }}
+        </section>
+        {manage
+            .then(|| {
+                view! {
+                    <CreatePanel create=actions.create max=overview.max_groups />
+                    <CsvPanel
+                        preview=actions.preview
+                        add=actions.add
+                        choices=choices.clone()
+                        max_rows=overview.max_csv_rows
+                    />
+                    <ExceptionPanel exception=actions.exception choices=choices.clone() />
+                    <ScopePanel scope=actions.scope help_desk=overview.help_desk choices />
+                }
+            })}
+    }
+}
+
+#[component]
+fn GroupLine(group: GroupRow, manage: bool, delete: ServerAction<DeleteGroup>) -> impl IntoView {
+    let scoped = if group.scoped_help_desk.is_empty() {
+        "—".to_owned()
+    } else {
+        group.scoped_help_desk.join(", ")
+    };
+    let exception = match group.exception_reason {
+        Some(reason) => format!("{} ({reason})", group.exception),
+        None => group.exception,
+    };
+    view! {
+        <tr>
+            <th scope="row">
+                <a href=format!("/admin/members?group={}", group.id)>{group.name.clone()}</a>
+            </th>
+            <td>{group.members}</td>
+            <td>{exception}</td>
+            <td>{scoped}</td>
+            {manage
+                .then(|| {
+                    view! {
+                        <td>
+                            <ActionForm action=delete>
+                                <input type="hidden" name="group_id" value=group.id.to_string() />
+                                <button type="submit" class="danger">
+                                    {format!("Delete {}", group.name)}
+                                </button>
+                            </ActionForm>
+                        </td>
+                    }
+                })}
+        </tr>
+    }
+}
+
+#[component]
+fn CreatePanel(create: ServerAction<CreateGroup>, max: u64) -> impl IntoView {
+    let error = last_error(create);
+    view! {
+        <section class="panel" id="create-group">
+            <h2>"Create a group"</h2>
+            <ActionForm action=create>
+                <FormMessage error />
+                <label for="group-name">"Name"</label>
+                <input
+                    id="group-name"
+                    name="name"
+                    type="text"
+                    maxlength="100"
+                    required
+                    aria-describedby="name-error"
+                    aria-invalid=invalid(error, "name")
+                />
+                <FieldMessage error field="name" />
+                <p class="hint">{format!("Up to {max} groups; names are unique, whatever their case.")}</p>
+                <button type="submit" class="primary">"Create group"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// The group choice of a form.
+#[component]
+fn GroupChoice(id: &'static str, choices: Vec<(i32, String)>) -> impl IntoView {
+    view! {
+        <label for=id>"Group"</label>
+        <select id=id name="group_id" required>
+            {choices
+                .into_iter()
+                .map(|(id, name)| view! { <option value=id.to_string()>{name}</option> })
+                .collect_view()}
+        </select>
+    }
+}
+
+#[component]
+fn CsvPanel(
+    preview: ServerAction<PreviewGroupCsv>,
+    add: ServerAction<AddGroupCsv>,
+    choices: Vec<(i32, String)>,
+    max_rows: usize,
+) -> impl IntoView {
+    let preview_error = last_error(preview);
+    let add_error = last_error(add);
+    let previewed = last_result(preview);
+    let added = last_result(add);
+    let empty = choices.is_empty();
+    view! {
+        <section class="panel" id="add-to-group">
+            <h2>"Add members to a group from a CSV"</h2>
+            <p>
+                {format!("One email address per line, in the first column (a first line reading \"email\" is skipped); up to {max_rows} lines. Preview first: nobody is added unless every line names a member of your organization.")}
+            </p>
+            {empty.then(|| view! { <p>"Create a group first."</p> })}
+            <ActionForm action=preview>
+                <FormMessage error=preview_error />
+                <fieldset disabled=empty>
+                    <GroupChoice id="csv-group" choices />
+                    <label for="group-csv">"CSV of email addresses"</label>
+                    <textarea
+                        id="group-csv"
+                        name="csv"
+                        rows="8"
+                        required
+                        aria-describedby="csv-error"
+                        aria-invalid=invalid(preview_error, "csv")
+                    ></textarea>
+                    <FieldMessage error=preview_error field="csv" />
+                    <button type="submit">"Preview"</button>
+                </fieldset>
+            </ActionForm>
+            {move || {
+                added
+                    .get()
+                    .and_then(Result::ok)
+                    .map(|done| {
+                        view! {
+                            <p class="status ok" role="status">
+                                {format!("Added {} members to {}.", done.adds, done.group)}
+                            </p>
+                        }
+                    })
+            }}
+            <FormMessage error=add_error />
+            {move || {
+                previewed
+                    .get()
+                    .and_then(Result::ok)
+                    .map(|preview| view! { <CsvPreview preview add /> })
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl IntoView {
+    let summary = if preview.problems > 0 {
+        format!(
+            "{} lines need fixing: nothing can be added until they do. Correct the file and preview it again.",
+            preview.problems
+        )
+    } else {
+        format!(
+            "{} members will be added to {}.",
+            preview.adds, preview.group
+        )
+    };
+    let ready = preview.problems == 0 && preview.adds > 0;
+    view! {
+        <h3>{format!("Preview for {}", preview.group)}</h3>
+        <p class="preview-summary" role="status">{summary}</p>
+        <table class="members csv-preview">
+            <thead>
+                <tr>
+                    <th scope="col">"Line"</th>
+                    <th scope="col">"Email address"</th>
+                    <th scope="col">"What happens"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {preview
+                    .rows
+                    .into_iter()
+                    .map(|row| {
+                        view! {
+                            <tr class:problem=row.problem>
+                                <td>{row.line}</td>
+                                <td>{row.email}</td>
+                                <td>{row.outcome}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+        {ready
+            .then(|| {
+                view! {
+                    <ActionForm action=add>
+                        <input type="hidden" name="group_id" value=preview.group_id.to_string() />
+                        <input type="hidden" name="csv" value=preview.csv.clone() />
+                        <button type="submit" class="primary">
+                            {format!("Add {} members to {}", preview.adds, preview.group)}
+                        </button>
+                    </ActionForm>
+                }
+            })}
+    }
+}
+
+#[component]
+fn ExceptionPanel(
+    exception: ServerAction<SetGroupException>,
+    choices: Vec<(i32, String)>,
+) -> impl IntoView {
+    let error = last_error(exception);
+    let empty = choices.is_empty();
+    view! {
+        <section class="panel" id="group-exception">
+            <h2>"A group's exception from the backup-code setting"</h2>
+            <ActionForm action=exception>
+                <FormMessage error />
+                <fieldset disabled=empty>
+                    <GroupChoice id="exception-group" choices />
+                    <fieldset>
+                        <legend>"Backup codes for its members"</legend>
+                        <label class="check">
+                            <input type="radio" name="backup_codes" value="follow" checked />
+                            "Follow the organization's setting"
+                        </label>
+                        <label class="check">
+                            <input type="radio" name="backup_codes" value="allow" />
+                            "Allowed, whatever the setting"
+                        </label>
+                        <label class="check">
+                            <input type="radio" name="backup_codes" value="deny" />
+                            "Not allowed, whatever the setting"
+                        </label>
+                    </fieldset>
+                    <FieldMessage error field="backup_codes" />
+                    <label for="exception-reason">"Reason"</label>
+                    <input
+                        id="exception-reason"
+                        name="reason"
+                        type="text"
+                        maxlength="500"
+                        aria-describedby="reason-error"
+                        aria-invalid=invalid(error, "reason")
+                    />
+                    <FieldMessage error field="reason" />
+                    <button type="submit">"Save the group's exception"</button>
+                </fieldset>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn ScopePanel(
+    scope: ServerAction<SetHelpDeskScope>,
+    help_desk: Vec<ScopeRow>,
+    choices: Vec<(i32, String)>,
+) -> impl IntoView {
+    let error = last_error(scope);
+    view! {
+        <section class="panel" id="help-desk-scope">
+            <h2>"Whom the help desk assists"</h2>
+            <p>
+                "A help-desk member with no group ticked assists every member the role allows; with groups ticked, those groups' members alone."
+            </p>
+            <FormMessage error />
+            {if help_desk.is_empty() {
+                view! { <p>"Nobody in your organization has the help-desk role."</p> }.into_any()
+            } else {
+                help_desk
+                    .into_iter()
+                    .map(|row| {
+                        let choices = choices.clone();
+                        view! { <ScopeForm row choices scope /> }
+                    })
+                    .collect_view()
+                    .into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn ScopeForm(
+    row: ScopeRow,
+    choices: Vec<(i32, String)>,
+    scope: ServerAction<SetHelpDeskScope>,
+) -> impl IntoView {
+    let email = row.email.clone();
+    view! {
+        <ActionForm action=scope>
+            <fieldset>
+                <legend>{format!("Groups {} assists", row.email)}</legend>
+                <input type="hidden" name="member_id" value=row.member_id.to_string() />
+                {choices
+                    .into_iter()
+                    .map(|(id, name)| {
+                        let checked = row.groups.contains(&id);
+                        let input_id = format!("scope-{}-{id}", row.member_id);
+                        let label_for = input_id.clone();
+                        view! {
+                            <label class="check" for=label_for>
+                                <input type="checkbox" id=input_id name="groups" value=id.to_string() checked=checked />
+                                {name}
+                            </label>
+                        }
+                    })
+                    .collect_view()}
+                <button type="submit">{format!("Save groups for {email}")}</button>
+            </fieldset>
+        </ActionForm>
+    }
+}
