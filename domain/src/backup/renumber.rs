@@ -1,8 +1,9 @@
 //! A restore as a new organization (issue 15): the archive written beside the organizations a
 //! database already holds. Every serial id gets a new one and every reference follows (the
-//! `org_id` columns, members, code sets, the Casbin rules' `org:<id>` domain and
-//! `member:<id>` subjects); the organization takes a slug that is free; and accounts whose
-//! email address an account of the installation already has refuse the whole restore.
+//! `org_id` columns, members, code sets, groups, the Casbin rules' `org:<id>` domain and the
+//! `member:<id>` and `group:<id>` they name); the organization takes a slug that is free; and
+//! accounts whose email address an account of the installation already has refuse the whole
+//! restore.
 //!
 //! # Ids
 //!
@@ -47,7 +48,7 @@ use sha2::{Digest, Sha256};
 use super::{BackupError, Table};
 use crate::{
     audit::chain::ArchivedLinks,
-    authz::{member_subject, org_domain},
+    authz::{group_subject, member_subject, org_domain},
     entity::{
         alert_digest_item, audit_event, incident_report, notification_address, organization,
         user_account,
@@ -91,6 +92,7 @@ pub(super) struct Renumbering {
     org: Option<i32>,
     members: HashMap<i32, i32>,
     sets: HashMap<i32, i32>,
+    groups: HashMap<i32, i32>,
     /// Email addresses of the archive's accounts that accounts here have.
     emails_taken: Vec<String>,
     /// `Some` when this installation signed the archive's head: its links are checked.
@@ -105,6 +107,7 @@ impl Renumbering {
             org: None,
             members: HashMap::new(),
             sets: HashMap::new(),
+            groups: HashMap::new(),
             emails_taken: Vec::new(),
             links,
         }
@@ -219,6 +222,9 @@ impl Renumbering {
                     Table::BackupCodeSet => {
                         self.sets.insert(old, new);
                     }
+                    Table::MemberGroup => {
+                        self.groups.insert(old, new);
+                    }
                     _ => {}
                 }
             }
@@ -281,21 +287,16 @@ impl Renumbering {
                 renumber(row, "user_id", members, "account")?;
                 renumber_or_null(row, "created_by_id", members);
             }
-            Table::CasbinRule => {
-                if row["v1"].as_str() != Some(org_domain(self.archive_org).as_str()) {
-                    return Err("a rule of another organization".into());
-                }
-                row["v1"] = json!(org_domain(org));
-                let subject = row["v0"].as_str().unwrap_or_default();
-                if let Some(old) = subject.strip_prefix("member:") {
-                    let new = old
-                        .parse::<i32>()
-                        .ok()
-                        .and_then(|old| members.get(&old))
-                        .ok_or_else(|| format!("a rule for {subject}, no account of it"))?;
-                    row["v0"] = json!(member_subject(*new));
-                }
+            Table::MemberGroup => {
+                self.org_column(row, org)?;
+                renumber_or_null(row, "created_by_id", members);
             }
+            Table::GroupMember | Table::HelpdeskScope => {
+                self.org_column(row, org)?;
+                renumber(row, "group_id", &self.groups, "group")?;
+                renumber(row, "user_id", members, "account")?;
+            }
+            Table::CasbinRule => self.rule(row, org)?,
             Table::BackupCodeSet | Table::FactorAttempt | Table::NotificationAddress => {
                 renumber(row, "user_id", members, "account")?;
             }
@@ -327,6 +328,67 @@ impl Renumbering {
             Table::AuditCheckpoint => {}
         }
         Ok(())
+    }
+
+    /// Points a Casbin rule of the archive's organization at `org` and at the new ids of the
+    /// members and groups it names: the organization's own rules (`p, subject, org:<id>,
+    /// object, act, effect`: a role's, a member's exception or help-desk scope, a group's
+    /// exception; a scope's object is `group:<id>`) and its grouping rows (`g, member:<id>,
+    /// group:<id>, org:<id>`, the domain third). `Err`: a rule of another organization, a
+    /// grouping of anything but a member in a group, or a rule naming a member or a group
+    /// the archive does not hold.
+    fn rule(&self, row: &mut Value, org: i32) -> Result<(), String> {
+        let archive_domain = org_domain(self.archive_org);
+        let text = |row: &Value, field: &str| row[field].as_str().unwrap_or_default().to_owned();
+        if row["ptype"].as_str() == Some("g") {
+            if text(row, "v2") != archive_domain {
+                return Err("a rule of another organization".into());
+            }
+            let (member, group) = (text(row, "v0"), text(row, "v1"));
+            if !member.starts_with("member:") || !group.starts_with("group:") {
+                return Err(format!(
+                    "a grouping of {member:?} in {group:?}, not of a member in a group"
+                ));
+            }
+            row["v0"] = json!(self.named(&member)?);
+            row["v1"] = json!(self.named(&group)?);
+            row["v2"] = json!(org_domain(org));
+            return Ok(());
+        }
+        if text(row, "v1") != archive_domain {
+            return Err("a rule of another organization".into());
+        }
+        row["v0"] = json!(self.named(&text(row, "v0"))?);
+        row["v1"] = json!(org_domain(org));
+        // The one object naming a member or group of the archive is a help-desk scope's
+        // `group:<id>` (`member:<role>` objects name roles).
+        let object = text(row, "v2");
+        if object.starts_with("group:") {
+            row["v2"] = json!(self.named(&object)?);
+        }
+        Ok(())
+    }
+
+    /// `value` with its new id when it is `member:<id>` or `group:<id>`; anything else (a
+    /// role) as it is. `Err`: it names no member or group of the archive.
+    fn named(&self, value: &str) -> Result<String, String> {
+        if let Some(old) = value.strip_prefix("member:") {
+            let new = old
+                .parse::<i32>()
+                .ok()
+                .and_then(|old| self.members.get(&old))
+                .ok_or_else(|| format!("a rule for {value}, no account of it"))?;
+            return Ok(member_subject(*new));
+        }
+        if let Some(old) = value.strip_prefix("group:") {
+            let new = old
+                .parse::<i32>()
+                .ok()
+                .and_then(|old| self.groups.get(&old))
+                .ok_or_else(|| format!("a rule for {value}, no group of it"))?;
+            return Ok(group_subject(*new));
+        }
+        Ok(value.to_owned())
     }
 
     /// Sets `row.org_id` to `org` after checking it is the archive's organization.

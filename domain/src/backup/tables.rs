@@ -21,9 +21,9 @@ use crate::{
     authz::org_domain,
     entity::{
         alert_digest_item, alert_settings, audit_chain_head, audit_checkpoint, audit_event,
-        backup_code, backup_code_set, casbin_rule, factor_attempt, incident_report,
-        notification_address, org_policy, organization, policy_exception, recovery_code,
-        user_account, webhook,
+        backup_code, backup_code_set, casbin_rule, factor_attempt, group_member, helpdesk_scope,
+        incident_report, member_group, notification_address, org_policy, organization,
+        policy_exception, recovery_code, user_account, webhook,
     },
 };
 
@@ -40,6 +40,9 @@ pub enum Table {
     UserAccount,
     OrgPolicy,
     PolicyException,
+    MemberGroup,
+    GroupMember,
+    HelpdeskScope,
     CasbinRule,
     BackupCodeSet,
     BackupCode,
@@ -56,12 +59,16 @@ pub enum Table {
 }
 
 impl Table {
-    /// Every table, in the order a backup writes and a restore reads them.
-    pub const ALL: [Self; 17] = [
+    /// Every table, in the order a backup writes and a restore reads them (the groups before
+    /// the Casbin rules, which a restore as a new organization points at their new ids).
+    pub const ALL: [Self; 20] = [
         Self::Organization,
         Self::UserAccount,
         Self::OrgPolicy,
         Self::PolicyException,
+        Self::MemberGroup,
+        Self::GroupMember,
+        Self::HelpdeskScope,
         Self::CasbinRule,
         Self::BackupCodeSet,
         Self::BackupCode,
@@ -84,6 +91,9 @@ impl Table {
             Self::UserAccount => "user_account",
             Self::OrgPolicy => "org_policy",
             Self::PolicyException => "policy_exception",
+            Self::MemberGroup => "member_group",
+            Self::GroupMember => "group_member",
+            Self::HelpdeskScope => "helpdesk_scope",
             Self::CasbinRule => "casbin_rule",
             Self::BackupCodeSet => "backup_code_set",
             Self::BackupCode => "backup_code",
@@ -129,6 +139,9 @@ impl Table {
                     .count(txn)
                     .await
             }
+            Self::MemberGroup => member_group::Entity::find().filter(org).count(txn).await,
+            Self::GroupMember => group_member::Entity::find().filter(org).count(txn).await,
+            Self::HelpdeskScope => helpdesk_scope::Entity::find().filter(org).count(txn).await,
             Self::CasbinRule => casbin_rule::Entity::find().filter(org).count(txn).await,
             Self::BackupCodeSet => backup_code_set::Entity::find().filter(org).count(txn).await,
             Self::BackupCode => backup_code::Entity::find().filter(org).count(txn).await,
@@ -180,7 +193,18 @@ impl Table {
             Self::UserAccount => user_account::Column::OrgId.eq(org_id),
             Self::OrgPolicy => org_policy::Column::OrgId.eq(org_id),
             Self::PolicyException => policy_exception::Column::OrgId.eq(org_id),
-            Self::CasbinRule => casbin_rule::Column::V1.eq(org_domain(org_id)),
+            Self::MemberGroup => member_group::Column::OrgId.eq(org_id),
+            Self::GroupMember => group_member::Column::OrgId.eq(org_id),
+            Self::HelpdeskScope => helpdesk_scope::Column::OrgId.eq(org_id),
+            // Its own rules carry the domain second; grouping rows
+            // (`g, member:<id>, group:<id>, org:<id>`) carry it third.
+            Self::CasbinRule => {
+                casbin_rule::Column::V1
+                    .eq(org_domain(org_id))
+                    .or(casbin_rule::Column::Ptype
+                        .eq("g")
+                        .and(casbin_rule::Column::V2.eq(org_domain(org_id))))
+            }
             Self::BackupCodeSet => backup_code_set::Column::UserId.in_subquery(members()),
             Self::BackupCode => backup_code::Column::SetId.in_subquery(
                 Query::select()
@@ -252,6 +276,36 @@ impl Table {
                     policy_exception::Entity::find(),
                     org,
                     policy_exception::Column::Id,
+                    after,
+                )
+                .await
+            }
+            Self::MemberGroup => {
+                page(
+                    txn,
+                    member_group::Entity::find(),
+                    org,
+                    member_group::Column::Id,
+                    after,
+                )
+                .await
+            }
+            Self::GroupMember => {
+                page(
+                    txn,
+                    group_member::Entity::find(),
+                    org,
+                    group_member::Column::Id,
+                    after,
+                )
+                .await
+            }
+            Self::HelpdeskScope => {
+                page(
+                    txn,
+                    helpdesk_scope::Entity::find(),
+                    org,
+                    helpdesk_scope::Column::Id,
                     after,
                 )
                 .await
@@ -398,6 +452,9 @@ impl Table {
             Self::UserAccount => insert::<user_account::Entity>(txn, rows, |_| {}).await,
             Self::OrgPolicy => insert::<org_policy::Entity>(txn, rows, |_| {}).await,
             Self::PolicyException => insert::<policy_exception::Entity>(txn, rows, |_| {}).await,
+            Self::MemberGroup => insert::<member_group::Entity>(txn, rows, |_| {}).await,
+            Self::GroupMember => insert::<group_member::Entity>(txn, rows, |_| {}).await,
+            Self::HelpdeskScope => insert::<helpdesk_scope::Entity>(txn, rows, |_| {}).await,
             Self::CasbinRule => {
                 insert::<casbin_rule::Entity>(txn, rows, |row| {
                     row.id = sea_orm::ActiveValue::NotSet;

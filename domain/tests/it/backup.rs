@@ -17,11 +17,12 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::Duration;
 use domain::{
     audit::{self, AuditAction, Event, Outcome, Source},
-    authz::{Action, Authz},
+    authz::{Action, Authz, group_subject, member_subject, org_domain},
     backup::{self, BackupError, Passphrase, Table},
     backup_codes::{self, CodeEntry},
     command::Command,
     db::Backend,
+    groups,
     hashing::PasswordHasher,
     identity::{Email, Member, Role},
     lookup_secret::BackupCodeHasher,
@@ -41,6 +42,9 @@ use serde_json::json;
 use crate::fixtures::{add_member, member_with_mfa, owner_with_mfa, t0};
 
 const PASSPHRASE: &str = "correct staple orbit lantern meadow";
+/// The seeded group, holding the member, and the help-desk member scoped to it.
+const GROUP: &str = "Engineering";
+const HELP_DESK: &str = "helpdesk@acme.test";
 /// scrypt's work factor for the tests' archives: 2^10, not age's second of work.
 const WORK_FACTOR: u8 = 10;
 
@@ -76,14 +80,18 @@ async fn empty_like(test_db: &TestDatabase) -> TestDatabase {
 
 /// An organization with something in every table a backup covers: the owner and a member
 /// with MFA, the member's backup codes with one used, an exception (so Casbin rules of its
-/// own), a webhook, and the audit events of all of it. Returns the owner, the member, the
-/// member's setup key and unused codes.
+/// own), a webhook, a group holding the member with an exception allowing backup codes (so
+/// grouping rows and a group's rules) and a help-desk member scoped to it (a scope's rules),
+/// and the audit events of all of it. Returns the owner, the member, the member's setup key
+/// and unused codes.
 struct Seeded {
     owner: Member,
     member: Member,
     member_setup_key: String,
     unused: Vec<String>,
     used: String,
+    /// The group's id.
+    group_id: i32,
 }
 
 async fn seed(test_db: &TestDatabase, hasher: &PasswordHasher) -> Seeded {
@@ -195,12 +203,26 @@ async fn seed(test_db: &TestDatabase, hasher: &PasswordHasher) -> Seeded {
     )
     .await
     .unwrap();
+    let help_desk = add_member(test_db, hasher, owner.org_id, HELP_DESK, Role::Helpdesk).await;
+    let authz = Authz::load(&test_db.db).await.unwrap();
+    let by_owner = Command::new(&test_db.db, &authz, &owner, &source, t0());
+    let group = groups::create(&by_owner, GROUP).await.unwrap();
+    groups::add_from_csv(&by_owner, group.id, "email\nmember@acme.test\n")
+        .await
+        .unwrap();
+    groups::set_exception(&by_owner, group.id, Some(true), "pilot of backup codes")
+        .await
+        .unwrap();
+    groups::set_scope(&by_owner, help_desk.id, &[group.id])
+        .await
+        .unwrap();
     Seeded {
         owner,
         member,
         member_setup_key: enrolment.setup_key,
         unused,
         used,
+        group_id: group.id,
     }
 }
 
@@ -362,9 +384,10 @@ async fn globex(test_db: &TestDatabase, hasher: &PasswordHasher) -> i32 {
     owner.org_id
 }
 
-/// `text` with `org:<org_id>` written `org:#` and each `member:<id>` written with the
-/// account's email address: the same for an organization restored under new ids.
-fn modulo_ids(text: &str, org_id: i32, emails: &HashMap<i64, String>) -> String {
+/// `text` with `org:<org_id>` written `org:#`, each `member:<id>` written with the account's
+/// email address and each `group:<id>` with the group's name: the same for an organization
+/// restored under new ids.
+fn modulo_ids(text: &str, org_id: i32, names: &Names) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(colon) = rest.find(':') {
@@ -374,8 +397,11 @@ fn modulo_ids(text: &str, org_id: i32, emails: &HashMap<i64, String>) -> String 
         rest = &after[digits.len()..];
         match digits.parse::<i64>() {
             Ok(id) if before.ends_with("org:") && id == i64::from(org_id) => out.push('#'),
-            Ok(id) if before.ends_with("member:") && emails.contains_key(&id) => {
-                out.push_str(&emails[&id]);
+            Ok(id) if before.ends_with("member:") && names.emails.contains_key(&id) => {
+                out.push_str(&names.emails[&id]);
+            }
+            Ok(id) if before.ends_with("group:") && names.groups.contains_key(&id) => {
+                out.push_str(&names.groups[&id]);
             }
             _ => out.push_str(&digits),
         }
@@ -384,30 +410,147 @@ fn modulo_ids(text: &str, org_id: i32, emails: &HashMap<i64, String>) -> String 
     out
 }
 
-/// The organization's accounts' email addresses by id.
-async fn emails(test_db: &TestDatabase, org_id: i32) -> HashMap<i64, String> {
-    domain::accounts::list_members(&test_db.db, org_id)
+/// What the ids of an organization's rows name: its accounts' email addresses and its
+/// groups' names, by id.
+struct Names {
+    emails: HashMap<i64, String>,
+    groups: HashMap<i64, String>,
+}
+
+async fn names(test_db: &TestDatabase, org_id: i32) -> Names {
+    let emails = domain::accounts::list_members(&test_db.db, org_id)
         .await
         .unwrap()
         .into_iter()
         .map(|member| (i64::from(member.id), member.email))
-        .collect()
+        .collect();
+    let groups = backup::rows(&test_db.db, &testing::secret_key(), org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(table, _)| *table == Table::MemberGroup)
+        .map(|(_, rows)| {
+            rows.iter()
+                .map(|row| {
+                    let name = row["name"].as_str().unwrap().to_owned();
+                    (row["id"].as_i64().unwrap(), name)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Names { emails, groups }
 }
 
 /// [`decisions`], the same for an organization restored under new ids ([`modulo_ids`]).
 async fn decisions_modulo_ids(test_db: &TestDatabase, org_id: i32) -> Vec<String> {
-    let emails = emails(test_db, org_id).await;
+    let names = names(test_db, org_id).await;
     decisions(test_db, org_id)
         .await
         .iter()
-        .map(|line| modulo_ids(line, org_id, &emails))
+        .map(|line| modulo_ids(line, org_id, &names))
         .collect()
+}
+
+/// The seeded organization's member, help-desk member and owner, restored as organization
+/// `org_id` in `test_db`, are decided for as before, under their ids there: the help desk
+/// assists the member in its group and nobody else, and the member's backup codes follow the
+/// group's exception; the group holds the member, its exception and the help desk's scope.
+async fn groups_decide_as_before(test_db: &TestDatabase, org_id: i32) {
+    let backend = test_db.backend;
+    let members = domain::accounts::list_members(&test_db.db, org_id)
+        .await
+        .unwrap();
+    let named = |email: &str| {
+        members
+            .iter()
+            .find(|member| member.email == email)
+            .unwrap_or_else(|| panic!("{backend:?}: {email} is restored"))
+            .clone()
+    };
+    let (owner, member, help_desk) = (
+        named("owner@acme.test"),
+        named("member@acme.test"),
+        named(HELP_DESK),
+    );
+    let authz = Authz::load(&test_db.db).await.unwrap();
+    let listed = groups::list(&test_db.db, &authz, &owner).await.unwrap();
+    assert_eq!(listed.len(), 1, "{backend:?}: {listed:?}");
+    let group = &listed[0];
+    assert_eq!(
+        (
+            group.name.as_str(),
+            group.members,
+            group.exception,
+            group.scoped_help_desk.clone()
+        ),
+        (GROUP, 1, Some(true), vec![HELP_DESK.to_owned()]),
+        "{backend:?}"
+    );
+    let scopes = groups::scopes(&test_db.db, &authz, &owner).await.unwrap();
+    assert_eq!(
+        scopes
+            .iter()
+            .map(|scope| (scope.member.id, scope.groups.clone()))
+            .collect::<Vec<_>>(),
+        [(help_desk.id, vec![group.id])],
+        "{backend:?}"
+    );
+
+    let domain = org_domain(org_id);
+    let assists = authz
+        .decide(&help_desk, org_id, Action::Assist(member.id))
+        .await
+        .unwrap();
+    assert!(assists.allowed, "{backend:?}: {assists:?}");
+    assert_eq!(
+        assists.rules,
+        [format!(
+            "p, {}, {domain}, {}, assist, allow",
+            member_subject(help_desk.id),
+            group_subject(group.id)
+        )],
+        "{backend:?}"
+    );
+    for outside in [&owner, &named("admin@acme.test")] {
+        let refused = authz
+            .decide(&help_desk, org_id, Action::Assist(outside.id))
+            .await
+            .unwrap();
+        assert!(
+            !refused.allowed,
+            "{backend:?} {}: {refused:?}",
+            outside.email
+        );
+    }
+
+    let redeems = authz
+        .decide(&member, org_id, Action::RedeemBackupCode)
+        .await
+        .unwrap();
+    assert_eq!(
+        (redeems.allowed, redeems.subject.as_str(), redeems.rules),
+        (
+            true,
+            group_subject(group.id).as_str(),
+            vec![format!(
+                "p, {}, {domain}, backup_codes, redeem, allow",
+                group_subject(group.id)
+            )]
+        ),
+        "{backend:?}"
+    );
+    // Outside the group, the role decides.
+    let owner_redeems = authz
+        .decide(&owner, org_id, Action::RedeemBackupCode)
+        .await
+        .unwrap();
+    assert_eq!(owner_redeems.subject, "owner", "{backend:?}");
 }
 
 /// [`comparable_rows`] with every id written as what it names, so that an organization
 /// restored under new ids compares equal to the one backed up: a row's own id as its place
 /// in its table (a restore keeps their order), an account as its email address, a code set
-/// as its place, the organization as `org`; the links, which cover the ids, left out (the
+/// as its place, a group as its name, the organization as `org`; the links, which cover the ids, left out (the
 /// chain is verified apart), and the checkpoints too (they are not restored).
 async fn rows_modulo_ids(
     test_db: &TestDatabase,
@@ -415,7 +558,7 @@ async fn rows_modulo_ids(
     events: usize,
 ) -> Vec<(Table, Vec<serde_json::Value>)> {
     let mut all = comparable_rows(test_db, org_id, events).await;
-    let emails = emails(test_db, org_id).await;
+    let names = names(test_db, org_id).await;
     let sets: HashMap<i64, usize> = all
         .iter()
         .find(|(table, _)| *table == Table::BackupCodeSet)
@@ -434,10 +577,13 @@ async fn rows_modulo_ids(
                     "org_id" => json!("org"),
                     "user_id" | "saved_by_id" | "created_by_id" | "requested_by_id"
                     | "approved_by_id" | "actor_id" | "target_id" => {
-                        json!(value.as_i64().and_then(|id| emails.get(&id)))
+                        json!(value.as_i64().and_then(|id| names.emails.get(&id)))
                     }
                     "set_id" => json!(sets[&value.as_i64().unwrap()]),
-                    "v0" | "v1" => json!(modulo_ids(value.as_str().unwrap(), org_id, &emails)),
+                    "group_id" => json!(names.groups[&value.as_i64().unwrap()]),
+                    "v0" | "v1" | "v2" => {
+                        json!(modulo_ids(value.as_str().unwrap(), org_id, &names))
+                    }
                     "prev_hash" | "hash" if *table == Table::AuditEvent => serde_json::Value::Null,
                     _ => continue,
                 };
@@ -650,13 +796,16 @@ async fn a_restored_organization_is_the_one_backed_up() {
             None
         );
 
-        // Every Casbin decision, for every member and action.
+        // Every Casbin decision, for every member and action; the group's and the help
+        // desk's scope among them.
         assert_eq!(
             decisions(&source_db, org_id).await,
             decisions(&target, org_id).await,
             "{:?}",
             source_db.backend
         );
+        groups_decide_as_before(&source_db, org_id).await;
+        groups_decide_as_before(&target, org_id).await;
 
         // The member signs in with the same password, authenticator and unused codes; the
         // used code stays used.
@@ -840,12 +989,14 @@ async fn a_restore_as_a_new_organization_is_the_one_backed_up_beside_the_others(
             assert_eq!(last[0].details["organization"]["archive_id"], org_id);
             assert_eq!(last[0].details["organization"]["id"], new_id);
 
-            // Every Casbin decision, for every member and action.
+            // Every Casbin decision, for every member and action; the group's and the help
+            // desk's scope under their new ids.
             assert_eq!(
                 decisions_modulo_ids(target, new_id).await,
                 backed_up_decisions,
                 "{backend:?} {slug}"
             );
+            groups_decide_as_before(target, new_id).await;
 
             // The member signs in as before, in the new organization.
             let member = signs_in_as_before(target, &hasher, &seeded).await;
@@ -900,7 +1051,8 @@ async fn a_restore_as_a_new_organization_refuses_a_taken_slug_or_email_and_write
                 Some("acme-2"),
                 |e| {
                     matches!(e, BackupError::EmailsTaken(emails) if emails == &[
-                        "admin@acme.test", "member@acme.test", "owner@acme.test",
+                        "admin@acme.test", "helpdesk@acme.test", "member@acme.test",
+                        "owner@acme.test",
                     ])
                 },
             ),
@@ -950,6 +1102,87 @@ async fn a_restore_as_a_new_organization_refuses_a_taken_slug_or_email_and_write
     }
 }
 
+#[tokio::test]
+async fn a_restore_as_a_new_organization_refuses_a_rule_naming_what_the_archive_does_not_hold() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    for source_db in migrated_databases().await {
+        let backend = source_db.backend;
+        let seeded = seed(&source_db, &hasher).await;
+        let (org, group, member) = (seeded.owner.org_id, seeded.group_id, seeded.member.id);
+        let archive = take_backup(&source_db, org).await;
+        let target = empty_like(&source_db).await;
+        globex(&target, &hasher).await;
+        // The archive's rules edited by someone holding its passphrase: each names a group, a
+        // member or an organization the archive does not hold.
+        let cases = [
+            (
+                "a group's exception for another group",
+                format!(r#""v0":"group:{group}""#),
+                r#""v0":"group:999""#,
+                "a rule for group:999, no group of it",
+            ),
+            (
+                "a help desk scoped to another group",
+                format!(r#""v2":"group:{group}""#),
+                r#""v2":"group:999""#,
+                "a rule for group:999, no group of it",
+            ),
+            (
+                "a member in another group",
+                format!(r#""v1":"group:{group}""#),
+                r#""v1":"group:999""#,
+                "a rule for group:999, no group of it",
+            ),
+            (
+                "another member in the group",
+                format!(r#""ptype":"g","v0":"member:{member}""#),
+                r#""ptype":"g","v0":"member:999""#,
+                "a rule for member:999, no account of it",
+            ),
+            (
+                "a membership of another organization",
+                format!(r#""v2":"org:{org}""#),
+                r#""v2":"org:999""#,
+                "a rule of another organization",
+            ),
+            (
+                "a group in a group",
+                format!(r#""ptype":"g","v0":"member:{member}""#),
+                r#""ptype":"g","v0":"group:999""#,
+                "not of a member in a group",
+            ),
+        ];
+        for (case, from, to, refusal) in cases {
+            let changed = resealed(&archive, "tables/casbin_rule/000001.ndjson", |text| {
+                text.replacen(&from, to, 1)
+            });
+            let before = (
+                organizations(&target).await,
+                rows_in(&target, "member_group").await,
+                rows_in(&target, "casbin_rule").await,
+            );
+            let error = restore_as_new(&target, &changed, Some("acme-2"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, BackupError::Damaged(message) if message.contains(refusal)),
+                "{backend:?} {case}: {error:?}"
+            );
+            let after = (
+                organizations(&target).await,
+                rows_in(&target, "member_group").await,
+                rows_in(&target, "casbin_rule").await,
+            );
+            assert_eq!(before, after, "{backend:?} {case}: nothing written");
+        }
+        // The archive as it was restores.
+        let restored = restore_as_new(&target, &archive, Some("acme-2"))
+            .await
+            .unwrap();
+        groups_decide_as_before(&target, restored.organization.id).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_restores_under_the_same_new_slug_at_once_make_one_organization() {
     let hasher = PasswordHasher::new(2).unwrap();
@@ -988,7 +1221,7 @@ async fn two_restores_under_the_same_new_slug_at_once_make_one_organization() {
             "{outcomes:?}"
         );
         assert_eq!(organizations(&target).await, 2);
-        assert_eq!(rows_in(&target, "user_account").await, 2 + 3);
+        assert_eq!(rows_in(&target, "user_account").await, 2 + 4);
     }
 }
 
