@@ -77,7 +77,25 @@ impl<'a> Command<'a> {
     /// `Ok` if the gate lets the actor do `action` in their organization; otherwise the
     /// attempt is recorded as denied and [`AuthzError::Denied`] returned.
     pub async fn require(&self, action: Action, attempt: Attempt<'_>) -> Result<(), AuthzError> {
-        if self.allows(action).await? {
+        self.require_all(&[action], attempt).await
+    }
+
+    /// [`Command::require`] for every one of `actions` (a role's permission and whom it
+    /// reaches, say), asked of one revision of the rules: one look at the database for all.
+    pub async fn require_all(
+        &self,
+        actions: &[Action],
+        attempt: Attempt<'_>,
+    ) -> Result<(), AuthzError> {
+        let gate = match actions {
+            [_] => self.authz.clone(),
+            _ => self.authz.refreshed().await?,
+        };
+        let mut allowed = true;
+        for action in actions {
+            allowed = allowed && gate.allows(self.actor, self.actor.org_id, *action).await?;
+        }
+        if allowed {
             return Ok(());
         }
         self.record(

@@ -300,14 +300,14 @@ async fn acted_on(
     if target.id == actor.id {
         return Err(AccountError::NotAllowed);
     }
-    let attempt = || Attempt {
+    let attempt = Attempt {
         action,
         target: Some(&target),
         details: serde_json::json!({ "role": target.role.as_str() }),
     };
-    cmd.require(allowed(target.role), attempt()).await?;
     // A help-desk member scoped to groups acts for those groups' members alone.
-    cmd.require(Action::Assist(target.id), attempt()).await?;
+    cmd.require_all(&[allowed(target.role), Action::Assist(target.id)], attempt)
+        .await?;
     Ok(target)
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
     QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement},
+    sea_query::{Alias, Expr, ExprTrait, Func, SelectStatement},
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::{
     accounts::AccountError,
     authz::{Action, Allowance, Authz},
     backup_codes::standing::{CodePolicy, set_in_force_join, unused_codes_in_force},
-    entity::{factor_attempt, policy_exception, user_account},
+    entity::{factor_attempt, user_account},
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
@@ -104,6 +104,7 @@ impl Standing {
 
 /// What the standings' conditions depend on, read once for a report or a page.
 pub(crate) struct Standings {
+    org_id: i32,
     codes: CodesMode,
     rules: CodePolicy,
     /// Who the gate lets generate codes: the members "Required" binds.
@@ -122,6 +123,7 @@ impl Standings {
         now: DateTime<Utc>,
     ) -> Result<Self, AccountError> {
         Ok(Self {
+            org_id,
             codes: policy.codes,
             rules: policy.code_policy(),
             usable: authz.allowance(org_id, Action::GenerateBackupCodes).await?,
@@ -150,14 +152,8 @@ impl Standings {
                 .add(unused_codes_in_force().lte(i32::from(self.rules.low_codes_threshold))),
             Standing::ExpiredSets => self.rules.expired_set_condition(self.now),
             Standing::Locked => Condition::all().add(id().in_subquery(self.locked())),
-            Standing::Exempted => Condition::all().add(
-                id().in_subquery(
-                    Query::select()
-                        .column(policy_exception::Column::UserId)
-                        .from(policy_exception::Entity)
-                        .to_owned(),
-                ),
-            ),
+            // An exception decides for them: their own, or their groups'.
+            Standing::Exempted => org_policy::exceptions::excepted(self.org_id, None),
             // `backup_codes::compliant`, negated: bound by "Required", MFA on, allowed to
             // use codes, and holding none that work.
             Standing::NonCompliant if self.codes == CodesMode::Required => Condition::all()

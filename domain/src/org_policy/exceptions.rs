@@ -17,7 +17,7 @@ use crate::{
         rules::{self, MemberException},
     },
     command::{Attempt, Command},
-    entity::{audit_event, policy_exception, user_account},
+    entity::{audit_event, group_member, member_group, policy_exception, user_account},
     identity::{Email, Member, Role},
     input::{FieldError, single_line},
 };
@@ -300,16 +300,89 @@ pub(super) async fn exceptions_at(
     Ok(in_force)
 }
 
-/// Each exempted member's direction: `true` when codes are allowed for them.
+/// Each exempted member's direction, their own exception first, else their groups' (deny
+/// wins between two groups), as the gate decides: `true` when codes are allowed for them.
 pub(super) async fn exceptions_by_member(
     db: &impl sea_orm::ConnectionTrait,
     org_id: i32,
 ) -> Result<std::collections::HashMap<i32, bool>, DbErr> {
-    Ok(policy_exception::Entity::find()
-        .filter(policy_exception::Column::OrgId.eq(org_id))
+    let mut by_member: std::collections::HashMap<i32, bool> = std::collections::HashMap::new();
+    let groups: std::collections::HashMap<i32, bool> = member_group::Entity::find()
+        .filter(member_group::Column::OrgId.eq(org_id))
+        .filter(member_group::Column::Exception.is_not_null())
         .all(db)
         .await?
         .into_iter()
-        .map(|row| (row.user_id, row.effect == "allow"))
-        .collect())
+        .map(|group| (group.id, group.exception.as_deref() == Some("allow")))
+        .collect();
+    if !groups.is_empty() {
+        for membership in group_member::Entity::find()
+            .filter(group_member::Column::GroupId.is_in(groups.keys().copied()))
+            .all(db)
+            .await?
+        {
+            let allowed = groups.get(&membership.group_id).copied().unwrap_or(true);
+            *by_member.entry(membership.user_id).or_insert(true) &= allowed;
+        }
+    }
+    // A member's own exception wins over their groups'.
+    by_member.extend(
+        policy_exception::Entity::find()
+            .filter(policy_exception::Column::OrgId.eq(org_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.user_id, row.effect == "allow")),
+    );
+    Ok(by_member)
+}
+
+/// The members of organization `org_id` an exception decides for with `effect` (`allow` or
+/// `deny`), their own or else their groups' (deny wins between two groups), as the gate
+/// decides; `None`: any exception at all. A condition on `user_account`, for queries that
+/// count or list members in SQL.
+pub(crate) fn excepted(org_id: i32, effect: Option<&str>) -> sea_orm::Condition {
+    use sea_orm::sea_query::{Expr, Query};
+    let id = || Expr::col((user_account::Entity, user_account::Column::Id));
+    let own = |effect: Option<&str>| {
+        let mut query = Query::select()
+            .column(policy_exception::Column::UserId)
+            .from(policy_exception::Entity)
+            .and_where(policy_exception::Column::OrgId.eq(org_id))
+            .to_owned();
+        if let Some(effect) = effect {
+            query.and_where(policy_exception::Column::Effect.eq(effect));
+        }
+        query
+    };
+    let grouped = |effect: Option<&str>| {
+        let mut query = Query::select()
+            .column((group_member::Entity, group_member::Column::UserId))
+            .from(group_member::Entity)
+            .inner_join(
+                member_group::Entity,
+                Expr::col((member_group::Entity, member_group::Column::Id))
+                    .equals((group_member::Entity, group_member::Column::GroupId)),
+            )
+            .and_where(Expr::col((group_member::Entity, group_member::Column::OrgId)).eq(org_id))
+            .to_owned();
+        match effect {
+            Some(effect) => query.and_where(
+                Expr::col((member_group::Entity, member_group::Column::Exception)).eq(effect),
+            ),
+            None => query.and_where(
+                Expr::col((member_group::Entity, member_group::Column::Exception)).is_not_null(),
+            ),
+        };
+        query
+    };
+    let mut by_groups = sea_orm::Condition::all()
+        .add(id().not_in_subquery(own(None)))
+        .add(id().in_subquery(grouped(effect)));
+    if effect == Some("allow") {
+        by_groups = by_groups.add(id().not_in_subquery(grouped(Some("deny"))));
+    }
+    sea_orm::Condition::any()
+        .add(id().in_subquery(own(effect)))
+        .add(by_groups)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, Query, SimpleExpr},
+    sea_query::{Alias, Expr, ExprTrait, Func, SimpleExpr},
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use crate::{
         Scope, SetInForce, sets_in_force,
         standing::{set_in_force_join, unused_code_in_force, unused_codes_in_force},
     },
-    entity::{policy_exception, user_account},
+    entity::user_account,
     identity::Member,
     notifications::rendering::readable_time,
 };
@@ -300,18 +300,10 @@ impl Rows {
             .add(self.holds(policy))
     }
 
-    /// An exception with `effect` (`allow` or `deny`) for the member.
+    /// An exception with `effect` (`allow` or `deny`) decides for the member: theirs, or
+    /// their groups'.
     fn exception(&self, effect: &str) -> Condition {
-        Condition::all().add(
-            user_account::Column::Id.in_subquery(
-                Query::select()
-                    .column(policy_exception::Column::UserId)
-                    .from(policy_exception::Entity)
-                    .and_where(policy_exception::Column::OrgId.eq(self.org_id))
-                    .and_where(policy_exception::Column::Effect.eq(effect))
-                    .to_owned(),
-            ),
-        )
+        exceptions::excepted(self.org_id, Some(effect))
     }
 
     /// Whom a backup-code sign-in would ask for a new set first under `policy`: a working

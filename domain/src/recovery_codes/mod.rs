@@ -358,9 +358,9 @@ async fn target(
     } else {
         Action::ManageMember(member.role)
     };
-    cmd.require(gate, attempt.clone()).await?;
     // A help-desk member scoped to groups issues codes for those groups' members alone.
-    cmd.require(Action::Assist(member.id), attempt).await?;
+    cmd.require_all(&[gate, Action::Assist(member.id)], attempt)
+        .await?;
     Ok((member, rules))
 }
 
@@ -653,6 +653,8 @@ pub async fn recent(
         Action::ManagePolicy
     };
     authz.require(actor, actor.org_id, reader).await?;
+    // One look at the rules' revision for the whole list, not one per code.
+    let authz = &authz.refreshed().await?;
     let since = now - Duration::days(LISTED_AFTER_DAYS);
     let of_org = || {
         recovery_code::Entity::find()
