@@ -40,8 +40,9 @@ use crate::{
 pub const MAX_NAME_CHARS: usize = 100;
 /// The most groups one organization may have.
 pub const MAX_GROUPS: u64 = 500;
-/// The most rows one CSV may hold (a header row aside).
-pub const MAX_CSV_ROWS: usize = 10_000;
+/// The most rows one CSV may hold (a header row aside): what fits in a request the server
+/// accepts (64 KiB, form-encoded), with room to spare.
+pub const MAX_CSV_ROWS: usize = 1_000;
 /// Longest reason accepted for a group's exception.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -211,6 +212,26 @@ pub async fn list(
         .collect())
 }
 
+/// The organization's groups by id and name, in name order, for whoever sees its members
+/// (what a filter offers; [`list`] counts members too).
+pub async fn names(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+) -> Result<Vec<(i32, String)>, GroupError> {
+    authz
+        .require(viewer, viewer.org_id, Action::ListMembers)
+        .await?;
+    Ok(member_group::Entity::find()
+        .filter(member_group::Column::OrgId.eq(viewer.org_id))
+        .order_by_asc(member_group::Column::NameKey)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect())
+}
+
 /// The help-desk members of the organization and the groups each assists.
 pub async fn scopes(
     db: &DatabaseConnection,
@@ -257,7 +278,15 @@ fn name_of(input: &str) -> Result<(String, String), FieldError> {
     if name.is_empty() {
         return Err(FieldError::new("name", "Give the group a name."));
     }
-    Ok((name.to_owned(), name.to_lowercase()))
+    // Lower-casing may lengthen a name ("İ" becomes two characters): the key must fit too.
+    let key = name.to_lowercase();
+    if key.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("Use at most {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    Ok((name.to_owned(), key))
 }
 
 fn details(details: &GroupDetails) -> Result<serde_json::Value, DbErr> {
@@ -267,8 +296,9 @@ fn details(details: &GroupDetails) -> Result<serde_json::Value, DbErr> {
 /// Creates a group named `name` (unique in the organization, case aside; at most
 /// [`MAX_GROUPS`] groups).
 pub async fn create(cmd: &Command<'_>, name: &str) -> Result<Group, GroupError> {
+    // A refusal records the name only when it is one (never arbitrary text).
     let tried = Attempt {
-        details: serde_json::json!({ "name": name.trim() }),
+        details: serde_json::json!({ "name": name_of(name).ok().map(|(name, _)| name) }),
         ..Attempt::of(AuditAction::GroupCreated)
     };
     cmd.require(Action::ManageGroups, tried).await?;
@@ -416,13 +446,14 @@ pub fn read_csv(text: &str) -> Result<Vec<(u64, String)>, FieldError> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut addresses = Vec::new();
+    let mut lines = LineCounter::default();
     for record in reader.records() {
         let record = record.map_err(|error| {
             let line = error.position().map_or(0, csv::Position::line);
             FieldError::new("csv", format!("Line {line} is not valid CSV."))
         })?;
         let line = record.position().map_or(0, |at| {
-            line_at(text, usize::try_from(at.byte()).unwrap_or(0))
+            lines.line_at(text, usize::try_from(at.byte()).unwrap_or(0))
         });
         let cell = record.get(0).unwrap_or_default();
         if cell.is_empty() && record.iter().all(str::is_empty) {
@@ -448,17 +479,33 @@ pub fn read_csv(text: &str) -> Result<Vec<(u64, String)>, FieldError> {
     Ok(addresses)
 }
 
-/// The line, from 1, of the record starting at byte `at` of `text`. The `csv` crate skips
-/// blank lines and may place a record's start before them: those line breaks are counted too.
-fn line_at(text: &str, at: usize) -> u64 {
-    let (before, after) = text.as_bytes().split_at(at.min(text.len()));
-    let breaks = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count();
-    let blank = after
-        .iter()
-        .take_while(|b| matches!(b, b'\n' | b'\r'))
-        .copied()
-        .collect::<Vec<u8>>();
-    u64::try_from(1 + breaks(before) + breaks(&blank)).unwrap_or(u64::MAX)
+/// Line numbers of records, counted on from the last record's (one pass over the file).
+#[derive(Default)]
+struct LineCounter {
+    /// The byte up to which line breaks are counted, and how many there were.
+    counted_to: usize,
+    breaks: usize,
+}
+
+impl LineCounter {
+    /// The line, from 1, of the record starting at byte `at` of `text` (records come in
+    /// order). The `csv` crate skips blank lines and may place a record's start before them:
+    /// those line breaks are counted too.
+    fn line_at(&mut self, text: &str, at: usize) -> u64 {
+        let bytes = text.as_bytes();
+        let at = at.clamp(self.counted_to, bytes.len());
+        let between = bytes.get(self.counted_to..at).unwrap_or_default();
+        self.breaks += between.iter().filter(|b| **b == b'\n').count();
+        self.counted_to = at;
+        let blank = bytes
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| matches!(b, b'\n' | b'\r'))
+            .filter(|b| **b == b'\n')
+            .count();
+        u64::try_from(1 + self.breaks + blank).unwrap_or(u64::MAX)
+    }
 }
 
 /// What each row of `csv` does for group `group_id`, read in `db`; and the ids to add.
@@ -720,27 +767,39 @@ pub async fn set_scope(
         .await?
         .filter(|member| member.org_id == org_id)
         .ok_or(GroupError::UnknownMember)?;
-    let tried = Attempt {
-        action: AuditAction::GroupScopeSet,
-        target: Some(&target),
-        details: serde_json::json!({ "groups": groups }),
-    };
-    cmd.require(Action::ManageGroups, tried).await?;
-    if target.role != Role::Helpdesk {
-        return Err(FieldError::new(
-            "member",
-            "Only help-desk members are scoped to groups: owners and administrators assist everyone.",
-        )
-        .into());
-    }
     let groups: Vec<i32> = groups
         .iter()
         .copied()
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if groups.len() as u64 > MAX_GROUPS {
+        return Err(FieldError::new("groups", "Choose groups from the list.").into());
+    }
+    let tried = Attempt {
+        action: AuditAction::GroupScopeSet,
+        target: Some(&target),
+        details: serde_json::json!({ "groups": groups }),
+    };
+    cmd.require(Action::ManageGroups, tried).await?;
+    let not_help_desk = || {
+        FieldError::new(
+            "member",
+            "Only help-desk members are scoped to groups: owners and administrators assist everyone.",
+        )
+    };
+    if target.role != Role::Helpdesk {
+        return Err(not_help_desk().into());
+    }
     let txn = cmd.db.begin().await?;
     take_turns_on_organization(&txn, org_id).await?;
+    // Read again in turn: a role change (which ends scopes) may have landed meanwhile.
+    if crate::identity::member(&txn, target.id)
+        .await?
+        .is_none_or(|now| now.role != Role::Helpdesk)
+    {
+        return Err(not_help_desk().into());
+    }
     for group in &groups {
         group_in(&txn, org_id, *group).await?;
     }
@@ -836,11 +895,10 @@ pub async fn lines_at(
             let Some(member) = event.target_id else {
                 continue;
             };
+            // Any role but the help desk ends a scope (as `members::change_role` does).
             let left_help_desk = serde_json::from_str::<serde_json::Value>(&event.details)
                 .ok()
-                .is_some_and(|d| {
-                    d["before"] == Role::Helpdesk.as_str() && d["after"] != d["before"]
-                });
+                .is_some_and(|d| d["after"] != Role::Helpdesk.as_str());
             if action == Some(AuditAction::MemberRemoved) {
                 for group in members.values_mut() {
                     group.remove(&member);

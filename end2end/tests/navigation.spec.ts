@@ -8,6 +8,7 @@ import { test, expect, hydrated, lifelineCli, password, signInWithPassword } fro
 const AREAS: [string, RegExp][] = [
   ['Overview', /\/admin$/],
   ['Manage members', /\/admin\/members$/],
+  ['Groups', /\/admin\/groups$/],
   ['Backup-code policy', /\/admin\/policy$/],
   ['Recovery codes', /\/admin\/recovery$/],
   ['Alerts', /\/admin\/alerts$/],
@@ -24,8 +25,8 @@ const AREAS: [string, RegExp][] = [
 const ROLES: [string, string[]][] = [
   ['owner', AREAS.map(([name]) => name)],
   ['admin', AREAS.map(([name]) => name).filter((name) => name !== 'Webhooks' && name !== 'Data backup')],
-  ['helpdesk', ['Overview', 'Manage members', 'Recovery codes']],
-  ['auditor', ['Overview', 'Manage members', 'Backup-code policy', 'Alerts', 'Audit log', 'Compliance report']],
+  ['helpdesk', ['Overview', 'Manage members', 'Groups', 'Recovery codes']],
+  ['auditor', ['Overview', 'Manage members', 'Groups', 'Backup-code policy', 'Alerts', 'Audit log', 'Compliance report']],
   ['member', []],
 ];
 

@@ -262,7 +262,8 @@ pub async fn set_group_exception(
     .await
 }
 
-/// Scopes a help-desk member to the groups checked (none: they assist every member).
+/// Scopes a help-desk member to the groups checked, posted as `groups[]` once per box (none:
+/// they assist every member).
 #[server(endpoint = "admin/groups/scope")]
 pub async fn set_help_desk_scope(
     member_id: i32,

@@ -47,8 +47,11 @@ pub struct MembersView {
     pub may_add: bool,
     /// The organization's groups, by id and name, to filter by.
     pub groups: Vec<(i32, String)>,
-    /// The group the list is filtered to, by name.
-    pub group: Option<String>,
+    /// The group the list is filtered to, by id and name.
+    pub group: Option<(i32, String)>,
+    /// The gate lets the viewer change groups: each row of a group's list offers to take
+    /// the member out of it.
+    pub may_manage_groups: bool,
 }
 
 /// A page of the viewer's organization's members whose email contains `q`, who stand where
@@ -91,17 +94,13 @@ pub async fn list_members(
             chrono::Utc::now(),
         )
         .await?;
-        let groups: Vec<(i32, String)> = domain::groups::list(&state.db, &state.authz, &viewer)
-            .await?
-            .into_iter()
-            .map(|group| (group.id, group.name))
-            .collect();
-        let group = group.and_then(|id| {
-            groups
-                .iter()
-                .find(|(known, _)| *known == id)
-                .map(|(_, name)| name.clone())
-        });
+        let groups = domain::groups::names(&state.db, &state.authz, &viewer).await?;
+        let group = group.and_then(|id| groups.iter().find(|(known, _)| *known == id).cloned());
+        let may_manage_groups = state
+            .authz
+            .allows(&viewer, viewer.org_id, domain::authz::Action::ManageGroups)
+            .await
+            .map_err(|cause| AppError::Internal.logged("authorization", &cause))?;
         let may_add = state
             .authz
             .allows(
@@ -148,6 +147,7 @@ pub async fn list_members(
             standing: standing.map(|standing| standing.label().to_owned()),
             groups,
             group,
+            may_manage_groups,
         })
     })
     .await

@@ -138,6 +138,7 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                 }
             })}
     }
+    .into_any()
 }
 
 #[component]
@@ -174,6 +175,7 @@ fn GroupLine(group: GroupRow, manage: bool, delete: ServerAction<DeleteGroup>) -
                 })}
         </tr>
     }
+    .into_any()
 }
 
 #[component]
@@ -200,6 +202,7 @@ fn CreatePanel(create: ServerAction<CreateGroup>, max: u64) -> impl IntoView {
             </ActionForm>
         </section>
     }
+    .into_any()
 }
 
 /// The group choice of a form.
@@ -259,7 +262,7 @@ fn CsvPanel(
                     .map(|done| {
                         view! {
                             <p class="status ok" role="status">
-                                {format!("Added {} members to {}.", done.adds, done.group)}
+                                {format!("Added {} to {}.", members(done.adds), done.group)}
                             </p>
                         }
                     })
@@ -273,19 +276,25 @@ fn CsvPanel(
             }}
         </section>
     }
+    .into_any()
 }
 
 #[component]
 fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl IntoView {
     let summary = if preview.problems > 0 {
+        let lines = if preview.problems == 1 {
+            "1 line needs".to_owned()
+        } else {
+            format!("{} lines need", preview.problems)
+        };
         format!(
-            "{} lines need fixing: nothing can be added until they do. Correct the file and preview it again.",
-            preview.problems
+            "{lines} fixing: nobody is added until every line names a member of your organization. Correct the file and preview it again."
         )
     } else {
         format!(
-            "{} members will be added to {}.",
-            preview.adds, preview.group
+            "{} will be added to {}.",
+            members(preview.adds),
+            preview.group
         )
     };
     let ready = preview.problems == 0 && preview.adds > 0;
@@ -323,12 +332,13 @@ fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl I
                         <input type="hidden" name="group_id" value=preview.group_id.to_string() />
                         <input type="hidden" name="csv" value=preview.csv.clone() />
                         <button type="submit" class="primary">
-                            {format!("Add {} members to {}", preview.adds, preview.group)}
+                            {format!("Add {} to {}", members(preview.adds), preview.group)}
                         </button>
                     </ActionForm>
                 }
             })}
     }
+    .into_any()
 }
 
 #[component]
@@ -376,6 +386,7 @@ fn ExceptionPanel(
             </ActionForm>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -406,6 +417,7 @@ fn ScopePanel(
             }}
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -428,7 +440,7 @@ fn ScopeForm(
                         let label_for = input_id.clone();
                         view! {
                             <label class="check" for=label_for>
-                                <input type="checkbox" id=input_id name="groups" value=id.to_string() checked=checked />
+                                <input type="checkbox" id=input_id name="groups[]" value=id.to_string() checked=checked />
                                 {name}
                             </label>
                         }
@@ -437,5 +449,15 @@ fn ScopeForm(
                 <button type="submit">{format!("Save groups for {email}")}</button>
             </fieldset>
         </ActionForm>
+    }
+    .into_any()
+}
+
+/// "1 member", "3 members".
+fn members(count: usize) -> String {
+    if count == 1 {
+        "1 member".to_owned()
+    } else {
+        format!("{count} members")
     }
 }

@@ -7,9 +7,12 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::members::{
-        AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa, RevokeMemberCodes,
-        UnlockMember, list_members,
+    api::{
+        groups::RemoveGroupMember,
+        members::{
+            AddMember, ChangeMemberRole, MemberRow, RemoveMember, ResetMemberMfa,
+            RevokeMemberCodes, UnlockMember, list_members,
+        },
     },
     error::AppError,
     forms::{FieldMessage, FormMessage, invalid, last_error, percent_encode},
@@ -25,6 +28,7 @@ pub fn MembersPage() -> impl IntoView {
     let reset = ServerAction::<ResetMemberMfa>::new();
     let unlock = ServerAction::<UnlockMember>::new();
     let role = ServerAction::<ChangeMemberRole>::new();
+    let leave = ServerAction::<RemoveGroupMember>::new();
     let add_error = last_error(add);
     // The last failed row action, whichever it was.
     let action_error = Signal::derive(move || {
@@ -34,6 +38,7 @@ pub fn MembersPage() -> impl IntoView {
             last_error(reset).get(),
             last_error(unlock).get(),
             last_error(role).get(),
+            last_error(leave).get(),
         ]
         .into_iter()
         .flatten()
@@ -59,6 +64,7 @@ pub fn MembersPage() -> impl IntoView {
                 reset.version().get(),
                 unlock.version().get(),
                 role.version().get(),
+                leave.version().get(),
             )
         },
         |(q, standing, group, after, ..)| list_members(Some(q), Some(standing), group, after),
@@ -69,6 +75,7 @@ pub fn MembersPage() -> impl IntoView {
         reset,
         unlock,
         role,
+        leave,
     };
 
     view! {
@@ -118,9 +125,11 @@ pub fn MembersPage() -> impl IntoView {
                                             </p>
                                         }
                                     });
+                                // Those who change groups take a member out of the one listed.
+                                let out_of = page.group.clone().filter(|_| page.may_manage_groups);
                                 let in_group = page
                                     .group
-                                    .map(|name| {
+                                    .map(|(_, name)| {
                                         view! {
                                             <p class="filtered">
                                                 "Group: "
@@ -151,7 +160,10 @@ pub fn MembersPage() -> impl IntoView {
                                             {page
                                                 .rows
                                                 .into_iter()
-                                                .map(|member| view! { <MemberLine member actions /> })
+                                                .map(|member| {
+                                                    let out_of = out_of.clone();
+                                                    view! { <MemberLine member actions out_of /> }
+                                                })
                                                 .collect_view()}
                                         </tbody>
                                     </table>
@@ -260,10 +272,16 @@ struct RowActions {
     reset: ServerAction<ResetMemberMfa>,
     unlock: ServerAction<UnlockMember>,
     role: ServerAction<ChangeMemberRole>,
+    leave: ServerAction<RemoveGroupMember>,
 }
 
 #[component]
-fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
+fn MemberLine(
+    member: MemberRow,
+    actions: RowActions,
+    /// The group listed, when the viewer may take members out of it.
+    out_of: Option<(i32, String)>,
+) -> impl IntoView {
     let member_id = member.id;
     let revoke_label = format!("Revoke codes of {}", member.email);
     let reset_label = format!("Reset MFA of {}", member.email);
@@ -359,6 +377,19 @@ fn MemberLine(member: MemberRow, actions: RowActions) -> impl IntoView {
                             </ActionForm>
                         }
                     })}
+                {out_of
+                    .map(|(group_id, group)| {
+                        let label = format!("Take {} out of {group}", member.email);
+                        view! {
+                            <ActionForm action=actions.leave>
+                                <input type="hidden" name="group_id" value=group_id.to_string() />
+                                {hidden_id(member_id)}
+                                <button type="submit" aria-label=label>
+                                    "Take out of group"
+                                </button>
+                            </ActionForm>
+                        }
+                    })}
                 {member
                     .removable
                     .then(|| {
@@ -399,7 +430,7 @@ fn GroupFilter(
                             <label for="member-group">"Group"</label>
                             <select id="member-group" name="group">
                                 <option value="" selected=group.get().is_none()>
-                                    "Every group"
+                                    "Everyone"
                                 </option>
                                 {page
                                     .groups

@@ -513,6 +513,8 @@ fn ExplainSection(explanation: Option<Result<Explanation, AppError>>) -> impl In
                             <p>
                                 {if e.subject.starts_with("member:") {
                                     "Decided by an exception for this member:".to_owned()
+                                } else if e.subject.starts_with("group:") {
+                                    format!("Decided by the exception of their group ({}):", e.subject)
                                 } else {
                                     format!("Decided by the rules for the role “{}”:", e.subject)
                                 }}

@@ -497,12 +497,18 @@ impl Authz {
                 named.insert(id, ask(subject)?.0);
             }
         }
+        let mut own: Vec<(i32, bool)> = named.iter().map(|(id, allowed)| (*id, *allowed)).collect();
+        own.sort_unstable();
+        let mut groups: Vec<(i32, bool)> = Vec::new();
         let mut by_groups: HashMap<i32, bool> = HashMap::new();
         for group in rules.speaks.keys().filter(|s| s.starts_with("group:")) {
             if !rules.speaks_of(group, act) {
                 continue;
             }
             let allowed = ask(group)?.0;
+            if let Some(id) = group.strip_prefix("group:").and_then(|id| id.parse().ok()) {
+                groups.push((id, allowed));
+            }
             for member in rules.enforcer.get_users_for_role(group, Some(&domain)) {
                 if let Some(id) = member_id(&member).filter(|id| !named.contains_key(id)) {
                     // Deny wins between two groups.
@@ -513,7 +519,13 @@ impl Authz {
         named.extend(by_groups);
         let mut named: Vec<(i32, bool)> = named.into_iter().collect();
         named.sort_unstable();
-        Ok(Allowance { roles, named })
+        groups.sort_unstable();
+        Ok(Allowance {
+            roles,
+            named,
+            own,
+            groups,
+        })
     }
 
     /// Whether `actor` may do `action` in the organization `org_id`.
@@ -611,9 +623,14 @@ async fn organization_enforcer(
 pub struct Allowance {
     /// The roles whose members may, unless an exception names them.
     pub roles: Vec<Role>,
-    /// Members an exception names for this action, by id, with the exception's answer:
-    /// it wins over their role's.
+    /// Members an exception decides for (theirs, or their groups'), by id, with its
+    /// answer: it wins over their role's.
     pub named: Vec<(i32, bool)>,
+    /// The members whose own exception decides, by id, with its answer (a part of `named`).
+    pub own: Vec<(i32, bool)>,
+    /// The groups whose exception speaks of the action, by id, with its answer: what a query
+    /// joins to the groups' members instead of listing every member of a large group.
+    pub groups: Vec<(i32, bool)>,
 }
 
 impl Allowance {

@@ -463,11 +463,14 @@ pub async fn change_role(
         return Ok(target);
     }
     let txn = db.begin().await?;
+    // Role changes take turns with scoping (`groups::set_scope` reads the role under the
+    // same turn), so that no scope outlives the help-desk role.
+    crate::db::take_turns_on_organization(&txn, target.org_id).await?;
     if role != Role::Owner {
         crate::accounts::keep_an_owner(&txn, target.org_id, target.id).await?;
     }
     // A scope is the help desk's: in another role they assist as that role does.
-    if target.role == Role::Helpdesk {
+    if role != Role::Helpdesk {
         crate::groups::end_scope(&txn, target.org_id, target.id).await?;
     }
     user_account::Entity::update_many()

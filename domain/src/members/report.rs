@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
     QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, SelectStatement},
+    sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement},
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use crate::{
     accounts::AccountError,
     authz::{Action, Allowance, Authz},
     backup_codes::standing::{CodePolicy, set_in_force_join, unused_codes_in_force},
-    entity::{factor_attempt, user_account},
+    entity::{factor_attempt, group_member, user_account},
     identity::Member,
     lockout::Attempter,
     members::MemberStatus,
@@ -173,23 +173,47 @@ impl Standings {
         }
     }
 
-    /// Members the gate lets use codes: an exception's answer, else their role's.
+    /// Members the gate lets use codes: their own exception's answer, else their groups'
+    /// (deny wins), else their role's. The groups' members are joined in SQL, not listed:
+    /// a group of 100,000 is one subquery.
     fn usable(&self) -> Condition {
-        let named = self.usable.named.iter().map(|(id, _)| *id);
-        let named_allowed = self
-            .usable
-            .named
+        let allowance = &self.usable;
+        let own = || allowance.own.iter().map(|(id, _)| *id);
+        let own_allowed = allowance
+            .own
             .iter()
             .filter(|(_, allowed)| *allowed)
             .map(|(id, _)| *id);
-        let roles = self.usable.roles.iter().map(|role| role.as_str());
-        Condition::any()
-            .add(user_account::Column::Id.is_in(named_allowed))
-            .add(
-                Condition::all()
-                    .add(user_account::Column::Id.is_not_in(named))
-                    .add(user_account::Column::Role.is_in(roles)),
+        let in_groups = |answer: Option<bool>| {
+            let groups: Vec<i32> = allowance
+                .groups
+                .iter()
+                .filter(|(_, allowed)| answer.is_none_or(|answer| *allowed == answer))
+                .map(|(id, _)| *id)
+                .collect();
+            user_account::Column::Id.in_subquery(
+                Query::select()
+                    .column(group_member::Column::UserId)
+                    .from(group_member::Entity)
+                    .and_where(group_member::Column::GroupId.is_in(groups))
+                    .to_owned(),
             )
+        };
+        let roles = allowance.roles.iter().map(|role| role.as_str());
+        let mut by_role = Condition::all()
+            .add(user_account::Column::Id.is_not_in(own()))
+            .add(user_account::Column::Role.is_in(roles));
+        let mut usable = Condition::any().add(user_account::Column::Id.is_in(own_allowed));
+        if !allowance.groups.is_empty() {
+            by_role = by_role.add(in_groups(None).not());
+            usable = usable.add(
+                Condition::all()
+                    .add(user_account::Column::Id.is_not_in(own()))
+                    .add(in_groups(Some(true)))
+                    .add(in_groups(Some(false)).not()),
+            );
+        }
+        usable.add(by_role)
     }
 
     /// The member holds a working code ([`CodePolicy::holds_condition`]).

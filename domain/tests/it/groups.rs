@@ -132,6 +132,34 @@ async fn a_csv_is_previewed_row_by_row_and_added_all_or_nothing() {
             "{backend:?}"
         );
 
+        // Taken out, the member leaves the group's rules too; a second time changes nothing.
+        assert!(matches!(
+            groups::remove_member(
+                &cmd(&test_db, &authz, &org.helpdesk),
+                group.id,
+                org.contractor.id
+            )
+            .await,
+            Err(GroupError::NotAllowed)
+        ));
+        for _ in 0..2 {
+            groups::remove_member(&by_owner, group.id, org.contractor.id)
+                .await
+                .unwrap();
+        }
+        assert_eq!(test_db.count("casbin_rule WHERE ptype = 'g'").await, 1);
+        assert_eq!(
+            test_db
+                .count("audit_event WHERE action = 'group.member_removed' AND outcome = 'success'")
+                .await,
+            1,
+            "{backend:?}"
+        );
+        assert!(matches!(
+            groups::remove_member(&by_owner, group.id, org.stranger.id).await,
+            Err(GroupError::UnknownMember)
+        ));
+
         // Files with no address, and an unknown or foreign group, are refused by name.
         for (csv, field) in [("", "csv"), ("email\n\n", "csv"), (" , \n", "csv")] {
             match groups::preview_add(&test_db.db, &authz, &org.owner, group.id, csv).await {

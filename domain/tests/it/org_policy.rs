@@ -929,6 +929,31 @@ async fn the_impact_preview_counts_and_lists_who_is_affected() {
             vec!["1 member holds 9 unused codes that will stop working."]
         );
         assert_eq!(off.members, vec![vec!["owner@acme.test".to_owned()]]);
+        // A group's exception counts as the gate counts it, and a member's own wins over it.
+        let source = Source::default();
+        let by_owner = Command::new(db, &authz, &org.owner, &source, t0());
+        let group = groups::create(&by_owner, "Break-glass").await.unwrap();
+        groups::add_from_csv(&by_owner, group.id, "owner@acme.test")
+            .await
+            .unwrap();
+        groups::set_exception(&by_owner, group.id, Some(true), "break-glass accounts")
+            .await
+            .unwrap();
+        let exempted = preview(with_mode(CodesMode::NotAllowed), t0()).await;
+        assert!(exempted.members.iter().all(Vec::is_empty), "{exempted:?}");
+        let own = org_policy::add_exception(&by_owner, "owner@acme.test", false, "no codes")
+            .await
+            .unwrap();
+        assert_eq!(
+            preview(with_mode(CodesMode::NotAllowed), t0())
+                .await
+                .members,
+            off.members
+        );
+        org_policy::remove_exception(&by_owner, own.id)
+            .await
+            .unwrap();
+        groups::delete(&by_owner, group.id).await.unwrap();
 
         let aged = preview(
             OrgPolicy {

@@ -606,6 +606,7 @@ async fn malformed_input_is_named_and_writes_nothing() {
                 Some("standing"),
             ),
             ("GET", "/api/v1/members?after=x", None, 422, Some("after")),
+            ("GET", "/api/v1/members?group=x", None, 422, Some("group")),
             (
                 "GET",
                 "/api/v1/members?after=99999999999",

@@ -334,12 +334,71 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         args: &[],
         open: Open::SignedIn,
     },
+    // groups.rs: reading for whoever sees the members; changes for owners and admins.
+    ServerFunction {
+        endpoint: "admin/groups",
+        args: &[],
+        open: Open::SignedIn,
+    },
+    ServerFunction {
+        // Acme has a group of this name already: refused by field, nothing written.
+        endpoint: "admin/groups/create",
+        args: &[arg("name", Kind::Text, "Engineering")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/delete",
+        args: &[arg("group_id", Kind::Id, "-1")],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/preview",
+        args: &[
+            arg("group_id", Kind::Id, "-1"),
+            arg("csv", Kind::Text, "member@acme.test"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/add",
+        args: &[
+            arg("group_id", Kind::Id, "-1"),
+            arg("csv", Kind::Text, "member@acme.test"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/remove-member",
+        args: &[
+            arg("group_id", Kind::Id, "-1"),
+            arg("member_id", Kind::Id, "-1"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/exception",
+        args: &[
+            arg("group_id", Kind::Id, "-1"),
+            arg("backup_codes", Kind::Text, "allow"),
+            arg("reason", Kind::OptText, "a reason"),
+        ],
+        open: Open::Refused,
+    },
+    ServerFunction {
+        endpoint: "admin/groups/scope",
+        args: &[
+            arg("member_id", Kind::Id, "-1"),
+            unsent("groups[]", Kind::OptText),
+        ],
+        open: Open::Refused,
+    },
     // members.rs
     ServerFunction {
         endpoint: "members",
         args: &[
             unsent("q", Kind::Search),
             unsent("standing", Kind::OptText),
+            unsent("group", Kind::After),
             unsent("after", Kind::After),
         ],
         open: Open::SignedIn,

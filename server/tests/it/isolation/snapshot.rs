@@ -313,7 +313,7 @@ pub async fn acme_snapshot(
     let org = acme.org_id;
     let members = format!("SELECT id FROM user_account WHERE org_id = {org}");
     let sets = format!("SELECT id FROM backup_code_set WHERE user_id IN ({members})");
-    let tables: [(&str, &str, String); 19] = [
+    let tables: [(&str, &str, String); 22] = [
         (
             "organization",
             "id, name, slug, created_at",
@@ -342,6 +342,22 @@ pub async fn acme_snapshot(
             "id, org_id, user_id, requested_by_id, requested_by, requested_at, \
              approved_by_id, approved_by, approved_at, length(salt), length(digest), params, \
              revealed_at, used_at, ended_at, expires_at, starts_at, max_uses, uses, end_reason",
+            format!("org_id = {org}"),
+        ),
+        (
+            "member_group",
+            "id, org_id, name, name_key, exception, exception_reason, created_by_id, \
+             created_by, created_at",
+            format!("org_id = {org}"),
+        ),
+        (
+            "group_member",
+            "id, org_id, group_id, user_id, added_at",
+            format!("org_id = {org}"),
+        ),
+        (
+            "helpdesk_scope",
+            "id, org_id, user_id, group_id",
             format!("org_id = {org}"),
         ),
         (

@@ -109,6 +109,9 @@ fn acme_values(arg: &Arg, acme: &Acme, webhooks: &[i32], backups: &[i32]) -> Vec
         (Kind::Id, "member_id") => ids(&acme.member_ids),
         (Kind::Id, "exception_id") => ids(&acme.exception_ids),
         (Kind::Id, "request_id") => ids(&acme.request_ids),
+        (Kind::Id, "group_id") => ids(&acme.group_ids),
+        // A list filtered to Acme's group: Acme's members, were they not filtered.
+        (Kind::After, "group") => ids(&acme.group_ids),
         (Kind::Id, "webhook_id") => ids(webhooks),
         (Kind::Id, "backup_id") => ids(backups),
         (Kind::Id, "token_id") => ids(&[ACME_TOKEN_ID]),

@@ -85,10 +85,13 @@ pub async fn signed_in_owner(database: &TestDatabase) -> (Server, Client, String
 pub struct Acme {
     pub org_id: i32,
     pub owner: Member,
-    /// Every member's id: owner, admin, member, hidden.
+    /// Every member's id: owner, admin, member, hidden, help desk.
     pub member_ids: Vec<i32>,
     pub exception_ids: Vec<i32>,
     pub request_ids: Vec<i32>,
+    /// Its group "Engineering" (the member in it, codes allowed for it, the help desk
+    /// scoped to it).
+    pub group_ids: Vec<i32>,
     pub policy_version: i32,
 }
 
@@ -105,6 +108,7 @@ impl Acme {
             .iter()
             .chain(&self.exception_ids)
             .chain(&self.request_ids)
+            .chain(&self.group_ids)
             .map(|&id| i64::from(id))
             .collect()
     }
@@ -119,6 +123,7 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     create_user(url, "acme", "admin@acme.test", "admin").await;
     create_user(url, "acme", "member@acme.test", "member").await;
     create_user(url, "acme", "hidden@acme.test", "member").await;
+    create_user(url, "acme", "helpdesk@acme.test", "helpdesk").await;
     create_org(url, "Globex", "owner@globex.test").await;
     create_user(url, "globex", "admin@globex.test", "admin").await;
     create_user(url, "globex", "member@globex.test", "member").await;
@@ -149,6 +154,20 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     let by_owner = Command::new(db, &authz, &owner, &source, now);
     let saved = org_policy::save(&by_owner, 0, &policy).await.unwrap();
     let exception = org_policy::add_exception(&by_owner, "hidden@acme.test", true, ACME_REASON)
+        .await
+        .unwrap();
+    // A group with the member in it, and an exception of its own.
+    let group = domain::groups::create(&by_owner, "Engineering")
+        .await
+        .unwrap();
+    domain::groups::add_from_csv(&by_owner, group.id, "member@acme.test")
+        .await
+        .unwrap();
+    domain::groups::set_exception(&by_owner, group.id, Some(true), ACME_REASON)
+        .await
+        .unwrap();
+    let help_desk = by_email("helpdesk@acme.test").await;
+    domain::groups::set_scope(&by_owner, help_desk.id, &[group.id])
         .await
         .unwrap();
 
@@ -193,6 +212,7 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
         member_ids,
         exception_ids: vec![exception.id],
         request_ids: vec![waiting.id, ready.id],
+        group_ids: vec![group.id],
         policy_version: saved.version,
     }
 }
