@@ -39,7 +39,7 @@ use crate::{
 /// Longest group name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// The most groups one organization may have.
-pub const MAX_GROUPS: u64 = 500;
+pub const MAX_GROUPS: u64 = 200;
 /// The most rows one CSV may hold (a header row aside): what fits in a request the server
 /// accepts (64 KiB, form-encoded), with room to spare.
 pub const MAX_CSV_ROWS: usize = 1_000;

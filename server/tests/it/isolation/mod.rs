@@ -341,7 +341,7 @@ const SERVER_FUNCTIONS: &[ServerFunction] = &[
         open: Open::SignedIn,
     },
     ServerFunction {
-        // Acme has a group of this name already: refused by field, nothing written.
+        // Acme has as many groups as it may (one of this name): refused, nothing written.
         endpoint: "admin/groups/create",
         args: &[arg("name", Kind::Text, "Engineering")],
         open: Open::Refused,

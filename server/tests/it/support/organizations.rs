@@ -85,7 +85,7 @@ pub async fn signed_in_owner(database: &TestDatabase) -> (Server, Client, String
 pub struct Acme {
     pub org_id: i32,
     pub owner: Member,
-    /// Every member's id: owner, admin, member, hidden, help desk.
+    /// Every member's id: owner, admin, member, hidden (on the help desk).
     pub member_ids: Vec<i32>,
     pub exception_ids: Vec<i32>,
     pub request_ids: Vec<i32>,
@@ -122,8 +122,8 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     create_org(url, "Acme", "owner@acme.test").await;
     create_user(url, "acme", "admin@acme.test", "admin").await;
     create_user(url, "acme", "member@acme.test", "member").await;
-    create_user(url, "acme", "hidden@acme.test", "member").await;
-    create_user(url, "acme", "helpdesk@acme.test", "helpdesk").await;
+    // On the help desk, scoped to Acme's group: every table has an Acme row.
+    create_user(url, "acme", "hidden@acme.test", "helpdesk").await;
     create_org(url, "Globex", "owner@globex.test").await;
     create_user(url, "globex", "admin@globex.test", "admin").await;
     create_user(url, "globex", "member@globex.test", "member").await;
@@ -166,10 +166,16 @@ pub async fn two_organizations(database: &TestDatabase, key: &SecretKey) -> Acme
     domain::groups::set_exception(&by_owner, group.id, Some(true), ACME_REASON)
         .await
         .unwrap();
-    let help_desk = by_email("helpdesk@acme.test").await;
+    let help_desk = by_email("hidden@acme.test").await;
     domain::groups::set_scope(&by_owner, help_desk.id, &[group.id])
         .await
         .unwrap();
+    // As many groups as Acme may have: creating one more is refused, whatever its name.
+    for n in 2..=domain::groups::MAX_GROUPS {
+        domain::groups::create(&by_owner, &format!("Team {n}"))
+            .await
+            .unwrap();
+    }
 
     // The owner has an authenticator being set up; the member has MFA and backup codes.
     mfa::begin_enrolment(db, key, owner.id).await.unwrap();
