@@ -20,17 +20,21 @@
 //! 3. their role in that organization, read from the account (one source of truth, the
 //!    accounts table); anyone from another organization is an `outsider` there.
 //!
-//! Every instance sharing a database sees a change on its next decision: changes raise a
-//! revision counter in the same transaction, and the gate reloads its rules when the counter
-//! differs from the one it loaded. The rules an organization's policy compiles to, and
-//! their writes, are in [`rules`].
+//! Every instance sharing a database sees a change: changes raise a revision counter in the
+//! same transaction, and the gate reloads its rules when the counter differs from the one it
+//! loaded. It reads the counter at most every [`revision::TRUSTED_FOR`], except after this
+//! process changed the rules (then at once); [`revision`] says why. Between changes, each
+//! organization's answers are kept: the same question about the same rules gets the same
+//! answer, so it is asked of Casbin once ([`ANSWERS_KEPT`]). The rules an organization's
+//! policy compiles to, and their writes, are in [`rules`].
 //!
 //! This module is on the first floor: it imports only the ground floor. Recording a refusal
 //! in the audit log is [`crate::command::Command::require`]'s work.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Instant,
 };
 
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi, StringAdapter};
@@ -42,13 +46,22 @@ use crate::{
 };
 
 mod cache;
+pub mod revision;
 pub mod rules;
 
-use self::cache::EnforcerCache;
+use self::{
+    cache::{Answer, EnforcerCache, Question},
+    revision::KnownRevision,
+};
 
 /// Organizations whose enforcers are kept in memory (each is the model, Casbin's expression
 /// engine and a few dozen rules); the least recently used one goes first.
 pub const ENFORCERS_KEPT: usize = 512;
+
+/// Answers kept per organization's enforcer (one per subject, object and act asked about:
+/// a role's question is shared by all its members); the least used go first. At most
+/// [`ENFORCERS_KEPT`] × this many in all, a few hundred bytes each.
+pub const ANSWERS_KEPT: usize = 256;
 
 /// The Casbin model, as committed in `policies/model.conf`.
 pub const MODEL: &str = include_str!("../../../policies/model.conf");
@@ -208,6 +221,9 @@ enum Rules {
 /// One organization's enforcer, and what its rules say of particular members and groups.
 struct OrgRules {
     enforcer: Enforcer,
+    /// Casbin's answers so far: the rules do not change under an enforcer (a change builds
+    /// another), so each question is evaluated once.
+    answers: quick_cache::sync::Cache<Question, Arc<Answer>>,
     /// Each `member:<id>` and `group:<id>` subject of the rules, with the acts its rules speak
     /// of: such a subject decides those acts (and only those) for its members.
     speaks: HashMap<String, HashSet<String>>,
@@ -236,9 +252,35 @@ impl OrgRules {
         }
         Self {
             enforcer,
+            answers: quick_cache::sync::Cache::new(ANSWERS_KEPT),
             speaks,
             group_acts,
         }
+    }
+
+    /// What Casbin answers of `subject` doing `act` on `object` in `domain`, and the rules
+    /// that matched; evaluated once per question while these rules stand.
+    fn ask(
+        &self,
+        subject: &str,
+        domain: &str,
+        object: &str,
+        act: &str,
+    ) -> Result<Arc<Answer>, PolicyError> {
+        let question = Question::borrowed(subject, domain, object, act);
+        if let Some(answer) = self.answers.get(&question) {
+            return Ok(answer);
+        }
+        let (allowed, matched) = self
+            .enforcer
+            .enforce_ex((subject, domain, object, act))
+            .map_err(PolicyError::from)?;
+        let answer = Arc::new(Answer {
+            allowed,
+            rules: matched.iter().map(|rule| format_rule(rule)).collect(),
+        });
+        self.answers.insert(question.owned(), Arc::clone(&answer));
+        Ok(answer)
     }
 
     /// Whether `subject`'s own rules speak of `act`.
@@ -280,18 +322,9 @@ impl OrgRules {
         object: &str,
         act: &str,
     ) -> Result<Option<Decision>, PolicyError> {
-        let ask = |subject: &str| {
-            self.enforcer
-                .enforce_ex((subject, domain, object, act))
-                .map_err(PolicyError::from)
-        };
         if self.speaks_of(member, act) {
-            let (allowed, matched) = ask(member)?;
-            return Ok(Some(Decision {
-                allowed,
-                subject: member.to_owned(),
-                rules: matched.iter().map(|rule| format_rule(rule)).collect(),
-            }));
+            let answer = self.ask(member, domain, object, act)?;
+            return Ok(Some(answer.decision(member)));
         }
         let groups = self.groups_speaking(member, domain, act);
         if groups.is_empty() {
@@ -303,11 +336,9 @@ impl OrgRules {
             rules: Vec::new(),
         };
         for group in &groups {
-            let (allowed, matched) = ask(group)?;
-            decision.allowed &= allowed;
-            decision
-                .rules
-                .extend(matched.iter().map(|rule| format_rule(rule)));
+            let answer = self.ask(group, domain, object, act)?;
+            decision.allowed &= answer.allowed;
+            decision.rules.extend(answer.rules.iter().cloned());
         }
         Ok(Some(decision))
     }
@@ -333,7 +364,8 @@ impl Authz {
     /// The gate the server runs: the baseline, and every organization's rules in `db`,
     /// reloaded whenever another request (on any instance) changed them.
     pub async fn load(db: &DatabaseConnection) -> Result<Self, PolicyError> {
-        let cache = EnforcerCache::at_revision(revision(db).await?);
+        let started = Instant::now();
+        let cache = EnforcerCache::new(KnownRevision::read(revision(db).await?, started));
         Ok(Self {
             rules: Arc::new(Rules::Database {
                 db: db.clone(),
@@ -343,9 +375,9 @@ impl Authz {
         })
     }
 
-    /// This gate with its rules brought up to date once, for an operation that asks many
-    /// questions (a page of members): its decisions share one set of rules and read the
-    /// database no more.
+    /// This gate with its rules brought up to date once (as [`Authz::decide`] would), for an
+    /// operation that asks many questions (a page of members): its decisions share one set
+    /// of rules and read the database no more.
     pub async fn refreshed(&self) -> Result<Self, PolicyError> {
         self.refresh().await?;
         Ok(Self {
@@ -354,17 +386,18 @@ impl Authz {
         })
     }
 
-    /// Forgets the enforcers if the database's revision moved since they were built.
+    /// Forgets the enforcers if the database's revision moved since they were built; reads
+    /// it only when the one known is no longer trusted ([`revision`]).
     async fn refresh(&self) -> Result<(), PolicyError> {
         let Rules::Database { db, cache } = &*self.rules else {
             return Ok(());
         };
-        let current = revision(db).await?;
-        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.revision != current {
-            cache.by_org.clear();
-            cache.revision = current;
+        let started = Instant::now();
+        if lock(cache).known.is_trusted(started) {
+            return Ok(());
         }
+        let read = KnownRevision::read(revision(db).await?, started);
+        lock(cache).learn(read);
         Ok(())
     }
 
@@ -375,17 +408,17 @@ impl Authz {
             Rules::Database { db, cache } => (db, cache),
         };
         let revision = {
-            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut cache = lock(cache);
             if let Some(enforcer) = cache.get(org_id) {
                 return Ok(enforcer);
             }
-            cache.revision
+            cache.known.revision
         };
         // The rules are read after the revision: a change landing in between is in them, or
         // has raised the revision again so that the next decision rebuilds. Never older.
         let enforcer = Arc::new(organization_enforcer(db, org_id).await?);
-        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.revision == revision {
+        let mut cache = lock(cache);
+        if cache.known.revision == revision {
             cache.insert(org_id, Arc::clone(&enforcer));
         }
         Ok(enforcer)
@@ -418,15 +451,7 @@ impl Authz {
         } else {
             "outsider"
         };
-        let (allowed, matched) = rules
-            .enforcer
-            .enforce_ex((subject, domain.as_str(), object.as_str(), act))
-            .map_err(PolicyError::from)?;
-        Ok(Decision {
-            allowed,
-            subject: subject.to_owned(),
-            rules: matched.iter().map(|rule| format_rule(rule)).collect(),
-        })
+        Ok(rules.ask(subject, &domain, &object, act)?.decision(subject))
     }
 
     /// Whether each of `members` may do `action` in the organization `org_id`, in order:
@@ -472,13 +497,12 @@ impl Authz {
         let domain = org_domain(org_id);
         let ask = |subject: &str| {
             rules
-                .enforcer
-                .enforce_ex((subject, domain.as_str(), object.as_str(), act))
-                .map_err(PolicyError::from)
+                .ask(subject, &domain, &object, act)
+                .map(|answer| answer.allowed)
         };
         let mut roles = Vec::new();
         for role in Role::ALL {
-            if ask(role.as_str())?.0 {
+            if ask(role.as_str())? {
                 roles.push(role);
             }
         }
@@ -494,7 +518,7 @@ impl Authz {
             if let Some(id) = member_id(subject)
                 && rules.speaks_of(subject, act)
             {
-                named.insert(id, ask(subject)?.0);
+                named.insert(id, ask(subject)?);
             }
         }
         let mut own: Vec<(i32, bool)> = named.iter().map(|(id, allowed)| (*id, *allowed)).collect();
@@ -505,7 +529,7 @@ impl Authz {
             if !rules.speaks_of(group, act) {
                 continue;
             }
-            let allowed = ask(group)?.0;
+            let allowed = ask(group)?;
             if let Some(id) = group.strip_prefix("group:").and_then(|id| id.parse().ok()) {
                 groups.push((id, allowed));
             }
@@ -551,6 +575,11 @@ impl Authz {
             Err(AuthzError::Denied(Denied))
         }
     }
+}
+
+/// The enforcer cache, whoever held it before.
+fn lock(cache: &Mutex<EnforcerCache>) -> MutexGuard<'_, EnforcerCache> {
+    cache.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The revision of the organizations' rules in `db`.

@@ -408,10 +408,13 @@ async fn insert(db: &impl ConnectionTrait, rules: Vec<Rule>) -> Result<(), DbErr
     Ok(())
 }
 
-/// Raises the rules' revision, so that every instance reloads before its next decision.
+/// Raises the rules' revision, so that every instance reloads (this one before its next
+/// decision, the others within [`super::revision::TRUSTED_FOR`]).
 /// Taking it first in a transaction also serialises policy changes (a row lock on
 /// PostgreSQL; SQLite has one writer).
 pub(crate) async fn bump_revision(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    // This process's gate reads the revision again from now on, until the change settles.
+    super::revision::note_own_change();
     policy_revision::Entity::update_many()
         .col_expr(
             policy_revision::Column::Revision,

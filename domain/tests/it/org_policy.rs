@@ -2,6 +2,8 @@
 //! it compiles to, exceptions, explain, impact preview, every instance seeing a change, and
 //! who may request data backups.
 
+use std::time::{Duration as StdDuration, Instant};
+
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     accounts,
@@ -9,7 +11,7 @@ use domain::{
     authz::{Action, Authz},
     backup_codes::{self, BackupCodeError},
     command::Command,
-    groups,
+    db, groups,
     hashing::PasswordHasher,
     identity::{Member, Role},
     lookup_secret::BackupCodeHasher,
@@ -17,6 +19,8 @@ use domain::{
     secrets::{Password, SecretKey},
     testing::{TestDatabase, migrated_databases},
 };
+
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 use crate::fixtures::{add_member, owner_with_mfa, t0};
 
@@ -210,10 +214,12 @@ async fn disallowing_codes_refuses_generate_and_redeem_and_allowing_restores_the
 }
 
 #[tokio::test]
-async fn a_second_instance_sees_a_change_on_its_next_decision() {
+async fn a_second_gate_in_this_process_sees_a_change_made_here_on_its_next_decision() {
     let hasher = PasswordHasher::new(2).unwrap();
     let key = SecretKey::generate();
     for test_db in migrated_databases().await {
+        // Two gates as two parts of one server could hold: a change made in this process is
+        // in force at once for both (another server's: the next test).
         let instance_a = Authz::load(&test_db.db).await.unwrap();
         let instance_b = Authz::load(&test_db.db).await.unwrap();
         let org = org(&test_db, &hasher, &key).await;
@@ -239,6 +245,43 @@ async fn a_second_instance_sees_a_change_on_its_next_decision() {
             "{:?}",
             test_db.backend
         );
+    }
+}
+
+#[tokio::test]
+async fn a_change_another_server_makes_is_in_force_here_within_a_second() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let authz = Authz::load(&test_db.db).await.unwrap();
+        let org = org(&test_db, &hasher, &key).await;
+        let redeems = || authz.allows(&org.member, org.member.org_id, Action::RedeemBackupCode);
+        assert!(redeems().await.unwrap());
+        // Another server's save as it reaches the database (a rule and the revision, in one
+        // transaction), on a connection of its own: this process's gate is not told.
+        let other = db::connect(&test_db.url).await.unwrap();
+        let txn = other.begin().await.unwrap();
+        txn.execute_unprepared(&format!(
+            "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES \
+             ('p', 'member', 'org:{}', 'backup_codes', 'redeem', 'deny', '')",
+            org.member.org_id
+        ))
+        .await
+        .unwrap();
+        txn.execute_unprepared("UPDATE policy_revision SET revision = revision + 1")
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let committed = Instant::now();
+        while redeems().await.unwrap() {
+            // The bound issue 8 set for every instance (the gate's own is 100 ms).
+            assert!(
+                committed.elapsed() < StdDuration::from_secs(1),
+                "{:?}: not seen within a second",
+                test_db.backend
+            );
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
     }
 }
 
