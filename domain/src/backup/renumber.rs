@@ -28,8 +28,13 @@
 //! original's member anyway. An alert digest's dedupe key names the organization and the
 //! member, and is renumbered with them; one of another form that is taken is dropped.
 //!
+//! An audit event's details name rows by id too (a code set, an exception, a recovery code,
+//! groups, members, a webhook: [`DETAIL_IDS`]); they are renumbered with the rows. An id the archive no
+//! longer holds (a row deleted since) becomes its negative: the events about that row still
+//! agree with one another, and it names no row here.
+//!
 //! Old audit checkpoints are not written: they sign the old ids. The audit events' links
-//! cover their ids too, so the chain is linked anew after it is checked
+//! cover their ids and details too, so the chain is linked anew after it is checked
 //! ([`crate::audit::chain::relink_restored`]); when this installation signed the archive's
 //! head, each link is first checked under its key with the ids the archive holds
 //! ([`ArchivedLinks`]).
@@ -73,6 +78,33 @@ pub(super) fn check_slug(wanted: &str) -> Result<String, BackupError> {
     }
 }
 
+/// Which rows' ids an audit event's details hold, by key (an id, or a list of them): every id
+/// an event records in its details is under one of these keys.
+const DETAIL_IDS: [(&str, Ids); 9] = [
+    ("set", Ids::CodeSets),
+    ("exception", Ids::Exceptions),
+    ("request", Ids::RecoveryCodes),
+    ("group", Ids::Groups),
+    ("groups", Ids::Groups),
+    ("members", Ids::Members),
+    ("webhook", Ids::Webhooks),
+    ("token", Ids::NotInArchives),
+    ("backup", Ids::NotInArchives),
+];
+
+/// The rows of one table whose ids are renumbered, as details name them.
+#[derive(Debug, Clone, Copy)]
+enum Ids {
+    Members,
+    CodeSets,
+    Exceptions,
+    RecoveryCodes,
+    Groups,
+    Webhooks,
+    /// Rows a backup does not hold (personal access tokens, the backups themselves).
+    NotInArchives,
+}
+
 /// What becomes of one part of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Part {
@@ -93,6 +125,11 @@ pub(super) struct Renumbering {
     members: HashMap<i32, i32>,
     sets: HashMap<i32, i32>,
     groups: HashMap<i32, i32>,
+    exceptions: HashMap<i32, i32>,
+    recovery_codes: HashMap<i32, i32>,
+    webhooks: HashMap<i32, i32>,
+    /// Always empty: the ids of rows no archive holds.
+    none: HashMap<i32, i32>,
     /// Email addresses of the archive's accounts that accounts here have.
     emails_taken: Vec<String>,
     /// `Some` when this installation signed the archive's head: its links are checked.
@@ -108,6 +145,10 @@ impl Renumbering {
             members: HashMap::new(),
             sets: HashMap::new(),
             groups: HashMap::new(),
+            exceptions: HashMap::new(),
+            recovery_codes: HashMap::new(),
+            webhooks: HashMap::new(),
+            none: HashMap::new(),
             emails_taken: Vec::new(),
             links,
         }
@@ -225,6 +266,15 @@ impl Renumbering {
                     Table::MemberGroup => {
                         self.groups.insert(old, new);
                     }
+                    Table::PolicyException => {
+                        self.exceptions.insert(old, new);
+                    }
+                    Table::RecoveryCode => {
+                        self.recovery_codes.insert(old, new);
+                    }
+                    Table::Webhook => {
+                        self.webhooks.insert(old, new);
+                    }
                     _ => {}
                 }
             }
@@ -324,8 +374,59 @@ impl Renumbering {
                 self.org_column(row, org)?;
                 renumber_or_null(row, "actor_id", members);
                 renumber_or_null(row, "target_id", members);
+                self.details(row)?;
             }
             Table::AuditCheckpoint => {}
+        }
+        Ok(())
+    }
+
+    /// The new ids of the archive's rows of one kind, by their old.
+    fn ids(&self, which: Ids) -> &HashMap<i32, i32> {
+        match which {
+            Ids::Members => &self.members,
+            Ids::CodeSets => &self.sets,
+            Ids::Exceptions => &self.exceptions,
+            Ids::RecoveryCodes => &self.recovery_codes,
+            Ids::Groups => &self.groups,
+            Ids::Webhooks => &self.webhooks,
+            Ids::NotInArchives => &self.none,
+        }
+    }
+
+    /// Points the ids an audit event's details name ([`DETAIL_IDS`]; the details are JSON
+    /// text) at their new ids; one the archive does not hold becomes its negative (module
+    /// docs). `Err`: details that are not JSON, or an id that is not a number.
+    fn details(&self, row: &mut Value) -> Result<(), String> {
+        let Some(text) = row.get("details").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let mut details: Value =
+            serde_json::from_str(text).map_err(|e| format!("its details are not JSON: {e}"))?;
+        let Some(fields) = details.as_object_mut() else {
+            return Ok(());
+        };
+        let mut renumbered = false;
+        for (key, which) in DETAIL_IDS {
+            let ids = self.ids(which);
+            let new_id = |value: &mut Value| {
+                let old = value
+                    .as_i64()
+                    .and_then(|old| i32::try_from(old).ok())
+                    .filter(|old| *old > 0)
+                    .ok_or_else(|| format!("its details' {key} {value} is not an id"))?;
+                *value = json!(ids.get(&old).copied().unwrap_or(-old));
+                Ok::<(), String>(())
+            };
+            match fields.get_mut(key) {
+                None | Some(Value::Null) => continue,
+                Some(Value::Array(values)) => values.iter_mut().try_for_each(new_id)?,
+                Some(value) => new_id(value)?,
+            }
+            renumbered = true;
+        }
+        if renumbered {
+            row["details"] = json!(details.to_string());
         }
         Ok(())
     }

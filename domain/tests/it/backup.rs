@@ -410,6 +410,81 @@ fn modulo_ids(text: &str, org_id: i32, names: &Names) -> String {
     out
 }
 
+/// The places of the rows audit events' details name by id (besides accounts and groups).
+struct DetailNames {
+    sets: HashMap<i64, usize>,
+    exceptions: HashMap<i64, usize>,
+    recovery_codes: HashMap<i64, usize>,
+    webhooks: HashMap<i64, usize>,
+}
+
+/// The keys under which audit events' details hold ids.
+const DETAIL_KEYS: [&str; 7] = [
+    "set",
+    "exception",
+    "request",
+    "group",
+    "groups",
+    "members",
+    "webhook",
+];
+
+/// The keys under which they hold numbers that are not ids. A number under any other key
+/// fails the comparison: a new event's id must be renumbered by a restore (and named here).
+const DETAIL_COUNTS: [&str; 5] = [
+    "codes",
+    "remaining",
+    "low_codes_threshold",
+    "slot",
+    "version",
+];
+
+/// An audit event's details (JSON text) with each id they hold written as what it names
+/// (a row no longer there as `"gone"`): the same for an organization restored under new ids.
+fn details_modulo_ids(text: &str, names: &Names, places: &DetailNames) -> serde_json::Value {
+    let mut details: serde_json::Value = serde_json::from_str(text).unwrap();
+    let Some(fields) = details.as_object_mut() else {
+        return details;
+    };
+    for (key, value) in fields.iter_mut() {
+        if !DETAIL_KEYS.contains(&key.as_str()) || value.is_null() {
+            assert!(
+                !value.is_number() || DETAIL_COUNTS.contains(&key.as_str()),
+                "the details' {key} holds a number: an id a restore must renumber, or a count"
+            );
+            continue;
+        }
+        *value = match &*value {
+            serde_json::Value::Array(ids) => ids
+                .iter()
+                .map(|id| name_of(key, id, names, places))
+                .collect(),
+            id => name_of(key, id, names, places),
+        };
+    }
+    details
+}
+
+/// What the id `id` under `key` of an audit event's details names ([`details_modulo_ids`]).
+fn name_of(
+    key: &str,
+    id: &serde_json::Value,
+    names: &Names,
+    places: &DetailNames,
+) -> serde_json::Value {
+    let id = id.as_i64().unwrap();
+    let named = match key {
+        "set" => places.sets.get(&id).map(|place| json!(place)),
+        "exception" => places.exceptions.get(&id).map(|place| json!(place)),
+        "request" => places.recovery_codes.get(&id).map(|place| json!(place)),
+        "webhook" => places.webhooks.get(&id).map(|place| json!(place)),
+        "group" | "groups" => names.groups.get(&id).map(|name| json!(name)),
+        "members" => names.emails.get(&id).map(|email| json!(email)),
+        _ => unreachable!("{key} holds no ids"),
+    };
+    named.unwrap_or_else(|| json!("gone"))
+}
+
 /// What the ids of an organization's rows name: its accounts' email addresses and its
 /// groups' names, by id.
 struct Names {
@@ -550,7 +625,8 @@ async fn groups_decide_as_before(test_db: &TestDatabase, org_id: i32) {
 /// [`comparable_rows`] with every id written as what it names, so that an organization
 /// restored under new ids compares equal to the one backed up: a row's own id as its place
 /// in its table (a restore keeps their order), an account as its email address, a code set
-/// as its place, a group as its name, the organization as `org`; the links, which cover the ids, left out (the
+/// as its place, a group as its name, the organization as `org`, and so the ids in audit
+/// events' details ([`details_modulo_ids`]); the links, which cover the ids, left out (the
 /// chain is verified apart), and the checkpoints too (they are not restored).
 async fn rows_modulo_ids(
     test_db: &TestDatabase,
@@ -559,16 +635,24 @@ async fn rows_modulo_ids(
 ) -> Vec<(Table, Vec<serde_json::Value>)> {
     let mut all = comparable_rows(test_db, org_id, events).await;
     let names = names(test_db, org_id).await;
-    let sets: HashMap<i64, usize> = all
-        .iter()
-        .find(|(table, _)| *table == Table::BackupCodeSet)
-        .map(|(_, rows)| {
-            rows.iter()
-                .enumerate()
-                .map(|(place, row)| (row["id"].as_i64().unwrap(), place))
-                .collect()
-        })
-        .unwrap_or_default();
+    let places = |of: Table| -> HashMap<i64, usize> {
+        all.iter()
+            .find(|(table, _)| *table == of)
+            .map(|(_, rows)| {
+                rows.iter()
+                    .enumerate()
+                    .map(|(place, row)| (row["id"].as_i64().unwrap(), place))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sets = places(Table::BackupCodeSet);
+    let detail_names = DetailNames {
+        sets: sets.clone(),
+        exceptions: places(Table::PolicyException),
+        recovery_codes: places(Table::RecoveryCode),
+        webhooks: places(Table::Webhook),
+    };
     for (table, rows) in &mut all {
         for (place, row) in rows.iter_mut().enumerate() {
             for (column, value) in row.as_object_mut().unwrap() {
@@ -585,6 +669,9 @@ async fn rows_modulo_ids(
                         json!(modulo_ids(value.as_str().unwrap(), org_id, &names))
                     }
                     "prev_hash" | "hash" if *table == Table::AuditEvent => serde_json::Value::Null,
+                    "details" if *table == Table::AuditEvent => {
+                        details_modulo_ids(value.as_str().unwrap(), &names, &detail_names)
+                    }
                     _ => continue,
                 };
             }
@@ -997,6 +1084,19 @@ async fn a_restore_as_a_new_organization_is_the_one_backed_up_beside_the_others(
                 "{backend:?} {slug}"
             );
             groups_decide_as_before(target, new_id).await;
+
+            // The policy as of now, replayed from the restored audit log, is the one in force:
+            // the ids its events record were renumbered with the rows.
+            let now = chrono::Utc::now();
+            let replayed = org_policy::export_at(&target.db, new_id, now, now)
+                .await
+                .unwrap();
+            let in_force = org_policy::export(&target.db, new_id, now).await.unwrap();
+            assert_eq!(replayed.rules, in_force.rules, "{backend:?} {slug}");
+            assert_eq!(
+                replayed.exceptions, in_force.exceptions,
+                "{backend:?} {slug}"
+            );
 
             // The member signs in as before, in the new organization.
             let member = signs_in_as_before(target, &hasher, &seeded).await;
