@@ -82,8 +82,33 @@ test('an owner groups members and scopes the help desk, who issues a code for th
   await page.getByRole('button', { name: `Save groups for ${helpdesk}` }).click();
   await expect(group).toContainText(helpdesk);
 
+  // A group's exception: saved, then the form opens on each group's own choice and reason
+  // (from its row's link, or picked in the form), so that a save changes only what changed.
+  const exception = page.locator('#group-exception');
+  await exception.getByLabel('Allowed, whatever the setting', { exact: true }).check();
+  await exception.getByLabel('Reason', { exact: true }).fill('pilot of backup codes');
+  await page.getByRole('button', { name: "Save the group's exception" }).click();
+  await expect(group).toContainText('Backup codes allowed (pilot of backup codes)');
+  await page.getByLabel('Name', { exact: true }).fill('Contractors');
+  await page.getByRole('button', { name: 'Create group' }).click();
+  const contractors = page.locator('table.groups tbody tr', { hasText: 'Contractors' });
+  await expect(contractors).toContainText("Follows the organization's setting");
+  await group.getByRole('link', { name: 'Change exception of Engineering' }).click();
+  await expect(exception.getByLabel('Group', { exact: true })).toHaveValue(/^\d+$/);
+  await expect(exception.locator('select option:checked')).toHaveText('Engineering');
+  await expect(exception.getByLabel('Allowed, whatever the setting', { exact: true })).toBeChecked();
+  await expect(exception.getByLabel('Reason', { exact: true })).toHaveValue('pilot of backup codes');
+  await exception.getByLabel('Group', { exact: true }).selectOption({ label: 'Contractors' });
+  await expect(exception.getByLabel("Follow the organization's setting", { exact: true })).toBeChecked();
+  await expect(exception.getByLabel('Reason', { exact: true })).toHaveValue('');
+  // The link works without JavaScript too: the page as the server renders it.
+  const href = await group.getByRole('link', { name: 'Change exception of Engineering' }).getAttribute('href');
+  const served = await (await page.request.get(href!)).text();
+  expect(served).toMatch(/<input[^>]*value="allow"[^>]*checked|<input[^>]*checked[^>]*value="allow"/);
+  expect(served).toContain('value="pilot of backup codes"');
+
   // The members console lists the group's members alone.
-  await group.getByRole('link', { name: 'Engineering' }).click();
+  await group.getByRole('link', { name: 'Engineering', exact: true }).click();
   await expect(page).toHaveURL(/\/admin\/members\?group=\d+$/);
   await expect(page.locator('.filtered .group')).toHaveText('Engineering');
   await expect(page.locator('table.members tbody tr')).toHaveCount(1);

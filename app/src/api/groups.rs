@@ -15,6 +15,8 @@ pub struct GroupRow {
     pub members: u64,
     /// "Allowed", "Not allowed", or "Follows the organization's setting".
     pub exception: String,
+    /// The same as the exception form posts it: `allow`, `deny` or `follow`.
+    pub backup_codes: String,
     pub exception_reason: Option<String>,
     /// The help-desk members scoped to it, by email.
     pub scoped_help_desk: Vec<String>,
@@ -114,6 +116,12 @@ pub async fn get_groups() -> Result<GroupsOverview, AppError> {
                         Some(true) => "Backup codes allowed",
                         Some(false) => "Backup codes not allowed",
                         None => "Follows the organization's setting",
+                    }
+                    .to_owned(),
+                    backup_codes: match group.exception {
+                        Some(true) => "allow",
+                        Some(false) => "deny",
+                        None => "follow",
                     }
                     .to_owned(),
                     exception_reason: group.exception_reason,

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
+use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use crate::{
     api::groups::{
@@ -24,6 +24,13 @@ pub fn GroupsPage() -> impl IntoView {
     let add = ServerAction::<AddGroupCsv>::new();
     let exception = ServerAction::<SetGroupException>::new();
     let scope = ServerAction::<SetHelpDeskScope>::new();
+    // The group whose exception the form shows: the one a row's "Change exception" chose
+    // (`?exception=<id>`, also without JavaScript), or the one picked in the form; else the
+    // first. Kept here, so that it outlives the panels' refresh after a save.
+    let exception_group = RwSignal::new(
+        use_query_map()
+            .with_untracked(|query| query.get("exception").and_then(|id| id.parse::<i32>().ok())),
+    );
     let overview = Resource::new(
         move || {
             (
@@ -43,6 +50,7 @@ pub fn GroupsPage() -> impl IntoView {
         add,
         exception,
         scope,
+        exception_group,
     };
     view! {
         <Title text="Groups" />
@@ -79,6 +87,7 @@ struct GroupActions {
     add: ServerAction<AddGroupCsv>,
     exception: ServerAction<SetGroupException>,
     scope: ServerAction<SetHelpDeskScope>,
+    exception_group: RwSignal<Option<i32>>,
 }
 
 #[component]
@@ -90,6 +99,7 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
         .iter()
         .map(|group| (group.id, group.name.clone()))
         .collect();
+    let exception_choices = overview.groups.clone();
     view! {
         <section class="panel wide">
             <h1>"Groups"</h1>
@@ -115,7 +125,16 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                             {overview
                                 .groups
                                 .into_iter()
-                                .map(|group| view! { <GroupLine group manage delete=actions.delete /> })
+                                .map(|group| {
+                                    view! {
+                                        <GroupLine
+                                            group
+                                            manage
+                                            delete=actions.delete
+                                            exception_group=actions.exception_group
+                                        />
+                                    }
+                                })
                                 .collect_view()}
                         </tbody>
                     </table>
@@ -133,7 +152,11 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                         choices=choices.clone()
                         max_rows=overview.max_csv_rows
                     />
-                    <ExceptionPanel exception=actions.exception choices=choices.clone() />
+                    <ExceptionPanel
+                        exception=actions.exception
+                        groups=exception_choices
+                        chosen=actions.exception_group
+                    />
                     <ScopePanel scope=actions.scope help_desk=overview.help_desk choices />
                 }
             })}
@@ -142,7 +165,13 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
 }
 
 #[component]
-fn GroupLine(group: GroupRow, manage: bool, delete: ServerAction<DeleteGroup>) -> impl IntoView {
+fn GroupLine(
+    group: GroupRow,
+    manage: bool,
+    delete: ServerAction<DeleteGroup>,
+    exception_group: RwSignal<Option<i32>>,
+) -> impl IntoView {
+    let id = group.id;
     let scoped = if group.scoped_help_desk.is_empty() {
         "—".to_owned()
     } else {
@@ -164,6 +193,12 @@ fn GroupLine(group: GroupRow, manage: bool, delete: ServerAction<DeleteGroup>) -
                 .then(|| {
                     view! {
                         <td>
+                            <a
+                                href=format!("/admin/groups?exception={id}#group-exception")
+                                on:click=move |_| exception_group.set(Some(id))
+                            >
+                                {format!("Change exception of {}", group.name)}
+                            </a>
                             <ActionForm action=delete>
                                 <input type="hidden" name="group_id" value=group.id.to_string() />
                                 <button type="submit" class="danger">
@@ -341,34 +376,97 @@ fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl I
     .into_any()
 }
 
+/// The choices of a group's exception, as the form posts them.
+const EXCEPTION_CHOICES: [(&str, &str); 3] = [
+    ("follow", "Follow the organization's setting"),
+    ("allow", "Allowed, whatever the setting"),
+    ("deny", "Not allowed, whatever the setting"),
+];
+
+/// A group's exception: the form opens on the chosen group's (`chosen`, else the first),
+/// its current choice and reason filled in, so that saving changes only what was changed.
 #[component]
 fn ExceptionPanel(
     exception: ServerAction<SetGroupException>,
-    choices: Vec<(i32, String)>,
+    groups: Vec<GroupRow>,
+    chosen: RwSignal<Option<i32>>,
 ) -> impl IntoView {
     let error = last_error(exception);
-    let empty = choices.is_empty();
+    let empty = groups.is_empty();
+    let groups = StoredValue::new(groups);
+    // The group shown: the chosen one while it exists, else the first.
+    let shown = move |pick: fn(&GroupRow) -> String| {
+        groups.with_value(|groups| {
+            groups
+                .iter()
+                .find(|group| Some(group.id) == chosen.get())
+                .or_else(|| groups.first())
+                .map(pick)
+                .unwrap_or_default()
+        })
+    };
+    let shown_id = move || shown(|group| group.id.to_string());
+    let shown_choice = move || shown(|group| group.backup_codes.clone());
+    let shown_reason = move || shown(|group| group.exception_reason.clone().unwrap_or_default());
     view! {
         <section class="panel" id="group-exception">
             <h2>"A group's exception from the backup-code setting"</h2>
             <ActionForm action=exception>
                 <FormMessage error />
                 <fieldset disabled=empty>
-                    <GroupChoice id="exception-group" choices />
+                    <label for="exception-group">"Group"</label>
+                    <select
+                        id="exception-group"
+                        name="group_id"
+                        required
+                        on:change=move |event| {
+                            chosen.set(event_target_value(&event).parse().ok());
+                        }
+                    >
+                        {groups
+                            .get_value()
+                            .into_iter()
+                            .map(|group| {
+                                let value = group.id.to_string();
+                                let is_shown = {
+                                    let value = value.clone();
+                                    move || shown_id() == value
+                                };
+                                view! {
+                                    <option
+                                        value=value
+                                        selected=is_shown.clone()
+                                        prop:selected=is_shown
+                                    >
+                                        {group.name}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                    <p class="hint">
+                        "The form shows the group's current exception. To change another group's, use the \u{201c}Change exception\u{201d} link in its row."
+                    </p>
                     <fieldset>
                         <legend>"Backup codes for its members"</legend>
-                        <label class="check">
-                            <input type="radio" name="backup_codes" value="follow" checked />
-                            "Follow the organization's setting"
-                        </label>
-                        <label class="check">
-                            <input type="radio" name="backup_codes" value="allow" />
-                            "Allowed, whatever the setting"
-                        </label>
-                        <label class="check">
-                            <input type="radio" name="backup_codes" value="deny" />
-                            "Not allowed, whatever the setting"
-                        </label>
+                        {EXCEPTION_CHOICES
+                            .into_iter()
+                            .map(|(value, label)| {
+                                let is_shown = move || shown_choice() == value;
+                                view! {
+                                    <label class="check">
+                                        <input
+                                            type="radio"
+                                            name="backup_codes"
+                                            value=value
+                                            checked=is_shown
+                                            prop:checked=is_shown
+                                        />
+                                        {label}
+                                    </label>
+                                }
+                            })
+                            .collect_view()}
                     </fieldset>
                     <FieldMessage error field="backup_codes" />
                     <label for="exception-reason">"Reason"</label>
@@ -377,6 +475,8 @@ fn ExceptionPanel(
                         name="reason"
                         type="text"
                         maxlength="500"
+                        value=shown_reason
+                        prop:value=shown_reason
                         aria-describedby="reason-error"
                         aria-invalid=invalid(error, "reason")
                     />
