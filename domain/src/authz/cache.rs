@@ -92,10 +92,10 @@ impl EnforcerCache {
         }
     }
 
-    /// Takes in a revision just read: when it is not the one the enforcers are from, they
-    /// are forgotten (a read that began before the one already known changes nothing).
+    /// Takes in a revision just read: when the rules moved past the revision the enforcers
+    /// are from, they are forgotten.
     pub(super) fn learn(&mut self, read: KnownRevision) {
-        let newer = self.known.or_newer(read);
+        let newer = self.known.merged(read);
         if newer.revision != self.known.revision {
             self.by_org.clear();
         }

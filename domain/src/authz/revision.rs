@@ -94,12 +94,13 @@ impl KnownRevision {
         fresh && !settling
     }
 
-    /// This, or `newer` if its read began later (two reads racing: the later one wins).
-    pub(super) fn or_newer(self, newer: Self) -> Self {
-        if newer.read_at >= self.read_at {
-            newer
-        } else {
-            self
+    /// What this read and `other` tell together: the revision only rises, so the higher of
+    /// the two (a read that began later may have run before a commit the other saw), as of
+    /// the later start.
+    pub(super) fn merged(self, other: Self) -> Self {
+        Self {
+            revision: self.revision.max(other.revision),
+            read_at: self.read_at.max(other.read_at),
         }
     }
 }
@@ -156,13 +157,26 @@ mod tests {
     }
 
     #[test]
-    fn the_later_read_wins() {
+    fn two_reads_tell_the_higher_revision_as_of_the_later_start() {
         let early = Instant::now();
         let late = early + Duration::from_millis(5);
-        let first = KnownRevision::read(3, early);
-        let second = KnownRevision::read(4, late);
-        assert_eq!(first.or_newer(second), second);
-        assert_eq!(second.or_newer(first), second);
+        // (first read, second read, what they tell together)
+        let cases = [
+            ((3, early), (4, late), (4, late)),
+            // The later read ran before a commit the earlier one saw.
+            ((4, early), (3, late), (4, late)),
+            ((3, early), (3, early), (3, early)),
+        ];
+        for ((r1, at1), (r2, at2), (r, at)) in cases {
+            let (first, second) = (KnownRevision::read(r1, at1), KnownRevision::read(r2, at2));
+            let together = KnownRevision::read(r, at);
+            assert_eq!(first.merged(second), together);
+            assert_eq!(second.merged(first), together);
+        }
+        assert_eq!(
+            KnownRevision::default().merged(KnownRevision::read(2, early)),
+            KnownRevision::read(2, early)
+        );
     }
 
     #[test]

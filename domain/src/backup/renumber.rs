@@ -29,9 +29,12 @@
 //! member, and is renumbered with them; one of another form that is taken is dropped.
 //!
 //! An audit event's details name rows by id too (a code set, an exception, a recovery code,
-//! groups, members, a webhook: [`DETAIL_IDS`]); they are renumbered with the rows. An id the archive no
-//! longer holds (a row deleted since) becomes its negative: the events about that row still
-//! agree with one another, and it names no row here.
+//! groups, members, a webhook: [`DETAIL_IDS`]); they are renumbered with the rows. An id the
+//! archive does not hold (a row deleted since, or one a backup never holds) becomes its
+//! negative: the details about that row still agree with one another, and name no row here.
+//! (An event's `actor_id` and `target_id` columns name an account or nothing, so a removed
+//! member's are emptied instead, as above: the replay of a past policy,
+//! [`crate::groups::lines_at`], then cannot tell that member's removal from a group.)
 //!
 //! Old audit checkpoints are not written: they sign the old ids. The audit events' links
 //! cover their ids and details too, so the chain is linked anew after it is checked
@@ -396,7 +399,8 @@ impl Renumbering {
 
     /// Points the ids an audit event's details name ([`DETAIL_IDS`]; the details are JSON
     /// text) at their new ids; one the archive does not hold becomes its negative (module
-    /// docs). `Err`: details that are not JSON, or an id that is not a number.
+    /// docs). A value that is no id of a row (a refused request's `0` or `-1`, a negative
+    /// from an earlier restore) names nothing and is kept. `Err`: details that are not JSON.
     fn details(&self, row: &mut Value) -> Result<(), String> {
         let Some(text) = row.get("details").and_then(Value::as_str) else {
             return Ok(());
@@ -410,18 +414,18 @@ impl Renumbering {
         for (key, which) in DETAIL_IDS {
             let ids = self.ids(which);
             let new_id = |value: &mut Value| {
-                let old = value
+                if let Some(old) = value
                     .as_i64()
                     .and_then(|old| i32::try_from(old).ok())
                     .filter(|old| *old > 0)
-                    .ok_or_else(|| format!("its details' {key} {value} is not an id"))?;
-                *value = json!(ids.get(&old).copied().unwrap_or(-old));
-                Ok::<(), String>(())
+                {
+                    *value = json!(ids.get(&old).copied().unwrap_or(-old));
+                }
             };
             match fields.get_mut(key) {
                 None | Some(Value::Null) => continue,
-                Some(Value::Array(values)) => values.iter_mut().try_for_each(new_id)?,
-                Some(value) => new_id(value)?,
+                Some(Value::Array(values)) => values.iter_mut().for_each(new_id),
+                Some(value) => new_id(value),
             }
             renumbered = true;
         }
