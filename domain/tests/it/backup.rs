@@ -216,6 +216,9 @@ async fn seed(test_db: &TestDatabase, hasher: &PasswordHasher) -> Seeded {
     groups::set_scope(&by_owner, help_desk.id, &[group.id])
         .await
         .unwrap();
+    // A member's refused request, recorded with the id they sent, which names no group.
+    let by_member = Command::new(&test_db.db, &authz, &member, &source, t0());
+    assert!(groups::delete(&by_member, -1).await.is_err());
     Seeded {
         owner,
         member,
