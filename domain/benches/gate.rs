@@ -453,7 +453,7 @@ async fn main() {
          process, on its own connection pool to the same database, {FLIPS} changes: `save` \
          returned after \
          {} (median), the second gate's decision flipped after {} (median), {} (worst), \
-         counted from the start of `save`.\n\n",
+         counted from the start of `save` (each: {}).\n\n",
         human({
             let mut s: Vec<Duration> = flips.iter().map(|(s, _)| *s).collect();
             s.sort();
@@ -461,6 +461,11 @@ async fn main() {
         }),
         human(median_flip),
         human(worst_flip),
+        flips
+            .iter()
+            .map(|(_, seen)| human(*seen))
+            .collect::<Vec<_>>()
+            .join(", "),
     ));
     out.push_str(&format!(
         "- Target one decision p99 ≤ 50 µs (`Authz::allows`): {}\n",
