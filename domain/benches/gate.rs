@@ -453,7 +453,8 @@ async fn main() {
          process, on its own connection pool to the same database, {FLIPS} changes: `save` \
          returned after \
          {} (median), the second gate's decision flipped after {} (median), {} (worst), \
-         counted from the start of `save` (each: {}).\n\n",
+         counted from the start of `save` (each, as save's time + the rest after it \
+         returned: {}).\n\n",
         human({
             let mut s: Vec<Duration> = flips.iter().map(|(s, _)| *s).collect();
             s.sort();
@@ -463,7 +464,7 @@ async fn main() {
         human(worst_flip),
         flips
             .iter()
-            .map(|(_, seen)| human(*seen))
+            .map(|(saved, seen)| format!("{} + {}", human(*saved), human(*seen - *saved)))
             .collect::<Vec<_>>()
             .join(", "),
     ));

@@ -8,7 +8,7 @@
 //! [`TRUSTED_FOR`], and a change made by another instance is in force here from the first
 //! read after its commit: within that time, plus the rebuild of the organization's enforcer.
 //! The bound is 1 s (issue 8); `cargo bench -p domain --bench gate` measures it with a
-//! second process (about 100 ms; one change in six took a second read on SQLite, 199 ms).
+//! second process: about 100 ms after the change's `save` returned.
 //!
 //! A change made by this process is in force at once. Raising the revision notes the time
 //! ([`note_own_change`]), before the transaction commits; for [`OWN_CHANGE_SETTLES_IN`] after
