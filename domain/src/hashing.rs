@@ -2,11 +2,16 @@
 //! behind a bound on how many run at once (each takes 19 MiB and most of a core). Backup
 //! codes are digested with the same function and parameters, behind the same bound.
 //!
+//! Every evaluation runs on the hasher's own threads, one per permit, at a lower CPU
+//! priority than the threads that answer requests ([`HASHING_NICENESS`]): a flood of guesses
+//! keeps both cores busy hashing, and pages must still be answered at once. On an otherwise
+//! idle server the hashes get all the CPU there is; they only give way to other work.
+//!
 //! The bound holds whatever the callers do. A caller is first admitted ([`Admission`]): the
 //! hasher admits as many callers as it runs hashes at once plus a queue of bounded length,
 //! and tells the next one [`HashError::Busy`] at once (the server answers `503 Service
-//! Unavailable` with `Retry-After`). The admission and then a permit move into the blocking
-//! task with the hash, so a request dropped mid-hash (its client went away) frees neither
+//! Unavailable` with `Retry-After`). The admission and then a permit move into the hashing
+//! thread's job with the hash, so a request dropped mid-hash (its client went away) frees neither
 //! before the hash is done.
 
 use std::sync::{
@@ -73,6 +78,12 @@ impl std::fmt::Display for DigestParams {
 /// unless configured otherwise ([`PasswordHasher::with_queue`]).
 pub const DEFAULT_QUEUE_PER_PERMIT: usize = 8;
 
+/// How much lower the hashing threads' CPU priority is than the server's (added to the
+/// process's nice value, at most 19). At 10, a hashing thread weighs about a tenth of a
+/// request thread when both want a core (Linux's CFS/EEVDF weights: 1024 at nice 0, 110 at
+/// nice 10), so a page load under a flood waits for a hash only as long as its own turn.
+pub const HASHING_NICENESS: i32 = 10;
+
 /// The number of argon2 evaluations to run at once on this machine: its cores (as the
 /// process may use them).
 pub fn default_concurrency() -> usize {
@@ -97,6 +108,8 @@ pub struct PasswordHasher {
     evaluations: Arc<AtomicU64>,
     /// argon2's working memory, kept between evaluations ([`Memory`]).
     memory: Memory,
+    /// The threads evaluations run on: one per permit, at a lower priority ([`Threads`]).
+    threads: Threads,
 }
 
 /// argon2's working memory (19 MiB an evaluation), kept between evaluations: a buffer is
@@ -125,6 +138,69 @@ impl Memory {
     }
 }
 
+/// The hasher's own threads, one per permit, each at [`HASHING_NICENESS`] below the
+/// process. Not tokio's blocking pool: its threads also serve files and other blocking
+/// work, which must not inherit a hash's low priority.
+#[derive(Clone)]
+struct Threads(Arc<rayon_core::ThreadPool>);
+
+impl Threads {
+    fn start(count: usize) -> Result<Self, HashError> {
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(count)
+            .thread_name(|index| format!("argon2-{index}"))
+            .start_handler(|_| lower_this_threads_priority())
+            // A panic in an evaluation drops its answer's sender: the caller gets `Failed`.
+            .panic_handler(|_| tracing::error!("an argon2 evaluation panicked"))
+            .build()
+            .map(|pool| Self(Arc::new(pool)))
+            .map_err(|e| HashError::Failed(format!("the hashing threads did not start: {e}")))
+    }
+
+    /// Starts `work` with `held` (its permit and place) moved in: they are released when
+    /// the work is done, not when whoever waits for the answer stops waiting.
+    fn spawn_holding<H, T, W>(
+        &self,
+        held: H,
+        work: W,
+    ) -> impl std::future::Future<Output = Result<T, HashError>> + use<H, T, W>
+    where
+        H: Send + 'static,
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.0.spawn(move || {
+            let output = work();
+            drop(held);
+            // The caller may have gone; the work was done all the same.
+            let _ = answer.send(output);
+        });
+        async move {
+            answered
+                .await
+                .map_err(|_| HashError::Failed("a hashing thread stopped mid-evaluation".into()))
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority by [`HASHING_NICENESS`] (Linux keeps a nice
+/// value per thread). Raising it back would need privileges, so this is only ever done to
+/// threads that do nothing else.
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    let thread = rustix::thread::gettid();
+    let lowered = rustix::process::getpriority_process(Some(thread)).and_then(|nice| {
+        rustix::process::setpriority_process(Some(thread), (nice + HASHING_NICENESS).min(19))
+    });
+    if let Err(error) = lowered {
+        tracing::warn!(%error, "the hashing thread keeps the server's CPU priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}
+
 /// Hashing did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -151,6 +227,7 @@ impl PasswordHasher {
             dummy_hash: dummy_hash.into(),
             evaluations: Arc::new(AtomicU64::new(0)),
             memory: Memory::default(),
+            threads: Threads::start(concurrency)?,
         })
     }
 
@@ -261,7 +338,7 @@ impl PasswordHasher {
                 let (salt, pepper, place) =
                     (Arc::clone(&salt), Arc::clone(&pepper), Arc::clone(&place));
                 let memory = self.memory.clone();
-                spawn_holding((permit, place), move || {
+                self.threads.spawn_holding((permit, place), move || {
                     chunk
                         .iter()
                         .map(|secret| digest_blocking(&memory, secret, &salt, &pepper, params))
@@ -272,7 +349,7 @@ impl PasswordHasher {
         drop(place);
         let mut digests = Vec::new();
         for task in tasks {
-            digests.extend(task.await.map_err(task_failed)??);
+            digests.extend(task.await??);
         }
         Ok(digests)
     }
@@ -319,16 +396,15 @@ impl Admission {
             .await?
     }
 
-    /// Runs `work` on the blocking pool under one permit, waiting for it in the queue.
+    /// Runs `work` on the hashing threads under one permit, waiting for it in the queue.
     async fn run<T: Send + 'static>(
         self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let permit = self.permits(1).await?;
         self.hasher.evaluations.fetch_add(1, Ordering::AcqRel);
-        spawn_holding((permit, self.place), work)
-            .await
-            .map_err(task_failed)
+        let threads = self.hasher.threads.clone();
+        threads.spawn_holding((permit, self.place), work).await
     }
 
     /// `n` permits (at most the hasher's) at once, when they are free.
@@ -348,23 +424,6 @@ impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Starts `work` on the blocking pool with `held` (its permit and place) moved in: they are
-/// released when the work is done, not when whoever waits for it stops waiting.
-fn spawn_holding<H: Send + 'static, T: Send + 'static>(
-    held: H,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> tokio::task::JoinHandle<T> {
-    tokio::task::spawn_blocking(move || {
-        let output = work();
-        drop(held);
-        output
-    })
-}
-
-fn task_failed(error: tokio::task::JoinError) -> HashError {
-    HashError::Failed(format!("hashing task: {error}"))
 }
 
 fn argon2() -> Result<Argon2<'static>, HashError> {
@@ -653,6 +712,25 @@ mod tests {
 
     fn admitted(hasher: &PasswordHasher) -> usize {
         hasher.admitted.load(Ordering::Acquire)
+    }
+
+    /// Hashes give way to the threads that answer requests: a flood of guesses must not
+    /// slow every page down. The runtime's own blocking pool keeps the server's priority.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn evaluations_run_below_the_servers_cpu_priority() {
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let server = nice();
+        let lowered = (server + HASHING_NICENESS).min(19);
+        let hasher = PasswordHasher::new(2).unwrap();
+        assert_eq!(hasher.admit().unwrap().run(nice).await.unwrap(), lowered);
+        // Two at once: each of the hasher's threads.
+        let (first, second) = tokio::join!(
+            hasher.admit().unwrap().run(nice),
+            hasher.admit().unwrap().run(nice)
+        );
+        assert_eq!((first.unwrap(), second.unwrap()), (lowered, lowered));
+        assert_eq!(tokio::task::spawn_blocking(nice).await.unwrap(), server);
     }
 
     #[tokio::test]
