@@ -365,11 +365,12 @@ pub async fn redeem(
     // A place with the hasher first: a busy server turns the attempt away before it counts.
     let admission = hasher.admit()?;
     // The attempt is reserved before any work: past the organization's number of attempts
-    // in the window, or while locked, none is evaluated, however many arrive at once.
-    let ticket =
-        lockout::reserve(db, member.id, Factor::BackupCode, &attempter, limits, now).await?;
-
-    let in_force = set_in_force(db, member.id).await?;
+    // in the window, or while locked, none is evaluated, however many arrive at once. The
+    // set is read meanwhile, on another connection: the evaluation waits for both.
+    let (ticket, in_force) = tokio::try_join!(
+        lockout::reserve(db, member.id, Factor::BackupCode, &attempter, limits, now),
+        set_in_force(db, member.id),
+    )?;
     let (salt, params) = match &in_force {
         Some((set, _)) => (
             set.salt.clone(),
