@@ -4,6 +4,10 @@
 // The tests find it through process.env.LIFELINE_BASE_URL, and its database through
 // LIFELINE_E2E_DATABASE_URL (for driving the `lifeline` command line, as a person would), and
 // the security mail it writes (no SMTP server: `.eml` files) through LIFELINE_E2E_MAIL_DIR.
+//
+// LIFELINE_BIN runs another binary, and LIFELINE_E2E_SITE_ROOT serves another site (relative to
+// the repository's root, default target/site): `scripts/bench-tti.sh` points both at the build
+// it measures.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -13,6 +17,7 @@ import { createInterface } from 'node:readline';
 
 const root = path.resolve(__dirname, '..');
 export const binary = process.env.LIFELINE_BIN ?? path.join(root, 'target/debug/lifeline');
+export const siteRoot = path.resolve(root, process.env.LIFELINE_E2E_SITE_ROOT ?? 'target/site');
 
 /** The secret key file of the server on `databaseUrl` (a `sqlite://` URL `startLifeline`
  * made): `secret.key` beside the database file. */
@@ -52,7 +57,7 @@ export async function startLifeline(env: Record<string, string> = {}): Promise<L
       LIFELINE_SIGN_IN_ATTEMPTS_PER_ACCOUNT_PER_MINUTE: '100000',
       LIFELINE_SIGN_IN_STARTS_PER_MINUTE: '100000',
       LIFELINE_LOG: process.env.LIFELINE_LOG ?? 'info',
-      LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+      LEPTOS_SITE_ROOT: siteRoot,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
