@@ -15,7 +15,7 @@ use axum::{
 use domain::hashing::PasswordHasher;
 use leptos::config::get_configuration;
 use leptos_axum::{LeptosRoutes, generate_route_list};
-use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+use tower_http::{limit::RequestBodyLimitLayer, services::ServeDir, trace::TraceLayer};
 use tower_sessions::{
     Expiry, SessionManagerLayer,
     cookie::{SameSite, time::Duration as CookieDuration},
@@ -322,6 +322,11 @@ pub fn router(
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     let security = Arc::new(security);
+    let pkg_dir = leptos_options.site_pkg_dir.to_string();
+    let package = ServeDir::new(
+        std::path::Path::new(&*leptos_options.site_root).join(pkg_dir.trim_matches('/')),
+    )
+    .precompressed_gzip();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -343,6 +348,9 @@ pub fn router(
         .route("/admin/policy/export", get(export_policy))
         // The JSON API, for integrations with a personal access token.
         .merge(crate::api::routes(state.clone(), api_per_minute))
+        // The site's package (wasm, JS, CSS), gzipped for a browser that accepts it: the
+        // build writes a `.gz` beside each file (scripts/build-site.sh).
+        .nest_service(&format!("/{}", pkg_dir.trim_matches('/')), package)
         .leptos_routes_with_context(
             &state,
             routes,
