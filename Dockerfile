@@ -31,10 +31,7 @@ ENV LEPTOS_SITE_ROOT=/app/site \
     LIFELINE_LISTEN_ADDR=0.0.0.0:3000 \
     DATABASE_URL=sqlite:///data/lifeline.db \
     LIFELINE_SECRET_KEY_FILE=/data/secret.key \
-    LIFELINE_LOG_FORMAT=json \
-    # glibc otherwise keeps argon2's 19 MiB working blocks in its per-thread heaps after
-    # use: a flood of wrong passwords left 493 MiB resident; with this, 78 MiB (make bench).
-    MALLOC_MMAP_THRESHOLD_=1048576
+    LIFELINE_LOG_FORMAT=json
 USER lifeline
 WORKDIR /data
 VOLUME /data
