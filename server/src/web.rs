@@ -322,11 +322,10 @@ pub fn router(
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     let security = Arc::new(security);
-    let pkg_dir = leptos_options.site_pkg_dir.to_string();
-    let package = ServeDir::new(
-        std::path::Path::new(&*leptos_options.site_root).join(pkg_dir.trim_matches('/')),
-    )
-    .precompressed_gzip();
+    let pkg_dir = leptos_options.site_pkg_dir.trim_matches('/').to_owned();
+    let package_route = format!("/{pkg_dir}");
+    let package = ServeDir::new(std::path::Path::new(&*leptos_options.site_root).join(&pkg_dir))
+        .precompressed_gzip();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -349,8 +348,9 @@ pub fn router(
         // The JSON API, for integrations with a personal access token.
         .merge(crate::api::routes(state.clone(), api_per_minute))
         // The site's package (wasm, JS, CSS), gzipped for a browser that accepts it: the
-        // build writes a `.gz` beside each file (scripts/build-site.sh).
-        .nest_service(&format!("/{}", pkg_dir.trim_matches('/')), package)
+        // build writes a `.gz` beside each file (scripts/build-site.sh). Files, not routes:
+        // no session reaches them (`SessionFree`), and the route catalogue leaves them out.
+        .nest_service(&package_route, package)
         .leptos_routes_with_context(
             &state,
             routes,

@@ -182,6 +182,9 @@ pub const PAGES_FILE: &str = "app/src/lib.rs";
 pub const ROUTER_FILES: [&str; 2] = ["server/src/web.rs", "server/src/api.rs"];
 /// The routers one of [`ROUTER_FILES`] merges in, each built in one of them.
 const MERGES_READ: [&str; 2] = [".merge(crate::api::routes(", ".merge(authenticated)"];
+/// The site's package (wasm, JS, CSS) that `web.rs` mounts: files served to anyone with no
+/// session (`SessionFree`), as the fallback serves the site's other files; no route here.
+const FILES_MOUNTED: [&str; 1] = [".nest_service(&package_route, package)"];
 
 /// Every route the server answers, read from the sources: the app's pages (`GET`), the server
 /// functions (`POST /api/…`) and the server's own routes, sorted. A route written in a way
@@ -239,8 +242,8 @@ pub fn server_routes() -> Vec<Route> {
     for router_file in ROUTER_FILES {
         let file = SourceFile::read(&workspace_path(router_file));
         let mut code = file.code.clone();
-        for merge in MERGES_READ {
-            code = code.replace(merge, "");
+        for merge_or_files in MERGES_READ.iter().chain(&FILES_MOUNTED) {
+            code = code.replace(merge_or_files, "");
         }
         for other in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
             assert!(
