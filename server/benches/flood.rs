@@ -28,7 +28,7 @@ use std::{
 };
 
 use chrono::Utc;
-use common::{human, mib, ms, percentile, publish, status_kib, verdict};
+use common::{mib, ms, percentile, publish, samples_cell, status_kib, verdict};
 use domain::{
     accounts::{self, NewMember},
     hashing::PasswordHasher,
@@ -375,14 +375,10 @@ fn report(runs: &[Run], extra_env: &[(String, String)]) -> String {
     );
     for (n, run) in runs.iter().enumerate() {
         out.push_str(&format!(
-            "| {} | {}, {}, {} | {}, {}, {} | {:.2}× | {:.0} | {:.0} | {:.1} → {:.1} MiB |\n",
+            "| {} | {} | {} | {:.2}× | {:.0} | {:.0} | {:.1} → {:.1} MiB |\n",
             n + 1,
-            run.idle.len(),
-            human(percentile(&run.idle, 50.0)),
-            human(percentile(&run.idle, 99.0)),
-            run.flooded.len(),
-            human(percentile(&run.flooded, 50.0)),
-            human(percentile(&run.flooded, 99.0)),
+            samples_cell(&run.idle, 99.0),
+            samples_cell(&run.flooded, 99.0),
             run.p99_ratio(),
             run.answered(401) as f64 / run.flood_time.as_secs_f64(),
             run.answered(503) as f64 / run.flood_time.as_secs_f64(),

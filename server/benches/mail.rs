@@ -42,7 +42,7 @@ use std::{
 };
 
 use chrono::Utc;
-use common::{human, ms, percentile, publish, verdict};
+use common::{human, ms, percentile, publish, samples_cell, verdict};
 use domain::{
     accounts::{self, NewMember},
     authz::Authz,
@@ -566,14 +566,10 @@ fn report(measured: &[Throughput], notes: &[String], runs: &[Redemptions]) -> St
         let ratio = ms(percentile(&run.busy, 50.0)) / ms(percentile(&run.idle, 50.0));
         ratios.push(ratio);
         out.push_str(&format!(
-            "| {} | {}, {}, {} | {}, {}, {} | {} ({}) | {ratio:.2}× |\n",
+            "| {} | {} | {} | {} ({}) | {ratio:.2}× |\n",
             n + 1,
-            run.idle.len(),
-            human(percentile(&run.idle, 50.0)),
-            human(percentile(&run.idle, 90.0)),
-            run.busy.len(),
-            human(percentile(&run.busy, 50.0)),
-            human(percentile(&run.busy, 90.0)),
+            samples_cell(&run.idle, 90.0),
+            samples_cell(&run.busy, 90.0),
             run.backlog,
             run.dropped,
         ));

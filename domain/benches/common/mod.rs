@@ -50,6 +50,16 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// "count, p50, p`p`" of `samples`: one table cell for a set of timings.
+pub fn samples_cell(samples: &[Duration], p: f64) -> String {
+    format!(
+        "{}, {}, {}",
+        samples.len(),
+        human(percentile(samples, 50.0)),
+        human(percentile(samples, p))
+    )
+}
+
 /// "met" when `measured` is at most `target`, else by how much it is missed.
 pub fn verdict(measured: f64, target: f64, unit: &str) -> String {
     if measured <= target {
