@@ -186,17 +186,34 @@ pub async fn sensitive_change() -> Result<SignedIn, AppError> {
 }
 
 /// `next` if it is a path of this site to go back to after a step, else `/account`: never
-/// another site (`//evil.example`, `https://…`), so the parameter cannot send people away.
+/// another site (`//evil.example`, `https://…`), so the parameter cannot send people away,
+/// and never with a form error in it ([`crate::without_form_error`]): the redirect to it
+/// would otherwise carry that error as one this server sent, and a crafted `next` would put
+/// its sentence on Lifeline's page.
 pub fn local_path(next: &str) -> String {
     let safe = next.starts_with('/')
         && !next.starts_with("//")
         && !next.contains('\\')
         && next.chars().all(|c| c.is_ascii_graphic());
-    if safe {
-        next.to_owned()
-    } else {
-        "/account".to_owned()
+    if !safe {
+        return "/account".to_owned();
     }
+    let (address, fragment) = match next.split_once('#') {
+        Some((address, fragment)) => (address, Some(fragment)),
+        None => (next, None),
+    };
+    let mut path = match address.split_once('?') {
+        Some((path, query)) => match crate::without_form_error(query) {
+            query if query.is_empty() => path.to_owned(),
+            query => format!("{path}?{query}"),
+        },
+        None => address.to_owned(),
+    };
+    if let Some(fragment) = fragment {
+        path.push('#');
+        path.push_str(fragment);
+    }
+    path
 }
 
 /// The session's key for `limit`, when a backup-code sign-in sets it; `None` for
@@ -548,8 +565,30 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_site_are_followed_after_a_step() {
-        for kept in ["/admin/members", "/admin/audit?days=7&outcome=denied", "/"] {
+        for kept in [
+            "/admin/members",
+            "/admin/audit?days=7&outcome=denied",
+            "/",
+            "/admin/groups?exception=1#group-exception",
+        ] {
             assert_eq!(local_path(kept), kept);
+        }
+        // A form error never travels in a `next`, however its names are written.
+        for (with_error, clean) in [
+            (
+                "/admin/members?__path=%2Fapi%2Fx&__err=eyJ9",
+                "/admin/members",
+            ),
+            (
+                "/admin/audit?days=7&%5F%5Ferr=a&__path=b",
+                "/admin/audit?days=7",
+            ),
+            (
+                "/admin/groups?__err=a&exception=1#group-exception",
+                "/admin/groups?exception=1#group-exception",
+            ),
+        ] {
+            assert_eq!(local_path(with_error), clean, "{with_error}");
         }
         for sent_home in [
             "//evil.example/admin",

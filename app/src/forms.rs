@@ -1,70 +1,108 @@
-//! Showing a form's errors next to the fields they are about, the same way whether the
-//! form was posted by the hydrated app or as a plain HTML form (then the error comes back
-//! in the URL, and the server-side action reads it from there).
+//! Showing a form's errors next to the fields they are about.
 //!
-//! An error in the URL is shown only on the page the server served at that URL: the server
-//! lets such a page through only with an error it sent there itself (`server::form_errors`),
-//! and a later move to another URL inside the hydrated app, which the server never sees,
-//! shows none from its URL ([`ServedPage`]).
+//! Every form on Lifeline's pages is a plain HTML form (pages are server-rendered; only
+//! islands run in the browser): a failed post comes back to the page with the error in the
+//! URL, which the page's action reads from there. The server lets such a page through only
+//! with an error it sent there itself (`server::form_errors`), so what is shown is always
+//! Lifeline's own words.
 
 use leptos::{prelude::*, server_fn::ServerFn};
-use leptos_router::hooks::use_location;
 
 use crate::error::AppError;
 
-/// The query string of the address the server served this page at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ServedQuery(String);
+/// The parameter naming the server function whose error an address carries (Leptos's name).
+pub const FORM_ERROR_PATH: &str = "__path";
+/// The parameter carrying that error, encoded (Leptos's name).
+pub const FORM_ERROR: &str = "__err";
 
-/// Remembers the address the page was served at (on the server: the request's; in the
-/// browser: the one it hydrates), for [`last_result`]. Wraps everything inside the router.
-#[component]
-pub fn ServedPage(children: Children) -> impl IntoView {
-    provide_context(ServedQuery(use_location().search.get_untracked()));
-    children()
+/// `query` (an address's query string, without `?`) without the form-error parameters
+/// ([`FORM_ERROR_PATH`], [`FORM_ERROR`], however their names are percent-encoded), each other
+/// parameter kept exactly as written. For every address Lifeline builds from another: an
+/// error belongs to the one answer that sent it, never to a link or a `next` made from it.
+pub fn without_form_error(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            !form_urlencoded::parse(pair.as_bytes())
+                .any(|(name, _)| name == FORM_ERROR_PATH || name == FORM_ERROR)
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-/// Whether the page being built is at the address the server served: an error in its URL
-/// is then one the server let through.
-fn at_served_address() -> bool {
-    let here = use_location().search.get_untracked();
-    use_context::<ServedQuery>().is_some_and(|ServedQuery(served)| served == here)
-}
-
-/// Whether `action`'s value may be shown: it came from a run on this page, or it is the error
-/// in the URL of the page the server served (an action that never ran holds its URL's).
-fn value_shown<S>(action: ServerAction<S>) -> impl Fn() -> bool + Copy + Send + Sync + 'static
+/// A server action for a form inside an island, holding the error a plain form's post of it
+/// left in this page's address (as the router provides it to the rest of the page, which
+/// islands run outside of in the browser).
+pub fn island_action<S>() -> ServerAction<S>
 where
     S: ServerFn + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
     S::Error: Send + Sync + 'static,
 {
-    let url_error_shown = at_served_address();
-    move || url_error_shown || action.version().get() > 0
+    #[cfg(feature = "hydrate")]
+    if use_context::<leptos::server::ServerActionError>().is_none() {
+        let query = window().location().search().unwrap_or_default();
+        let (mut path, mut error) = (None, None);
+        for (name, value) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
+            match &*name {
+                FORM_ERROR_PATH => path = Some(value.into_owned()),
+                FORM_ERROR => error = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if let (Some(path), Some(error)) = (path, error) {
+            provide_context(leptos::server::ServerActionError::new(&path, &error));
+        }
+    }
+    ServerAction::new()
 }
 
-/// The last result of `action`: of its last run from this page, or else, on the page the
-/// server served, the error a plain form's post left in the URL.
+/// A confirmation carried by the page's address (`?<parameter>`, where a form's redirect
+/// landed), shown once: an island, which drops the parameter from the browser's address
+/// once shown, so that the next form posted from the page does not come back to it.
+#[island]
+pub fn Notice(text: String, parameter: String) -> impl IntoView {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let window = window();
+            let Ok(href) = window.location().href() else {
+                return;
+            };
+            let Ok(url) = web_sys::Url::new(&href) else {
+                return;
+            };
+            url.search_params().delete(&parameter);
+            if let Ok(history) = window.history() {
+                let _ = history.replace_state_with_url(
+                    &wasm_bindgen::JsValue::NULL,
+                    "",
+                    Some(&url.href()),
+                );
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &parameter;
+    });
+    view! { <p class="status ok" role="status">{text}</p> }
+}
+
+/// The result a plain form's post of `action` left in the URL of this page, if it did.
 pub fn last_result<S>(action: ServerAction<S>) -> Signal<Option<Result<S::Output, AppError>>>
 where
     S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     S::Output: Clone + Send + Sync + 'static,
 {
-    let shown = value_shown(action);
-    Signal::derive(move || if shown() { action.value().get() } else { None })
+    action.value().into()
 }
 
-/// The last error of `action`, if its last run failed (see [`last_result`] for which runs).
+/// The error a plain form's post of `action` left in the URL of this page, if it did.
 pub fn last_error<S>(action: ServerAction<S>) -> Signal<Option<AppError>>
 where
     S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
     S::Output: Send + Sync + 'static,
 {
-    let shown = value_shown(action);
     Signal::derive(move || {
-        if !shown() {
-            return None;
-        }
         action.value().with(|value| {
             value
                 .as_ref()
@@ -113,13 +151,14 @@ pub fn invalid(
 /// change needs the password again, a link to confirm it and come back to this page.
 #[component]
 pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
-    let location = leptos_router::hooks::use_location();
+    let (path, search) = current_address();
     move || {
         error.get().and_then(|error| {
             let reauthenticate = matches!(error, AppError::ReauthenticationRequired);
             let message = error.for_form()?;
-            let (path, search) = (location.pathname.get(), location.search.get());
-            let search = search.trim_start_matches('?');
+            let path = path.clone();
+            // Back to the page, not to this error.
+            let search = without_form_error(search.trim_start_matches('?'));
             let here = if search.is_empty() {
                 path
             } else {
@@ -134,6 +173,27 @@ pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
                 </p>
             })
         })
+    }
+}
+
+/// The page's path and query string (with its `?`): the router's on the server, the
+/// browser's in an island (islands run outside the router).
+fn current_address() -> (String, String) {
+    #[cfg(feature = "hydrate")]
+    {
+        let location = window().location();
+        (
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default(),
+        )
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let location = leptos_router::hooks::use_location();
+        (
+            location.pathname.get_untracked(),
+            location.search.get_untracked(),
+        )
     }
 }
 
@@ -174,4 +234,177 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     encoded
+}
+
+/// Keeps what a person typed into a form across a failed post: every form is a plain HTML
+/// form, so a refused post comes back as a fresh page, and without this its fields would be
+/// empty again. An island, once on every page: on each submit it notes the form's fields in
+/// the tab's session storage; when the page that comes back carries that form's error
+/// ([`FORM_ERROR_PATH`] naming the form's action), it fills them in again, and forgets them
+/// either way.
+///
+/// Secrets are never kept: no password, hidden or file input, and no field marked
+/// `autocomplete="one-time-code"` or `"off"` (how Lifeline marks authenticator and backup
+/// codes). Without JavaScript, fields come back empty, as a plain form's do.
+#[island]
+pub fn FormKeeper() -> impl IntoView {
+    // Effects run only in the browser, after hydration.
+    Effect::new(|_| {
+        #[cfg(feature = "hydrate")]
+        keeper::start();
+    });
+}
+
+#[cfg(feature = "hydrate")]
+mod keeper {
+    use serde::{Deserialize, Serialize};
+    use wasm_bindgen::JsCast;
+    use web_sys::{
+        Element, HtmlFormElement, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement,
+        Storage, Url,
+    };
+
+    use super::FORM_ERROR_PATH;
+
+    /// The session-storage key of the last form submitted in this tab.
+    const KEY: &str = "lifeline.kept-form";
+
+    /// A submitted form's fields, as [`super::FormKeeper`] keeps them.
+    #[derive(Serialize, Deserialize)]
+    struct Kept {
+        /// The path the form posts to (a server function's, e.g. `/api/members/add`).
+        action: String,
+        /// Each kept field: its name, its value, and for a checkbox or radio button, whether
+        /// it was ticked.
+        fields: Vec<(String, String, Option<bool>)>,
+    }
+
+    pub fn start() {
+        let Some(storage) = storage() else { return };
+        restore(&storage);
+        let handle = leptos::prelude::window_event_listener(leptos::ev::submit, move |event| {
+            let form = event
+                .target()
+                .and_then(|target| target.dyn_into::<HtmlFormElement>().ok());
+            if let Some(kept) = form.as_ref().and_then(kept)
+                && let Ok(json) = serde_json::to_string(&kept)
+            {
+                let _ = storage.set_item(KEY, &json);
+            }
+        });
+        // Listens as long as the page lives.
+        std::mem::forget(handle);
+    }
+
+    fn storage() -> Option<Storage> {
+        leptos::prelude::window().session_storage().ok().flatten()
+    }
+
+    /// The path of `address` (absolute, as `form.action` gives it).
+    fn path_of(address: &str) -> Option<String> {
+        Url::new(address).ok().map(|url| url.pathname())
+    }
+
+    fn kept(form: &HtmlFormElement) -> Option<Kept> {
+        if !form.method().eq_ignore_ascii_case("post") {
+            return None;
+        }
+        let elements = form.elements();
+        let fields = (0..elements.length())
+            .filter_map(|index| elements.item(index))
+            .filter_map(|element| field(&element))
+            .collect();
+        Some(Kept {
+            action: path_of(&form.action())?,
+            fields,
+        })
+    }
+
+    /// `element`'s name and value when it is a field to keep (see [`super::FormKeeper`]).
+    fn field(element: &Element) -> Option<(String, String, Option<bool>)> {
+        if let Some(input) = element.dyn_ref::<HtmlInputElement>() {
+            let kind = input.type_().to_ascii_lowercase();
+            let autocomplete = input.autocomplete().to_ascii_lowercase();
+            let secret = matches!(kind.as_str(), "password" | "hidden" | "file")
+                || matches!(autocomplete.as_str(), "one-time-code" | "off");
+            if secret || matches!(kind.as_str(), "submit" | "button" | "reset" | "image") {
+                return None;
+            }
+            let ticked = matches!(kind.as_str(), "checkbox" | "radio").then(|| input.checked());
+            return Some((input.name(), input.value(), ticked))
+                .filter(|(name, ..)| !name.is_empty());
+        }
+        if let Some(select) = element.dyn_ref::<HtmlSelectElement>() {
+            return Some((select.name(), select.value(), None));
+        }
+        if let Some(area) = element.dyn_ref::<HtmlTextAreaElement>() {
+            return Some((area.name(), area.value(), None));
+        }
+        None
+    }
+
+    /// Fills in the fields kept from the form whose error this page's address carries.
+    fn restore(storage: &Storage) {
+        let Ok(Some(json)) = storage.get_item(KEY) else {
+            return;
+        };
+        let _ = storage.remove_item(KEY);
+        let Ok(kept) = serde_json::from_str::<Kept>(&json) else {
+            return;
+        };
+        let window = leptos::prelude::window();
+        let failed = window
+            .location()
+            .href()
+            .ok()
+            .and_then(|href| Url::new(&href).ok())
+            .and_then(|url| url.search_params().get(FORM_ERROR_PATH));
+        if failed.as_deref() != Some(kept.action.as_str()) {
+            return;
+        }
+        let forms = leptos::prelude::document().forms();
+        for index in 0..forms.length() {
+            let Some(form) = forms
+                .item(index)
+                .and_then(|form| form.dyn_into::<HtmlFormElement>().ok())
+            else {
+                continue;
+            };
+            if path_of(&form.action()).as_deref() == Some(kept.action.as_str()) {
+                fill(&form, &kept);
+            }
+        }
+    }
+
+    fn fill(form: &HtmlFormElement, kept: &Kept) {
+        let elements = form.elements();
+        for element in (0..elements.length()).filter_map(|index| elements.item(index)) {
+            let Some((name, value, ticked)) = field(&element) else {
+                continue;
+            };
+            let Some((_, kept_value, kept_ticked)) =
+                kept.fields.iter().find(|(kept_name, kept_value, _)| {
+                    *kept_name == name && (ticked.is_none() || *kept_value == value)
+                })
+            else {
+                continue;
+            };
+            match (ticked, kept_ticked) {
+                (Some(_), Some(ticked)) => {
+                    if let Some(input) = element.dyn_ref::<HtmlInputElement>() {
+                        input.set_checked(*ticked);
+                    }
+                }
+                _ => {
+                    if let Some(input) = element.dyn_ref::<HtmlInputElement>() {
+                        input.set_value(kept_value);
+                    } else if let Some(select) = element.dyn_ref::<HtmlSelectElement>() {
+                        select.set_value(kept_value);
+                    } else if let Some(area) = element.dyn_ref::<HtmlTextAreaElement>() {
+                        area.set_value(kept_value);
+                    }
+                }
+            }
+        }
+    }
 }

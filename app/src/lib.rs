@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 mod forms;
+pub use forms::{FORM_ERROR, FORM_ERROR_PATH, without_form_error};
 mod nav;
 mod pages;
 #[cfg(feature = "ssr")]
@@ -22,16 +23,12 @@ use leptos_router::{
     path,
 };
 
-use crate::{
-    forms::ServedPage,
-    pages::{
-        AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, ApiTokensPage, AuditPage,
-        BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, GroupsPage, HomePage,
-        MembersPage, MfaReplacePage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage,
-        NotificationsPage, PolicyPage, RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode,
-        SignInEmail, SignInHelp, SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage,
-        WebhooksPage,
-    },
+use crate::pages::{
+    AccountPage, AddressVerifiedPage, AdminHomePage, AlertsPage, ApiTokensPage, AuditPage,
+    BackupCodesPage, BackupPage, CompliancePage, ConfirmPage, GroupsPage, HomePage, MembersPage,
+    MfaReplacePage, MfaSetupPage, NotFound, NotMePage, NotMeReportedPage, NotificationsPage,
+    PolicyPage, RecoveredPage, RecoveryPage, SetupPage, SignInBackupCode, SignInEmail, SignInHelp,
+    SignInPassword, SignInVerify, UnreadBadge, VerifyAddressPage, WebhooksPage,
 };
 
 /// The HTML document every page is rendered into on the server.
@@ -45,7 +42,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body>
@@ -59,7 +56,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    mark_hydrated();
 
     view! {
         <Stylesheet id="lifeline" href="/pkg/lifeline.css" />
@@ -67,64 +63,66 @@ pub fn App() -> impl IntoView {
             if page.is_empty() { "Lifeline".to_owned() } else { format!("{page} · Lifeline") }
         } />
         <Router>
-            // Pages show an error from their URL only at the address the server served.
-            <ServedPage>
-                <header class="site-header no-print">
-                    <A href="/" attr:class="brand">
-                        "Lifeline"
-                    </A>
-                    <nav aria-label="Account">
-                        <UnreadBadge />
-                        <A href="/account">"Account"</A>
-                    </nav>
-                </header>
-                <nav::AccountBars />
-                <main class="site-main">
-                    // Async: pages are sent whole, with their data, so that they work without
-                    // JavaScript too (streamed fragments need a script to fall into place).
-                    <Routes fallback=NotFound>
-                        <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
-                        <Route path=path!("/sign-in") view=SignInEmail ssr=SsrMode::Async />
-                        <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
-                        <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
-                        <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
-                        <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
-                        <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/mfa/replace") view=MfaReplacePage ssr=SsrMode::Async />
-                        <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/notifications") view=NotificationsPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/notification-address/verify") view=VerifyAddressPage ssr=SsrMode::Async />
-                        <Route path=path!("/account/notification-address/verified") view=AddressVerifiedPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/groups") view=GroupsPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/webhooks") view=WebhooksPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/api-tokens") view=ApiTokensPage ssr=SsrMode::Async />
-                        <Route path=path!("/admin/backup") view=BackupPage ssr=SsrMode::Async />
-                        <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
-                        <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
-                        <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
-                    </Routes>
-                </main>
-                <footer class="site-footer no-print">
-                    "Lifeline — backup verification codes for your organization's multi-factor authentication"
-                </footer>
-            </ServedPage>
+            <header class="site-header no-print">
+                <A href="/" attr:class="brand">
+                    "Lifeline"
+                </A>
+                <nav aria-label="Account">
+                    <UnreadBadge />
+                    <A href="/account">"Account"</A>
+                </nav>
+            </header>
+            <nav::AccountBars />
+            <main class="site-main">
+                // Async: pages are sent whole, with their data, so that they work without
+                // JavaScript too (streamed fragments need a script to fall into place).
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in") view=SignInEmail ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/password") view=SignInPassword ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/verify") view=SignInVerify ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/help") view=SignInHelp ssr=SsrMode::Async />
+                    <Route path=path!("/sign-in/backup-code") view=SignInBackupCode ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/mfa/setup") view=MfaSetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/mfa/replace") view=MfaReplacePage ssr=SsrMode::Async />
+                    <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/backup-codes") view=BackupCodesPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/recovered") view=RecoveredPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/notifications") view=NotificationsPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/notification-address/verify") view=VerifyAddressPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/notification-address/verified") view=AddressVerifiedPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/members") view=MembersPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/groups") view=GroupsPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/policy") view=PolicyPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/recovery") view=RecoveryPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/compliance") view=CompliancePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/alerts") view=AlertsPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/webhooks") view=WebhooksPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/api-tokens") view=ApiTokensPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/backup") view=BackupPage ssr=SsrMode::Async />
+                    <Route path=path!("/not-me") view=NotMePage ssr=SsrMode::Async />
+                    <Route path=path!("/not-me/reported") view=NotMeReportedPage ssr=SsrMode::Async />
+                    <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+            <footer class="site-footer no-print">
+                "Lifeline — backup verification codes for your organization's multi-factor authentication"
+            </footer>
+            <forms::FormKeeper />
+            // Last on the page: the island script hydrates islands in document order.
+            <HydratedMark />
         </Router>
     }
 }
 
-/// Marks `<body data-hydrated>` once the wasm app has taken over the server-rendered page,
-/// so that browser tests (and curious people) can tell a hydrated page from a static one.
-fn mark_hydrated() {
+/// Marks `<body data-hydrated>` once the page's islands are interactive, so that browser
+/// tests (and curious people) can tell a live page from a static one. An island itself, the
+/// last one on every page: the island script hydrates them in document order.
+#[island]
+fn HydratedMark() -> impl IntoView {
     // Effects run only in the browser, after hydration.
     Effect::new(|_| {
         if let Some(body) = document().body() {

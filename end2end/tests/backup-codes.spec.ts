@@ -168,6 +168,12 @@ for (const javascript of [true, false]) {
         'That backup verification code is not valid, or it has been used already.',
       );
       await expect(page).toHaveURL(/\/sign-in\/backup-code(\?.*)?$/);
+      // A refused code is a secret: it comes back to no field and stays in no storage.
+      await expect(page.getByLabel('Backup verification code')).toHaveValue('');
+      if (javascript) {
+        const stored = await page.evaluate(() => JSON.stringify({ ...sessionStorage }));
+        expect(stored).not.toContain(codes[2]);
+      }
 
       // Code #4 signs in; regenerate from the page that follows.
       await enterBackupCode(page, codes[3]);

@@ -11,7 +11,7 @@ export const test = base.extend({
 
 export { expect };
 
-/** Waits until the wasm app has hydrated the server-rendered page. */
+/** Waits until the page's islands are interactive (the wasm has loaded and hydrated them). */
 export async function hydrated(page: import('@playwright/test').Page): Promise<void> {
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', '');
 }
@@ -64,23 +64,9 @@ export function totpCode(setupKey: string, unixSeconds: number = Date.now() / 10
 
 export const password = 'correct horse battery staple';
 
-export type Marked = { stayedOnPage?: boolean };
-
-/** With JavaScript, marks the window: the mark survives client-side navigation only. */
-export async function markWindow(page: Page) {
-  await page.evaluate(() => ((window as unknown as Marked).stayedOnPage = true));
-}
-
-export async function stayedOnPage(page: Page): Promise<boolean> {
-  return (await page.evaluate(() => (window as unknown as Marked).stayedOnPage)) === true;
-}
-
 export async function signInWithPassword(page: Page, email: string, javascript: boolean) {
   await page.goto('/sign-in');
-  if (javascript) {
-    await hydrated(page);
-    await markWindow(page);
-  }
+  if (javascript) await hydrated(page);
   await page.getByLabel('Email address').fill(email);
   await page.getByRole('button', { name: 'NEXT' }).click();
   await expect(page).toHaveURL(/\/sign-in\/password$/);

@@ -71,7 +71,7 @@ test('an owner groups members and scopes the help desk, who issues a code for th
   await page.getByRole('button', { name: 'Preview' }).click();
   await expect(page.locator('.preview-summary')).toHaveText('1 member will be added to Engineering.');
   await page.getByRole('button', { name: 'Add 1 member to Engineering' }).click();
-  await expect(page.getByText('Added 1 member to Engineering.')).toBeVisible();
+  await expect(page.getByText('Added to Engineering, which now has 1 member.')).toBeVisible();
   await expect(group.locator('td').first()).toHaveText('1');
 
   // The help desk is scoped to the group.

@@ -1,17 +1,15 @@
 // Pages say only what Lifeline said. An error in an address (`?__path=…&__err=…`, how a plain
 // form's failed post comes back) is shown only on the page the server served with it, and the
-// server serves none it did not send. The hydrated app can still be led to such an address
-// without asking the server (a `next` followed after confirming the password): it shows no
-// error from there either. (The server's side is tested over HTTP in server/tests/it.)
+// server serves none it did not send: not when the address is opened as a link, nor when it is
+// a `next` followed after confirming the password, with JavaScript on. (The server's side is
+// tested over HTTP in server/tests/it.)
 import {
   test,
   expect,
   hydrated,
   lifelineCli,
-  markWindow,
   password,
   signInWithPassword,
-  stayedOnPage,
 } from './fixtures';
 
 const attacker = 'Your account is suspended: call +1 555 0100 to restore it';
@@ -39,16 +37,14 @@ test('a crafted link and a crafted next show no sentence of an attacker', async 
   await expect(page.getByRole('heading', { name: 'Add a member' })).toBeVisible();
   await expect(page.getByText(attacker)).toHaveCount(0);
 
-  // Followed by the hydrated app after confirming the password: it moves there itself, with
-  // the error still in the address, and shows none of it.
+  // Followed after confirming the password, with the page's islands live: the confirmation
+  // sends the browser there, and the server drops the error on the way.
   const next = crafted('/admin/members', 'members/add');
   await page.goto(`/account/confirm?next=${encodeURIComponent(next)}`);
   await hydrated(page);
-  await markWindow(page);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Confirm' }).click();
-  await expect(page).toHaveURL(/\/admin\/members\?__path=.*__err=/);
-  expect(await stayedOnPage(page)).toBe(true);
+  await expect(page).toHaveURL(/\/admin\/members$/);
   await expect(page.getByRole('heading', { name: 'Add a member' })).toBeVisible();
   await expect(page.getByText(attacker)).toHaveCount(0);
 

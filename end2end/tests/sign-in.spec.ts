@@ -10,7 +10,6 @@ import {
   totpCode,
   password,
   signInWithPassword,
-  stayedOnPage,
   turnOnMfa,
 } from './fixtures';
 
@@ -30,8 +29,8 @@ async function signInWithTotp(page: Page, email: string, setupKey: string, javas
   await page.getByRole('button', { name: 'VERIFY' }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.locator('.account-email')).toHaveText(email);
-  // Hydrated, the whole sign-in ran without a page load; without JavaScript, every step was one.
-  expect(await stayedOnPage(page)).toBe(javascript);
+  // Every step was a plain form's post; with JavaScript, the page's islands came alive too.
+  if (javascript) await hydrated(page);
 }
 
 for (const javascript of [true, false]) {
@@ -83,6 +82,7 @@ test('bad input at the first step gets a message next to the field', async ({ pa
     await page.getByLabel('Email address').fill(bad);
     await page.getByRole('button', { name: 'NEXT' }).click();
     await expect(page.locator('#email-error')).toBeVisible();
-    await expect(page).toHaveURL(/\/sign-in$/);
+    // Still the first step: the post came back to it, with the error in the address.
+    await expect(page).toHaveURL(/\/sign-in(\?|$)/);
   }
 });

@@ -8,8 +8,7 @@
 //! remembers in the session the one error each such redirect carries, and a page request
 //! whose address carries an error goes on only when it is that error, which it uses up
 //! (shown once). Any other is dropped from the address before anything reads it: a `GET` is
-//! sent to the same address without it, so the browser's address (which the hydrated app
-//! reads too) no longer has it.
+//! sent to the same address without it, so the browser's address no longer has it either.
 
 use axum::{
     extract::Request,
@@ -20,10 +19,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-/// The server function's path in an address carrying its error (Leptos's name).
-const PATH_PARAMETER: &str = "__path";
-/// The error itself, encoded (Leptos's name).
-const ERROR_PARAMETER: &str = "__err";
+use app::{FORM_ERROR, FORM_ERROR_PATH, without_form_error};
+
 /// The session key of the last error sent in an address, until a page shows it.
 const SENT_ERROR: &str = "form_error.sent";
 
@@ -43,8 +40,8 @@ impl ErrorInAddress {
         let mut error = Vec::new();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
-                PATH_PARAMETER => path.push(value.into_owned()),
-                ERROR_PARAMETER => error.push(value.into_owned()),
+                FORM_ERROR_PATH => path.push(value.into_owned()),
+                FORM_ERROR => error.push(value.into_owned()),
                 _ => {}
             }
         }
@@ -69,8 +66,8 @@ impl ErrorInAddress {
         let (mut path, mut error) = (None, None);
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*name {
-                PATH_PARAMETER => path = Some(value.into_owned()),
-                ERROR_PARAMETER => error = Some(value.into_owned()),
+                FORM_ERROR_PATH => path = Some(value.into_owned()),
+                FORM_ERROR => error = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -83,8 +80,8 @@ impl ErrorInAddress {
     /// `self` as an address's query parameters.
     fn to_query(&self) -> String {
         form_urlencoded::Serializer::new(String::new())
-            .append_pair(PATH_PARAMETER, &self.path)
-            .append_pair(ERROR_PARAMETER, &self.error)
+            .append_pair(FORM_ERROR_PATH, &self.path)
+            .append_pair(FORM_ERROR, &self.error)
             .finish()
     }
 }
@@ -98,7 +95,7 @@ fn location_with_newest_error(location: &str) -> Option<(String, ErrorInAddress)
         None => (rest, None),
     };
     let newest = ErrorInAddress::newest_in_query(query)?;
-    let others = without_error(query);
+    let others = without_form_error(query);
     let mut location = format!("{base}?");
     if !others.is_empty() {
         location.push_str(&others);
@@ -116,18 +113,6 @@ fn location_with_newest_error(location: &str) -> Option<(String, ErrorInAddress)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Unrecognized;
 
-/// `query` without the error parameters, each other parameter kept as it was written.
-fn without_error(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            !form_urlencoded::parse(pair.as_bytes())
-                .any(|(name, _)| name == PATH_PARAMETER || name == ERROR_PARAMETER)
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// `uri`'s path and query, without the error parameters: a path on this site (`/` for one
 /// that a browser could read as another site's, like `//evil.example`).
 fn address_without_error(uri: &Uri) -> String {
@@ -137,7 +122,7 @@ fn address_without_error(uri: &Uri) -> String {
     } else {
         path
     };
-    let query = uri.query().map(without_error).unwrap_or_default();
+    let query = uri.query().map(without_form_error).unwrap_or_default();
     if query.is_empty() {
         path.to_owned()
     } else {

@@ -189,7 +189,8 @@ pub async fn preview_group_csv(group_id: i32, csv: String) -> Result<CsvPreviewV
 }
 
 /// Adds the members a CSV of emails lists to a group: all of them, or nobody when a row is
-/// wrong.
+/// wrong. A plain form's post then lands on `/admin/groups?added=<group id>`, which names the
+/// group and its new count.
 #[server(endpoint = "admin/groups/add")]
 pub async fn add_group_csv(group_id: i32, csv: String) -> Result<CsvPreviewView, AppError> {
     crate::api::respond(async {
@@ -205,6 +206,7 @@ pub async fn add_group_csv(group_id: i32, csv: String) -> Result<CsvPreviewView,
             &csv,
         )
         .await?;
+        leptos_axum::redirect(&format!("/admin/groups?added={group_id}#add-to-group"));
         Ok(preview_view(group_id, csv, added, true))
     })
     .await

@@ -1,7 +1,7 @@
 //! The sign-in steps: email, password, and the authenticator code when MFA is on.
 //!
-//! Each step is a server function that a plain form can post to; it answers with a redirect
-//! to the next step, which the hydrated app follows without a reload.
+//! Each step is a server function that the step's plain form posts to; it answers with a
+//! redirect to the next step.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

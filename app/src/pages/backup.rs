@@ -1,7 +1,7 @@
 //! `/admin/backup`, for owners (and admins when the policy lets them): "Request data backup".
 //! A complete backup of the organization, encrypted to a passphrase the requester chooses,
-//! built in the background while the page shows its progress (refreshing itself without
-//! JavaScript), then downloadable for a week.
+//! built in the background while the page shows its progress (reloading itself every two
+//! seconds while one is being built), then downloadable for a week.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,30 +13,15 @@ use crate::{
     forms::{FieldMessage, FormMessage, invalid, last_error},
 };
 
-/// How often the page asks again while a backup is being built.
-const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// `/admin/backup`.
 #[component]
 pub fn BackupPage() -> impl IntoView {
     let request = ServerAction::<RequestBackup>::new();
     let delete = ServerAction::<DeleteBackup>::new();
-    let (tick, set_tick) = signal(0_u32);
     let overview = Resource::new(
-        move || (request.version().get(), delete.version().get(), tick.get()),
+        move || (request.version().get(), delete.version().get()),
         |_| get_backups(),
     );
-    // With JavaScript, a backup being built is followed by asking again each second (the
-    // effect runs in the browser only); without, the page refreshes itself (below).
-    Effect::new(move |_| {
-        let building = overview
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|overview| overview.building());
-        if building {
-            set_timeout(move || set_tick.update(|tick| *tick += 1), FOLLOW_EVERY);
-        }
-    });
     let query = leptos_router::hooks::use_query_map();
     let requested = move || query.with(|q| q.get("requested").is_some());
     let deleted = move || query.with(|q| q.get("deleted").is_some());
@@ -90,9 +75,8 @@ fn BackupPanel(
     let building = overview.building();
     let used_up = overview.requested_today >= overview.per_day;
     view! {
-        // Without JavaScript the page follows a backup being built by reloading itself; with
-        // it, `noscript` holds only text and the page asks the server itself.
-        {building.then(|| view! { <noscript><meta http-equiv="refresh" content="2" /></noscript> })}
+        // The page follows a backup being built by reloading itself.
+        {building.then(|| view! { <meta http-equiv="refresh" content="2" /> })}
         <section class="panel">
             <h1>"Data backup"</h1>
             <p class="lead">

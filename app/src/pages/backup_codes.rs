@@ -4,8 +4,9 @@
 //!
 //! Generating is a plain form posted to `/account/backup-codes`: the server answers that post
 //! with this page rendered around the new codes, so the codes travel once, in that answer,
-//! with or without JavaScript. Hydrated, the page adds Print and Copy buttons and a warning
-//! before leaving while the codes are not confirmed as saved.
+//! with or without JavaScript. With JavaScript, the sheet's one island ([`SheetActions`]) adds
+//! Print and Copy buttons and a warning before leaving while the codes are not confirmed as
+//! saved.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -291,27 +292,6 @@ fn GenerateButton(
 fn CodesSheet(codes: FreshBackupCodes) -> impl IntoView {
     let text = codes_as_text(&codes);
     let file_name = download_name(&codes);
-    let href = data_url(&text);
-    let (hydrated, set_hydrated) = signal(false);
-    let (saved, set_saved) = signal(false);
-    let (copied, set_copied) = signal(None::<bool>);
-    Effect::new(move |_| set_hydrated.set(true));
-    // Leaving before confirming asks first (the browser's own "Leave site?" prompt).
-    Effect::new(move |_| {
-        let handle = window_event_listener(leptos::ev::beforeunload, move |event| {
-            if !saved.get_untracked() {
-                event.prevent_default();
-            }
-        });
-        on_cleanup(move || handle.remove());
-    });
-    let print = move |_| {
-        let _ = window().print();
-    };
-    let copy = {
-        let text = text.clone();
-        move |_| copy_to_clipboard(text.clone(), set_copied)
-    };
     view! {
         <Title text="Your backup verification codes" />
         <section class="panel codes-sheet">
@@ -330,51 +310,82 @@ fn CodesSheet(codes: FreshBackupCodes) -> impl IntoView {
                     .collect_view()}
             </ol>
             <p>"Each code works only once. Once you have used them all, generate a new set."</p>
-            <div class="actions no-print">
-                <a class="button" href=href download=file_name>
-                    "Download"
-                </a>
-                <Show
-                    when=move || hydrated.get()
-                    fallback=|| {
-                        view! { <span class="muted">"To print, use your browser's Print command."</span> }
-                    }
-                >
-                    <button type="button" on:click=print>
-                        "Print"
-                    </button>
-                    <button type="button" on:click=copy.clone()>
-                        "Copy"
-                    </button>
-                </Show>
-                {move || {
-                    copied
-                        .get()
-                        .map(|ok| {
-                            view! {
-                                <span class="muted" role="status">
-                                    {if ok { "Copied." } else { "Copying failed: download or print them instead." }}
-                                </span>
-                            }
-                        })
-                }}
-            </div>
-            <form method="get" action="/account" class="saved no-print">
-                <label class="check">
-                    <input
-                        type="checkbox"
-                        name="saved"
-                        value="1"
-                        required
-                        on:change=move |event| set_saved.set(event_target_checked(&event))
-                    />
-                    "I have saved these codes"
-                </label>
-                <button type="submit" class="primary">
-                    "Done"
-                </button>
-            </form>
+            <SheetActions text file_name />
         </section>
+    }
+}
+
+/// Download, Print and Copy, and "I have saved these codes": the one island of the codes
+/// sheet. `text` is the sheet as the downloaded file holds it (the codes are already on the
+/// page around it, so handing them to the island shows them nowhere new).
+///
+/// Without JavaScript, Download is a `data:` link and the browser's Print command prints the
+/// sheet; in the browser, Print and Copy buttons appear, and leaving before ticking "saved"
+/// asks first (the browser's own "Leave site?" prompt).
+#[island]
+fn SheetActions(text: String, file_name: String) -> impl IntoView {
+    let href = data_url(&text);
+    let (hydrated, set_hydrated) = signal(false);
+    let (saved, set_saved) = signal(false);
+    let (copied, set_copied) = signal(None::<bool>);
+    Effect::new(move |_| set_hydrated.set(true));
+    Effect::new(move |_| {
+        let handle = window_event_listener(leptos::ev::beforeunload, move |event| {
+            if !saved.get_untracked() {
+                event.prevent_default();
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+    let print = move |_| {
+        let _ = window().print();
+    };
+    let copy = move |_| copy_to_clipboard(text.clone(), set_copied);
+    view! {
+        <div class="actions no-print">
+            <a class="button" href=href download=file_name>
+                "Download"
+            </a>
+            <Show
+                when=move || hydrated.get()
+                fallback=|| {
+                    view! { <span class="muted">"To print, use your browser's Print command."</span> }
+                }
+            >
+                <button type="button" on:click=print>
+                    "Print"
+                </button>
+                <button type="button" on:click=copy.clone()>
+                    "Copy"
+                </button>
+            </Show>
+            {move || {
+                copied
+                    .get()
+                    .map(|ok| {
+                        view! {
+                            <span class="muted" role="status">
+                                {if ok { "Copied." } else { "Copying failed: download or print them instead." }}
+                            </span>
+                        }
+                    })
+            }}
+        </div>
+        <form method="get" action="/account" class="saved no-print">
+            <label class="check">
+                <input
+                    type="checkbox"
+                    name="saved"
+                    value="1"
+                    required
+                    on:change=move |event| set_saved.set(event_target_checked(&event))
+                />
+                "I have saved these codes"
+            </label>
+            <button type="submit" class="primary">
+                "Done"
+            </button>
+        </form>
     }
 }
 

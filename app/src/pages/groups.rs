@@ -2,7 +2,7 @@
 //! of emails (previewed row by row, then added all at once or not at all); a group's
 //! exception from the backup-code setting; and the groups each help-desk member assists.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::ServerFn};
 use leptos_meta::Title;
 use leptos_router::{components::Redirect, hooks::use_query_map};
 
@@ -12,7 +12,7 @@ use crate::{
         PreviewGroupCsv, ScopeRow, SetGroupException, SetHelpDeskScope, get_groups,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, invalid, last_error, last_result},
+    forms::{FieldMessage, FormMessage, Notice, invalid, island_action, last_error, last_result},
 };
 
 /// `/admin/groups`.
@@ -20,24 +20,18 @@ use crate::{
 pub fn GroupsPage() -> impl IntoView {
     let create = ServerAction::<CreateGroup>::new();
     let delete = ServerAction::<DeleteGroup>::new();
-    let preview = ServerAction::<PreviewGroupCsv>::new();
     let add = ServerAction::<AddGroupCsv>::new();
-    let exception = ServerAction::<SetGroupException>::new();
     let scope = ServerAction::<SetHelpDeskScope>::new();
-    // The group whose exception the form shows: the one a row's "Change exception" chose
-    // (`?exception=<id>`, also without JavaScript), or the one picked in the form; else the
-    // first. Kept here, so that it outlives the panels' refresh after a save.
-    let exception_group = RwSignal::new(
-        use_query_map()
-            .with_untracked(|query| query.get("exception").and_then(|id| id.parse::<i32>().ok())),
-    );
+    // The group whose exception the form opens on: the one a row's "Change exception" chose
+    // (`?exception=<id>`); else the first.
+    let exception_group = use_query_map()
+        .with_untracked(|query| query.get("exception").and_then(|id| id.parse::<i32>().ok()));
     let overview = Resource::new(
         move || {
             (
                 create.version().get(),
                 delete.version().get(),
                 add.version().get(),
-                exception.version().get(),
                 scope.version().get(),
             )
         },
@@ -46,9 +40,7 @@ pub fn GroupsPage() -> impl IntoView {
     let actions = GroupActions {
         create,
         delete,
-        preview,
         add,
-        exception,
         scope,
         exception_group,
     };
@@ -83,11 +75,9 @@ pub fn GroupsPage() -> impl IntoView {
 struct GroupActions {
     create: ServerAction<CreateGroup>,
     delete: ServerAction<DeleteGroup>,
-    preview: ServerAction<PreviewGroupCsv>,
     add: ServerAction<AddGroupCsv>,
-    exception: ServerAction<SetGroupException>,
     scope: ServerAction<SetHelpDeskScope>,
-    exception_group: RwSignal<Option<i32>>,
+    exception_group: Option<i32>,
 }
 
 #[component]
@@ -100,6 +90,7 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
         .map(|group| (group.id, group.name.clone()))
         .collect();
     let exception_choices = overview.groups.clone();
+    let csv_groups = overview.groups.clone();
     view! {
         <section class="panel wide">
             <h1>"Groups"</h1>
@@ -131,7 +122,6 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                                             group
                                             manage
                                             delete=actions.delete
-                                            exception_group=actions.exception_group
                                         />
                                     }
                                 })
@@ -147,16 +137,11 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                 view! {
                     <CreatePanel create=actions.create max=overview.max_groups />
                     <CsvPanel
-                        preview=actions.preview
                         add=actions.add
-                        choices=choices.clone()
+                        groups=csv_groups
                         max_rows=overview.max_csv_rows
                     />
-                    <ExceptionPanel
-                        exception=actions.exception
-                        groups=exception_choices
-                        chosen=actions.exception_group
-                    />
+                    <ExceptionPanel groups=exception_choices chosen=actions.exception_group />
                     <ScopePanel scope=actions.scope help_desk=overview.help_desk choices />
                 }
             })}
@@ -165,12 +150,7 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
 }
 
 #[component]
-fn GroupLine(
-    group: GroupRow,
-    manage: bool,
-    delete: ServerAction<DeleteGroup>,
-    exception_group: RwSignal<Option<i32>>,
-) -> impl IntoView {
+fn GroupLine(group: GroupRow, manage: bool, delete: ServerAction<DeleteGroup>) -> impl IntoView {
     let id = group.id;
     let scoped = if group.scoped_help_desk.is_empty() {
         "—".to_owned()
@@ -193,10 +173,7 @@ fn GroupLine(
                 .then(|| {
                     view! {
                         <td>
-                            <a
-                                href=format!("/admin/groups?exception={id}#group-exception")
-                                on:click=move |_| exception_group.set(Some(id))
-                            >
+                            <a href=format!("/admin/groups?exception={id}#group-exception")>
                                 {format!("Change exception of {}", group.name)}
                             </a>
                             <ActionForm action=delete>
@@ -254,17 +231,30 @@ fn GroupChoice(id: &'static str, choices: Vec<(i32, String)>) -> impl IntoView {
     }
 }
 
+/// "Add members to a group from a CSV": the panel, and after an add (`?added=<group id>`,
+/// where the add's redirect lands) the group it filled, with its count read from the page's
+/// own data.
 #[component]
 fn CsvPanel(
-    preview: ServerAction<PreviewGroupCsv>,
     add: ServerAction<AddGroupCsv>,
-    choices: Vec<(i32, String)>,
+    groups: Vec<GroupRow>,
     max_rows: usize,
 ) -> impl IntoView {
-    let preview_error = last_error(preview);
     let add_error = last_error(add);
-    let previewed = last_result(preview);
-    let added = last_result(add);
+    let added = use_query_map()
+        .with_untracked(|query| query.get("added").and_then(|id| id.parse::<i32>().ok()))
+        .and_then(|id| groups.iter().find(|group| group.id == id))
+        .map(|group| {
+            format!(
+                "Added to {}, which now has {}.",
+                group.name,
+                members(group.members as usize)
+            )
+        });
+    let choices: Vec<(i32, String)> = groups
+        .iter()
+        .map(|group| (group.id, group.name.clone()))
+        .collect();
     let empty = choices.is_empty();
     view! {
         <section class="panel" id="add-to-group">
@@ -273,49 +263,52 @@ fn CsvPanel(
                 {format!("One email address per line, in the first column (a first line reading \"email\" is skipped); up to {max_rows} lines. Preview first: nobody is added unless every line names a member of your organization.")}
             </p>
             {empty.then(|| view! { <p>"Create a group first."</p> })}
-            <ActionForm action=preview>
-                <FormMessage error=preview_error />
-                <fieldset disabled=empty>
-                    <GroupChoice id="csv-group" choices />
-                    <label for="group-csv">"CSV of email addresses"</label>
-                    <textarea
-                        id="group-csv"
-                        name="csv"
-                        rows="8"
-                        required
-                        aria-describedby="csv-error"
-                        aria-invalid=invalid(preview_error, "csv")
-                    ></textarea>
-                    <FieldMessage error=preview_error field="csv" />
-                    <button type="submit">"Preview"</button>
-                </fieldset>
-            </ActionForm>
-            {move || {
-                added
-                    .get()
-                    .and_then(Result::ok)
-                    .map(|done| {
-                        view! {
-                            <p class="status ok" role="status">
-                                {format!("Added {} to {}.", members(done.adds), done.group)}
-                            </p>
-                        }
-                    })
-            }}
+            {added.map(|text| view! { <Notice text parameter="added".to_owned() /> })}
             <FormMessage error=add_error />
-            {move || {
-                previewed
-                    .get()
-                    .and_then(Result::ok)
-                    .map(|preview| view! { <CsvPreview preview add /> })
-            }}
+            <CsvPreviewForm choices />
         </section>
     }
     .into_any()
 }
 
+/// The CSV's form and its preview, row by row: an island, so that the preview appears in
+/// place. Adding is a plain form's post, which lands back on the page (`?added=`) with the
+/// group's new count.
+#[island]
+fn CsvPreviewForm(choices: Vec<(i32, String)>) -> impl IntoView {
+    let preview = island_action::<PreviewGroupCsv>();
+    let preview_error = last_error(preview);
+    let previewed = last_result(preview);
+    let empty = choices.is_empty();
+    view! {
+        <ActionForm action=preview>
+            <FormMessage error=preview_error />
+            <fieldset disabled=empty>
+                <GroupChoice id="csv-group" choices />
+                <label for="group-csv">"CSV of email addresses"</label>
+                <textarea
+                    id="group-csv"
+                    name="csv"
+                    rows="8"
+                    required
+                    aria-describedby="csv-error"
+                    aria-invalid=invalid(preview_error, "csv")
+                ></textarea>
+                <FieldMessage error=preview_error field="csv" />
+                <button type="submit">"Preview"</button>
+            </fieldset>
+        </ActionForm>
+        {move || {
+            previewed
+                .get()
+                .and_then(Result::ok)
+                .map(|preview| view! { <CsvPreview preview /> })
+        }}
+    }
+}
+
 #[component]
-fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl IntoView {
+fn CsvPreview(preview: CsvPreviewView) -> impl IntoView {
     let summary = if preview.problems > 0 {
         let lines = if preview.problems == 1 {
             "1 line needs".to_owned()
@@ -363,13 +356,13 @@ fn CsvPreview(preview: CsvPreviewView, add: ServerAction<AddGroupCsv>) -> impl I
         {ready
             .then(|| {
                 view! {
-                    <ActionForm action=add>
+                    <form method="post" action=AddGroupCsv::url()>
                         <input type="hidden" name="group_id" value=preview.group_id.to_string() />
                         <input type="hidden" name="csv" value=preview.csv.clone() />
                         <button type="submit" class="primary">
                             {format!("Add {} to {}", members(preview.adds), preview.group)}
                         </button>
-                    </ActionForm>
+                    </form>
                 }
             })}
     }
@@ -383,15 +376,13 @@ const EXCEPTION_CHOICES: [(&str, &str); 3] = [
     ("deny", "Not allowed, whatever the setting"),
 ];
 
-/// A group's exception: the form opens on the chosen group's (`chosen`, else the first),
-/// its current choice and reason filled in, so that saving changes only what was changed.
-#[component]
-fn ExceptionPanel(
-    exception: ServerAction<SetGroupException>,
-    groups: Vec<GroupRow>,
-    chosen: RwSignal<Option<i32>>,
-) -> impl IntoView {
-    let error = last_error(exception);
+/// "A group's exception from the backup-code setting": an island, so that picking another
+/// group in the form shows that group's current choice and reason (a save changes only what
+/// changed). The form is a plain form's post; `chosen` is the group it opens on.
+#[island]
+fn ExceptionPanel(groups: Vec<GroupRow>, chosen: Option<i32>) -> impl IntoView {
+    let error = last_error(island_action::<SetGroupException>());
+    let chosen = RwSignal::new(chosen);
     let empty = groups.is_empty();
     let groups = StoredValue::new(groups);
     // The group shown: the chosen one while it exists, else the first.
@@ -411,7 +402,7 @@ fn ExceptionPanel(
     view! {
         <section class="panel" id="group-exception">
             <h2>"A group's exception from the backup-code setting"</h2>
-            <ActionForm action=exception>
+            <form method="post" action=SetGroupException::url()>
                 <FormMessage error />
                 <fieldset disabled=empty>
                     <label for="exception-group">"Group"</label>
@@ -483,7 +474,7 @@ fn ExceptionPanel(
                     <FieldMessage error field="reason" />
                     <button type="submit">"Save the group's exception"</button>
                 </fieldset>
-            </ActionForm>
+            </form>
         </section>
     }
     .into_any()

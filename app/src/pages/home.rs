@@ -35,8 +35,9 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// A button that asks the server whether it and its database are healthy.
-#[component]
+/// A button that asks the server whether it and its database are healthy. An island: with
+/// JavaScript the answer appears in place; without, the button is a plain form's.
+#[island]
 fn StatusCheck() -> impl IntoView {
     let check = ServerAction::<CheckStatus>::new();
     let result = crate::forms::last_result(check);
