@@ -30,33 +30,6 @@ pub fn without_form_error(query: &str) -> String {
         .join("&")
 }
 
-/// A server action for a form inside an island, holding the error a plain form's post of it
-/// left in this page's address (as the router provides it to the rest of the page, which
-/// islands run outside of in the browser).
-pub fn island_action<S>() -> ServerAction<S>
-where
-    S: ServerFn + Clone + Send + Sync + 'static,
-    S::Output: Send + Sync + 'static,
-    S::Error: Send + Sync + 'static,
-{
-    #[cfg(feature = "hydrate")]
-    if use_context::<leptos::server::ServerActionError>().is_none() {
-        let query = window().location().search().unwrap_or_default();
-        let (mut path, mut error) = (None, None);
-        for (name, value) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
-            match &*name {
-                FORM_ERROR_PATH => path = Some(value.into_owned()),
-                FORM_ERROR => error = Some(value.into_owned()),
-                _ => {}
-            }
-        }
-        if let (Some(path), Some(error)) = (path, error) {
-            provide_context(leptos::server::ServerActionError::new(&path, &error));
-        }
-    }
-    ServerAction::new()
-}
-
 /// A confirmation carried by the page's address (`?<parameter>`, where a form's redirect
 /// landed), shown once: an island, which drops the parameter from the browser's address
 /// once shown, so that the next form posted from the page does not come back to it.
@@ -85,15 +58,6 @@ pub fn Notice(text: String, parameter: String) -> impl IntoView {
         let _ = &parameter;
     });
     view! { <p class="status ok" role="status">{text}</p> }
-}
-
-/// The result a plain form's post of `action` left in the URL of this page, if it did.
-pub fn last_result<S>(action: ServerAction<S>) -> Signal<Option<Result<S::Output, AppError>>>
-where
-    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
-    S::Output: Clone + Send + Sync + 'static,
-{
-    action.value().into()
 }
 
 /// The error a plain form's post of `action` left in the URL of this page, if it did.

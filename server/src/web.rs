@@ -329,8 +329,9 @@ pub fn router(
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        // Plain forms that make a secret post to their page itself, so that the secret
-        // arrives in the answer to that post, the one time it is sent.
+        // Plain forms that post to their page itself, which answers with the page around the
+        // result: a secret made by the post arrives in that answer, the one time it is sent;
+        // a CSV's preview, with or without JavaScript.
         .route(
             "/account/backup-codes",
             post(post_to_page::<app::api::backup_codes::GenerateForm>),
@@ -338,6 +339,10 @@ pub fn router(
         .route(
             "/admin/recovery",
             post(post_to_page::<app::api::recovery::RevealForm>),
+        )
+        .route(
+            "/admin/groups",
+            post(post_to_page::<app::api::groups::CsvPreviewForm>),
         )
         .route("/admin/webhooks", post(post_add_webhook))
         .route("/admin/api-tokens", post(post_new_api_token))
@@ -423,9 +428,10 @@ async fn limit_bodies_of_unknown_length(request: Request, next: Next) -> Respons
 }
 
 /// A page that answers a plain form's post itself (the backup-codes page, the recovery-code
-/// page): the page is rendered with the posted form in context, and acts on it through its
-/// server function, so a secret made by the post (new codes, a revealed recovery code) is
-/// sent once, in this answer, with or without JavaScript.
+/// page, the groups page's CSV preview): the page is rendered with the posted form in
+/// context, and acts on it through its server function, so a secret made by the post (new
+/// codes, a revealed recovery code) is sent once, in this answer, and a result (a preview)
+/// is shown, with or without JavaScript.
 async fn post_to_page<F>(
     State(state): State<AppState>,
     parts: axum::http::request::Parts,

@@ -176,6 +176,14 @@ pub async fn delete_group(group_id: i32) -> Result<(), AppError> {
     .await
 }
 
+/// What the plain "Preview" form posts to `/admin/groups`; the server renders that page with
+/// it in context, and the page previews from it ([`preview_group_csv`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvPreviewForm {
+    pub group_id: i32,
+    pub csv: String,
+}
+
 /// What adding the members a CSV of emails lists to a group would do, row by row.
 #[server(endpoint = "admin/groups/preview")]
 pub async fn preview_group_csv(group_id: i32, csv: String) -> Result<CsvPreviewView, AppError> {

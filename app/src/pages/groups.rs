@@ -8,11 +8,12 @@ use leptos_router::{components::Redirect, hooks::use_query_map};
 
 use crate::{
     api::groups::{
-        AddGroupCsv, CreateGroup, CsvPreviewView, DeleteGroup, GroupRow, GroupsOverview,
-        PreviewGroupCsv, ScopeRow, SetGroupException, SetHelpDeskScope, get_groups,
+        AddGroupCsv, CreateGroup, CsvPreviewForm, CsvPreviewView, DeleteGroup, GroupRow,
+        GroupsOverview, ScopeRow, SetGroupException, SetHelpDeskScope, get_groups,
+        preview_group_csv,
     },
     error::AppError,
-    forms::{FieldMessage, FormMessage, Notice, invalid, island_action, last_error, last_result},
+    forms::{FieldMessage, FormMessage, Notice, invalid, last_error},
 };
 
 /// `/admin/groups`.
@@ -37,6 +38,19 @@ pub fn GroupsPage() -> impl IntoView {
         },
         |_| get_groups(),
     );
+    // Present only while the server renders its answer to the "Preview" form's post.
+    let posted = use_context::<CsvPreviewForm>();
+    let previewed = Resource::new(
+        || (),
+        move |()| {
+            let posted = posted.clone();
+            async move {
+                let form = posted?;
+                let preview = preview_group_csv(form.group_id, form.csv.clone()).await;
+                Some((form, preview))
+            }
+        },
+    );
     let actions = GroupActions {
         create,
         delete,
@@ -48,6 +62,7 @@ pub fn GroupsPage() -> impl IntoView {
         <Title text="Groups" />
         <Suspense>
             {move || {
+                let previewed = previewed.get()?;
                 overview
                     .get()
                     .map(|overview| match overview {
@@ -63,7 +78,10 @@ pub fn GroupsPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Ok(overview) => view! { <GroupsPanels overview actions /> }.into_any(),
+                        Ok(overview) => {
+                            view! { <GroupsPanels overview actions previewed=previewed.clone() /> }
+                                .into_any()
+                        }
                     })
             }}
         </Suspense>
@@ -81,7 +99,11 @@ struct GroupActions {
 }
 
 #[component]
-fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoView {
+fn GroupsPanels(
+    overview: GroupsOverview,
+    actions: GroupActions,
+    previewed: Option<Previewed>,
+) -> impl IntoView {
     let delete_error = last_error(actions.delete);
     let manage = overview.may_manage;
     let choices: Vec<(i32, String)> = overview
@@ -140,8 +162,13 @@ fn GroupsPanels(overview: GroupsOverview, actions: GroupActions) -> impl IntoVie
                         add=actions.add
                         groups=csv_groups
                         max_rows=overview.max_csv_rows
+                        previewed
                     />
-                    <ExceptionPanel groups=exception_choices chosen=actions.exception_group />
+                    <ExceptionPanel
+                        groups=exception_choices
+                        chosen=actions.exception_group
+                        error=last_error(ServerAction::<SetGroupException>::new()).get_untracked()
+                    />
                     <ScopePanel scope=actions.scope help_desk=overview.help_desk choices />
                 }
             })}
@@ -219,26 +246,43 @@ fn CreatePanel(create: ServerAction<CreateGroup>, max: u64) -> impl IntoView {
 
 /// The group choice of a form.
 #[component]
-fn GroupChoice(id: &'static str, choices: Vec<(i32, String)>) -> impl IntoView {
+fn GroupChoice(
+    id: &'static str,
+    choices: Vec<(i32, String)>,
+    /// The group chosen already, if any.
+    chosen: Option<i32>,
+) -> impl IntoView {
     view! {
         <label for=id>"Group"</label>
         <select id=id name="group_id" required>
             {choices
                 .into_iter()
-                .map(|(id, name)| view! { <option value=id.to_string()>{name}</option> })
+                .map(|(id, name)| {
+                    view! {
+                        <option value=id.to_string() selected=Some(id) == chosen>
+                            {name}
+                        </option>
+                    }
+                })
                 .collect_view()}
         </select>
     }
 }
 
-/// "Add members to a group from a CSV": the panel, and after an add (`?added=<group id>`,
-/// where the add's redirect lands) the group it filled, with its count read from the page's
-/// own data.
+/// A CSV's preview as the server rendered it in answer to the "Preview" form's post: the
+/// form as posted, and what adding it would do (or why it cannot be read).
+type Previewed = (CsvPreviewForm, Result<CsvPreviewView, AppError>);
+
+/// "Add members to a group from a CSV". "Preview" is a plain form posted to the page itself
+/// (`POST /admin/groups`), which the server answers with the page and the preview, row by
+/// row, with or without JavaScript; "Add" then posts to its server function, which lands on
+/// `?added=<group id>`: the group it filled, with its count read from the page's own data.
 #[component]
 fn CsvPanel(
     add: ServerAction<AddGroupCsv>,
     groups: Vec<GroupRow>,
     max_rows: usize,
+    previewed: Option<Previewed>,
 ) -> impl IntoView {
     let add_error = last_error(add);
     let added = use_query_map()
@@ -256,6 +300,16 @@ fn CsvPanel(
         .map(|group| (group.id, group.name.clone()))
         .collect();
     let empty = choices.is_empty();
+    let (posted, preview) = previewed.unzip();
+    let preview_error = Signal::stored(
+        preview
+            .as_ref()
+            .and_then(|preview| preview.as_ref().err().cloned()),
+    );
+    let preview = preview.and_then(Result::ok);
+    let (chosen, csv) = posted.map_or((None, String::new()), |form| {
+        (Some(form.group_id), form.csv)
+    });
     view! {
         <section class="panel" id="add-to-group">
             <h2>"Add members to a group from a CSV"</h2>
@@ -265,46 +319,29 @@ fn CsvPanel(
             {empty.then(|| view! { <p>"Create a group first."</p> })}
             {added.map(|text| view! { <Notice text parameter="added".to_owned() /> })}
             <FormMessage error=add_error />
-            <CsvPreviewForm choices />
+            <form method="post" action="/admin/groups#add-to-group">
+                <FormMessage error=preview_error />
+                <fieldset disabled=empty>
+                    <GroupChoice id="csv-group" choices chosen />
+                    <label for="group-csv">"CSV of email addresses"</label>
+                    <textarea
+                        id="group-csv"
+                        name="csv"
+                        rows="8"
+                        required
+                        aria-describedby="csv-error"
+                        aria-invalid=invalid(preview_error, "csv")
+                    >
+                        {csv}
+                    </textarea>
+                    <FieldMessage error=preview_error field="csv" />
+                    <button type="submit">"Preview"</button>
+                </fieldset>
+            </form>
+            {preview.map(|preview| view! { <CsvPreview preview /> })}
         </section>
     }
     .into_any()
-}
-
-/// The CSV's form and its preview, row by row: an island, so that the preview appears in
-/// place. Adding is a plain form's post, which lands back on the page (`?added=`) with the
-/// group's new count.
-#[island]
-fn CsvPreviewForm(choices: Vec<(i32, String)>) -> impl IntoView {
-    let preview = island_action::<PreviewGroupCsv>();
-    let preview_error = last_error(preview);
-    let previewed = last_result(preview);
-    let empty = choices.is_empty();
-    view! {
-        <ActionForm action=preview>
-            <FormMessage error=preview_error />
-            <fieldset disabled=empty>
-                <GroupChoice id="csv-group" choices />
-                <label for="group-csv">"CSV of email addresses"</label>
-                <textarea
-                    id="group-csv"
-                    name="csv"
-                    rows="8"
-                    required
-                    aria-describedby="csv-error"
-                    aria-invalid=invalid(preview_error, "csv")
-                ></textarea>
-                <FieldMessage error=preview_error field="csv" />
-                <button type="submit">"Preview"</button>
-            </fieldset>
-        </ActionForm>
-        {move || {
-            previewed
-                .get()
-                .and_then(Result::ok)
-                .map(|preview| view! { <CsvPreview preview /> })
-        }}
-    }
 }
 
 #[component]
@@ -378,10 +415,15 @@ const EXCEPTION_CHOICES: [(&str, &str); 3] = [
 
 /// "A group's exception from the backup-code setting": an island, so that picking another
 /// group in the form shows that group's current choice and reason (a save changes only what
-/// changed). The form is a plain form's post; `chosen` is the group it opens on.
+/// changed). The form is a plain form's post; `chosen` is the group it opens on, and `error`
+/// the one its last post left in the page's address (the server reads it for the island).
 #[island]
-fn ExceptionPanel(groups: Vec<GroupRow>, chosen: Option<i32>) -> impl IntoView {
-    let error = last_error(island_action::<SetGroupException>());
+fn ExceptionPanel(
+    groups: Vec<GroupRow>,
+    chosen: Option<i32>,
+    error: Option<AppError>,
+) -> impl IntoView {
+    let error = Signal::stored(error);
     let chosen = RwSignal::new(chosen);
     let empty = groups.is_empty();
     let groups = StoredValue::new(groups);

@@ -2,8 +2,9 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
-use crate::api::status::{CheckStatus, SystemStatus};
+use crate::api::status::{SystemStatus, check_status};
 
 /// The landing page.
 #[component]
@@ -35,14 +36,25 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// A button that asks the server whether it and its database are healthy. An island: with
-/// JavaScript the answer appears in place; without, the button is a plain form's.
-#[island]
+/// A button that asks the server whether it and its database are healthy: a plain form
+/// asking for the start page again with `?check=status`, which the server answers with the
+/// page and the check's outcome (with or without JavaScript).
+#[component]
 fn StatusCheck() -> impl IntoView {
-    let check = ServerAction::<CheckStatus>::new();
-    let result = crate::forms::last_result(check);
+    let asked =
+        use_query_map().with_untracked(|query| query.get("check").as_deref() == Some("status"));
+    let status = Resource::new(
+        || (),
+        move |()| async move {
+            if asked {
+                Some(check_status().await)
+            } else {
+                None
+            }
+        },
+    );
     let outcome = move || {
-        result.get().map(|result| match result {
+        status.get().flatten().map(|result| match result {
             Ok(SystemStatus {
                 schema_current: true,
             }) => view! { <p class="status ok">"All systems operational: the database is reachable and up to date."</p> }.into_any(),
@@ -56,12 +68,11 @@ fn StatusCheck() -> impl IntoView {
     view! {
         <section class="panel status-check" aria-live="polite">
             <h2>"System status"</h2>
-            <ActionForm action=check>
-                <button type="submit" disabled=move || check.pending().get()>
-                    {move || if check.pending().get() { "Checking…" } else { "Check status" }}
-                </button>
-            </ActionForm>
-            {outcome}
+            <form method="get" action="/">
+                <input type="hidden" name="check" value="status" />
+                <button type="submit">"Check status"</button>
+            </form>
+            <Suspense>{outcome}</Suspense>
         </section>
     }
 }

@@ -184,3 +184,114 @@ async fn an_admin_pages_plain_form_still_shows_its_error() {
         "{html:.5000}"
     );
 }
+
+#[tokio::test]
+async fn a_confirmed_password_goes_to_next_without_the_error_a_link_put_in_it() {
+    let database = TestDatabase::sqlite().await;
+    let (server, client, owner) = signed_in_owner(&database).await;
+    let crafted = address_with_error(
+        &server,
+        "/admin/members",
+        "members/add",
+        AppError::Refused(ATTACKER_SAYS.into()),
+    );
+    let next = crafted.trim_start_matches(&server.url(""));
+    let posted = post_plain_form(
+        &client,
+        &server,
+        &server.url("/account/confirm"),
+        "account/confirm",
+        Some(&owner),
+        &[("password", crate::support::PASSWORD), ("next", next)],
+    )
+    .await;
+    assert_eq!(posted.status(), StatusCode::FOUND);
+    // Not an error this server sent, so none the page would show.
+    assert_eq!(location(&posted), "/admin/members");
+    let page = get(&client, &server.url("/admin/members"), Some(&owner)).await;
+    assert!(!page.text().await.unwrap().contains(ATTACKER_SAYS));
+}
+
+/// Posts the groups page's "Preview" form to the page itself, as a browser does.
+async fn preview(
+    client: &Client,
+    server: &Server,
+    owner: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client
+        .post(server.url("/admin/groups"))
+        .header(header::ACCEPT, "text/html")
+        .header(header::COOKIE, format!("lifeline_session={owner}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_csv_preview_is_the_groups_page_answering_its_post_and_bad_input_is_named() {
+    let database = TestDatabase::sqlite().await;
+    let (server, client, owner) = signed_in_owner(&database).await;
+    let created = crate::support::client::post(
+        &client,
+        &server,
+        "/api/admin/groups/create",
+        Some(&owner),
+        &[("name", "Engineering")],
+    )
+    .await;
+    assert!(created.status().is_success(), "{}", created.status());
+    let html = get(&client, &server.url("/admin/groups"), Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let group_id = html
+        .split("/admin/members?group=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the group's row links to its members")
+        .to_owned();
+
+    let answer = preview(
+        &client,
+        &server,
+        &owner,
+        &[
+            ("group_id", &group_id),
+            ("csv", "email\nowner@acme.test\nnobody@acme.test\n"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("csv-preview"), "{html:.5000}");
+    assert!(
+        html.contains("No member of your organization has this address."),
+        "{html:.5000}"
+    );
+    assert!(html.contains("1 line needs fixing"), "{html:.5000}");
+    // The form comes back as posted.
+    assert!(html.contains("nobody@acme.test"), "{html:.5000}");
+
+    // A form that cannot be read: a message, nothing previewed.
+    let answer = preview(&client, &server, &owner, &[("csv", "email\n")]).await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(answer.text().await.unwrap(), "The form could not be read.");
+    // A group that is not the organization's: the page, with the error where the form is.
+    let answer = preview(
+        &client,
+        &server,
+        &owner,
+        &[("group_id", "999999"), ("csv", "owner@acme.test\n")],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let html = answer.text().await.unwrap();
+    assert!(
+        html.contains(r#"<p role="alert" class="form-error">That group no longer exists."#),
+        "{html:.5000}"
+    );
+    assert!(!html.contains("csv-preview"), "{html:.5000}");
+}
