@@ -471,9 +471,10 @@ pub(crate) async fn limits_of(db: &impl ConnectionTrait, org_id: i32) -> Result<
 }
 
 /// Checks `password` against `row`'s hash under the per-account limit: an attempt is
-/// reserved first ([`lockout::reserve`], counted by `source`'s device cookie or with every
-/// untrusted source), then the hash is verified whatever the reservation said (a dummy hash
-/// when there is no row), so every answer costs one argon2 evaluation.
+/// reserved ([`lockout::reserve`], counted by `source`'s device cookie or with every
+/// untrusted source) while the hash is verified, whatever the reservation says (a dummy hash
+/// when there is no row), so every answer costs one argon2 evaluation; the result counts
+/// only for a reserved attempt.
 pub(crate) async fn check_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
@@ -485,19 +486,29 @@ pub(crate) async fn check_password(
     // A place with the hasher first: a busy server says so before an attempt is reserved,
     // so that its refusal counts against no one.
     let admission = hasher.admit()?;
-    let reserved = match row {
-        Some(row) => {
-            let limits = limits_of(db, row.org_id).await?;
-            let attempter = Attempter::of(source, row.id);
-            let ticket =
-                lockout::reserve(db, row.id, Factor::Password, &attempter, limits, now).await?;
-            Some((ticket, limits))
+    // The reservation (its reads and its commit) runs while the hash is verified, so that it
+    // adds no time to the answer; the verification's result counts only for a reserved
+    // attempt, below.
+    let reservation = async {
+        match row {
+            Some(row) => {
+                let limits = limits_of(db, row.org_id).await?;
+                let attempter = Attempter::of(source, row.id);
+                let ticket =
+                    lockout::reserve(db, row.id, Factor::Password, &attempter, limits, now).await?;
+                Ok::<_, AccountError>(Some((ticket, limits)))
+            }
+            None => Ok(None),
         }
-        None => None,
     };
-    let right = admission
-        .matches(password, row.map(|row| row.password_hash.as_str()))
-        .await?;
+    let verification = async {
+        Ok::<_, AccountError>(
+            admission
+                .matches(password, row.map(|row| row.password_hash.as_str()))
+                .await?,
+        )
+    };
+    let (reserved, right) = tokio::try_join!(reservation, verification)?;
     Ok(match reserved {
         None => PasswordCheck::NoAccount,
         Some((None, limits)) => PasswordCheck::Refused(Refusal::Locked, limits),

@@ -121,6 +121,20 @@ impl<'a> Command<'a> {
         audit::record(db, self.actor.org_id, event, self.source, self.now).await
     }
 
+    /// [`Command::record`], telling of the event those `ahead` names, read before `db`
+    /// began ([`audit::Audience`]).
+    pub async fn record_to<C>(
+        &self,
+        db: &C,
+        event: Event<'_>,
+        ahead: Option<&audit::Audience>,
+    ) -> Result<(), DbErr>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        audit::record_to(db, self.actor.org_id, event, self.source, self.now, ahead).await
+    }
+
     /// The event of a change the actor made to `target` (themself when `None` is not
     /// meant): outcome success.
     pub fn event<'e>(

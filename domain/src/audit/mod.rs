@@ -30,9 +30,10 @@ pub use self::{
     actions::{AuditAction, Change, ExceptionDetails, GroupDetails, PolicySavedDetails, describe},
     chain::{
         ChainBreak, ChainMonitor, ChainReport, ChainState, GENESIS, PlainChain,
-        chains_await_keying, record, upgrade_plain_chains, verify,
+        chains_await_keying, record, record_to, upgrade_plain_chains, verify,
     },
     checkpoint::{CheckpointError, SignedCheckpoint},
+    notices::Audience,
     reading::{
         AuditReadError, CSV_HEADER, ExportError, Filter, Recorded, chain_seen_by, csv_line,
         export_chunk, export_chunk_seen_by, for_each_event, latest, own_history, page,

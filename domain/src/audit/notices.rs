@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, 
 
 use super::{AuditAction, Event, Outcome, Source, keys};
 use crate::{
-    entity::audit_event,
+    entity::{audit_event, webhook},
     identity::{self, Member, Role},
     notifications::{
         self, AlertKind, AlertSettings, Message, NotMe, Notice, alerts, digest,
@@ -38,29 +38,73 @@ const REPORT_IT: &str = "If this was not you, use \"This wasn't me\" below at on
                          your backup codes and ends your sessions. Then contact an \
                          administrator of your organization.";
 
+/// What telling of an event reads about its organization and the member it is about (the
+/// organization's name, its owners and admins, its alert settings and webhooks, the member's
+/// second address), read before the event's transaction. A sign-in reads it while the
+/// secret is hashed ([`crate::backup_codes::redeem`]), so that the transaction recording the
+/// outcome holds only its writes. It is what was true a moment before the event: an
+/// administrator or webhook added in that moment hears of the next event.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    org_id: i32,
+    member_id: i32,
+    organization: String,
+    admins: Vec<(i32, String)>,
+    settings: AlertSettings,
+    second_address: Option<(String, bool)>,
+    webhooks: Vec<webhook::Model>,
+}
+
+impl Audience {
+    /// Reads the audience of events in organization `org_id` about `member_id`: five reads.
+    pub async fn read(
+        db: &impl ConnectionTrait,
+        org_id: i32,
+        member_id: i32,
+    ) -> Result<Self, DbErr> {
+        Ok(Self {
+            org_id,
+            member_id,
+            organization: read_organization_name(db, org_id).await?,
+            admins: identity::admin_accounts(db, org_id).await?,
+            settings: alerts::settings(db, org_id).await?,
+            second_address: notifications::second_address(db, member_id).await?,
+            webhooks: notifications::webhooks::of_organization(db, org_id).await?,
+        })
+    }
+
+    /// The audience when it was read for `org_id`: one read for another organization is
+    /// never used.
+    fn of(ahead: Option<&Self>, org_id: i32) -> Option<&Self> {
+        ahead.filter(|audience| audience.org_id == org_id)
+    }
+
+    /// The organization's webhooks, read ahead for `org_id`.
+    pub(super) fn webhooks(ahead: Option<&Self>, org_id: i32) -> Option<&[webhook::Model]> {
+        Self::of(ahead, org_id).map(|audience| audience.webhooks.as_slice())
+    }
+}
+
 /// Tells whoever should hear of `event`, written in `txn` (the event's transaction) for the
-/// organization `org_id`.
+/// organization `org_id`; what `ahead` holds is not read again.
 pub(super) async fn follow(
     txn: &impl ConnectionTrait,
     org_id: i32,
     event: &Event<'_>,
     source: &Source,
     at: DateTime<Utc>,
+    ahead: Option<&Audience>,
 ) -> Result<(), DbErr> {
     let facts = facts_of(event, source, at);
     if let (Some(target), Some(words)) = (event.target, member_words(event)) {
         // The report's own confirmation carries no second link.
         let link = event.action != AuditAction::IncidentReported;
-        to_member(
-            txn,
-            target,
-            event.action.as_str(),
+        let notice = Notified {
+            kind: event.action.as_str(),
             words,
-            facts.clone(),
-            link,
-            at,
-        )
-        .await?;
+            facts: facts.clone(),
+        };
+        deliver(txn, target, notice, Sending::Each { link }, at, ahead).await?;
     }
     let alert = alert_words(event);
     let refused = event.action == AuditAction::BackupCodeRefused;
@@ -68,16 +112,23 @@ pub(super) async fn follow(
         // Most events alert nobody: no need to read the settings.
         return Ok(());
     }
-    let settings = alerts::settings(txn, org_id).await?;
+    let settings = match Audience::of(ahead, org_id) {
+        Some(audience) => audience.settings,
+        None => alerts::settings(txn, org_id).await?,
+    };
     if let Some((kind, words)) = alert
         && settings.wants(kind)
     {
         let skip = [event.actor, event.target];
-        let kind = event.action.as_str();
-        to_admins(txn, org_id, &settings, &skip, kind, words, facts, at).await?;
+        let notice = Notified {
+            kind: event.action.as_str(),
+            words,
+            facts,
+        };
+        alert_admins(txn, org_id, &settings, &skip, notice, at, ahead).await?;
     }
     if refused && let Some(target) = event.target {
-        failed_redemptions(txn, &settings, target, source, at).await?;
+        failed_redemptions(txn, &settings, target, source, at, ahead).await?;
     }
     Ok(())
 }
@@ -117,7 +168,8 @@ pub async fn to_member(
     link: bool,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    deliver(txn, member, kind, words, facts, Sending::Each { link }, at).await?;
+    let notice = Notified { kind, words, facts };
+    deliver(txn, member, notice, Sending::Each { link }, at, None).await?;
     Ok(())
 }
 
@@ -134,7 +186,8 @@ pub async fn to_member_once(
     dedupe: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    deliver(txn, member, kind, words, facts, Sending::Once(dedupe), at).await
+    let notice = Notified { kind, words, facts };
+    deliver(txn, member, notice, Sending::Once(dedupe), at, None).await
 }
 
 /// What a notice written once for `dedupe` to `address` is deduplicated by.
@@ -150,19 +203,33 @@ enum Sending<'a> {
     Once(&'a str),
 }
 
+/// One notice's kind (an event's action, or another name), words and facts.
+struct Notified<'a> {
+    kind: &'a str,
+    words: Words,
+    facts: Vec<(&'static str, String)>,
+}
+
 /// A notice to `member` at every address on record, as `sending` says; whether any was
-/// written.
+/// written. What `ahead` holds about `member` is not read again.
 async fn deliver(
     txn: &impl ConnectionTrait,
     member: &Member,
-    kind: &str,
-    words: Words,
-    mut facts: Vec<(&'static str, String)>,
+    notice: Notified<'_>,
     sending: Sending<'_>,
     at: DateTime<Utc>,
+    ahead: Option<&Audience>,
 ) -> Result<bool, DbErr> {
-    let organization = organization_name(txn, member.org_id).await?;
-    facts.push(("Organization", organization));
+    let Notified {
+        kind,
+        words,
+        mut facts,
+    } = notice;
+    let known = Audience::of(ahead, member.org_id);
+    facts.push((
+        "Organization",
+        organization_name(txn, member.org_id, ahead).await?,
+    ));
     let not_me = if matches!(sending, Sending::Each { link: true }) {
         Some(NotMe::new(member.org_id, member.id, at).link(&keys::installed()?))
     } else {
@@ -175,14 +242,23 @@ async fn deliver(
         status: words.status,
         if_you: words.if_you,
         if_not_you: words.if_not_you,
-        contacts: identity::admin_contacts(txn, member.org_id).await?,
+        contacts: match known {
+            Some(audience) => audience
+                .admins
+                .iter()
+                .map(|(_, email)| email.clone())
+                .collect(),
+            None => identity::admin_contacts(txn, member.org_id).await?,
+        },
         not_me,
     };
     let rendered = notifications::render(&notice);
     // Every address on record: the sign-in address, and the second one once verified.
-    let second = notifications::second_address(txn, member.id)
-        .await?
-        .and_then(|(address, verified)| verified.then_some(address));
+    let second = match known.filter(|audience| audience.member_id == member.id) {
+        Some(audience) => audience.second_address.clone(),
+        None => notifications::second_address(txn, member.id).await?,
+    }
+    .and_then(|(address, verified)| verified.then_some(address));
     let mut written = false;
     for recipient in std::iter::once(member.email.as_str()).chain(second.as_deref()) {
         let message = Message {
@@ -220,7 +296,24 @@ pub async fn to_admins(
     facts: Vec<(&'static str, String)>,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    for (admin, recipient, rendered) in alert_messages(txn, org_id, skip, words, facts).await? {
+    let notice = Notified { kind, words, facts };
+    alert_admins(txn, org_id, settings, skip, notice, at, None).await
+}
+
+/// [`to_admins`], with what `ahead` holds not read again.
+async fn alert_admins(
+    txn: &impl ConnectionTrait,
+    org_id: i32,
+    settings: &AlertSettings,
+    skip: &[Option<&Member>],
+    notice: Notified<'_>,
+    at: DateTime<Utc>,
+    ahead: Option<&Audience>,
+) -> Result<(), DbErr> {
+    let Notified { kind, words, facts } = notice;
+    for (admin, recipient, rendered) in
+        alert_messages(txn, org_id, skip, words, facts, ahead).await?
+    {
         let message = Message {
             org_id,
             user_id: Some(admin),
@@ -267,10 +360,14 @@ async fn alert_messages(
     skip: &[Option<&Member>],
     words: Words,
     mut facts: Vec<(&'static str, String)>,
+    ahead: Option<&Audience>,
 ) -> Result<Vec<(i32, String, notifications::Rendered)>, DbErr> {
-    let admins = identity::admin_accounts(txn, org_id).await?;
+    let admins = match Audience::of(ahead, org_id) {
+        Some(audience) => audience.admins.clone(),
+        None => identity::admin_accounts(txn, org_id).await?,
+    };
     let contacts: Vec<String> = admins.iter().map(|(_, email)| email.clone()).collect();
-    facts.push(("Organization", organization_name(txn, org_id).await?));
+    facts.push(("Organization", organization_name(txn, org_id, ahead).await?));
     let notice = Notice {
         subject: format!("Alert: {}", words.subject),
         what: words.what,
@@ -289,8 +386,19 @@ async fn alert_messages(
         .collect())
 }
 
-async fn organization_name(txn: &impl ConnectionTrait, org_id: i32) -> Result<String, DbErr> {
-    Ok(identity::organization(txn, org_id)
+async fn organization_name(
+    txn: &impl ConnectionTrait,
+    org_id: i32,
+    ahead: Option<&Audience>,
+) -> Result<String, DbErr> {
+    match Audience::of(ahead, org_id) {
+        Some(audience) => Ok(audience.organization.clone()),
+        None => read_organization_name(txn, org_id).await,
+    }
+}
+
+async fn read_organization_name(db: &impl ConnectionTrait, org_id: i32) -> Result<String, DbErr> {
+    Ok(identity::organization(db, org_id)
         .await?
         .map(|org| org.name)
         .unwrap_or_default())
@@ -305,6 +413,7 @@ async fn failed_redemptions(
     target: &Member,
     source: &Source,
     at: DateTime<Utc>,
+    ahead: Option<&Audience>,
 ) -> Result<(), DbErr> {
     if !settings.failed_redemptions {
         return Ok(());
@@ -344,7 +453,7 @@ async fn failed_redemptions(
         facts.push(("Last attempt from", ip.clone()));
     }
     for (admin, recipient, rendered) in
-        alert_messages(txn, target.org_id, &[Some(target)], words, facts).await?
+        alert_messages(txn, target.org_id, &[Some(target)], words, facts, ahead).await?
     {
         let message = Message {
             org_id: target.org_id,

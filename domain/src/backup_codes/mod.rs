@@ -33,7 +33,7 @@ pub use self::{
     standing::{CodePolicy, CodeStatus, Scope, SetDates, SetInForce, compliant, sets_in_force},
 };
 use crate::{
-    audit::{AuditAction, Event, Outcome},
+    audit::{Audience, AuditAction, Event, Outcome},
     authz::{Action, Authz, PolicyError},
     command::Command,
     entity::{backup_code, backup_code_set, user_account},
@@ -357,22 +357,23 @@ pub async fn redeem(
             // Input that can never be a code is recorded, but is no guess at one: it counts
             // towards no lock. Blank input is not even recorded.
             if !input.trim().is_empty() {
-                failed.record(db, "malformed", None).await?;
+                failed.record(db, "malformed", None, None).await?;
             }
             return Err(error.into());
         }
     };
     // A place with the hasher first: a busy server turns the attempt away before it counts.
     let admission = hasher.admit()?;
-    // The attempt is reserved before any work: past the organization's number of attempts
-    // in the window, or while locked, none is evaluated, however many arrive at once. The
-    // set is read meanwhile, on another connection: the evaluation waits for both.
-    let (ticket, in_force) = tokio::try_join!(
-        lockout::reserve(db, member.id, Factor::BackupCode, &attempter, limits, now),
-        set_in_force(db, member.id),
-    )?;
-    let (salt, params) = match &in_force {
-        Some((set, _)) => (
+    // The set's salt is read first; then, while the code is digested, the attempt is
+    // reserved, the set's codes read and who hears of the outcome read (on other
+    // connections), so that none of it adds to the argon2 evaluation's time and the
+    // transaction recording the outcome holds only its writes. Only a reserved attempt is
+    // compared with the set: past the organization's number of attempts in the window, or
+    // while locked, none is evaluated, however many arrive at once. The digest is made either
+    // way, so that a locked answer takes the same work.
+    let set = set_in_force_of(db, member.id).await?;
+    let (salt, params) = match &set {
+        Some(set) => (
             set.salt.clone(),
             DigestParams::parse(&set.params)
                 .ok_or_else(|| DbErr::Type(format!("backup code set {}: bad params", set.id)))?,
@@ -384,7 +385,32 @@ pub async fn redeem(
             (salt, DigestParams::CURRENT)
         }
     };
-    let digest = admission.digest(&code, &salt, params).await?;
+    let (ticket, digest, codes, audience) = tokio::try_join!(
+        async {
+            lockout::reserve(db, member.id, Factor::BackupCode, &attempter, limits, now)
+                .await
+                .map_err(BackupCodeError::from)
+        },
+        async {
+            admission
+                .digest(&code, &salt, params)
+                .await
+                .map_err(BackupCodeError::from)
+        },
+        async {
+            match &set {
+                Some(set) => codes_of(db, set.id).await.map_err(BackupCodeError::from),
+                None => Ok(Vec::new()),
+            }
+        },
+        async {
+            Audience::read(db, member.org_id, member.id)
+                .await
+                .map_err(BackupCodeError::from)
+        },
+    )?;
+    let ahead = Some(&audience);
+    let in_force = set.map(|set| (set, codes));
     let codes = in_force
         .as_ref()
         .map_or(&[][..], |(_, codes)| codes.as_slice());
@@ -405,7 +431,7 @@ pub async fn redeem(
         if let Some(issued) = issued {
             issued.same_work(&code).await?;
         }
-        failed.record(db, "locked", None).await?;
+        failed.record(db, "locked", None, ahead).await?;
         return Err(BackupCodeError::Rejected);
     };
     let Some(matched) = usable else {
@@ -435,7 +461,7 @@ pub async fn redeem(
             (Some(_), Some(_)) => "used",
             (Some(_), None) => "wrong",
         };
-        failed.record(db, reason, Some(ticket)).await?;
+        failed.record(db, reason, Some(ticket), ahead).await?;
         return Err(BackupCodeError::Rejected);
     };
 
@@ -460,14 +486,15 @@ pub async fn redeem(
         .rows_affected
         == 1;
     if !claimed {
-        failed.record(&txn, "used", Some(ticket)).await?;
+        failed.record(&txn, "used", Some(ticket), ahead).await?;
         txn.commit().await?;
         return Err(BackupCodeError::Rejected);
     }
     ticket.passed(&txn).await?;
     // The set counts the code spent (in this transaction, so the count is always the codes
-    // spent), and the numbered code asked for is answered: the next sign-in asks afresh.
-    backup_code_set::Entity::update_many()
+    // spent), and the numbered code asked for is answered: the next sign-in asks afresh. The
+    // updated count says how many are left.
+    let remaining = backup_code_set::Entity::update_many()
         .col_expr(
             backup_code_set::Column::CodesUsed,
             Expr::col(backup_code_set::Column::CodesUsed).add(1),
@@ -478,12 +505,12 @@ pub async fn redeem(
             Expr::value(Option::<i32>::None),
         )
         .filter(backup_code_set::Column::Id.eq(matched.set_id))
-        .exec(&txn)
-        .await?;
-    let remaining = sets_in_force(&txn, Scope::Member(member.id))
+        .exec_with_returning(&txn)
         .await?
         .first()
-        .map_or(0, |set| set.remaining);
+        .map_or(0, |set| {
+            u32::try_from(set.code_count.saturating_sub(set.codes_used)).unwrap_or(0)
+        });
     // What the member's notice says: which code, how many are left, and whether that is low
     // (the audit log tells the member from this transaction; see `audit::notices`).
     let details = serde_json::json!({
@@ -492,13 +519,14 @@ pub async fn redeem(
         "remaining": remaining,
         "low_codes_threshold": policy.low_codes_threshold,
     });
-    cmd.record(
+    cmd.record_to(
         &txn,
         cmd.event(AuditAction::BackupCodeRedeemed, Some(member), details),
+        ahead,
     )
     .await?;
     for event in also_record {
-        cmd.record(&txn, event.clone()).await?;
+        cmd.record_to(&txn, event.clone(), ahead).await?;
     }
     let slot = u32::try_from(matched.slot).unwrap_or(0);
     txn.commit().await?;
@@ -519,11 +547,12 @@ impl Failure<'_> {
         db: &(impl ConnectionTrait + TransactionTrait),
         reason: &'static str,
         ticket: Option<Ticket>,
+        ahead: Option<&Audience>,
     ) -> Result<(), DbErr> {
         let member = self.cmd.actor;
         let txn = db.begin().await?;
         self.cmd
-            .record(
+            .record_to(
                 &txn,
                 Event {
                     action: AuditAction::BackupCodeRefused,
@@ -532,6 +561,7 @@ impl Failure<'_> {
                     outcome: Outcome::Failure,
                     details: serde_json::json!({ "reason": reason }),
                 },
+                ahead,
             )
             .await?;
         if let Some(ticket) = ticket {
@@ -664,20 +694,35 @@ async fn set_in_force(
     db: &impl ConnectionTrait,
     member_id: i32,
 ) -> Result<Option<(backup_code_set::Model, Vec<backup_code::Model>)>, DbErr> {
-    let Some(set) = backup_code_set::Entity::find()
+    let Some(set) = set_in_force_of(db, member_id).await? else {
+        return Ok(None);
+    };
+    let codes = codes_of(db, set.id).await?;
+    Ok(Some((set, codes)))
+}
+
+/// The member's set in force, without its codes.
+async fn set_in_force_of(
+    db: &impl ConnectionTrait,
+    member_id: i32,
+) -> Result<Option<backup_code_set::Model>, DbErr> {
+    backup_code_set::Entity::find()
         .filter(backup_code_set::Column::UserId.eq(member_id))
         .filter(backup_code_set::Column::EndedAt.is_null())
         .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let codes = backup_code::Entity::find()
-        .filter(backup_code::Column::SetId.eq(set.id))
+        .await
+}
+
+/// The codes of set `set_id` (with their digests), slot 1 first.
+async fn codes_of(
+    db: &impl ConnectionTrait,
+    set_id: i32,
+) -> Result<Vec<backup_code::Model>, DbErr> {
+    backup_code::Entity::find()
+        .filter(backup_code::Column::SetId.eq(set_id))
         .order_by_asc(backup_code::Column::Slot)
         .all(db)
-        .await?;
-    Ok(Some((set, codes)))
+        .await
 }
 
 fn count_u32(n: usize) -> u32 {

@@ -252,6 +252,17 @@ pub async fn insert(
     Ok((inserted, secret))
 }
 
+/// The webhooks of organization `org_id`.
+pub async fn of_organization(
+    db: &impl ConnectionTrait,
+    org_id: i32,
+) -> Result<Vec<webhook::Model>, DbErr> {
+    webhook::Entity::find()
+        .filter(webhook::Column::OrgId.eq(org_id))
+        .all(db)
+        .await
+}
+
 /// How many webhooks `org_id` has.
 pub async fn count(db: &impl ConnectionTrait, org_id: i32) -> Result<u64, DbErr> {
     webhook::Entity::find()
@@ -339,17 +350,18 @@ pub fn family(action: &str) -> &str {
 }
 
 /// Writes one delivery of the audit event `event` (just inserted in `txn`) to each of its
-/// organization's webhooks that wants it; `webhook.delivery_failed` goes to none. Keyed by
-/// webhook and event, so it is written once.
+/// organization's webhooks that wants it (`ahead`: those webhooks, read before `txn`);
+/// `webhook.delivery_failed` goes to none. Keyed by webhook and event, so it is written once.
 pub async fn enqueue_event(
     txn: &impl ConnectionTrait,
     event: &audit_event::Model,
     now: DateTime<Utc>,
+    ahead: Option<&[webhook::Model]>,
 ) -> Result<(), DbErr> {
-    let hooks = webhook::Entity::find()
-        .filter(webhook::Column::OrgId.eq(event.org_id))
-        .all(txn)
-        .await?;
+    let hooks = match ahead {
+        Some(hooks) => hooks.to_vec(),
+        None => of_organization(txn, event.org_id).await?,
+    };
     if hooks.is_empty() {
         return Ok(());
     }

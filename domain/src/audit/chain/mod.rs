@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use super::{
     Event, Source,
     keys::{self, ChainKey},
+    notices::Audience,
 };
 use crate::{
     entity::{audit_chain_head, audit_event},
@@ -90,28 +91,38 @@ pub async fn record<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    record_to(db, org_id, event, source, at, None).await
+}
+
+/// [`record`], telling of the event those `ahead` names (read before the transaction, see
+/// [`Audience`]) instead of reading them in it.
+pub async fn record_to<C>(
+    db: &C,
+    org_id: i32,
+    event: Event<'_>,
+    source: &Source,
+    at: DateTime<Utc>,
+    ahead: Option<&Audience>,
+) -> Result<(), DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let secret = keys::installed()?;
     // Microseconds: what both databases keep, so the link verifies after a round trip.
     let at = at.trunc_subsecs(6);
     let txn = db.begin().await?;
     // Taking the head row first serialises appends to this chain (a row lock on PostgreSQL;
     // SQLite has one writer at a time).
-    let bumped = audit_chain_head::Entity::update_many()
+    let head = audit_chain_head::Entity::update_many()
         .col_expr(
             audit_chain_head::Column::Seq,
             Expr::col(audit_chain_head::Column::Seq).add(1),
         )
         .filter(audit_chain_head::Column::OrgId.eq(org_id))
-        .exec(&txn)
-        .await?;
-    if bumped.rows_affected != 1 {
-        return Err(DbErr::RecordNotFound(format!(
-            "the audit chain of organization {org_id}"
-        )));
-    }
-    let head = audit_chain_head::Entity::find_by_id(org_id)
-        .one(&txn)
+        .exec_with_returning(&txn)
         .await?
+        .into_iter()
+        .next()
         .ok_or_else(|| {
             DbErr::RecordNotFound(format!("the audit chain of organization {org_id}"))
         })?;
@@ -159,9 +170,10 @@ where
     // The chart's count of the day, in the same transaction: it never disagrees with the log.
     super::daily::count(&txn, org_id, event.action, at).await?;
     // Whoever should hear of it, in the same transaction: no event goes untold.
-    super::notices::follow(&txn, org_id, &event, source, at).await?;
+    super::notices::follow(&txn, org_id, &event, source, at, ahead).await?;
     // And the organization's own systems, through its webhooks.
-    crate::notifications::webhooks::enqueue_event(&txn, &recorded, at).await?;
+    let webhooks = Audience::webhooks(ahead, org_id);
+    crate::notifications::webhooks::enqueue_event(&txn, &recorded, at, webhooks).await?;
     txn.commit().await
 }
 
