@@ -469,6 +469,8 @@ async fn measure(
                         .unwrap();
                     compliance.push(t.elapsed());
                     compliance_members = usize::try_from(report.counts.members).unwrap();
+                    // Counted in parts at this size: every member once.
+                    assert_eq!(compliance_members, members_n, "{backend}: members counted");
                 }
                 1 => {
                     std::hint::black_box(
@@ -565,10 +567,11 @@ async fn main() {
          (nine in ten with MFA on, each of those with a set of {SEEDED_CODES} codes made up to 399 days ago, some spent) and {events_n} audit events in one \
          valid hash chain, seeded with multi-row INSERTs. Server-side time of the domain call \
          each page makes; pages are the median and worst of {ROUNDS} interleaved rounds, the \
-         compliance summary, its counts and the impact preview of up to {COMPLIANCE_ROUNDS} rounds, each round starting with another of the three (fewer when one takes long; the count is shown). The audit page's time includes the \
+         compliance summary, its counts and the impact preview of up to {COMPLIANCE_ROUNDS} rounds, each round starting with another of the three (fewer when one takes long; the count is shown). The counts are one statement per core (at most {}), each over a range of the members' ids, run at once. The audit page's time includes the \
          chain's word (`chain_seen_by`, after the first full verification, timed apart). \
          Each page is also given as a multiple of one primary-key read of an account through \
-         the same pool, timed in the same rounds (the yardstick a noisy machine slows alike).\n\n"
+         the same pool, timed in the same rounds (the yardstick a noisy machine slows alike).\n\n",
+        members::COUNT_PARTS_MAX
     ));
     out.push_str(
         "| backend | seed members / events | one primary-key read (yardstick) | first page of members | first page of audit log | \

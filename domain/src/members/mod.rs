@@ -33,7 +33,10 @@ use crate::{
 };
 
 use self::report::Standings;
-pub use self::report::{Standing, StandingCounts, csv_line, export_chunk, standing_counts};
+pub use self::report::{
+    COUNT_PARTS_MAX, MEMBERS_PER_PART, Standing, StandingCounts, csv_line, export_chunk,
+    standing_counts,
+};
 
 /// Members per page.
 pub const PAGE_SIZE: u64 = 50;
@@ -522,11 +525,12 @@ pub async fn compliance(
     viewer: &Member,
     now: DateTime<Utc>,
 ) -> Result<ComplianceReport, AccountError> {
-    let counts = standing_counts(db, authz, viewer, now).await?;
-    Ok(ComplianceReport {
-        counts,
-        days: code_use_by_day(db, viewer.org_id, now).await?,
-    })
+    // The days' counts are read while the members are counted.
+    let (counts, days) = tokio::try_join!(
+        standing_counts(db, authz, viewer, now),
+        code_use_by_day(db, viewer.org_id, now),
+    )?;
+    Ok(ComplianceReport { counts, days })
 }
 
 /// Redemptions and refused codes in organization `org_id` per day (UTC), oldest first, over

@@ -312,6 +312,83 @@ async fn the_gate_s_allowance_answers_as_the_gate_does_for_each_member() {
     }
 }
 
+/// "Exempted (an exception)": a member's own exception or a group's, either way, counted
+/// once when they have both; the console's list under that standing names the same members.
+#[tokio::test]
+async fn members_excepted_on_their_own_or_by_a_group_are_counted_once() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    let source = Source::default();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let authz = Authz::load(db).await.unwrap();
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let org = owner.org_id;
+        for email in [
+            "own@acme.test",
+            "both@acme.test",
+            "grouped@acme.test",
+            "plain@acme.test",
+        ] {
+            add_member(&test_db, &hasher, org, email, Role::Member).await;
+        }
+        let cmd = Command::new(db, &authz, &owner, &source, t0());
+        org_policy::add_exception(&cmd, "own@acme.test", false, "contractor")
+            .await
+            .unwrap();
+        org_policy::add_exception(&cmd, "both@acme.test", true, "on call")
+            .await
+            .unwrap();
+        // A group with an exception holds one member with their own exception and one
+        // without; a group without one changes nothing.
+        let excepted = domain::groups::create(&cmd, "Pilot").await.unwrap();
+        domain::groups::add_from_csv(
+            &cmd,
+            excepted.id,
+            "email\nboth@acme.test\ngrouped@acme.test\n",
+        )
+        .await
+        .unwrap();
+        domain::groups::set_exception(&cmd, excepted.id, Some(false), "pilot over")
+            .await
+            .unwrap();
+        let plain = domain::groups::create(&cmd, "Everyone else").await.unwrap();
+        domain::groups::add_from_csv(&cmd, plain.id, "email\nplain@acme.test\n")
+            .await
+            .unwrap();
+
+        let counts = members::standing_counts(db, &authz, &owner, t0())
+            .await
+            .unwrap();
+        assert_eq!(counts.of(Standing::Exempted), 3, "{:?}", test_db.backend);
+        let listed = members::page(
+            db,
+            &authz,
+            &owner,
+            members::Filter {
+                standing: Some(Standing::Exempted),
+                ..Default::default()
+            },
+            None,
+            t0(),
+        )
+        .await
+        .unwrap();
+        let mut emails: Vec<_> = listed
+            .rows
+            .iter()
+            .map(|row| row.member.email.as_str())
+            .collect();
+        emails.sort_unstable();
+        assert_eq!(
+            emails,
+            ["both@acme.test", "grouped@acme.test", "own@acme.test"],
+            "{:?}",
+            test_db.backend
+        );
+    }
+}
+
 #[tokio::test]
 async fn only_those_who_read_the_audit_record_get_the_counts() {
     let hasher = PasswordHasher::new(2).unwrap();
