@@ -149,7 +149,11 @@ impl Threads {
         rayon_core::ThreadPoolBuilder::new()
             .num_threads(count)
             .thread_name(|index| format!("argon2-{index}"))
-            .start_handler(|_| lower_this_threads_priority())
+            .start_handler(|_| {
+                if let Err(error) = lower_this_threads_priority(HASHING_NICENESS) {
+                    tracing::warn!(%error, "the hashing thread keeps the server's CPU priority");
+                }
+            })
             // A panic in an evaluation drops its answer's sender: the caller gets `Failed`.
             .panic_handler(|_| tracing::error!("an argon2 evaluation panicked"))
             .build()
@@ -184,22 +188,25 @@ impl Threads {
     }
 }
 
-/// Lowers the calling thread's CPU priority by [`HASHING_NICENESS`] (Linux keeps a nice
-/// value per thread). Raising it back would need privileges, so this is only ever done to
-/// threads that do nothing else.
+/// Lowers the calling thread's CPU priority by `niceness` (Linux keeps a nice value per
+/// thread; the result is capped at 19, the lowest). Raising it back would need privileges,
+/// so this is only ever done to threads that do nothing else: the hasher's own, at
+/// [`HASHING_NICENESS`].
+///
+/// Errors: the system call's, when the priority could not be read or set.
 #[cfg(target_os = "linux")]
-fn lower_this_threads_priority() {
+pub fn lower_this_threads_priority(niceness: i32) -> std::io::Result<()> {
     let thread = rustix::thread::gettid();
-    let lowered = rustix::process::getpriority_process(Some(thread)).and_then(|nice| {
-        rustix::process::setpriority_process(Some(thread), (nice + HASHING_NICENESS).min(19))
-    });
-    if let Err(error) = lowered {
-        tracing::warn!(%error, "the hashing thread keeps the server's CPU priority");
-    }
+    let nice = rustix::process::getpriority_process(Some(thread))?;
+    rustix::process::setpriority_process(Some(thread), (nice + niceness).min(19))?;
+    Ok(())
 }
 
+/// Elsewhere, priorities are left as they are.
 #[cfg(not(target_os = "linux"))]
-fn lower_this_threads_priority() {}
+pub fn lower_this_threads_priority(_niceness: i32) -> std::io::Result<()> {
+    Ok(())
+}
 
 /// Hashing did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -337,7 +337,9 @@ async fn main() {
     let attackers = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("attackers")
-        .on_thread_start(lower_this_threads_priority)
+        .on_thread_start(|| {
+            domain::hashing::lower_this_threads_priority(ATTACKERS_NICENESS).unwrap();
+        })
         .enable_all()
         .build()
         .unwrap();
@@ -355,18 +357,6 @@ async fn main() {
 /// low as the server's own hashing threads (`domain::hashing::HASHING_NICENESS`), so that it
 /// takes the cores the server leaves, as traffic from other machines would.
 const ATTACKERS_NICENESS: i32 = 10;
-
-/// Lowers the calling thread's CPU priority by [`ATTACKERS_NICENESS`].
-#[cfg(target_os = "linux")]
-fn lower_this_threads_priority() {
-    let thread = rustix::thread::gettid();
-    let nice = rustix::process::getpriority_process(Some(thread)).unwrap();
-    rustix::process::setpriority_process(Some(thread), (nice + ATTACKERS_NICENESS).min(19))
-        .unwrap();
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_this_threads_priority() {}
 
 /// Part 4 of BENCHMARKS.md: each run's page loads and memory, and the verdicts over all runs.
 fn report(runs: &[Run], extra_env: &[(String, String)]) -> String {
