@@ -521,8 +521,6 @@ impl Authz {
                 named.insert(id, ask(subject)?);
             }
         }
-        let mut own: Vec<(i32, bool)> = named.iter().map(|(id, allowed)| (*id, *allowed)).collect();
-        own.sort_unstable();
         let mut groups: Vec<(i32, bool)> = Vec::new();
         let mut by_groups: HashMap<i32, bool> = HashMap::new();
         for group in rules.speaks.keys().filter(|s| s.starts_with("group:")) {
@@ -547,7 +545,6 @@ impl Authz {
         Ok(Allowance {
             roles,
             named,
-            own,
             groups,
         })
     }
@@ -655,10 +652,8 @@ pub struct Allowance {
     /// Members an exception decides for (theirs, or their groups'), by id, with its
     /// answer: it wins over their role's.
     pub named: Vec<(i32, bool)>,
-    /// The members whose own exception decides, by id, with its answer (a part of `named`).
-    pub own: Vec<(i32, bool)>,
-    /// The groups whose exception speaks of the action, by id, with its answer: what a query
-    /// joins to the groups' members instead of listing every member of a large group.
+    /// The groups whose exception speaks of the action, by id, with its answer (a group
+    /// without members among them).
     pub groups: Vec<(i32, bool)>,
 }
 

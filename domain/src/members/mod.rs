@@ -33,6 +33,8 @@ use crate::{
 };
 
 use self::report::Standings;
+#[cfg(feature = "testing")]
+pub use self::report::standing_counts_in_parts;
 pub use self::report::{
     COUNT_PARTS_MAX, MEMBERS_PER_PART, Standing, StandingCounts, csv_line, export_chunk,
     standing_counts,

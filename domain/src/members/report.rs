@@ -5,8 +5,9 @@
 //!
 //! Each [`Standing`] is one condition on `user_account` rows, built from the same rules the
 //! console applies to one member: [`CodePolicy::expired_condition`] for an expired set, the
-//! gate's [`Allowance`] for who may use codes, [`crate::backup_codes::compliant`]'s definition for
-//! "Required". The tests hold the counts to the console's answers member by member.
+//! gate's role rules and the exceptions' table for who may use codes,
+//! [`crate::backup_codes::compliant`]'s definition for "Required". The tests hold the counts
+//! to the console's answers member by member.
 
 use std::ops::RangeInclusive;
 
@@ -14,16 +15,16 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, JoinType,
     QueryFilter, QuerySelect, QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement},
+    sea_query::{Alias, Expr, ExprTrait, Func, SelectStatement},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     accounts::AccountError,
-    authz::{Action, Allowance, Authz},
+    authz::{Action, Authz},
     backup_codes::standing::{CodePolicy, set_in_force_join, unused_codes_in_force},
-    entity::{factor_attempt, group_member, user_account},
-    identity::Member,
+    entity::{factor_attempt, user_account},
+    identity::{Member, Role},
     lockout::Attempter,
     members::MemberStatus,
     org_policy::{self, CodesMode, OrgPolicy, grace},
@@ -110,8 +111,12 @@ pub(crate) struct Standings {
     org_id: i32,
     codes: CodesMode,
     rules: CodePolicy,
-    /// Who the gate lets generate codes: the members "Required" binds.
-    usable: Allowance,
+    /// The roles the gate lets generate codes, unless an exception decides: with the
+    /// exceptions, the members "Required" binds.
+    usable_roles: Vec<Role>,
+    /// Whether the gate's rules hold any exception for backup codes (a member's or a
+    /// group's). Most organizations have none, and then no member is looked up in them.
+    any_exception: bool,
     /// "Required"'s date (from 00:00 UTC) and grace period for new members, if it sets one.
     grace: Option<(DateTime<Utc>, Duration)>,
     now: DateTime<Utc>,
@@ -125,11 +130,13 @@ impl Standings {
         policy: &OrgPolicy,
         now: DateTime<Utc>,
     ) -> Result<Self, AccountError> {
+        let allowance = authz.allowance(org_id, Action::GenerateBackupCodes).await?;
         Ok(Self {
             org_id,
             codes: policy.codes,
             rules: policy.code_policy(),
-            usable: authz.allowance(org_id, Action::GenerateBackupCodes).await?,
+            usable_roles: allowance.roles,
+            any_exception: !allowance.named.is_empty() || !allowance.groups.is_empty(),
             grace: policy.required_from.map(|day| {
                 (
                     grace::start_of(day),
@@ -156,7 +163,7 @@ impl Standings {
             Standing::ExpiredSets => self.rules.expired_set_condition(self.now),
             Standing::Locked => Condition::all().add(id().in_subquery(self.locked())),
             // An exception decides for them: their own, or their groups'.
-            Standing::Exempted => org_policy::exceptions::excepted(self.org_id, None),
+            Standing::Exempted => self.excepted(None),
             // `backup_codes::compliant`, negated: bound by "Required", MFA on, allowed to
             // use codes, and holding none that work.
             Standing::NonCompliant if self.codes == CodesMode::Required => Condition::all()
@@ -177,46 +184,27 @@ impl Standings {
     }
 
     /// Members the gate lets use codes: their own exception's answer, else their groups'
-    /// (deny wins), else their role's. The groups' members are joined in SQL, not listed:
-    /// a group of 100,000 is one subquery.
+    /// (deny wins), else their role's ([`crate::authz::Authz::decide`]'s order). Every
+    /// exception is a subquery on its table, not a list of ids: the statement binds the
+    /// same parameters for no exception as for 100,000 (SQLite refuses past 32,766,
+    /// PostgreSQL past 65,535).
     fn usable(&self) -> Condition {
-        let allowance = &self.usable;
-        let own = || allowance.own.iter().map(|(id, _)| *id);
-        let own_allowed = allowance
-            .own
-            .iter()
-            .filter(|(_, allowed)| *allowed)
-            .map(|(id, _)| *id);
-        let in_groups = |answer: Option<bool>| {
-            let groups: Vec<i32> = allowance
-                .groups
-                .iter()
-                .filter(|(_, allowed)| answer.is_none_or(|answer| *allowed == answer))
-                .map(|(id, _)| *id)
-                .collect();
-            user_account::Column::Id.in_subquery(
-                Query::select()
-                    .column(group_member::Column::UserId)
-                    .from(group_member::Entity)
-                    .and_where(group_member::Column::GroupId.is_in(groups))
-                    .to_owned(),
-            )
-        };
-        let roles = allowance.roles.iter().map(|role| role.as_str());
-        let mut by_role = Condition::all()
-            .add(user_account::Column::Id.is_not_in(own()))
-            .add(user_account::Column::Role.is_in(roles));
-        let mut usable = Condition::any().add(user_account::Column::Id.is_in(own_allowed));
-        if !allowance.groups.is_empty() {
-            by_role = by_role.add(in_groups(None).not());
-            usable = usable.add(
-                Condition::all()
-                    .add(user_account::Column::Id.is_not_in(own()))
-                    .add(in_groups(Some(true)))
-                    .add(in_groups(Some(false)).not()),
-            );
+        let roles = self.usable_roles.iter().map(|role| role.as_str());
+        Condition::any().add(self.excepted(Some("allow"))).add(
+            Condition::all()
+                .add(user_account::Column::Role.is_in(roles))
+                .add(self.excepted(None).not()),
+        )
+    }
+
+    /// Members an exception with `effect` decides for ([`org_policy::exceptions::excepted`]),
+    /// or nobody when the organization has no exception.
+    fn excepted(&self, effect: Option<&str>) -> Condition {
+        if self.any_exception {
+            org_policy::exceptions::excepted(self.org_id, effect)
+        } else {
+            Condition::all().add(Expr::value(false))
         }
-        usable.add(by_role)
     }
 
     /// The member holds a working code ([`CodePolicy::holds_condition`]).
@@ -273,30 +261,57 @@ pub async fn standing_counts(
     viewer: &Member,
     now: DateTime<Utc>,
 ) -> Result<StandingCounts, AccountError> {
+    let per_part = (db.get_database_backend() == DbBackend::Sqlite).then_some(MEMBERS_PER_PART);
+    counts_in_parts(db, authz, viewer, now, per_part).await
+}
+
+/// [`standing_counts`] in id ranges of at least `members_per_part` ids, on any backend: how
+/// the tests count a small organization in parts, to hold the parts' sum to the one
+/// statement's answer.
+#[cfg(feature = "testing")]
+pub async fn standing_counts_in_parts(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    now: DateTime<Utc>,
+    members_per_part: i64,
+) -> Result<StandingCounts, AccountError> {
+    counts_in_parts(db, authz, viewer, now, Some(members_per_part)).await
+}
+
+/// The counts, in ranges of at least `per_part` ids counted at once, or in one statement
+/// (`None`).
+async fn counts_in_parts(
+    db: &DatabaseConnection,
+    authz: &Authz,
+    viewer: &Member,
+    now: DateTime<Utc>,
+    per_part: Option<i64>,
+) -> Result<StandingCounts, AccountError> {
     authz
         .require(viewer, viewer.org_id, Action::ViewAudit)
         .await?;
     let policy = org_policy::current(db, viewer.org_id).await?.policy;
     let standings = Standings::new(authz, viewer.org_id, &policy, now).await?;
-    let parts = id_parts(db, viewer.org_id).await?;
-    let counted = futures_util::future::try_join_all(
-        parts
-            .iter()
-            .map(|ids| count_part(db, &standings, ids.clone())),
+    let parts = match per_part {
+        Some(per_part) => id_parts(db, viewer.org_id, per_part).await?,
+        None => vec![None],
+    };
+    let parts_counted = futures_util::future::try_join_all(
+        parts.into_iter().map(|ids| count_part(db, &standings, ids)),
     )
     .await?;
     // Each column added up over the parts.
-    let mut totals = vec![0u64; COUNTED.len() + 1];
-    for part in counted {
+    let mut totals = vec![0u64; counted_standings().count() + 1];
+    for part in parts_counted {
         for (total, count) in totals.iter_mut().zip(part) {
             *total += count;
         }
     }
     let members = totals[0];
     let of = |standing: Standing| {
-        COUNTED
-            .iter()
-            .position(|counted| *counted == standing)
+        counted_standings()
+            .position(|counted| counted == standing)
             .map_or(0, |n| totals[n + 1])
     };
     let standings_counted = Standing::ALL
@@ -333,43 +348,22 @@ const fn rest_of(standing: Standing) -> Option<Standing> {
     }
 }
 
-/// How many standings the statement counts: those not counted as the rest of another.
-const fn counted_len() -> usize {
-    let (mut n, mut i) = (0, 0);
-    while i < Standing::ALL.len() {
-        if rest_of(Standing::ALL[i]).is_none() {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
+/// The standings the statement counts, in [`Standing::ALL`]'s order (its columns after
+/// `members`): those not counted as the rest of another.
+fn counted_standings() -> impl Iterator<Item = Standing> {
+    Standing::ALL
+        .into_iter()
+        .filter(|standing| rest_of(*standing).is_none())
 }
 
-/// The standings the statement counts, in [`Standing::ALL`]'s order (its columns after
-/// `members`).
-const COUNTED: [Standing; counted_len()] = {
-    let mut counted = [Standing::WithMfa; counted_len()];
-    let (mut n, mut i) = (0, 0);
-    while i < Standing::ALL.len() {
-        if rest_of(Standing::ALL[i]).is_none() {
-            counted[n] = Standing::ALL[i];
-            n += 1;
-        }
-        i += 1;
-    }
-    counted
-};
-
-/// The organization's member ids split into the parts [`standing_counts`] counts at once:
-/// inclusive ranges, in order, covering every member (one range for a small organization,
-/// and on PostgreSQL, which parallelizes one statement itself).
+/// The organization's member ids split into the parts [`standing_counts`] counts at once,
+/// each of at least `per_part` ids: inclusive ranges, in order, covering every member (one
+/// range for a small organization; none for an organization without members).
 async fn id_parts(
     db: &DatabaseConnection,
     org_id: i32,
-) -> Result<Vec<RangeInclusive<i32>>, AccountError> {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return Ok(vec![i32::MIN..=i32::MAX]);
-    }
+    per_part: i64,
+) -> Result<Vec<Option<RangeInclusive<i32>>>, AccountError> {
     let bounds: Option<(Option<i32>, Option<i32>)> = user_account::Entity::find()
         .select_only()
         .column_as(user_account::Column::Id.min(), "low")
@@ -383,18 +377,21 @@ async fn id_parts(
         return Ok(Vec::new());
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(split_ids(low, high, cores))
+    Ok(split_ids(low, high, cores, per_part)
+        .into_iter()
+        .map(Some)
+        .collect())
 }
 
 /// `low..=high` split into inclusive ranges, in order, without gaps or overlaps: one per
-/// [`MEMBERS_PER_PART`] ids, at most one per core and [`COUNT_PARTS_MAX`], at least one.
-fn split_ids(low: i32, high: i32, cores: usize) -> Vec<RangeInclusive<i32>> {
+/// `per_part` ids, at most one per core and [`COUNT_PARTS_MAX`], at least one.
+fn split_ids(low: i32, high: i32, cores: usize, per_part: i64) -> Vec<RangeInclusive<i32>> {
     let (low, high) = (i64::from(low), i64::from(high));
     let span = high - low + 1;
     let most = i64::try_from(cores.min(COUNT_PARTS_MAX))
         .unwrap_or(1)
         .max(1);
-    let parts = (span / MEMBERS_PER_PART).clamp(1, most);
+    let parts = (span / per_part.max(1)).clamp(1, most);
     let step = (span + parts - 1) / parts;
     (0..parts)
         .map(|n| {
@@ -406,19 +403,19 @@ fn split_ids(low: i32, high: i32, cores: usize) -> Vec<RangeInclusive<i32>> {
         .collect()
 }
 
-/// One statement's counts over the organization's members with ids in `ids`: `members`
-/// first, then [`COUNTED`]'s standings. `SUM(CASE WHEN … THEN 1 ELSE 0 END)`: one pass counts
-/// every standing.
+/// One statement's counts over the organization's members with ids in `ids` (`None`: every
+/// member): `members` first, then [`counted_standings`]'s standings. `SUM(CASE WHEN … THEN 1
+/// ELSE 0 END)`: one pass counts every standing.
 async fn count_part(
     db: &DatabaseConnection,
     standings: &Standings,
-    ids: RangeInclusive<i32>,
+    ids: Option<RangeInclusive<i32>>,
 ) -> Result<Vec<u64>, AccountError> {
     let mut select = user_account::Entity::find()
         .select_only()
         .join(JoinType::LeftJoin, set_in_force_join())
         .filter(user_account::Column::OrgId.eq(standings.org_id));
-    if ids != (i32::MIN..=i32::MAX) {
+    if let Some(ids) = ids {
         select = select.filter(user_account::Column::Id.between(*ids.start(), *ids.end()));
     }
     let mut query = select.into_query();
@@ -426,7 +423,7 @@ async fn count_part(
         Func::count(Expr::col((user_account::Entity, user_account::Column::Id))),
         Alias::new("members"),
     );
-    for (n, standing) in COUNTED.into_iter().enumerate() {
+    for (n, standing) in counted_standings().enumerate() {
         let counted = Expr::case(standings.condition(standing), 1).finally(0);
         query.expr_as(
             Func::coalesce([Func::sum(counted).into(), Expr::val(0).into()]),
@@ -443,7 +440,7 @@ async fn count_part(
         Ok(u64::try_from(value).unwrap_or(0))
     };
     std::iter::once(count("members"))
-        .chain((0..COUNTED.len()).map(|n| count(&format!("s{n}"))))
+        .chain((0..counted_standings().count()).map(|n| count(&format!("s{n}"))))
         .collect()
 }
 
@@ -530,7 +527,7 @@ mod tests {
             (3, 60_001, 4, 2),
         ];
         for (low, high, cores, expected) in cases {
-            let parts = split_ids(low, high, cores);
+            let parts = split_ids(low, high, cores, MEMBERS_PER_PART);
             assert_eq!(parts.len(), expected, "{low}..={high} on {cores} cores");
             assert_eq!(*parts[0].start(), low);
             assert_eq!(*parts.last().unwrap().end(), high);

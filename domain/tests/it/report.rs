@@ -226,6 +226,15 @@ async fn each_count_is_the_number_of_members_the_console_puts_there() {
                 .unwrap();
             assert_eq!(counts.policy, mode);
             assert_eq!(counts.members, console.rows.len() as u64);
+            // The same counts when the members are split into id ranges counted at once (as
+            // a large organization is on SQLite): each member in exactly one range.
+            let in_parts = members::standing_counts_in_parts(db, &authz, &owner, t0(), 1)
+                .await
+                .unwrap();
+            assert_eq!(
+                in_parts, counts,
+                "{backend:?}, {mode:?}: counted in id ranges at once"
+            );
             for standing in Standing::ALL {
                 let mut expected: Vec<i32> = console
                     .rows
