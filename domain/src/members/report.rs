@@ -23,6 +23,7 @@ use crate::{
     accounts::AccountError,
     authz::{Action, Authz},
     backup_codes::standing::{CodePolicy, set_in_force_join, unused_codes_in_force},
+    db::count_where,
     entity::{factor_attempt, user_account},
     identity::{Member, Role},
     lockout::Attempter,
@@ -404,8 +405,8 @@ fn split_ids(low: i32, high: i32, cores: usize, per_part: i64) -> Vec<RangeInclu
 }
 
 /// One statement's counts over the organization's members with ids in `ids` (`None`: every
-/// member): `members` first, then [`counted_standings`]'s standings. `SUM(CASE WHEN … THEN 1
-/// ELSE 0 END)`: one pass counts every standing.
+/// member): `members` first, then [`counted_standings`]'s standings, each a
+/// [`count_where`]: one pass counts every standing.
 async fn count_part(
     db: &DatabaseConnection,
     standings: &Standings,
@@ -423,14 +424,13 @@ async fn count_part(
         Func::count(Expr::col((user_account::Entity, user_account::Column::Id))),
         Alias::new("members"),
     );
+    let backend = db.get_database_backend();
     for (n, standing) in counted_standings().enumerate() {
-        let counted = Expr::case(standings.condition(standing), 1).finally(0);
         query.expr_as(
-            Func::coalesce([Func::sum(counted).into(), Expr::val(0).into()]),
+            count_where(backend, standings.condition(standing)),
             Alias::new(format!("s{n}")),
         );
     }
-    let backend = db.get_database_backend();
     let row = db
         .query_one(backend.build(&query))
         .await?

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    sea_query::{Alias, Expr, ExprTrait, Func, SimpleExpr},
+    sea_query::{Alias, Expr, ExprTrait},
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,7 @@ use crate::{
         Scope, SetInForce, sets_in_force,
         standing::{set_in_force_join, unused_code_in_force, unused_codes_in_force},
     },
+    db::{count_where, sum_where},
     entity::user_account,
     identity::Member,
     notifications::rendering::readable_time,
@@ -335,19 +336,18 @@ impl Rows {
             return Ok(Vec::new());
         }
         let mut query = self.select().into_query();
+        let backend = db.get_database_backend();
+        // One pass counts every effect: its members, and the unused codes they hold.
         for (n, effect) in effects.iter().enumerate() {
-            // SUM(CASE WHEN … THEN … ELSE 0 END): one pass counts every effect.
-            let sum = |then: SimpleExpr| {
-                let counted = Expr::case(effect.members.clone(), then).finally(0);
-                Func::coalesce([Func::sum(counted).into(), Expr::val(0).into()])
-            };
-            query.expr_as(sum(Expr::val(1).into()), Alias::new(format!("n{n}")));
             query.expr_as(
-                sum(Func::coalesce([unused_codes_in_force(), Expr::val(0).into()]).into()),
+                count_where(backend, effect.members.clone()),
+                Alias::new(format!("n{n}")),
+            );
+            query.expr_as(
+                sum_where(backend, unused_codes_in_force(), effect.members.clone()),
                 Alias::new(format!("c{n}")),
             );
         }
-        let backend = db.get_database_backend();
         let row = db
             .query_one(backend.build(&query))
             .await?
