@@ -37,6 +37,7 @@ mod m20261130_000029_add_required_from;
 mod m20261201_000030_add_recovery_code_rules;
 mod m20261201_000031_create_member_group;
 mod m20261201_000032_cover_casbin_rule_domain_indexes;
+mod m20261201_000033_cover_user_account_org_index;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_add_recovery_code_rules::Migration),
             Box::new(m20261201_000031_create_member_group::Migration),
             Box::new(m20261201_000032_cover_casbin_rule_domain_indexes::Migration),
+            Box::new(m20261201_000033_cover_user_account_org_index::Migration),
         ]
     }
 }
