@@ -24,7 +24,7 @@ use crate::{
     authz::{Action, Authz},
     backup_codes::{self, Scope, sets_in_force},
     command::{Attempt, Command},
-    entity::{group_member, policy_exception, user_account},
+    entity::{group_member, user_account},
     identity::{Member, Role},
     input::single_line,
     lockout::{self, Factor},
@@ -62,7 +62,8 @@ pub struct MemberStatus {
     /// days left) or passed (their session reaches only their MFA settings).
     #[serde(default)]
     pub deadline: Option<crate::org_policy::grace::Deadline>,
-    /// An exception for this member: codes allowed (true) or not (false).
+    /// The exception that decides for this member, their own or else their groups' (deny
+    /// wins between two groups), as the gate applies it: codes allowed (true) or not (false).
     pub exception: Option<bool>,
     /// Sign-in factors locked after wrong attempts, and until when.
     #[serde(default)]
@@ -196,13 +197,8 @@ pub(crate) async fn page_of(
     for (member_id, factor, until) in lockout::locks(db, &ids, now).await? {
         locked.entry(member_id).or_default().push((factor, until));
     }
-    let exceptions: HashMap<i32, bool> = policy_exception::Entity::find()
-        .filter(policy_exception::Column::UserId.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.user_id, row.effect == "allow"))
-        .collect();
+    let exceptions =
+        org_policy::exceptions::exceptions_by_member(db, viewer.org_id, Some(&ids)).await?;
     let rules = policy.code_policy();
 
     let members = rows

@@ -302,9 +302,12 @@ pub(super) async fn exceptions_at(
 
 /// Each exempted member's direction, their own exception first, else their groups' (deny
 /// wins between two groups), as the gate decides: `true` when codes are allowed for them.
-pub(super) async fn exceptions_by_member(
+/// `members`: only these members (a page of the console, at most a few thousand ids); `None`:
+/// every member of the organization.
+pub(crate) async fn exceptions_by_member(
     db: &impl sea_orm::ConnectionTrait,
     org_id: i32,
+    members: Option<&[i32]>,
 ) -> Result<std::collections::HashMap<i32, bool>, DbErr> {
     let mut by_member: std::collections::HashMap<i32, bool> = std::collections::HashMap::new();
     let groups: std::collections::HashMap<i32, bool> = member_group::Entity::find()
@@ -316,20 +319,25 @@ pub(super) async fn exceptions_by_member(
         .map(|group| (group.id, group.exception.as_deref() == Some("allow")))
         .collect();
     if !groups.is_empty() {
-        for membership in group_member::Entity::find()
-            .filter(group_member::Column::GroupId.is_in(groups.keys().copied()))
-            .all(db)
-            .await?
-        {
+        let mut memberships = group_member::Entity::find()
+            .filter(group_member::Column::GroupId.is_in(groups.keys().copied()));
+        if let Some(members) = members {
+            memberships =
+                memberships.filter(group_member::Column::UserId.is_in(members.iter().copied()));
+        }
+        for membership in memberships.all(db).await? {
             let allowed = groups.get(&membership.group_id).copied().unwrap_or(true);
             *by_member.entry(membership.user_id).or_insert(true) &= allowed;
         }
     }
     // A member's own exception wins over their groups'.
+    let mut own =
+        policy_exception::Entity::find().filter(policy_exception::Column::OrgId.eq(org_id));
+    if let Some(members) = members {
+        own = own.filter(policy_exception::Column::UserId.is_in(members.iter().copied()));
+    }
     by_member.extend(
-        policy_exception::Entity::find()
-            .filter(policy_exception::Column::OrgId.eq(org_id))
-            .all(db)
+        own.all(db)
             .await?
             .into_iter()
             .map(|row| (row.user_id, row.effect == "allow")),

@@ -401,7 +401,7 @@ pub(super) async fn disallowed_sets(
     if after.codes != CodesMode::NotAllowed || before.codes == CodesMode::NotAllowed {
         return Ok(Vec::new());
     }
-    let exempt = exceptions::exceptions_by_member(db, org_id).await?;
+    let exempt = exceptions::exceptions_by_member(db, org_id, None).await?;
     Ok(sets_in_force(db, Scope::Organization(org_id))
         .await?
         .into_iter()

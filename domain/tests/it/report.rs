@@ -164,6 +164,32 @@ async fn population(
     org_policy::add_exception(&cmd, "allowed@acme.test", true, "on call")
         .await
         .unwrap();
+    // Groups' exceptions: a member only a denying group names, one an allowing group names,
+    // and one in both (deny wins); the member allowed on their own is in the denying group
+    // too (their own wins).
+    with_mfa("group-denied@acme.test").await;
+    with_mfa("group-allowed@acme.test").await;
+    with_mfa("in-both-groups@acme.test").await;
+    for (name, allowed, members) in [
+        (
+            "Contractors",
+            false,
+            "group-denied@acme.test\nin-both-groups@acme.test\nallowed@acme.test",
+        ),
+        (
+            "On call",
+            true,
+            "group-allowed@acme.test\nin-both-groups@acme.test",
+        ),
+    ] {
+        let group = domain::groups::create(&cmd, name).await.unwrap();
+        domain::groups::add_from_csv(&cmd, group.id, &format!("email\n{members}\n"))
+            .await
+            .unwrap();
+        domain::groups::set_exception(&cmd, group.id, Some(allowed), "review")
+            .await
+            .unwrap();
+    }
 
     // Another organization, in most of those states too.
     let (_, stranger) = domain::accounts::create_organization(
@@ -389,6 +415,23 @@ async fn members_excepted_on_their_own_or_by_a_group_are_counted_once() {
             .map(|row| row.member.email.as_str())
             .collect();
         emails.sort_unstable();
+        // Each row shows the exception that decides for them: their own, else their group's.
+        let shown: Vec<_> = listed
+            .rows
+            .iter()
+            .map(|row| (row.member.email.as_str(), row.exception))
+            .collect();
+        for expected in [
+            ("own@acme.test", Some(false)),
+            ("both@acme.test", Some(true)),
+            ("grouped@acme.test", Some(false)),
+        ] {
+            assert!(
+                shown.contains(&expected),
+                "{:?}: {shown:?} lacks {expected:?}",
+                test_db.backend
+            );
+        }
         assert_eq!(
             emails,
             ["both@acme.test", "grouped@acme.test", "own@acme.test"],
