@@ -94,6 +94,11 @@ impl Role {
         Self::Member,
     ];
 
+    /// The roles that run the organization: who members are told to ask for help, and who
+    /// gets an administrator alert. Not auditors, who change nothing, nor help-desk staff,
+    /// who help members back in but set no policy.
+    pub const ADMINISTRATORS: [Self; 2] = [Self::Owner, Self::Admin];
+
     /// Its name in the database, in Casbin rules and in forms.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -208,34 +213,32 @@ pub async fn admin_contacts(
     db: &impl sea_orm::ConnectionTrait,
     org_id: i32,
 ) -> Result<Vec<String>, DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    Ok(user_account::Entity::find()
-        .filter(user_account::Column::OrgId.eq(org_id))
-        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
-        .order_by_asc(user_account::Column::Id)
-        .all(db)
+    Ok(admin_accounts(db, org_id)
         .await?
         .into_iter()
-        .map(|row| row.email)
+        .map(|(_, email)| email)
         .collect())
 }
 
-/// The organization's owners and admins as `(id, email)`, oldest account first: who gets an
-/// administrator alert.
+/// The organization's owners and admins ([`Role::ADMINISTRATORS`]) as `(id, email)`, oldest
+/// account first: who gets an administrator alert.
 pub async fn admin_accounts(
     db: &impl sea_orm::ConnectionTrait,
     org_id: i32,
 ) -> Result<Vec<(i32, String)>, DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    Ok(user_account::Entity::find()
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    user_account::Entity::find()
+        .select_only()
+        .column(user_account::Column::Id)
+        .column(user_account::Column::Email)
         .filter(user_account::Column::OrgId.eq(org_id))
-        .filter(user_account::Column::Role.ne(Role::Member.as_str()))
+        .filter(
+            user_account::Column::Role.is_in(Role::ADMINISTRATORS.iter().map(|role| role.as_str())),
+        )
         .order_by_asc(user_account::Column::Id)
+        .into_tuple()
         .all(db)
-        .await?
-        .into_iter()
-        .map(|row| (row.id, row.email))
-        .collect())
+        .await
 }
 
 /// Every organization's id, oldest first (for work done across all of them).

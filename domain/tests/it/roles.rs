@@ -261,3 +261,52 @@ async fn codes_withheld_before_the_new_roles_stay_withheld_from_them() {
         }
     }
 }
+
+/// Who members are told to ask, and who gets an administrator alert: the owners and admins,
+/// and no other role, however many roles there are. One member of each role (a new role in
+/// `Role::ALL` joins the table by itself), and another organization's admin.
+#[tokio::test]
+async fn admin_contacts_and_alerts_name_owners_and_admins_only() {
+    let hasher = PasswordHasher::new(2).unwrap();
+    let key = SecretKey::generate();
+    for test_db in migrated_databases().await {
+        let db = &test_db.db;
+        let (owner, _) = owner_with_mfa(&test_db, &hasher, &key).await;
+        let mut expected = vec![(owner.id, owner.email.clone())];
+        for role in Role::ALL.into_iter().filter(|role| *role != Role::Owner) {
+            let email = format!("{}@acme.test", role.as_str());
+            let member = add_member(&test_db, &hasher, owner.org_id, &email, role).await;
+            if Role::ADMINISTRATORS.contains(&role) {
+                expected.push((member.id, email));
+            }
+        }
+        let (_, stranger) = domain::accounts::create_organization(
+            db,
+            &hasher,
+            "Globex",
+            "owner@globex.test",
+            &domain::secrets::Password::new("correct horse battery"),
+            t0(),
+        )
+        .await
+        .unwrap();
+        add_member(
+            &test_db,
+            &hasher,
+            stranger.org_id,
+            "admin@globex.test",
+            Role::Admin,
+        )
+        .await;
+
+        let accounts = domain::identity::admin_accounts(db, owner.org_id)
+            .await
+            .unwrap();
+        assert_eq!(accounts, expected, "{:?}", test_db.backend);
+        let contacts = domain::identity::admin_contacts(db, owner.org_id)
+            .await
+            .unwrap();
+        let emails: Vec<String> = expected.into_iter().map(|(_, email)| email).collect();
+        assert_eq!(contacts, emails, "{:?}", test_db.backend);
+    }
+}
