@@ -485,67 +485,28 @@ impl Authz {
         Ok(answers)
     }
 
-    /// Who in organization `org_id` may do `action`, as [`Authz::decide`] would answer for
-    /// each of its members: one question per role, one per member an exception names and one
-    /// per group whose exception speaks of the action.
-    /// What a database query needs to count or list the members the gate lets act, without
-    /// asking Casbin once per member.
+    /// What a database query needs to count or list the members of organization `org_id`
+    /// the gate lets do `action`, without asking Casbin member by member: the roles that may
+    /// (one question per role), and whether any exception, a member's or a group's, speaks
+    /// of the action (the query then reads the exceptions themselves from their tables,
+    /// [`crate::org_policy::exceptions`]). Casbin weighs each question against every rule of
+    /// the organization, so one question per excepted member would cost exceptions × rules.
     pub async fn allowance(&self, org_id: i32, action: Action) -> Result<Allowance, PolicyError> {
         let gate = self.refreshed().await?;
         let rules = gate.enforcer_for(org_id).await?;
         let (object, act) = action.object_and_act();
         let domain = org_domain(org_id);
-        let ask = |subject: &str| {
-            rules
-                .ask(subject, &domain, &object, act)
-                .map(|answer| answer.allowed)
-        };
         let mut roles = Vec::new();
         for role in Role::ALL {
-            if ask(role.as_str())? {
+            if rules.ask(role.as_str(), &domain, &object, act)?.allowed {
                 roles.push(role);
             }
         }
-        let member_id = |subject: &str| {
-            subject
-                .strip_prefix("member:")
-                .and_then(|id| id.parse::<i32>().ok())
-        };
-        // The members whose own rules speak of the action, then those their groups' do:
-        // the same order as `decide`.
-        let mut named: HashMap<i32, bool> = HashMap::new();
-        for subject in rules.speaks.keys() {
-            if let Some(id) = member_id(subject)
-                && rules.speaks_of(subject, act)
-            {
-                named.insert(id, ask(subject)?);
-            }
-        }
-        let mut groups: Vec<(i32, bool)> = Vec::new();
-        let mut by_groups: HashMap<i32, bool> = HashMap::new();
-        for group in rules.speaks.keys().filter(|s| s.starts_with("group:")) {
-            if !rules.speaks_of(group, act) {
-                continue;
-            }
-            let allowed = ask(group)?;
-            if let Some(id) = group.strip_prefix("group:").and_then(|id| id.parse().ok()) {
-                groups.push((id, allowed));
-            }
-            for member in rules.enforcer.get_users_for_role(group, Some(&domain)) {
-                if let Some(id) = member_id(&member).filter(|id| !named.contains_key(id)) {
-                    // Deny wins between two groups.
-                    *by_groups.entry(id).or_insert(true) &= allowed;
-                }
-            }
-        }
-        named.extend(by_groups);
-        let mut named: Vec<(i32, bool)> = named.into_iter().collect();
-        named.sort_unstable();
-        groups.sort_unstable();
+        // Every subject in `speaks` is a member's or a group's.
+        let any_exception = rules.speaks.values().any(|acts| acts.contains(act));
         Ok(Allowance {
             roles,
-            named,
-            groups,
+            any_exception,
         })
     }
 
@@ -644,27 +605,15 @@ async fn organization_enforcer(
     Ok(OrgRules::new(enforcer))
 }
 
-/// Who in one organization may do one action ([`Authz::allowance`]).
+/// Who in one organization may do one action, as a query over its members needs it
+/// ([`Authz::allowance`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowance {
-    /// The roles whose members may, unless an exception names them.
+    /// The roles whose members may, unless an exception decides for them.
     pub roles: Vec<Role>,
-    /// Members an exception decides for (theirs, or their groups'), by id, with its
-    /// answer: it wins over their role's.
-    pub named: Vec<(i32, bool)>,
-    /// The groups whose exception speaks of the action, by id, with its answer (a group
-    /// without members among them).
-    pub groups: Vec<(i32, bool)>,
-}
-
-impl Allowance {
-    /// Whether `member` of this organization may: the same answer as [`Authz::allows`].
-    pub fn allows(&self, member: &Member) -> bool {
-        match self.named.binary_search_by_key(&member.id, |(id, _)| *id) {
-            Ok(at) => self.named.get(at).is_some_and(|(_, allowed)| *allowed),
-            Err(_) => self.roles.contains(&member.role),
-        }
-    }
+    /// Whether an exception (a member's or a group's) speaks of the action: when none does,
+    /// the roles alone decide.
+    pub any_exception: bool,
 }
 
 fn format_rule(rule: &[String]) -> String {

@@ -137,7 +137,7 @@ impl Standings {
             codes: policy.codes,
             rules: policy.code_policy(),
             usable_roles: allowance.roles,
-            any_exception: !allowance.named.is_empty() || !allowance.groups.is_empty(),
+            any_exception: allowance.any_exception,
             grace: policy.required_from.map(|day| {
                 (
                     grace::start_of(day),
