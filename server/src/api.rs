@@ -455,7 +455,8 @@ pub struct MemberOut {
     /// (or will be) limited to their MFA settings until they generate a set (the later of
     /// the date and joining plus `grace_days`); absent otherwise.
     pub limited_from: Option<DateTime<Utc>>,
-    /// An exception for them: `allow` or `deny` backup codes.
+    /// The exception that decides for them, their own or else their groups': `allow` or `deny`
+    /// backup codes.
     pub exception: Option<String>,
     /// Sign-in factors locked after wrong attempts, and until when.
     pub locked: Vec<LockOut>,

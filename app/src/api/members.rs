@@ -22,7 +22,8 @@ pub struct MemberRow {
     /// Not compliant under "Required" with a date: "in grace, 5 days left" or "limited to
     /// MFA settings", with when.
     pub deadline: Option<String>,
-    /// An exception: codes allowed (`Some(true)`) or not (`Some(false)`) for this member.
+    /// The exception that decides for this member, their own or else their groups': codes
+    /// allowed (`Some(true)`) or not (`Some(false)`).
     pub exception: Option<bool>,
     /// Sign-in factors locked after wrong attempts, in words with the lock's end
     /// ("password until 28 Nov 2026 14:05 UTC").
